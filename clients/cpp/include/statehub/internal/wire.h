@@ -1,0 +1,48 @@
+// File: statehub/internal/wire.h
+//
+// Conversions between the wire types (statehub.v1 protos, grpc::Status) and
+// the C++ types (statehub::Value, absl::Status). Shared by the server and the
+// client library; not part of the public API.
+
+#ifndef STATEHUB_INTERNAL_WIRE_H_
+#define STATEHUB_INTERNAL_WIRE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/support/status.h"
+#include "statehub/v1/value.pb.h"
+#include "statehub/value.h"
+
+namespace statehub::internal {
+
+// The binary trailing-metadata key that carries a serialized ErrorDetail.
+inline constexpr char kErrorDetailKey[] = "statehub-error-bin";
+// The request-metadata key that names the caller's session.
+inline constexpr char kSessionKey[] = "statehub-session";
+
+// DecodeValue converts a wire value. Fails with VALUE_ERROR for a malformed
+// ref or blob, TYPE_ERROR for an unhashable map key, and LIMIT_EXCEEDED
+// (limit "max_depth") when nesting goes deeper than `max_depth` levels.
+absl::StatusOr<Value> DecodeValue(const v1::Value& wire, int max_depth);
+
+// EncodeValue converts a value to the wire; never fails.
+void EncodeValue(const Value& value, v1::Value* wire);
+
+inline ObjectType FromWire(v1::ObjectType type) {
+  return static_cast<ObjectType>(type);
+}
+inline v1::ObjectType ToWire(ObjectType type) {
+  return static_cast<v1::ObjectType>(type);
+}
+
+// ToGrpcStatus and FromGrpcStatus carry a status and its error detail across
+// gRPC; the detail travels in `trailers` under kErrorDetailKey.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status,
+                            absl::string_view serialized_detail);
+
+}  // namespace statehub::internal
+
+#endif  // STATEHUB_INTERNAL_WIRE_H_
