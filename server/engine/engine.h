@@ -1,0 +1,52 @@
+// File: server/engine/engine.h
+//
+// `Engine` is the state engine the gRPC layer drives: the registry of
+// objects, the session table, and the wiring between them (a session's end
+// releases its holds). It includes no gRPC headers and is unit-tested alone.
+//
+// Example:
+//
+//   Engine engine(Limits{}, absl::Seconds(10));
+//   SessionTable::Opened s = engine.sessions().Open(0, "test", absl::Now());
+//   auto opened = engine.registry().Open("jobs", ObjectType::kDict, {},
+//                                        Caller{s.id});
+//
+// Thread safety: thread-safe.
+
+#ifndef STATEHUB_SERVER_ENGINE_ENGINE_H_
+#define STATEHUB_SERVER_ENGINE_ENGINE_H_
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/engine/limits.h"
+#include "server/engine/registry.h"
+#include "server/engine/sessions.h"
+
+namespace statehub {
+
+class Engine {
+ public:
+  Engine(const Limits& limits, absl::Duration lease_ttl);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  ~Engine();
+
+  Registry& registry() { return registry_; }
+  SessionTable& sessions() { return sessions_; }
+  const Limits& limits() const { return registry_.limits(); }
+
+  // ResolveCaller maps the session id a call carries ("" for none) to a
+  // Caller. Errors: SESSION_ERROR for a malformed id or a session that is not
+  // live (expired or closed): the client must reconnect.
+  absl::StatusOr<Caller> ResolveCaller(absl::string_view session_id,
+                                       absl::Time now) const;
+
+ private:
+  Registry registry_;
+  SessionTable sessions_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_ENGINE_H_

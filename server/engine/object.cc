@@ -1,0 +1,69 @@
+#include "server/engine/object.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "server/engine/registry.h"
+
+namespace statehub {
+
+Object::Object(std::string name, ObjectType type, Registry* registry)
+    : registry_(registry),
+      name_(std::move(name)),
+      type_(type),
+      anonymous_(absl::StartsWith(name_, kAnonymousPrefix)) {}
+
+std::string ObjectLabel(ObjectType type, absl::string_view name) {
+  return absl::StrFormat("%s \"%s\"", ObjectTypeName(type), name);
+}
+
+std::string Object::Label() const { return ObjectLabel(type_, name_); }
+
+absl::Status Object::Error(absl::StatusCode code, ErrorKind kind,
+                           absl::string_view what) const {
+  return MakeError(code, kind, absl::StrFormat("%s: %s", Label(), what),
+                   name_);
+}
+
+absl::Status Object::CheckLive() const {
+  if (!retired_) return absl::OkStatus();
+  return Error(absl::StatusCode::kNotFound, ErrorKind::kObjectNotFound,
+               "object was deleted");
+}
+
+absl::Status Object::CheckSize(int64_t new_size) const {
+  const int64_t limit = registry_->limits().max_elements;
+  if (new_size <= limit) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kResourceExhausted,
+                   ErrorKind::kLimitExceeded,
+                   absl::StrFormat("%s: %d elements would exceed "
+                                   "--max_elements=%d",
+                                   Label(), new_size, limit),
+                   name_, "max_elements");
+}
+
+void Object::Hold(const Caller& caller, const Value& value) const {
+  registry_->HoldRefs(caller.session, value);
+}
+
+void Object::Keep(Value value, std::vector<Value>* dropped) {
+  if (value.HasRefs()) dropped->push_back(std::move(value));
+}
+
+void Object::ReleaseDropped(const std::vector<Value>& dropped) const {
+  if (!dropped.empty()) registry_->ReleaseRefs(dropped);
+}
+
+absl::Status Object::AcquireRefs(const Value& value) const {
+  absl::Status s = registry_->AcquireRefs(value);
+  if (s.ok()) return s;
+  return MakeError(s.code(), GetErrorKind(s),
+                   absl::StrFormat("%s: %s", Label(), s.message()), name_);
+}
+
+std::vector<Value> Object::Retire() {
+  absl::MutexLock lock(&mu_);
+  retired_ = true;
+  return TakeContents();
+}
+
+}  // namespace statehub

@@ -1,0 +1,111 @@
+// File: server/engine/object.h
+//
+// `Object` is the base of every shared object the registry holds. Each object
+// has its own mutex; an operation locks only its object, never the registry
+// (lock order: object mutex, then registry mutex; never the reverse).
+//
+// An object removed from the registry (deleted, or an anonymous object nobody
+// holds any more) is *retired*: its contents are dropped and every later
+// operation on it fails with OBJECT_NOT_FOUND, even through a handle that
+// found it before.
+
+#ifndef STATEHUB_SERVER_ENGINE_OBJECT_H_
+#define STATEHUB_SERVER_ENGINE_OBJECT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "statehub/status.h"
+#include "statehub/value.h"
+
+namespace statehub {
+
+class Registry;
+
+// SessionId names a client session; 0 means "no session".
+using SessionId = uint64_t;
+
+// Caller describes who makes a call.
+struct Caller {
+  // session is the caller's live session, or 0.
+  SessionId session = 0;
+};
+
+class Object {
+ public:
+  Object(const Object&) = delete;
+  Object& operator=(const Object&) = delete;
+  virtual ~Object() = default;
+
+  const std::string& name() const { return name_; }
+  ObjectType type() const { return type_; }
+  // anonymous is true for server-named, reference-counted objects.
+  bool anonymous() const { return anonymous_; }
+
+  // Size is the number of entries/items (1 for a value cell).
+  virtual int64_t Size() const = 0;
+  // Typecode of a value cell or array; "" otherwise.
+  virtual std::string Typecode() const { return ""; }
+
+  // Retire drops the contents and fails later operations. Returns the values
+  // it held so the registry can release the refs inside them.
+  std::vector<Value> Retire() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Label is how messages name this object: `dict "jobs"`.
+  std::string Label() const;
+
+  // Error returns a status with `kind` whose message is `<label>: <what>`.
+  absl::Status Error(absl::StatusCode code, ErrorKind kind,
+                     absl::string_view what) const;
+
+ protected:
+  Object(std::string name, ObjectType type, Registry* registry);
+
+  // TakeContents moves every held value out (for Retire).
+  virtual std::vector<Value> TakeContents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+
+  // CheckLive fails with OBJECT_NOT_FOUND once the object is retired. Every
+  // operation calls it first, under mu_.
+  absl::Status CheckLive() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // CheckSize fails with LIMIT_EXCEEDED if a container would grow past
+  // --max_elements.
+  absl::Status CheckSize(int64_t new_size) const;
+
+  // Hold adds the caller's session holds for the anonymous refs in a value
+  // about to be returned; called under mu_ so the targets cannot vanish
+  // in between.
+  void Hold(const Caller& caller, const Value& value) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Keep collects a value an operation removed if it holds refs; after
+  // unlocking mu_ the operation passes them to ReleaseDropped.
+  static void Keep(Value value, std::vector<Value>* dropped);
+  void ReleaseDropped(const std::vector<Value>& dropped) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // AcquireRefs counts refs in a value about to be stored (see Registry);
+  // errors name this object.
+  absl::Status AcquireRefs(const Value& value) const;
+
+  Registry* const registry_;
+  mutable absl::Mutex mu_;
+
+ private:
+  const std::string name_;
+  const ObjectType type_;
+  const bool anonymous_;
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// ObjectLabel formats `type "name"` for messages about objects that may not
+// exist.
+std::string ObjectLabel(ObjectType type, absl::string_view name);
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_OBJECT_H_

@@ -1,0 +1,358 @@
+#include "server/engine/registry.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+
+namespace statehub {
+namespace {
+
+bool NameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+         c == '/' || c == '-';
+}
+
+absl::Status NotFound(absl::string_view name) {
+  return MakeError(absl::StatusCode::kNotFound, ErrorKind::kObjectNotFound,
+                   absl::StrFormat("object \"%s\" not found", name), name);
+}
+
+}  // namespace
+
+absl::Status CheckName(absl::string_view name) {
+  if (name.empty() || name.size() > 256) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                     absl::StrFormat("object name must be 1-256 bytes, got %d",
+                                     name.size()));
+  }
+  for (char c : name) {
+    if (!NameChar(c)) {
+      return MakeError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+          absl::StrFormat("object name \"%s\" has a character outside "
+                          "[A-Za-z0-9._:/-]",
+                          absl::CHexEscape(name)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Registry::Registry(const Limits& limits) : limits_(limits) {}
+
+Registry::~Registry() {
+  // Objects die with the registry; no refs need releasing any more.
+  absl::MutexLock lock(&mu_);
+  objects_.clear();
+}
+
+absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
+                                                ObjectType type,
+                                                InitialContents init,
+                                                const Caller& caller) {
+  const bool anonymous = name.empty() || absl::StartsWith(name, kAnonymousPrefix);
+  std::string full_name;
+  if (name.empty()) {
+    if (caller.session == 0) {
+      return MakeError(absl::StatusCode::kFailedPrecondition,
+                       ErrorKind::kSessionError,
+                       absl::StrFormat("creating an anonymous %s needs a "
+                                       "session",
+                                       ObjectTypeName(type)));
+    }
+    full_name = absl::StrFormat("%s%s/%d", kAnonymousPrefix,
+                                ObjectTypeName(type), next_anonymous_++);
+  } else {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    full_name = std::string(name);
+  }
+
+  // Fast path: the object exists.
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = objects_.find(full_name);
+    if (it != objects_.end()) {
+      Entry& entry = it->second;
+      if (entry.object->type() != type) {
+        return MakeError(
+            absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
+            absl::StrFormat("%s: cannot open as a %s",
+                            entry.object->Label(), ObjectTypeName(type)),
+            full_name);
+      }
+      if (anonymous) {
+        auto session = holds_.find(caller.session);
+        if (session == holds_.end()) {
+          return MakeError(absl::StatusCode::kFailedPrecondition,
+                           ErrorKind::kSessionError,
+                           absl::StrFormat("%s: opening an anonymous object "
+                                           "needs a live session",
+                                           entry.object->Label()),
+                           full_name);
+        }
+        ++session->second[full_name];
+        ++entry.holders;
+      }
+      return Opened{entry.object, false};
+    }
+    if (anonymous && !name.empty()) return NotFound(full_name);
+  }
+
+  // Refs among the initial values are counted under the same lock as the
+  // insertion, so a failed open leaves no counts behind.
+  std::vector<Value> init_refs;
+  auto note_refs = [&init_refs](const Value& v) {
+    if (v.HasRefs()) init_refs.push_back(v);
+  };
+  for (const auto& [key, value] : init.entries) note_refs(value);
+  for (const Value& item : init.items) note_refs(item);
+  note_refs(init.value);
+
+  // Build outside the lock: initial contents may be large.
+  absl::StatusOr<std::shared_ptr<Object>> made =
+      MakeObject(full_name, type, std::move(init), this);
+  if (!made.ok()) return made.status();
+
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(full_name);
+  if (it != objects_.end()) {
+    // Lost a race with another creator: theirs wins, as get-or-create must.
+    if (it->second.object->type() != type) {
+      return MakeError(
+          absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
+          absl::StrFormat("%s: cannot open as a %s",
+                          it->second.object->Label(), ObjectTypeName(type)),
+          full_name);
+    }
+    return Opened{it->second.object, false};
+  }
+  if (static_cast<int64_t>(objects_.size()) >= limits_.max_objects) {
+    return MakeError(absl::StatusCode::kResourceExhausted,
+                     ErrorKind::kLimitExceeded,
+                     absl::StrFormat("cannot create %s: --max_objects=%d "
+                                     "objects exist",
+                                     ObjectLabel(type, full_name),
+                                     limits_.max_objects),
+                     full_name, "max_objects");
+  }
+  auto session = holds_.find(caller.session);
+  if (anonymous && session == holds_.end()) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     ErrorKind::kSessionError,
+                     absl::StrFormat("creating an anonymous %s needs a live "
+                                     "session",
+                                     ObjectTypeName(type)));
+  }
+  for (size_t i = 0; i < init_refs.size(); ++i) {
+    if (absl::Status s = AcquireRefsLocked(init_refs[i]); !s.ok()) {
+      std::vector<std::shared_ptr<Object>> dead;
+      for (size_t j = 0; j < i; ++j) {
+        init_refs[j].ForEachRef(
+            [&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
+      }
+      // Only anonymous objects die here, and none can reach zero: their
+      // counts were positive before this call's increments.
+      return MakeError(s.code(), GetErrorKind(s),
+                       absl::StrCat(ObjectLabel(type, full_name),
+                                    ": initial contents: ", s.message()),
+                       full_name);
+    }
+  }
+  Entry entry{*made, 0, 0};
+  if (anonymous) {
+    ++session->second[full_name];
+    entry.holders = 1;
+  }
+  objects_.emplace(full_name, std::move(entry));
+  return Opened{*std::move(made), true};
+}
+
+absl::StatusOr<std::shared_ptr<Object>> Registry::Lookup(
+    absl::string_view name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = objects_.find(name);
+  if (it == objects_.end()) {
+    if (absl::Status s = CheckName(name); !s.ok()) return s;
+    return NotFound(name);
+  }
+  return it->second.object;
+}
+
+absl::Status Registry::Delete(absl::string_view name) {
+  std::vector<std::shared_ptr<Object>> dead;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = objects_.find(name);
+    if (it == objects_.end()) return NotFound(name);
+    dead.push_back(std::move(it->second.object));
+    objects_.erase(it);
+    // Holds on a deleted anonymous object are dropped with it.
+    for (auto& [session, held] : holds_) held.erase(name);
+  }
+  Bury(std::move(dead));
+  return absl::OkStatus();
+}
+
+ObjectInfo Registry::InfoLocked(const Entry& entry) const {
+  const Object& object = *entry.object;
+  return ObjectInfo{object.name(),   object.type(),     object.anonymous(),
+                    object.Size(),   object.Typecode(), entry.holders,
+                    entry.referrers};
+}
+
+std::vector<ObjectInfo> Registry::List(absl::string_view prefix,
+                                       bool include_anonymous) const {
+  std::vector<ObjectInfo> out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (auto it = objects_.lower_bound(prefix);
+       it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (!include_anonymous && it->second.object->anonymous()) continue;
+    out.push_back(InfoLocked(it->second));
+  }
+  return out;
+}
+
+absl::StatusOr<ObjectInfo> Registry::Describe(absl::string_view name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = objects_.find(name);
+  if (it == objects_.end()) return NotFound(name);
+  return InfoLocked(it->second);
+}
+
+int64_t Registry::Count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return static_cast<int64_t>(objects_.size());
+}
+
+absl::Status Registry::AcquireRefsLocked(const Value& value) {
+  absl::Status status;
+  std::vector<absl::string_view> counted;
+  value.ForEachRef([&](const Ref& ref) {
+    if (!status.ok()) return;
+    auto it = objects_.find(ref.name);
+    if (it == objects_.end()) {
+      status = MakeError(
+          absl::StatusCode::kNotFound, ErrorKind::kObjectNotFound,
+          absl::StrFormat("ref to missing object \"%s\"", ref.name), ref.name);
+      return;
+    }
+    if (it->second.object->type() != ref.type) {
+      status = MakeError(absl::StatusCode::kInvalidArgument,
+                         ErrorKind::kTypeError,
+                         absl::StrFormat("ref names %s as a %s",
+                                         it->second.object->Label(),
+                                         ObjectTypeName(ref.type)),
+                         ref.name);
+      return;
+    }
+    if (it->second.object->anonymous()) {
+      ++it->second.referrers;
+      counted.push_back(ref.name);
+    }
+  });
+  if (!status.ok()) {
+    // Undo: these counts were positive before, so nothing dies.
+    for (absl::string_view name : counted) --objects_.find(name)->second.referrers;
+  }
+  return status;
+}
+
+absl::Status Registry::AcquireRefs(const Value& value) {
+  if (!value.HasRefs()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return AcquireRefsLocked(value);
+}
+
+void Registry::UnrefLocked(absl::string_view name, bool hold,
+                           std::vector<std::shared_ptr<Object>>* dead) {
+  auto it = objects_.find(name);
+  if (it == objects_.end() || !it->second.object->anonymous()) return;
+  Entry& entry = it->second;
+  (hold ? entry.holders : entry.referrers) -= 1;
+  if (entry.holders > 0 || entry.referrers > 0) return;
+  dead->push_back(std::move(entry.object));
+  objects_.erase(it);
+}
+
+void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
+  // Iterative, not recursive: a long chain of anonymous objects must not
+  // overflow the stack.
+  while (!dead.empty()) {
+    std::shared_ptr<Object> object = std::move(dead.back());
+    dead.pop_back();
+    std::vector<Value> contents = object->Retire();
+    absl::MutexLock lock(&mu_);
+    for (const Value& v : contents) {
+      v.ForEachRef([&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
+    }
+  }
+}
+
+void Registry::ReleaseRefs(const std::vector<Value>& values) {
+  std::vector<std::shared_ptr<Object>> dead;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Value& v : values) {
+      v.ForEachRef([&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
+    }
+  }
+  Bury(std::move(dead));
+}
+
+void Registry::ReleaseRefs(const Value& value) {
+  if (!value.HasRefs()) return;
+  ReleaseRefs(std::vector<Value>{value});
+}
+
+void Registry::HoldRefs(SessionId session, const Value& value) {
+  if (session == 0 || !value.HasRefs()) return;
+  absl::MutexLock lock(&mu_);
+  auto held = holds_.find(session);
+  if (held == holds_.end()) return;
+  value.ForEachRef([&](const Ref& ref) {
+    auto it = objects_.find(ref.name);
+    if (it == objects_.end() || !it->second.object->anonymous()) return;
+    ++it->second.holders;
+    ++held->second[ref.name];
+  });
+}
+
+void Registry::ReleaseHolds(SessionId session,
+                            const std::vector<std::string>& names) {
+  std::vector<std::shared_ptr<Object>> dead;
+  {
+    absl::MutexLock lock(&mu_);
+    auto held = holds_.find(session);
+    if (held == holds_.end()) return;
+    for (const std::string& name : names) {
+      auto it = held->second.find(name);
+      if (it == held->second.end()) continue;
+      if (--it->second == 0) held->second.erase(it);
+      UnrefLocked(name, true, &dead);
+    }
+  }
+  Bury(std::move(dead));
+}
+
+void Registry::BeginSession(SessionId session) {
+  absl::MutexLock lock(&mu_);
+  holds_.try_emplace(session);
+}
+
+void Registry::EndSession(SessionId session) {
+  std::vector<std::shared_ptr<Object>> dead;
+  {
+    absl::MutexLock lock(&mu_);
+    auto held = holds_.find(session);
+    if (held == holds_.end()) return;
+    for (const auto& [name, count] : held->second) {
+      for (int64_t i = 0; i < count; ++i) UnrefLocked(name, true, &dead);
+    }
+    holds_.erase(held);
+  }
+  Bury(std::move(dead));
+}
+
+}  // namespace statehub

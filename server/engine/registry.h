@@ -1,0 +1,192 @@
+// File: server/engine/registry.h
+//
+// The registry maps names to objects and keeps anonymous objects alive while
+// anyone needs them.
+//
+// Lifetime: a named object lives until Delete. An anonymous object ("_anon/…")
+// lives while its count is positive, where the count is the session holds on
+// it (one per proxy a session received) plus the refs to it stored in other
+// objects' values. At zero it is removed and retired at once, which may
+// release refs inside it in turn. Cycles of anonymous objects that only refer
+// to each other are not collected (as with Manager).
+//
+// Thread safety: all methods are thread-safe. The registry's mutex is held
+// only for map and count updates, never while an object's operation runs.
+// Lock order: an object's mutex may be held when calling AcquireRefs and
+// HoldRefs; ReleaseRefs, ReleaseHolds and EndSession must be called with no
+// object mutex held (they retire objects, which locks them).
+//
+// Example:
+//
+//   Registry registry(Limits{});
+//   auto dict = registry.Open("jobs", ObjectType::kDict, {}, Caller{});
+//   auto found = registry.Find<DictObject>("jobs");
+
+#ifndef STATEHUB_SERVER_ENGINE_REGISTRY_H_
+#define STATEHUB_SERVER_ENGINE_REGISTRY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "server/engine/limits.h"
+#include "server/engine/object.h"
+
+namespace statehub {
+
+// Names of anonymous objects start with this; clients cannot create them.
+inline constexpr absl::string_view kAnonymousPrefix = "_anon/";
+
+// CheckName fails with VALUE_ERROR unless `name` is 1-256 bytes of
+// [A-Za-z0-9._:/-].
+absl::Status CheckName(absl::string_view name);
+
+// InitialContents is what Open puts into an object it creates.
+struct InitialContents {
+  // entries of a dict or namespace.
+  Value::Entries entries;
+  // items of a list or array.
+  Value::Items items;
+  // value of a value cell.
+  Value value;
+  // typecode of a value cell or array.
+  std::string typecode;
+};
+
+// ObjectInfo is a snapshot of one object's bookkeeping.
+struct ObjectInfo {
+  std::string name;
+  ObjectType type = ObjectType::kUnspecified;
+  bool anonymous = false;
+  int64_t size = 0;
+  std::string typecode;
+  int64_t holders = 0;
+  int64_t referrers = 0;
+};
+
+class Registry {
+ public:
+  explicit Registry(const Limits& limits);
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  const Limits& limits() const { return limits_; }
+
+  struct Opened {
+    std::shared_ptr<Object> object;
+    bool created = false;
+  };
+  // Open returns the object called `name`, creating it from `init` if absent
+  // (the check and the creation are one atomic step). An empty name creates
+  // an anonymous object held once by `caller.session`; opening an existing
+  // anonymous object adds a hold for the caller.
+  // Errors: VALUE_ERROR (bad name or contents), TYPE_ERROR (exists with
+  // another type, or refs in `init` name objects of other types),
+  // OBJECT_NOT_FOUND (an "_anon/" name that does not exist, or refs to
+  // missing objects), SESSION_ERROR (anonymous without a live session),
+  // LIMIT_EXCEEDED (--max_objects, --max_elements).
+  absl::StatusOr<Opened> Open(absl::string_view name, ObjectType type,
+                              InitialContents init, const Caller& caller);
+
+  // Find returns the object called `name` as a T (T::kType must match, or
+  // T::Accepts(type) when defined). Errors: OBJECT_NOT_FOUND, TYPE_ERROR.
+  template <typename T>
+  absl::StatusOr<std::shared_ptr<T>> Find(absl::string_view name) const;
+
+  // Delete removes and retires an object. Errors: OBJECT_NOT_FOUND.
+  absl::Status Delete(absl::string_view name);
+
+  // List returns objects whose names start with `prefix`, in name order.
+  std::vector<ObjectInfo> List(absl::string_view prefix,
+                               bool include_anonymous) const;
+  // Describe returns one object's info. Errors: OBJECT_NOT_FOUND.
+  absl::StatusOr<ObjectInfo> Describe(absl::string_view name) const;
+  // Count returns the number of objects.
+  int64_t Count() const;
+
+  // AcquireRefs counts the refs in a value about to be stored: each must name
+  // an existing object of the ref's type. All or nothing.
+  // Errors: OBJECT_NOT_FOUND, TYPE_ERROR (both naming the ref).
+  absl::Status AcquireRefs(const Value& value);
+  // ReleaseRefs uncounts the refs in values that were removed from storage.
+  void ReleaseRefs(const std::vector<Value>& values);
+  void ReleaseRefs(const Value& value);
+  // HoldRefs adds a hold for `session` on every anonymous ref in a value being
+  // returned to it. No-op for session 0 or a session that has ended.
+  void HoldRefs(SessionId session, const Value& value);
+  // ReleaseHolds drops one hold of `session` per listed name; names it does
+  // not hold are ignored.
+  void ReleaseHolds(SessionId session, const std::vector<std::string>& names);
+
+  // BeginSession lets `session` take holds; EndSession drops all of them.
+  void BeginSession(SessionId session);
+  void EndSession(SessionId session);
+
+ private:
+  struct Entry {
+    std::shared_ptr<Object> object;
+    // referrers counts refs in stored values (anonymous objects only).
+    int64_t referrers = 0;
+    // holders counts session holds (anonymous objects only).
+    int64_t holders = 0;
+  };
+
+  absl::StatusOr<std::shared_ptr<Object>> Lookup(absl::string_view name) const;
+  absl::Status AcquireRefsLocked(const Value& value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Unrefs an anonymous object; when its count reaches 0 moves it to `dead`.
+  void UnrefLocked(absl::string_view name, bool hold,
+                   std::vector<std::shared_ptr<Object>>* dead)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Retires dead objects and releases the refs they held (mu_ not held).
+  void Bury(std::vector<std::shared_ptr<Object>> dead) ABSL_LOCKS_EXCLUDED(mu_);
+  ObjectInfo InfoLocked(const Entry& entry) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const Limits limits_;
+  mutable absl::Mutex mu_;
+  // Sorted by name so List answers prefixes in order.
+  absl::btree_map<std::string, Entry, std::less<>> objects_
+      ABSL_GUARDED_BY(mu_);
+  // Holds per live session: anonymous object name -> hold count.
+  absl::flat_hash_map<SessionId, absl::flat_hash_map<std::string, int64_t>>
+      holds_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_anonymous_{1};
+};
+
+// MakeObject builds an object of `type` from `init`. Defined in
+// objects.cc, next to every object type.
+absl::StatusOr<std::shared_ptr<Object>> MakeObject(std::string name,
+                                                   ObjectType type,
+                                                   InitialContents init,
+                                                   Registry* registry);
+
+template <typename T>
+absl::StatusOr<std::shared_ptr<T>> Registry::Find(
+    absl::string_view name) const {
+  absl::StatusOr<std::shared_ptr<Object>> object = Lookup(name);
+  if (!object.ok()) return object.status();
+  if ((*object)->type() != T::kType) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
+        absl::StrCat((*object)->Label(), ": is a ",
+                     ObjectTypeName((*object)->type()), ", not a ",
+                     ObjectTypeName(T::kType)),
+        name);
+  }
+  return std::static_pointer_cast<T>(*std::move(object));
+}
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_REGISTRY_H_

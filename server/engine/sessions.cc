@@ -1,0 +1,111 @@
+#include "server/engine/sessions.h"
+
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+
+namespace statehub {
+
+SessionTable::SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end)
+    : ttl_(ttl),
+      on_begin_(std::move(on_begin)),
+      on_end_(std::move(on_end)),
+      rng_state_(std::random_device{}() |
+                 (uint64_t{std::random_device{}()} << 32)) {}
+
+SessionId SessionTable::NewIdLocked() {
+  // splitmix64: ids are unguessable enough not to collide across restarts
+  // and cheap; they are not secrets (tokens guard access).
+  for (;;) {
+    uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    if (z != 0 && !sessions_.contains(z)) return z;
+  }
+}
+
+SessionTable::Opened SessionTable::Open(SessionId resume, std::string label,
+                                        absl::Time now) {
+  Opened opened;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(resume);
+    if (it != sessions_.end() && it->second.deadline > now) {
+      it->second.deadline = now + ttl_;
+      if (!label.empty()) it->second.label = std::move(label);
+      return Opened{resume, true};
+    }
+    opened.id = NewIdLocked();
+    sessions_.emplace(opened.id, Session{std::move(label), now + ttl_});
+  }
+  on_begin_(opened.id);
+  return opened;
+}
+
+bool SessionTable::Touch(SessionId id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second.deadline <= now) return false;
+  it->second.deadline = now + ttl_;
+  return true;
+}
+
+bool SessionTable::IsLive(SessionId id, absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  return it != sessions_.end() && it->second.deadline > now;
+}
+
+void SessionTable::End(SessionId id) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (sessions_.erase(id) == 0) return;
+  }
+  on_end_(id);
+}
+
+std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
+  std::vector<SessionId> expired;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(it->first);
+        sessions_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (SessionId id : expired) on_end_(id);
+  return expired;
+}
+
+void SessionTable::EndAll() {
+  std::vector<SessionId> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, session] : sessions_) all.push_back(id);
+    sessions_.clear();
+  }
+  for (SessionId id : all) on_end_(id);
+}
+
+int64_t SessionTable::Count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(sessions_.size());
+}
+
+std::string SessionTable::FormatId(SessionId id) {
+  return absl::StrFormat("%016x", id);
+}
+
+SessionId SessionTable::ParseId(absl::string_view text) {
+  uint64_t id = 0;
+  if (text.size() != 16 || !absl::SimpleHexAtoi(text, &id)) return 0;
+  return id;
+}
+
+}  // namespace statehub

@@ -1,0 +1,84 @@
+// File: server/engine/sessions.h
+//
+// `SessionTable` keeps the leases of client sessions. A session lives while
+// messages keep arriving within the lease TTL; it ends on Goodbye or when the
+// lease expires, as seen by the server's own clock (ExpireDue, called by a
+// timer), never by waiting for a transport error. When a session ends, the
+// `on_end` callback releases everything it held.
+//
+// Time is passed in, so tests drive the clock.
+//
+// Thread safety: all methods are thread-safe. `on_end` runs on the calling
+// thread with no lock of the table held.
+
+#ifndef STATEHUB_SERVER_ENGINE_SESSIONS_H_
+#define STATEHUB_SERVER_ENGINE_SESSIONS_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/engine/object.h"
+
+namespace statehub {
+
+class SessionTable {
+ public:
+  using OnEnd = std::function<void(SessionId)>;
+  using OnBegin = std::function<void(SessionId)>;
+
+  SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end);
+  SessionTable(const SessionTable&) = delete;
+  SessionTable& operator=(const SessionTable&) = delete;
+
+  absl::Duration ttl() const { return ttl_; }
+
+  struct Opened {
+    SessionId id = 0;
+    bool resumed = false;
+  };
+  // Open resumes `resume` if it is live (renewing its lease), or begins a new
+  // session.
+  Opened Open(SessionId resume, std::string label, absl::Time now);
+  // Touch renews the lease; false if the session is not live.
+  bool Touch(SessionId id, absl::Time now);
+  // IsLive is true if the session exists and its lease has not run out.
+  bool IsLive(SessionId id, absl::Time now) const;
+  // End ends a session now (Goodbye); no-op if it is not live.
+  void End(SessionId id);
+  // ExpireDue ends every session whose lease ran out by `now`; returns them.
+  std::vector<SessionId> ExpireDue(absl::Time now);
+  // EndAll ends every session (server shutdown).
+  void EndAll();
+  int64_t Count() const;
+
+  // Session ids travel as 16 hex digits.
+  static std::string FormatId(SessionId id);
+  // ParseId returns 0 for anything that is not a formatted id.
+  static SessionId ParseId(absl::string_view text);
+
+ private:
+  struct Session {
+    std::string label;
+    absl::Time deadline;
+  };
+
+  SessionId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const absl::Duration ttl_;
+  const OnBegin on_begin_;
+  const OnEnd on_end_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t rng_state_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_SESSIONS_H_
