@@ -195,30 +195,54 @@ absl::Status Registry::Delete(absl::string_view name) {
   return absl::OkStatus();
 }
 
-ObjectInfo Registry::InfoLocked(const Entry& entry) const {
+// Size and typecode lock the object, so they are read after mu_ is dropped
+// (lock order: object before registry).
+std::pair<ObjectInfo, std::shared_ptr<Object>> Registry::InfoLocked(
+    const Entry& entry) const {
   const Object& object = *entry.object;
-  return ObjectInfo{object.name(),   object.type(),     object.anonymous(),
-                    object.Size(),   object.Typecode(), entry.holders,
-                    entry.referrers};
+  ObjectInfo info;
+  info.name = object.name();
+  info.type = object.type();
+  info.anonymous = object.anonymous();
+  info.holders = entry.holders;
+  info.referrers = entry.referrers;
+  return {std::move(info), entry.object};
 }
+
+namespace {
+ObjectInfo Complete(std::pair<ObjectInfo, std::shared_ptr<Object>> partial) {
+  partial.first.size = partial.second->Size();
+  partial.first.typecode = partial.second->Typecode();
+  return std::move(partial.first);
+}
+}  // namespace
 
 std::vector<ObjectInfo> Registry::List(absl::string_view prefix,
                                        bool include_anonymous) const {
-  std::vector<ObjectInfo> out;
-  absl::ReaderMutexLock lock(&mu_);
-  for (auto it = objects_.lower_bound(prefix);
-       it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
-    if (!include_anonymous && it->second.object->anonymous()) continue;
-    out.push_back(InfoLocked(it->second));
+  std::vector<std::pair<ObjectInfo, std::shared_ptr<Object>>> partial;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (auto it = objects_.lower_bound(prefix);
+         it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
+      if (!include_anonymous && it->second.object->anonymous()) continue;
+      partial.push_back(InfoLocked(it->second));
+    }
   }
+  std::vector<ObjectInfo> out;
+  out.reserve(partial.size());
+  for (auto& p : partial) out.push_back(Complete(std::move(p)));
   return out;
 }
 
 absl::StatusOr<ObjectInfo> Registry::Describe(absl::string_view name) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto it = objects_.find(name);
-  if (it == objects_.end()) return NotFound(name);
-  return InfoLocked(it->second);
+  std::pair<ObjectInfo, std::shared_ptr<Object>> partial;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = objects_.find(name);
+    if (it == objects_.end()) return NotFound(name);
+    partial = InfoLocked(it->second);
+  }
+  return Complete(std::move(partial));
 }
 
 int64_t Registry::Count() const {

@@ -150,8 +150,8 @@ class Registry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Retires dead objects and releases the refs they held (mu_ not held).
   void Bury(std::vector<std::shared_ptr<Object>> dead) ABSL_LOCKS_EXCLUDED(mu_);
-  ObjectInfo InfoLocked(const Entry& entry) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  std::pair<ObjectInfo, std::shared_ptr<Object>> InfoLocked(
+      const Entry& entry) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
   mutable absl::Mutex mu_;

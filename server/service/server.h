@@ -1,0 +1,72 @@
+// File: server/service/server.h
+//
+// `Server` assembles the gRPC server: every statehub service, grpc.health.v1,
+// reflection, the listeners, and the timer that expires session leases.
+//
+// Example:
+//
+//   Engine engine(Limits{}, absl::Seconds(10));
+//   absl::StatusOr<std::unique_ptr<Server>> server =
+//       Server::Start(engine, {"unix:///tmp/s.sock", "127.0.0.1:0"}, options);
+//   for (const std::string& a : (*server)->addresses()) std::cout << a;
+//   (*server)->Shutdown();
+//
+// Thread safety: Start and Shutdown from one thread; addresses() anywhere.
+
+#ifndef STATEHUB_SERVER_SERVICE_SERVER_H_
+#define STATEHUB_SERVER_SERVICE_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/service_type.h"
+#include "server/engine/engine.h"
+
+namespace statehub::service {
+
+struct ServerOptions {
+  // max_message_bytes bounds one gRPC message in either direction.
+  int max_message_bytes = 64 << 20;
+  // expiry_interval is how often leases are checked.
+  absl::Duration expiry_interval = absl::Milliseconds(100);
+};
+
+class Server {
+ public:
+  // Start listens on every address ("unix:///path" or "host:port"; port 0
+  // picks a free one) and serves until Shutdown. A stale Unix socket file
+  // nobody listens on is removed first. Errors: UNAVAILABLE naming an
+  // address that could not be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      Engine& engine, const std::vector<std::string>& listen,
+      const ServerOptions& options);
+  ~Server();
+
+  // addresses lists where the server listens, with chosen ports filled in.
+  const std::vector<std::string>& addresses() const { return addresses_; }
+
+  // Shutdown stops accepting calls, cancels calls still running after
+  // `grace`, stops the lease timer and removes Unix socket files.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+ private:
+  explicit Server(Engine& engine) : engine_(engine) {}
+
+  Engine& engine_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> addresses_;
+  std::vector<std::string> socket_files_;
+  absl::Notification stop_;
+  std::thread expiry_;
+  bool shut_down_ = false;
+};
+
+}  // namespace statehub::service
+
+#endif  // STATEHUB_SERVER_SERVICE_SERVER_H_
