@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/service/cell_service.h"
 #include "server/service/dict_service.h"
@@ -62,6 +63,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     Engine& engine, const std::vector<std::string>& listen,
     const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server(engine));
+  // Referencing the health descriptor links its registration in, so
+  // reflection can describe grpc.health.v1.Health (see api/grpc/health).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs every test:
+#   1. the C++ tests (engine units, Value units, end-to-end against the real
+#      server, the Python-derived conformance suite) with CTest;
+#   2. the same C++ tests built with ASan + UBSan;
+#   3. the engine tests built with TSan;
+#   4. the example that builds against the installed CMake package.
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+
+# Runs ctest, keeping its summary line for the closing count.
+run_ctest() {
+  local name="$1"; shift
+  ctest "$@" --output-on-failure -j "$jobs" 2>&1 | tee "$logs/$name.log"
+  return "${PIPESTATUS[0]}"
+}
+
+scripts/setup.sh
+
+echo "== build and test (release)"
+scripts/build.sh release
+run_ctest release --test-dir build
+
+echo "== build and test (ASan + UBSan)"
+scripts/build.sh asan
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_ctest asan --test-dir build-asan
+
+echo "== build and test the engine (TSan)"
+scripts/build.sh tsan statehub_engine_test
+TSAN_OPTIONS=halt_on_error=1 build-tsan/server/statehub_engine_test \
+  --gtest_brief=1 2>&1 | tee "$logs/tsan.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
+echo "== the example builds against the installed package"
+prefix="$logs/prefix"
+cmake --install build --prefix "$prefix" >/dev/null
+cmake -S clients/cpp/examples -B "$prefix/example-build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+ninja -C "$prefix/example-build"
+
+# One closing line that counts every test run above.
+passed=$(cat "$logs"/release.log "$logs"/asan.log \
+  | sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' \
+  | awk '{s += $1} END {print s + 0}')
+tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log")
+echo "statehub: $((passed + tsan)) passed, 0 failed"
