@@ -29,7 +29,12 @@ ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(10),
           "everything it held is then released.");
 ABSL_FLAG(int64_t, max_value_bytes, 16 << 20,
           "Largest encoded size of one value in a request.");
-ABSL_FLAG(int, max_depth, 64, "Deepest nesting of a value.");
+// Protobuf's parser stops at 100 nested messages, two per level of Value
+// nesting, so deeper values cannot even be decoded: 48 is the most that can
+// be reported as LIMIT_EXCEEDED rather than a parse failure.
+constexpr int kMaxDepthCeiling = 48;
+ABSL_FLAG(int, max_depth, 32,
+          "Deepest nesting of a value (at most 48: the wire's own limit).");
 ABSL_FLAG(int64_t, max_objects, 1'000'000,
           "Most objects (named and anonymous) that may exist at once.");
 ABSL_FLAG(int64_t, max_elements, 10'000'000,
@@ -68,6 +73,13 @@ int main(int argc, char** argv) {
       limits.max_depth <= 0 || limits.max_objects <= 0 ||
       limits.max_elements <= 0 || absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
     spdlog::critical("--lease_ttl and every --max_* flag must be positive");
+    return 2;
+  }
+  if (limits.max_depth > kMaxDepthCeiling) {
+    spdlog::critical(
+        "--max_depth={} is over {}, the deepest a value can be "
+        "decoded on the wire",
+        limits.max_depth, kMaxDepthCeiling);
     return 2;
   }
 

@@ -19,24 +19,32 @@ struct IntRange {
 // unsigned 64-bit codes are limited to int64's positive half, the wire's).
 std::optional<IntRange> IntTypecode(char code) {
   switch (code) {
-    case 'b': return IntRange{-128, 127};
-    case 'B': return IntRange{0, 255};
-    case 'h': return IntRange{-32768, 32767};
-    case 'H': return IntRange{0, 65535};
-    case 'i': return IntRange{INT32_MIN, INT32_MAX};
-    case 'I': return IntRange{0, UINT32_MAX};
+    case 'b':
+      return IntRange{-128, 127};
+    case 'B':
+      return IntRange{0, 255};
+    case 'h':
+      return IntRange{-32768, 32767};
+    case 'H':
+      return IntRange{0, 65535};
+    case 'i':
+      return IntRange{INT32_MIN, INT32_MAX};
+    case 'I':
+      return IntRange{0, UINT32_MAX};
     case 'l':
-    case 'q': return IntRange{INT64_MIN, INT64_MAX};
+    case 'q':
+      return IntRange{INT64_MIN, INT64_MAX};
     case 'L':
-    case 'Q': return IntRange{0, INT64_MAX};
-    default: return std::nullopt;
+    case 'Q':
+      return IntRange{0, INT64_MAX};
+    default:
+      return std::nullopt;
   }
 }
 
 bool KnownTypecode(absl::string_view code) {
-  return code.size() == 1 &&
-         (IntTypecode(code[0]) || code == "f" || code == "d" || code == "u" ||
-          code == "c");
+  return code.size() == 1 && (IntTypecode(code[0]) || code == "f" ||
+                              code == "d" || code == "u" || code == "c");
 }
 
 int64_t CodePoints(const std::string& s) {
@@ -64,8 +72,7 @@ absl::StatusOr<std::shared_ptr<ArrayObject>> ArrayObject::Make(
                         "q, Q, f, d, u or c)",
                         absl::CHexEscape(array->typecode_)));
   }
-  if (absl::Status s =
-          array->CheckSize(static_cast<int64_t>(items.size()));
+  if (absl::Status s = array->CheckSize(static_cast<int64_t>(items.size()));
       !s.ok()) {
     return s;
   }
@@ -163,7 +170,8 @@ absl::StatusOr<Value> ArrayObject::GetSlice(const SliceSpec& slice) const {
   }
   Value::Items out;
   out.reserve(range->count);
-  for (int64_t i = 0; i < range->count; ++i) out.push_back(items_[range->at(i)]);
+  for (int64_t i = 0; i < range->count; ++i)
+    out.push_back(items_[range->at(i)]);
   return Value::List(std::move(out));
 }
 

@@ -23,9 +23,10 @@ class ArrayObject final : public Object {
 
   // Errors: VALUE_ERROR (unknown typecode, out-of-range item), TYPE_ERROR
   // (item of the wrong kind), LIMIT_EXCEEDED.
-  static absl::StatusOr<std::shared_ptr<ArrayObject>> Make(
-      std::string name, std::string typecode, Value::Items items,
-      Registry* registry);
+  static absl::StatusOr<std::shared_ptr<ArrayObject>> Make(std::string name,
+                                                           std::string typecode,
+                                                           Value::Items items,
+                                                           Registry* registry);
 
   int64_t Size() const override;
   std::string Typecode() const override { return typecode_; }

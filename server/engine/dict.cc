@@ -209,7 +209,8 @@ absl::Status DictObject::Update(Value::Entries entries) {
     }
     if (!failed.ok()) break;
     for (auto& [key, value] : entries) {
-      if (std::optional<Value> old = map_.Set(std::move(key), std::move(value))) {
+      if (std::optional<Value> old =
+              map_.Set(std::move(key), std::move(value))) {
         Keep(*std::move(old), &dropped);
       }
     }
@@ -241,10 +242,10 @@ absl::StatusOr<Value> DictObject::Increment(const Value& key,
   absl::StatusOr<Value> sum = Add(current ? *current : Value(0), delta);
   if (!sum.ok()) {
     const bool overflow = sum.status().code() == absl::StatusCode::kOutOfRange;
-    return Error(absl::StatusCode::kInvalidArgument,
-                 overflow ? ErrorKind::kValueError : ErrorKind::kTypeError,
-                 absl::StrFormat("key %s: %s", key.Repr(),
-                                 sum.status().message()));
+    return Error(
+        absl::StatusCode::kInvalidArgument,
+        overflow ? ErrorKind::kValueError : ErrorKind::kTypeError,
+        absl::StrFormat("key %s: %s", key.Repr(), sum.status().message()));
   }
   if (current != nullptr) {
     *current = *sum;
@@ -287,8 +288,9 @@ absl::StatusOr<DictObject::Swap> DictObject::CompareAndSet(
   return swap;
 }
 
-absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(
-    const Caller& caller, const Value& key, Value value) {
+absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(const Caller& caller,
+                                                           const Value& key,
+                                                           Value value) {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
   std::optional<Value> previous;
   {

@@ -24,7 +24,8 @@ TEST_F(DictTest, ConcurrentIncrementsAreExact) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([this] {
-      for (int i = 0; i < 10'000; ++i) ASSERT_TRUE(dict_->Increment("n", 1).ok());
+      for (int i = 0; i < 10'000; ++i)
+        ASSERT_TRUE(dict_->Increment("n", 1).ok());
     });
   }
   for (std::thread& t : threads) t.join();
@@ -48,8 +49,8 @@ TEST_F(DictTest, IterationDetectsAChangeOfSize) {
   EXPECT_NE(first->next_cursor, 0);
   // Overwriting a key does not change the size: iteration goes on.
   ASSERT_TRUE(dict_->Set(0, 100).ok());
-  auto second = dict_->Items(Caller{}, first->next_cursor, 2,
-                             first->size_version, true);
+  auto second =
+      dict_->Items(Caller{}, first->next_cursor, 2, first->size_version, true);
   ASSERT_TRUE(second.ok());
   ASSERT_TRUE(dict_->Set("new", 1).ok());
   auto third = dict_->Items(Caller{}, second->next_cursor, 2,

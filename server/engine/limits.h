@@ -15,7 +15,7 @@ struct Limits {
   // max_value_bytes bounds the encoded size of one value in a request.
   int64_t max_value_bytes = 16 << 20;
   // max_depth bounds how deeply values nest (a scalar has depth 0).
-  int max_depth = 64;
+  int max_depth = 32;
   // max_objects bounds how many objects (named and anonymous) exist at once.
   int64_t max_objects = 1'000'000;
   // max_elements bounds the entries of one dict or items of one list/array.

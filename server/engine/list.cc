@@ -116,14 +116,12 @@ absl::Status ListObject::SetSlice(const SliceSpec& slice, Value::Items items) {
     const int64_t n = SizeOf(items);
     if (range->step != 1) {
       if (n != range->count) {
-        return Error(absl::StatusCode::kInvalidArgument,
-                     ErrorKind::kValueError,
+        return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
                      absl::StrFormat("attempt to assign sequence of size %d "
                                      "to extended slice of size %d",
                                      n, range->count));
       }
-    } else if (absl::Status s =
-                   CheckSize(SizeOf(items_) - range->count + n);
+    } else if (absl::Status s = CheckSize(SizeOf(items_) - range->count + n);
                !s.ok()) {
       return s;
     }
@@ -142,7 +140,8 @@ absl::Status ListObject::SetSlice(const SliceSpec& slice, Value::Items items) {
     const int64_t common = std::min(n, range->count);
     std::move(items.begin(), items.begin() + common, first);
     if (n > range->count) {
-      items_.insert(first + common, std::make_move_iterator(items.begin() + common),
+      items_.insert(first + common,
+                    std::make_move_iterator(items.begin() + common),
                     std::make_move_iterator(items.end()));
     } else {
       items_.erase(first + common, last);
@@ -211,9 +210,7 @@ absl::StatusOr<int64_t> ListObject::Extend(Value::Items items) {
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
-    if (absl::Status s =
-            CheckSize(SizeOf(items_) + SizeOf(items));
-        !s.ok()) {
+    if (absl::Status s = CheckSize(SizeOf(items_) + SizeOf(items)); !s.ok()) {
       return s;
     }
     status = AcquireAll(items, &undo);
@@ -333,8 +330,8 @@ absl::Status ListObject::Sort(bool reverse) {
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (!failed.ok()) return false;
     // Python's reverse sort keeps equal items in their original order.
-    absl::StatusOr<int> c = reverse ? Compare(items_[b], items_[a])
-                                    : Compare(items_[a], items_[b]);
+    absl::StatusOr<int> c =
+        reverse ? Compare(items_[b], items_[a]) : Compare(items_[a], items_[b]);
     if (!c.ok()) {
       failed = c.status();
       return false;

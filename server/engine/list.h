@@ -22,8 +22,9 @@ class ListObject final : public Object {
  public:
   static constexpr ObjectType kType = ObjectType::kList;
 
-  static absl::StatusOr<std::shared_ptr<ListObject>> Make(
-      std::string name, Value::Items items, Registry* registry);
+  static absl::StatusOr<std::shared_ptr<ListObject>> Make(std::string name,
+                                                          Value::Items items,
+                                                          Registry* registry);
 
   int64_t Size() const override;
 
@@ -53,7 +54,8 @@ class ListObject final : public Object {
   // l.remove(value). Errors: VALUE_ERROR.
   absl::Status Remove(const Value& value);
   // l.index(value, start, stop). Errors: VALUE_ERROR.
-  absl::StatusOr<int64_t> Index(const Value& value, std::optional<int64_t> start,
+  absl::StatusOr<int64_t> Index(const Value& value,
+                                std::optional<int64_t> start,
                                 std::optional<int64_t> stop) const;
   absl::StatusOr<int64_t> Count(const Value& value) const;
   absl::StatusOr<bool> Contains(const Value& value) const;

@@ -20,8 +20,7 @@ std::string Object::Label() const { return ObjectLabel(type_, name_); }
 
 absl::Status Object::Error(absl::StatusCode code, ErrorKind kind,
                            absl::string_view what) const {
-  return MakeError(code, kind, absl::StrFormat("%s: %s", Label(), what),
-                   name_);
+  return MakeError(code, kind, absl::StrFormat("%s: %s", Label(), what), name_);
 }
 
 absl::Status Object::CheckLive() const {
@@ -60,10 +59,15 @@ absl::Status Object::AcquireRefs(const Value& value) const {
                    absl::StrFormat("%s: %s", Label(), s.message()), name_);
 }
 
-std::vector<Value> Object::Retire() {
+Object::Retired Object::Retire() {
   absl::MutexLock lock(&mu_);
   retired_ = true;
-  return TakeContents();
+  Retired retired;
+  retired.values = TakeContents();
+  retired.completions =
+      TakeWaiters(Error(absl::StatusCode::kNotFound, ErrorKind::kObjectNotFound,
+                        "object was deleted while the call waited"));
+  return retired;
 }
 
 }  // namespace statehub

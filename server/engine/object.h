@@ -13,6 +13,7 @@
 #define STATEHUB_SERVER_ENGINE_OBJECT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "server/engine/caller.h"
+#include "server/engine/waiter.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
 
@@ -27,16 +30,7 @@ namespace statehub {
 
 class Registry;
 
-// SessionId names a client session; 0 means "no session".
-using SessionId = uint64_t;
-
-// Caller describes who makes a call.
-struct Caller {
-  // session is the caller's live session, or 0.
-  SessionId session = 0;
-};
-
-class Object {
+class Object : public std::enable_shared_from_this<Object> {
  public:
   Object(const Object&) = delete;
   Object& operator=(const Object&) = delete;
@@ -52,9 +46,23 @@ class Object {
   // Typecode of a value cell or array; "" otherwise.
   virtual std::string Typecode() const { return ""; }
 
+  // OnSessionEnd releases what `session` held in this object and removes its
+  // parked calls; returns their completions (deliver with no mutex held).
+  // Objects a session holds or waits on are tracked by the registry
+  // (Registry::Track), which calls this when the session ends.
+  virtual std::vector<Completion> OnSessionEnd(SessionId session) {
+    (void)session;
+    return {};
+  }
+
   // Retire drops the contents and fails later operations. Returns the values
-  // it held so the registry can release the refs inside them.
-  std::vector<Value> Retire() ABSL_LOCKS_EXCLUDED(mu_);
+  // it held, so the registry can release the refs inside them, and the
+  // completions of calls parked on it (they fail with OBJECT_NOT_FOUND).
+  struct Retired {
+    std::vector<Value> values;
+    std::vector<Completion> completions;
+  };
+  Retired Retire() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Label is how messages name this object: `dict "jobs"`.
   std::string Label() const;
@@ -67,7 +75,15 @@ class Object {
   Object(std::string name, ObjectType type, Registry* registry);
 
   // TakeContents moves every held value out (for Retire).
-  virtual std::vector<Value> TakeContents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  virtual std::vector<Value> TakeContents()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // TakeWaiters claims every parked call and fails it with `status` (for
+  // Retire). Objects without parked calls keep the default.
+  virtual std::vector<Completion> TakeWaiters(const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    (void)status;
+    return {};
+  }
 
   // CheckLive fails with OBJECT_NOT_FOUND once the object is retired. Every
   // operation calls it first, under mu_.

@@ -22,8 +22,7 @@ absl::StatusOr<std::shared_ptr<Object>> MakeObject(std::string name,
       return NamespaceObject::Make(std::move(name), std::move(init.entries),
                                    registry);
     case ObjectType::kList:
-      return ListObject::Make(std::move(name), std::move(init.items),
-                              registry);
+      return ListObject::Make(std::move(name), std::move(init.items), registry);
     case ObjectType::kValue:
       return ValueCell::Make(std::move(name), std::move(init.value),
                              std::move(init.typecode), registry);
@@ -31,13 +30,12 @@ absl::StatusOr<std::shared_ptr<Object>> MakeObject(std::string name,
       return ArrayObject::Make(std::move(name), std::move(init.typecode),
                                std::move(init.items), registry);
     default:
-      return MakeError(absl::StatusCode::kInvalidArgument,
-                       ErrorKind::kValueError,
-                       absl::StrFormat("cannot create %s: type %s is not "
-                                       "supported by this server",
-                                       ObjectLabel(type, name),
-                                       ObjectTypeName(type)),
-                       name);
+      return MakeError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+          absl::StrFormat("cannot create %s: type %s is not "
+                          "supported by this server",
+                          ObjectLabel(type, name), ObjectTypeName(type)),
+          name);
   }
 }
 

@@ -2,8 +2,7 @@
 
 namespace statehub {
 
-OrderedMap::OrderedMap()
-    : index_(0, SlotHash{&slots_}, SlotEq{&slots_}) {}
+OrderedMap::OrderedMap() : index_(0, SlotHash{&slots_}, SlotEq{&slots_}) {}
 
 const Value* OrderedMap::Find(const Value& key) const {
   auto it = index_.find(key);

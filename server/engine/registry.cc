@@ -52,7 +52,8 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
                                                 ObjectType type,
                                                 InitialContents init,
                                                 const Caller& caller) {
-  const bool anonymous = name.empty() || absl::StartsWith(name, kAnonymousPrefix);
+  const bool anonymous =
+      name.empty() || absl::StartsWith(name, kAnonymousPrefix);
   std::string full_name;
   if (name.empty()) {
     if (caller.session == 0) {
@@ -78,8 +79,8 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
       if (entry.object->type() != type) {
         return MakeError(
             absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
-            absl::StrFormat("%s: cannot open as a %s",
-                            entry.object->Label(), ObjectTypeName(type)),
+            absl::StrFormat("%s: cannot open as a %s", entry.object->Label(),
+                            ObjectTypeName(type)),
             full_name);
       }
       if (anonymous) {
@@ -122,20 +123,19 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
     if (it->second.object->type() != type) {
       return MakeError(
           absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
-          absl::StrFormat("%s: cannot open as a %s",
-                          it->second.object->Label(), ObjectTypeName(type)),
+          absl::StrFormat("%s: cannot open as a %s", it->second.object->Label(),
+                          ObjectTypeName(type)),
           full_name);
     }
     return Opened{it->second.object, false};
   }
   if (static_cast<int64_t>(objects_.size()) >= limits_.max_objects) {
-    return MakeError(absl::StatusCode::kResourceExhausted,
-                     ErrorKind::kLimitExceeded,
-                     absl::StrFormat("cannot create %s: --max_objects=%d "
-                                     "objects exist",
-                                     ObjectLabel(type, full_name),
-                                     limits_.max_objects),
-                     full_name, "max_objects");
+    return MakeError(
+        absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+        absl::StrFormat("cannot create %s: --max_objects=%d "
+                        "objects exist",
+                        ObjectLabel(type, full_name), limits_.max_objects),
+        full_name, "max_objects");
   }
   auto session = holds_.find(caller.session);
   if (anonymous && session == holds_.end()) {
@@ -263,12 +263,11 @@ absl::Status Registry::AcquireRefsLocked(const Value& value) {
       return;
     }
     if (it->second.object->type() != ref.type) {
-      status = MakeError(absl::StatusCode::kInvalidArgument,
-                         ErrorKind::kTypeError,
-                         absl::StrFormat("ref names %s as a %s",
-                                         it->second.object->Label(),
-                                         ObjectTypeName(ref.type)),
-                         ref.name);
+      status = MakeError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kTypeError,
+          absl::StrFormat("ref names %s as a %s", it->second.object->Label(),
+                          ObjectTypeName(ref.type)),
+          ref.name);
       return;
     }
     if (it->second.object->anonymous()) {
@@ -278,7 +277,8 @@ absl::Status Registry::AcquireRefsLocked(const Value& value) {
   });
   if (!status.ok()) {
     // Undo: these counts were positive before, so nothing dies.
-    for (absl::string_view name : counted) --objects_.find(name)->second.referrers;
+    for (absl::string_view name : counted)
+      --objects_.find(name)->second.referrers;
   }
   return status;
 }
@@ -306,10 +306,14 @@ void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
   while (!dead.empty()) {
     std::shared_ptr<Object> object = std::move(dead.back());
     dead.pop_back();
-    std::vector<Value> contents = object->Retire();
+    Object::Retired retired = object->Retire();
+    for (Completion& c : retired.completions) {
+      c.waiter->Complete(std::move(c.result));
+    }
     absl::MutexLock lock(&mu_);
-    for (const Value& v : contents) {
-      v.ForEachRef([&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
+    for (const Value& v : retired.values) {
+      v.ForEachRef(
+          [&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
     }
   }
 }
@@ -319,7 +323,8 @@ void Registry::ReleaseRefs(const std::vector<Value>& values) {
   {
     absl::MutexLock lock(&mu_);
     for (const Value& v : values) {
-      v.ForEachRef([&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
+      v.ForEachRef(
+          [&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
     }
   }
   Bury(std::move(dead));
@@ -365,16 +370,41 @@ void Registry::BeginSession(SessionId session) {
   holds_.try_emplace(session);
 }
 
+bool Registry::Track(SessionId session, std::shared_ptr<Object> object) {
+  absl::MutexLock lock(&mu_);
+  // An ended session can take nothing new: the caller refuses the call.
+  if (!holds_.contains(session)) return false;
+  tracked_[session].insert(std::move(object));
+  return true;
+}
+
 void Registry::EndSession(SessionId session) {
+  absl::flat_hash_map<std::string, int64_t> held;
+  absl::flat_hash_set<std::shared_ptr<Object>> tracked;
+  {
+    // One step ends the session for the registry: after it, Track and
+    // HoldRefs refuse it, so nothing can be granted to it any more.
+    absl::MutexLock lock(&mu_);
+    auto h = holds_.find(session);
+    if (h == holds_.end()) return;
+    held = std::move(h->second);
+    holds_.erase(h);
+    if (auto t = tracked_.find(session); t != tracked_.end()) {
+      tracked = std::move(t->second);
+      tracked_.erase(t);
+    }
+  }
+  for (const std::shared_ptr<Object>& object : tracked) {
+    for (Completion& c : object->OnSessionEnd(session)) {
+      c.waiter->Complete(std::move(c.result));
+    }
+  }
   std::vector<std::shared_ptr<Object>> dead;
   {
     absl::MutexLock lock(&mu_);
-    auto held = holds_.find(session);
-    if (held == holds_.end()) return;
-    for (const auto& [name, count] : held->second) {
+    for (const auto& [name, count] : held) {
       for (int64_t i = 0; i < count; ++i) UnrefLocked(name, true, &dead);
     }
-    holds_.erase(held);
   }
   Bury(std::move(dead));
 }

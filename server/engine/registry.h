@@ -34,6 +34,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -128,7 +129,13 @@ class Registry {
   // not hold are ignored.
   void ReleaseHolds(SessionId session, const std::vector<std::string>& names);
 
-  // BeginSession lets `session` take holds; EndSession drops all of them.
+  // Track records that `session` holds or waits on `object`, so that
+  // EndSession can release it there (Object::OnSessionEnd). Returns false if
+  // the session has ended: the caller must then refuse the call.
+  [[nodiscard]] bool Track(SessionId session, std::shared_ptr<Object> object);
+
+  // BeginSession lets `session` take holds; EndSession drops all of them and
+  // releases what it held in tracked objects.
   void BeginSession(SessionId session);
   void EndSession(SessionId session);
 
@@ -161,6 +168,9 @@ class Registry {
   // Holds per live session: anonymous object name -> hold count.
   absl::flat_hash_map<SessionId, absl::flat_hash_map<std::string, int64_t>>
       holds_ ABSL_GUARDED_BY(mu_);
+  // Synchronization objects each live session has held or waited on.
+  absl::flat_hash_map<SessionId, absl::flat_hash_set<std::shared_ptr<Object>>>
+      tracked_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_anonymous_{1};
 };
 
@@ -176,12 +186,20 @@ absl::StatusOr<std::shared_ptr<T>> Registry::Find(
     absl::string_view name) const {
   absl::StatusOr<std::shared_ptr<Object>> object = Lookup(name);
   if (!object.ok()) return object.status();
-  if ((*object)->type() != T::kType) {
+  bool accepted;
+  absl::string_view wanted;
+  if constexpr (requires { T::Accepts(ObjectType{}); }) {
+    accepted = T::Accepts((*object)->type());
+    wanted = T::kTypeName;
+  } else {
+    accepted = (*object)->type() == T::kType;
+    wanted = ObjectTypeName(T::kType);
+  }
+  if (!accepted) {
     return MakeError(
         absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
         absl::StrCat((*object)->Label(), ": is a ",
-                     ObjectTypeName((*object)->type()), ", not a ",
-                     ObjectTypeName(T::kType)),
+                     ObjectTypeName((*object)->type()), ", not a ", wanted),
         name);
   }
   return std::static_pointer_cast<T>(*std::move(object));

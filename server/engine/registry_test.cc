@@ -163,8 +163,7 @@ TEST_F(RegistryTest, DeletedObjectFailsThroughOldHandles) {
   ASSERT_TRUE(registry().Open("gone", ObjectType::kList, {}, Caller{}).ok());
   auto list = *registry().Find<ListObject>("gone");
   ASSERT_TRUE(registry().Delete("gone").ok());
-  EXPECT_EQ(GetErrorKind(list->Append(1).status()),
-            ErrorKind::kObjectNotFound);
+  EXPECT_EQ(GetErrorKind(list->Append(1).status()), ErrorKind::kObjectNotFound);
   EXPECT_EQ(GetErrorKind(registry().Delete("gone")),
             ErrorKind::kObjectNotFound);
 }

@@ -11,8 +11,9 @@ namespace {
 class SessionTableTest : public ::testing::Test {
  protected:
   SessionTableTest()
-      : table_(absl::Seconds(2), [this](SessionId id) { begun_.push_back(id); },
-               [this](SessionId id) { ended_.push_back(id); }) {}
+      : table_(
+            absl::Seconds(2), [this](SessionId id) { begun_.push_back(id); },
+            [this](SessionId id) { ended_.push_back(id); }) {}
 
   const absl::Time t0_ = absl::FromUnixSeconds(1'000'000);
   std::vector<SessionId> begun_;

@@ -22,16 +22,15 @@ int64_t Adjust(int64_t index, int64_t length, int64_t step) {
 
 }  // namespace
 
-absl::StatusOr<SliceRange> ResolveSlice(const SliceSpec& spec,
-                                        int64_t length) {
+absl::StatusOr<SliceRange> ResolveSlice(const SliceSpec& spec, int64_t length) {
   int64_t step = spec.step.value_or(1);
   if (step == 0) return absl::InvalidArgumentError("slice step cannot be zero");
   // -step must not overflow, as in CPython.
   if (step < -kMax) step = -kMax;
   int64_t start = spec.start ? Adjust(*spec.start, length, step)
                              : (step < 0 ? length - 1 : 0);
-  int64_t stop = spec.stop ? Adjust(*spec.stop, length, step)
-                           : (step < 0 ? -1 : length);
+  int64_t stop =
+      spec.stop ? Adjust(*spec.stop, length, step) : (step < 0 ? -1 : length);
   SliceRange range{start, step, 0};
   if (step < 0) {
     if (stop < start) range.count = (start - stop - 1) / (-step) + 1;

@@ -5,8 +5,7 @@
 
 namespace statehub {
 
-ValueCell::ValueCell(std::string name, std::string typecode,
-                     Registry* registry)
+ValueCell::ValueCell(std::string name, std::string typecode, Registry* registry)
     : Object(std::move(name), kType, registry),
       typecode_(std::move(typecode)) {}
 
@@ -59,8 +58,9 @@ absl::StatusOr<Value> ValueCell::Increment(const Value& delta) {
   return sum;
 }
 
-absl::StatusOr<ValueCell::Swap> ValueCell::CompareAndSet(
-    const Caller& caller, const Value& expected, Value desired) {
+absl::StatusOr<ValueCell::Swap> ValueCell::CompareAndSet(const Caller& caller,
+                                                         const Value& expected,
+                                                         Value desired) {
   std::vector<Value> dropped;
   Swap swap;
   {

@@ -43,10 +43,9 @@ absl::StatusOr<Value> Decoder::operator()(const v1::Value& wire) const {
                                      s.message(), limits_.max_depth),
                      name_, limit);
   }
-  return MakeError(s.code(), GetErrorKind(s),
-                   absl::StrFormat("%s: %s", ObjectLabel(type_, name_),
-                                   s.message()),
-                   name_);
+  return MakeError(
+      s.code(), GetErrorKind(s),
+      absl::StrFormat("%s: %s", ObjectLabel(type_, name_), s.message()), name_);
 }
 
 absl::StatusOr<std::optional<Value>> Decoder::Optional(

@@ -26,13 +26,13 @@
 // its status on error, otherwise moves its value into lhs.
 #define STATEHUB_CONCAT_INNER(a, b) a##b
 #define STATEHUB_CONCAT(a, b) STATEHUB_CONCAT_INNER(a, b)
-#define STATEHUB_ASSIGN_OR_RETURN(lhs, expr)                         \
-  auto STATEHUB_CONCAT(statusor_, __LINE__) = (expr);                \
-  if (!STATEHUB_CONCAT(statusor_, __LINE__).ok())                    \
-    return STATEHUB_CONCAT(statusor_, __LINE__).status();            \
+#define STATEHUB_ASSIGN_OR_RETURN(lhs, expr)              \
+  auto STATEHUB_CONCAT(statusor_, __LINE__) = (expr);     \
+  if (!STATEHUB_CONCAT(statusor_, __LINE__).ok())         \
+    return STATEHUB_CONCAT(statusor_, __LINE__).status(); \
   lhs = *std::move(STATEHUB_CONCAT(statusor_, __LINE__))
-#define STATEHUB_RETURN_IF_ERROR(expr)              \
-  do {                                              \
+#define STATEHUB_RETURN_IF_ERROR(expr)                 \
+  do {                                                 \
     if (absl::Status s_ = (expr); !s_.ok()) return s_; \
   } while (false)
 

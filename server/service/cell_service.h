@@ -16,19 +16,20 @@ class ValueService final : public v1::Values::CallbackService {
   explicit ValueService(Engine& engine) : engine_(engine) {}
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-      const v1::ValueGetRequest* req,
-      v1::ValueGetResponse* resp) override;
+                                const v1::ValueGetRequest* req,
+                                v1::ValueGetResponse* resp) override;
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx,
-      const v1::ValueSetRequest* req,
-      v1::ValueSetResponse* resp) override;
-  grpc::ServerUnaryReactor* Increment(grpc::CallbackServerContext* ctx,
-      const v1::ValueIncrementRequest* req,
+                                const v1::ValueSetRequest* req,
+                                v1::ValueSetResponse* resp) override;
+  grpc::ServerUnaryReactor* Increment(
+      grpc::CallbackServerContext* ctx, const v1::ValueIncrementRequest* req,
       v1::ValueIncrementResponse* resp) override;
-  grpc::ServerUnaryReactor* CompareAndSet(grpc::CallbackServerContext* ctx,
+  grpc::ServerUnaryReactor* CompareAndSet(
+      grpc::CallbackServerContext* ctx,
       const v1::ValueCompareAndSetRequest* req,
       v1::ValueCompareAndSetResponse* resp) override;
-  grpc::ServerUnaryReactor* GetAndSet(grpc::CallbackServerContext* ctx,
-      const v1::ValueGetAndSetRequest* req,
+  grpc::ServerUnaryReactor* GetAndSet(
+      grpc::CallbackServerContext* ctx, const v1::ValueGetAndSetRequest* req,
       v1::ValueGetAndSetResponse* resp) override;
 
  private:
@@ -40,14 +41,14 @@ class ArrayService final : public v1::Arrays::CallbackService {
   explicit ArrayService(Engine& engine) : engine_(engine) {}
 
   grpc::ServerUnaryReactor* Len(grpc::CallbackServerContext* ctx,
-      const v1::ArrayLenRequest* req,
-      v1::ArrayLenResponse* resp) override;
+                                const v1::ArrayLenRequest* req,
+                                v1::ArrayLenResponse* resp) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-      const v1::ArrayGetRequest* req,
-      v1::ArrayGetResponse* resp) override;
+                                const v1::ArrayGetRequest* req,
+                                v1::ArrayGetResponse* resp) override;
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx,
-      const v1::ArraySetRequest* req,
-      v1::ArraySetResponse* resp) override;
+                                const v1::ArraySetRequest* req,
+                                v1::ArraySetResponse* resp) override;
 
  private:
   Engine& engine_;

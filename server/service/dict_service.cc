@@ -52,9 +52,9 @@ grpc::ServerUnaryReactor* DictService::Set(grpc::CallbackServerContext* ctx,
   });
 }
 
-grpc::ServerUnaryReactor* DictService::Delete(
-    grpc::CallbackServerContext* ctx, const v1::DictDeleteRequest* req,
-    v1::DictDeleteResponse*) {
+grpc::ServerUnaryReactor* DictService::Delete(grpc::CallbackServerContext* ctx,
+                                              const v1::DictDeleteRequest* req,
+                                              v1::DictDeleteResponse*) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value key, t.decode(req->key()));
@@ -92,8 +92,8 @@ grpc::ServerUnaryReactor* DictService::Items(grpc::CallbackServerContext* ctx,
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(
         DictObject::ItemsPage page,
-        t.dict->Items(caller, req->cursor(), req->limit(),
-                      req->size_version(), req->keys_only()));
+        t.dict->Items(caller, req->cursor(), req->limit(), req->size_version(),
+                      req->keys_only()));
     if (req->keys_only()) {
       resp->mutable_entries()->Reserve(static_cast<int>(page.entries.size()));
       for (const auto& [key, value] : page.entries) {
@@ -152,9 +152,9 @@ grpc::ServerUnaryReactor* DictService::SetDefault(
   });
 }
 
-grpc::ServerUnaryReactor* DictService::Update(
-    grpc::CallbackServerContext* ctx, const v1::DictUpdateRequest* req,
-    v1::DictUpdateResponse*) {
+grpc::ServerUnaryReactor* DictService::Update(grpc::CallbackServerContext* ctx,
+                                              const v1::DictUpdateRequest* req,
+                                              v1::DictUpdateResponse*) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value::Entries entries,

@@ -52,8 +52,7 @@ class DictService final : public v1::Dicts::CallbackService {
                                       const v1::DictIncrementRequest* req,
                                       v1::DictIncrementResponse* resp) override;
   grpc::ServerUnaryReactor* CompareAndSet(
-      grpc::CallbackServerContext* ctx,
-      const v1::DictCompareAndSetRequest* req,
+      grpc::CallbackServerContext* ctx, const v1::DictCompareAndSetRequest* req,
       v1::DictCompareAndSetResponse* resp) override;
   grpc::ServerUnaryReactor* GetAndSet(grpc::CallbackServerContext* ctx,
                                       const v1::DictGetAndSetRequest* req,

@@ -23,8 +23,7 @@ absl::StatusOr<Target> Open(Engine& engine, const std::string& name) {
 // The items a slice assignment stores: a list or tuple value.
 absl::StatusOr<Value::Items> SequenceOf(const ListObject& list, Value value) {
   if (!value.is_sequence()) {
-    return list.Error(absl::StatusCode::kInvalidArgument,
-                      ErrorKind::kTypeError,
+    return list.Error(absl::StatusCode::kInvalidArgument, ErrorKind::kTypeError,
                       "can only assign a list or tuple to a slice");
   }
   return std::move(value.MutableItems());
@@ -73,9 +72,9 @@ grpc::ServerUnaryReactor* ListService::Set(grpc::CallbackServerContext* ctx,
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Delete(
-    grpc::CallbackServerContext* ctx, const v1::ListDeleteRequest* req,
-    v1::ListDeleteResponse*) {
+grpc::ServerUnaryReactor* ListService::Delete(grpc::CallbackServerContext* ctx,
+                                              const v1::ListDeleteRequest* req,
+                                              v1::ListDeleteResponse*) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     return req->at().has_index()
@@ -84,9 +83,9 @@ grpc::ServerUnaryReactor* ListService::Delete(
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Append(
-    grpc::CallbackServerContext* ctx, const v1::ListAppendRequest* req,
-    v1::ListAppendResponse* resp) {
+grpc::ServerUnaryReactor* ListService::Append(grpc::CallbackServerContext* ctx,
+                                              const v1::ListAppendRequest* req,
+                                              v1::ListAppendResponse* resp) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value value, t.decode(req->value()));
@@ -96,9 +95,9 @@ grpc::ServerUnaryReactor* ListService::Append(
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Extend(
-    grpc::CallbackServerContext* ctx, const v1::ListExtendRequest* req,
-    v1::ListExtendResponse* resp) {
+grpc::ServerUnaryReactor* ListService::Extend(grpc::CallbackServerContext* ctx,
+                                              const v1::ListExtendRequest* req,
+                                              v1::ListExtendResponse* resp) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value::Items items, t.decode.Items(req->items()));
@@ -108,9 +107,9 @@ grpc::ServerUnaryReactor* ListService::Extend(
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Insert(
-    grpc::CallbackServerContext* ctx, const v1::ListInsertRequest* req,
-    v1::ListInsertResponse*) {
+grpc::ServerUnaryReactor* ListService::Insert(grpc::CallbackServerContext* ctx,
+                                              const v1::ListInsertRequest* req,
+                                              v1::ListInsertResponse*) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value value, t.decode(req->value()));
@@ -131,9 +130,9 @@ grpc::ServerUnaryReactor* ListService::Pop(grpc::CallbackServerContext* ctx,
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Remove(
-    grpc::CallbackServerContext* ctx, const v1::ListRemoveRequest* req,
-    v1::ListRemoveResponse*) {
+grpc::ServerUnaryReactor* ListService::Remove(grpc::CallbackServerContext* ctx,
+                                              const v1::ListRemoveRequest* req,
+                                              v1::ListRemoveResponse*) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(Value value, t.decode(req->value()));
@@ -207,9 +206,9 @@ grpc::ServerUnaryReactor* ListService::Clear(grpc::CallbackServerContext* ctx,
   });
 }
 
-grpc::ServerUnaryReactor* ListService::Repeat(
-    grpc::CallbackServerContext* ctx, const v1::ListRepeatRequest* req,
-    v1::ListRepeatResponse* resp) {
+grpc::ServerUnaryReactor* ListService::Repeat(grpc::CallbackServerContext* ctx,
+                                              const v1::ListRepeatRequest* req,
+                                              v1::ListRepeatResponse* resp) {
   return Serve(engine_, ctx, [&](const Caller&) -> absl::Status {
     STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
     STATEHUB_ASSIGN_OR_RETURN(int64_t length, t.list->Repeat(req->times()));

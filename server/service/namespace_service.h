@@ -16,17 +16,17 @@ class NamespaceService final : public v1::Namespaces::CallbackService {
   explicit NamespaceService(Engine& engine) : engine_(engine) {}
 
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-      const v1::NamespaceGetRequest* req,
-      v1::NamespaceGetResponse* resp) override;
+                                const v1::NamespaceGetRequest* req,
+                                v1::NamespaceGetResponse* resp) override;
   grpc::ServerUnaryReactor* Set(grpc::CallbackServerContext* ctx,
-      const v1::NamespaceSetRequest* req,
-      v1::NamespaceSetResponse* resp) override;
+                                const v1::NamespaceSetRequest* req,
+                                v1::NamespaceSetResponse* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-      const v1::NamespaceDeleteRequest* req,
-      v1::NamespaceDeleteResponse* resp) override;
+                                   const v1::NamespaceDeleteRequest* req,
+                                   v1::NamespaceDeleteResponse* resp) override;
   grpc::ServerUnaryReactor* Items(grpc::CallbackServerContext* ctx,
-      const v1::NamespaceItemsRequest* req,
-      v1::NamespaceItemsResponse* resp) override;
+                                  const v1::NamespaceItemsRequest* req,
+                                  v1::NamespaceItemsResponse* resp) override;
 
  private:
   Engine& engine_;

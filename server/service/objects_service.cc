@@ -25,8 +25,7 @@ absl::StatusOr<InitialContents> InitOf(const Limits& limits,
   InitialContents init;
   init.typecode = req.typecode();
   auto mismatch = [&](absl::string_view field) {
-    return MakeError(absl::StatusCode::kInvalidArgument,
-                     ErrorKind::kValueError,
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
                      absl::StrFormat("%s: %s does not apply to a %s", label,
                                      field, ObjectTypeName(type)),
                      req.name());
@@ -74,17 +73,16 @@ absl::StatusOr<InitialContents> InitOf(const Limits& limits,
 
 }  // namespace
 
-grpc::ServerUnaryReactor* ObjectsService::Open(
-    grpc::CallbackServerContext* ctx, const v1::OpenRequest* req,
-    v1::OpenResponse* resp) {
+grpc::ServerUnaryReactor* ObjectsService::Open(grpc::CallbackServerContext* ctx,
+                                               const v1::OpenRequest* req,
+                                               v1::OpenResponse* resp) {
   return Serve(engine_, ctx, [&](const Caller& caller) -> absl::Status {
     if (req->type() == v1::OBJECT_TYPE_UNSPECIFIED ||
         !v1::ObjectType_IsValid(req->type())) {
-      return MakeError(absl::StatusCode::kInvalidArgument,
-                       ErrorKind::kValueError,
-                       absl::StrFormat("object \"%s\": open needs a type",
-                                       req->name()),
-                       req->name());
+      return MakeError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+          absl::StrFormat("object \"%s\": open needs a type", req->name()),
+          req->name());
     }
     const ObjectType type = internal::FromWire(req->type());
     STATEHUB_ASSIGN_OR_RETURN(InitialContents init,

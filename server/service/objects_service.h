@@ -16,17 +16,17 @@ class ObjectsService final : public v1::Objects::CallbackService {
   explicit ObjectsService(Engine& engine) : engine_(engine) {}
 
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
-      const v1::OpenRequest* req,
-      v1::OpenResponse* resp) override;
+                                 const v1::OpenRequest* req,
+                                 v1::OpenResponse* resp) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-      const v1::DeleteRequest* req,
-      v1::DeleteResponse* resp) override;
+                                   const v1::DeleteRequest* req,
+                                   v1::DeleteResponse* resp) override;
   grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx,
-      const v1::ListObjectsRequest* req,
-      v1::ListObjectsResponse* resp) override;
+                                 const v1::ListObjectsRequest* req,
+                                 v1::ListObjectsResponse* resp) override;
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx,
-      const v1::DescribeRequest* req,
-      v1::DescribeResponse* resp) override;
+                                     const v1::DescribeRequest* req,
+                                     v1::DescribeResponse* resp) override;
 
  private:
   Engine& engine_;

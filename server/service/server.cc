@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpc/health/v1/health.pb.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/service/cell_service.h"
 #include "server/service/dict_service.h"
@@ -44,9 +44,8 @@ absl::Status ClearStaleSocket(const std::string& path) {
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  const bool live =
-      fd >= 0 &&
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  const bool live = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr),
+                                       sizeof(addr)) == 0;
   if (fd >= 0) close(fd);
   if (live) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -75,8 +74,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // Clients ping every 30 s even when idle (clients/cpp and
   // clients/python use the same figure); allow it so the server does not
   // answer with GOAWAY "too_many_pings".
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             10'000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
 
   std::vector<std::unique_ptr<int>> ports;
@@ -98,7 +97,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->services_.push_back(std::make_unique<NamespaceService>(engine));
   server->services_.push_back(std::make_unique<ValueService>(engine));
   server->services_.push_back(std::make_unique<ArrayService>(engine));
-  for (auto& service : server->services_) builder.RegisterService(service.get());
+  for (auto& service : server->services_)
+    builder.RegisterService(service.get());
 
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {

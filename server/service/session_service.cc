@@ -56,9 +56,9 @@ class SessionReactor final
       }
       case v1::SessionRequest::kRelease: {
         if (!Renew(now)) return;
-        engine_.registry().ReleaseHolds(
-            session_, {request_.release().names().begin(),
-                       request_.release().names().end()});
+        engine_.registry().ReleaseHolds(session_,
+                                        {request_.release().names().begin(),
+                                         request_.release().names().end()});
         break;
       }
       case v1::SessionRequest::kGoodbye: {

@@ -14,9 +14,9 @@
 namespace statehub {
 namespace {
 
-constexpr absl::string_view kKindNames[] = {
-    "null", "bool", "int", "double", "string", "bytes",
-    "list", "tuple", "map", "ref", "blob"};
+constexpr absl::string_view kKindNames[] = {"null",   "bool",  "int",  "double",
+                                            "string", "bytes", "list", "tuple",
+                                            "map",    "ref",   "blob"};
 
 [[noreturn]] void WrongKind(Value::Kind want, Value::Kind have) {
   std::fprintf(stderr, "statehub::Value: expected %s, have %s\n",
@@ -35,10 +35,18 @@ std::string QuoteRepr(absl::string_view text, bool bytes) {
   out += quote;
   for (unsigned char c : text) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c == static_cast<unsigned char>(quote)) {
           out += '\\';
@@ -54,15 +62,39 @@ std::string QuoteRepr(absl::string_view text, bool bytes) {
   return out;
 }
 
-// Python's float repr: shortest round-trip digits, always with a '.' or an
-// exponent, "inf"/"nan" spelled as Python does.
+// Python's float repr: the shortest digits that round-trip, positional when
+// the decimal exponent is in [-4, 16) (1000000.0, 0.0001) and scientific
+// otherwise (1e+16, 1e-05), always with a '.' or an exponent; "inf"/"nan"
+// spelled as Python does. (std::to_chars' own choice, whichever form is
+// shorter, differs: it writes 1e+06.)
 std::string DoubleRepr(double d) {
   if (std::isnan(d)) return "nan";
   if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
   char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);
-  std::string out(buf, end);
-  if (out.find_first_of(".en") == std::string::npos) out += ".0";
+  auto [end, ec] =
+      std::to_chars(buf, buf + sizeof(buf), d, std::chars_format::scientific);
+  // buf holds "[-]D[.DDD]e(+|-)XX" with at least two exponent digits, which
+  // is Python's scientific form too.
+  const absl::string_view sci(buf, end - buf);
+  const size_t e = sci.find('e');
+  int exponent = 0;
+  std::from_chars(sci.data() + e + (sci[e + 1] == '+' ? 2 : 1), sci.end(),
+                  exponent);
+  if (exponent < -4 || exponent >= 16) return std::string(sci);
+  std::string out = sci[0] == '-' ? "-" : "";
+  std::string digits;
+  for (char c : sci.substr(0, e)) {
+    if (c >= '0' && c <= '9') digits += c;
+  }
+  const int point = exponent + 1;  // digits before the decimal point
+  const int n = static_cast<int>(digits.size());
+  if (point <= 0) {
+    absl::StrAppend(&out, "0.", std::string(-point, '0'), digits);
+  } else if (point >= n) {
+    absl::StrAppend(&out, digits, std::string(point - n, '0'), ".0");
+  } else {
+    absl::StrAppend(&out, digits.substr(0, point), ".", digits.substr(point));
+  }
   return out;
 }
 
@@ -136,21 +168,36 @@ absl::StatusOr<int> CompareItems(const Value::Items& a, const Value::Items& b) {
 
 absl::string_view ObjectTypeName(ObjectType type) {
   switch (type) {
-    case ObjectType::kDict: return "dict";
-    case ObjectType::kList: return "list";
-    case ObjectType::kNamespace: return "namespace";
-    case ObjectType::kValue: return "value";
-    case ObjectType::kArray: return "array";
-    case ObjectType::kLock: return "lock";
-    case ObjectType::kRLock: return "rlock";
-    case ObjectType::kCondition: return "condition";
-    case ObjectType::kSemaphore: return "semaphore";
-    case ObjectType::kBoundedSemaphore: return "bounded_semaphore";
-    case ObjectType::kEvent: return "event";
-    case ObjectType::kBarrier: return "barrier";
-    case ObjectType::kQueue: return "queue";
-    case ObjectType::kJoinableQueue: return "joinable_queue";
-    case ObjectType::kUnspecified: break;
+    case ObjectType::kDict:
+      return "dict";
+    case ObjectType::kList:
+      return "list";
+    case ObjectType::kNamespace:
+      return "namespace";
+    case ObjectType::kValue:
+      return "value";
+    case ObjectType::kArray:
+      return "array";
+    case ObjectType::kLock:
+      return "lock";
+    case ObjectType::kRLock:
+      return "rlock";
+    case ObjectType::kCondition:
+      return "condition";
+    case ObjectType::kSemaphore:
+      return "semaphore";
+    case ObjectType::kBoundedSemaphore:
+      return "bounded_semaphore";
+    case ObjectType::kEvent:
+      return "event";
+    case ObjectType::kBarrier:
+      return "barrier";
+    case ObjectType::kQueue:
+      return "queue";
+    case ObjectType::kJoinableQueue:
+      return "joinable_queue";
+    case ObjectType::kUnspecified:
+      break;
   }
   return "unspecified";
 }
@@ -242,10 +289,14 @@ const Blob& Value::AsBlob() const {
 
 double Value::ToDouble() const {
   switch (kind()) {
-    case Kind::kBool: return AsBool() ? 1.0 : 0.0;
-    case Kind::kInt: return static_cast<double>(AsInt());
-    case Kind::kDouble: return AsDouble();
-    default: WrongKind(Kind::kDouble, kind());
+    case Kind::kBool:
+      return AsBool() ? 1.0 : 0.0;
+    case Kind::kInt:
+      return static_cast<double>(AsInt());
+    case Kind::kDouble:
+      return AsDouble();
+    default:
+      WrongKind(Kind::kDouble, kind());
   }
 }
 
@@ -259,29 +310,46 @@ const Value* Value::Find(const Value& key) const {
 
 absl::string_view Value::TypeName() const {
   switch (kind()) {
-    case Kind::kNull: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kDouble: return "float";
-    case Kind::kString: return "str";
-    case Kind::kBytes: return "bytes";
-    case Kind::kList: return "list";
-    case Kind::kTuple: return "tuple";
-    case Kind::kMap: return "dict";
-    case Kind::kRef: return "ref";
-    case Kind::kBlob: return "blob";
+    case Kind::kNull:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kDouble:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kList:
+      return "list";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kMap:
+      return "dict";
+    case Kind::kRef:
+      return "ref";
+    case Kind::kBlob:
+      return "blob";
   }
   return "unknown";
 }
 
 std::string Value::Repr() const {
   switch (kind()) {
-    case Kind::kNull: return "None";
-    case Kind::kBool: return AsBool() ? "True" : "False";
-    case Kind::kInt: return absl::StrCat(AsInt());
-    case Kind::kDouble: return DoubleRepr(AsDouble());
-    case Kind::kString: return QuoteRepr(AsString(), /*bytes=*/false);
-    case Kind::kBytes: return QuoteRepr(AsBytes(), /*bytes=*/true);
+    case Kind::kNull:
+      return "None";
+    case Kind::kBool:
+      return AsBool() ? "True" : "False";
+    case Kind::kInt:
+      return absl::StrCat(AsInt());
+    case Kind::kDouble:
+      return DoubleRepr(AsDouble());
+    case Kind::kString:
+      return QuoteRepr(AsString(), /*bytes=*/false);
+    case Kind::kBytes:
+      return QuoteRepr(AsBytes(), /*bytes=*/true);
     case Kind::kList:
     case Kind::kTuple: {
       std::string out = is_list() ? "[" : "(";
@@ -316,7 +384,8 @@ std::string Value::Repr() const {
 
 bool Value::HasRefs() const {
   switch (kind()) {
-    case Kind::kRef: return true;
+    case Kind::kRef:
+      return true;
     case Kind::kList:
     case Kind::kTuple:
       for (const Value& item : AsItems()) {
@@ -328,7 +397,8 @@ bool Value::HasRefs() const {
         if (v.HasRefs()) return true;
       }
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -337,11 +407,15 @@ bool operator==(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) return CompareNumbers(a, b) == 0;
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
-    case Kind::kNull: return true;
-    case Kind::kString: return a.AsString() == b.AsString();
-    case Kind::kBytes: return a.AsBytes() == b.AsBytes();
+    case Kind::kNull:
+      return true;
+    case Kind::kString:
+      return a.AsString() == b.AsString();
+    case Kind::kBytes:
+      return a.AsBytes() == b.AsBytes();
     case Kind::kList:
-    case Kind::kTuple: return ItemsEqual(a.AsItems(), b.AsItems());
+    case Kind::kTuple:
+      return ItemsEqual(a.AsItems(), b.AsItems());
     case Kind::kMap: {
       const auto& x = a.AsEntries();
       if (x.size() != b.AsEntries().size()) return false;
@@ -357,23 +431,29 @@ bool operator==(const Value& a, const Value& b) {
     case Kind::kBlob:
       return a.AsBlob().codec == b.AsBlob().codec &&
              a.AsBlob().data == b.AsBlob().data;
-    default: return false;  // numbers handled above
+    default:
+      return false;  // numbers handled above
   }
 }
 
 size_t KeyHash::operator()(const Value& key) const {
   using Kind = Value::Kind;
   switch (key.kind()) {
-    case Kind::kNull: return absl::HashOf(0xa11);
-    case Kind::kBool: return absl::HashOf(int64_t{key.AsBool()});
-    case Kind::kInt: return absl::HashOf(key.AsInt());
+    case Kind::kNull:
+      return absl::HashOf(0xa11);
+    case Kind::kBool:
+      return absl::HashOf(int64_t{key.AsBool()});
+    case Kind::kInt:
+      return absl::HashOf(key.AsInt());
     case Kind::kDouble: {
       int64_t i;
       if (DoubleAsInt(key.AsDouble(), &i)) return absl::HashOf(i);
       return absl::HashOf(key.AsDouble());
     }
-    case Kind::kString: return absl::HashOf(1, key.AsString());
-    case Kind::kBytes: return absl::HashOf(2, key.AsBytes());
+    case Kind::kString:
+      return absl::HashOf(1, key.AsString());
+    case Kind::kBytes:
+      return absl::HashOf(2, key.AsBytes());
     case Kind::kTuple: {
       size_t h = absl::HashOf(3, key.AsItems().size());
       for (const Value& item : key.AsItems()) {
@@ -381,7 +461,8 @@ size_t KeyHash::operator()(const Value& key) const {
       }
       return h;
     }
-    default: return absl::HashOf(4);  // not a key; CheckKey refuses it
+    default:
+      return absl::HashOf(4);  // not a key; CheckKey refuses it
   }
 }
 
@@ -417,16 +498,20 @@ absl::StatusOr<int> Compare(const Value& a, const Value& b) {
   }
   if (a.kind() == b.kind()) {
     switch (a.kind()) {
-      case Kind::kString: return a.AsString().compare(b.AsString());
-      case Kind::kBytes: return a.AsBytes().compare(b.AsBytes());
+      case Kind::kString:
+        return a.AsString().compare(b.AsString());
+      case Kind::kBytes:
+        return a.AsBytes().compare(b.AsBytes());
       case Kind::kList:
-      case Kind::kTuple: return CompareItems(a.AsItems(), b.AsItems());
-      default: break;
+      case Kind::kTuple:
+        return CompareItems(a.AsItems(), b.AsItems());
+      default:
+        break;
     }
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "'<' not supported between instances of '%s' and '%s'", a.TypeName(),
-      b.TypeName()));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("'<' not supported between instances of '%s' and '%s'",
+                      a.TypeName(), b.TypeName()));
 }
 
 }  // namespace statehub

@@ -10,18 +10,23 @@ namespace {
 
 absl::StatusOr<Value> Decode(const v1::Value& wire, int depth_left) {
   if (depth_left < 0) {
-    return MakeError(absl::StatusCode::kResourceExhausted,
-                     ErrorKind::kLimitExceeded,
-                     "value nests deeper than --max_depth allows", "",
-                     "max_depth");
+    return MakeError(
+        absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+        "value nests deeper than --max_depth allows", "", "max_depth");
   }
   switch (wire.kind_case()) {
-    case v1::Value::KIND_NOT_SET: return Value();
-    case v1::Value::kBoolValue: return Value(wire.bool_value());
-    case v1::Value::kIntValue: return Value(int64_t{wire.int_value()});
-    case v1::Value::kDoubleValue: return Value(wire.double_value());
-    case v1::Value::kStringValue: return Value(wire.string_value());
-    case v1::Value::kBytesValue: return Value::Bytes(wire.bytes_value());
+    case v1::Value::KIND_NOT_SET:
+      return Value();
+    case v1::Value::kBoolValue:
+      return Value(wire.bool_value());
+    case v1::Value::kIntValue:
+      return Value(int64_t{wire.int_value()});
+    case v1::Value::kDoubleValue:
+      return Value(wire.double_value());
+    case v1::Value::kStringValue:
+      return Value(wire.string_value());
+    case v1::Value::kBytesValue:
+      return Value::Bytes(wire.bytes_value());
     case v1::Value::kListValue:
     case v1::Value::kTupleValue: {
       const auto& items = wire.has_list_value() ? wire.list_value().items()
@@ -54,8 +59,7 @@ absl::StatusOr<Value> Decode(const v1::Value& wire, int depth_left) {
     }
     case v1::Value::kRefValue: {
       const v1::ObjectRef& ref = wire.ref_value();
-      if (ref.name().empty() ||
-          ref.type() == v1::OBJECT_TYPE_UNSPECIFIED ||
+      if (ref.name().empty() || ref.type() == v1::OBJECT_TYPE_UNSPECIFIED ||
           !v1::ObjectType_IsValid(ref.type())) {
         return MakeError(absl::StatusCode::kInvalidArgument,
                          ErrorKind::kValueError,
@@ -82,12 +86,24 @@ absl::StatusOr<Value> DecodeValue(const v1::Value& wire, int max_depth) {
 
 void EncodeValue(const Value& value, v1::Value* wire) {
   switch (value.kind()) {
-    case Value::Kind::kNull: wire->Clear(); break;
-    case Value::Kind::kBool: wire->set_bool_value(value.AsBool()); break;
-    case Value::Kind::kInt: wire->set_int_value(value.AsInt()); break;
-    case Value::Kind::kDouble: wire->set_double_value(value.AsDouble()); break;
-    case Value::Kind::kString: wire->set_string_value(value.AsString()); break;
-    case Value::Kind::kBytes: wire->set_bytes_value(value.AsBytes()); break;
+    case Value::Kind::kNull:
+      wire->Clear();
+      break;
+    case Value::Kind::kBool:
+      wire->set_bool_value(value.AsBool());
+      break;
+    case Value::Kind::kInt:
+      wire->set_int_value(value.AsInt());
+      break;
+    case Value::Kind::kDouble:
+      wire->set_double_value(value.AsDouble());
+      break;
+    case Value::Kind::kString:
+      wire->set_string_value(value.AsString());
+      break;
+    case Value::Kind::kBytes:
+      wire->set_bytes_value(value.AsBytes());
+      break;
     case Value::Kind::kList:
     case Value::Kind::kTuple: {
       v1::ValueList* list = value.is_list() ? wire->mutable_list_value()

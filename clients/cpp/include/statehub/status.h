@@ -16,9 +16,9 @@
 #define STATEHUB_STATUS_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace statehub {
 

@@ -32,13 +32,13 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace statehub {
 
@@ -105,17 +105,17 @@ class Value {
   Value(std::nullptr_t) {}  // NOLINT: null converts implicitly, as None does.
   // Scalars convert implicitly so that `Value v = 3;` and `d.Set("k", 1.5)`
   // read naturally.
-  Value(bool b) : rep_(b) {}                           // NOLINT
-  Value(int i) : rep_(static_cast<int64_t>(i)) {}      // NOLINT
-  Value(long i) : rep_(static_cast<int64_t>(i)) {}     // NOLINT
+  Value(bool b) : rep_(b) {}                             // NOLINT
+  Value(int i) : rep_(static_cast<int64_t>(i)) {}        // NOLINT
+  Value(long i) : rep_(static_cast<int64_t>(i)) {}       // NOLINT
   Value(long long i) : rep_(static_cast<int64_t>(i)) {}  // NOLINT
   Value(unsigned i) : rep_(static_cast<int64_t>(i)) {}   // NOLINT
-  Value(double d) : rep_(d) {}                         // NOLINT
-  Value(const char* s) : rep_(std::string(s)) {}       // NOLINT
-  Value(std::string s) : rep_(std::move(s)) {}         // NOLINT
-  Value(absl::string_view s) : rep_(std::string(s)) {}  // NOLINT
-  Value(Ref ref) : rep_(std::move(ref)) {}             // NOLINT
-  Value(Blob blob) : rep_(std::move(blob)) {}          // NOLINT
+  Value(double d) : rep_(d) {}                           // NOLINT
+  Value(const char* s) : rep_(std::string(s)) {}         // NOLINT
+  Value(std::string s) : rep_(std::move(s)) {}           // NOLINT
+  Value(absl::string_view s) : rep_(std::string(s)) {}   // NOLINT
+  Value(Ref ref) : rep_(std::move(ref)) {}               // NOLINT
+  Value(Blob blob) : rep_(std::move(blob)) {}            // NOLINT
 
   // Factories for the kinds that have no natural C++ literal.
   static Value Bytes(std::string data);

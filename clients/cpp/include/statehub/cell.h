@@ -1,0 +1,145 @@
+// File: statehub/cell.h
+//
+// Handles on single shared cells:
+//
+// - `statehub::ValueCell` is Manager's Value: one cell holding any value,
+//   with atomic Increment, CompareAndSet and GetAndSet.
+// - `statehub::Array` is Manager's Array: a fixed-length sequence of cells of
+//   one typecode ("i", "d", ...). A cell holds only what the typecode allows:
+//   a wrong kind fails with TYPE_ERROR, an integer outside the C type's range
+//   with VALUE_ERROR.
+//
+// Example:
+//
+//   absl::StatusOr<statehub::ValueCell> counter =
+//       client->OpenValue("counter", 0, "i");
+//   if (!counter.ok()) return counter.status();
+//   absl::StatusOr<statehub::Value> now = counter->Increment();
+//
+//   absl::StatusOr<statehub::Array> weights =
+//       client->OpenArray("weights", "d", {0.0, 0.0, 0.0});
+//   absl::Status s = weights->Set(1, 0.5);
+//
+// Blocking: every method makes one round trip to the server and blocks until
+// the reply, at most ClientOptions::call_timeout (then DEADLINE_EXCEEDED).
+//
+// Thread safety: handles may be used from several threads at once; each call
+// is atomic on the server. Handles are movable, not copyable; a moved-from
+// handle fails every call with FAILED_PRECONDITION.
+//
+// Errors every method may return besides those listed: OBJECT_NOT_FOUND if
+// the object was deleted, TYPE_ERROR if the name now holds another type,
+// LIMIT_EXCEEDED past a server limit, and transport errors (UNAVAILABLE,
+// DEADLINE_EXCEEDED) with ErrorKind kUnspecified.
+
+#ifndef STATEHUB_CELL_H_
+#define STATEHUB_CELL_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "statehub/internal/handle.h"
+#include "statehub/list.h"
+#include "statehub/status.h"
+#include "statehub/value.h"
+
+namespace statehub {
+
+class Client;
+
+class ValueCell {
+ public:
+  ValueCell(ValueCell&&) noexcept = default;
+  ValueCell& operator=(ValueCell&&) noexcept = default;
+  ValueCell(const ValueCell&) = delete;
+  ValueCell& operator=(const ValueCell&) = delete;
+  ~ValueCell() = default;
+
+  // name returns the cell's name ("_anon/..." if anonymous).
+  const std::string& name() const { return state_.name; }
+
+  // ref returns a ref value naming this cell, to store in another object.
+  // The ref shares this handle's hold. Makes no call.
+  Value ref() const { return state_.MakeRef(); }
+
+  // Get returns the value (v.value). Blocks for one round trip.
+  absl::StatusOr<Value> Get() const;
+
+  // Set replaces the value (v.value = value). Blocks for one round trip.
+  absl::Status Set(const Value& value);
+
+  // Increment atomically adds `delta` (int, double or bool) and returns the
+  // sum; int + int stays int. Errors: TYPE_ERROR if the value or delta is
+  // not a number; VALUE_ERROR on int64 overflow. Blocks for one round trip.
+  absl::StatusOr<Value> Increment(const Value& delta = 1);
+
+  // CompareAndSet atomically stores `desired` if the value equals `expected`
+  // (Python equality) and returns whether it stored. If `current` is
+  // non-null it receives the value after the call. Blocks for one round trip.
+  absl::StatusOr<bool> CompareAndSet(const Value& expected,
+                                     const Value& desired,
+                                     Value* current = nullptr);
+
+  // GetAndSet atomically stores `value` and returns the previous value.
+  // Blocks for one round trip.
+  absl::StatusOr<Value> GetAndSet(const Value& value);
+
+ private:
+  friend class Client;
+  explicit ValueCell(client_internal::HandleState state)
+      : state_(std::move(state)) {}
+
+  client_internal::HandleState state_;
+};
+
+class Array {
+ public:
+  Array(Array&&) noexcept = default;
+  Array& operator=(Array&&) noexcept = default;
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+  ~Array() = default;
+
+  // name returns the array's name ("_anon/..." if anonymous).
+  const std::string& name() const { return state_.name; }
+
+  // ref returns a ref value naming this array, to store in another object.
+  // The ref shares this handle's hold. Makes no call.
+  Value ref() const { return state_.MakeRef(); }
+
+  // Len returns the fixed length. Blocks for one round trip.
+  absl::StatusOr<int64_t> Len() const;
+
+  // Get returns a[index]. Errors: INDEX_ERROR if out of range.
+  // Blocks for one round trip.
+  absl::StatusOr<Value> Get(int64_t index) const;
+
+  // GetSlice returns a[start:stop:step]. Errors: VALUE_ERROR for step 0.
+  // Blocks for one round trip.
+  absl::StatusOr<Value::Items> GetSlice(const Slice& slice) const;
+
+  // Set does a[index] = value. Errors: INDEX_ERROR if out of range;
+  // TYPE_ERROR or VALUE_ERROR if the typecode does not allow `value`.
+  // Blocks for one round trip.
+  absl::Status Set(int64_t index, const Value& value);
+
+  // SetSlice does a[start:stop:step] = items; the length must not change.
+  // Errors: VALUE_ERROR for a length change or step 0; TYPE_ERROR or
+  // VALUE_ERROR if the typecode does not allow an item.
+  // Blocks for one round trip.
+  absl::Status SetSlice(const Slice& slice, Value::Items items);
+
+ private:
+  friend class Client;
+  explicit Array(client_internal::HandleState state)
+      : state_(std::move(state)) {}
+
+  client_internal::HandleState state_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_CELL_H_

@@ -1,0 +1,215 @@
+// File: statehub/client.h
+//
+// `statehub::Client` is one process's connection to a statehub server: a
+// gRPC channel plus a session (a lease kept alive in the background) that
+// owns this process's holds on anonymous objects. Open shared objects through
+// it and use the handles it returns (Dict, List, Namespace, ValueCell,
+// Array); see statehub/dict.h and the other handle headers.
+//
+// Open is get-or-create: the initial contents apply only if the call created
+// the object. An empty name creates an anonymous object (Manager's
+// `m.dict()`), which lives while a handle or Ref in some process holds it or
+// a live object refers to it.
+//
+// Example:
+//
+//   absl::StatusOr<std::unique_ptr<statehub::Client>> client =
+//       statehub::Client::Connect("unix:///tmp/statehub.sock");
+//   if (!client.ok()) return client.status();
+//   absl::StatusOr<statehub::Dict> counters =
+//       (*client)->OpenDict("example/counters");
+//   if (!counters.ok()) return counters.status();
+//   absl::StatusOr<statehub::Value> hits = counters->Increment("hits");
+//
+//   // A dict holding an anonymous list (Manager's nested proxies):
+//   absl::StatusOr<statehub::List> items = (*client)->OpenList("");
+//   absl::Status s = counters->Set("items", items->ref());
+//   absl::StatusOr<statehub::Value> ref = counters->Get("items");
+//   absl::StatusOr<statehub::List> same = (*client)->ListFromRef(*ref);
+//
+// Thread safety: a Client and the handles it returns may be used from many
+// threads at once. Handles keep what they need of the client alive: they stay
+// usable after the Client is destroyed, for calls that need no session.
+//
+// Sessions: Connect opens one. A background thread sends keepalives every
+// lease_ttl/3, releases holds as handles and Refs die, and, if the stream
+// breaks, reconnects and resumes the session. If the server has ended the
+// session meanwhile, the client logs to stderr that the session was lost and
+// continues with a new one (holds of the old one are gone). Calls do not wait
+// for any of this: while the server is unreachable they fail at once with
+// UNAVAILABLE, and while a lost session is being replaced (about a second)
+// they may fail with SESSION_ERROR; retrying after a moment succeeds. The
+// channel pings every 30 s when idle (gRPC keepalive, permitted without
+// calls), so the server must permit pings at that rate.
+
+#ifndef STATEHUB_CLIENT_H_
+#define STATEHUB_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "statehub/cell.h"
+#include "statehub/dict.h"
+#include "statehub/list.h"
+#include "statehub/namespace.h"
+#include "statehub/status.h"
+#include "statehub/value.h"
+
+namespace statehub {
+
+namespace client_internal {
+class Core;
+}  // namespace client_internal
+
+// ClientOptions configures Client::Connect.
+struct ClientOptions {
+  // label describes this client to the server (introspection); empty means
+  // "<hostname>:<pid>:<program>".
+  std::string label;
+  // call_timeout is the deadline of each unary call; absl::InfiniteDuration()
+  // means none.
+  absl::Duration call_timeout = absl::Seconds(60);
+  // connect_timeout bounds Connect: reaching the server and opening the
+  // session.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // open_session opens a session at Connect. Without a session, anonymous
+  // objects are unavailable (SESSION_ERROR) and refs to anonymous objects
+  // carry no hold.
+  bool open_session = true;
+};
+
+// ObjectInfo summarizes one shared object (Objects.List and Describe).
+struct ObjectInfo {
+  std::string name;
+  ObjectType type = ObjectType::kUnspecified;
+  // anonymous is true for server-named ("_anon/...") reference-counted
+  // objects.
+  bool anonymous = false;
+  // size is the number of entries (dict, namespace), items (list, array), 1
+  // for a value, 0 for synchronization objects.
+  int64_t size = 0;
+  // typecode is the typecode of a value or array; empty otherwise.
+  std::string typecode;
+  // holders is the number of session holds on an anonymous object (0 if
+  // named); referrers the number of refs to it stored in other objects.
+  int64_t holders = 0;
+  int64_t referrers = 0;
+};
+
+class Client {
+ public:
+  // Connect creates a channel to `address` ("unix:///path/to.sock" or
+  // "host:port"), waits up to options.connect_timeout for it to connect,
+  // and, if options.open_session, opens a session and starts its background
+  // thread. Blocks for up to about connect_timeout (twice that at most: once
+  // connecting, once opening the session).
+  // Errors: UNAVAILABLE naming the address if the server cannot be reached;
+  // DEADLINE_EXCEEDED if the server does not answer the session Hello in
+  // time; the server's status (e.g. UNAUTHENTICATED, UNIMPLEMENTED) if it
+  // refuses the session. Thread-safe.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(
+      absl::string_view address, ClientOptions options = {});
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // ~Client calls Close(). Handles made by this client stay valid.
+  ~Client();
+
+  // session_id returns the current session's id, or "" without a session
+  // (open_session false, or after Close). The id changes if the session was
+  // lost and replaced, which is why it is returned by value. Thread-safe;
+  // does not block on the network.
+  std::string session_id() const;
+
+  // lease_ttl returns the session lease granted by the server, or zero
+  // without a session. Thread-safe; does not block on the network.
+  absl::Duration lease_ttl() const;
+
+  // OpenDict returns the dict called `name`, creating it with `initial` if
+  // it does not exist (atomically; `initial` is ignored otherwise). An empty
+  // name creates an anonymous dict held by the returned handle.
+  // Errors: TYPE_ERROR if `name` exists with another type; VALUE_ERROR for a
+  // bad name or initial contents; SESSION_ERROR for an anonymous open
+  // without a session; OBJECT_NOT_FOUND for an "_anon/" name that does not
+  // exist; LIMIT_EXCEEDED past the server's object limit. Blocks for one
+  // round trip. Thread-safe.
+  absl::StatusOr<Dict> OpenDict(absl::string_view name,
+                                Value::Entries initial = {});
+
+  // OpenList is OpenDict for a list with initial items. Same errors.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<List> OpenList(absl::string_view name,
+                                Value::Items initial = {});
+
+  // OpenNamespace is OpenDict for a namespace; initial keys must be strings
+  // that are attribute names (VALUE_ERROR otherwise). Blocks for one round
+  // trip. Thread-safe.
+  absl::StatusOr<Namespace> OpenNamespace(absl::string_view name,
+                                          Value::Entries initial = {});
+
+  // OpenValue is OpenDict for a value cell holding `initial`; `typecode`
+  // (e.g. "i") is informational, kept for repr; empty means none.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<ValueCell> OpenValue(absl::string_view name,
+                                      Value initial = {},
+                                      absl::string_view typecode = "");
+
+  // OpenArray is OpenDict for an array of `typecode` ("b" "B" "h" "H" "i"
+  // "I" "l" "L" "q" "Q" "f" "d" "u" "c") whose length and initial cells are
+  // `items`. Errors also: VALUE_ERROR for a bad typecode, TYPE_ERROR or
+  // VALUE_ERROR for an item the typecode does not allow. Blocks for one
+  // round trip. Thread-safe.
+  absl::StatusOr<Array> OpenArray(absl::string_view name,
+                                  absl::string_view typecode,
+                                  Value::Items items);
+
+  // DictFromRef returns a handle on the dict a ref value names (a ref read
+  // from another object). The handle shares the ref's hold, if any. Makes no
+  // call: a dangling ref fails at first use with OBJECT_NOT_FOUND.
+  // Errors: VALUE_ERROR if `ref` is not a ref; TYPE_ERROR if it names
+  // another type. Thread-safe.
+  absl::StatusOr<Dict> DictFromRef(const Value& ref);
+  // ListFromRef, NamespaceFromRef, ValueFromRef and ArrayFromRef are
+  // DictFromRef for the other types.
+  absl::StatusOr<List> ListFromRef(const Value& ref);
+  absl::StatusOr<Namespace> NamespaceFromRef(const Value& ref);
+  absl::StatusOr<ValueCell> ValueFromRef(const Value& ref);
+  absl::StatusOr<Array> ArrayFromRef(const Value& ref);
+
+  // Delete removes the named object; refs to it dangle (using them fails
+  // with OBJECT_NOT_FOUND). Errors: OBJECT_NOT_FOUND. Blocks for one round
+  // trip. Thread-safe.
+  absl::Status Delete(absl::string_view name);
+
+  // ListObjects returns the objects whose names start with `prefix` (all if
+  // empty), in name order; anonymous objects only if `include_anonymous`.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<std::vector<ObjectInfo>> ListObjects(
+      absl::string_view prefix = "", bool include_anonymous = false);
+
+  // Describe returns one object's type and size. Errors: OBJECT_NOT_FOUND.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<ObjectInfo> Describe(absl::string_view name);
+
+  // Close ends the session now (Goodbye: the server releases everything it
+  // held) and stops the background thread; idempotent. Handles stay valid
+  // for calls that need no session. Blocks until the server acknowledges
+  // the end of the stream, at most a few seconds. Thread-safe.
+  void Close();
+
+ private:
+  explicit Client(std::shared_ptr<client_internal::Core> core);
+
+  std::shared_ptr<client_internal::Core> core_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_CLIENT_H_

@@ -1,0 +1,169 @@
+// File: statehub/dict.h
+//
+// `statehub::Dict` is a handle on a shared dict: Manager's DictProxy, with
+// every operation one atomic server call, plus the atomic compound operations
+// that `d[k] += 1` needs (Increment, CompareAndSet, SetDefault, GetAndSet).
+//
+// Keys are scalars (null, bool, int, double, string, bytes) or tuples of
+// them, compared as Python compares them: 1, 1.0 and true are one key (the
+// spelling stored first is kept). A list or map key, or NaN, fails with
+// TYPE_ERROR.
+//
+// Example:
+//
+//   absl::StatusOr<statehub::Dict> jobs = client->OpenDict("jobs");
+//   if (!jobs.ok()) return jobs.status();
+//   absl::Status s = jobs->Set("x", statehub::Value::List({1, 2}));
+//   absl::StatusOr<statehub::Value> hits = jobs->Increment("hits");
+//   absl::StatusOr<statehub::Value> v = jobs->Get("missing");
+//   // statehub::GetErrorKind(v.status()) == statehub::ErrorKind::kKeyError
+//
+// Blocking: every method makes one round trip to the server (ForEach one per
+// page) and blocks until the reply, at most ClientOptions::call_timeout per
+// call (then DEADLINE_EXCEEDED).
+//
+// Thread safety: a Dict may be used from several threads at once; each call
+// is atomic on the server. Handles are movable, not copyable; a moved-from
+// handle fails every call with FAILED_PRECONDITION.
+//
+// Errors every method may return besides those listed: OBJECT_NOT_FOUND if
+// the dict was deleted, TYPE_ERROR if the name now holds another type,
+// VALUE_ERROR or TYPE_ERROR for a value the server refuses, LIMIT_EXCEEDED
+// past a server limit, and transport errors (UNAVAILABLE, DEADLINE_EXCEEDED)
+// with ErrorKind kUnspecified. Read the kind with statehub::GetErrorKind().
+
+#ifndef STATEHUB_DICT_H_
+#define STATEHUB_DICT_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "statehub/internal/handle.h"
+#include "statehub/status.h"
+#include "statehub/value.h"
+
+namespace statehub {
+
+class Client;
+
+class Dict {
+ public:
+  Dict(Dict&&) noexcept = default;
+  Dict& operator=(Dict&&) noexcept = default;
+  Dict(const Dict&) = delete;
+  Dict& operator=(const Dict&) = delete;
+  ~Dict() = default;
+
+  // name returns the dict's name (server-made, "_anon/...", if anonymous).
+  const std::string& name() const { return state_.name; }
+
+  // ref returns a ref value naming this dict, to store in another object
+  // (Manager's nested proxies). The ref shares this handle's hold, so it
+  // keeps an anonymous dict alive while it lives. Makes no call.
+  Value ref() const { return state_.MakeRef(); }
+
+  // Get returns d[key]. Errors: KEY_ERROR if the key is missing.
+  // Blocks for one round trip.
+  absl::StatusOr<Value> Get(const Value& key) const;
+
+  // Get returns d[key], or `default_value` if the key is missing
+  // (d.get(key, default)). Blocks for one round trip.
+  absl::StatusOr<Value> Get(const Value& key, const Value& default_value) const;
+
+  // Set does d[key] = value. Blocks for one round trip.
+  absl::Status Set(const Value& key, const Value& value);
+
+  // Delete does del d[key]. Errors: KEY_ERROR if the key is missing.
+  // Blocks for one round trip.
+  absl::Status Delete(const Value& key);
+
+  // Contains returns key in d. Blocks for one round trip.
+  absl::StatusOr<bool> Contains(const Value& key) const;
+
+  // Len returns len(d). Blocks for one round trip.
+  absl::StatusOr<int64_t> Len() const;
+
+  // Items returns every entry in insertion order, in one reply.
+  // Blocks for one round trip.
+  absl::StatusOr<Value::Entries> Items() const;
+
+  // Keys returns every key in insertion order, in one reply.
+  // Blocks for one round trip.
+  absl::StatusOr<Value::Items> Keys() const;
+
+  // Values returns every value in insertion order, in one reply.
+  // Blocks for one round trip.
+  absl::StatusOr<Value::Items> Values() const;
+
+  // ForEach calls fn(key, value) for every entry in insertion order, fetching
+  // `page_size` entries per call (0 or less: all in one call). fn returns
+  // false to stop early; ForEach then returns OK. fn runs on the calling
+  // thread with no lock held, so it may call this dict.
+  // Errors: RUNTIME_ERROR if the dict changed size between pages (Python's
+  // "dictionary changed size during iteration"); entries already passed to fn
+  // stay passed. Blocks for one round trip per page.
+  absl::Status ForEach(
+      const std::function<bool(const Value& key, const Value& value)>& fn,
+      int64_t page_size = 1000) const;
+
+  // Pop removes d[key] and returns it. Errors: KEY_ERROR if the key is
+  // missing. Blocks for one round trip.
+  absl::StatusOr<Value> Pop(const Value& key);
+
+  // Pop removes and returns d[key], or returns `default_value` if the key is
+  // missing. Blocks for one round trip.
+  absl::StatusOr<Value> Pop(const Value& key, const Value& default_value);
+
+  // PopItem removes and returns the last inserted entry.
+  // Errors: KEY_ERROR if the dict is empty. Blocks for one round trip.
+  absl::StatusOr<std::pair<Value, Value>> PopItem();
+
+  // SetDefault returns d[key], first storing `default_value` if the key is
+  // missing (atomically). Blocks for one round trip.
+  absl::StatusOr<Value> SetDefault(const Value& key,
+                                   const Value& default_value = Value());
+
+  // Update sets every entry in order, atomically (d.update(entries)); a
+  // later duplicate key wins. Blocks for one round trip.
+  absl::Status Update(const Value::Entries& entries);
+
+  // Clear removes every entry. Blocks for one round trip.
+  absl::Status Clear();
+
+  // Increment atomically adds `delta` (int, double or bool) to d[key] and
+  // returns the sum; a missing key counts as 0. int + int stays int.
+  // Errors: TYPE_ERROR if d[key] or delta is not a number; VALUE_ERROR on
+  // int64 overflow. Blocks for one round trip.
+  absl::StatusOr<Value> Increment(const Value& key, const Value& delta = 1);
+
+  // CompareAndSet atomically stores `desired` under `key` if the stored value
+  // equals `expected` (Python equality), or, with expected == nullopt, if
+  // the key is missing. Returns whether it stored. If `current` is non-null
+  // it receives the value stored after the call (null if the key is
+  // missing). Blocks for one round trip.
+  absl::StatusOr<bool> CompareAndSet(const Value& key,
+                                     const std::optional<Value>& expected,
+                                     const Value& desired,
+                                     Value* current = nullptr);
+
+  // GetAndSet atomically stores `value` under `key` and returns the previous
+  // value, or nullopt if the key was missing. Blocks for one round trip.
+  absl::StatusOr<std::optional<Value>> GetAndSet(const Value& key,
+                                                 const Value& value);
+
+ private:
+  friend class Client;
+  explicit Dict(client_internal::HandleState state)
+      : state_(std::move(state)) {}
+
+  client_internal::HandleState state_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_DICT_H_

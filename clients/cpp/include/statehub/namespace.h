@@ -1,0 +1,85 @@
+// File: statehub/namespace.h
+//
+// `statehub::Namespace` is a handle on a shared namespace: Manager's
+// Namespace, a set of attributes read and written one at a time. Attribute
+// names are identifiers not starting with an underscore; others fail with
+// VALUE_ERROR.
+//
+// Example:
+//
+//   absl::StatusOr<statehub::Namespace> cfg = client->OpenNamespace("cfg");
+//   if (!cfg.ok()) return cfg.status();
+//   absl::Status s = cfg->Set("workers", 8);
+//   absl::StatusOr<statehub::Value> workers = cfg->Get("workers");
+//
+// Blocking: every method makes one round trip to the server and blocks until
+// the reply, at most ClientOptions::call_timeout (then DEADLINE_EXCEEDED).
+//
+// Thread safety: a Namespace may be used from several threads at once; each
+// call is atomic on the server. Handles are movable, not copyable; a
+// moved-from handle fails every call with FAILED_PRECONDITION.
+//
+// Errors every method may return besides those listed: OBJECT_NOT_FOUND if
+// the namespace was deleted, TYPE_ERROR if the name now holds another type,
+// LIMIT_EXCEEDED past a server limit, and transport errors (UNAVAILABLE,
+// DEADLINE_EXCEEDED) with ErrorKind kUnspecified.
+
+#ifndef STATEHUB_NAMESPACE_H_
+#define STATEHUB_NAMESPACE_H_
+
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "statehub/internal/handle.h"
+#include "statehub/status.h"
+#include "statehub/value.h"
+
+namespace statehub {
+
+class Client;
+
+class Namespace {
+ public:
+  Namespace(Namespace&&) noexcept = default;
+  Namespace& operator=(Namespace&&) noexcept = default;
+  Namespace(const Namespace&) = delete;
+  Namespace& operator=(const Namespace&) = delete;
+  ~Namespace() = default;
+
+  // name returns the namespace's name ("_anon/..." if anonymous).
+  const std::string& name() const { return state_.name; }
+
+  // ref returns a ref value naming this namespace, to store in another
+  // object. The ref shares this handle's hold. Makes no call.
+  Value ref() const { return state_.MakeRef(); }
+
+  // Get returns ns.attribute. Errors: ATTRIBUTE_ERROR if it is not set;
+  // VALUE_ERROR for a bad attribute name. Blocks for one round trip.
+  absl::StatusOr<Value> Get(absl::string_view attribute) const;
+
+  // Set does ns.attribute = value. Errors: VALUE_ERROR for a bad attribute
+  // name. Blocks for one round trip.
+  absl::Status Set(absl::string_view attribute, const Value& value);
+
+  // Delete does del ns.attribute. Errors: ATTRIBUTE_ERROR if it is not set.
+  // Blocks for one round trip.
+  absl::Status Delete(absl::string_view attribute);
+
+  // Items returns every attribute (string keys) in the order first set.
+  // Blocks for one round trip.
+  absl::StatusOr<Value::Entries> Items() const;
+
+ private:
+  friend class Client;
+  explicit Namespace(client_internal::HandleState state)
+      : state_(std::move(state)) {}
+
+  client_internal::HandleState state_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_NAMESPACE_H_

@@ -1,0 +1,284 @@
+#include "statehub/client.h"
+
+#include <errno.h>  // program_invocation_short_name (glibc)
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core.h"
+#include "grpcpp/grpcpp.h"
+#include "statehub/v1/objects.grpc.pb.h"
+
+namespace statehub {
+
+using client_internal::Core;
+using client_internal::HandleState;
+using client_internal::SessionTag;
+using internal::EncodeValue;
+
+namespace {
+
+using Objects = v1::Objects::Stub;
+
+// Replies can be large (Items of a big dict, a long slice); gRPC's default
+// of 4 MiB is too small for the bulk calls.
+constexpr int kMaxReceiveMessageBytes = 64 << 20;
+// gRPC keepalive pings. The server must permit pings this often, even
+// without calls (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS and
+// GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS on its side).
+constexpr int kKeepaliveTimeMs = 30 * 1000;
+// gRPC's own reconnect backoff (1 s growing to 120 s) could outlast the
+// session lease; a restarted server must find us back well within it.
+// (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left alone: gRPC 1.51 uses it as the
+// minimum connect timeout, not as a backoff.)
+constexpr int kInitialReconnectBackoffMs = 100;
+constexpr int kMaxReconnectBackoffMs = 2 * 1000;
+
+std::string DefaultLabel() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host, ":", getpid(), ":", program_invocation_short_name);
+}
+
+// WithContext prefixes a status message, keeping its error kind and object.
+absl::Status WithContext(const absl::Status& status, absl::string_view what) {
+  return StatusFromWire(status.code(),
+                        absl::StrCat(what, ": ", status.message()),
+                        SerializeErrorDetail(status));
+}
+
+ObjectInfo FromWire(const v1::ObjectInfo& wire) {
+  ObjectInfo info;
+  info.name = wire.name();
+  info.type = internal::FromWire(wire.type());
+  info.anonymous = wire.anonymous();
+  info.size = wire.size();
+  info.typecode = wire.typecode();
+  info.holders = wire.holders();
+  info.referrers = wire.referrers();
+  return info;
+}
+
+// Open is Objects.Open for every type: `init` fills the initial contents.
+// The handle holds the object if it is anonymous: the server granted this
+// session a hold for the call (creating one, or adopting one by name).
+absl::StatusOr<HandleState> Open(
+    const std::shared_ptr<Core>& core, absl::string_view name, ObjectType type,
+    const std::function<void(v1::OpenRequest*)>& init) {
+  if (name.empty() && core->CurrentSession().id.empty()) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
+        absl::StrFormat("cannot create an anonymous %s without a session "
+                        "(the client was closed or connected with "
+                        "open_session = false)",
+                        ObjectTypeName(type)));
+  }
+  v1::OpenRequest request;
+  request.set_name(std::string(name));
+  request.set_type(internal::ToWire(type));
+  if (init) init(&request);
+  v1::OpenResponse response;
+  STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
+                            core->Call(&Objects::Open, request, &response));
+  HandleState state{core, response.name(), type, nullptr};
+  if (absl::StartsWith(response.name(), "_anon/")) {
+    state.hold = core->MakeHold(response.name(), tag);
+  }
+  return state;
+}
+
+absl::StatusOr<HandleState> FromRef(const std::shared_ptr<Core>& core,
+                                    const Value& ref, ObjectType type) {
+  if (!ref.is_ref()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                     absl::StrFormat("expected a ref to a %s, got a %s value",
+                                     ObjectTypeName(type), ref.TypeName()));
+  }
+  const Ref& r = ref.AsRef();
+  if (r.type != type) {
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
+        absl::StrFormat("ref \"%s\" names a %s, not a %s", r.name,
+                        ObjectTypeName(r.type), ObjectTypeName(type)),
+        r.name);
+  }
+  return HandleState{core, r.name, type, r.hold};
+}
+
+void EncodeEntries(const Value::Entries& entries, v1::ValueMap* wire) {
+  for (const auto& [key, value] : entries) {
+    v1::MapEntry* entry = wire->add_entries();
+    EncodeValue(key, entry->mutable_key());
+    EncodeValue(value, entry->mutable_value());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
+    absl::string_view address, ClientOptions options) {
+  if (options.label.empty()) options.label = DefaultLabel();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              kInitialReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  // TLS and the token come later; until then the channel is insecure.
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      std::string(address), grpc::InsecureChannelCredentials(), args);
+  if (!channel->WaitForConnected(
+          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
+    return absl::UnavailableError(
+        absl::StrFormat("statehub: cannot connect to %s within %s", address,
+                        absl::FormatDuration(options.connect_timeout)));
+  }
+  auto core = std::make_shared<Core>(std::move(channel), std::move(options));
+  if (absl::Status s = core->StartSession(); !s.ok()) {
+    return WithContext(
+        s, absl::StrCat("statehub: opening a session on ", address));
+  }
+  return std::unique_ptr<Client>(new Client(std::move(core)));
+}
+
+Client::Client(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+
+Client::~Client() { Close(); }
+
+void Client::Close() { core_->CloseSession(); }
+
+std::string Client::session_id() const { return core_->CurrentSession().id; }
+
+absl::Duration Client::lease_ttl() const { return core_->lease_ttl(); }
+
+absl::StatusOr<Dict> Client::OpenDict(absl::string_view name,
+                                      Value::Entries initial) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kDict, [&](v1::OpenRequest* request) {
+        if (!initial.empty()) {
+          EncodeEntries(initial, request->mutable_dict_init());
+        }
+      }));
+  return Dict(std::move(state));
+}
+
+absl::StatusOr<List> Client::OpenList(absl::string_view name,
+                                      Value::Items initial) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kList, [&](v1::OpenRequest* request) {
+        if (!initial.empty()) {
+          client_internal::EncodeItems(
+              initial, request->mutable_list_init()->mutable_items());
+        }
+      }));
+  return List(std::move(state));
+}
+
+absl::StatusOr<Namespace> Client::OpenNamespace(absl::string_view name,
+                                                Value::Entries initial) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kNamespace, [&](v1::OpenRequest* request) {
+        if (!initial.empty()) {
+          EncodeEntries(initial, request->mutable_dict_init());
+        }
+      }));
+  return Namespace(std::move(state));
+}
+
+absl::StatusOr<ValueCell> Client::OpenValue(absl::string_view name,
+                                            Value initial,
+                                            absl::string_view typecode) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kValue, [&](v1::OpenRequest* request) {
+        EncodeValue(initial, request->mutable_value_init());
+        request->set_typecode(std::string(typecode));
+      }));
+  return ValueCell(std::move(state));
+}
+
+absl::StatusOr<Array> Client::OpenArray(absl::string_view name,
+                                        absl::string_view typecode,
+                                        Value::Items items) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kArray, [&](v1::OpenRequest* request) {
+        v1::ArrayInit* init = request->mutable_array_init();
+        init->set_typecode(std::string(typecode));
+        client_internal::EncodeItems(items, init->mutable_items());
+      }));
+  return Array(std::move(state));
+}
+
+absl::StatusOr<Dict> Client::DictFromRef(const Value& ref) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            FromRef(core_, ref, ObjectType::kDict));
+  return Dict(std::move(state));
+}
+
+absl::StatusOr<List> Client::ListFromRef(const Value& ref) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            FromRef(core_, ref, ObjectType::kList));
+  return List(std::move(state));
+}
+
+absl::StatusOr<Namespace> Client::NamespaceFromRef(const Value& ref) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            FromRef(core_, ref, ObjectType::kNamespace));
+  return Namespace(std::move(state));
+}
+
+absl::StatusOr<ValueCell> Client::ValueFromRef(const Value& ref) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            FromRef(core_, ref, ObjectType::kValue));
+  return ValueCell(std::move(state));
+}
+
+absl::StatusOr<Array> Client::ArrayFromRef(const Value& ref) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            FromRef(core_, ref, ObjectType::kArray));
+  return Array(std::move(state));
+}
+
+absl::Status Client::Delete(absl::string_view name) {
+  v1::DeleteRequest request;
+  request.set_name(std::string(name));
+  v1::DeleteResponse response;
+  return core_->Call(&Objects::Delete, request, &response).status();
+}
+
+absl::StatusOr<std::vector<ObjectInfo>> Client::ListObjects(
+    absl::string_view prefix, bool include_anonymous) {
+  v1::ListObjectsRequest request;
+  request.set_prefix(std::string(prefix));
+  request.set_include_anonymous(include_anonymous);
+  v1::ListObjectsResponse response;
+  STATEHUB_RETURN_IF_ERROR(
+      core_->Call(&Objects::List, request, &response).status());
+  std::vector<ObjectInfo> objects;
+  objects.reserve(response.objects_size());
+  for (const v1::ObjectInfo& info : response.objects()) {
+    objects.push_back(FromWire(info));
+  }
+  return objects;
+}
+
+absl::StatusOr<ObjectInfo> Client::Describe(absl::string_view name) {
+  v1::DescribeRequest request;
+  request.set_name(std::string(name));
+  v1::DescribeResponse response;
+  STATEHUB_RETURN_IF_ERROR(
+      core_->Call(&Objects::Describe, request, &response).status());
+  return FromWire(response.info());
+}
+
+}  // namespace statehub

@@ -1,0 +1,192 @@
+#include "core.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "statehub/status.h"
+
+namespace statehub::client_internal {
+namespace {
+
+// Servers name anonymous objects with this prefix (objects.proto).
+constexpr absl::string_view kAnonymousPrefix = "_anon/";
+
+}  // namespace
+
+// AnonymousHold is the object behind a hold token. It keeps only a weak
+// pointer to the core, so a Ref that outlives its client releases nothing
+// and harms nothing.
+struct AnonymousHold {
+  AnonymousHold(std::weak_ptr<const Core> core, std::string name,
+                uint64_t generation)
+      : core(std::move(core)), name(std::move(name)), generation(generation) {}
+  // Exactly one object per hold: a copy would release twice.
+  AnonymousHold(const AnonymousHold&) = delete;
+  AnonymousHold& operator=(const AnonymousHold&) = delete;
+
+  ~AnonymousHold() {
+    if (std::shared_ptr<const Core> c = core.lock()) {
+      c->Release(generation, std::move(name));
+    }
+  }
+
+  const std::weak_ptr<const Core> core;
+  std::string name;
+  const uint64_t generation;
+};
+
+Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : channel_(std::move(channel)),
+      options_(std::move(options)),
+      stubs_(v1::Objects::NewStub(channel_), v1::Dicts::NewStub(channel_),
+             v1::Lists::NewStub(channel_), v1::Namespaces::NewStub(channel_),
+             v1::Values::NewStub(channel_), v1::Arrays::NewStub(channel_)),
+      session_(options_.open_session
+                   ? std::make_unique<Session>(channel_, options_.label)
+                   : nullptr) {}
+
+Core::~Core() = default;
+
+absl::Status Core::StartSession() {
+  if (session_ == nullptr) return absl::OkStatus();
+  return session_->Start(options_.connect_timeout);
+}
+
+SessionTag Core::CurrentSession() const {
+  return session_ == nullptr ? SessionTag{} : session_->Current();
+}
+
+absl::Duration Core::lease_ttl() const {
+  return session_ == nullptr ? absl::ZeroDuration() : session_->lease_ttl();
+}
+
+void Core::CloseSession() {
+  if (session_ != nullptr) session_->Close();
+}
+
+SessionTag Core::Prepare(grpc::ClientContext* ctx) const {
+  if (options_.call_timeout != absl::InfiniteDuration()) {
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  }
+  SessionTag tag = CurrentSession();
+  if (!tag.id.empty()) ctx->AddMetadata(internal::kSessionKey, tag.id);
+  return tag;
+}
+
+absl::Status Core::Failed(const grpc::Status& status,
+                          const grpc::ClientContext& ctx,
+                          const SessionTag& tag) const {
+  absl::string_view detail;
+  const auto& trailers = ctx.GetServerTrailingMetadata();
+  if (auto it = trailers.find(internal::kErrorDetailKey);
+      it != trailers.end()) {
+    detail = absl::string_view(it->second.data(), it->second.size());
+  }
+  absl::Status result = internal::FromGrpcStatus(status, detail);
+  // The server no longer knows our session (it restarted, or the lease ran
+  // out): have the session thread find out and replace it now rather than at
+  // its next keepalive.
+  if (!tag.id.empty() && GetErrorKind(result) == ErrorKind::kSessionError) {
+    session_->Kick(tag.generation);
+  }
+  return result;
+}
+
+absl::StatusOr<Value> Core::Decode(const v1::Value& wire,
+                                   const SessionTag& tag) const {
+  absl::StatusOr<Value> value = internal::DecodeValue(wire, kMaxDecodeDepth);
+  if (value.ok() && !tag.id.empty()) AttachHolds(*value, tag);
+  return value;
+}
+
+absl::StatusOr<Value::Items> Core::DecodeItems(
+    const google::protobuf::RepeatedPtrField<v1::Value>& wire,
+    const SessionTag& tag) const {
+  Value::Items items;
+  items.reserve(wire.size());
+  for (const v1::Value& item : wire) {
+    STATEHUB_ASSIGN_OR_RETURN(Value value, Decode(item, tag));
+    items.push_back(std::move(value));
+  }
+  return items;
+}
+
+absl::StatusOr<Value::Entries> Core::DecodeEntries(
+    const google::protobuf::RepeatedPtrField<v1::MapEntry>& wire,
+    const SessionTag& tag) const {
+  Value::Entries entries;
+  entries.reserve(wire.size());
+  for (const v1::MapEntry& entry : wire) {
+    STATEHUB_ASSIGN_OR_RETURN(Value key, Decode(entry.key(), tag));
+    STATEHUB_ASSIGN_OR_RETURN(Value value, Decode(entry.value(), tag));
+    entries.emplace_back(std::move(key), std::move(value));
+  }
+  return entries;
+}
+
+void Core::AttachHolds(Value& value, const SessionTag& tag) const {
+  switch (value.kind()) {
+    case Value::Kind::kRef: {
+      const Ref& ref = value.AsRef();
+      if (absl::StartsWith(ref.name, kAnonymousPrefix)) {
+        value = Value(Ref{ref.name, ref.type, MakeHold(ref.name, tag)});
+      }
+      break;
+    }
+    case Value::Kind::kList:
+    case Value::Kind::kTuple:
+      for (Value& item : value.MutableItems()) AttachHolds(item, tag);
+      break;
+    case Value::Kind::kMap:
+      // Keys are scalars or tuples of scalars: never refs.
+      for (auto& entry : value.MutableEntries()) {
+        AttachHolds(entry.second, tag);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+std::shared_ptr<const void> Core::MakeHold(std::string name,
+                                           const SessionTag& tag) const {
+  if (tag.id.empty()) return nullptr;
+  return std::make_shared<const AnonymousHold>(weak_from_this(),
+                                               std::move(name), tag.generation);
+}
+
+void Core::Release(uint64_t generation, std::string name) const {
+  if (session_ != nullptr) session_->Release(generation, std::move(name));
+}
+
+absl::Status MovedFromError() {
+  return MakeError(absl::StatusCode::kFailedPrecondition,
+                   ErrorKind::kRuntimeError,
+                   "statehub handle used after it was moved from");
+}
+
+void EncodeItems(const Value::Items& items,
+                 google::protobuf::RepeatedPtrField<v1::Value>* wire) {
+  wire->Reserve(wire->size() + static_cast<int>(items.size()));
+  for (const Value& item : items) internal::EncodeValue(item, wire->Add());
+}
+
+absl::StatusOr<Value::Items> ToItems(absl::StatusOr<Value> value,
+                                     absl::string_view what) {
+  if (!value.ok()) return value.status();
+  if (!value->is_sequence()) {
+    return absl::InternalError(
+        absl::StrFormat("the server answered %s with a %s, not a list", what,
+                        value->TypeName()));
+  }
+  return std::move(value->MutableItems());
+}
+
+void EncodeSlice(const Slice& slice, v1::Slice* wire) {
+  if (slice.start.has_value()) wire->set_start(*slice.start);
+  if (slice.stop.has_value()) wire->set_stop(*slice.stop);
+  if (slice.step.has_value()) wire->set_step(*slice.step);
+}
+
+}  // namespace statehub::client_internal

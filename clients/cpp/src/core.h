@@ -1,0 +1,170 @@
+// The client core shared by a Client and every handle it made: the channel,
+// one stub per service, the options and the session. All calls go through
+// Core::Call, the one place that sets deadlines and session metadata and
+// turns a failed gRPC status into a statehub error.
+
+#ifndef STATEHUB_CLIENTS_CPP_SRC_CORE_H_
+#define STATEHUB_CLIENTS_CPP_SRC_CORE_H_
+
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "grpcpp/grpcpp.h"
+#include "session.h"
+#include "statehub/client.h"
+#include "statehub/internal/handle.h"
+#include "statehub/internal/wire.h"
+#include "statehub/v1/cell.grpc.pb.h"
+#include "statehub/v1/dict.grpc.pb.h"
+#include "statehub/v1/list.grpc.pb.h"
+#include "statehub/v1/namespace.grpc.pb.h"
+#include "statehub/v1/objects.grpc.pb.h"
+#include "statehub/value.h"
+
+// Internal shorthands for the Status plumbing of the handle methods.
+#define STATEHUB_CONCAT_INNER_(a, b) a##b
+#define STATEHUB_CONCAT_(a, b) STATEHUB_CONCAT_INNER_(a, b)
+#define STATEHUB_RETURN_IF_ERROR(expr)                  \
+  do {                                                  \
+    if (absl::Status status_ = (expr); !status_.ok()) { \
+      return status_;                                   \
+    }                                                   \
+  } while (0)
+#define STATEHUB_ASSIGN_OR_RETURN(lhs, expr)                                  \
+  STATEHUB_ASSIGN_OR_RETURN_IMPL_(STATEHUB_CONCAT_(statusor_, __LINE__), lhs, \
+                                  expr)
+#define STATEHUB_ASSIGN_OR_RETURN_IMPL_(var, lhs, expr) \
+  auto var = (expr);                                    \
+  if (!var.ok()) return var.status();                   \
+  lhs = *std::move(var)
+
+namespace statehub::client_internal {
+
+// Values from the server nest at most this deep; far above anything the
+// server's own limit lets through, it only bounds the recursion.
+inline constexpr int kMaxDecodeDepth = 1000;
+
+class Core : public std::enable_shared_from_this<Core> {
+ public:
+  Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+  ~Core();
+
+  const ClientOptions& options() const { return options_; }
+
+  // StartSession opens the session (see Session::Start).
+  absl::Status StartSession();
+  // CurrentSession returns the session to name in calls; empty without one.
+  SessionTag CurrentSession() const;
+  absl::Duration lease_ttl() const;
+  // CloseSession ends the session; idempotent.
+  void CloseSession();
+
+  // Call makes one unary call of `method` on this core's stub for its
+  // service: a fresh context with the call deadline and the session
+  // metadata. Returns the session the call ran under (holds in the reply
+  // belong to it), or the failure as a statehub error (kind and object from
+  // the `statehub-error-bin` trailer).
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<SessionTag> Call(
+      grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                   Response*),
+      const Request& request, Response* response) const;
+
+  // Decode converts a value from a reply made under `tag`, giving each ref
+  // to an anonymous object the hold the server granted for it.
+  absl::StatusOr<Value> Decode(const v1::Value& wire,
+                               const SessionTag& tag) const;
+  absl::StatusOr<Value::Items> DecodeItems(
+      const google::protobuf::RepeatedPtrField<v1::Value>& wire,
+      const SessionTag& tag) const;
+  absl::StatusOr<Value::Entries> DecodeEntries(
+      const google::protobuf::RepeatedPtrField<v1::MapEntry>& wire,
+      const SessionTag& tag) const;
+
+  // MakeHold returns the token of one hold on anonymous object `name`,
+  // granted under `tag`; destroying its last copy queues a Release. Returns
+  // null without a session (the server granted no hold).
+  std::shared_ptr<const void> MakeHold(std::string name,
+                                       const SessionTag& tag) const;
+
+ private:
+  template <typename Stub>
+  Stub* StubFor() const {
+    return std::get<std::unique_ptr<Stub>>(stubs_).get();
+  }
+  void AttachHolds(Value& value, const SessionTag& tag) const;
+  // Release drops one hold (called by hold tokens as they die).
+  void Release(uint64_t generation, std::string name) const;
+  // Prepare fills a context for one call and returns the session it names.
+  SessionTag Prepare(grpc::ClientContext* ctx) const;
+  // Failed converts a failed call's status; a SESSION_ERROR for the current
+  // session kicks the session thread.
+  absl::Status Failed(const grpc::Status& status,
+                      const grpc::ClientContext& ctx,
+                      const SessionTag& tag) const;
+
+  friend struct AnonymousHold;
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const ClientOptions options_;
+  const std::tuple<
+      std::unique_ptr<v1::Objects::Stub>, std::unique_ptr<v1::Dicts::Stub>,
+      std::unique_ptr<v1::Lists::Stub>, std::unique_ptr<v1::Namespaces::Stub>,
+      std::unique_ptr<v1::Values::Stub>, std::unique_ptr<v1::Arrays::Stub>>
+      stubs_;
+  // session_ is null when the client was connected without a session.
+  const std::unique_ptr<Session> session_;
+};
+
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<SessionTag> Core::Call(
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                 Response*),
+    const Request& request, Response* response) const {
+  grpc::ClientContext ctx;
+  SessionTag tag = Prepare(&ctx);
+  const grpc::Status status =
+      (StubFor<Stub>()->*method)(&ctx, request, response);
+  if (!status.ok()) return Failed(status, ctx, tag);
+  return tag;
+}
+
+// MovedFromError is what a moved-from handle returns from every call.
+absl::Status MovedFromError();
+
+// CallOn makes one call on the object of handle `h`: it names the object in
+// `request` and calls through the handle's core.
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<SessionTag> CallOn(
+    const HandleState& h,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                 Response*),
+    Request& request, Response* response) {
+  if (h.core == nullptr) return MovedFromError();
+  request.set_name(h.name);
+  return h.core->Call(method, request, response);
+}
+
+// EncodeItems appends `items` to a repeated wire field.
+void EncodeItems(const Value::Items& items,
+                 google::protobuf::RepeatedPtrField<v1::Value>* wire);
+
+// ToItems unwraps a list or tuple value from a reply that must hold one.
+absl::StatusOr<Value::Items> ToItems(absl::StatusOr<Value> value,
+                                     absl::string_view what);
+
+// EncodeSlice fills a wire slice; an unset field is None.
+void EncodeSlice(const Slice& slice, v1::Slice* wire);
+
+}  // namespace statehub::client_internal
+
+#endif  // STATEHUB_CLIENTS_CPP_SRC_CORE_H_

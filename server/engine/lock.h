@@ -1,0 +1,167 @@
+// File: server/engine/lock.h
+//
+// `LockObject` is a shared lock (threading.Lock) or reentrant lock
+// (threading.RLock), with robust ownership:
+//
+//   - Holdings belong to a session (an RLock to a session and a client
+//     thread, counting recursion). When the holder's session ends, the lock
+//     is released and the next acquirer is told owner_died.
+//   - Every acquisition gets a fencing token that only grows per lock.
+//   - Blocked acquirers park in FIFO order as Waiters (waiter.h); a grant
+//     whose call was cancelled at the same moment is rolled back by token.
+//
+// It also carries the wait queues of the conditions bound to it, because a
+// condition wait releases and reacquires this lock atomically: a waiter
+// parks in its condition's queue, moves to this lock's queue when notified
+// (or when its timeout passes), and completes once it holds the lock again.
+//
+// Thread safety: all methods are thread-safe. Methods returning
+// Completions must have them delivered (Deliver) after the call returns, with
+// no mutex held.
+
+#ifndef STATEHUB_SERVER_ENGINE_LOCK_H_
+#define STATEHUB_SERVER_ENGINE_LOCK_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/engine/object.h"
+#include "server/engine/waiter.h"
+
+namespace statehub {
+
+// Who holds or waits, for introspection.
+struct HolderInfo {
+  SessionId session = 0;
+  uint64_t thread_id = 0;
+  std::string label;
+  absl::Time since;
+};
+
+struct LockState {
+  bool locked = false;
+  HolderInfo holder;
+  int64_t recursion = 0;
+  uint64_t fencing_token = 0;
+  std::vector<HolderInfo> waiters;  // in the order they will be served
+};
+
+class LockObject final : public Object {
+ public:
+  static constexpr absl::string_view kTypeName = "lock or rlock";
+  static bool Accepts(ObjectType type) {
+    return type == ObjectType::kLock || type == ObjectType::kRLock;
+  }
+
+  static std::shared_ptr<LockObject> Make(std::string name, ObjectType type,
+                                          Registry* registry);
+
+  int64_t Size() const override { return 0; }
+  bool reentrant() const { return type() == ObjectType::kRLock; }
+
+  struct Acquired {
+    // acquired is false when the caller was parked or (not blocking) turned
+    // away; parked tells which.
+    bool acquired = false;
+    bool parked = false;
+    uint64_t fencing_token = 0;
+    bool owner_died = false;
+  };
+  // Acquire takes the lock now, or parks `waiter` (when non-null) in FIFO
+  // order. A null waiter means "do not block". Errors: SESSION_ERROR without
+  // a session.
+  absl::StatusOr<Acquired> Acquire(const Caller& caller, uint64_t thread_id,
+                                   std::shared_ptr<Waiter> waiter,
+                                   const std::string& label);
+
+  // Release releases one acquisition. Errors: RUNTIME_ERROR for an unheld
+  // lock, or an RLock not owned by (caller.session, thread_id).
+  absl::StatusOr<std::vector<Completion>> Release(const Caller& caller,
+                                                  uint64_t thread_id);
+
+  // Withdraw removes a waiter that its caller claimed (timeout, cancel) from
+  // whichever queue holds it. A condition waiter removed this way no longer
+  // holds the lock: nothing else changes.
+  void Withdraw(const Waiter* waiter);
+
+  // Rollback undoes a grant whose call was cancelled as it was granted:
+  // releases the lock if `fencing_token` still holds it.
+  std::vector<Completion> Rollback(uint64_t fencing_token);
+
+  // Condition support (see condition.h). `condition` identifies the
+  // condition's queue.
+  // ConditionWait: the caller must hold the lock; releases it completely and
+  // parks `waiter` until notified or timed out, then until it reacquires.
+  // Errors: RUNTIME_ERROR "cannot wait on un-acquired lock".
+  absl::StatusOr<std::vector<Completion>> ConditionWait(
+      uint64_t condition, const Caller& caller, uint64_t thread_id,
+      std::shared_ptr<Waiter> waiter);
+  // ConditionTimeout moves a condition waiter whose timeout passed to the
+  // lock's queue (it reacquires, then answers "not notified"). No-op if it
+  // was notified already.
+  std::vector<Completion> ConditionTimeout(uint64_t condition,
+                                           const Waiter* waiter);
+  // ConditionNotify moves up to `n` waiters (all for n < 0) to the lock's
+  // queue. Errors: RUNTIME_ERROR "cannot notify on un-acquired lock".
+  absl::StatusOr<int64_t> ConditionNotify(uint64_t condition,
+                                          const Caller& caller,
+                                          uint64_t thread_id, int64_t n);
+  int64_t ConditionWaiters(uint64_t condition) const;
+
+  LockState State() const;
+
+  std::vector<Completion> OnSessionEnd(SessionId session) override;
+
+  // Deliver completes parked calls; call with no mutex held.
+  static void Deliver(std::vector<Completion> completions);
+
+ private:
+  // One parked call in the lock's queue or a condition's queue.
+  struct Pending {
+    std::shared_ptr<Waiter> waiter;
+    // recursion to restore on grant (a condition waiter's RLock depth).
+    int64_t recursion = 1;
+    // condition is set for a condition waiter; notified once it was.
+    bool condition = false;
+    bool notified = false;
+  };
+  struct Holding {
+    HolderInfo who;
+    int64_t recursion = 0;
+    uint64_t token = 0;
+  };
+
+  LockObject(std::string name, ObjectType type, Registry* registry);
+  std::vector<Value> TakeContents() override;
+  std::vector<Completion> TakeWaiters(const absl::Status& status) override;
+  // Tracks the caller's session on this lock; false if it has ended.
+  bool TrackLocked(const Caller& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  bool OwnedBy(const Caller& caller, uint64_t thread_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives the lock to `who`, returning its token.
+  uint64_t TakeLocked(HolderInfo who, int64_t recursion)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees the lock and grants it to the first live waiter.
+  void ReleaseLocked(std::vector<Completion>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::optional<Holding> holding_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_token_ ABSL_GUARDED_BY(mu_) = 0;
+  // owner_died_ is set when a holder's session ended holding the lock, and
+  // reported to (then cleared by) the next acquirer.
+  bool owner_died_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::deque<Pending>> conditions_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_LOCK_H_

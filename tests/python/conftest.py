@@ -1,0 +1,146 @@
+"""Fixtures: the real statehub-server binary on a temporary Unix socket and
+an ephemeral TCP port, and managers connected to it. No mocks.
+
+The binary comes from $STATEHUB_SERVER, else <repo>/build/server/statehub-server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import statehub
+
+REPO = Path(__file__).resolve().parents[2]
+LEASE_TTL_SECONDS = 2
+
+
+def server_binary() -> str:
+    binary = os.environ.get("STATEHUB_SERVER") or str(
+        REPO / "build" / "server" / "statehub-server"
+    )
+    if not os.access(binary, os.X_OK):
+        pytest.exit(
+            f"statehub-server not found at {binary}: build it "
+            "(ninja -C build statehub-server) or set STATEHUB_SERVER",
+            returncode=2,
+        )
+    return binary
+
+
+@dataclasses.dataclass
+class RunningServer:
+    """A statehub-server child process and the addresses it printed."""
+
+    process: subprocess.Popen[bytes]
+    unix: str
+    tcp: str
+    directory: str
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return self.process.returncode
+
+
+def start_server(*flags: str) -> RunningServer:
+    """Starts the binary on a fresh Unix socket and TCP port 0; waits for ready."""
+    directory = tempfile.mkdtemp(prefix="statehub-test-")
+    socket_path = os.path.join(directory, "s.sock")
+    process = subprocess.Popen(
+        [
+            server_binary(),
+            f"--listen=unix://{socket_path},127.0.0.1:0",
+            f"--lease_ttl={LEASE_TTL_SECONDS}s",
+            "--log_level=warn",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    addresses: list[str] = []
+    pending = b""
+    deadline = time.monotonic() + 15
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("statehub-server did not become ready")
+            if not selector.select(1):
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(
+                    f"statehub-server exited with {process.wait()} before ready"
+                )
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            done = False
+            for line in lines:
+                text = line.decode().strip()
+                prefix = "statehub-server listening on "
+                if text.startswith(prefix):
+                    addresses.append(text[len(prefix) :])
+                elif text == "statehub-server ready":
+                    done = True
+            if done:
+                break
+    unix = next(a for a in addresses if a.startswith("unix:"))
+    tcp = next(a for a in addresses if not a.startswith("unix:"))
+    return RunningServer(process, unix, tcp, directory)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[RunningServer]:
+    """One real server for the whole run (lease TTL 2 s)."""
+    running = start_server()
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture
+def manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
+    """A manager connected to the shared server (pickling off, the default)."""
+    m = statehub.Manager(server.unix)
+    yield m
+    m.shutdown()
+
+
+@pytest.fixture
+def pickling_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
+    """A manager connected to the shared server with pickling on."""
+    m = statehub.Manager(server.unix, allow_pickle=True)
+    yield m
+    m.shutdown()
+
+
+def wait_until(
+    predicate: object, timeout: float = 10.0, interval: float = 0.05
+) -> bool:
+    """Polls predicate() until it is true or timeout passes; returns the last result."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return bool(predicate())
+        time.sleep(interval)

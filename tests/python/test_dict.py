@@ -1,0 +1,191 @@
+"""DictProxy: every method of docs/methods.md against a real dict."""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import pickle
+import re
+from typing import Any
+
+import pytest
+import statehub
+
+from oracle import check_same
+
+OPERATIONS: list[tuple[str, Any]] = [
+    ("setitem", lambda d: d.__setitem__("a", 1)),
+    ("setitem tuple key", lambda d: d.__setitem__(("t", 1), [1, 2])),
+    ("setitem int key", lambda d: d.__setitem__(1, "one")),
+    ("float key unifies", lambda d: d.__setitem__(1.0, "uno")),
+    ("bool key unifies", lambda d: d.__setitem__(True, "vero")),
+    ("getitem", lambda d: d["a"]),
+    ("getitem unified", lambda d: d[1]),
+    ("getitem missing", lambda d: d["zz"]),
+    ("get", lambda d: d.get("a")),
+    ("get missing", lambda d: d.get("zz")),
+    ("get default", lambda d: d.get("zz", 5)),
+    ("get None default", lambda d: d.get("a", None)),
+    ("contains", lambda d: "a" in d),
+    ("contains missing", lambda d: "zz" in d),
+    ("contains unhashable", lambda d: [1] in d),
+    ("len", len),
+    ("iter", lambda d: list(iter(d))),
+    ("keys", lambda d: d.keys()),
+    ("values", lambda d: d.values()),
+    ("items", lambda d: d.items()),
+    ("copy", lambda d: d.copy()),
+    ("setdefault existing", lambda d: d.setdefault("a", 9)),
+    ("setdefault new", lambda d: d.setdefault("b", 2)),
+    ("setdefault None", lambda d: d.setdefault("n")),
+    ("pop", lambda d: d.pop("n")),
+    ("pop missing", lambda d: d.pop("n")),
+    ("pop default", lambda d: d.pop("n", "dflt")),
+    ("update mapping", lambda d: d.update({"c": 3, "a": 10})),
+    ("update pairs", lambda d: d.update([("d", 4), ("e", 5)])),
+    ("update kwargs", lambda d: d.update(f=6, g=7)),
+    ("update both", lambda d: d.update({"h": 8}, i=9)),
+    ("update bad pairs", lambda d: d.update([(1, 2, 3)])),
+    ("update fromkeys", lambda d: d.update(dict.fromkeys(["x", "y"], 0))),
+    ("after updates", lambda d: d.items()),
+    ("or", lambda d: d | {"z": 26}),
+    ("ror", lambda d: {"z": 26, "a": 0} | d),
+    ("or bad", lambda d: d | [1]),
+    ("delitem", lambda d: d.__delitem__("c")),
+    ("delitem missing", lambda d: d.__delitem__("c")),
+    ("popitem", lambda d: d.popitem()),
+    ("popitem again", lambda d: d.popitem()),
+    ("setitem unhashable", lambda d: d.__setitem__([1], 1)),
+    (
+        "nested values",
+        lambda d: d.__setitem__("nest", {"k": (1, 2.5, None), "l": [b"x"]}),
+    ),
+    ("read nested", lambda d: d["nest"]),
+    ("order", lambda d: list(d)),
+    ("clear", lambda d: d.clear()),
+    ("empty len", len),
+    ("popitem empty", lambda d: d.popitem()),
+    ("empty copy", lambda d: d.copy()),
+]
+
+
+def test_every_method_matches_a_dict(manager: statehub.SyncManager) -> None:
+    proxy = manager.dict()
+    plain: dict[Any, Any] = {}
+    for label, op in OPERATIONS:
+        check_same(op, proxy, plain, label)
+    assert proxy.copy() == plain
+
+
+def test_ior(manager: statehub.SyncManager) -> None:
+    d = manager.dict(a=1)
+    alias = d
+    d |= {"b": 2}
+    assert d is alias
+    assert d.copy() == {"a": 1, "b": 2}
+
+
+def test_manager_argument_conventions(manager: statehub.SyncManager) -> None:
+    assert manager.dict().copy() == {}
+    assert manager.dict({"a": 1}).copy() == {"a": 1}
+    assert manager.dict(a=1).copy() == {"a": 1}
+    assert manager.dict([("a", 1)]).copy() == {"a": 1}
+    assert manager.dict({"a": 1}, b=2).copy() == {"a": 1, "b": 2}
+    # A keyword is contents, never an option (named objects use m.named).
+    assert manager.dict(name=1).copy() == {"name": 1}
+    assert manager.dict(manager.dict(x=1)).copy() == {"x": 1}
+
+
+def test_key_error_looks_like_pythons(manager: statehub.SyncManager) -> None:
+    d = manager.dict()
+    with pytest.raises(KeyError) as caught:
+        d[("a", 1)]
+    error = caught.value
+    assert isinstance(error, statehub.StatehubKeyError)
+    assert isinstance(error, statehub.StatehubError)
+    assert error.args == (("a", 1),)
+    assert str(error) == str(KeyError(("a", 1)))
+    assert "not found" in error.message and d._token.name in error.message
+    assert error.object == d._token.name
+    assert error.kind == "KEY_ERROR" and error.code == "NOT_FOUND"
+
+
+def test_iteration_pages_and_detects_size_change(manager: statehub.SyncManager) -> None:
+    from statehub import _dict
+
+    d = manager.dict({i: i for i in range(2 * _dict.ITER_PAGE + 5)})
+    assert list(d) == list(range(2 * _dict.ITER_PAGE + 5))
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        for key in d:
+            if key == 3:
+                d["new"] = 1
+    # Python notices a size change after the last key too.
+    small = manager.dict(a=1)
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        for _ in small:
+            small["b"] = 2
+    # Changing a value (not the size) is allowed, as in Python.
+    for key in small:
+        small[key] = 0
+
+
+def test_atomic_extras(manager: statehub.SyncManager) -> None:
+    d = manager.dict()
+    assert d.increment("n") == 1
+    assert d.increment("n", 5) == 6
+    assert d.increment("n", -2) == 4
+    assert d.increment("f", 0.5) == 0.5
+    assert d.increment("n", 0.5) == 4.5
+    d["s"] = "text"
+    with pytest.raises(TypeError):
+        d.increment("s")
+    d["big"] = 2**63 - 1
+    with pytest.raises(ValueError):
+        d.increment("big")
+    assert d["big"] == 2**63 - 1
+
+    assert d.compare_and_set("k", statehub.MISSING, "first") is True
+    assert d.compare_and_set("k", statehub.MISSING, "second") is False
+    assert d.compare_and_set("k", "wrong", "second") is False
+    assert d.compare_and_set("k", "first", "second") is True
+    assert d["k"] == "second"
+    assert d.compare_and_set("none", None, 1) is False  # missing is not None
+    d["none"] = None
+    assert d.compare_and_set("none", None, 1) is True
+
+    assert d.get_and_set("k", "third") == "second"
+    assert d.get_and_set("fresh", 1) is None
+    assert d.get_and_set("fresh2", 1, statehub.MISSING) is statehub.MISSING
+    assert d["k"] == "third"
+
+
+def test_repr_and_str_like_managers(manager: statehub.SyncManager) -> None:
+    d = manager.dict({"a": 1})
+    assert re.fullmatch(r"<DictProxy object, typeid 'dict' at 0x[0-9a-f]+>", repr(d))
+    assert str(d) == "{'a': 1}"
+
+
+def test_is_a_generic_mutable_mapping(manager: statehub.SyncManager) -> None:
+    d = manager.dict()
+    assert isinstance(d, collections.abc.MutableMapping)
+    assert statehub.DictProxy[str, int] is not None
+    assert copy.deepcopy(manager.dict(a=[1])) == {"a": [1]}
+    assert d._getvalue() == {}
+
+
+def test_pickled_proxy_is_the_same_object(manager: statehub.SyncManager) -> None:
+    d = manager.dict(a=1)
+    clone = pickle.loads(pickle.dumps(d))
+    assert type(clone) is statehub.DictProxy
+    clone["b"] = 2
+    assert d.copy() == {"a": 1, "b": 2}
+
+
+def test_defaults_are_returned_as_given(manager: statehub.SyncManager) -> None:
+    d = manager.dict()
+    sentinel = object()  # not even encodable: it never goes to the server
+    assert d.get("x", sentinel) is sentinel
+    assert d.pop("x", sentinel) is sentinel
+    inner = manager.list()
+    assert d.get("x", inner) is inner
+    assert manager.describe(inner).holders == 1

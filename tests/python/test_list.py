@@ -1,0 +1,168 @@
+"""ListProxy: every method of docs/methods.md against a real list."""
+
+from __future__ import annotations
+
+import collections.abc
+import re
+from typing import Any
+
+import pytest
+import statehub
+
+from oracle import check_same
+
+
+def _iadd(seq: Any, items: Any) -> Any:
+    seq += items
+    return None
+
+
+def _imul(seq: Any, times: int) -> Any:
+    seq *= times
+    return None
+
+
+OPERATIONS: list[tuple[str, Any]] = [
+    ("append", lambda lst: lst.append(1)),
+    (
+        "append more",
+        lambda lst: [lst.append(x) for x in (2.5, "s", b"b", None, (1, 2), [3])],
+    ),
+    ("len", len),
+    ("getitem", lambda lst: lst[0]),
+    ("getitem negative", lambda lst: lst[-1]),
+    ("getitem out of range", lambda lst: lst[100]),
+    ("getitem negative out of range", lambda lst: lst[-100]),
+    ("getitem bad type", lambda lst: lst["x"]),
+    ("slice", lambda lst: lst[1:4]),
+    ("slice open", lambda lst: lst[2:]),
+    ("slice step", lambda lst: lst[::2]),
+    ("slice negative step", lambda lst: lst[::-1]),
+    ("slice clamps", lambda lst: lst[-100:100]),
+    ("slice huge", lambda lst: lst[: 2**70]),
+    ("slice step zero", lambda lst: lst[::0]),
+    ("slice bad bound", lambda lst: lst["a":]),
+    ("contains", lambda lst: 2.5 in lst),
+    ("contains numeric equality", lambda lst: 1.0 in lst),
+    ("contains missing", lambda lst: "nope" in lst),
+    ("list is not tuple", lambda lst: (3,) in lst),
+    ("iter", lambda lst: list(iter(lst))),
+    ("reversed", lambda lst: reversed(lst)),
+    ("setitem", lambda lst: lst.__setitem__(0, "first")),
+    ("setitem out of range", lambda lst: lst.__setitem__(99, 0)),
+    ("setitem slice grow", lambda lst: lst.__setitem__(slice(1, 2), ["a", "b", "c"])),
+    ("setitem slice shrink", lambda lst: lst.__setitem__(slice(0, 3), ["z"])),
+    (
+        "setitem extended",
+        lambda lst: lst.__setitem__(slice(0, None, 2), list(range(len(lst[::2])))),
+    ),
+    (
+        "setitem extended bad length",
+        lambda lst: lst.__setitem__(slice(0, None, 2), [1]),
+    ),
+    ("setitem slice non-iterable", lambda lst: lst.__setitem__(slice(0, 1), 5)),
+    ("setitem slice tuple", lambda lst: lst.__setitem__(slice(0, 1), (7, 8))),
+    ("delitem", lambda lst: lst.__delitem__(0)),
+    ("delitem out of range", lambda lst: lst.__delitem__(99)),
+    ("delitem slice", lambda lst: lst.__delitem__(slice(0, 2))),
+    ("delitem extended", lambda lst: lst.__delitem__(slice(None, None, -2))),
+    ("extend", lambda lst: lst.extend([4, 5, 6, 5])),
+    ("extend generator", lambda lst: lst.extend(x * 10 for x in range(3))),
+    ("extend non-iterable", lambda lst: lst.extend(5)),
+    ("iadd", lambda lst: _iadd(lst, [7, 7])),
+    ("insert", lambda lst: lst.insert(1, "ins")),
+    ("insert negative", lambda lst: lst.insert(-1, "neg")),
+    ("insert clamps", lambda lst: lst.insert(1000, "end")),
+    ("index", lambda lst: lst.index(5)),
+    ("index start", lambda lst: lst.index(5, 5)),
+    ("index range", lambda lst: lst.index(5, 0, 2)),
+    ("index missing", lambda lst: lst.index("absent")),
+    ("count", lambda lst: lst.count(5)),
+    ("count none", lambda lst: lst.count("absent")),
+    ("remove", lambda lst: lst.remove(5)),
+    ("remove missing", lambda lst: lst.remove("absent")),
+    ("pop", lambda lst: lst.pop()),
+    ("pop index", lambda lst: lst.pop(0)),
+    ("pop negative", lambda lst: lst.pop(-2)),
+    ("pop out of range", lambda lst: lst.pop(100)),
+    ("reverse", lambda lst: lst.reverse()),
+    ("copy", lambda lst: lst.copy()),
+    ("add", lambda lst: lst + [1]),
+    ("add tuple", lambda lst: lst + (1,)),
+    ("mul", lambda lst: lst * 2),
+    ("rmul", lambda lst: 2 * lst),
+    ("imul", lambda lst: _imul(lst, 2)),
+    ("after imul", lambda lst: lst[:]),
+    ("sort mixed fails", lambda lst: lst.sort()),
+    ("clear", lambda lst: lst.clear()),
+    ("refill", lambda lst: lst.extend([3, 1.5, 2, True, 0, -1])),
+    ("sort", lambda lst: lst.sort()),
+    ("sorted", lambda lst: lst[:]),
+    ("sort reverse", lambda lst: lst.sort(reverse=True)),
+    ("sorted reverse", lambda lst: lst[:]),
+    ("sort key", lambda lst: lst.sort(key=lambda x: -abs(x))),
+    ("sorted key", lambda lst: lst[:]),
+    ("imul zero", lambda lst: _imul(lst, 0)),
+    ("empty", lambda lst: lst[:]),
+    ("pop empty", lambda lst: lst.pop()),
+]
+
+
+def test_every_method_matches_a_list(manager: statehub.SyncManager) -> None:
+    proxy = manager.list()
+    plain: list[Any] = []
+    for label, op in OPERATIONS:
+        check_same(op, proxy, plain, label)
+    assert proxy.copy() == plain
+
+
+def test_sort_is_stable_and_leaves_list_unchanged_on_failure(
+    manager: statehub.SyncManager,
+) -> None:
+    pairs = [(1, "b"), (0, "a"), (1, "a"), (0, "b")]
+    proxy = manager.list(pairs)
+    proxy.sort(key=lambda p: p[0])
+    assert proxy.copy() == sorted(pairs, key=lambda p: p[0])
+    mixed = manager.list([3, "x", 1])
+    with pytest.raises(TypeError):
+        mixed.sort()
+    assert mixed.copy() == [3, "x", 1]
+    strings = manager.list(["b", "a", "c"])
+    strings.sort(reverse=True)
+    assert strings.copy() == ["c", "b", "a"]
+
+
+def test_in_place_operators_return_the_proxy(manager: statehub.SyncManager) -> None:
+    lst = manager.list([1])
+    alias = lst
+    lst += [2]
+    lst *= 2
+    assert lst is alias
+    assert lst.copy() == [1, 2, 1, 2]
+
+
+def test_manager_argument_conventions(manager: statehub.SyncManager) -> None:
+    assert manager.list().copy() == []
+    assert manager.list(range(3)).copy() == [0, 1, 2]
+    assert manager.list("ab").copy() == ["a", "b"]
+    assert manager.list(manager.list([1, 2])).copy() == [1, 2]
+
+
+def test_repr_str_and_abc(manager: statehub.SyncManager) -> None:
+    lst = manager.list([1, "a"])
+    assert re.fullmatch(r"<ListProxy object, typeid 'list' at 0x[0-9a-f]+>", repr(lst))
+    assert str(lst) == "[1, 'a']"
+    assert isinstance(lst, collections.abc.MutableSequence)
+    assert statehub.ListProxy[int] is not None
+    assert lst._getvalue() == [1, "a"]
+
+
+def test_index_error_message(manager: statehub.SyncManager) -> None:
+    lst = manager.list()
+    with pytest.raises(IndexError) as caught:
+        lst[3]
+    assert isinstance(caught.value, statehub.StatehubIndexError)
+    assert caught.value.object == lst._token.name
+    with pytest.raises(ValueError) as absent:
+        lst.remove(1)
+    assert isinstance(absent.value, statehub.StatehubValueError)
