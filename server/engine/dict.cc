@@ -53,6 +53,9 @@ absl::StatusOr<DictObject::Found> DictObject::Get(
     return Found{*v, true};
   }
   if (default_value == nullptr) return MissingKey(key);
+  // Every returned ref takes a hold, a default's too (the client releases
+  // what it receives).
+  Hold(caller, *default_value);
   return Found{*default_value, false};
 }
 
@@ -138,6 +141,7 @@ absl::StatusOr<DictObject::Found> DictObject::Pop(const Caller& caller,
     std::optional<Value> old = map_.Erase(key);
     if (!old) {
       if (default_value == nullptr) return MissingKey(key);
+      Hold(caller, *default_value);
       return Found{*default_value, false};
     }
     // The caller's hold is taken before the dict's ref is released, so an

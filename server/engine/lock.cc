@@ -217,6 +217,21 @@ int64_t LockObject::ConditionWaiters(uint64_t condition) const {
                        [](const Pending& p) { return !p.waiter->claimed(); });
 }
 
+std::vector<Completion> LockObject::ConditionDrop(uint64_t condition,
+                                                  const absl::Status& status) {
+  std::vector<Completion> out;
+  WaitResult failed;
+  failed.status = status;
+  absl::MutexLock lock(&mu_);
+  auto cq = conditions_.find(condition);
+  if (cq == conditions_.end()) return out;
+  for (Pending& p : cq->second) {
+    if (p.waiter->TryClaim()) out.push_back({std::move(p.waiter), failed});
+  }
+  conditions_.erase(cq);
+  return out;
+}
+
 LockState LockObject::State() const {
   absl::MutexLock lock(&mu_);
   LockState state;

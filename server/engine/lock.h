@@ -113,6 +113,10 @@ class LockObject final : public Object {
                                           const Caller& caller,
                                           uint64_t thread_id, int64_t n);
   int64_t ConditionWaiters(uint64_t condition) const;
+  // ConditionDrop fails the waiters of a deleted condition that are still
+  // waiting for a notify.
+  std::vector<Completion> ConditionDrop(uint64_t condition,
+                                        const absl::Status& status);
 
   LockState State() const;
 

@@ -101,6 +101,22 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
     if (anonymous && !name.empty()) return NotFound(full_name);
   }
 
+  // A condition refers to its lock: the ref is counted like any stored ref,
+  // so an anonymous lock lives as long as its conditions.
+  if (type == ObjectType::kCondition) {
+    if (init.condition_lock.empty()) {
+      return MakeError(absl::StatusCode::kInvalidArgument,
+                       ErrorKind::kValueError,
+                       absl::StrFormat("%s: a condition needs the name of its "
+                                       "lock (condition_lock)",
+                                       ObjectLabel(type, full_name)),
+                       full_name);
+    }
+    absl::StatusOr<std::shared_ptr<Object>> lock = Lookup(init.condition_lock);
+    if (!lock.ok()) return lock.status();
+    init.value = Ref{(*lock)->name(), (*lock)->type(), nullptr};
+  }
+
   // Refs among the initial values are counted under the same lock as the
   // insertion, so a failed open leaves no counts behind.
   std::vector<Value> init_refs;

@@ -61,6 +61,16 @@ struct InitialContents {
   Value value;
   // typecode of a value cell or array.
   std::string typecode;
+  // condition_lock names the lock or rlock a condition is bound to.
+  std::string condition_lock;
+  // semaphore_value is the initial (and, for a bounded semaphore, the
+  // maximum) value of a semaphore; must be >= 0. Python's default is 1.
+  int64_t semaphore_value = 1;
+  // parties is the number of threads a barrier waits for; must be >= 1, so
+  // creating a barrier without it fails.
+  int64_t parties = 0;
+  // maxsize bounds a queue's items; <= 0 means unbounded, as in Python.
+  int64_t maxsize = 0;
 };
 
 // ObjectInfo is a snapshot of one object's bookkeeping.

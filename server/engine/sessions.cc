@@ -98,6 +98,12 @@ int64_t SessionTable::Count() const {
   return static_cast<int64_t>(sessions_.size());
 }
 
+std::string SessionTable::Label(SessionId id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? "" : it->second.label;
+}
+
 std::string SessionTable::FormatId(SessionId id) {
   return absl::StrFormat("%016x", id);
 }

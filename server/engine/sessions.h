@@ -57,6 +57,8 @@ class SessionTable {
   // EndAll ends every session (server shutdown).
   void EndAll();
   int64_t Count() const;
+  // Label returns a session's label ("" if none or not live).
+  std::string Label(SessionId id) const;
 
   // Session ids travel as 16 hex digits.
   static std::string FormatId(SessionId id);

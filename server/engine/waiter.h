@@ -23,10 +23,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/engine/caller.h"
+#include "statehub/value.h"
 
 namespace statehub {
 
@@ -41,6 +43,12 @@ struct WaitResult {
   // Lock grants: the fencing token and whether the previous owner died.
   uint64_t fencing_token = 0;
   bool owner_died = false;
+  // Queue gets: the item handed to the getter. Its refs already carry a hold
+  // for the getter's session, taken when it was granted.
+  Value item;
+  // Barrier waits: the caller's arrival index, 0 .. parties - 1 (-1 when
+  // not a barrier grant).
+  int64_t index = -1;
 };
 
 class Waiter {
@@ -89,6 +97,11 @@ struct Completion {
   std::shared_ptr<Waiter> waiter;
   WaitResult result;
 };
+
+// DeliverCompletions completes parked calls. Call it with no mutex held.
+inline void DeliverCompletions(std::vector<Completion> completions) {
+  for (Completion& c : completions) c.waiter->Complete(std::move(c.result));
+}
 
 }  // namespace statehub
 

@@ -24,6 +24,7 @@ absl::StatusOr<InitialContents> InitOf(const Limits& limits,
   const Decoder decode(limits, type, req.name());
   InitialContents init;
   init.typecode = req.typecode();
+  init.condition_lock = req.condition_lock();
   auto mismatch = [&](absl::string_view field) {
     return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
                      absl::StrFormat("%s: %s does not apply to a %s", label,
@@ -32,14 +33,8 @@ absl::StatusOr<InitialContents> InitOf(const Limits& limits,
   };
   switch (req.init_case()) {
     case v1::OpenRequest::INIT_NOT_SET:
-      if (type == ObjectType::kArray) {
-        return MakeError(absl::StatusCode::kInvalidArgument,
-                         ErrorKind::kValueError,
-                         absl::StrFormat("%s: an array needs array_init (its "
-                                         "typecode and items)",
-                                         label),
-                         req.name());
-      }
+      // An array's typecode comes with its items; opening an existing array
+      // needs neither (MakeObject refuses to create one without them).
       break;
     case v1::OpenRequest::kDictInit: {
       if (type != ObjectType::kDict && type != ObjectType::kNamespace) {
@@ -93,6 +88,7 @@ grpc::ServerUnaryReactor* ObjectsService::Open(grpc::CallbackServerContext* ctx,
     resp->set_name(opened.object->name());
     resp->set_type(req->type());
     resp->set_created(opened.created);
+    resp->set_typecode(opened.object->Typecode());
     return absl::OkStatus();
   });
 }

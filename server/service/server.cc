@@ -17,6 +17,7 @@
 #include "server/service/cell_service.h"
 #include "server/service/dict_service.h"
 #include "server/service/list_service.h"
+#include "server/service/lock_service.h"
 #include "server/service/namespace_service.h"
 #include "server/service/objects_service.h"
 #include "server/service/session_service.h"
@@ -97,6 +98,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->services_.push_back(std::make_unique<NamespaceService>(engine));
   server->services_.push_back(std::make_unique<ValueService>(engine));
   server->services_.push_back(std::make_unique<ArrayService>(engine));
+  server->services_.push_back(std::make_unique<LockService>(engine));
+  server->services_.push_back(std::make_unique<ConditionService>(engine));
   for (auto& service : server->services_)
     builder.RegisterService(service.get());
 

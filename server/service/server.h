@@ -51,8 +51,10 @@ class Server {
   const std::vector<std::string>& addresses() const { return addresses_; }
 
   // Shutdown stops accepting calls, cancels calls still running after
-  // `grace`, stops the lease timer and removes Unix socket files.
-  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // `grace`, stops the lease timer and removes Unix socket files. Session
+  // streams and parked calls never end by themselves, so the grace is short:
+  // it only lets unary calls in flight (microseconds each) finish.
+  void Shutdown(absl::Duration grace = absl::Milliseconds(300));
 
  private:
   explicit Server(Engine& engine) : engine_(engine) {}

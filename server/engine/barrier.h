@@ -1,0 +1,141 @@
+// File: server/engine/barrier.h
+//
+// `BarrierObject` is a shared barrier (threading.Barrier) for a fixed number
+// of parties.
+//
+//   - Wait parks each arrival as a Waiter (waiter.h) until `parties` callers
+//     have arrived; the last arrival passes at once and grants the others.
+//     Each gets its arrival index, as Python's wait() returns it: the first
+//     arrival 0, the last parties - 1 (checked against CPython 3.11). The
+//     barrier then starts its next generation; there is no "draining" phase
+//     as in Python because every grant happens in one step.
+//   - Abort breaks the barrier: parked and later callers fail with
+//     BROKEN_BARRIER (ABORTED) until Reset. Reset fails the parked callers
+//     with BROKEN_BARRIER and makes the barrier usable again.
+//   - A waiter that times out or is cancelled breaks the barrier, as a
+//     timeout does in Python: its caller claims it and calls TimeoutBreak,
+//     which fails the other waiters; the caller answers its own call with
+//     BrokenError(), as Python raises BrokenBarrierError to the thread whose
+//     timeout broke it. A zero timeout is a timeout like any other.
+//   - A session that ends with a parked waiter breaks the barrier too: that
+//     waiter ends with SESSION_ERROR, the others with BROKEN_BARRIER.
+//
+// Python's `action` callable and default `timeout` belong to the client.
+//
+// Example:
+//
+//   auto start = *registry.Find<BarrierObject>("start");
+//   auto waited = start->Wait(Caller{session}, waiter);
+//   if (waited.ok()) DeliverCompletions(std::move(waited->completions));
+//   // waited->passed: the caller was last, index waited->index;
+//   // waited->parked: `waiter` completes with WaitResult.index.
+//
+// Thread safety: all methods are thread-safe. Methods returning Completions
+// must have them delivered (DeliverCompletions) after the call returns, with
+// no mutex held.
+
+#ifndef STATEHUB_SERVER_ENGINE_BARRIER_H_
+#define STATEHUB_SERVER_ENGINE_BARRIER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/engine/lock.h"
+#include "server/engine/object.h"
+#include "server/engine/wait_queue.h"
+#include "server/engine/waiter.h"
+
+namespace statehub {
+
+struct BarrierState {
+  int64_t parties = 0;
+  // n_waiting counts the callers parked in the current generation.
+  int64_t n_waiting = 0;
+  bool broken = false;
+  // generation counts how many times the barrier has passed.
+  uint64_t generation = 0;
+  // waiters lists parked callers in arrival order.
+  std::vector<HolderInfo> waiters;
+};
+
+class BarrierObject final : public Object {
+ public:
+  static constexpr ObjectType kType = ObjectType::kBarrier;
+
+  // Make creates a barrier for `parties` callers.
+  // Errors: VALUE_ERROR "parties must be > 0" (Python 3.13's message).
+  static absl::StatusOr<std::shared_ptr<BarrierObject>> Make(
+      std::string name, int64_t parties, Registry* registry);
+
+  int64_t Size() const override { return 0; }
+  int64_t parties() const { return parties_; }
+
+  struct Waited {
+    // passed is true when the caller was the last party: it passes now with
+    // `index` (parties - 1) and the others are granted by `completions`.
+    bool passed = false;
+    // parked is true when `waiter` was parked: it completes with its index
+    // (WaitResult.index) or an error. It may already be completed by
+    // `completions` (see Wait).
+    bool parked = false;
+    int64_t index = -1;
+    std::vector<Completion> completions;
+  };
+  // Wait enters the barrier. REQUIRES: waiter != nullptr (every barrier
+  // wait may block; a zero timeout is handled like any timeout).
+  // If the last party arrives while a parked waiter is being withdrawn (its
+  // timeout or cancellation claimed it first), the barrier breaks instead of
+  // passing, as the timeout came first: `waiter` is reported parked and is
+  // completed with BROKEN_BARRIER among `completions`.
+  // Errors: BROKEN_BARRIER when the barrier is broken, SESSION_ERROR when
+  // the caller's session has ended, OBJECT_NOT_FOUND once deleted,
+  // VALUE_ERROR for a null waiter.
+  absl::StatusOr<Waited> Wait(const Caller& caller,
+                              std::shared_ptr<Waiter> waiter);
+
+  // Abort breaks the barrier; parked callers fail with BROKEN_BARRIER.
+  // Errors: OBJECT_NOT_FOUND once deleted.
+  absl::StatusOr<std::vector<Completion>> Abort();
+  // Reset fails parked callers with BROKEN_BARRIER and leaves the barrier
+  // empty and not broken. Errors: OBJECT_NOT_FOUND once deleted.
+  absl::StatusOr<std::vector<Completion>> Reset();
+
+  // TimeoutBreak is the barrier's Withdraw, for a waiter its caller claimed
+  // on timeout or cancellation: removes it and breaks the barrier, failing
+  // the other waiters with BROKEN_BARRIER. No-op if the waiter is no longer
+  // parked (a reset, abort or break already ended its generation). Either
+  // way the caller answers with BrokenError().
+  std::vector<Completion> TimeoutBreak(const Waiter* waiter);
+
+  // BrokenError is the BROKEN_BARRIER status a broken wait answers with.
+  absl::Status BrokenError() const;
+
+  BarrierState State() const;
+
+  // OnSessionEnd ends the session's parked waits with SESSION_ERROR and, if
+  // it had any, breaks the barrier for the others.
+  std::vector<Completion> OnSessionEnd(SessionId session) override;
+
+ private:
+  BarrierObject(std::string name, int64_t parties, Registry* registry);
+  std::vector<Value> TakeContents() override;
+  std::vector<Completion> TakeWaiters(const absl::Status& status) override;
+
+  // Fails every parked caller with BROKEN_BARRIER and marks it broken.
+  void BreakLocked(std::vector<Completion>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const int64_t parties_;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // Arrivals of the current generation; an entry's position is its index.
+  std::deque<wait_queue_internal::Parked> queue_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_BARRIER_H_

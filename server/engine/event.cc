@@ -1,0 +1,93 @@
+#include "server/engine/event.h"
+
+#include "server/engine/registry.h"
+
+namespace statehub {
+
+using wait_queue_internal::Parked;
+
+EventObject::EventObject(std::string name, Registry* registry)
+    : Object(std::move(name), kType, registry) {}
+
+std::shared_ptr<EventObject> EventObject::Make(std::string name,
+                                               Registry* registry) {
+  return std::shared_ptr<EventObject>(
+      new EventObject(std::move(name), registry));
+}
+
+std::vector<Value> EventObject::TakeContents() { return {}; }
+
+std::vector<Completion> EventObject::TakeWaiters(const absl::Status& status) {
+  std::vector<Completion> out;
+  wait_queue_internal::FailAll(queue_, status, &out);
+  return out;
+}
+
+absl::StatusOr<std::vector<Completion>> EventObject::Set() {
+  std::vector<Completion> out;
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  flag_ = true;
+  for (Parked& p : queue_) {
+    // A waiter claimed by its timeout or cancellation is on its way out.
+    if (!p.waiter->TryClaim()) continue;
+    WaitResult result;
+    result.granted = true;
+    out.push_back(Completion{std::move(p.waiter), std::move(result)});
+  }
+  queue_.clear();
+  return out;
+}
+
+absl::Status EventObject::Clear() {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  flag_ = false;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> EventObject::IsSet() const {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  return flag_;
+}
+
+absl::StatusOr<EventObject::Waited> EventObject::Wait(
+    const Caller& caller, std::shared_ptr<Waiter> waiter) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (flag_) return Waited{true, false};
+  if (waiter == nullptr) return Waited{};
+  // Tracked so that the session's end ends the wait; a call without a
+  // session has nothing to end.
+  if (caller.session != 0 &&
+      !registry_->Track(caller.session, shared_from_this())) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 ErrorKind::kSessionError, "the waiting session ended");
+  }
+  queue_.push_back(Parked{std::move(waiter)});
+  return Waited{false, true};
+}
+
+void EventObject::Withdraw(const Waiter* waiter) {
+  absl::MutexLock lock(&mu_);
+  wait_queue_internal::Take(queue_, waiter);
+}
+
+EventState EventObject::State() const {
+  absl::MutexLock lock(&mu_);
+  return EventState{flag_, wait_queue_internal::Infos(queue_)};
+}
+
+std::vector<Completion> EventObject::OnSessionEnd(SessionId session) {
+  std::vector<Completion> out;
+  absl::MutexLock lock(&mu_);
+  wait_queue_internal::FailSession(
+      queue_, session,
+      Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
+            "the waiting session ended"),
+      &out);
+  return out;
+}
+
+}  // namespace statehub

@@ -1,0 +1,298 @@
+#include "server/engine/lock.h"
+
+#include <memory>
+#include <optional>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/engine/condition.h"
+#include "server/engine/engine.h"
+
+namespace statehub {
+namespace {
+
+// A parked call that records its result.
+class RecordingWaiter final : public Waiter {
+ public:
+  explicit RecordingWaiter(SessionId session, uint64_t thread = 1)
+      : Waiter(session, thread, "test", absl::Now()) {}
+  void Complete(WaitResult result) override { result_ = std::move(result); }
+  const std::optional<WaitResult>& result() const { return result_; }
+
+ private:
+  std::optional<WaitResult> result_;
+};
+
+class LockTest : public ::testing::Test {
+ protected:
+  LockTest() : engine_(Limits{}, absl::Seconds(10)) {
+    a_ = Caller{NewSession()};
+    b_ = Caller{NewSession()};
+    c_ = Caller{NewSession()};
+  }
+
+  SessionId NewSession() {
+    return engine_.sessions().Open(0, "test", absl::Now()).id;
+  }
+
+  std::shared_ptr<LockObject> Open(const std::string& name, ObjectType type) {
+    EXPECT_TRUE(engine_.registry().Open(name, type, {}, Caller{}).ok());
+    return *engine_.registry().Find<LockObject>(name);
+  }
+
+  Engine engine_;
+  Caller a_, b_, c_;
+};
+
+TEST_F(LockTest, SecondAcquirerParksAndGetsTheLockOnRelease) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto first = lock->Acquire(a_, 1, nullptr, "a");
+  ASSERT_TRUE(first.ok() && first->acquired);
+  EXPECT_EQ(first->fencing_token, 1u);
+
+  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  auto second = lock->Acquire(b_, 1, waiter, "b");
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->parked);
+
+  auto released = lock->Release(a_, 1);
+  ASSERT_TRUE(released.ok());
+  LockObject::Deliver(*std::move(released));
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_TRUE(waiter->result()->granted);
+  EXPECT_EQ(waiter->result()->fencing_token, 2u);
+  EXPECT_EQ(lock->State().holder.session, b_.session);
+}
+
+TEST_F(LockTest, WaitersAreServedInFifoOrder) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  std::vector<std::shared_ptr<RecordingWaiter>> waiters;
+  for (int i = 0; i < 5; ++i) {
+    waiters.push_back(std::make_shared<RecordingWaiter>(b_.session, i));
+    ASSERT_TRUE(lock->Acquire(b_, i, waiters.back(), "b")->parked);
+  }
+  // Non-blocking acquire does not overtake parked waiters.
+  EXPECT_FALSE(lock->Acquire(c_, 1, nullptr, "c")->acquired);
+  uint64_t last_token = 1;
+  for (int i = 0; i < 5; ++i) {
+    LockObject::Deliver(*lock->Release(Caller{lock->State().holder.session},
+                                       lock->State().holder.thread_id));
+    ASSERT_TRUE(waiters[i]->result().has_value()) << i;
+    EXPECT_GT(waiters[i]->result()->fencing_token, last_token);
+    last_token = waiters[i]->result()->fencing_token;
+    for (int j = i + 1; j < 5; ++j) EXPECT_FALSE(waiters[j]->result()) << j;
+  }
+}
+
+TEST_F(LockTest, HolderSessionEndingFreesTheLockWithOwnerDied) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto held = lock->Acquire(a_, 1, nullptr, "a");
+  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
+
+  engine_.sessions().End(a_.session);
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_TRUE(waiter->result()->granted);
+  EXPECT_TRUE(waiter->result()->owner_died);
+  EXPECT_GT(waiter->result()->fencing_token, held->fencing_token);
+
+  // owner_died is told once.
+  LockObject::Deliver(*lock->Release(b_, 1));
+  EXPECT_FALSE(lock->Acquire(c_, 1, nullptr, "c")->owner_died);
+}
+
+TEST_F(LockTest, OwnerDiedIsReportedToTheNextAcquirerWhenNobodyWaited) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  engine_.sessions().End(a_.session);
+  EXPECT_FALSE(lock->State().locked);
+  auto next = lock->Acquire(b_, 1, nullptr, "b");
+  EXPECT_TRUE(next->acquired);
+  EXPECT_TRUE(next->owner_died);
+}
+
+TEST_F(LockTest, EndedSessionsParkedCallsEndWithSessionError) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
+  engine_.sessions().End(b_.session);
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_EQ(GetErrorKind(waiter->result()->status), ErrorKind::kSessionError);
+  EXPECT_TRUE(lock->State().waiters.empty());
+}
+
+TEST_F(LockTest, EndedSessionCannotAcquire) {
+  auto lock = Open("l", ObjectType::kLock);
+  const Caller gone{NewSession()};
+  engine_.sessions().End(gone.session);
+  auto acquired = lock->Acquire(gone, 1, nullptr, "gone");
+  EXPECT_EQ(GetErrorKind(acquired.status()), ErrorKind::kSessionError);
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, ReleasingAnUnheldLockIsARuntimeError) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto released = lock->Release(a_, 1);
+  EXPECT_EQ(GetErrorKind(released.status()), ErrorKind::kRuntimeError);
+  EXPECT_EQ(released.status().message(), "lock \"l\": release unlocked lock");
+}
+
+TEST_F(LockTest, AnySessionMayReleaseALockAsThreadingAllows) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  EXPECT_TRUE(lock->Release(b_, 7).ok());
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, RLockCountsRecursionPerThread) {
+  auto lock = Open("r", ObjectType::kRLock);
+  auto first = lock->Acquire(a_, 1, nullptr, "a");
+  auto again = lock->Acquire(a_, 1, nullptr, "a");
+  EXPECT_TRUE(again->acquired);
+  EXPECT_EQ(again->fencing_token, first->fencing_token);
+  EXPECT_EQ(lock->State().recursion, 2);
+  // Another thread of the same session does not own it.
+  EXPECT_FALSE(lock->Acquire(a_, 2, nullptr, "a2")->acquired);
+  EXPECT_EQ(GetErrorKind(lock->Release(a_, 2).status()),
+            ErrorKind::kRuntimeError);
+  EXPECT_EQ(GetErrorKind(lock->Release(b_, 1).status()),
+            ErrorKind::kRuntimeError);
+  ASSERT_TRUE(lock->Release(a_, 1).ok());
+  EXPECT_TRUE(lock->State().locked);
+  ASSERT_TRUE(lock->Release(a_, 1).ok());
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, WithdrawnWaiterIsSkipped) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto timed_out = std::make_shared<RecordingWaiter>(b_.session);
+  auto next = std::make_shared<RecordingWaiter>(c_.session);
+  ASSERT_TRUE(lock->Acquire(b_, 1, timed_out, "b")->parked);
+  ASSERT_TRUE(lock->Acquire(c_, 1, next, "c")->parked);
+  ASSERT_TRUE(timed_out->TryClaim());  // what the timeout does
+  lock->Withdraw(timed_out.get());
+  LockObject::Deliver(*lock->Release(a_, 1));
+  EXPECT_FALSE(timed_out->result().has_value());
+  ASSERT_TRUE(next->result().has_value());
+  EXPECT_EQ(lock->State().holder.session, c_.session);
+}
+
+TEST_F(LockTest, RollbackReleasesOnlyTheMatchingGrant) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto held = lock->Acquire(a_, 1, nullptr, "a");
+  LockObject::Deliver(lock->Rollback(held->fencing_token + 1));
+  EXPECT_TRUE(lock->State().locked);
+  LockObject::Deliver(lock->Rollback(held->fencing_token));
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, DeletingALockFailsItsWaiters) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
+  ASSERT_TRUE(engine_.registry().Delete("l").ok());
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_EQ(GetErrorKind(waiter->result()->status), ErrorKind::kObjectNotFound);
+}
+
+class ConditionTest : public LockTest {
+ protected:
+  std::shared_ptr<ConditionObject> OpenCondition(const std::string& name,
+                                                 const std::string& lock) {
+    InitialContents init;
+    init.condition_lock = lock;
+    auto opened =
+        engine_.registry().Open(name, ObjectType::kCondition, init, Caller{});
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    return *engine_.registry().Find<ConditionObject>(name);
+  }
+};
+
+TEST_F(ConditionTest, WaitReleasesTheLockAndNotifyWakesAfterRelease) {
+  auto lock = Open("l", ObjectType::kRLock);
+  auto cond = OpenCondition("c", "l");
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);  // depth 2
+  auto waiter = std::make_shared<RecordingWaiter>(a_.session, 1);
+  LockObject::Deliver(*cond->Wait(a_, 1, waiter));
+  EXPECT_FALSE(lock->State().locked) << "wait releases every level";
+
+  ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
+  EXPECT_EQ(*cond->Notify(b_, 1, 1), 1);
+  EXPECT_FALSE(waiter->result().has_value()) << "the notifier holds the lock";
+  LockObject::Deliver(*lock->Release(b_, 1));
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_TRUE(waiter->result()->granted);
+  EXPECT_EQ(lock->State().holder.session, a_.session);
+  EXPECT_EQ(lock->State().recursion, 2) << "recursion restored";
+}
+
+TEST_F(ConditionTest, NotifyNWakesExactlyN) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto cond = OpenCondition("c", "l");
+  std::vector<std::shared_ptr<RecordingWaiter>> waiters;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(lock->Acquire(a_, i, nullptr, "a")->acquired);
+    waiters.push_back(std::make_shared<RecordingWaiter>(a_.session, i));
+    LockObject::Deliver(*cond->Wait(a_, i, waiters.back()));
+  }
+  EXPECT_EQ(cond->Waiting(), 5);
+  ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
+  EXPECT_EQ(*cond->Notify(b_, 1, 2), 2);
+  EXPECT_EQ(cond->Waiting(), 3);
+  LockObject::Deliver(*lock->Release(b_, 1));
+  // The two woken reacquire in turn.
+  ASSERT_TRUE(waiters[0]->result().has_value());
+  EXPECT_FALSE(waiters[1]->result().has_value());
+  LockObject::Deliver(*lock->Release(a_, 0));
+  ASSERT_TRUE(waiters[1]->result().has_value());
+  LockObject::Deliver(*lock->Release(a_, 1));
+  for (int i = 2; i < 5; ++i) EXPECT_FALSE(waiters[i]->result()) << i;
+}
+
+TEST_F(ConditionTest, TimedOutWaiterReacquiresAndReportsNotNotified) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto cond = OpenCondition("c", "l");
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto waiter = std::make_shared<RecordingWaiter>(a_.session);
+  LockObject::Deliver(*cond->Wait(a_, 1, waiter));
+  ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
+  LockObject::Deliver(cond->Timeout(waiter.get()));
+  EXPECT_FALSE(waiter->result().has_value()) << "waits for the lock";
+  LockObject::Deliver(*lock->Release(b_, 1));
+  ASSERT_TRUE(waiter->result().has_value());
+  EXPECT_FALSE(waiter->result()->granted);
+  EXPECT_EQ(lock->State().holder.session, a_.session);
+}
+
+TEST_F(ConditionTest, WaitOrNotifyWithoutTheLockIsARuntimeError) {
+  auto lock = Open("l", ObjectType::kLock);
+  auto cond = OpenCondition("c", "l");
+  auto waiter = std::make_shared<RecordingWaiter>(a_.session);
+  auto waited = cond->Wait(a_, 1, waiter);
+  EXPECT_EQ(GetErrorKind(waited.status()), ErrorKind::kRuntimeError);
+  EXPECT_THAT(std::string(waited.status().message()),
+              ::testing::HasSubstr("cannot wait on un-acquired lock"));
+  EXPECT_EQ(GetErrorKind(cond->Notify(a_, 1, 1).status()),
+            ErrorKind::kRuntimeError);
+}
+
+TEST_F(ConditionTest, AnonymousLockLivesAsLongAsItsCondition) {
+  const SessionId owner = NewSession();
+  auto lock =
+      engine_.registry().Open("", ObjectType::kRLock, {}, Caller{owner});
+  ASSERT_TRUE(lock.ok());
+  const std::string lock_name = lock->object->name();
+  auto cond = OpenCondition("c", lock_name);
+  engine_.sessions().End(owner);
+  EXPECT_TRUE(engine_.registry().Describe(lock_name).ok());
+  ASSERT_TRUE(engine_.registry().Delete("c").ok());
+  EXPECT_FALSE(engine_.registry().Describe(lock_name).ok());
+}
+
+}  // namespace
+}  // namespace statehub

@@ -1,0 +1,185 @@
+#include "server/engine/semaphore.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "server/engine/registry.h"
+
+namespace statehub {
+namespace {
+
+using wait_queue_internal::Parked;
+
+absl::Status NeedsSession(const Object& object) {
+  return object.Error(absl::StatusCode::kFailedPrecondition,
+                      ErrorKind::kSessionError,
+                      "needs a live session: semaphore units belong to "
+                      "sessions");
+}
+
+}  // namespace
+
+SemaphoreObject::SemaphoreObject(std::string name, ObjectType type,
+                                 int64_t value, Registry* registry)
+    : Object(std::move(name), type, registry),
+      initial_value_(value),
+      value_(value) {}
+
+absl::StatusOr<std::shared_ptr<SemaphoreObject>> SemaphoreObject::Make(
+    std::string name, ObjectType type, int64_t value, Registry* registry) {
+  std::shared_ptr<SemaphoreObject> sem(
+      new SemaphoreObject(std::move(name), type, value, registry));
+  if (value < 0) {
+    return sem->Error(absl::StatusCode::kInvalidArgument,
+                      ErrorKind::kValueError,
+                      "semaphore initial value must be >= 0");
+  }
+  return sem;
+}
+
+std::vector<Value> SemaphoreObject::TakeContents() { return {}; }
+
+std::vector<Completion> SemaphoreObject::TakeWaiters(
+    const absl::Status& status) {
+  std::vector<Completion> out;
+  wait_queue_internal::FailAll(queue_, status, &out);
+  return out;
+}
+
+void SemaphoreObject::AddUnitLocked(SessionId session) {
+  Holding& holding = held_[session];
+  if (holding.units == 0) holding.order = ++next_order_;
+  ++holding.units;
+}
+
+void SemaphoreObject::CreditLocked(SessionId session, int64_t n) {
+  if (auto own = held_.find(session); own != held_.end()) {
+    const int64_t credited = std::min(n, own->second.units);
+    own->second.units -= credited;
+    n -= credited;
+    if (own->second.units == 0) held_.erase(own);
+  }
+  if (n == 0 || held_.empty()) return;
+  // Released for someone else: the oldest holding is the likeliest unit to
+  // have been handed over.
+  std::vector<std::pair<uint64_t, SessionId>> by_age;
+  by_age.reserve(held_.size());
+  for (const auto& [holder, holding] : held_) {
+    by_age.emplace_back(holding.order, holder);
+  }
+  std::sort(by_age.begin(), by_age.end());
+  for (const auto& [order, holder] : by_age) {
+    if (n == 0) break;
+    auto it = held_.find(holder);
+    const int64_t credited = std::min(n, it->second.units);
+    it->second.units -= credited;
+    n -= credited;
+    if (it->second.units == 0) held_.erase(it);
+  }
+}
+
+void SemaphoreObject::GrantLocked(std::vector<Completion>* out) {
+  while (value_ > 0 && !queue_.empty()) {
+    Parked next = std::move(queue_.front());
+    queue_.pop_front();
+    // A waiter claimed by its timeout or cancellation is on its way out.
+    if (!next.waiter->TryClaim()) continue;
+    --value_;
+    AddUnitLocked(next.waiter->session());
+    WaitResult result;
+    result.granted = true;
+    out->push_back(Completion{std::move(next.waiter), std::move(result)});
+  }
+}
+
+absl::StatusOr<SemaphoreObject::Acquired> SemaphoreObject::Acquire(
+    const Caller& caller, std::shared_ptr<Waiter> waiter) {
+  if (caller.session == 0) return NeedsSession(*this);
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (!registry_->Track(caller.session, shared_from_this())) {
+    return NeedsSession(*this);
+  }
+  // FIFO: a newcomer may not overtake parked callers.
+  if (value_ > 0 && queue_.empty()) {
+    --value_;
+    AddUnitLocked(caller.session);
+    return Acquired{true, false};
+  }
+  if (waiter == nullptr) return Acquired{};
+  queue_.push_back(Parked{std::move(waiter)});
+  return Acquired{false, true};
+}
+
+absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
+    const Caller& caller, int64_t n) {
+  if (n < 1) {
+    return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                 "n must be one or more");
+  }
+  std::vector<Completion> out;
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (bounded() && n > initial_value_ - value_) {
+    return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                 "Semaphore released too many times");
+  }
+  if (n > std::numeric_limits<int64_t>::max() - value_) {
+    return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                 "semaphore value would overflow int64");
+  }
+  CreditLocked(caller.session, n);
+  value_ += n;
+  GrantLocked(&out);
+  return out;
+}
+
+void SemaphoreObject::Withdraw(const Waiter* waiter) {
+  absl::MutexLock lock(&mu_);
+  wait_queue_internal::Take(queue_, waiter);
+}
+
+std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
+  std::vector<Completion> out;
+  absl::MutexLock lock(&mu_);
+  auto it = held_.find(session);
+  if (it == held_.end()) return out;
+  if (--it->second.units == 0) held_.erase(it);
+  ++value_;
+  GrantLocked(&out);
+  return out;
+}
+
+SemaphoreState SemaphoreObject::State() const {
+  absl::MutexLock lock(&mu_);
+  SemaphoreState state;
+  state.value = value_;
+  state.initial_value = initial_value_;
+  for (const auto& [session, holding] : held_) {
+    state.holders.emplace_back(session, holding.units);
+  }
+  std::sort(state.holders.begin(), state.holders.end());
+  state.waiters = wait_queue_internal::Infos(queue_);
+  return state;
+}
+
+std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
+  std::vector<Completion> out;
+  absl::MutexLock lock(&mu_);
+  wait_queue_internal::FailSession(
+      queue_, session,
+      Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
+            "the waiting session ended"),
+      &out);
+  auto it = held_.find(session);
+  if (it != held_.end()) {
+    // Conservation keeps a bounded semaphore within its bound here: its
+    // value plus all held units is its initial value.
+    value_ += it->second.units;
+    held_.erase(it);
+    GrantLocked(&out);
+  }
+  return out;
+}
+
+}  // namespace statehub
