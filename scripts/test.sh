@@ -4,7 +4,9 @@
 #      server, the Python-derived conformance suite) with CTest;
 #   2. the same C++ tests built with ASan + UBSan;
 #   3. the engine tests built with TSan;
-#   4. the example that builds against the installed CMake package.
+#   4. the example that builds against the installed CMake package;
+#   5. the Python client's tests (pytest, against the real server), ruff and
+#      mypy.
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +45,17 @@ cmake -S clients/cpp/examples -B "$prefix/example-build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 ninja -C "$prefix/example-build"
 
+echo "== Python client: pytest, ruff, mypy"
+.venv/bin/python -m pytest tests/python -q -p no:cacheprovider 2>&1 \
+  | tee "$logs/python.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+.venv/bin/ruff check --no-cache clients/python tests/python
+(cd clients/python && ../../.venv/bin/mypy --no-incremental)
+
 # One closing line that counts every test run above.
 passed=$(cat "$logs"/release.log "$logs"/asan.log \
   | sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' \
   | awk '{s += $1} END {print s + 0}')
 tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log")
-echo "statehub: $((passed + tsan)) passed, 0 failed"
+python=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/python.log" | tail -1)
+echo "statehub: $((passed + tsan + python)) passed, 0 failed"

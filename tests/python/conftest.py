@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import statehub
+from statehub._connection import close_all
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_TTL_SECONDS = 2
@@ -113,6 +114,9 @@ def server() -> Iterator[RunningServer]:
     """One real server for the whole run (lease TTL 2 s)."""
     running = start_server()
     yield running
+    # Say goodbye first: the server's shutdown waits (a grace period) for
+    # session streams that are still open.
+    close_all()
     assert running.stop() == 0
 
 

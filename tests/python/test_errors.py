@@ -14,9 +14,16 @@ import pytest
 import statehub
 from statehub import errors
 from statehub._connection import connection_for, normalize_address
-from statehub._proto import dict_pb2, dict_pb2_grpc, objects_pb2, value_pb2
+from statehub._proto import (
+    dict_pb2,
+    dict_pb2_grpc,
+    objects_pb2,
+    session_pb2,
+    session_pb2_grpc,
+    value_pb2,
+)
 
-from conftest import RunningServer, start_server
+from conftest import RunningServer, start_server, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -131,18 +138,38 @@ def test_expired_session_is_renewed_transparently(server: RunningServer) -> None
     m = statehub.Manager(server.unix)
     try:
         d = m.named.dict("test-errors-renew")
+        kept = m.list([1])
+        d["kept"] = kept  # a ref keeps it alive while no session holds it
         conn = connection_for(m.address or "")
         old = conn.session_id()
-        # The server forgets the session (as when a paused process outlives
-        # its lease); the next call is refused with SESSION_ERROR, and the
-        # funnel reconnects and retries once.
-        conn._session._outbox.put(("goodbye",))
+        # The session ends behind the client's back (as when a paused
+        # process outlives its lease): another stream resumes it and says
+        # Goodbye. The next call is refused with SESSION_ERROR, and the
+        # funnel gets a new session and retries once.
+        _end_session(server, old)
         d["x"] = 1
         assert d["x"] == 1
         assert conn.session_id() != old
+        # The new session took this process's hold on the list again.
+        assert wait_until(lambda: m.describe(kept).holders == 1)
+        assert kept[0] == 1
     finally:
         m.named.delete("test-errors-renew")
         m.shutdown()
+
+
+def _end_session(server: RunningServer, session_id: str) -> None:
+    channel = grpc.insecure_channel(server.unix)
+    requests = [
+        session_pb2.SessionRequest(
+            hello=session_pb2.Hello(resume_session_id=session_id)
+        ),
+        session_pb2.SessionRequest(goodbye=session_pb2.Goodbye()),
+    ]
+    replies = list(session_pb2_grpc.SessionsStub(channel).Connect(iter(requests)))
+    assert replies[0].welcome.session_id == session_id
+    assert replies[0].welcome.resumed
+    channel.close()
 
 
 def test_every_kind_has_its_class() -> None:

@@ -15,7 +15,7 @@ import pytest
 import statehub
 from statehub import _server
 
-from conftest import REPO, RunningServer, server_binary, wait_until
+from conftest import RunningServer, server_binary, wait_until
 
 
 def _alive(pid: int) -> bool:
@@ -116,9 +116,15 @@ def test_server_binary_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.delenv("STATEHUB_SERVER")
     monkeypatch.setenv("PATH", str(tmp_path))
     # Not on PATH: the build output of the checkout the package came from.
-    built = REPO / "build" / "server" / "statehub-server"
-    if built.exists():
-        assert Path(_server.find_server_binary()).resolve() == built.resolve()
+    built = [
+        root / "build" / "server" / "statehub-server" for root in _server._build_roots()
+    ]
+    existing = [b for b in built if b.exists()]
+    if existing:
+        assert Path(_server.find_server_binary()) == existing[0]
+    else:  # installed from a copy that is not a built checkout
+        with pytest.raises(statehub.ServerNotFound):
+            _server.find_server_binary()
     monkeypatch.setattr(_server, "_build_roots", lambda: [tmp_path])
     with pytest.raises(statehub.ServerNotFound) as caught:
         statehub.Manager()
@@ -276,3 +282,21 @@ def test_a_manager_does_not_pickle(manager: statehub.SyncManager) -> None:
 
     with pytest.raises(TypeError, match="pass its proxies"):
         pickle.dumps(manager)
+
+
+def test_proxies_of_a_dropped_connected_manager_keep_working(
+    server: RunningServer,
+) -> None:
+    d = statehub.Manager(server.unix).dict(a=1)
+    gc.collect()
+    assert d["a"] == 1
+
+
+def test_a_dropped_private_manager_stops_its_server() -> None:
+    m = statehub.Manager()
+    server = m._server
+    assert server is not None and server.process is not None
+    pid = server.process.pid
+    del m, server
+    gc.collect()
+    assert wait_until(lambda: not _alive(pid))

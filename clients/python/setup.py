@@ -1,0 +1,154 @@
+"""Build hook: generate statehub's protobuf and gRPC stubs at build time.
+
+The contract lives in ``api/statehub/v1/*.proto`` at the repository root. The
+stubs are generated from those files by ``grpc_tools.protoc`` whenever the
+package is built (wheel, editable install, ``setup.py build_py``), into
+``statehub/_proto/``, which is never committed. protoc writes absolute imports
+(``from statehub.v1 import value_pb2``); they are rewritten to package-relative
+ones (``from . import value_pb2``) so the stubs live privately inside the
+``statehub`` package and cannot clash with another copy of the same protos.
+
+The hook also writes ``statehub/_proto/_build_info.py``, recording where the
+source repository was, so an installed package can find the server binary
+built there (``<repo>/build/server/statehub-server``).
+
+Where the .proto files are looked for, in order: ``$STATEHUB_API_DIR``,
+``../../api`` (a checkout), ``./api`` (an sdist).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py as _build_py
+from setuptools.command.sdist import sdist as _sdist
+
+HERE = Path(__file__).resolve().parent
+PROTO_PACKAGE = Path("statehub") / "v1"
+OUT_DIR = HERE / "statehub" / "_proto"
+
+_ABSOLUTE_IMPORT = re.compile(r"^from statehub\.v1 import ", re.MULTILINE)
+
+
+def _api_dir() -> Path:
+    candidates = []
+    if os.environ.get("STATEHUB_API_DIR"):
+        candidates.append(Path(os.environ["STATEHUB_API_DIR"]))
+    candidates += [HERE.parent.parent / "api", HERE / "api"]
+    for candidate in candidates:
+        if (candidate / PROTO_PACKAGE).is_dir():
+            return candidate.resolve()
+    raise SystemExit(
+        "statehub: cannot find the .proto files (api/statehub/v1/*.proto); "
+        "looked in " + ", ".join(str(c) for c in candidates) + ". Build from a "
+        "statehub checkout or set STATEHUB_API_DIR to its api/ directory."
+    )
+
+
+def _source_root(api_dir: Path) -> str:
+    """The repository root when building from a checkout, else ""."""
+    root = api_dir.parent
+    return str(root) if (root / "server").is_dir() else ""
+
+
+def generate_stubs() -> None:
+    """Runs grpc_tools.protoc on every statehub/v1 proto into statehub/_proto."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    api_dir = _api_dir()
+    protos = sorted((api_dir / PROTO_PACKAGE).glob("*.proto"))
+    if not protos:
+        raise SystemExit(f"statehub: no .proto files in {api_dir / PROTO_PACKAGE}")
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            "grpc_tools.protoc",
+            f"-I{api_dir}",
+            f"-I{well_known}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *[str(p.relative_to(api_dir)) for p in protos],
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit("statehub: grpc_tools.protoc failed on " + str(api_dir))
+        if OUT_DIR.exists():
+            shutil.rmtree(OUT_DIR)
+        OUT_DIR.mkdir(parents=True)
+        for generated in sorted((Path(tmp) / PROTO_PACKAGE).iterdir()):
+            text = _ABSOLUTE_IMPORT.sub("from . import ", generated.read_text())
+            (OUT_DIR / generated.name).write_text(text)
+    (OUT_DIR / "__init__.py").write_text(
+        '"""Generated from api/statehub/v1/*.proto at build time; do not edit."""\n'
+    )
+    (OUT_DIR / "_build_info.py").write_text(
+        '"""Written by setup.py at build time; do not edit."""\n\n'
+        f"SOURCE_ROOT = {_source_root(api_dir)!r}\n"
+        f"GRPC_TOOLS_VERSION = {_grpc_tools_version()!r}\n"
+    )
+
+
+def _grpc_tools_version() -> str:
+    from importlib.metadata import version
+
+    return version("grpcio-tools")
+
+
+def _protobuf_version() -> str:
+    from google.protobuf import __version__
+
+    return str(__version__)
+
+
+def _dependencies() -> list[str]:
+    """Runtime pins: at least the versions that generated the stubs.
+
+    Generated code checks its runtime: protobuf refuses gencode newer than
+    itself, and *_pb2_grpc refuses a grpcio older than the grpcio-tools that
+    wrote it.
+    """
+    try:
+        grpc_version = _grpc_tools_version()
+        protobuf_version = _protobuf_version()
+    except Exception:  # metadata-only invocations without grpcio-tools
+        return ["grpcio>=1.51", "protobuf>=4.21"]
+    major = int(protobuf_version.split(".")[0])
+    return [f"grpcio>={grpc_version}", f"protobuf>={protobuf_version},<{major + 1}"]
+
+
+class build_py(_build_py):  # noqa: N801 - setuptools' command naming
+    """build_py that first generates statehub/_proto from the .proto files."""
+
+    def run(self) -> None:
+        generate_stubs()
+        super().run()
+
+
+class sdist(_sdist):  # noqa: N801
+    """sdist that carries the .proto files, so a wheel builds from it alone."""
+
+    def make_release_tree(self, base_dir: str, files: list[str]) -> None:
+        super().make_release_tree(base_dir, files)
+        target = Path(base_dir) / "api" / PROTO_PACKAGE
+        target.mkdir(parents=True, exist_ok=True)
+        for proto in (_api_dir() / PROTO_PACKAGE).glob("*.proto"):
+            shutil.copy2(proto, target / proto.name)
+
+
+# setuptools checks that every listed package's directory exists before any
+# command runs (egg_info does, before build_py can generate the stubs): on a
+# clean checkout, make the directory; build_py fills it.
+if not (OUT_DIR / "__init__.py").exists():
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "__init__.py").write_text('"""Filled by build_py from api/."""\n')
+
+setup(
+    cmdclass={"build_py": build_py, "sdist": sdist},
+    install_requires=_dependencies(),
+)

@@ -1,0 +1,113 @@
+"""statehub: multiprocessing.Manager()'s shared objects, on a gRPC server.
+
+Swap ``multiprocessing.Manager()`` for ``statehub.Manager()`` and the
+program runs unchanged; the shared objects then live in a statehub-server
+that C++ programs and other hosts can reach too::
+
+    import statehub
+
+    with statehub.Manager() as m:       # a private server, like Manager()
+        d = m.dict()
+        d["hits"] = 0
+        d.increment("hits")             # atomic on the server
+
+Fork support: grpcio lets a forked child open channels only if
+``GRPC_ENABLE_FORK_SUPPORT`` is set before grpc is first imported. Importing
+statehub sets it (unless it is already set), so ``import statehub`` must come
+before any ``import grpc`` in the program, or the variable must be set in the
+environment. statehub warns if grpc was imported first without it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+if "grpc" not in sys.modules:
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "1")
+
+from . import errors
+from ._cells import ArrayProxy, ValueProxy
+from ._codec import MISSING, Blob
+from ._connection import DEFAULT_TIMEOUT
+from ._dict import DictProxy
+from ._list import ListProxy
+from ._namespace import NamespaceProxy
+from ._proxy import BaseProxy, Token
+from .errors import (
+    AuthenticationError,
+    BrokenBarrierError,
+    DeadlineExceeded,
+    LimitExceeded,
+    ObjectNotFound,
+    ServerNotFound,
+    SessionError,
+    StatehubAttributeError,
+    StatehubError,
+    StatehubIndexError,
+    StatehubKeyError,
+    StatehubRuntimeError,
+    StatehubTypeError,
+    StatehubValueError,
+)
+from .errors import (  # public as statehub.ConnectionError; see __all__
+    ConnectionError as ConnectionError,
+)
+from .manager import Manager, NamedObjects, ObjectInfo, SyncManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MISSING",
+    "ArrayProxy",
+    "AuthenticationError",
+    "BaseProxy",
+    "Blob",
+    "BrokenBarrierError",
+    # ConnectionError is left out on purpose: a star import would shadow the
+    # builtin, and `except ConnectionError` would then miss OSError's kind.
+    # Use statehub.ConnectionError.
+    "DeadlineExceeded",
+    "DictProxy",
+    "LimitExceeded",
+    "ListProxy",
+    "Manager",
+    "NamedObjects",
+    "NamespaceProxy",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ServerNotFound",
+    "SessionError",
+    "StatehubAttributeError",
+    "StatehubError",
+    "StatehubIndexError",
+    "StatehubKeyError",
+    "StatehubRuntimeError",
+    "StatehubTypeError",
+    "StatehubValueError",
+    "SyncManager",
+    "Token",
+    "ValueProxy",
+    "__version__",
+    "errors",
+]
+
+
+def _check_fork_support() -> None:
+    from grpc._cython import cygrpc
+
+    if os.name == "posix" and not cygrpc.is_fork_support_enabled():
+        warnings.warn(
+            "grpc was imported before statehub without GRPC_ENABLE_FORK_SUPPORT=1: "
+            "child processes started with fork may hang or fail to reach the "
+            "statehub server. Import statehub before grpc, or set "
+            "GRPC_ENABLE_FORK_SUPPORT=1 in the environment.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_check_fork_support()
+del _check_fork_support

@@ -1,0 +1,300 @@
+"""Python values <-> ``statehub.v1.Value``.
+
+=====================  ===========================================
+Python                 Value
+=====================  ===========================================
+``None``               no kind set (the empty message)
+``bool``               ``bool_value``
+``int``                ``int_value`` (int64; outside it OverflowError)
+``float``              ``double_value``
+``str`` / ``bytes``    ``string_value`` / ``bytes_value``
+``list`` / ``tuple``   ``list_value`` / ``tuple_value``
+``dict``               ``map_value`` (keys: scalars or tuples of them)
+a statehub proxy       ``ref_value`` (read back as a proxy)
+:class:`Blob`          ``blob_value`` as is
+anything else          ``blob_value`` with codec ``"pickle"``, only when
+                       pickling is enabled; otherwise TypeError
+=====================  ===========================================
+
+Exact builtin types map to the neutral kinds. Instances of *subclasses*
+(an ``IntEnum``, a namedtuple, an ``OrderedDict``) are pickled when pickling
+is enabled, so they come back as they went in, as with Manager; with
+pickling off they travel as their base kind (as ``json`` would). Dict keys
+always travel as their base kind: a blob cannot be a key.
+
+Refs stored inside a pickled blob are invisible to the server, so they do not
+keep an anonymous object alive; store proxies directly in shared containers.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Final
+
+from ._proto import value_pb2
+from ._proxy import ANONYMOUS_PREFIX, BaseProxy, Options, Token, make_proxy
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+# Deeper than the server's default --max_depth (64): a self-referencing list
+# fails here instead of exhausting the stack.
+_MAX_DEPTH: Final = 200
+
+PICKLE_CODEC: Final = "pickle"
+
+Value = value_pb2.Value
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "statehub.MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Stands for "no value": a missing key for ``compare_and_set``, or "no
+#: default" where ``None`` would be a real default.
+MISSING: Final = _Missing()
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An opaque value in a client codec, as stored on the server.
+
+    Reads return a Blob for a codec this client does not decode (e.g. from a
+    C++ client), or for a pickle when pickling is off; storing a Blob writes
+    it back unchanged.
+    """
+
+    codec: str
+    data: bytes
+
+
+def check_int(value: int) -> int:
+    """Returns ``value`` if it fits the wire's int64, else OverflowError."""
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise OverflowError("int too large to convert to statehub's int64")
+    return value
+
+
+def _pickle_refused(obj: object) -> TypeError:
+    return TypeError(
+        f"cannot store a {type(obj).__qualname__!r} object in statehub: only "
+        "None, bool, int, float, str, bytes, list, tuple, dict and statehub "
+        "proxies travel as plain values, and pickling other objects is off "
+        "for this connection. If you trust every client of this server, "
+        "enable it: statehub.Manager(address, allow_pickle=True)"
+    )
+
+
+def encode_key(key: object, out: Value | None = None) -> Value:
+    """Encodes a dict key: a scalar or a tuple of keys."""
+    value = Value() if out is None else out
+    if key is None:
+        return value
+    if isinstance(key, bool):
+        value.bool_value = bool(key)
+    elif isinstance(key, int):
+        value.int_value = check_int(int(key))
+    elif isinstance(key, float):
+        value.double_value = float(key)
+    elif isinstance(key, str):
+        value.string_value = str(key)
+    elif isinstance(key, bytes):
+        value.bytes_value = bytes(key)
+    elif isinstance(key, tuple):
+        items = value.tuple_value.items
+        value.tuple_value.SetInParent()
+        for item in key:
+            encode_key(item, items.add())
+    elif isinstance(key, (list, dict, set, bytearray, BaseProxy)) or (
+        getattr(type(key), "__hash__", None) is None
+    ):
+        raise TypeError(f"unhashable type: '{type(key).__name__}'")
+    else:
+        raise TypeError(
+            "statehub dict keys are None, bool, int, float, str, bytes or "
+            f"tuples of them, not '{type(key).__name__}'"
+        )
+    return value
+
+
+def encode(obj: object, address: str, options: Options) -> Value:
+    """Encodes a Python value; see the module docstring for the mapping."""
+    value = Value()
+    _encode_into(obj, value, address, options, 0)
+    return value
+
+
+def encode_into(obj: object, out: Value, address: str, options: Options) -> None:
+    """Encodes into an existing (empty) message, e.g. a repeated field's item."""
+    _encode_into(obj, out, address, options, 0)
+
+
+def _encode_into(  # noqa: PLR0915 - one flat dispatch reads best
+    obj: object, out: Value, address: str, options: Options, depth: int
+) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError("value nested too deeply (or refers to itself)")
+    t = type(obj)
+    if obj is None:
+        return
+    if t is bool:
+        out.bool_value = obj  # type: ignore[assignment]
+    elif t is int:
+        out.int_value = check_int(obj)  # type: ignore[arg-type]
+    elif t is float:
+        out.double_value = obj  # type: ignore[assignment]
+    elif t is str:
+        out.string_value = obj  # type: ignore[assignment]
+    elif t is bytes:
+        out.bytes_value = obj  # type: ignore[assignment]
+    elif t is list or t is tuple:
+        container = out.list_value if t is list else out.tuple_value
+        container.SetInParent()
+        items = container.items
+        for item in obj:  # type: ignore[attr-defined]
+            _encode_into(item, items.add(), address, options, depth + 1)
+    elif t is dict:
+        out.map_value.SetInParent()
+        entries = out.map_value.entries
+        for key, item in obj.items():  # type: ignore[attr-defined]
+            entry = entries.add()
+            encode_key(key, entry.key)
+            _encode_into(item, entry.value, address, options, depth + 1)
+    elif isinstance(obj, BaseProxy):
+        token = obj._token
+        if token.address != address:
+            raise ValueError(
+                f"cannot store a proxy of an object on {token.address} in an "
+                f"object on {address}: refs name objects of one server"
+            )
+        out.ref_value.name = token.name
+        out.ref_value.type = token.type
+    elif isinstance(obj, Blob):
+        out.blob_value.codec = obj.codec
+        out.blob_value.data = obj.data
+    elif options.allow_pickle:
+        out.blob_value.codec = PICKLE_CODEC
+        out.blob_value.data = bytes(ForkingPickler.dumps(obj))
+    elif isinstance(obj, bool):
+        out.bool_value = bool(obj)
+    elif isinstance(obj, int):
+        out.int_value = check_int(int(obj))
+    elif isinstance(obj, float):
+        out.double_value = float(obj)
+    elif isinstance(obj, str):
+        out.string_value = str(obj)
+    elif isinstance(obj, bytes):
+        out.bytes_value = bytes(obj)
+    elif isinstance(obj, (list, tuple)):
+        _encode_into(
+            list(obj) if isinstance(obj, list) else tuple(obj),
+            out,
+            address,
+            options,
+            depth,
+        )
+    elif isinstance(obj, dict):
+        _encode_into(dict(obj), out, address, options, depth)
+    else:
+        raise _pickle_refused(obj)
+
+
+class _Decoder:
+    """Decodes one reply. Every ref becomes a proxy even if a later part of
+    the value fails to decode, so no server hold is left unaccounted for
+    (a proxy that is dropped releases its hold)."""
+
+    __slots__ = ("address", "error", "options")
+
+    def __init__(self, address: str, options: Options) -> None:
+        self.address = address
+        self.options = options
+        self.error: BaseException | None = None
+
+    def decode(self, value: Value) -> Any:
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            return None
+        if kind == "int_value":
+            return value.int_value
+        if kind == "string_value":
+            return value.string_value
+        if kind == "double_value":
+            return value.double_value
+        if kind == "bool_value":
+            return value.bool_value
+        if kind == "bytes_value":
+            return value.bytes_value
+        if kind == "list_value":
+            return [self.decode(item) for item in value.list_value.items]
+        if kind == "tuple_value":
+            return tuple(self.decode(item) for item in value.tuple_value.items)
+        if kind == "map_value":
+            return {
+                self.decode(entry.key): self.decode(entry.value)
+                for entry in value.map_value.entries
+            }
+        if kind == "ref_value":
+            ref = value.ref_value
+            return make_proxy(
+                Token(self.address, ref.name, ref.type),
+                self.options,
+                held=ref.name.startswith(ANONYMOUS_PREFIX),
+            )
+        if kind == "blob_value":
+            blob = value.blob_value
+            if blob.codec == PICKLE_CODEC and self.options.allow_pickle:
+                try:
+                    return pickle.loads(blob.data)
+                except Exception as e:
+                    if self.error is None:
+                        self.error = e
+                    return None
+            return Blob(blob.codec, blob.data)
+        raise ValueError(f"unknown statehub value kind {kind!r}")
+
+
+def decode(value: Value, address: str, options: Options) -> Any:
+    """Decodes a Value read from the server at ``address``."""
+    decoder = _Decoder(address, options)
+    result = decoder.decode(value)
+    if decoder.error is not None:
+        raise decoder.error
+    return result
+
+
+def decode_many(values: Any, address: str, options: Options) -> list[Any]:
+    """Decodes a sequence of Values (e.g. a repeated field)."""
+    decoder = _Decoder(address, options)
+    result = [decoder.decode(v) for v in values]
+    if decoder.error is not None:
+        raise decoder.error
+    return result
+
+
+def decode_entries(
+    entries: Any, address: str, options: Options
+) -> list[tuple[Any, Any]]:
+    """Decodes repeated MapEntry into (key, value) pairs."""
+    decoder = _Decoder(address, options)
+    result = [(decoder.decode(e.key), decoder.decode(e.value)) for e in entries]
+    if decoder.error is not None:
+        raise decoder.error
+    return result

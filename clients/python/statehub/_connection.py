@@ -1,0 +1,382 @@
+"""One connection per process and server: the gRPC channel, the session, and
+the call funnel every rpc goes through.
+
+A process talks to a server through exactly one :class:`Connection`, found by
+:func:`connection_for`, keyed by address and created lazily. Connections
+belong to the process that made them: a forked child never touches its
+parent's channel or session (the registry is emptied in the child at fork),
+and opens its own on first use, as the design requires.
+
+Each connection has a session (``_session.py``): a lease kept by a stream
+that a background thread runs. Every unary call carries the session id as
+``statehub-session`` metadata.
+
+Fork safety: with ``GRPC_ENABLE_FORK_SUPPORT`` set (``statehub/__init__.py``
+sets it), grpcio pauses its own threads around ``fork()``, but a bidi stream
+that is live at that moment makes some children hang (measured: about one fork
+in five with grpcio 1.85). So before a fork the session stream is half-closed
+(the server keeps the session for its lease), and after it the parent
+reconnects and resumes the same session in the background.
+
+Thread safety: a Connection is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import threading
+from collections.abc import Callable
+from multiprocessing import util
+from typing import Any
+
+import grpc
+
+from . import errors
+from ._proto import (
+    cell_pb2_grpc,
+    dict_pb2_grpc,
+    list_pb2_grpc,
+    namespace_pb2_grpc,
+    objects_pb2,
+    objects_pb2_grpc,
+    session_pb2_grpc,
+    value_pb2,
+)
+from ._session import Session, transport_error
+
+SESSION_METADATA_KEY = "statehub-session"
+ERROR_METADATA_KEY = "statehub-error-bin"
+
+#: Default deadline of one call, in seconds.
+DEFAULT_TIMEOUT = 60.0
+
+_STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
+    "Objects": objects_pb2_grpc.ObjectsStub,
+    "Dicts": dict_pb2_grpc.DictsStub,
+    "Lists": list_pb2_grpc.ListsStub,
+    "Namespaces": namespace_pb2_grpc.NamespacesStub,
+    "Values": cell_pb2_grpc.ValuesStub,
+    "Arrays": cell_pb2_grpc.ArraysStub,
+}
+
+_SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
+
+# A key passed to the funnel so a KEY_ERROR can carry it, as dict's KeyError.
+_NO_KEY: Any = object()
+
+
+def normalize_address(address: object) -> str:
+    """Returns the gRPC target for a server address.
+
+    Accepts ``"unix:///path"``, ``"host:port"``, a filesystem path of a Unix
+    socket (``"/tmp/statehub.sock"``, or an ``os.PathLike``), or Manager's
+    ``(host, port)`` tuple.
+    """
+    if isinstance(address, tuple):
+        host, port = address
+        return f"{host or '127.0.0.1'}:{int(port)}"
+    if isinstance(address, os.PathLike):
+        address = os.fspath(address)
+    if not isinstance(address, str) or not address:
+        raise TypeError(
+            "a statehub address is 'unix:///path', 'host:port', a socket path "
+            f"or a (host, port) tuple, not {address!r}"
+        )
+    if address.startswith("unix:"):
+        return address
+    if address.startswith("/"):
+        return "unix://" + address
+    return address
+
+
+def _channel_options() -> list[tuple[str, Any]]:
+    from . import __version__
+
+    return [
+        # The server enforces its own --max_message_bytes; gRPC's default
+        # 4 MiB receive cap would refuse a large d.copy() on our side.
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.primary_user_agent", f"statehub-python/{__version__}"),
+    ]
+
+
+class Connection:
+    """A process's channel and session to one server."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.pid = os.getpid()
+        self._channel = grpc.insecure_channel(address, options=_channel_options())
+        self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
+        self._methods: dict[tuple[str, str], Any] = {}
+        # Reentrant: a proxy's finalizer may run (from the garbage collector)
+        # on a thread that already holds it.
+        self._lock = threading.RLock()
+        # Holds this process has on anonymous objects: name -> [type, count].
+        self._holds: dict[str, list[Any]] = {}
+        self._session = Session(self, _SessionsStub(self._channel))
+        self._managers = 0
+        self.closed = False
+
+    # -- the funnel ---------------------------------------------------------
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        key: Any = _NO_KEY,
+        attribute: str | None = None,
+    ) -> Any:
+        """Runs one unary rpc and returns its response; every rpc comes here.
+
+        Attaches the session id, applies the deadline (``timeout`` seconds,
+        default :data:`DEFAULT_TIMEOUT`) and turns a failure into the
+        exception its error kind names (see :mod:`statehub.errors`). ``key``
+        (a dict key) and ``attribute`` (a namespace attribute) only decorate
+        a KeyError or AttributeError the way Python's own would be.
+
+        A call refused because the session had expired (SESSION_ERROR, which
+        the server raises before doing anything) is retried once on a new
+        session.
+        """
+        stub_method = self._methods.get((service, method))
+        if stub_method is None:
+            stub_method = getattr(self._stubs[service], method)
+            self._methods[(service, method)] = stub_method
+        deadline = DEFAULT_TIMEOUT if timeout is None else timeout
+        for attempt in range(2):
+            session_id = self._session.ensure()
+            try:
+                return stub_method(
+                    request,
+                    metadata=((SESSION_METADATA_KEY, session_id),),
+                    timeout=deadline,
+                )
+            except grpc.RpcError as rpc_error:
+                error = self._translate(rpc_error, key, attribute)
+                if isinstance(error, errors.SessionError) and attempt == 0:
+                    self._session.renew(session_id)
+                    continue
+                if error.kind:
+                    # A server verdict: the gRPC plumbing adds nothing.
+                    raise error from None
+                raise error from rpc_error
+        raise AssertionError("unreachable")
+
+    def _translate(
+        self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
+    ) -> errors.StatehubError:
+        code = rpc_error.code()
+        message = rpc_error.details() or ""
+        detail = None
+        for entry in rpc_error.trailing_metadata() or ():
+            if entry[0] == ERROR_METADATA_KEY:
+                detail = value_pb2.ErrorDetail.FromString(entry[1])
+                break
+        code_name = code.name if code is not None else ""
+        if detail is not None and detail.kind != value_pb2.ERROR_KIND_UNSPECIFIED:
+            return errors.error_for_kind(
+                value_pb2.ErrorKind.Name(detail.kind),
+                message,
+                object=detail.object,
+                limit=detail.limit,
+                code=code_name,
+                key=None if key is _NO_KEY else key,
+                has_key=key is not _NO_KEY,
+                attribute=attribute,
+            )
+        return transport_error(code, message, self.address)
+
+    # -- holds on anonymous objects ----------------------------------------
+
+    def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
+        """Notes one server hold of this process's session on ``name``."""
+        with self._lock:
+            entry = self._holds.get(name)
+            if entry is None:
+                self._holds[name] = [object_type, 1]
+            else:
+                entry[1] += 1
+
+    def release(self, name: str) -> None:
+        """Drops one hold on ``name``: sent, batched, on the session stream.
+
+        Safe to call from a finalizer or a weakref callback: it appends to a
+        SimpleQueue (reentrant) and takes only a reentrant lock.
+        """
+        if self.closed:
+            return
+        self._session.send_release(name)
+
+    def _forget_hold(self, name: str) -> None:
+        with self._lock:
+            entry = self._holds.get(name)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._holds[name]
+
+    def _readopt(self) -> None:
+        """After the server replaced an expired session with a new one, takes
+        the holds this process had again (best effort: objects freed in
+        between are gone)."""
+        with self._lock:
+            # One C-level copy: a finalizer run by the garbage collector
+            # could otherwise change the dict while Python iterates it.
+            holds = self._holds.copy()
+        for name, (object_type, count) in holds.items():
+            for _ in range(count):
+                try:
+                    self.call("Objects", "Open", _readopt_request(name, object_type))
+                except errors.StatehubError:
+                    break
+
+    # -- life cycle ---------------------------------------------------------
+
+    def session_id(self) -> str:
+        """The current session id, connecting first if needed."""
+        return self._session.ensure()
+
+    def attach_manager(self) -> None:
+        """A manager of this process started using this connection."""
+        with self._lock:
+            self._managers += 1
+
+    def detach_manager(self) -> None:
+        """A manager shut down: the last one ends the session and closes the
+        connection (managers of one process share it, and one manager's
+        shutdown must not end another's session)."""
+        with self._lock:
+            self._managers -= 1
+            last = self._managers <= 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Ends the session (Goodbye: the server releases every hold at once)
+        and closes the channel. Idempotent."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        if self.pid == os.getpid():
+            self._session.close()
+            self._channel.close()
+        _unregister(self)
+
+    def _pause_for_fork(self) -> None:
+        self._session.pause()
+
+    def _resume_after_fork(self) -> None:
+        self._session.resume()
+
+
+def _readopt_request(name: str, object_type: Any) -> objects_pb2.OpenRequest:
+    # The ARRAY workaround of _proxy.open_existing_request (imported late:
+    # _proxy imports this module).
+    from ._proxy import open_existing_request
+
+    return open_existing_request(name, object_type)
+
+
+# -- the per-process registry ----------------------------------------------
+
+_registry_lock = threading.Lock()
+_connections: dict[str, Connection] = {}
+_fork_hooks_registered = False
+_atexit_registered = False
+
+
+def connection_for(address: str) -> Connection:
+    """This process's connection to ``address`` (a normalized target)."""
+    global _fork_hooks_registered, _atexit_registered
+    conn = _connections.get(address)
+    if conn is not None and not conn.closed:
+        return conn
+    with _registry_lock:
+        conn = _connections.get(address)
+        if conn is None or conn.closed:
+            conn = Connection(address)
+            _connections[address] = conn
+        if not _fork_hooks_registered:
+            # Registered after grpc made its first channel, so that ours run
+            # before grpc's own pre-fork handler (hooks run last-in,
+            # first-out) while grpc's threads can still finish our stream.
+            os.register_at_fork(
+                before=_before_fork,
+                after_in_parent=_after_fork_in_parent,
+                after_in_child=_after_fork_in_child,
+            )
+            _fork_hooks_registered = True
+        if not _atexit_registered:
+            # Registered after grpc's import, so it runs before grpc's own
+            # exit handlers; multiprocessing children run it through
+            # multiprocessing.util's finalizers instead (they skip atexit).
+            atexit.register(close_all)
+            _register_mp_finalizer()
+            _atexit_registered = True
+    return conn
+
+
+class _Anchor:
+    """A weakref-able object for multiprocessing.util.register_after_fork."""
+
+
+_anchor = _Anchor()
+
+
+def _register_mp_finalizer(_: object = None) -> None:
+    # exitpriority 5: after proxies, before the manager's own shutdown (0).
+    util.Finalize(None, close_all, exitpriority=5)
+    # A child started by multiprocessing clears the finalizers *after* it
+    # unpickled its arguments (which may have connected, spawn and
+    # forkserver) and then runs the after-fork hooks: register again there.
+    util.register_after_fork(_anchor, _register_mp_finalizer)
+
+
+def _unregister(conn: Connection) -> None:
+    with _registry_lock:
+        if _connections.get(conn.address) is conn:
+            del _connections[conn.address]
+
+
+def close_all() -> None:
+    """Closes every connection of this process (Goodbye to each server)."""
+    for conn in list(_connections.values()):
+        if conn.pid == os.getpid():
+            conn.close()
+
+
+def _before_fork() -> None:
+    _registry_lock.acquire()
+    for conn in _connections.values():
+        conn._pause_for_fork()
+
+
+def _after_fork_in_parent() -> None:
+    try:
+        for conn in _connections.values():
+            conn._resume_after_fork()
+    finally:
+        _registry_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock, _connections, _atexit_registered
+    # The parent's connections are the parent's: keep them referenced (so no
+    # destructor touches grpc state in the child) but never use them.
+    _orphans.extend(_connections.values())
+    _connections = {}
+    _registry_lock = threading.Lock()
+    # multiprocessing clears its finalizers in a child it starts; register
+    # ours again on first use there.
+    _atexit_registered = False
+
+
+_orphans: collections.deque[Connection] = collections.deque()

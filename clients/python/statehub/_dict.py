@@ -1,0 +1,291 @@
+"""DictProxy: Manager's DictProxy on ``statehub.v1.Dicts``.
+
+Every method is one rpc, atomic on the server (docs/methods.md). Like
+Manager's proxy, ``keys()``, ``values()`` and ``items()`` return lists (a
+snapshot taken in one reply) and ``copy()`` a plain dict; ``iter(d)`` pages
+through the dict and raises RuntimeError, as a dict does, if the dict
+changes size while it is being iterated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any, Generic, TypeVar, overload
+
+from . import _codec
+from ._codec import MISSING, encode_key
+from ._proto import dict_pb2, value_pb2
+from ._proxy import BaseProxy, register
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+#: Entries per page when iterating.
+ITER_PAGE = 1000
+
+
+@register(value_pb2.DICT)
+class DictProxy(BaseProxy, Generic[K, V]):
+    """A shared dict. Supports every method of Manager's DictProxy, plus
+    atomic :meth:`increment`, :meth:`compare_and_set` and :meth:`get_and_set`.
+
+    Safe to use from several threads and processes; each method is one atomic
+    server operation. Compound expressions are not: ``d[k] += 1`` is a read
+    and then a write, so use ``d.increment(k)``.
+    """
+
+    __slots__ = ()
+    _service = "Dicts"
+
+    # -- helpers ------------------------------------------------------------
+
+    def _enc(self, obj: object) -> value_pb2.Value:
+        return _codec.encode(obj, self._token.address, self._options)
+
+    def _dec(self, value: value_pb2.Value) -> Any:
+        return _codec.decode(value, self._token.address, self._options)
+
+    def _entries(self, *, keys_only: bool = False) -> list[tuple[Any, Any]]:
+        response = self._call(
+            "Items",
+            dict_pb2.DictItemsRequest(name=self._token.name, keys_only=keys_only),
+        )
+        return _codec.decode_entries(
+            response.entries, self._token.address, self._options
+        )
+
+    # -- the mapping protocol -----------------------------------------------
+
+    def __getitem__(self, key: K) -> V:
+        response = self._call(
+            "Get",
+            dict_pb2.DictGetRequest(name=self._token.name, key=encode_key(key)),
+            key=key,
+        )
+        return self._dec(response.value)  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._call(
+            "Set",
+            dict_pb2.DictSetRequest(
+                name=self._token.name, key=encode_key(key), value=self._enc(value)
+            ),
+        )
+
+    def __delitem__(self, key: K) -> None:
+        self._call(
+            "Delete",
+            dict_pb2.DictDeleteRequest(name=self._token.name, key=encode_key(key)),
+            key=key,
+        )
+
+    def __contains__(self, key: object) -> bool:
+        response = self._call(
+            "Contains",
+            dict_pb2.DictContainsRequest(name=self._token.name, key=encode_key(key)),
+        )
+        return bool(response.contains)
+
+    def __len__(self) -> int:
+        response = self._call("Len", dict_pb2.DictLenRequest(name=self._token.name))
+        return int(response.length)
+
+    def __iter__(self) -> Iterator[K]:
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[K]:
+        cursor = 0
+        size_version = 0
+        while True:
+            response = self._call(
+                "Items",
+                dict_pb2.DictItemsRequest(
+                    name=self._token.name,
+                    cursor=cursor,
+                    limit=ITER_PAGE,
+                    size_version=size_version,
+                    keys_only=True,
+                ),
+            )
+            size_version = response.size_version
+            keys = _codec.decode_many(
+                (e.key for e in response.entries), self._token.address, self._options
+            )
+            yield from keys
+            cursor = response.next_cursor
+            if cursor == 0:
+                break
+        # As a dict, notice a size change after the last key too: one more
+        # (empty-handed) page checks the size version.
+        self._call(
+            "Items",
+            dict_pb2.DictItemsRequest(
+                name=self._token.name,
+                limit=1,
+                size_version=size_version,
+                keys_only=True,
+            ),
+        )
+
+    # -- dict methods -------------------------------------------------------
+
+    def keys(self) -> list[K]:
+        """The keys, in insertion order, as a list (as Manager returns)."""
+        return [k for k, _ in self._entries(keys_only=True)]
+
+    def values(self) -> list[V]:
+        """The values, in insertion order, as a list (as Manager returns)."""
+        return [v for _, v in self._entries()]
+
+    def items(self) -> list[tuple[K, V]]:
+        """The (key, value) pairs, in insertion order, as a list."""
+        return self._entries()
+
+    def copy(self) -> dict[K, V]:
+        """A plain dict with the current contents (one atomic snapshot)."""
+        return dict(self._entries())
+
+    @overload
+    def get(self, key: K, /) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D, /) -> V | D: ...
+
+    def get(self, key: K, default: Any = None, /) -> Any:
+        """d[key] if key is in d, else default (the object passed, as dict does)."""
+        # The server is sent a null default and says whether the key was
+        # found, so the default never crosses the wire: a missing key returns
+        # the very object given, and a proxy default takes no server hold.
+        response = self._call(
+            "Get",
+            dict_pb2.DictGetRequest(
+                name=self._token.name, key=encode_key(key), default=value_pb2.Value()
+            ),
+        )
+        if not response.found:
+            return default
+        return self._dec(response.value)
+
+    def pop(self, key: K, default: Any = MISSING, /) -> Any:
+        """Removes key and returns its value; default if missing and given,
+        else KeyError."""
+        request = dict_pb2.DictPopRequest(name=self._token.name, key=encode_key(key))
+        if default is not MISSING:
+            request.default.SetInParent()  # null: see get()
+        response = self._call("Pop", request, key=key)
+        if not response.found:
+            return default
+        return self._dec(response.value)
+
+    def popitem(self) -> tuple[K, V]:
+        """Removes and returns the last inserted (key, value); KeyError if empty."""
+        response = self._call(
+            "PopItem", dict_pb2.DictPopItemRequest(name=self._token.name)
+        )
+        pair = _codec.decode_many(
+            (response.key, response.value), self._token.address, self._options
+        )
+        return (pair[0], pair[1])
+
+    def setdefault(self, key: K, default: Any = None, /) -> Any:
+        """d[key], first setting it to default if missing (atomically)."""
+        response = self._call(
+            "SetDefault",
+            dict_pb2.DictSetDefaultRequest(
+                name=self._token.name, key=encode_key(key), default=self._enc(default)
+            ),
+        )
+        return self._dec(response.value)
+
+    def update(self, other: Any = (), /, **kwargs: V) -> None:
+        """Sets every entry of other (a mapping or (key, value) pairs) and
+        then of kwargs, in one atomic operation."""
+        request = dict_pb2.DictUpdateRequest(name=self._token.name)
+        # dict() applies Python's rules (a mapping or pairs, later duplicates
+        # win, first spelling of a key kept) and raises Python's errors; the
+        # server then sets the entries in one operation.
+        for key, value in dict(_plain(other), **kwargs).items():
+            entry = request.entries.add()
+            encode_key(key, entry.key)
+            _codec.encode_into(value, entry.value, self._token.address, self._options)
+        self._call("Update", request)
+
+    def clear(self) -> None:
+        """Removes every entry."""
+        self._call("Clear", dict_pb2.DictClearRequest(name=self._token.name))
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, (Mapping, DictProxy)):
+            return NotImplemented
+        merged = self.copy()
+        merged.update(_plain(other))
+        return merged
+
+    def __ror__(self, other: Any) -> dict[Any, Any]:
+        if not isinstance(other, (Mapping, DictProxy)):
+            return NotImplemented
+        merged = dict(_plain(other))
+        merged.update(self.copy())
+        return merged
+
+    def __ior__(self, other: Any) -> DictProxy[K, V]:
+        self.update(other)
+        return self
+
+    # -- atomic extras (statehub) -------------------------------------------
+
+    def increment(self, key: K, delta: int | float = 1) -> Any:
+        """Atomically adds delta to d[key] and returns the new value.
+
+        A missing key counts as 0 (unlike ``d[k] += 1``). int + int stays an
+        int (overflowing int64 is ValueError, leaving the value unchanged);
+        a float either side gives a float. TypeError if d[key] is not a number.
+        """
+        response = self._call(
+            "Increment",
+            dict_pb2.DictIncrementRequest(
+                name=self._token.name, key=encode_key(key), delta=self._enc(delta)
+            ),
+        )
+        return self._dec(response.value)
+
+    def compare_and_set(self, key: K, expected: Any, new: V) -> bool:
+        """Atomically sets d[key] = new if d[key] == expected; returns whether
+        it did. ``expected=statehub.MISSING`` means "only if key is missing"."""
+        request = dict_pb2.DictCompareAndSetRequest(
+            name=self._token.name, key=encode_key(key), desired=self._enc(new)
+        )
+        if expected is not MISSING:
+            request.expected.CopyFrom(self._enc(expected))
+        response = self._call("CompareAndSet", request)
+        # Decoded for its side effect: a ref in it came with a server hold.
+        self._dec(response.current)
+        return bool(response.swapped)
+
+    def get_and_set(self, key: K, value: V, default: Any = None) -> Any:
+        """Atomically sets d[key] = value and returns the previous value, or
+        default if the key was missing."""
+        response = self._call(
+            "GetAndSet",
+            dict_pb2.DictGetAndSetRequest(
+                name=self._token.name, key=encode_key(key), value=self._enc(value)
+            ),
+        )
+        if not response.HasField("previous"):
+            return default
+        return self._dec(response.previous)
+
+    # -- Manager's extras ---------------------------------------------------
+
+    def _getvalue(self) -> dict[K, V]:
+        return self.copy()
+
+    def _str(self) -> str:
+        return repr(self.copy())
+
+
+MutableMapping.register(DictProxy)
+
+
+def _plain(other: Any) -> Any:
+    return other.copy() if isinstance(other, DictProxy) else other

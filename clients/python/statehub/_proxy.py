@@ -1,0 +1,256 @@
+"""The proxy base: tokens, holds on anonymous objects, pickling, repr.
+
+A proxy names one shared object by a :class:`Token` (server address, object
+name, type) and sends every operation through its process's connection
+(:mod:`statehub._connection`), like Manager's ``BaseProxy._callmethod``.
+
+Anonymous objects (names starting with ``_anon/``) are reference counted by
+the server per session. A proxy that came with a server hold (it created the
+object, was decoded from a read, or was unpickled in this process) releases
+that hold when it is garbage collected. Named objects need no holds.
+
+Each proxy class registers the object type it serves; adding a proxy for a
+new type (a lock, a queue) is a new subclass with ``@register(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import weakref
+from multiprocessing import util
+from typing import Any, ClassVar, TypeVar
+
+from ._connection import Connection, connection_for
+from ._proto import objects_pb2, value_pb2
+
+ANONYMOUS_PREFIX = "_anon/"
+
+#: Manager's typeid for each object type (what repr() shows).
+TYPEIDS: dict[value_pb2.ObjectType, str] = {
+    value_pb2.DICT: "dict",
+    value_pb2.LIST: "list",
+    value_pb2.NAMESPACE: "Namespace",
+    value_pb2.VALUE: "Value",
+    value_pb2.ARRAY: "Array",
+    value_pb2.LOCK: "Lock",
+    value_pb2.RLOCK: "RLock",
+    value_pb2.CONDITION: "Condition",
+    value_pb2.SEMAPHORE: "Semaphore",
+    value_pb2.BOUNDED_SEMAPHORE: "BoundedSemaphore",
+    value_pb2.EVENT: "Event",
+    value_pb2.BARRIER: "Barrier",
+    value_pb2.QUEUE: "Queue",
+    value_pb2.JOINABLE_QUEUE: "JoinableQueue",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """Identifies a shared object: the server, the object's name and type.
+
+    ``typecode`` is the ctypes/array typecode of a Value or Array when known
+    ("" otherwise); it only serves repr() and Array slices.
+    """
+
+    address: str
+    name: str
+    type: value_pb2.ObjectType
+    typecode: str = ""
+
+    @property
+    def typeid(self) -> str:
+        """Manager's name for the type: 'dict', 'list', 'Namespace', ..."""
+        return (
+            TYPEIDS.get(self.type) or str(value_pb2.ObjectType.Name(self.type)).lower()
+        )
+
+    @property
+    def anonymous(self) -> bool:
+        """True for server-named, reference-counted objects."""
+        return self.name.startswith(ANONYMOUS_PREFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How proxies of one manager behave; travels with pickled proxies.
+
+    ``allow_pickle``: store other objects as pickle blobs and unpickle blobs
+    read back. ``timeout``: the deadline of each call, in seconds.
+    """
+
+    allow_pickle: bool
+    timeout: float
+
+
+_PROXY_TYPES: dict[value_pb2.ObjectType, type[BaseProxy]] = {}
+
+P = TypeVar("P", bound="type[BaseProxy]")
+
+
+def register(object_type: value_pb2.ObjectType) -> Any:
+    """Class decorator: ``cls`` serves objects of ``object_type``."""
+
+    def decorate(cls: P) -> P:
+        _PROXY_TYPES[object_type] = cls
+        return cls
+
+    return decorate
+
+
+def proxy_type(object_type: value_pb2.ObjectType) -> type[BaseProxy]:
+    """The proxy class for an object type (BaseProxy if none is registered)."""
+    return _PROXY_TYPES.get(object_type, BaseProxy)
+
+
+def make_proxy(token: Token, options: Options, *, held: bool) -> BaseProxy:
+    """A proxy of the registered class for ``token``'s type.
+
+    ``held`` says the server already holds the object for this process's
+    session on behalf of the new proxy (which releases it when collected).
+    """
+    return proxy_type(token.type)(token, options, held=held)
+
+
+def _release(conn: Connection, name: str, pid: int) -> None:
+    # A proxy inherited through fork dies in the child too: only the process
+    # whose session took the hold gives it back.
+    if os.getpid() == pid:
+        conn.release(name)
+
+
+class BaseProxy:
+    """A proxy for one shared object; the base of every statehub proxy.
+
+    Mirrors ``multiprocessing.managers.BaseProxy``: ``repr()`` shows the
+    proxy (``<DictProxy object, typeid 'dict' at 0x...>``), ``str()`` the
+    referent's contents, ``_getvalue()`` returns a plain copy, and proxies
+    pickle, so they can be passed to child processes (fork, spawn,
+    forkserver) and stored inside other shared objects.
+
+    Proxies are safe to use from several threads of one process.
+    """
+
+    __slots__ = ("__weakref__", "_finalizer", "_hold_pid", "_options", "_token")
+
+    _token: Token
+    _options: Options
+    _finalizer: weakref.finalize[..., BaseProxy] | None
+    _hold_pid: int
+
+    #: The rpc service of this proxy's type, e.g. "Dicts".
+    _service: ClassVar[str] = ""
+
+    def __init__(self, token: Token, options: Options, *, held: bool) -> None:
+        object.__setattr__(self, "_token", token)
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_finalizer", None)
+        object.__setattr__(self, "_hold_pid", 0)
+        if held:
+            self._note_hold(connection_for(token.address))
+
+    # -- the funnel ---------------------------------------------------------
+
+    def _call(
+        self, method: str, request: Any, *, service: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Runs rpc ``method`` of this proxy's service (or of ``service``);
+        see Connection.call, the one funnel."""
+        return connection_for(self._token.address).call(
+            service or self._service,
+            method,
+            request,
+            timeout=self._options.timeout,
+            **kwargs,
+        )
+
+    # -- holds --------------------------------------------------------------
+
+    def _note_hold(self, conn: Connection) -> None:
+        conn.add_hold(self._token.name, self._token.type)
+        finalizer = weakref.finalize(
+            self, _release, conn, self._token.name, os.getpid()
+        )
+        # At exit the session's Goodbye releases everything at once.
+        finalizer.atexit = False
+        object.__setattr__(self, "_finalizer", finalizer)
+        object.__setattr__(self, "_hold_pid", os.getpid())
+        # In a child started by multiprocessing with fork, take a hold of the
+        # child's own, as Manager's proxies incref after fork.
+        util.register_after_fork(self, BaseProxy._after_fork)
+
+    def _after_fork(self) -> None:
+        if self._hold_pid == os.getpid():
+            # Unpickled in this process (spawn, forkserver): already held.
+            return
+        try:
+            _open_anonymous(self._token)
+        except Exception:
+            # The object may be gone or its server shut down; using the
+            # proxy will say so.
+            return
+        self._note_hold(connection_for(self._token.address))
+
+    # -- pickling -----------------------------------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_proxy, (type(self), self._reduce_token(), self._options))
+
+    def _reduce_token(self) -> Token:
+        return self._token
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self._getvalue()
+
+    # -- what Manager's proxies show ---------------------------------------
+
+    def _getvalue(self) -> Any:
+        """Returns a plain copy of the referent (Manager's ``_getvalue``)."""
+        raise NotImplementedError(
+            f"statehub has no client support for {self._token.typeid!r} objects yet"
+        )
+
+    def _str(self) -> str:
+        return repr(self._getvalue())
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"<{name} object, typeid {self._token.typeid!r} at {id(self):#x}>"
+
+    def __str__(self) -> str:
+        try:
+            return self._str()
+        except Exception:
+            return repr(self)[:-1] + "; '__str__()' failed>"
+
+
+def open_existing_request(
+    name: str, object_type: value_pb2.ObjectType, typecode: str = ""
+) -> objects_pb2.OpenRequest:
+    """An Open of an object that is expected to exist (no initial contents).
+
+    statehub-server refuses any ARRAY Open without ``array_init``, even of an
+    existing array (server/service/objects_service.cc, InitOf), although the
+    contents apply only on creation. So an ARRAY open carries an empty init,
+    which the server ignores for an existing array.
+    """
+    request = objects_pb2.OpenRequest(name=name, type=object_type)
+    if object_type == value_pb2.ARRAY:
+        request.array_init.typecode = typecode or "b"
+    return request
+
+
+def _open_anonymous(token: Token) -> None:
+    """Takes one more hold on an anonymous object for this process."""
+    connection_for(token.address).call(
+        "Objects", "Open", open_existing_request(token.name, token.type, token.typecode)
+    )
+
+
+def _rebuild_proxy(cls: type[BaseProxy], token: Token, options: Options) -> BaseProxy:
+    """Unpickles a proxy: an anonymous object is adopted by this process's
+    session (Objects.Open of its ``_anon/`` name adds a hold)."""
+    if token.anonymous:
+        _open_anonymous(token)
+        return cls(token, options, held=True)
+    return cls(token, options, held=False)

@@ -1,0 +1,310 @@
+"""The session stream of one connection, run by a background thread.
+
+A session is a lease on the server kept alive by this stream
+(``Sessions.Connect``): Hello (resuming the previous session id if there was
+one), a Keepalive every ``ttl / 3``, Release messages batched as proxies die,
+Goodbye at the end. When the stream breaks, the thread reconnects and resumes
+the session while its lease lasts; if the server has ended it meanwhile, the
+new session takes this process's holds on anonymous objects again.
+
+Around a fork the stream is half-closed (:meth:`Session.pause`) and reopened
+afterwards (:meth:`Session.resume`): see ``_connection.py`` for why.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import grpc
+
+from . import errors
+from ._proto import session_pb2
+
+#: How long a call waits for the session to be established.
+_SESSION_WAIT = 15.0
+#: Keepalive period before the server has said its lease TTL.
+_DEFAULT_KEEPALIVE = 1.0
+#: Most names in one Release message.
+_MAX_RELEASE_BATCH = 4096
+#: How long a pause before fork waits for the stream to close cleanly.
+_PAUSE_WAIT = 1.0
+
+
+class Owner(Protocol):
+    """What a session needs of its connection."""
+
+    address: str
+
+    def _readopt(self) -> None: ...
+
+    def _forget_hold(self, name: str) -> None: ...
+
+
+def transport_error(
+    code: grpc.StatusCode | None, message: str, address: str
+) -> errors.StatehubError:
+    """The exception for a failed call that carries no statehub error kind."""
+    code_name = code.name if code is not None else ""
+    text = f"statehub-server at {address}: {message}" if message else address
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.DeadlineExceeded(text, code=code_name)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return errors.AuthenticationError(text, code=code_name)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return errors.LimitExceeded(text, code=code_name)
+    if code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.ABORTED,
+    ):
+        return errors.ConnectionError(text, code=code_name)
+    return errors.StatehubError(text, code=code_name)
+
+
+class Session:
+    """The session stream of one connection, run by a background thread.
+
+    States: ``idle`` (not started), ``running``, ``paused`` (around a fork),
+    ``closed``. Outgoing messages come from :attr:`_outbox`, a SimpleQueue of
+    ``("release", name)``, ``("stop", stream)`` and ``("goodbye",)``.
+    """
+
+    def __init__(self, conn: Owner, stub: Any) -> None:
+        self._conn = conn
+        self._stub = stub
+        self._cond = threading.Condition()
+        self._state = "idle"
+        self._thread: threading.Thread | None = None
+        self._call: Any = None
+        self._id = ""
+        self._stale = ""
+        self._ttl: float | None = None
+        self._stream = 0
+        self._failures = 0
+        self._last_error: errors.StatehubError | None = None
+        self._last_details = ""
+        self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        host = socket.gethostname()
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        self._label = f"{host}:{os.getpid()}:{program or 'python'}"
+
+    # -- called by the funnel ----------------------------------------------
+
+    def ensure(self) -> str:
+        """Returns a live session id, starting the stream on first use.
+
+        Raises ConnectionError if the server cannot be reached, as soon as a
+        connection attempt made after this call started has failed.
+        """
+        with self._cond:
+            if self._state == "closed":
+                raise errors.ConnectionError(
+                    f"the connection to {self._conn.address} was closed "
+                    "(its manager was shut down)"
+                )
+            if self._id and self._id != self._stale:
+                return self._id
+            if self._state == "idle":
+                self._start_locked()
+            failures = self._failures
+            deadline = time.monotonic() + _SESSION_WAIT
+            while not self._id or self._id == self._stale:
+                if self._state == "closed":
+                    raise errors.ConnectionError(
+                        f"the connection to {self._conn.address} was closed"
+                    )
+                if self._failures > failures and self._last_error is not None:
+                    last = self._last_error
+                    # Same class (a ConnectionError, or e.g. an
+                    # AuthenticationError), saying what was being done.
+                    raise type(last)(
+                        f"cannot open a session with statehub-server at "
+                        f"{self._conn.address}: {self._last_details}",
+                        code=last.code,
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise errors.DeadlineExceeded(
+                        f"no session with statehub-server at "
+                        f"{self._conn.address} within {_SESSION_WAIT:g}s"
+                    )
+                self._cond.wait(remaining)
+            return self._id
+
+    def renew(self, stale_id: str) -> None:
+        """The server said ``stale_id`` is not live: reconnect for a new one."""
+        with self._cond:
+            if self._id != stale_id or self._state != "running":
+                return
+            self._stale = stale_id
+            stream = self._stream
+        self._outbox.put(("stop", stream))
+
+    def send_release(self, name: str) -> None:
+        self._outbox.put(("release", name))
+        self._conn._forget_hold(name)
+
+    # -- life cycle ---------------------------------------------------------
+
+    def _start_locked(self) -> None:
+        self._state = "running"
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"statehub-session {self._conn.address}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            state = self._state
+            self._state = "closed"
+            thread = self._thread
+            self._cond.notify_all()
+        if state != "running" or thread is None:
+            return
+        self._outbox.put(("goodbye",))
+        thread.join(_PAUSE_WAIT)
+        if thread.is_alive():
+            self._cancel()
+            thread.join(_PAUSE_WAIT)
+
+    def pause(self) -> None:
+        """Half-closes the stream before a fork and waits until it is gone."""
+        with self._cond:
+            if self._state != "running":
+                return
+            self._state = "paused"
+            thread = self._thread
+            stream = self._stream
+            self._cond.notify_all()  # wakes a reconnect backoff
+        if thread is None:
+            return
+        self._outbox.put(("stop", stream))
+        thread.join(_PAUSE_WAIT)
+        if thread.is_alive():
+            self._cancel()
+            thread.join(_PAUSE_WAIT)
+
+    def resume(self) -> None:
+        """Reconnects after a fork, resuming the session (in the background)."""
+        with self._cond:
+            if self._state == "paused":
+                self._start_locked()
+
+    def _cancel(self) -> None:
+        with self._cond:
+            call = self._call
+        if call is not None:
+            call.cancel()
+
+    # -- the stream thread --------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = 0.02
+        while True:
+            with self._cond:
+                if self._state != "running":
+                    return
+                self._stream += 1
+                stream = self._stream
+                resume = self._id
+            failure: errors.StatehubError | None = None
+            details = ""
+            welcomed = False
+            try:
+                call = self._stub.Connect(self._requests(stream, resume))
+                with self._cond:
+                    self._call = call
+                for response in call:
+                    if response.HasField("welcome"):
+                        self._welcomed(response.welcome)
+                        welcomed = True
+                        backoff = 0.02
+            except grpc.RpcError as rpc_error:
+                details = rpc_error.details() or ""
+                failure = transport_error(rpc_error.code(), details, self._conn.address)
+            with self._cond:
+                self._call = None
+                if self._state != "running":
+                    self._cond.notify_all()
+                    return
+                if failure is not None and not welcomed:
+                    # A stream that never got its Welcome: the server is
+                    # unreachable or refuses us; callers waiting for a
+                    # session hear why. (A stream that broke after its
+                    # Welcome just reconnects.)
+                    self._failures += 1
+                    self._last_error = failure
+                    self._last_details = details
+                    self._cond.notify_all()
+                if not welcomed:
+                    # Do not spin against a server that is down or refusing.
+                    self._cond.wait(backoff)
+                    backoff = min(backoff * 2, 1.0)
+
+    def _welcomed(self, welcome: session_pb2.Welcome) -> None:
+        with self._cond:
+            had_session = bool(self._id)
+            self._id = welcome.session_id
+            self._stale = ""
+            self._ttl = welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
+            self._last_error = None
+            self._cond.notify_all()
+        if had_session and not welcome.resumed:
+            self._conn._readopt()
+
+    def _requests(
+        self, stream: int, resume: str
+    ) -> Iterator[session_pb2.SessionRequest]:
+        yield session_pb2.SessionRequest(
+            hello=session_pb2.Hello(resume_session_id=resume, label=self._label)
+        )
+        outbox = self._outbox
+        while True:
+            interval = (self._ttl / 3.0) if self._ttl else _DEFAULT_KEEPALIVE
+            try:
+                item = outbox.get(timeout=interval)
+            except queue.Empty:
+                yield session_pb2.SessionRequest(keepalive=session_pb2.Keepalive())
+                continue
+            if stream != self._stream:
+                # A newer stream exists; leave the message to it.
+                outbox.put(item)
+                return
+            names: list[str] = []
+            control: tuple[Any, ...] | None = None
+            while True:
+                if item[0] == "release":
+                    names.append(item[1])
+                else:
+                    control = item
+                    break
+                if len(names) >= _MAX_RELEASE_BATCH:
+                    break
+                try:
+                    item = outbox.get_nowait()
+                except queue.Empty:
+                    break
+            if names:
+                yield session_pb2.SessionRequest(
+                    release=session_pb2.Release(names=names)
+                )
+            if control is None:
+                continue
+            if control[0] == "goodbye":
+                yield session_pb2.SessionRequest(goodbye=session_pb2.Goodbye())
+                return
+            if control[0] == "stop" and control[1] == stream:
+                # Half-close: the server ends the stream and keeps the
+                # session for its lease.
+                return

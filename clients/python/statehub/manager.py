@@ -1,0 +1,555 @@
+"""statehub.Manager(): multiprocessing.Manager()'s surface, served by
+statehub-server.
+
+Example::
+
+    import statehub
+
+    with statehub.Manager() as m:             # a private server, like Manager()
+        d = m.dict({"a": 1})
+        l = m.list(range(3))
+        jobs = m.named.dict("jobs")            # get-or-create by name
+
+    m = statehub.Manager("unix:///tmp/statehub.sock")   # a running server
+
+Anonymous objects (``m.dict()``) live while some process holds a proxy to
+them or another object refers to them; named objects (``m.named.dict(name)``)
+live until deleted (``m.named.delete(name)``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import multiprocessing
+import multiprocessing.pool
+from collections.abc import Callable, Iterable, Sequence
+from multiprocessing import util
+from typing import Any, NoReturn, cast
+
+from . import _codec
+from ._cells import ArrayProxy, ValueProxy
+from ._connection import (
+    DEFAULT_TIMEOUT,
+    Connection,
+    connection_for,
+    normalize_address,
+)
+from ._dict import DictProxy
+from ._list import ListProxy
+from ._namespace import NamespaceProxy
+from ._proto import objects_pb2, value_pb2
+from ._proxy import (
+    ANONYMOUS_PREFIX,
+    BaseProxy,
+    Options,
+    Token,
+    make_proxy,
+    open_existing_request,
+)
+from ._server import ServerProcess
+
+__all__ = ["Manager", "NamedObjects", "ObjectInfo", "SyncManager"]
+
+_INITIAL, _STARTED, _SHUTDOWN = "initial", "started", "shutdown"
+
+# Zero cells of an Array made from a length, per typecode.
+_ZERO: dict[str, Any] = {"f": 0.0, "d": 0.0, "u": "\0", "c": b"\0"}
+
+
+def _unserved(name: str) -> Callable[..., NoReturn]:
+    def method(self: SyncManager, *args: Any, **kwargs: Any) -> NoReturn:
+        raise NotImplementedError(
+            f"statehub's Manager().{name}() needs the server's synchronization "
+            "objects (locks, conditions, semaphores, events, barriers, queues), "
+            "which statehub-server does not serve yet; dict, list, Namespace, "
+            "Value and Array work today"
+        )
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Not served yet: raises NotImplementedError ({name})."
+    return method
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    """One shared object as the server describes it (``Objects.Describe``).
+
+    ``type`` is the object type's name in lower case ("dict", "list",
+    "namespace", "value", "array", ...). ``size`` counts entries or items
+    (1 for a value). ``holders`` (session holds) and ``referrers`` (refs in
+    other objects) keep an anonymous object alive; both are 0 for named ones.
+    """
+
+    name: str
+    type: str
+    anonymous: bool
+    size: int
+    typecode: str
+    holders: int
+    referrers: int
+
+    @classmethod
+    def _from_wire(cls, info: objects_pb2.ObjectInfo) -> ObjectInfo:
+        return cls(
+            name=info.name,
+            type=value_pb2.ObjectType.Name(info.type).lower(),
+            anonymous=info.anonymous,
+            size=info.size,
+            typecode=info.typecode,
+            holders=info.holders,
+            referrers=info.referrers,
+        )
+
+
+class SyncManager:
+    """Manager's SyncManager for statehub: shared dict, list, Namespace,
+    Value and Array objects on a statehub-server.
+
+    ``SyncManager(address)`` then :meth:`start` runs a private server (on
+    ``address`` if given, else on a private Unix socket), as
+    ``BaseManager.start()`` does; :meth:`connect` connects to a running one.
+    :func:`Manager` does either in one call.
+
+    ``allow_pickle``: store objects other than None, bool, int, float, str,
+    bytes, list, tuple, dict and proxies as pickles, and unpickle what is
+    read back. Unpickling runs code, so it is on by default only for a
+    private server (Manager's own trust model: only your processes reach
+    it) and off when connecting to a shared one.
+
+    ``timeout`` is the deadline of each call in seconds. ``server`` names the
+    statehub-server binary and ``server_args`` adds flags (e.g.
+    ``["--lease_ttl=5s"]``) for a private server. ``ctx`` is the
+    multiprocessing context of :meth:`Pool`.
+
+    A manager and its proxies are safe to use from several threads.
+    """
+
+    def __init__(
+        self,
+        address: object = None,
+        *,
+        allow_pickle: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        server: str | None = None,
+        server_args: Sequence[str] = (),
+        ctx: Any = None,
+        shutdown_timeout: float = 1.0,
+    ) -> None:
+        self._requested_address = address
+        self._address: str | None = (
+            normalize_address(address) if address is not None else None
+        )
+        self._allow_pickle = allow_pickle
+        self._timeout = float(timeout)
+        self._server_binary = server
+        self._server_args = list(server_args)
+        self._ctx = ctx or multiprocessing.get_context()
+        self._shutdown_timeout = shutdown_timeout
+        self._state = _INITIAL
+        self._server: ServerProcess | None = None
+        self._options: Options | None = None
+        self._finalizer: util.Finalize | None = None
+        #: Named objects, opened or created by name: ``m.named.dict("jobs")``.
+        self.named = NamedObjects(self)
+
+    # -- life cycle (BaseManager's) -----------------------------------------
+
+    def start(self) -> None:
+        """Starts a private statehub-server and connects to it.
+
+        It listens on a Unix socket in a private temporary directory (or on
+        the address given to the constructor) and is stopped by
+        :meth:`shutdown`, by leaving a ``with`` block, or at exit.
+        Raises ServerNotFound when there is no statehub-server binary.
+        """
+        self._check_initial()
+        listen = None
+        if self._address is not None:
+            listen = self._address
+        server = ServerProcess(
+            self._server_binary, listen=listen, args=self._server_args
+        )
+        server.start()
+        self._server = server
+        self._address = normalize_address(server.address)
+        allow = True if self._allow_pickle is None else self._allow_pickle
+        self._options = Options(allow_pickle=allow, timeout=self._timeout)
+        self._state = _STARTED
+        conn = connection_for(self._address)
+        conn.attach_manager()
+        self._finalizer = util.Finalize(
+            self,
+            _finalize_manager,
+            args=(server, conn, self._shutdown_timeout),
+            exitpriority=0,
+        )
+        conn.session_id()
+
+    def connect(self) -> None:
+        """Connects to the running server at the address given to the
+        constructor; ConnectionError if it cannot be reached."""
+        self._check_initial()
+        if self._address is None:
+            raise ValueError(
+                "connect() needs the server's address: SyncManager(address)"
+            )
+        allow = False if self._allow_pickle is None else self._allow_pickle
+        self._options = Options(allow_pickle=allow, timeout=self._timeout)
+        conn = connection_for(self._address)
+        try:
+            conn.session_id()
+        except BaseException:
+            if conn._managers == 0:
+                conn.close()  # stop its reconnect attempts
+            raise
+        conn.attach_manager()
+        self._state = _STARTED
+        # Not tied to this object's life (unlike a private server, which
+        # dies with its manager as Manager's does): proxies of a connected
+        # manager that was dropped keep working until shutdown() or exit.
+        self._finalizer = util.Finalize(
+            None,
+            _finalize_manager,
+            args=(None, conn, self._shutdown_timeout),
+            exitpriority=0,
+        )
+
+    def shutdown(self) -> None:
+        """Ends this process's session (its anonymous objects are released)
+        and stops the private server, if this manager started one.
+        Idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._state = _SHUTDOWN
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits for the private server process to exit."""
+        if self._server is not None and self._server.process is not None:
+            self._server.process.wait(timeout)
+
+    def __enter__(self) -> SyncManager:
+        if self._state == _INITIAL:
+            self.start()
+        if self._state != _STARTED:
+            raise multiprocessing.ProcessError("Manager has shut down")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    @property
+    def address(self) -> str | None:
+        """The server's address (a gRPC target such as ``unix:///...``)."""
+        return self._address
+
+    def __repr__(self) -> str:
+        return f"<statehub.SyncManager {self._state} address={self._address!r}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a statehub manager cannot be pickled: pass its proxies (they "
+            "pickle) or its address (statehub.Manager(address)) to other "
+            "processes"
+        )
+
+    def _check_initial(self) -> None:
+        if self._state == _STARTED:
+            raise multiprocessing.ProcessError("Already started server")
+        if self._state == _SHUTDOWN:
+            raise multiprocessing.ProcessError("Manager has shut down")
+
+    def _started(self) -> tuple[str, Options]:
+        if self._state != _STARTED or self._address is None or self._options is None:
+            raise multiprocessing.ProcessError(
+                "the statehub manager is not started: call start() or connect()"
+                if self._state == _INITIAL
+                else "Manager has shut down"
+            )
+        return self._address, self._options
+
+    # -- opening objects ----------------------------------------------------
+
+    def _open(self, request: objects_pb2.OpenRequest) -> Any:
+        address, options = self._started()
+        response = connection_for(address).call(
+            "Objects", "Open", request, timeout=options.timeout
+        )
+        token = Token(address, response.name, response.type, request.typecode)
+        return make_proxy(
+            token, options, held=response.name.startswith(ANONYMOUS_PREFIX)
+        )
+
+    def _encode_entries(self, out: value_pb2.ValueMap, mapping: dict[Any, Any]) -> None:
+        address, options = self._started()
+        out.SetInParent()
+        for key, value in mapping.items():
+            entry = out.entries.add()
+            _codec.encode_key(key, entry.key)
+            _codec.encode_into(value, entry.value, address, options)
+
+    def _encode_items(self, out: Any, items: Iterable[Any]) -> None:
+        address, options = self._started()
+        for item in items:
+            _codec.encode_into(item, out.add(), address, options)
+
+    def _dict_request(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        request = objects_pb2.OpenRequest(name=name, type=value_pb2.DICT)
+        if args or kwargs:
+            self._encode_entries(request.dict_init, builtins.dict(*args, **kwargs))
+        return request
+
+    def _list_request(self, name: str, sequence: Iterable[Any] | None) -> Any:
+        request = objects_pb2.OpenRequest(name=name, type=value_pb2.LIST)
+        if sequence is not None:
+            request.list_init.SetInParent()
+            items = sequence.copy() if isinstance(sequence, ListProxy) else sequence
+            self._encode_items(request.list_init.items, items)
+        return request
+
+    def _namespace_request(self, name: str, kwds: dict[str, Any]) -> Any:
+        request = objects_pb2.OpenRequest(name=name, type=value_pb2.NAMESPACE)
+        if kwds:
+            self._encode_entries(request.dict_init, kwds)
+        return request
+
+    def _value_request(self, name: str, typecode: Any, value: Any, init: bool) -> Any:
+        request = objects_pb2.OpenRequest(
+            name=name, type=value_pb2.VALUE, typecode=typecode or ""
+        )
+        if init:
+            address, options = self._started()
+            request.value_init.CopyFrom(_codec.encode(value, address, options))
+        return request
+
+    def _array_request(self, name: str, typecode: str | None, sequence: Any) -> Any:
+        if typecode is None:
+            # Open an existing array: its typecode (which the server wants in
+            # the init it then ignores) comes from Describe, which also says
+            # ObjectNotFound rather than creating an empty array.
+            info = self.describe(name)
+            return open_existing_request(
+                name, value_pb2.ARRAY, info.typecode if info.type == "array" else ""
+            )
+        if not isinstance(typecode, str):
+            raise TypeError(
+                f"array typecode must be a str, not {type(typecode).__name__}"
+            )
+        request = objects_pb2.OpenRequest(
+            name=name, type=value_pb2.ARRAY, typecode=typecode
+        )
+        request.array_init.typecode = typecode
+        self._encode_items(request.array_init.items, _array_items(typecode, sequence))
+        return request
+
+    # -- Manager's data objects (anonymous) --------------------------------
+
+    def dict(self, *args: Any, **kwargs: Any) -> DictProxy[Any, Any]:
+        """A new shared dict: ``m.dict()``, ``m.dict({'a': 1})``,
+        ``m.dict(a=1)``, ``m.dict([('a', 1)])``, as ``dict(...)`` takes."""
+        return self._open(self._dict_request("", args, kwargs))  # type: ignore[no-any-return]
+
+    def list(self, sequence: Iterable[Any] = (), /) -> ListProxy[Any]:
+        """A new shared list with the items of sequence: ``m.list(range(3))``."""
+        return self._open(self._list_request("", sequence))  # type: ignore[no-any-return]
+
+    def Namespace(self, **kwds: Any) -> NamespaceProxy:  # noqa: N802 - Manager's name
+        """A new shared namespace with the given attributes."""
+        return self._open(self._namespace_request("", kwds))  # type: ignore[no-any-return]
+
+    def Value(self, typecode: Any, value: Any, lock: bool = True) -> ValueProxy[Any]:  # noqa: N802
+        """A new shared value; ``typecode`` (e.g. 'i') is only shown by
+        repr(), as with Manager. ``lock`` is accepted and ignored, as Manager
+        does (every operation is atomic on the server)."""
+        return self._open(self._value_request("", typecode, value, True))  # type: ignore[no-any-return]
+
+    def Array(self, typecode: str, sequence: Any, lock: bool = True) -> ArrayProxy[Any]:  # noqa: N802
+        """A new shared fixed-length array of ``typecode`` cells, from a
+        sequence (or, like multiprocessing.Array, a length: zeros)."""
+        return self._open(self._array_request("", typecode, sequence))  # type: ignore[no-any-return]
+
+    def Pool(  # noqa: N802
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Iterable[Any] = (),
+        maxtasksperchild: int | None = None,
+    ) -> multiprocessing.pool.Pool:
+        """A process pool of this program (not on the server): proxies passed
+        to its tasks work in the workers."""
+        return self._ctx.Pool(processes, initializer, initargs, maxtasksperchild)
+
+    # Manager's synchronization objects: the server does not serve them yet.
+    # Each will be a proxy class registered for its object type, and these
+    # methods will open one, as dict() does.
+    Barrier = _unserved("Barrier")
+    BoundedSemaphore = _unserved("BoundedSemaphore")
+    Condition = _unserved("Condition")
+    Event = _unserved("Event")
+    JoinableQueue = _unserved("JoinableQueue")
+    Lock = _unserved("Lock")
+    Queue = _unserved("Queue")
+    RLock = _unserved("RLock")
+    Semaphore = _unserved("Semaphore")
+
+    # -- introspection -------------------------------------------------------
+
+    def objects(
+        self, prefix: str = "", *, include_anonymous: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        """The objects whose names start with prefix, in name order
+        (``Objects.List``); anonymous ones only if asked."""
+        address, options = self._started()
+        response = connection_for(address).call(
+            "Objects",
+            "List",
+            objects_pb2.ListObjectsRequest(
+                prefix=prefix, include_anonymous=include_anonymous
+            ),
+            timeout=options.timeout,
+        )
+        return [ObjectInfo._from_wire(info) for info in response.objects]
+
+    def describe(self, target: str | BaseProxy) -> ObjectInfo:
+        """What the server knows of one object (by name or proxy);
+        ObjectNotFound if it does not exist."""
+        address, options = self._started()
+        name = target._token.name if isinstance(target, BaseProxy) else target
+        response = connection_for(address).call(
+            "Objects",
+            "Describe",
+            objects_pb2.DescribeRequest(name=name),
+            timeout=options.timeout,
+        )
+        return ObjectInfo._from_wire(response.info)
+
+
+class NamedObjects:
+    """Objects opened by name: get-or-create, with a type check.
+
+    The same methods as the manager's, with the name first (positional
+    only, so ``m.named.dict("jobs", name=1)`` is ``{'name': 1}``). Initial
+    contents apply only if the call creates the object (atomically); an
+    existing object is returned as it is. Opening an existing object as
+    another type raises TypeError naming both types. Named objects live until
+    :meth:`delete`.
+    """
+
+    def __init__(self, manager: SyncManager) -> None:
+        self._manager = manager
+
+    def dict(self, name: str, /, *args: Any, **kwargs: Any) -> DictProxy[Any, Any]:
+        """The dict called name, created from ``dict(*args, **kwargs)`` if new."""
+        m = self._manager
+        return m._open(m._dict_request(_check_name(name), args, kwargs))  # type: ignore[no-any-return]
+
+    def list(
+        self, name: str, sequence: Iterable[Any] | None = None, /
+    ) -> ListProxy[Any]:
+        """The list called name, created with the items of sequence if new."""
+        m = self._manager
+        return m._open(m._list_request(_check_name(name), sequence))  # type: ignore[no-any-return]
+
+    def Namespace(self, name: str, /, **kwds: Any) -> NamespaceProxy:  # noqa: N802
+        """The namespace called name, created with kwds as attributes if new."""
+        m = self._manager
+        return m._open(m._namespace_request(_check_name(name), kwds))  # type: ignore[no-any-return]
+
+    def Value(  # noqa: N802
+        self, name: str, typecode: Any = None, value: Any = _codec.MISSING, /
+    ) -> ValueProxy[Any]:
+        """The value called name, created holding value (None if not given)
+        if new."""
+        m = self._manager
+        request = m._value_request(
+            _check_name(name), typecode, value, value is not _codec.MISSING
+        )
+        return m._open(request)  # type: ignore[no-any-return]
+
+    def Array(  # noqa: N802
+        self, name: str, typecode: str | None = None, sequence: Any = (), /
+    ) -> ArrayProxy[Any]:
+        """The array called name, created from typecode and sequence if new.
+        Without a typecode it must exist already (an array's length and
+        typecode are fixed when it is made)."""
+        m = self._manager
+        return m._open(m._array_request(_check_name(name), typecode, sequence))  # type: ignore[no-any-return]
+
+    def delete(self, name: str) -> None:
+        """Deletes the object called name; refs to it dangle (using them
+        raises ObjectNotFound). ObjectNotFound if it does not exist."""
+        address, options = self._manager._started()
+        connection_for(address).call(
+            "Objects",
+            "Delete",
+            objects_pb2.DeleteRequest(name=_check_name(name)),
+            timeout=options.timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"<statehub named objects of {self._manager!r}>"
+
+
+def Manager(  # noqa: N802 - multiprocessing.Manager's name
+    address: object = None,
+    *,
+    allow_pickle: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    server: str | None = None,
+    server_args: Sequence[str] = (),
+    ctx: Any = None,
+) -> SyncManager:
+    """A started manager, the way ``multiprocessing.Manager()`` returns one.
+
+    With no address it starts a private statehub-server (stopped by
+    ``shutdown()``, a ``with`` block, or at exit); with an address
+    (``"unix:///tmp/statehub.sock"``, ``"host:port"``, a socket path or a
+    ``(host, port)`` tuple) it connects to a running server. See
+    :class:`SyncManager` for the options.
+    """
+    manager = SyncManager(
+        address,
+        allow_pickle=allow_pickle,
+        timeout=timeout,
+        server=server,
+        server_args=server_args,
+        ctx=ctx,
+    )
+    if address is None:
+        manager.start()
+    else:
+        manager.connect()
+    return manager
+
+
+def _finalize_manager(
+    server: ServerProcess | None, conn: Connection, shutdown_timeout: float
+) -> None:
+    if server is not None:
+        # The server goes away: say goodbye now rather than leave other
+        # managers of this process talking to a dead socket.
+        conn.close()
+    else:
+        conn.detach_manager()
+    if server is not None:
+        server.stop(max(shutdown_timeout, 5.0))
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"an object name is a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("an object name cannot be empty (anonymous objects: m.dict())")
+    return name
+
+
+def _array_items(typecode: str, sequence: Any) -> Iterable[Any]:
+    if isinstance(sequence, int) and not isinstance(sequence, bool):
+        return [_ZERO.get(typecode, 0)] * sequence
+    if typecode == "c" and isinstance(sequence, (bytes, bytearray)):
+        return [bytes([b]) for b in sequence]
+    if isinstance(sequence, ArrayProxy):
+        return builtins.list(sequence)
+    return cast(Iterable[Any], sequence)
