@@ -81,13 +81,13 @@ absl::StatusOr<std::shared_ptr<ArrayObject>> ArrayObject::Make(
     if (!v.ok()) return v.status();
     item = *std::move(v);
   }
-  absl::MutexLock lock(&array->mu_);
+  MutexLock lock(&array->mu_);
   array->items_ = std::move(items);
   return array;
 }
 
 int64_t ArrayObject::Size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(items_.size());
 }
 
@@ -142,13 +142,13 @@ absl::StatusOr<Value> ArrayObject::Coerce(const Value& value) const {
 }
 
 absl::StatusOr<int64_t> ArrayObject::Len() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return static_cast<int64_t>(items_.size());
 }
 
 absl::StatusOr<Value> ArrayObject::Get(int64_t index) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   std::optional<int64_t> i =
       NormalizeIndex(index, static_cast<int64_t>(items_.size()));
@@ -160,7 +160,7 @@ absl::StatusOr<Value> ArrayObject::Get(int64_t index) const {
 }
 
 absl::StatusOr<Value> ArrayObject::GetSlice(const SliceSpec& slice) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   absl::StatusOr<SliceRange> range =
       ResolveSlice(slice, static_cast<int64_t>(items_.size()));
@@ -178,7 +178,7 @@ absl::StatusOr<Value> ArrayObject::GetSlice(const SliceSpec& slice) const {
 absl::Status ArrayObject::Set(int64_t index, const Value& value) {
   absl::StatusOr<Value> v = Coerce(value);
   if (!v.ok()) return v.status();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   std::optional<int64_t> i =
       NormalizeIndex(index, static_cast<int64_t>(items_.size()));
@@ -199,7 +199,7 @@ absl::Status ArrayObject::SetSlice(const SliceSpec& slice,
     if (!v.ok()) return v.status();
     converted.push_back(*std::move(v));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   absl::StatusOr<SliceRange> range =
       ResolveSlice(slice, static_cast<int64_t>(items_.size()));

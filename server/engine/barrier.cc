@@ -1,5 +1,7 @@
 #include "server/engine/barrier.h"
 
+#include <utility>
+
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -46,7 +48,7 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
                  "a barrier wait needs a waiter");
   }
   Waited waited;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (broken_) return BrokenError();
   // Entries claimed by a timeout still count until TimeoutBreak removes
@@ -109,7 +111,7 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
 
 absl::StatusOr<std::vector<Completion>> BarrierObject::Abort() {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   BreakLocked(&out);
   return out;
@@ -117,7 +119,7 @@ absl::StatusOr<std::vector<Completion>> BarrierObject::Abort() {
 
 absl::StatusOr<std::vector<Completion>> BarrierObject::Reset() {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   BreakLocked(&out);
   broken_ = false;
@@ -126,14 +128,14 @@ absl::StatusOr<std::vector<Completion>> BarrierObject::Reset() {
 
 std::vector<Completion> BarrierObject::TimeoutBreak(const Waiter* waiter) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (!wait_queue_internal::Take(queue_, waiter)) return out;
   BreakLocked(&out);
   return out;
 }
 
 BarrierState BarrierObject::State() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   BarrierState state;
   state.parties = parties_;
   state.n_waiting = wait_queue_internal::Waiting(queue_);
@@ -145,7 +147,7 @@ BarrierState BarrierObject::State() const {
 
 std::vector<Completion> BarrierObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<Parked> ended = wait_queue_internal::FailSession(
       queue_, session,
       Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,

@@ -39,7 +39,7 @@ std::vector<Completion> ConditionObject::TakeWaiters(
 absl::StatusOr<std::vector<Completion>> ConditionObject::Wait(
     const Caller& caller, uint64_t thread_id, std::shared_ptr<Waiter> waiter) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
   }
   absl::StatusOr<std::vector<Completion>> out =
@@ -58,7 +58,7 @@ std::vector<Completion> ConditionObject::Timeout(const Waiter* waiter) {
 absl::StatusOr<int64_t> ConditionObject::Notify(const Caller& caller,
                                                 uint64_t thread_id, int64_t n) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
   }
   absl::StatusOr<int64_t> woken =

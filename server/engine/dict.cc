@@ -16,7 +16,7 @@ absl::StatusOr<std::shared_ptr<DictObject>> DictObject::Make(
       !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&dict->mu_);
+  MutexLock lock(&dict->mu_);
   for (auto& [key, value] : entries) {
     if (absl::Status s = dict->CheckKeyFor(key); !s.ok()) return s;
     dict->map_.Set(std::move(key), std::move(value));
@@ -25,7 +25,7 @@ absl::StatusOr<std::shared_ptr<DictObject>> DictObject::Make(
 }
 
 int64_t DictObject::Size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return map_.size();
 }
 
@@ -46,7 +46,7 @@ absl::Status DictObject::MissingKey(const Value& key) const {
 absl::StatusOr<DictObject::Found> DictObject::Get(
     const Caller& caller, const Value& key, const Value* default_value) const {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (const Value* v = map_.Find(key)) {
     Hold(caller, *v);
@@ -63,7 +63,7 @@ absl::Status DictObject::Set(const Value& key, Value value) {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (map_.Find(key) == nullptr) {
       if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
@@ -81,7 +81,7 @@ absl::Status DictObject::Delete(const Value& key) {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<Value> old = map_.Erase(key);
     if (!old) return MissingKey(key);
@@ -93,13 +93,13 @@ absl::Status DictObject::Delete(const Value& key) {
 
 absl::StatusOr<bool> DictObject::Contains(const Value& key) const {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return map_.Find(key) != nullptr;
 }
 
 absl::StatusOr<int64_t> DictObject::Len() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return map_.size();
 }
@@ -107,7 +107,7 @@ absl::StatusOr<int64_t> DictObject::Len() const {
 absl::StatusOr<DictObject::ItemsPage> DictObject::Items(
     const Caller& caller, int64_t cursor, int64_t limit,
     int64_t expected_version, bool keys_only) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (expected_version != 0 && expected_version != map_.size_version()) {
     return Error(absl::StatusCode::kFailedPrecondition,
@@ -136,7 +136,7 @@ absl::StatusOr<DictObject::Found> DictObject::Pop(const Caller& caller,
   Found found;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<Value> old = map_.Erase(key);
     if (!old) {
@@ -158,7 +158,7 @@ absl::StatusOr<std::pair<Value, Value>> DictObject::PopItem(
     const Caller& caller) {
   std::pair<Value, Value> entry;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (map_.size() == 0) {
       return Error(absl::StatusCode::kNotFound, ErrorKind::kKeyError,
@@ -177,7 +177,7 @@ absl::StatusOr<Value> DictObject::SetDefault(const Caller& caller,
                                              const Value& key,
                                              Value default_value) {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (const Value* v = map_.Find(key)) {
     Hold(caller, *v);
@@ -197,7 +197,7 @@ absl::Status DictObject::Update(Value::Entries entries) {
   std::vector<Value> dropped;
   absl::Status failed;
   do {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     int64_t added = 0;
     for (const auto& [key, value] : entries) added += map_.Find(key) == nullptr;
@@ -226,7 +226,7 @@ absl::Status DictObject::Update(Value::Entries entries) {
 absl::Status DictObject::Clear() {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     for (Value& v : map_.TakeValues()) Keep(std::move(v), &dropped);
   }
@@ -237,7 +237,7 @@ absl::Status DictObject::Clear() {
 absl::StatusOr<Value> DictObject::Increment(const Value& key,
                                             const Value& delta) {
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   Value* current = map_.Find(key);
   if (current == nullptr) {
@@ -266,7 +266,7 @@ absl::StatusOr<DictObject::Swap> DictObject::CompareAndSet(
   std::vector<Value> dropped;
   Swap swap;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     Value* current = map_.Find(key);
     const bool matches = expected == nullptr
@@ -298,7 +298,7 @@ absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(const Caller& caller,
   if (absl::Status s = CheckKeyFor(key); !s.ok()) return s;
   std::optional<Value> previous;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (map_.Find(key) == nullptr) {
       if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;

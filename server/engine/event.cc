@@ -25,7 +25,7 @@ std::vector<Completion> EventObject::TakeWaiters(const absl::Status& status) {
 
 absl::StatusOr<std::vector<Completion>> EventObject::Set() {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   flag_ = true;
   for (Parked& p : queue_) {
@@ -40,21 +40,21 @@ absl::StatusOr<std::vector<Completion>> EventObject::Set() {
 }
 
 absl::Status EventObject::Clear() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   flag_ = false;
   return absl::OkStatus();
 }
 
 absl::StatusOr<bool> EventObject::IsSet() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return flag_;
 }
 
 absl::StatusOr<EventObject::Waited> EventObject::Wait(
     const Caller& caller, std::shared_ptr<Waiter> waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (flag_) return Waited{true, false};
   if (waiter == nullptr) return Waited{};
@@ -70,18 +70,18 @@ absl::StatusOr<EventObject::Waited> EventObject::Wait(
 }
 
 void EventObject::Withdraw(const Waiter* waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   wait_queue_internal::Take(queue_, waiter);
 }
 
 EventState EventObject::State() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return EventState{flag_, wait_queue_internal::Infos(queue_)};
 }
 
 std::vector<Completion> EventObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   wait_queue_internal::FailSession(
       queue_, session,
       Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,

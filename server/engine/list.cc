@@ -21,13 +21,13 @@ absl::StatusOr<std::shared_ptr<ListObject>> ListObject::Make(
     std::string name, Value::Items items, Registry* registry) {
   std::shared_ptr<ListObject> list(new ListObject(std::move(name), registry));
   if (absl::Status s = list->CheckSize(SizeOf(items)); !s.ok()) return s;
-  absl::MutexLock lock(&list->mu_);
+  MutexLock lock(&list->mu_);
   list->items_ = std::move(items);
   return list;
 }
 
 int64_t ListObject::Size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return SizeOf(items_);
 }
 
@@ -54,14 +54,14 @@ absl::Status ListObject::AcquireAll(const Value::Items& items,
 }
 
 absl::StatusOr<int64_t> ListObject::Len() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return SizeOf(items_);
 }
 
 absl::StatusOr<Value> ListObject::Get(const Caller& caller,
                                       int64_t index) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   std::optional<int64_t> i = NormalizeIndex(index, SizeOf(items_));
   if (!i) {
@@ -74,7 +74,7 @@ absl::StatusOr<Value> ListObject::Get(const Caller& caller,
 
 absl::StatusOr<Value> ListObject::GetSlice(const Caller& caller,
                                            const SliceSpec& slice) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   absl::StatusOr<SliceRange> range = Resolve(slice);
   if (!range.ok()) return range.status();
@@ -91,7 +91,7 @@ absl::StatusOr<Value> ListObject::GetSlice(const Caller& caller,
 absl::Status ListObject::Set(int64_t index, Value value) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<int64_t> i = NormalizeIndex(index, SizeOf(items_));
     if (!i) {
@@ -109,7 +109,7 @@ absl::Status ListObject::SetSlice(const SliceSpec& slice, Value::Items items) {
   std::vector<Value> dropped;
   absl::Status status;
   do {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     absl::StatusOr<SliceRange> range = Resolve(slice);
     if (!range.ok()) return range.status();
@@ -154,7 +154,7 @@ absl::Status ListObject::SetSlice(const SliceSpec& slice, Value::Items items) {
 absl::Status ListObject::Delete(int64_t index) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<int64_t> i = NormalizeIndex(index, SizeOf(items_));
     if (!i) {
@@ -171,7 +171,7 @@ absl::Status ListObject::Delete(int64_t index) {
 absl::Status ListObject::DeleteSlice(const SliceSpec& slice) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     absl::StatusOr<SliceRange> range = Resolve(slice);
     if (!range.ok()) return range.status();
@@ -195,7 +195,7 @@ absl::Status ListObject::DeleteSlice(const SliceSpec& slice) {
 }
 
 absl::StatusOr<int64_t> ListObject::Append(Value value) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (absl::Status s = CheckSize(SizeOf(items_) + 1); !s.ok()) return s;
   if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
@@ -208,7 +208,7 @@ absl::StatusOr<int64_t> ListObject::Extend(Value::Items items) {
   absl::Status status;
   int64_t length = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (absl::Status s = CheckSize(SizeOf(items_) + SizeOf(items)); !s.ok()) {
       return s;
@@ -226,7 +226,7 @@ absl::StatusOr<int64_t> ListObject::Extend(Value::Items items) {
 }
 
 absl::Status ListObject::Insert(int64_t index, Value value) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   const int64_t n = SizeOf(items_);
   if (absl::Status s = CheckSize(n + 1); !s.ok()) return s;
@@ -242,7 +242,7 @@ absl::StatusOr<Value> ListObject::Pop(const Caller& caller,
   Value popped;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (items_.empty()) {
       return Error(absl::StatusCode::kOutOfRange, ErrorKind::kIndexError,
@@ -266,7 +266,7 @@ absl::StatusOr<Value> ListObject::Pop(const Caller& caller,
 absl::Status ListObject::Remove(const Value& value) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     auto it = std::find(items_.begin(), items_.end(), value);
     if (it == items_.end()) {
@@ -283,7 +283,7 @@ absl::Status ListObject::Remove(const Value& value) {
 absl::StatusOr<int64_t> ListObject::Index(const Value& value,
                                           std::optional<int64_t> start,
                                           std::optional<int64_t> stop) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   const int64_t n = SizeOf(items_);
   // list.index clamps negative bounds at 0 after adding the length.
@@ -301,26 +301,26 @@ absl::StatusOr<int64_t> ListObject::Index(const Value& value,
 }
 
 absl::StatusOr<int64_t> ListObject::Count(const Value& value) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return std::count(items_.begin(), items_.end(), value);
 }
 
 absl::StatusOr<bool> ListObject::Contains(const Value& value) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return std::find(items_.begin(), items_.end(), value) != items_.end();
 }
 
 absl::Status ListObject::Reverse() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   std::reverse(items_.begin(), items_.end());
   return absl::OkStatus();
 }
 
 absl::Status ListObject::Sort(bool reverse) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   // Sort an order of positions so a failed comparison leaves items_ as it
   // was (Python may leave a list half-sorted; we promise unchanged).
@@ -352,7 +352,7 @@ absl::Status ListObject::Sort(bool reverse) {
 absl::Status ListObject::Clear() {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     for (Value& v : items_) Keep(std::move(v), &dropped);
     items_.clear();
@@ -366,7 +366,7 @@ absl::StatusOr<int64_t> ListObject::Repeat(int64_t times) {
   absl::Status status;
   int64_t length = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     const int64_t n = SizeOf(items_);
     if (times <= 0 || n == 0) {

@@ -83,7 +83,7 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
     const Caller& caller, uint64_t thread_id, std::shared_ptr<Waiter> waiter,
     const std::string& label) {
   if (caller.session == 0) return NeedsSession(*this);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (!TrackLocked(caller)) return NeedsSession(*this);
   if (reentrant() && OwnedBy(caller, thread_id)) {
@@ -104,7 +104,7 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
 absl::StatusOr<std::vector<Completion>> LockObject::Release(
     const Caller& caller, uint64_t thread_id) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (reentrant()) {
     if (!OwnedBy(caller, thread_id)) {
@@ -122,7 +122,7 @@ absl::StatusOr<std::vector<Completion>> LockObject::Release(
 }
 
 void LockObject::Withdraw(const Waiter* waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto matches = [waiter](const Pending& p) {
     return p.waiter.get() == waiter;
   };
@@ -142,7 +142,7 @@ void LockObject::Withdraw(const Waiter* waiter) {
 
 std::vector<Completion> LockObject::Rollback(uint64_t fencing_token) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (holding_ && holding_->token == fencing_token) ReleaseLocked(&out);
   return out;
 }
@@ -151,7 +151,7 @@ absl::StatusOr<std::vector<Completion>> LockObject::ConditionWait(
     uint64_t condition, const Caller& caller, uint64_t thread_id,
     std::shared_ptr<Waiter> waiter) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (caller.session == 0 || !OwnedBy(caller, thread_id)) {
     return Error(absl::StatusCode::kFailedPrecondition,
@@ -169,7 +169,7 @@ absl::StatusOr<std::vector<Completion>> LockObject::ConditionWait(
 std::vector<Completion> LockObject::ConditionTimeout(uint64_t condition,
                                                      const Waiter* waiter) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto cq = conditions_.find(condition);
   if (cq == conditions_.end()) return out;
   auto it = std::find_if(
@@ -188,7 +188,7 @@ absl::StatusOr<int64_t> LockObject::ConditionNotify(uint64_t condition,
                                                     const Caller& caller,
                                                     uint64_t thread_id,
                                                     int64_t n) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (caller.session == 0 || !OwnedBy(caller, thread_id)) {
     return Error(absl::StatusCode::kFailedPrecondition,
@@ -210,7 +210,7 @@ absl::StatusOr<int64_t> LockObject::ConditionNotify(uint64_t condition,
 }
 
 int64_t LockObject::ConditionWaiters(uint64_t condition) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto cq = conditions_.find(condition);
   if (cq == conditions_.end()) return 0;
   return std::count_if(cq->second.begin(), cq->second.end(),
@@ -222,7 +222,7 @@ std::vector<Completion> LockObject::ConditionDrop(uint64_t condition,
   std::vector<Completion> out;
   WaitResult failed;
   failed.status = status;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto cq = conditions_.find(condition);
   if (cq == conditions_.end()) return out;
   for (Pending& p : cq->second) {
@@ -233,7 +233,7 @@ std::vector<Completion> LockObject::ConditionDrop(uint64_t condition,
 }
 
 LockState LockObject::State() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   LockState state;
   state.locked = holding_.has_value();
   if (holding_) {
@@ -252,7 +252,7 @@ LockState LockObject::State() const {
 
 std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   WaitResult ended;
   ended.status = Error(absl::StatusCode::kFailedPrecondition,
                        ErrorKind::kSessionError, "the waiting session ended");

@@ -18,7 +18,7 @@ absl::StatusOr<std::shared_ptr<NamespaceObject>> NamespaceObject::Make(
       !s.ok()) {
     return s;
   }
-  absl::MutexLock lock(&ns->mu_);
+  MutexLock lock(&ns->mu_);
   for (auto& [key, value] : entries) {
     if (!key.is_string()) {
       return ns->Error(absl::StatusCode::kInvalidArgument,
@@ -34,7 +34,7 @@ absl::StatusOr<std::shared_ptr<NamespaceObject>> NamespaceObject::Make(
 }
 
 int64_t NamespaceObject::Size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return map_.size();
 }
 
@@ -59,7 +59,7 @@ absl::Status NamespaceObject::CheckAttribute(
 absl::StatusOr<Value> NamespaceObject::Get(const Caller& caller,
                                            absl::string_view attribute) const {
   if (absl::Status s = CheckAttribute(attribute); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   const Value* v = map_.Find(Value(attribute));
   if (v == nullptr) {
@@ -74,7 +74,7 @@ absl::Status NamespaceObject::Set(absl::string_view attribute, Value value) {
   if (absl::Status s = CheckAttribute(attribute); !s.ok()) return s;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     const Value key(attribute);
     if (map_.Find(key) == nullptr) {
@@ -93,7 +93,7 @@ absl::Status NamespaceObject::Delete(absl::string_view attribute) {
   if (absl::Status s = CheckAttribute(attribute); !s.ok()) return s;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<Value> old = map_.Erase(Value(attribute));
     if (!old) {
@@ -108,7 +108,7 @@ absl::Status NamespaceObject::Delete(absl::string_view attribute) {
 
 absl::StatusOr<Value::Entries> NamespaceObject::Items(
     const Caller& caller) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   Value::Entries entries;
   entries.reserve(map_.size());

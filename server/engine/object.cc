@@ -60,7 +60,7 @@ absl::Status Object::AcquireRefs(const Value& value) const {
 }
 
 Object::Retired Object::Retire() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   retired_ = true;
   Retired retired;
   retired.values = TakeContents();

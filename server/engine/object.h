@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/engine/caller.h"
+#include "server/engine/mutex.h"
 #include "server/engine/waiter.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -109,7 +110,7 @@ class Object : public std::enable_shared_from_this<Object> {
   absl::Status AcquireRefs(const Value& value) const;
 
   Registry* const registry_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
 
  private:
   const std::string name_;

@@ -1,5 +1,7 @@
 #include "server/engine/queue.h"
 
+#include <iterator>
+#include <optional>
 #include <string>
 
 #include "server/engine/registry.h"
@@ -19,7 +21,7 @@ absl::StatusOr<std::shared_ptr<QueueObject>> QueueObject::Make(
 }
 
 int64_t QueueObject::Size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(items_.size());
 }
 
@@ -102,7 +104,7 @@ absl::StatusOr<QueueObject::Stored> QueueObject::Put(
   Stored stored;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (FullLocked()) {
       if (waiter == nullptr) return stored;
@@ -137,7 +139,7 @@ absl::StatusOr<QueueObject::Got> QueueObject::Get(
   Got got;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (items_.empty()) {
       if (waiter == nullptr) return got;
@@ -163,26 +165,26 @@ absl::StatusOr<QueueObject::Got> QueueObject::Get(
 }
 
 absl::StatusOr<int64_t> QueueObject::Qsize() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return static_cast<int64_t>(items_.size());
 }
 
 absl::StatusOr<bool> QueueObject::Empty() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return items_.empty();
 }
 
 absl::StatusOr<bool> QueueObject::Full() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   return FullLocked();
 }
 
 absl::StatusOr<std::vector<Completion>> QueueObject::TaskDone() {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (unfinished_ <= 0) {
     return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
@@ -201,7 +203,7 @@ absl::StatusOr<std::vector<Completion>> QueueObject::TaskDone() {
 
 absl::StatusOr<QueueObject::Joined> QueueObject::Join(
     const Caller& caller, std::shared_ptr<Waiter> waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (unfinished_ == 0) return Joined{true, false};
   if (waiter == nullptr) return Joined{};
@@ -216,7 +218,7 @@ absl::StatusOr<QueueObject::Joined> QueueObject::Join(
 void QueueObject::Withdraw(const Waiter* waiter) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (wait_queue_internal::Take(getters_, waiter)) return;
     if (std::optional<PendingPut> putter =
             wait_queue_internal::Take(putters_, waiter)) {
@@ -236,7 +238,7 @@ std::vector<Completion> QueueObject::RollbackGet(SessionId session,
   std::vector<Completion> out;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // Counted again before the getter's hold goes, so nothing dies between.
     if (CheckLive().ok() && AcquireRefs(item).ok()) {
       if (!items_.empty() || !HandOffLocked(item, &out, &dropped)) {
@@ -250,7 +252,7 @@ std::vector<Completion> QueueObject::RollbackGet(SessionId session,
 }
 
 QueueState QueueObject::State() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   QueueState state;
   state.size = static_cast<int64_t>(items_.size());
   state.maxsize = maxsize_;
@@ -265,7 +267,7 @@ std::vector<Completion> QueueObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     const absl::Status ended =
         Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
               "the waiting session ended");

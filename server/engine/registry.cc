@@ -44,7 +44,7 @@ Registry::Registry(const Limits& limits) : limits_(limits) {}
 
 Registry::~Registry() {
   // Objects die with the registry; no refs need releasing any more.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   objects_.clear();
 }
 
@@ -72,7 +72,7 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
 
   // Fast path: the object exists.
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = objects_.find(full_name);
     if (it != objects_.end()) {
       Entry& entry = it->second;
@@ -132,7 +132,7 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
       MakeObject(full_name, type, std::move(init), this);
   if (!made.ok()) return made.status();
 
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = objects_.find(full_name);
   if (it != objects_.end()) {
     // Lost a race with another creator: theirs wins, as get-or-create must.
@@ -187,7 +187,7 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
 
 absl::StatusOr<std::shared_ptr<Object>> Registry::Lookup(
     absl::string_view name) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = objects_.find(name);
   if (it == objects_.end()) {
     if (absl::Status s = CheckName(name); !s.ok()) return s;
@@ -199,7 +199,7 @@ absl::StatusOr<std::shared_ptr<Object>> Registry::Lookup(
 absl::Status Registry::Delete(absl::string_view name) {
   std::vector<std::shared_ptr<Object>> dead;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = objects_.find(name);
     if (it == objects_.end()) return NotFound(name);
     dead.push_back(std::move(it->second.object));
@@ -237,7 +237,7 @@ std::vector<ObjectInfo> Registry::List(absl::string_view prefix,
                                        bool include_anonymous) const {
   std::vector<std::pair<ObjectInfo, std::shared_ptr<Object>>> partial;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     for (auto it = objects_.lower_bound(prefix);
          it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
       if (!include_anonymous && it->second.object->anonymous()) continue;
@@ -253,7 +253,7 @@ std::vector<ObjectInfo> Registry::List(absl::string_view prefix,
 absl::StatusOr<ObjectInfo> Registry::Describe(absl::string_view name) const {
   std::pair<ObjectInfo, std::shared_ptr<Object>> partial;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     auto it = objects_.find(name);
     if (it == objects_.end()) return NotFound(name);
     partial = InfoLocked(it->second);
@@ -262,7 +262,7 @@ absl::StatusOr<ObjectInfo> Registry::Describe(absl::string_view name) const {
 }
 
 int64_t Registry::Count() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return static_cast<int64_t>(objects_.size());
 }
 
@@ -301,7 +301,7 @@ absl::Status Registry::AcquireRefsLocked(const Value& value) {
 
 absl::Status Registry::AcquireRefs(const Value& value) {
   if (!value.HasRefs()) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return AcquireRefsLocked(value);
 }
 
@@ -326,7 +326,7 @@ void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
     for (Completion& c : retired.completions) {
       c.waiter->Complete(std::move(c.result));
     }
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const Value& v : retired.values) {
       v.ForEachRef(
           [&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
@@ -337,7 +337,7 @@ void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
 void Registry::ReleaseRefs(const std::vector<Value>& values) {
   std::vector<std::shared_ptr<Object>> dead;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const Value& v : values) {
       v.ForEachRef(
           [&](const Ref& ref) { UnrefLocked(ref.name, false, &dead); });
@@ -353,7 +353,7 @@ void Registry::ReleaseRefs(const Value& value) {
 
 void Registry::HoldRefs(SessionId session, const Value& value) {
   if (session == 0 || !value.HasRefs()) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto held = holds_.find(session);
   if (held == holds_.end()) return;
   value.ForEachRef([&](const Ref& ref) {
@@ -368,7 +368,7 @@ void Registry::ReleaseHolds(SessionId session,
                             const std::vector<std::string>& names) {
   std::vector<std::shared_ptr<Object>> dead;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto held = holds_.find(session);
     if (held == holds_.end()) return;
     for (const std::string& name : names) {
@@ -382,12 +382,12 @@ void Registry::ReleaseHolds(SessionId session,
 }
 
 void Registry::BeginSession(SessionId session) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   holds_.try_emplace(session);
 }
 
 bool Registry::Track(SessionId session, std::shared_ptr<Object> object) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // An ended session can take nothing new: the caller refuses the call.
   if (!holds_.contains(session)) return false;
   tracked_[session].insert(std::move(object));
@@ -400,7 +400,7 @@ void Registry::EndSession(SessionId session) {
   {
     // One step ends the session for the registry: after it, Track and
     // HoldRefs refuse it, so nothing can be granted to it any more.
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto h = holds_.find(session);
     if (h == holds_.end()) return;
     held = std::move(h->second);
@@ -417,7 +417,7 @@ void Registry::EndSession(SessionId session) {
   }
   std::vector<std::shared_ptr<Object>> dead;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& [name, count] : held) {
       for (int64_t i = 0; i < count; ++i) UnrefLocked(name, true, &dead);
     }

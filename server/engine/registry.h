@@ -40,6 +40,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/engine/limits.h"
+#include "server/engine/mutex.h"
 #include "server/engine/object.h"
 
 namespace statehub {
@@ -171,7 +172,7 @@ class Registry {
       const Entry& entry) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   // Sorted by name so List answers prefixes in order.
   absl::btree_map<std::string, Entry, std::less<>> objects_
       ABSL_GUARDED_BY(mu_);

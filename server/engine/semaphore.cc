@@ -95,7 +95,7 @@ void SemaphoreObject::GrantLocked(std::vector<Completion>* out) {
 absl::StatusOr<SemaphoreObject::Acquired> SemaphoreObject::Acquire(
     const Caller& caller, std::shared_ptr<Waiter> waiter) {
   if (caller.session == 0) return NeedsSession(*this);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (!registry_->Track(caller.session, shared_from_this())) {
     return NeedsSession(*this);
@@ -118,7 +118,7 @@ absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
                  "n must be one or more");
   }
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (bounded() && n > initial_value_ - value_) {
     return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
@@ -135,13 +135,13 @@ absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
 }
 
 void SemaphoreObject::Withdraw(const Waiter* waiter) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   wait_queue_internal::Take(queue_, waiter);
 }
 
 std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = held_.find(session);
   if (it == held_.end()) return out;
   if (--it->second.units == 0) held_.erase(it);
@@ -151,7 +151,7 @@ std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
 }
 
 SemaphoreState SemaphoreObject::State() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   SemaphoreState state;
   state.value = value_;
   state.initial_value = initial_value_;
@@ -165,7 +165,7 @@ SemaphoreState SemaphoreObject::State() const {
 
 std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   wait_queue_internal::FailSession(
       queue_, session,
       Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,

@@ -30,7 +30,7 @@ SessionTable::Opened SessionTable::Open(SessionId resume, std::string label,
                                         absl::Time now) {
   Opened opened;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = sessions_.find(resume);
     if (it != sessions_.end() && it->second.deadline > now) {
       it->second.deadline = now + ttl_;
@@ -45,7 +45,7 @@ SessionTable::Opened SessionTable::Open(SessionId resume, std::string label,
 }
 
 bool SessionTable::Touch(SessionId id, absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second.deadline <= now) return false;
   it->second.deadline = now + ttl_;
@@ -53,14 +53,14 @@ bool SessionTable::Touch(SessionId id, absl::Time now) {
 }
 
 bool SessionTable::IsLive(SessionId id, absl::Time now) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   return it != sessions_.end() && it->second.deadline > now;
 }
 
 void SessionTable::End(SessionId id) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (sessions_.erase(id) == 0) return;
   }
   on_end_(id);
@@ -69,7 +69,7 @@ void SessionTable::End(SessionId id) {
 std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
   std::vector<SessionId> expired;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (it->second.deadline <= now) {
         expired.push_back(it->first);
@@ -86,7 +86,7 @@ std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
 void SessionTable::EndAll() {
   std::vector<SessionId> all;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (const auto& [id, session] : sessions_) all.push_back(id);
     sessions_.clear();
   }
@@ -94,12 +94,12 @@ void SessionTable::EndAll() {
 }
 
 int64_t SessionTable::Count() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(sessions_.size());
 }
 
 std::string SessionTable::Label(SessionId id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(id);
   return it == sessions_.end() ? "" : it->second.label;
 }

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/engine/mutex.h"
 #include "server/engine/object.h"
 
 namespace statehub {
@@ -76,7 +77,7 @@ class SessionTable {
   const absl::Duration ttl_;
   const OnBegin on_begin_;
   const OnEnd on_end_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<SessionId, Session> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t rng_state_ ABSL_GUARDED_BY(mu_);
 };

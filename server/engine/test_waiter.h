@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/engine/mutex.h"
 #include "server/engine/waiter.h"
 
 namespace statehub {
@@ -37,29 +38,29 @@ class TestWaiter final : public Waiter {
       : Waiter(session, /*thread_id=*/0, std::move(label), absl::Now()) {}
 
   void Complete(WaitResult result) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++completions_;
     result_ = std::move(result);
   }
 
   // done is true once Complete ran.
   bool done() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return result_.has_value();
   }
   // completions counts Complete calls (exactly one is allowed).
   int completions() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return completions_;
   }
   // result is the recorded result. REQUIRES: done().
   WaitResult result() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return *result_;
   }
   // Await blocks until Complete ran or `timeout` passed; returns done().
   bool Await(absl::Duration timeout = absl::Seconds(30)) const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(
         absl::Condition(
             +[](const std::optional<WaitResult>* r) { return r->has_value(); },
@@ -69,7 +70,7 @@ class TestWaiter final : public Waiter {
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::optional<WaitResult> result_ ABSL_GUARDED_BY(mu_);
   int completions_ ABSL_GUARDED_BY(mu_) = 0;
 };

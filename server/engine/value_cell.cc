@@ -14,7 +14,7 @@ std::shared_ptr<ValueCell> ValueCell::Make(std::string name, Value value,
                                            Registry* registry) {
   std::shared_ptr<ValueCell> cell(
       new ValueCell(std::move(name), std::move(typecode), registry));
-  absl::MutexLock lock(&cell->mu_);
+  MutexLock lock(&cell->mu_);
   cell->value_ = std::move(value);
   return cell;
 }
@@ -26,7 +26,7 @@ std::vector<Value> ValueCell::TakeContents() {
 }
 
 absl::StatusOr<Value> ValueCell::Get(const Caller& caller) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   Hold(caller, value_);
   return value_;
@@ -35,7 +35,7 @@ absl::StatusOr<Value> ValueCell::Get(const Caller& caller) const {
 absl::Status ValueCell::Set(Value value) {
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
     Keep(std::exchange(value_, std::move(value)), &dropped);
@@ -45,7 +45,7 @@ absl::Status ValueCell::Set(Value value) {
 }
 
 absl::StatusOr<Value> ValueCell::Increment(const Value& delta) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   absl::StatusOr<Value> sum = Add(value_, delta);
   if (!sum.ok()) {
@@ -64,7 +64,7 @@ absl::StatusOr<ValueCell::Swap> ValueCell::CompareAndSet(const Caller& caller,
   std::vector<Value> dropped;
   Swap swap;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (value_ == expected) {
       if (absl::Status s = AcquireRefs(desired); !s.ok()) return s;
@@ -82,7 +82,7 @@ absl::StatusOr<Value> ValueCell::GetAndSet(const Caller& caller, Value value) {
   Value previous;
   std::vector<Value> dropped;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
     previous = std::exchange(value_, std::move(value));
