@@ -46,10 +46,6 @@ bool LockObject::TrackLocked(const Caller& caller) {
   return registry_->Track(caller.session, shared_from_this());
 }
 
-void LockObject::Deliver(std::vector<Completion> completions) {
-  for (Completion& c : completions) c.waiter->Complete(std::move(c.result));
-}
-
 bool LockObject::OwnedBy(const Caller& caller, uint64_t thread_id) const {
   return holding_ && holding_->who.session == caller.session &&
          (!reentrant() || holding_->who.thread_id == thread_id);

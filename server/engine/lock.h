@@ -122,9 +122,6 @@ class LockObject final : public Object {
 
   std::vector<Completion> OnSessionEnd(SessionId session) override;
 
-  // Deliver completes parked calls; call with no mutex held.
-  static void Deliver(std::vector<Completion> completions);
-
  private:
   // One parked call in the lock's queue or a condition's queue.
   struct Pending {

@@ -57,7 +57,7 @@ TEST_F(LockTest, SecondAcquirerParksAndGetsTheLockOnRelease) {
 
   auto released = lock->Release(a_, 1);
   ASSERT_TRUE(released.ok());
-  LockObject::Deliver(*std::move(released));
+  DeliverCompletions(*std::move(released));
   ASSERT_TRUE(waiter->result().has_value());
   EXPECT_TRUE(waiter->result()->granted);
   EXPECT_EQ(waiter->result()->fencing_token, 2u);
@@ -76,8 +76,8 @@ TEST_F(LockTest, WaitersAreServedInFifoOrder) {
   EXPECT_FALSE(lock->Acquire(c_, 1, nullptr, "c")->acquired);
   uint64_t last_token = 1;
   for (int i = 0; i < 5; ++i) {
-    LockObject::Deliver(*lock->Release(Caller{lock->State().holder.session},
-                                       lock->State().holder.thread_id));
+    DeliverCompletions(*lock->Release(Caller{lock->State().holder.session},
+                                      lock->State().holder.thread_id));
     ASSERT_TRUE(waiters[i]->result().has_value()) << i;
     EXPECT_GT(waiters[i]->result()->fencing_token, last_token);
     last_token = waiters[i]->result()->fencing_token;
@@ -98,7 +98,7 @@ TEST_F(LockTest, HolderSessionEndingFreesTheLockWithOwnerDied) {
   EXPECT_GT(waiter->result()->fencing_token, held->fencing_token);
 
   // owner_died is told once.
-  LockObject::Deliver(*lock->Release(b_, 1));
+  DeliverCompletions(*lock->Release(b_, 1));
   EXPECT_FALSE(lock->Acquire(c_, 1, nullptr, "c")->owner_died);
 }
 
@@ -174,7 +174,7 @@ TEST_F(LockTest, WithdrawnWaiterIsSkipped) {
   ASSERT_TRUE(lock->Acquire(c_, 1, next, "c")->parked);
   ASSERT_TRUE(timed_out->TryClaim());  // what the timeout does
   lock->Withdraw(timed_out.get());
-  LockObject::Deliver(*lock->Release(a_, 1));
+  DeliverCompletions(*lock->Release(a_, 1));
   EXPECT_FALSE(timed_out->result().has_value());
   ASSERT_TRUE(next->result().has_value());
   EXPECT_EQ(lock->State().holder.session, c_.session);
@@ -183,9 +183,9 @@ TEST_F(LockTest, WithdrawnWaiterIsSkipped) {
 TEST_F(LockTest, RollbackReleasesOnlyTheMatchingGrant) {
   auto lock = Open("l", ObjectType::kLock);
   auto held = lock->Acquire(a_, 1, nullptr, "a");
-  LockObject::Deliver(lock->Rollback(held->fencing_token + 1));
+  DeliverCompletions(lock->Rollback(held->fencing_token + 1));
   EXPECT_TRUE(lock->State().locked);
-  LockObject::Deliver(lock->Rollback(held->fencing_token));
+  DeliverCompletions(lock->Rollback(held->fencing_token));
   EXPECT_FALSE(lock->State().locked);
 }
 
@@ -218,13 +218,13 @@ TEST_F(ConditionTest, WaitReleasesTheLockAndNotifyWakesAfterRelease) {
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);  // depth 2
   auto waiter = std::make_shared<RecordingWaiter>(a_.session, 1);
-  LockObject::Deliver(*cond->Wait(a_, 1, waiter));
+  DeliverCompletions(*cond->Wait(a_, 1, waiter));
   EXPECT_FALSE(lock->State().locked) << "wait releases every level";
 
   ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
   EXPECT_EQ(*cond->Notify(b_, 1, 1), 1);
   EXPECT_FALSE(waiter->result().has_value()) << "the notifier holds the lock";
-  LockObject::Deliver(*lock->Release(b_, 1));
+  DeliverCompletions(*lock->Release(b_, 1));
   ASSERT_TRUE(waiter->result().has_value());
   EXPECT_TRUE(waiter->result()->granted);
   EXPECT_EQ(lock->State().holder.session, a_.session);
@@ -238,19 +238,19 @@ TEST_F(ConditionTest, NotifyNWakesExactlyN) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(lock->Acquire(a_, i, nullptr, "a")->acquired);
     waiters.push_back(std::make_shared<RecordingWaiter>(a_.session, i));
-    LockObject::Deliver(*cond->Wait(a_, i, waiters.back()));
+    DeliverCompletions(*cond->Wait(a_, i, waiters.back()));
   }
   EXPECT_EQ(cond->Waiting(), 5);
   ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
   EXPECT_EQ(*cond->Notify(b_, 1, 2), 2);
   EXPECT_EQ(cond->Waiting(), 3);
-  LockObject::Deliver(*lock->Release(b_, 1));
+  DeliverCompletions(*lock->Release(b_, 1));
   // The two woken reacquire in turn.
   ASSERT_TRUE(waiters[0]->result().has_value());
   EXPECT_FALSE(waiters[1]->result().has_value());
-  LockObject::Deliver(*lock->Release(a_, 0));
+  DeliverCompletions(*lock->Release(a_, 0));
   ASSERT_TRUE(waiters[1]->result().has_value());
-  LockObject::Deliver(*lock->Release(a_, 1));
+  DeliverCompletions(*lock->Release(a_, 1));
   for (int i = 2; i < 5; ++i) EXPECT_FALSE(waiters[i]->result()) << i;
 }
 
@@ -259,11 +259,11 @@ TEST_F(ConditionTest, TimedOutWaiterReacquiresAndReportsNotNotified) {
   auto cond = OpenCondition("c", "l");
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
   auto waiter = std::make_shared<RecordingWaiter>(a_.session);
-  LockObject::Deliver(*cond->Wait(a_, 1, waiter));
+  DeliverCompletions(*cond->Wait(a_, 1, waiter));
   ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
-  LockObject::Deliver(cond->Timeout(waiter.get()));
+  DeliverCompletions(cond->Timeout(waiter.get()));
   EXPECT_FALSE(waiter->result().has_value()) << "waits for the lock";
-  LockObject::Deliver(*lock->Release(b_, 1));
+  DeliverCompletions(*lock->Release(b_, 1));
   ASSERT_TRUE(waiter->result().has_value());
   EXPECT_FALSE(waiter->result()->granted);
   EXPECT_EQ(lock->State().holder.session, a_.session);

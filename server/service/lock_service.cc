@@ -82,7 +82,7 @@ grpc::ServerUnaryReactor* LockService::Acquire(
   };
   hooks.withdraw = [target](const Waiter* waiter) { target->Withdraw(waiter); };
   hooks.rollback = [target](const WaitResult& granted) {
-    LockObject::Deliver(target->Rollback(granted.fencing_token));
+    DeliverCompletions(target->Rollback(granted.fencing_token));
   };
   auto* call = new ParkedCall(
       ctx, caller->session, req->thread_id(),
@@ -123,7 +123,7 @@ grpc::ServerUnaryReactor* LockService::Release(
                               engine_.registry().Find<LockObject>(req->name()));
     STATEHUB_ASSIGN_OR_RETURN(std::vector<Completion> granted,
                               lock->Release(caller, req->thread_id()));
-    LockObject::Deliver(std::move(granted));
+    DeliverCompletions(std::move(granted));
     return absl::OkStatus();
   });
 }
@@ -170,11 +170,11 @@ grpc::ServerUnaryReactor* ConditionService::Wait(
   // A timed-out condition waiter still reacquires the lock before it
   // answers (as Python's wait does): the timeout only moves it on.
   hooks.on_timeout = [target](const std::shared_ptr<Waiter>& waiter) {
-    LockObject::Deliver(target->Timeout(waiter.get()));
+    DeliverCompletions(target->Timeout(waiter.get()));
   };
   hooks.withdraw = [target](const Waiter* waiter) { target->Withdraw(waiter); };
   hooks.rollback = [target](const WaitResult& granted) {
-    LockObject::Deliver(target->lock()->Rollback(granted.fencing_token));
+    DeliverCompletions(target->lock()->Rollback(granted.fencing_token));
   };
   auto* call = new ParkedCall(
       ctx, caller->session, req->thread_id(),
@@ -195,7 +195,7 @@ grpc::ServerUnaryReactor* ConditionService::Wait(
     call->FinishNow(failed);
     return call;
   }
-  LockObject::Deliver(*std::move(released));
+  DeliverCompletions(*std::move(released));
   call->Park(timeout->has_value()
                  ? std::optional<absl::Time>(absl::Now() + **timeout)
                  : std::nullopt);

@@ -31,6 +31,25 @@ absl::StatusOr<InitialContents> InitOf(const Limits& limits,
                                      field, ObjectTypeName(type)),
                      req.name());
   };
+  const bool semaphore =
+      type == ObjectType::kSemaphore || type == ObjectType::kBoundedSemaphore;
+  const bool queue =
+      type == ObjectType::kQueue || type == ObjectType::kJoinableQueue;
+  if (req.has_semaphore_value()) {
+    if (!semaphore) return mismatch("semaphore_value");
+    init.semaphore_value = req.semaphore_value();
+  }
+  if (req.parties() != 0) {
+    if (type != ObjectType::kBarrier) return mismatch("parties");
+    init.parties = req.parties();
+  }
+  if (req.maxsize() != 0) {
+    if (!queue) return mismatch("maxsize");
+    init.maxsize = req.maxsize();
+  }
+  if (!req.condition_lock().empty() && type != ObjectType::kCondition) {
+    return mismatch("condition_lock");
+  }
   switch (req.init_case()) {
     case v1::OpenRequest::INIT_NOT_SET:
       // An array's typecode comes with its items; opening an existing array
