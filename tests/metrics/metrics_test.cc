@@ -1,0 +1,260 @@
+// Server metrics against the real server: a contended lock scenario whose
+// every step is deterministic, then scrapes of /metrics over HTTP checking
+// the counts, histogram counts and gauges exactly.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "statehub/internal/wire.h"
+#include "statehub/statehub.h"
+#include "statehub/v1/objects.grpc.pb.h"
+#include "statehub/v1/queue.grpc.pb.h"
+#include "statehub/v1/sync.grpc.pb.h"
+#include "tests/testing/server_process.h"
+
+namespace statehub {
+namespace {
+
+// Fetches `url` ("http://127.0.0.1:<port>/metrics") with HTTP/1.0 and
+// returns the body, or "" on failure.
+std::string HttpGet(const std::string& url) {
+  absl::string_view rest = url;
+  if (!absl::ConsumePrefix(&rest, "http://")) return "";
+  const std::pair<std::string, std::string> host_path =
+      absl::StrSplit(rest, absl::MaxSplits('/', 1));
+  const std::pair<std::string, std::string> host_port =
+      absl::StrSplit(host_path.first, ':');
+  int port = 0;
+  if (!absl::SimpleAtoi(host_port.second, &port)) return "";
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, host_port.first.c_str(), &addr.sin_addr);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string request =
+        absl::StrCat("GET /", host_path.second, " HTTP/1.0\r\n\r\n");
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[65536];
+      ssize_t n;
+      while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
+        response.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// Value returns the sample `series` (name and labels exactly as exposed,
+// labels sorted) from a scrape, or nullopt when absent.
+std::optional<double> Value(const std::string& scrape,
+                            absl::string_view series) {
+  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
+    if (!absl::ConsumePrefix(&line, series)) continue;
+    if (!absl::ConsumePrefix(&line, " ")) continue;
+    double value;
+    if (absl::SimpleAtod(line, &value)) return value;
+  }
+  return std::nullopt;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = testing::ServerProcess::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_FALSE(server_->metrics_url().empty());
+    channel_ = grpc::CreateChannel(server_->unix_address(),
+                                   grpc::InsecureChannelCredentials());
+    locks_ = v1::Locks::NewStub(channel_);
+    Open("contended", v1::LOCK);
+  }
+
+  void Open(const std::string& name, v1::ObjectType type) {
+    v1::OpenRequest open;
+    open.set_name(name);
+    open.set_type(type);
+    v1::OpenResponse opened;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(v1::Objects::NewStub(channel_)->Open(&ctx, open, &opened).ok());
+  }
+
+  std::unique_ptr<Client> NewClient() {
+    auto client = Client::Connect(server_->unix_address());
+    EXPECT_TRUE(client.ok()) << client.status();
+    return *std::move(client);
+  }
+
+  // Acquires "contended" for `client`; nullopt timeout blocks.
+  v1::LockAcquireResponse Acquire(Client& client,
+                                  std::optional<absl::Duration> timeout) {
+    v1::LockAcquireRequest req;
+    req.set_name("contended");
+    req.set_blocking(true);
+    if (timeout) {
+      req.mutable_timeout()->set_nanos(
+          static_cast<int32_t>(absl::ToInt64Nanoseconds(*timeout)));
+    }
+    v1::LockAcquireResponse resp;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(internal::kSessionKey, client.session_id());
+    const grpc::Status status = locks_->Acquire(&ctx, req, &resp);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return resp;
+  }
+
+  void Release(Client& client) {
+    v1::LockReleaseRequest req;
+    req.set_name("contended");
+    v1::LockReleaseResponse resp;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(internal::kSessionKey, client.session_id());
+    const grpc::Status status = locks_->Release(&ctx, req, &resp);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  int64_t Waiters() {
+    v1::LockStateRequest req;
+    req.set_name("contended");
+    v1::LockStateResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(locks_->State(&ctx, req, &resp).ok());
+    return resp.waiters_size();
+  }
+
+  std::string Scrape() { return HttpGet(server_->metrics_url()); }
+
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Locks::Stub> locks_;
+};
+
+TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
+  std::unique_ptr<Client> a = NewClient();
+  std::unique_ptr<Client> b = NewClient();
+
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());             // uncontended
+  EXPECT_FALSE(Acquire(*b, absl::Milliseconds(50)).acquired());  // timed out
+  std::thread waiter(
+      [&] { EXPECT_TRUE(Acquire(*b, std::nullopt).acquired()); });
+  while (Waiters() == 0) absl::SleepFor(absl::Milliseconds(5));
+
+  // One holder, one waiter parked now.
+  std::string scrape = Scrape();
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_waiters{name="contended"})"), 1);
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="contended"})"), 1);
+  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="lock"})"), 1);
+  EXPECT_EQ(Value(scrape, R"(statehub_objects{type="lock"})"), 1);
+  EXPECT_EQ(Value(scrape, "statehub_sessions"), 2);
+
+  Release(*a);  // hands the lock to b
+  waiter.join();
+  Release(*b);
+  // a takes it again and ends its session holding it: b's next acquire is
+  // told the owner died.
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());
+  a->Close();
+  EXPECT_TRUE(Acquire(*b, std::nullopt).owner_died());
+  Release(*b);
+
+  scrape = Scrape();
+  const std::string name = R"(name="contended")";
+  auto lock_series = [&](absl::string_view metric, absl::string_view extra) {
+    return Value(scrape, absl::StrCat(metric, "{", name, extra, "}"));
+  };
+  EXPECT_EQ(
+      lock_series("statehub_lock_acquisitions_total", R"(,result="acquired")"),
+      3);
+  EXPECT_EQ(lock_series("statehub_lock_acquisitions_total",
+                        R"(,result="owner_died")"),
+            1);
+  EXPECT_EQ(
+      lock_series("statehub_lock_acquisitions_total", R"(,result="timed_out")"),
+      1);
+  EXPECT_EQ(
+      lock_series("statehub_lock_acquisitions_total", R"(,result="cancelled")"),
+      0);
+  // Contended: the timed-out try and the parked acquire.
+  EXPECT_EQ(lock_series("statehub_lock_contended_acquisitions_total", ""), 2);
+  EXPECT_EQ(lock_series("statehub_lock_uncontended_acquisitions_total", ""), 3);
+  EXPECT_EQ(lock_series("statehub_lock_wait_seconds_count", ""), 4);
+  // Released: a, b, a (by its session's end), b.
+  EXPECT_EQ(lock_series("statehub_lock_hold_seconds_count", ""), 4);
+  EXPECT_EQ(lock_series("statehub_lock_waiters", ""), 0);
+  EXPECT_EQ(lock_series("statehub_lock_held", ""), 0);
+  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="lock"})"), 0);
+  EXPECT_EQ(Value(scrape, "statehub_sessions"), 1);
+  EXPECT_EQ(Value(scrape, R"(statehub_rpc_requests_total{)"
+                          R"(code="OK",method="statehub.v1.Locks.Acquire"})"),
+            5);
+  EXPECT_EQ(Value(scrape, R"(statehub_rpc_requests_total{)"
+                          R"(code="OK",method="statehub.v1.Locks.Release"})"),
+            3);
+  EXPECT_EQ(Value(scrape, R"(statehub_rpc_duration_seconds_count{)"
+                          R"(method="statehub.v1.Locks.Acquire"})"),
+            5);
+}
+
+TEST_F(MetricsTest, ErrorsAreCountedByCode) {
+  v1::LockReleaseRequest req;
+  req.set_name("contended");
+  v1::LockReleaseResponse resp;
+  grpc::ClientContext ctx;
+  EXPECT_EQ(locks_->Release(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Value(Scrape(), R"(statehub_rpc_requests_total{)"
+                            R"(code="FAILED_PRECONDITION",)"
+                            R"(method="statehub.v1.Locks.Release"})"),
+            1);
+}
+
+TEST_F(MetricsTest, LockNamesPastTheCapFoldIntoOther) {
+  auto server = testing::ServerProcess::Start({"--metrics_max_lock_names=2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto channel = grpc::CreateChannel((*server)->unix_address(),
+                                     grpc::InsecureChannelCredentials());
+  for (const char* name : {"one", "two", "three", "four"}) {
+    v1::OpenRequest open;
+    open.set_name(name);
+    open.set_type(v1::LOCK);
+    v1::OpenResponse opened;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(v1::Objects::NewStub(channel)->Open(&ctx, open, &opened).ok());
+  }
+  const std::string scrape = HttpGet((*server)->metrics_url());
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="one"})"), 0);
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="two"})"), 0);
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="three"})"), std::nullopt);
+  EXPECT_EQ(Value(scrape, R"(statehub_lock_wait_seconds_count{name="_other"})"),
+            0);
+  EXPECT_EQ(Value(scrape, R"(statehub_objects{type="lock"})"), 4);
+}
+
+TEST_F(MetricsTest, OffMeansNoEndpoint) {
+  auto server = testing::ServerProcess::Start({"--metrics_listen="});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->metrics_url(), "");
+}
+
+}  // namespace
+}  // namespace statehub
