@@ -4,9 +4,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,6 +31,8 @@
 #include "statehub/v1/queue.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
 #include "tests/testing/server_process.h"
+
+extern char** environ;
 
 namespace statehub {
 namespace {
@@ -75,6 +83,38 @@ std::optional<double> Value(const std::string& scrape,
     if (absl::SimpleAtod(line, &value)) return value;
   }
   return std::nullopt;
+}
+
+// A port nobody listens on now (bound, read and released).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Runs `promtool check metrics` on `scrape`; returns its exit status and
+// puts what it printed in `output`.
+int Promtool(const std::string& scrape, std::string* output) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/scrape-", getpid(), ".txt");
+  std::ofstream(path) << scrape;
+  FILE* pipe = popen(
+      absl::StrCat("promtool check metrics < ", path, " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output->append(buffer, n);
+  }
+  const int status = pclose(pipe);
+  std::remove(path.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 class MetricsTest : public ::testing::Test {
@@ -213,6 +253,72 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
   EXPECT_EQ(Value(scrape, R"(statehub_rpc_duration_seconds_count{)"
                           R"(method="statehub.v1.Locks.Acquire"})"),
             5);
+}
+
+TEST_F(MetricsTest, PromtoolAcceptsTheScrape) {
+  std::unique_ptr<Client> a = NewClient();
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());
+  Release(*a);
+  std::string output;
+  EXPECT_EQ(Promtool(Scrape(), &output), 0) << output;
+  EXPECT_EQ(output, "");  // no lint findings either
+}
+
+// A real Prometheus scrapes the server and answers a query for the waiters
+// gauge while an acquire is parked.
+TEST_F(MetricsTest, PrometheusSeesParkedWaiters) {
+  std::unique_ptr<Client> a = NewClient();
+  std::unique_ptr<Client> b = NewClient();
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());
+  std::thread waiter(
+      [&] { EXPECT_TRUE(Acquire(*b, std::nullopt).acquired()); });
+  while (Waiters() == 0) absl::SleepFor(absl::Milliseconds(5));
+
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/prometheus-", getpid());
+  ASSERT_EQ(std::system(absl::StrCat("mkdir -p ", dir).c_str()), 0);
+  absl::string_view target = server_->metrics_url();
+  ASSERT_TRUE(absl::ConsumePrefix(&target, "http://"));
+  target = target.substr(0, target.find('/'));
+  std::ofstream(dir + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n"
+      << "scrape_configs:\n  - job_name: statehub\n"
+      << "    static_configs:\n      - targets: ['" << target << "']\n";
+  const int port = FreePort();
+  std::vector<std::string> args = {
+      "prometheus", "--config.file=" + dir + "/prometheus.yml",
+      "--storage.tsdb.path=" + dir + "/data",
+      absl::StrCat("--web.listen-address=127.0.0.1:", port),
+      "--log.level=warn"};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  ASSERT_EQ(
+      posix_spawnp(&pid, "prometheus", nullptr, nullptr, argv.data(), environ),
+      0)
+      << "prometheus not found: scripts/setup.sh installs it";
+
+  // Prometheus needs a few scrapes; allow a minute on a loaded machine.
+  const std::string query = absl::StrCat(
+      "http://127.0.0.1:", port,
+      "/api/v1/query?query=statehub_lock_waiters%7Bname%3D%22contended%22%7D");
+  std::string answer;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    answer = HttpGet(query);
+    if (absl::StrContains(answer, R"("name":"contended")")) break;
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  Release(*a);
+  waiter.join();
+
+  EXPECT_TRUE(absl::StrContains(answer, R"("status":"success")")) << answer;
+  // The instant vector's value is the string "1".
+  EXPECT_TRUE(absl::StrContains(answer, R"(,"1"]})")) << answer;
 }
 
 TEST_F(MetricsTest, ErrorsAreCountedByCode) {
