@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -98,23 +97,34 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// Runs `command` through the shell; returns what it printed (stdout and
+// stderr) and stores its exit status in `status` (-1 if it did not exit).
+std::string Shell(const std::string& command, int* status = nullptr) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, n);
+  }
+  const int wait_status = pclose(pipe);
+  if (status != nullptr) {
+    *status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+  }
+  return output;
+}
+
 // Runs `promtool check metrics` on `scrape`; returns its exit status and
 // puts what it printed in `output`.
 int Promtool(const std::string& scrape, std::string* output) {
   const std::string path =
       absl::StrCat(::testing::TempDir(), "/scrape-", getpid(), ".txt");
   std::ofstream(path) << scrape;
-  FILE* pipe = popen(
-      absl::StrCat("promtool check metrics < ", path, " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    output->append(buffer, n);
-  }
-  const int status = pclose(pipe);
+  int status;
+  *output = Shell(absl::StrCat("promtool check metrics < ", path), &status);
   std::remove(path.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return status;
 }
 
 class MetricsTest : public ::testing::Test {
@@ -139,8 +149,10 @@ class MetricsTest : public ::testing::Test {
     ASSERT_TRUE(v1::Objects::NewStub(channel_)->Open(&ctx, open, &opened).ok());
   }
 
-  std::unique_ptr<Client> NewClient() {
-    auto client = Client::Connect(server_->unix_address());
+  std::unique_ptr<Client> NewClient(std::string label = "") {
+    ClientOptions options;
+    options.label = std::move(label);
+    auto client = Client::Connect(server_->unix_address(), options);
     EXPECT_TRUE(client.ok()) << client.status();
     return *std::move(client);
   }
@@ -276,7 +288,9 @@ TEST_F(MetricsTest, PrometheusSeesParkedWaiters) {
 
   const std::string dir =
       absl::StrCat(::testing::TempDir(), "/prometheus-", getpid());
-  ASSERT_EQ(std::system(absl::StrCat("mkdir -p ", dir).c_str()), 0);
+  int status;
+  Shell(absl::StrCat("mkdir -p ", dir), &status);
+  ASSERT_EQ(status, 0);
   absl::string_view target = server_->metrics_url();
   ASSERT_TRUE(absl::ConsumePrefix(&target, "http://"));
   target = target.substr(0, target.find('/'));
@@ -312,13 +326,52 @@ TEST_F(MetricsTest, PrometheusSeesParkedWaiters) {
   }
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
-  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  Shell(absl::StrCat("rm -rf ", dir));
   Release(*a);
   waiter.join();
 
   EXPECT_TRUE(absl::StrContains(answer, R"("status":"success")")) << answer;
   // The instant vector's value is the string "1".
   EXPECT_TRUE(absl::StrContains(answer, R"(,"1"]})")) << answer;
+}
+
+TEST_F(MetricsTest, CliShowsHolderAndWaitersInOrder) {
+  std::unique_ptr<Client> a = NewClient("holder-a");
+  std::unique_ptr<Client> b = NewClient("waiter-b");
+  std::unique_ptr<Client> c = NewClient("waiter-c");
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());
+  std::thread first([&] { EXPECT_TRUE(Acquire(*b, std::nullopt).acquired()); });
+  while (Waiters() < 1) absl::SleepFor(absl::Milliseconds(5));
+  std::thread second(
+      [&] { EXPECT_TRUE(Acquire(*c, std::nullopt).acquired()); });
+  while (Waiters() < 2) absl::SleepFor(absl::Milliseconds(5));
+
+  const std::string cli =
+      absl::StrCat(STATEHUB_CLI_PATH, " --address=", server_->unix_address());
+  const std::string locks = Shell(cli + " locks");
+  const std::string ls = Shell(cli + " ls");
+  Release(*a);
+  first.join();
+  Release(*b);
+  second.join();
+  Release(*c);
+
+  const std::vector<std::string> lines = absl::StrSplit(locks, '\n');
+  ASSERT_GE(lines.size(), 3u) << locks;
+  EXPECT_TRUE(absl::StartsWith(lines[0],
+                               absl::StrCat("lock contended: held by session ",
+                                            a->session_id(), " holder-a")))
+      << locks;
+  EXPECT_TRUE(absl::StartsWith(
+      lines[1],
+      absl::StrCat("  waiter 1: session ", b->session_id(), " waiter-b")))
+      << locks;
+  EXPECT_TRUE(absl::StartsWith(
+      lines[2],
+      absl::StrCat("  waiter 2: session ", c->session_id(), " waiter-c")))
+      << locks;
+  EXPECT_TRUE(absl::StartsWith(ls, "contended ")) << ls;
+  EXPECT_TRUE(absl::StrContains(ls, " lock ")) << ls;
 }
 
 TEST_F(MetricsTest, ErrorsAreCountedByCode) {
