@@ -12,16 +12,21 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "statehub/internal/wire.h"
@@ -125,6 +130,41 @@ int Promtool(const std::string& scrape, std::string* output) {
   *output = Shell(absl::StrCat("promtool check metrics < ", path), &status);
   std::remove(path.c_str());
   return status;
+}
+
+// The PromQL expressions of the Grafana dashboard, with Grafana's variables
+// replaced by values Prometheus accepts.
+std::vector<std::string> DashboardQueries() {
+  std::ifstream file(STATEHUB_DASHBOARD_PATH);
+  const std::string json((std::istreambuf_iterator<char>(file)),
+                         std::istreambuf_iterator<char>());
+  std::vector<std::string> queries;
+  const std::string kKey = R"("expr": ")";
+  for (size_t at = json.find(kKey); at != std::string::npos;
+       at = json.find(kKey, at)) {
+    at += kKey.size();
+    std::string expr;
+    while (at < json.size() && json[at] != '"') {
+      if (json[at] == '\\') ++at;  // \" and \\ in JSON
+      expr += json[at++];
+    }
+    queries.push_back(absl::StrReplaceAll(
+        expr,
+        {{"$__rate_interval", "1m"}, {"$__range", "5m"}, {"$lock", ".*"}}));
+  }
+  return queries;
+}
+
+std::string UrlEncode(absl::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (absl::ascii_isalnum(c) || c == '_' || c == '.' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += absl::StrFormat("%%%02X", c);
+    }
+  }
+  return out;
 }
 
 class MetricsTest : public ::testing::Test {
@@ -324,6 +364,16 @@ TEST_F(MetricsTest, PrometheusSeesParkedWaiters) {
     if (absl::StrContains(answer, R"("name":"contended")")) break;
     absl::SleepFor(absl::Milliseconds(250));
   }
+  // Every query of the Grafana dashboard is valid PromQL over these
+  // metrics (names included: each must select something).
+  std::vector<std::string> failed_queries;
+  for (const std::string& expr : DashboardQueries()) {
+    const std::string result = HttpGet(absl::StrCat(
+        "http://127.0.0.1:", port, "/api/v1/query?query=", UrlEncode(expr)));
+    if (!absl::StrContains(result, R"("status":"success")")) {
+      failed_queries.push_back(expr + " -> " + result);
+    }
+  }
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   Shell(absl::StrCat("rm -rf ", dir));
@@ -333,6 +383,31 @@ TEST_F(MetricsTest, PrometheusSeesParkedWaiters) {
   EXPECT_TRUE(absl::StrContains(answer, R"("status":"success")")) << answer;
   // The instant vector's value is the string "1".
   EXPECT_TRUE(absl::StrContains(answer, R"(,"1"]})")) << answer;
+  EXPECT_THAT(failed_queries, ::testing::IsEmpty());
+}
+
+// The dashboard only queries metrics the server exports.
+TEST_F(MetricsTest, DashboardUsesExportedMetrics) {
+  std::unique_ptr<Client> a = NewClient();
+  ASSERT_TRUE(Acquire(*a, std::nullopt).acquired());
+  Release(*a);
+  const std::string scrape = Scrape();
+  const std::vector<std::string> queries = DashboardQueries();
+  ASSERT_GE(queries.size(), 10u);
+  for (const std::string& expr : queries) {
+    for (size_t at = expr.find("statehub_"); at != std::string::npos;
+         at = expr.find("statehub_", at + 1)) {
+      size_t end = at;
+      while (end < expr.size() &&
+             (absl::ascii_isalnum(expr[end]) || expr[end] == '_')) {
+        ++end;
+      }
+      const std::string metric = expr.substr(at, end - at);
+      EXPECT_TRUE(absl::StrContains(scrape, "\n" + metric + "{") ||
+                  absl::StrContains(scrape, "\n" + metric + " "))
+          << metric << " in " << expr;
+    }
+  }
 }
 
 TEST_F(MetricsTest, CliShowsHolderAndWaitersInOrder) {
