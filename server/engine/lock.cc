@@ -17,12 +17,12 @@ absl::Status NeedsSession(const Object& object) {
 }  // namespace
 
 LockObject::LockObject(std::string name, ObjectType type, Registry* registry,
-                       std::shared_ptr<LockObserver> observer)
+                       std::shared_ptr<AcquireObserver> observer)
     : Object(std::move(name), type, registry), observer_(std::move(observer)) {}
 
 std::shared_ptr<LockObject> LockObject::Make(std::string name, ObjectType type,
                                              Registry* registry) {
-  std::shared_ptr<LockObserver> observer;
+  std::shared_ptr<AcquireObserver> observer;
   if (registry != nullptr && registry->observers() != nullptr) {
     observer = registry->observers()->ForLock(name);
   }

@@ -148,7 +148,7 @@ class LockObject final : public Object {
   };
 
   LockObject(std::string name, ObjectType type, Registry* registry,
-             std::shared_ptr<LockObserver> observer);
+             std::shared_ptr<AcquireObserver> observer);
   std::vector<Value> TakeContents() override;
   std::vector<Completion> TakeWaiters(const absl::Status& status) override;
   // Tracks the caller's session on this lock; false if it has ended.
@@ -164,7 +164,7 @@ class LockObject final : public Object {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // observer_ records acquisitions and releases; null when metrics are off.
-  const std::shared_ptr<LockObserver> observer_;
+  const std::shared_ptr<AcquireObserver> observer_;
   std::optional<Holding> holding_ ABSL_GUARDED_BY(mu_);
   uint64_t last_token_ ABSL_GUARDED_BY(mu_) = 0;
   // owner_died_ is set when a holder's session ended holding the lock, and

@@ -19,11 +19,12 @@
 
 namespace statehub {
 
-// LockObserver sees one lock's (or rlock's) acquisitions and releases. Many
-// locks may share one observer (metrics fold names past a cap).
-class LockObserver {
+// AcquireObserver sees the acquisitions and releases of one lock, rlock or
+// semaphore. Many objects may share one observer (metrics fold names past a
+// cap).
+class AcquireObserver {
  public:
-  virtual ~LockObserver() = default;
+  virtual ~AcquireObserver() = default;
 
   // Acquired: an acquire call got the lock after waiting `waited` (zero
   // when it did not park: uncontended). owner_died: the previous holder's
@@ -34,8 +35,9 @@ class LockObserver {
   // failed non-blocking try counts as a zero timeout) or cancelled (call
   // cancelled, session ended, lock deleted).
   virtual void NotAcquired(bool timed_out) = 0;
-  // Released: a holder let go (release, condition wait, session end) after
-  // holding the lock for `held`.
+  // Released: a lock holder let go (release, condition wait, session end)
+  // after holding the lock for `held`. Semaphores do not report releases:
+  // their units are not held by anyone in particular.
   virtual void Released(absl::Duration held) = 0;
 };
 
@@ -44,7 +46,11 @@ class Observers {
  public:
   virtual ~Observers() = default;
   // ForLock returns the observer for the lock called `name`, or null.
-  virtual std::shared_ptr<LockObserver> ForLock(const std::string& name) = 0;
+  virtual std::shared_ptr<AcquireObserver> ForLock(const std::string& name) = 0;
+  // ForSemaphore returns the observer for the semaphore (bounded or not)
+  // called `name`, or null.
+  virtual std::shared_ptr<AcquireObserver> ForSemaphore(
+      const std::string& name) = 0;
   // Parked counts blocking calls parked on objects of `type` (+1 when one
   // parks, -1 when it finishes). Called by the service layer, no mutex held.
   virtual void Parked(ObjectType type, int delta) = 0;

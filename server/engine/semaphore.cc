@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/time/clock.h"
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -20,15 +21,21 @@ absl::Status NeedsSession(const Object& object) {
 }  // namespace
 
 SemaphoreObject::SemaphoreObject(std::string name, ObjectType type,
-                                 int64_t value, Registry* registry)
+                                 int64_t value, Registry* registry,
+                                 std::shared_ptr<AcquireObserver> observer)
     : Object(std::move(name), type, registry),
       initial_value_(value),
+      observer_(std::move(observer)),
       value_(value) {}
 
 absl::StatusOr<std::shared_ptr<SemaphoreObject>> SemaphoreObject::Make(
     std::string name, ObjectType type, int64_t value, Registry* registry) {
-  std::shared_ptr<SemaphoreObject> sem(
-      new SemaphoreObject(std::move(name), type, value, registry));
+  std::shared_ptr<AcquireObserver> observer;
+  if (registry != nullptr && registry->observers() != nullptr) {
+    observer = registry->observers()->ForSemaphore(name);
+  }
+  std::shared_ptr<SemaphoreObject> sem(new SemaphoreObject(
+      std::move(name), type, value, registry, std::move(observer)));
   if (value < 0) {
     return sem->Error(absl::StatusCode::kInvalidArgument,
                       ErrorKind::kValueError,
@@ -42,7 +49,11 @@ std::vector<Value> SemaphoreObject::TakeContents() { return {}; }
 std::vector<Completion> SemaphoreObject::TakeWaiters(
     const absl::Status& status) {
   std::vector<Completion> out;
-  wait_queue_internal::FailAll(queue_, status, &out);
+  const size_t failed =
+      wait_queue_internal::FailAll(queue_, status, &out).size();
+  if (observer_) {
+    for (size_t i = 0; i < failed; ++i) observer_->NotAcquired(false);
+  }
   return out;
 }
 
@@ -86,6 +97,9 @@ void SemaphoreObject::GrantLocked(std::vector<Completion>* out) {
     if (!next.waiter->TryClaim()) continue;
     --value_;
     AddUnitLocked(next.waiter->session());
+    if (observer_) {
+      observer_->Acquired(absl::Now() - next.waiter->since(), true, false);
+    }
     WaitResult result;
     result.granted = true;
     out->push_back(Completion{std::move(next.waiter), std::move(result)});
@@ -104,9 +118,13 @@ absl::StatusOr<SemaphoreObject::Acquired> SemaphoreObject::Acquire(
   if (value_ > 0 && queue_.empty()) {
     --value_;
     AddUnitLocked(caller.session);
+    if (observer_) observer_->Acquired(absl::ZeroDuration(), false, false);
     return Acquired{true, false};
   }
-  if (waiter == nullptr) return Acquired{};
+  if (waiter == nullptr) {
+    if (observer_) observer_->NotAcquired(true);
+    return Acquired{};
+  }
   queue_.push_back(Parked{std::move(waiter)});
   return Acquired{false, true};
 }
@@ -134,9 +152,11 @@ absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
   return out;
 }
 
-void SemaphoreObject::Withdraw(const Waiter* waiter) {
+void SemaphoreObject::Withdraw(const Waiter* waiter, bool timed_out) {
   MutexLock lock(&mu_);
-  wait_queue_internal::Take(queue_, waiter);
+  if (wait_queue_internal::Take(queue_, waiter) && observer_) {
+    observer_->NotAcquired(timed_out);
+  }
 }
 
 std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
@@ -166,11 +186,16 @@ SemaphoreState SemaphoreObject::State() const {
 std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
-  wait_queue_internal::FailSession(
-      queue_, session,
-      Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
-            "the waiting session ended"),
-      &out);
+  const size_t failed =
+      wait_queue_internal::FailSession(
+          queue_, session,
+          Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
+                "the waiting session ended"),
+          &out)
+          .size();
+  if (observer_) {
+    for (size_t i = 0; i < failed; ++i) observer_->NotAcquired(false);
+  }
   auto it = held_.find(session);
   if (it != held_.end()) {
     // Conservation keeps a bounded semaphore within its bound here: its

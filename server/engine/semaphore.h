@@ -51,6 +51,7 @@
 #include "absl/strings/string_view.h"
 #include "server/engine/lock.h"
 #include "server/engine/object.h"
+#include "server/engine/observer.h"
 #include "server/engine/wait_queue.h"
 #include "server/engine/waiter.h"
 
@@ -108,9 +109,10 @@ class SemaphoreObject final : public Object {
   absl::StatusOr<std::vector<Completion>> Release(const Caller& caller,
                                                   int64_t n);
 
-  // Withdraw removes a waiter that its caller claimed (timeout, cancel).
-  // Nothing else changes: a parked caller never held a unit.
-  void Withdraw(const Waiter* waiter);
+  // Withdraw removes a waiter that its caller claimed: `timed_out` when its
+  // timeout did, else it was cancelled (for the observer). Nothing else
+  // changes: a parked caller never held a unit.
+  void Withdraw(const Waiter* waiter, bool timed_out);
 
   // Rollback undoes a grant whose call was cancelled as it was granted:
   // releases one unit held by `session`, if it still holds one (its session
@@ -132,7 +134,8 @@ class SemaphoreObject final : public Object {
   };
 
   SemaphoreObject(std::string name, ObjectType type, int64_t value,
-                  Registry* registry);
+                  Registry* registry,
+                  std::shared_ptr<AcquireObserver> observer);
   std::vector<Value> TakeContents() override;
   std::vector<Completion> TakeWaiters(const absl::Status& status) override;
 
@@ -147,6 +150,8 @@ class SemaphoreObject final : public Object {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t initial_value_;
+  // observer_ records acquisitions; null when metrics are off.
+  const std::shared_ptr<AcquireObserver> observer_;
   // Invariant: value_ > 0 only when no unclaimed waiter is parked.
   int64_t value_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<SessionId, Holding> held_ ABSL_GUARDED_BY(mu_);

@@ -188,7 +188,7 @@ TEST_F(SemaphoreTest, TimedOutWaiterIsWithdrawnAndNeverGranted) {
   auto next = Park(*sem, s);
   // The service's timeout: claim, then withdraw; it answers False itself.
   ASSERT_TRUE(late->TryClaim());
-  sem->Withdraw(late.get());
+  sem->Withdraw(late.get(), /*timed_out=*/true);
   Release(*sem, 0);
   EXPECT_FALSE(late->done());
   EXPECT_TRUE(next->done());
@@ -204,7 +204,7 @@ TEST_F(SemaphoreTest, ClaimedWaiterStillQueuedIsSkippedByRelease) {
   Release(*sem, 0);
   EXPECT_FALSE(cancelled->done());
   EXPECT_TRUE(next->done());
-  sem->Withdraw(cancelled.get());  // finds nothing left: harmless
+  sem->Withdraw(cancelled.get(), /*timed_out=*/false);  // finds nothing left: harmless
   EXPECT_EQ(sem->State().value, 0);
 }
 

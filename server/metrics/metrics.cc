@@ -10,6 +10,7 @@
 #include "prometheus/metric_family.h"
 #include "server/engine/lock.h"
 #include "server/engine/registry.h"
+#include "server/engine/semaphore.h"
 
 namespace statehub::metrics {
 namespace {
@@ -54,41 +55,48 @@ const std::vector<double>& LatencyBuckets() {
   return *buckets;
 }
 
-// The series of one lock label.
-class Metrics::LockSeries final : public LockObserver {
+// The series of one lock or semaphore label.
+class Metrics::AcquireSeries final : public AcquireObserver {
  public:
-  LockSeries(Metrics& m, const std::string& label)
-      : wait_(m.lock_wait_.Add({{"name", label}}, LatencyBuckets())),
-        hold_(m.lock_hold_.Add({{"name", label}}, LatencyBuckets())),
-        acquired_(m.lock_acquisitions_.Add(
-            {{"name", label}, {"result", "acquired"}})),
-        owner_died_(m.lock_acquisitions_.Add(
-            {{"name", label}, {"result", "owner_died"}})),
-        timed_out_(m.lock_acquisitions_.Add(
-            {{"name", label}, {"result", "timed_out"}})),
-        cancelled_(m.lock_acquisitions_.Add(
-            {{"name", label}, {"result", "cancelled"}})),
-        contended_(m.lock_contended_.Add({{"name", label}})),
-        uncontended_(m.lock_uncontended_.Add({{"name", label}})) {}
+  AcquireSeries(const AcquireFamilies& f, const std::string& label)
+      : wait_(f.wait->Add({{"name", label}}, LatencyBuckets())),
+        hold_(f.hold == nullptr
+                  ? nullptr
+                  : &f.hold->Add({{"name", label}}, LatencyBuckets())),
+        acquired_(
+            f.acquisitions->Add({{"name", label}, {"result", "acquired"}})),
+        owner_died_(f.hold == nullptr
+                        ? nullptr
+                        : &f.acquisitions->Add(
+                              {{"name", label}, {"result", "owner_died"}})),
+        timed_out_(
+            f.acquisitions->Add({{"name", label}, {"result", "timed_out"}})),
+        cancelled_(
+            f.acquisitions->Add({{"name", label}, {"result", "cancelled"}})),
+        contended_(f.contended->Add({{"name", label}})),
+        uncontended_(f.uncontended->Add({{"name", label}})) {}
 
   void Acquired(absl::Duration waited, bool contended,
                 bool owner_died) override {
     wait_.Observe(Seconds(waited));
-    (owner_died ? owner_died_ : acquired_).Increment();
+    (owner_died && owner_died_ != nullptr ? *owner_died_ : acquired_)
+        .Increment();
     (contended ? contended_ : uncontended_).Increment();
   }
   void NotAcquired(bool timed_out) override {
     (timed_out ? timed_out_ : cancelled_).Increment();
-    // A call that did not get the lock at once met contention.
+    // A call that did not get it at once met contention.
     contended_.Increment();
   }
-  void Released(absl::Duration held) override { hold_.Observe(Seconds(held)); }
+  void Released(absl::Duration held) override {
+    if (hold_ != nullptr) hold_->Observe(Seconds(held));
+  }
 
  private:
   Histogram& wait_;
-  Histogram& hold_;
+  Histogram* const hold_;
   Counter& acquired_;
-  Counter& owner_died_;
+  Counter* const owner_died_;
   Counter& timed_out_;
   Counter& cancelled_;
   Counter& contended_;
@@ -109,18 +117,28 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     absl::MutexLock lock(&mu_);
     if (engine_ == nullptr) return {};
     std::array<int64_t, kObjectTypes> objects{};
-    // Per lock label: waiters and locks held.
+    // Per label: waiters, and locks held or semaphore units free.
     absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> locks;
+    absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> semaphores;
     for (const std::shared_ptr<Object>& object :
          engine_->registry().Snapshot()) {
       const int type = static_cast<int>(object->type());
       if (type >= 0 && type < kObjectTypes) ++objects[type];
-      if (!LockObject::Accepts(object->type())) continue;
-      const LockObject::Load load =
-          static_cast<const LockObject&>(*object).CurrentLoad();
-      auto& [waiters, held] = locks[metrics_.LockLabel(object->name())];
-      waiters += load.waiters;
-      held += load.held ? 1 : 0;
+      if (LockObject::Accepts(object->type())) {
+        const LockObject::Load load =
+            static_cast<const LockObject&>(*object).CurrentLoad();
+        auto& [waiters, held] =
+            locks[metrics_.Label(metrics_.locks_, object->name())];
+        waiters += load.waiters;
+        held += load.held ? 1 : 0;
+      } else if (SemaphoreObject::Accepts(object->type())) {
+        const SemaphoreState state =
+            static_cast<const SemaphoreObject&>(*object).State();
+        auto& [waiters, value] =
+            semaphores[metrics_.Label(metrics_.semaphores_, object->name())];
+        waiters += static_cast<int64_t>(state.waiters.size());
+        value += state.value;
+      }
     }
 
     std::vector<prometheus::MetricFamily> out;
@@ -142,6 +160,15 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     for (const auto& [label, load] : locks) {
       AddGauge(&waiters, {{"name", label}}, load.first);
       AddGauge(&held, {{"name", label}}, load.second);
+    }
+    prometheus::MetricFamily& sem_waiters =
+        Gauges("statehub_semaphore_waiters",
+               "Acquire calls parked on the semaphore now.", &out);
+    prometheus::MetricFamily& sem_value = Gauges(
+        "statehub_semaphore_value", "Units free in the semaphore now.", &out);
+    for (const auto& [label, load] : semaphores) {
+      AddGauge(&sem_waiters, {{"name", label}}, load.first);
+      AddGauge(&sem_value, {{"name", label}}, load.second);
     }
     return out;
   }
@@ -243,35 +270,6 @@ class Metrics::InterceptorFactory final
 Metrics::Metrics(MetricsOptions options)
     : options_(options),
       registry_(std::make_shared<prometheus::Registry>()),
-      lock_wait_(BuildHistogram()
-                     .Name("statehub_lock_wait_seconds")
-                     .Help("Time acquire calls waited for the lock, from the "
-                           "call's arrival to the grant.")
-                     .Register(*registry_)),
-      lock_hold_(BuildHistogram()
-                     .Name("statehub_lock_hold_seconds")
-                     .Help("Time the lock was held, from grant to release "
-                           "(or condition wait, or the holder's session "
-                           "end).")
-                     .Register(*registry_)),
-      lock_acquisitions_(
-          BuildCounter()
-              .Name("statehub_lock_acquisitions_total")
-              .Help("Acquire calls by result: acquired, owner_died "
-                    "(acquired after the holder's session ended), "
-                    "timed_out (including failed non-blocking tries), "
-                    "cancelled (call cancelled, session ended, lock "
-                    "deleted).")
-              .Register(*registry_)),
-      lock_contended_(BuildCounter()
-                          .Name("statehub_lock_contended_acquisitions_total")
-                          .Help("Acquire calls that found the lock taken.")
-                          .Register(*registry_)),
-      lock_uncontended_(
-          BuildCounter()
-              .Name("statehub_lock_uncontended_acquisitions_total")
-              .Help("Acquire calls that took a free lock at once.")
-              .Register(*registry_)),
       rpc_requests_(BuildCounter()
                         .Name("statehub_rpc_requests_total")
                         .Help("Finished rpcs by method and status code.")
@@ -288,6 +286,63 @@ Metrics::Metrics(MetricsOptions options)
                           .Register(*registry_)
                           .Add({})),
       collector_(std::make_shared<EngineCollector>(*this)) {
+  {
+    absl::MutexLock lock(&mu_);
+    locks_.wait = &BuildHistogram()
+                       .Name("statehub_lock_wait_seconds")
+                       .Help(
+                           "Time acquire calls waited for the lock, from "
+                           "the call's arrival to the grant.")
+                       .Register(*registry_);
+    locks_.hold = &BuildHistogram()
+                       .Name("statehub_lock_hold_seconds")
+                       .Help(
+                           "Time the lock was held, from grant to release "
+                           "(or condition wait, or the holder's session "
+                           "end).")
+                       .Register(*registry_);
+    locks_.acquisitions =
+        &BuildCounter()
+             .Name("statehub_lock_acquisitions_total")
+             .Help(
+                 "Acquire calls by result: acquired, owner_died (acquired "
+                 "after the holder's session ended), timed_out (including "
+                 "failed non-blocking tries), cancelled (call cancelled, "
+                 "session ended, lock deleted).")
+             .Register(*registry_);
+    locks_.contended = &BuildCounter()
+                            .Name("statehub_lock_contended_acquisitions_total")
+                            .Help("Acquire calls that found the lock taken.")
+                            .Register(*registry_);
+    locks_.uncontended =
+        &BuildCounter()
+             .Name("statehub_lock_uncontended_acquisitions_total")
+             .Help("Acquire calls that took a free lock at once.")
+             .Register(*registry_);
+    semaphores_.wait = &BuildHistogram()
+                            .Name("statehub_semaphore_wait_seconds")
+                            .Help(
+                                "Time acquire calls waited for a unit, "
+                                "from the call's arrival to the grant.")
+                            .Register(*registry_);
+    semaphores_.acquisitions =
+        &BuildCounter()
+             .Name("statehub_semaphore_acquisitions_total")
+             .Help(
+                 "Acquire calls by result: acquired, timed_out (including "
+                 "failed non-blocking tries), cancelled.")
+             .Register(*registry_);
+    semaphores_.contended =
+        &BuildCounter()
+             .Name("statehub_semaphore_contended_acquisitions_total")
+             .Help("Acquire calls that found no unit free.")
+             .Register(*registry_);
+    semaphores_.uncontended =
+        &BuildCounter()
+             .Name("statehub_semaphore_uncontended_acquisitions_total")
+             .Help("Acquire calls that took a free unit at once.")
+             .Register(*registry_);
+  }
   prometheus::Family<Gauge>& parked =
       prometheus::BuildGauge()
           .Name("statehub_parked_calls")
@@ -338,31 +393,41 @@ void Metrics::LeaseExpired(int64_t n) {
   lease_expiries_.Increment(static_cast<double>(n));
 }
 
-std::string Metrics::LockLabel(const std::string& name) {
+std::string Metrics::Label(const AcquireFamilies& kind,
+                           const std::string& name) {
   if (absl::StartsWith(name, kAnonymousPrefix)) return kAnonymousLabel;
   absl::MutexLock lock(&mu_);
-  if (locks_.contains(name)) return name;
-  return kOtherLabel;
+  return kind.series.contains(name) ? name : kOtherLabel;
 }
 
-std::shared_ptr<LockObserver> Metrics::ForLock(const std::string& name) {
+std::shared_ptr<AcquireObserver> Metrics::SeriesFor(AcquireFamilies& kind,
+                                                    const std::string& name) {
   std::string label = kAnonymousLabel;
   if (!absl::StartsWith(name, kAnonymousPrefix)) label = name;
   absl::MutexLock lock(&mu_);
-  auto it = locks_.find(label);
-  if (it != locks_.end()) return it->second;
+  auto it = kind.series.find(label);
+  if (it != kind.series.end()) return it->second;
   // The two fold labels do not count against the cap.
-  const int named = static_cast<int>(locks_.size()) -
-                    static_cast<int>(locks_.contains(kAnonymousLabel)) -
-                    static_cast<int>(locks_.contains(kOtherLabel));
+  const int named = static_cast<int>(kind.series.size()) -
+                    static_cast<int>(kind.series.contains(kAnonymousLabel)) -
+                    static_cast<int>(kind.series.contains(kOtherLabel));
   if (label != kAnonymousLabel && named >= options_.max_lock_names) {
     label = kOtherLabel;
-    it = locks_.find(label);
-    if (it != locks_.end()) return it->second;
+    it = kind.series.find(label);
+    if (it != kind.series.end()) return it->second;
   }
-  auto series = std::make_shared<LockSeries>(*this, label);
-  locks_.emplace(label, series);
+  auto series = std::make_shared<AcquireSeries>(kind, label);
+  kind.series.emplace(label, series);
   return series;
+}
+
+std::shared_ptr<AcquireObserver> Metrics::ForLock(const std::string& name) {
+  return SeriesFor(locks_, name);
+}
+
+std::shared_ptr<AcquireObserver> Metrics::ForSemaphore(
+    const std::string& name) {
+  return SeriesFor(semaphores_, name);
 }
 
 void Metrics::Parked(ObjectType type, int delta) {

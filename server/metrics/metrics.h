@@ -4,15 +4,16 @@
 //
 //   - per lock (label `name`): wait and hold histograms, acquisitions by
 //     result, contended and uncontended acquisitions (event time, through
-//     the engine's LockObserver); waiters and held now (scrape time);
+//     the engine's AcquireObserver); waiters and held now (scrape time);
+//   - per semaphore: the same without hold times; waiters and value now;
 //   - per rpc method: requests by status code and latency (a gRPC server
 //     interceptor);
 //   - objects by type, sessions, parked calls by object type, lease
 //     expiries.
 //
-// Cardinality: lock names get their own series up to `max_lock_names`; the
-// rest fold into name="_other", and every anonymous lock into
-// name="_anonymous".
+// Cardinality: lock names get their own series up to `max_lock_names`, and
+// semaphore names as many again; the rest fold into name="_other", and
+// every anonymous one into name="_anonymous".
 //
 // Hot path: every handle is created once (per lock label when the first lock
 // with that label is created, per method at startup) and kept; no request
@@ -53,7 +54,8 @@
 namespace statehub::metrics {
 
 struct MetricsOptions {
-  // max_lock_names caps the distinct `name` labels of lock series.
+  // max_lock_names caps the distinct `name` labels of lock series, and
+  // separately of semaphore series.
   int max_lock_names = 100;
 };
 
@@ -82,14 +84,24 @@ class Metrics final : public Observers {
   void LeaseExpired(int64_t n);
 
   // Observers:
-  std::shared_ptr<LockObserver> ForLock(const std::string& name) override;
+  std::shared_ptr<AcquireObserver> ForLock(const std::string& name) override;
+  std::shared_ptr<AcquireObserver> ForSemaphore(
+      const std::string& name) override;
   void Parked(ObjectType type, int delta) override;
 
-  // LockLabel is the `name` label the lock called `name` reports under.
-  std::string LockLabel(const std::string& name);
-
  private:
-  class LockSeries;
+  class AcquireSeries;
+  // The families of one kind of object that is acquired (locks,
+  // semaphores) and its series by `name` label.
+  struct AcquireFamilies {
+    prometheus::Family<prometheus::Histogram>* wait = nullptr;
+    // hold is null for semaphores.
+    prometheus::Family<prometheus::Histogram>* hold = nullptr;
+    prometheus::Family<prometheus::Counter>* acquisitions = nullptr;
+    prometheus::Family<prometheus::Counter>* contended = nullptr;
+    prometheus::Family<prometheus::Counter>* uncontended = nullptr;
+    absl::flat_hash_map<std::string, std::shared_ptr<AcquireSeries>> series;
+  };
   class EngineCollector;
   struct MethodSeries;
   class Interceptor;
@@ -98,21 +110,23 @@ class Metrics final : public Observers {
   const MetricsOptions options_;
   const std::shared_ptr<prometheus::Registry> registry_;
 
-  prometheus::Family<prometheus::Histogram>& lock_wait_;
-  prometheus::Family<prometheus::Histogram>& lock_hold_;
-  prometheus::Family<prometheus::Counter>& lock_acquisitions_;
-  prometheus::Family<prometheus::Counter>& lock_contended_;
-  prometheus::Family<prometheus::Counter>& lock_uncontended_;
   prometheus::Family<prometheus::Counter>& rpc_requests_;
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
   prometheus::Counter& lease_expiries_;
   // parked_ is indexed by ObjectType.
   std::vector<prometheus::Gauge*> parked_;
 
+  // Label is the `name` label the object `name` of `kind` reports under.
+  std::string Label(const AcquireFamilies& kind, const std::string& name);
+  // SeriesFor returns (creating it on first use) the series `name` of
+  // `kind` reports under.
+  std::shared_ptr<AcquireObserver> SeriesFor(AcquireFamilies& kind,
+                                             const std::string& name);
+
   absl::Mutex mu_;
-  // One series set per lock label, shared by the locks reporting under it.
-  absl::flat_hash_map<std::string, std::shared_ptr<LockSeries>> locks_
-      ABSL_GUARDED_BY(mu_);
+  // Series are shared by every object reporting under the same label.
+  AcquireFamilies locks_ ABSL_GUARDED_BY(mu_);
+  AcquireFamilies semaphores_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<EngineCollector> collector_;
 };
 

@@ -25,8 +25,11 @@ grpc::ServerUnaryReactor* SemaphoreService::Acquire(
   std::shared_ptr<SemaphoreObject> sem = target->object;
   const Caller caller = target->caller;
   ParkedCall::Hooks hooks;
-  hooks.withdraw = [sem](const Waiter* waiter) { sem->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  hooks.withdraw = [sem](const Waiter* waiter) {
+    sem->Withdraw(waiter, /*timed_out=*/false);
+  };
+  hooks.on_timeout = NotGrantedOnTimeout(
+      [sem](const Waiter* waiter) { sem->Withdraw(waiter, true); });
   hooks.rollback = [sem, session = caller.session](const WaitResult&) {
     DeliverCompletions(sem->Rollback(session));
   };

@@ -449,6 +449,48 @@ TEST_F(MetricsTest, CliShowsHolderAndWaitersInOrder) {
   EXPECT_TRUE(absl::StrContains(ls, " lock ")) << ls;
 }
 
+TEST_F(MetricsTest, SemaphoreIsCounted) {
+  Open("slots", v1::SEMAPHORE);  // one unit
+  auto semaphores = v1::Semaphores::NewStub(channel_);
+  std::unique_ptr<Client> a = NewClient();
+  std::unique_ptr<Client> b = NewClient();
+  auto acquire = [&](Client& client, bool blocking) {
+    v1::SemaphoreAcquireRequest req;
+    req.set_name("slots");
+    req.set_blocking(blocking);
+    v1::SemaphoreAcquireResponse resp;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(internal::kSessionKey, client.session_id());
+    EXPECT_TRUE(semaphores->Acquire(&ctx, req, &resp).ok());
+    return resp.acquired();
+  };
+  EXPECT_TRUE(acquire(*a, true));
+  EXPECT_FALSE(acquire(*b, false));
+  std::thread waiter([&] { EXPECT_TRUE(acquire(*b, true)); });
+  while (Value(Scrape(), R"(statehub_semaphore_waiters{name="slots"})") != 1) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(Value(Scrape(), R"(statehub_semaphore_value{name="slots"})"), 0);
+  a->Close();  // its unit comes back and goes to b
+  waiter.join();
+
+  const std::string scrape = Scrape();
+  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_acquisitions_total{)"
+                          R"(name="slots",result="acquired"})"),
+            2);
+  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_acquisitions_total{)"
+                          R"(name="slots",result="timed_out"})"),
+            1);
+  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_contended_acquisitions_total{)"
+                          R"(name="slots"})"),
+            2);
+  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_wait_seconds_count{)"
+                          R"(name="slots"})"),
+            2);
+  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_waiters{name="slots"})"), 0);
+  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="semaphore"})"), 0);
+}
+
 TEST_F(MetricsTest, ErrorsAreCountedByCode) {
   v1::LockReleaseRequest req;
   req.set_name("contended");
