@@ -140,6 +140,9 @@ class BaseProxy:
 
     #: The rpc service of this proxy's type, e.g. "Dicts".
     _service: ClassVar[str] = ""
+    #: The class name repr() shows, when Manager's differs from ours
+    #: (Manager serves queues through ``AutoProxy[Queue]``).
+    _manager_class: ClassVar[str] = ""
 
     def __init__(self, token: Token, options: Options, *, held: bool) -> None:
         object.__setattr__(self, "_token", token)
@@ -162,6 +165,14 @@ class BaseProxy:
             request,
             timeout=self._options.timeout,
             **kwargs,
+        )
+
+    def _parked(self, method: str, request: Any, deadline: float | None) -> Any:
+        """Runs rpc ``method``, which may wait on the server, with a call
+        deadline of ``deadline`` seconds (None: none); see the funnel's
+        ``parked``."""
+        return connection_for(self._token.address).call(
+            self._service, method, request, timeout=deadline, parked=True
         )
 
     # -- holds --------------------------------------------------------------
@@ -194,10 +205,21 @@ class BaseProxy:
     # -- pickling -----------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_proxy, (type(self), self._reduce_token(), self._options))
+        extra = self._reduce_extra()
+        args: tuple[Any, ...] = (type(self), self._reduce_token(), self._options)
+        return (_rebuild_proxy, (*args, extra) if extra is not None else args)
 
     def _reduce_token(self) -> Token:
         return self._token
+
+    def _reduce_extra(self) -> Any:
+        """Client-side state that travels with a pickled proxy (a barrier's
+        action, a condition's lock), or None; given back to
+        :meth:`_restore_extra` in the process that unpickles it."""
+        return None
+
+    def _restore_extra(self, extra: Any) -> None:
+        raise NotImplementedError
 
     def __deepcopy__(self, memo: Any) -> Any:
         return self._getvalue()
@@ -214,7 +236,7 @@ class BaseProxy:
         return repr(self._getvalue())
 
     def __repr__(self) -> str:
-        name = type(self).__name__
+        name = self._manager_class or type(self).__name__
         return f"<{name} object, typeid {self._token.typeid!r} at {id(self):#x}>"
 
     def __str__(self) -> str:
@@ -247,10 +269,14 @@ def _open_anonymous(token: Token) -> None:
     )
 
 
-def _rebuild_proxy(cls: type[BaseProxy], token: Token, options: Options) -> BaseProxy:
+def _rebuild_proxy(
+    cls: type[BaseProxy], token: Token, options: Options, extra: Any = None
+) -> BaseProxy:
     """Unpickles a proxy: an anonymous object is adopted by this process's
     session (Objects.Open of its ``_anon/`` name adds a hold)."""
     if token.anonymous:
         _open_anonymous(token)
-        return cls(token, options, held=True)
-    return cls(token, options, held=False)
+    proxy = cls(token, options, held=token.anonymous)
+    if extra is not None:
+        proxy._restore_extra(extra)
+    return proxy

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import errors
+from . import _metrics, errors
 from ._proto import session_pb2
 
 #: How long a call waits for the session to be established.
@@ -90,6 +90,9 @@ class Session:
         self._ttl: float | None = None
         self._stream = 0
         self._failures = 0
+        # The next Welcome ends a planned pause around a fork, not a broken
+        # stream: it is not counted as a reconnect.
+        self._planned = False
         self._last_error: errors.StatehubError | None = None
         self._last_details = ""
         self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -199,6 +202,7 @@ class Session:
         """Reconnects after a fork, resuming the session (in the background)."""
         with self._cond:
             if self._state == "paused":
+                self._planned = True
                 self._start_locked()
 
     def _cancel(self) -> None:
@@ -255,11 +259,16 @@ class Session:
     def _welcomed(self, welcome: session_pb2.Welcome) -> None:
         with self._cond:
             had_session = bool(self._id)
+            planned = self._planned
+            self._planned = False
             self._id = welcome.session_id
             self._stale = ""
             self._ttl = welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
             self._last_error = None
             self._cond.notify_all()
+        metrics = _metrics.current
+        if had_session and not planned and metrics is not None:
+            metrics.reconnected(resumed=welcome.resumed)
         if had_session and not welcome.resumed:
             self._conn._readopt()
 
