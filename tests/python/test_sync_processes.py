@@ -196,3 +196,29 @@ def test_pool_is_local_and_its_tasks_get_proxies(m: statehub.SyncManager) -> Non
         results = pool.map(workers.pool_task, [(shared, i) for i in range(4)])
     assert sorted(results) == [1, 2, 3, 4]
     assert shared["task-3"] == 9
+
+
+def test_forks_while_another_thread_is_parked_keep_the_session(
+    m: statehub.SyncManager,
+) -> None:
+    # grpcio's pre-fork handler waits (about 1 s) for a call in flight;
+    # three forks in a row must still keep the parent's lease (2 s here).
+    ctx = multiprocessing.get_context("fork")
+    ev, shared, items = m.Event(), m.dict(), m.list()
+    counter, nested = m.dict(n=0), m.dict(sub=m.list())
+    waited: list[bool] = []
+    waiter = threading.Thread(target=lambda: waited.append(ev.wait(60)))
+    waiter.start()
+    try:
+        children = [
+            ctx.Process(target=workers.fill, args=(i, shared, items, counter, nested))
+            for i in range(3)
+        ]
+        for child in children:
+            child.start()
+        _join_all(children)
+        assert counter["n"] == 3 * workers.INCREMENTS
+    finally:
+        ev.set()
+        waiter.join(60)
+    assert waited == [True]

@@ -186,6 +186,20 @@ class Session:
         with self._cond:
             if self._state != "running":
                 return
+            # Forks in quick succession: let the stream started after the
+            # last one say Hello first, or no message might reach the
+            # server for several forks in a row and the lease would pass.
+            # (A fork while another thread waits in a call takes about a
+            # second: grpcio's pre-fork handler waits for its poller.)
+            deadline = time.monotonic() + _PAUSE_WAIT
+            while (
+                self._planned
+                and self._state == "running"
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._cond.wait(remaining)
+            if self._state != "running":
+                return
             self._state = "paused"
             thread = self._thread
             stream = self._stream
