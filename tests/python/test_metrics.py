@@ -76,6 +76,9 @@ def test_metrics_can_be_disabled(manager: statehub.SyncManager) -> None:
     statehub.disable_metrics()
     statehub.disable_metrics()  # idempotent
     manager.dict()["a"] = 1
-    assert registry.get_sample_value(
-        "statehub_client_call_duration_seconds_count", {"rpc": "Dicts/Set"}
-    ) is None
+    assert (
+        registry.get_sample_value(
+            "statehub_client_call_duration_seconds_count", {"rpc": "Dicts/Set"}
+        )
+        is None
+    )

@@ -222,3 +222,24 @@ def test_forks_while_another_thread_is_parked_keep_the_session(
         ev.set()
         waiter.join(60)
     assert waited == [True]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_proxies_made_inline_for_a_child_outlive_the_parents_reference(
+    m: statehub.SyncManager, method: str
+) -> None:
+    # Process.start() drops its args in the parent at once; the parent's
+    # release of these anonymous objects must not beat the child's adoption
+    # (multiprocessing.Manager loses this race: KeyError in the child).
+    ctx = multiprocessing.get_context(method)
+    result = m.Queue()
+    children = [
+        ctx.Process(target=workers.fill_and_report, args=(m.list(), m.Lock(), result))
+        for _ in range(2)
+    ]
+    for child in children:
+        child.start()
+    _join_all(children)
+    assert sorted([result.get(timeout=10), result.get(timeout=10)]) == sorted(
+        c.pid for c in children
+    )

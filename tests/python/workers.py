@@ -126,3 +126,10 @@ def use_nested(holder: Any) -> None:
     lock, jobs = holder[0], holder[1]
     with lock:
         jobs.put(os.getpid())
+
+
+def fill_and_report(items: Any, lock: Any, result: Any) -> None:
+    """Uses objects only this child still refers to, then reports."""
+    with lock:
+        items.append(os.getpid())
+    result.put(items[0])

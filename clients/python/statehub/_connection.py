@@ -230,15 +230,17 @@ class Connection:
             else:
                 entry[1] += 1
 
-    def release(self, name: str) -> None:
-        """Drops one hold on ``name``: sent, batched, on the session stream.
+    def release(self, name: str, *, handed_off: bool = False) -> None:
+        """Drops one hold on ``name``: sent, batched, on the session stream
+        (after a grace period if the proxy was ``handed_off`` to another
+        process: see Session.send_release).
 
         Safe to call from a finalizer or a weakref callback: it appends to a
         SimpleQueue (reentrant) and takes only a reentrant lock.
         """
         if self.closed:
             return
-        self._session.send_release(name)
+        self._session.send_release(name, handed_off=handed_off)
 
     def _forget_hold(self, name: str) -> None:
         with self._lock:
@@ -331,6 +333,9 @@ _registry_lock = threading.Lock()
 _connections: dict[str, Connection] = {}
 _fork_hooks_registered = False
 _atexit_registered = False
+#: How many times this process has forked (since it started, or since it was
+#: forked itself): a proxy alive across a fork may have been inherited.
+fork_generation = 0
 
 
 def connection_for(address: str) -> Connection:
@@ -394,6 +399,8 @@ def close_all() -> None:
 
 
 def _before_fork() -> None:
+    global fork_generation
+    fork_generation += 1
     _registry_lock.acquire()
     for conn in _connections.values():
         conn._pause_for_fork()

@@ -21,6 +21,7 @@ import weakref
 from multiprocessing import util
 from typing import Any, ClassVar, TypeVar
 
+from . import _connection
 from ._connection import Connection, connection_for
 from ._proto import objects_pb2, value_pb2
 
@@ -112,11 +113,14 @@ def make_proxy(token: Token, options: Options, *, held: bool) -> BaseProxy:
     return proxy_type(token.type)(token, options, held=held)
 
 
-def _release(conn: Connection, name: str, pid: int) -> None:
+def _release(
+    conn: Connection, name: str, pid: int, fork_generation: int, pickled: list[bool]
+) -> None:
     # A proxy inherited through fork dies in the child too: only the process
     # whose session took the hold gives it back.
     if os.getpid() == pid:
-        conn.release(name)
+        handed_off = pickled[0] or fork_generation != _connection.fork_generation
+        conn.release(name, handed_off=handed_off)
 
 
 class BaseProxy:
@@ -131,12 +135,22 @@ class BaseProxy:
     Proxies are safe to use from several threads of one process.
     """
 
-    __slots__ = ("__weakref__", "_finalizer", "_hold_pid", "_options", "_token")
+    __slots__ = (
+        "__weakref__",
+        "_finalizer",
+        "_hold_pid",
+        "_options",
+        "_pickled",
+        "_token",
+    )
 
     _token: Token
     _options: Options
     _finalizer: weakref.finalize[..., BaseProxy] | None
     _hold_pid: int
+    # [True] once pickled: the process that unpickles it adopts the object,
+    # so this one's release waits a grace period (Session.send_release).
+    _pickled: list[bool]
 
     #: The rpc service of this proxy's type, e.g. "Dicts".
     _service: ClassVar[str] = ""
@@ -149,6 +163,7 @@ class BaseProxy:
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_finalizer", None)
         object.__setattr__(self, "_hold_pid", 0)
+        object.__setattr__(self, "_pickled", [False])
         if held:
             self._note_hold(connection_for(token.address))
 
@@ -180,7 +195,13 @@ class BaseProxy:
     def _note_hold(self, conn: Connection) -> None:
         conn.add_hold(self._token.name, self._token.type)
         finalizer = weakref.finalize(
-            self, _release, conn, self._token.name, os.getpid()
+            self,
+            _release,
+            conn,
+            self._token.name,
+            os.getpid(),
+            _connection.fork_generation,
+            self._pickled,
         )
         # At exit the session's Goodbye releases everything at once.
         finalizer.atexit = False
@@ -205,6 +226,7 @@ class BaseProxy:
     # -- pickling -----------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
+        self._pickled[0] = True
         extra = self._reduce_extra()
         args: tuple[Any, ...] = (type(self), self._reduce_token(), self._options)
         return (_rebuild_proxy, (*args, extra) if extra is not None else args)

@@ -13,6 +13,7 @@ afterwards (:meth:`Session.resume`): see ``_connection.py`` for why.
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
 import socket
@@ -35,6 +36,11 @@ _DEFAULT_KEEPALIVE = 1.0
 _MAX_RELEASE_BATCH = 4096
 #: How long a pause before fork waits for the stream to close cleanly.
 _PAUSE_WAIT = 1.0
+#: How long the release of a proxy that may have been handed to another
+#: process (pickled, or alive at a fork) is held back: time for that process
+#: to start and take its own hold first, generous for a spawned child on a
+#: loaded machine. See Session.send_release.
+HANDOFF_GRACE = 10.0
 
 
 class Owner(Protocol):
@@ -96,6 +102,10 @@ class Session:
         self._last_error: errors.StatehubError | None = None
         self._last_details = ""
         self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        # Releases held back until their time: (due, name), a heap kept
+        # across streams; streams overlap briefly when one replaces another.
+        self._later: list[tuple[float, str]] = []
+        self._later_lock = threading.Lock()
         host = socket.gethostname()
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{host}:{os.getpid()}:{program or 'python'}"
@@ -152,8 +162,22 @@ class Session:
             stream = self._stream
         self._outbox.put(("stop", stream))
 
-    def send_release(self, name: str) -> None:
-        self._outbox.put(("release", name))
+    def send_release(self, name: str, *, handed_off: bool = False) -> None:
+        """Queues a Release of one hold on ``name``.
+
+        ``handed_off``: the proxy may have been passed to another process
+        (pickled, or alive when this process forked), which adopts the
+        object by taking a hold of its own when it starts. A parent that
+        drops its proxy right after ``Process.start()`` (which drops its
+        args) would otherwise free the object before the child adopts it,
+        as happens with multiprocessing.Manager; the release waits
+        :data:`HANDOFF_GRACE` seconds instead.
+        """
+        if handed_off:
+            due = time.monotonic() + HANDOFF_GRACE
+            self._outbox.put(("release_later", due, name))
+        else:
+            self._outbox.put(("release", name))
         self._conn._forget_hold(name)
 
     # -- life cycle ---------------------------------------------------------
@@ -194,6 +218,8 @@ class Session:
             deadline = time.monotonic() + _PAUSE_WAIT
             while (
                 self._planned
+                # ...unless the server is not answering: nothing to keep.
+                and self._last_error is None
                 and self._state == "running"
                 and (remaining := deadline - time.monotonic()) > 0
             ):
@@ -286,6 +312,39 @@ class Session:
         if had_session and not welcome.resumed:
             self._conn._readopt()
 
+    def _due_releases(
+        self, stream: int, now: float
+    ) -> tuple[list[str], float | None] | None:
+        """Pops the held-back releases due by ``now``; returns them and when
+        the next one is due, or None if ``stream`` is no longer current."""
+        names: list[str] = []
+        with self._later_lock:
+            if stream != self._stream:
+                return None
+            later = self._later
+            while later and later[0][0] <= now and len(names) < _MAX_RELEASE_BATCH:
+                names.append(heapq.heappop(later)[1])
+            return names, (later[0][0] if later else None)
+
+    def _drain(self, item: tuple[Any, ...], names: list[str]) -> tuple[Any, ...] | None:
+        """Collects ``item`` and the queued messages after it: releases into
+        ``names`` (a batch), held-back releases into their heap, up to the
+        first control message, which it returns."""
+        while True:
+            if item[0] == "release":
+                names.append(item[1])
+            elif item[0] == "release_later":
+                with self._later_lock:
+                    heapq.heappush(self._later, (item[1], item[2]))
+            else:
+                return item
+            if len(names) >= _MAX_RELEASE_BATCH:
+                return None
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                return None
+
     def _requests(
         self, stream: int, resume: str
     ) -> Iterator[session_pb2.SessionRequest]:
@@ -293,35 +352,40 @@ class Session:
             hello=session_pb2.Hello(resume_session_id=resume, label=self._label)
         )
         outbox = self._outbox
+        last_sent = time.monotonic()
         while True:
             interval = (self._ttl / 3.0) if self._ttl else _DEFAULT_KEEPALIVE
+            now = time.monotonic()
+            due = self._due_releases(stream, now)
+            if due is None:
+                return  # a newer stream sends them
+            names, next_due = due
+            if names:
+                yield session_pb2.SessionRequest(
+                    release=session_pb2.Release(names=names)
+                )
+                last_sent = now
+                continue
+            wait = last_sent + interval - now
+            if next_due is not None:
+                wait = min(wait, next_due - now)
             try:
-                item = outbox.get(timeout=interval)
+                item = outbox.get(timeout=max(wait, 0.0))
             except queue.Empty:
-                yield session_pb2.SessionRequest(keepalive=session_pb2.Keepalive())
+                if time.monotonic() - last_sent >= interval:
+                    yield session_pb2.SessionRequest(keepalive=session_pb2.Keepalive())
+                    last_sent = time.monotonic()
                 continue
             if stream != self._stream:
                 # A newer stream exists; leave the message to it.
                 outbox.put(item)
                 return
-            names: list[str] = []
-            control: tuple[Any, ...] | None = None
-            while True:
-                if item[0] == "release":
-                    names.append(item[1])
-                else:
-                    control = item
-                    break
-                if len(names) >= _MAX_RELEASE_BATCH:
-                    break
-                try:
-                    item = outbox.get_nowait()
-                except queue.Empty:
-                    break
+            control = self._drain(item, names)
             if names:
                 yield session_pb2.SessionRequest(
                     release=session_pb2.Release(names=names)
                 )
+                last_sent = time.monotonic()
             if control is None:
                 continue
             if control[0] == "goodbye":
