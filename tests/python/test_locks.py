@@ -172,6 +172,34 @@ def test_ctrl_c_during_a_parked_acquire_cancels_it_on_the_server(
     lock.release()
 
 
+def test_ctrl_c_during_a_condition_wait_reacquires_the_lock(
+    manager: statehub.SyncManager,
+) -> None:
+    cond = manager.Condition(manager.Lock())
+    ready = threading.Event()
+
+    def interrupt_once_waiting() -> None:
+        ready.wait(10)
+        # The wait released the lock on the server: then it is parked.
+        if wait_until(lambda: not cond.lock.locked()):
+            _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_once_waiting)
+    interrupter.start()
+    try:
+        # As with threading.Condition, the interrupted wait reacquires the
+        # lock, so leaving the `with` releases it instead of raising
+        # RuntimeError over the KeyboardInterrupt.
+        with pytest.raises(KeyboardInterrupt), cond:
+            ready.set()
+            cond.wait()
+    finally:
+        interrupter.join()
+    assert not cond.lock.locked()
+    with cond:
+        cond.notify()  # no waiter left behind to wake
+
+
 def test_condition_wait_and_notify(manager: statehub.SyncManager) -> None:
     cond = manager.Condition()
     assert repr(cond).startswith("<ConditionProxy object, typeid 'Condition'")

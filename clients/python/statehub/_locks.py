@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _metrics, errors
+from ._connection import connection_for
 from ._proto import sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
 from ._waits import call_deadline, caller, clamp, duration, lock_timeout
@@ -330,10 +331,36 @@ class ConditionProxy(AcquirerProxy):
             request.timeout.CopyFrom(duration(seconds))
         # No deadline: after a timeout the server still reacquires the lock,
         # which may take any time, as in Python.
-        response = self._parked("Wait", request, None)
+        try:
+            response = self._parked("Wait", request, None)
+        except errors.StatehubError:
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C): the call was cancelled with the lock
+            # released. Python's wait reacquires before propagating, so that
+            # the `with cond:` around it can release.
+            self._reacquire_after_interrupt(thread_id)
+            raise
         if self._lock is not None:
             self._lock._note(response)
         return bool(response.notified)
+
+    def _reacquire_after_interrupt(self, thread_id: int) -> None:
+        lock = self._lock
+        if lock is None:
+            return
+        try:
+            holder = lock.state().holder
+            mine = connection_for(self._token.address).session_id()
+            if holder is None or (holder.session_id, holder.thread_id) != (
+                mine,
+                thread_id,
+            ):
+                # One level, even for an RLock held several levels deep: the
+                # depth is not known here. Enough for `with cond: cond.wait()`.
+                lock.acquire()
+        except errors.StatehubError:
+            pass  # the original exception matters more
 
     def wait_for(
         self, predicate: Callable[[], T], timeout: float | None = None
