@@ -11,6 +11,8 @@ packages=(
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libspdlog-dev
   libfmt-dev clang libclang-rt-14-dev clang-format
   python3 python3-venv
+  # promtool and a real Prometheus for the metrics tests.
+  prometheus
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

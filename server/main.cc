@@ -8,6 +8,8 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "prometheus/exposer.h"
 #include "server/engine/engine.h"
+#include "server/metrics/metrics.h"
 #include "server/service/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -41,6 +45,12 @@ ABSL_FLAG(int64_t, max_elements, 10'000'000,
           "Most entries of one dict or items of one list or array.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message accepted or sent.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9420",
+          "host:port to serve Prometheus metrics on, at /metrics (port 0 "
+          "picks a free port); empty turns metrics off.");
+ABSL_FLAG(int, metrics_max_lock_names, 100,
+          "Most lock names with their own metric series; further locks "
+          "report as name=\"_other\" (anonymous ones as \"_anonymous\").");
 ABSL_FLAG(std::string, log_level, "info",
           "Log level: trace, debug, info, warn, error, critical or off.");
 
@@ -48,7 +58,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "statehub-server: shared dicts, lists, values and more over gRPC.\n"
       "With no flags it serves on unix:///tmp/statehub.sock and "
-      "127.0.0.1:7420.");
+      "127.0.0.1:7420, and metrics on http://127.0.0.1:9420/metrics.");
   absl::ParseCommandLine(argc, argv);
 
   auto logger = spdlog::stderr_color_mt("statehub");
@@ -90,9 +100,33 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Declared before the engine: lock objects keep metric handles until the
+  // engine is gone.
+  std::unique_ptr<statehub::metrics::Metrics> metrics;
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!metrics_listen.empty()) {
+    metrics = std::make_unique<statehub::metrics::Metrics>(
+        statehub::metrics::MetricsOptions{
+            absl::GetFlag(FLAGS_metrics_max_lock_names)});
+  }
+
   statehub::Engine engine(limits, ttl);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (metrics != nullptr) {
+    engine.registry().set_observers(metrics.get());
+    metrics->AttachEngine(&engine);
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
+    } catch (const std::exception& e) {
+      spdlog::critical("could not serve metrics on {}: {}", metrics_listen,
+                       e.what());
+      return 1;
+    }
+    metrics->ServeOn(*exposer);
+  }
   statehub::service::ServerOptions options;
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.metrics = metrics.get();
   auto server = statehub::service::Server::Start(engine, listen, options);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().ToString());
@@ -100,6 +134,13 @@ int main(int argc, char** argv) {
   }
   for (const std::string& address : (*server)->addresses()) {
     std::printf("statehub-server listening on %s\n", address.c_str());
+  }
+  if (exposer != nullptr) {
+    const std::vector<int> ports = exposer->GetListeningPorts();
+    const std::string host =
+        metrics_listen.substr(0, metrics_listen.rfind(':'));
+    std::printf("statehub-server metrics on http://%s:%d/metrics\n",
+                host.c_str(), ports.empty() ? 0 : ports.front());
   }
   std::printf("statehub-server ready\n");
   std::fflush(stdout);

@@ -43,7 +43,9 @@ class ConditionObject final : public Object {
   // Timeout moves a waiter whose timeout passed on to reacquiring the lock.
   std::vector<Completion> Timeout(const Waiter* waiter);
   // Withdraw removes a waiter its caller claimed (cancelled).
-  void Withdraw(const Waiter* waiter) { lock_->Withdraw(waiter); }
+  void Withdraw(const Waiter* waiter) {
+    lock_->Withdraw(waiter, /*timed_out=*/false);
+  }
   // Notify wakes up to n waiters (all if n < 0). Errors: RUNTIME_ERROR.
   absl::StatusOr<int64_t> Notify(const Caller& caller, uint64_t thread_id,
                                  int64_t n);

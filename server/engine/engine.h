@@ -33,7 +33,9 @@ class Engine {
   ~Engine();
 
   Registry& registry() { return registry_; }
+  const Registry& registry() const { return registry_; }
   SessionTable& sessions() { return sessions_; }
+  const SessionTable& sessions() const { return sessions_; }
   const Limits& limits() const { return registry_.limits(); }
 
   // ResolveCaller maps the session id a call carries ("" for none) to a

@@ -16,13 +16,18 @@ absl::Status NeedsSession(const Object& object) {
 
 }  // namespace
 
-LockObject::LockObject(std::string name, ObjectType type, Registry* registry)
-    : Object(std::move(name), type, registry) {}
+LockObject::LockObject(std::string name, ObjectType type, Registry* registry,
+                       std::shared_ptr<LockObserver> observer)
+    : Object(std::move(name), type, registry), observer_(std::move(observer)) {}
 
 std::shared_ptr<LockObject> LockObject::Make(std::string name, ObjectType type,
                                              Registry* registry) {
+  std::shared_ptr<LockObserver> observer;
+  if (registry != nullptr && registry->observers() != nullptr) {
+    observer = registry->observers()->ForLock(name);
+  }
   return std::shared_ptr<LockObject>(
-      new LockObject(std::move(name), type, registry));
+      new LockObject(std::move(name), type, registry, std::move(observer)));
 }
 
 std::vector<Value> LockObject::TakeContents() { return {}; }
@@ -33,7 +38,9 @@ std::vector<Completion> LockObject::TakeWaiters(const absl::Status& status) {
   failed.status = status;
   auto fail_all = [&](std::deque<Pending>& q) {
     for (Pending& p : q) {
-      if (p.waiter->TryClaim()) out.push_back({std::move(p.waiter), failed});
+      if (!p.waiter->TryClaim()) continue;
+      if (observer_ && !p.condition) observer_->NotAcquired(false);
+      out.push_back({std::move(p.waiter), failed});
     }
     q.clear();
   };
@@ -57,6 +64,8 @@ uint64_t LockObject::TakeLocked(HolderInfo who, int64_t recursion) {
 }
 
 void LockObject::ReleaseLocked(std::vector<Completion>* out) {
+  const absl::Time now = absl::Now();
+  if (observer_ && holding_) observer_->Released(now - holding_->who.since);
   holding_.reset();
   while (!queue_.empty()) {
     Pending next = std::move(queue_.front());
@@ -67,9 +76,13 @@ void LockObject::ReleaseLocked(std::vector<Completion>* out) {
     result.granted = !next.condition || next.notified;
     result.fencing_token =
         TakeLocked(HolderInfo{next.waiter->session(), next.waiter->thread_id(),
-                              next.waiter->label(), absl::Now()},
+                              next.waiter->label(), now},
                    next.recursion);
     result.owner_died = std::exchange(owner_died_, false);
+    // A condition waiter reacquiring is not an acquire call.
+    if (observer_ && !next.condition) {
+      observer_->Acquired(now - next.waiter->since(), true, result.owner_died);
+    }
     out->push_back(Completion{std::move(next.waiter), std::move(result)});
     return;
   }
@@ -90,9 +103,14 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
   if (!holding_ && queue_.empty()) {
     const uint64_t token = TakeLocked(
         HolderInfo{caller.session, thread_id, label, absl::Now()}, 1);
-    return Acquired{true, false, token, std::exchange(owner_died_, false)};
+    const bool owner_died = std::exchange(owner_died_, false);
+    if (observer_) observer_->Acquired(absl::ZeroDuration(), false, owner_died);
+    return Acquired{true, false, token, owner_died};
   }
-  if (waiter == nullptr) return Acquired{};
+  if (waiter == nullptr) {
+    if (observer_) observer_->NotAcquired(true);
+    return Acquired{};
+  }
   queue_.push_back(Pending{std::move(waiter)});
   return Acquired{false, true, 0, false};
 }
@@ -117,13 +135,14 @@ absl::StatusOr<std::vector<Completion>> LockObject::Release(
   return out;
 }
 
-void LockObject::Withdraw(const Waiter* waiter) {
+void LockObject::Withdraw(const Waiter* waiter, bool timed_out) {
   MutexLock lock(&mu_);
   auto matches = [waiter](const Pending& p) {
     return p.waiter.get() == waiter;
   };
   auto it = std::find_if(queue_.begin(), queue_.end(), matches);
   if (it != queue_.end()) {
+    if (observer_ && !it->condition) observer_->NotAcquired(timed_out);
     queue_.erase(it);
     return;
   }
@@ -246,6 +265,16 @@ LockState LockObject::State() const {
   return state;
 }
 
+LockObject::Load LockObject::CurrentLoad() const {
+  MutexLock lock(&mu_);
+  Load load;
+  load.held = holding_.has_value();
+  load.waiters = std::count_if(
+      queue_.begin(), queue_.end(),
+      [](const Pending& p) { return !p.condition && !p.waiter->claimed(); });
+  return load;
+}
+
 std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
@@ -255,6 +284,7 @@ std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
   auto drop_session = [&](std::deque<Pending>& q) {
     for (auto it = q.begin(); it != q.end();) {
       if (it->waiter->session() == session && it->waiter->TryClaim()) {
+        if (observer_ && !it->condition) observer_->NotAcquired(false);
         out.push_back(Completion{std::move(it->waiter), ended});
         it = q.erase(it);
       } else {

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/engine/object.h"
+#include "server/engine/observer.h"
 #include "server/engine/waiter.h"
 
 namespace statehub {
@@ -85,10 +86,11 @@ class LockObject final : public Object {
   absl::StatusOr<std::vector<Completion>> Release(const Caller& caller,
                                                   uint64_t thread_id);
 
-  // Withdraw removes a waiter that its caller claimed (timeout, cancel) from
-  // whichever queue holds it. A condition waiter removed this way no longer
-  // holds the lock: nothing else changes.
-  void Withdraw(const Waiter* waiter);
+  // Withdraw removes a waiter that its caller claimed from whichever queue
+  // holds it: `timed_out` when its timeout claimed it, else it was
+  // cancelled (for the observer). A condition waiter removed this way no
+  // longer holds the lock: nothing else changes.
+  void Withdraw(const Waiter* waiter, bool timed_out);
 
   // Rollback undoes a grant whose call was cancelled as it was granted:
   // releases the lock if `fencing_token` still holds it.
@@ -119,6 +121,13 @@ class LockObject final : public Object {
                                         const absl::Status& status);
 
   LockState State() const;
+  // Load is State's cheap part, for metrics scrapes: whether the lock is
+  // held and how many acquire calls wait for it.
+  struct Load {
+    bool held = false;
+    int64_t waiters = 0;
+  };
+  Load CurrentLoad() const;
 
   std::vector<Completion> OnSessionEnd(SessionId session) override;
 
@@ -138,7 +147,8 @@ class LockObject final : public Object {
     uint64_t token = 0;
   };
 
-  LockObject(std::string name, ObjectType type, Registry* registry);
+  LockObject(std::string name, ObjectType type, Registry* registry,
+             std::shared_ptr<LockObserver> observer);
   std::vector<Value> TakeContents() override;
   std::vector<Completion> TakeWaiters(const absl::Status& status) override;
   // Tracks the caller's session on this lock; false if it has ended.
@@ -153,6 +163,8 @@ class LockObject final : public Object {
   void ReleaseLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // observer_ records acquisitions and releases; null when metrics are off.
+  const std::shared_ptr<LockObserver> observer_;
   std::optional<Holding> holding_ ABSL_GUARDED_BY(mu_);
   uint64_t last_token_ ABSL_GUARDED_BY(mu_) = 0;
   // owner_died_ is set when a holder's session ended holding the lock, and

@@ -173,7 +173,7 @@ TEST_F(LockTest, WithdrawnWaiterIsSkipped) {
   ASSERT_TRUE(lock->Acquire(b_, 1, timed_out, "b")->parked);
   ASSERT_TRUE(lock->Acquire(c_, 1, next, "c")->parked);
   ASSERT_TRUE(timed_out->TryClaim());  // what the timeout does
-  lock->Withdraw(timed_out.get());
+  lock->Withdraw(timed_out.get(), /*timed_out=*/true);
   DeliverCompletions(*lock->Release(a_, 1));
   EXPECT_FALSE(timed_out->result().has_value());
   ASSERT_TRUE(next->result().has_value());

@@ -266,6 +266,14 @@ int64_t Registry::Count() const {
   return static_cast<int64_t>(objects_.size());
 }
 
+std::vector<std::shared_ptr<Object>> Registry::Snapshot() const {
+  ReaderMutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Object>> out;
+  out.reserve(objects_.size());
+  for (const auto& [name, entry] : objects_) out.push_back(entry.object);
+  return out;
+}
+
 absl::Status Registry::AcquireRefsLocked(const Value& value) {
   absl::Status status;
   std::vector<absl::string_view> counted;

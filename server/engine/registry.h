@@ -42,6 +42,7 @@
 #include "server/engine/limits.h"
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
+#include "server/engine/observer.h"
 
 namespace statehub {
 
@@ -94,6 +95,12 @@ class Registry {
 
   const Limits& limits() const { return limits_; }
 
+  // set_observers installs what records the engine's activity (metrics);
+  // null means none. Call before any object is created; not thread-safe.
+  // `observers` must outlive the registry.
+  void set_observers(Observers* observers) { observers_ = observers; }
+  Observers* observers() const { return observers_; }
+
   struct Opened {
     std::shared_ptr<Object> object;
     bool created = false;
@@ -125,6 +132,8 @@ class Registry {
   absl::StatusOr<ObjectInfo> Describe(absl::string_view name) const;
   // Count returns the number of objects.
   int64_t Count() const;
+  // Snapshot returns every live object (for metrics scrapes).
+  std::vector<std::shared_ptr<Object>> Snapshot() const;
 
   // AcquireRefs counts the refs in a value about to be stored: each must name
   // an existing object of the ref's type. All or nothing.
@@ -172,6 +181,7 @@ class Registry {
       const Entry& entry) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const Limits limits_;
+  Observers* observers_ = nullptr;
   mutable Mutex mu_;
   // Sorted by name so List answers prefixes in order.
   absl::btree_map<std::string, Entry, std::less<>> objects_

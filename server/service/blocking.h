@@ -14,8 +14,9 @@
 //                          req->has_timeout(), req->timeout());
 //   if (!spec.ok()) return Fail(ctx, spec.status());
 //   ParkedCall::Hooks hooks = ...;
-//   return RunBlocking(ctx, engine_, target->caller, req->thread_id(),
-//                      req->label(), *spec, fill, std::move(hooks),
+//   return RunBlocking(ctx, engine_, target->object->type(),
+//                      target->caller, req->thread_id(), req->label(),
+//                      *spec, fill, std::move(hooks),
 //                      [&](std::shared_ptr<Waiter> waiter) { ... });
 
 #ifndef STATEHUB_SERVER_SERVICE_BLOCKING_H_
@@ -110,15 +111,18 @@ inline std::string LabelOf(Engine& engine, SessionId session,
   return requested.empty() ? engine.sessions().Label(session) : requested;
 }
 
-// RunBlocking creates the call's ParkedCall, runs `start(waiter)` (the
-// waiter is null when the call must not park), delivers the completions it
-// returned, and finishes the call now or parks it until spec's deadline.
-// `label` is the request's label; empty uses the session's.
+// RunBlocking creates the call's ParkedCall (on an object of `type`), runs
+// `start(waiter)` (the waiter is null when the call must not park), delivers
+// the completions it returned, and finishes the call now or parks it until
+// spec's deadline. `label` is the request's label; empty uses the session's.
 template <typename Start>
-grpc::ServerUnaryReactor* RunBlocking(
-    grpc::CallbackServerContext* ctx, Engine& engine, const Caller& caller,
-    uint64_t thread_id, const std::string& label, const WaitSpec& spec,
-    ParkedCall::Fill fill, ParkedCall::Hooks hooks, Start&& start) {
+grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* ctx,
+                                      Engine& engine, ObjectType type,
+                                      const Caller& caller, uint64_t thread_id,
+                                      const std::string& label,
+                                      const WaitSpec& spec,
+                                      ParkedCall::Fill fill,
+                                      ParkedCall::Hooks hooks, Start&& start) {
   auto* call = new ParkedCall(ctx, caller.session, thread_id,
                               LabelOf(engine, caller.session, label),
                               std::move(fill), std::move(hooks));
@@ -132,7 +136,12 @@ grpc::ServerUnaryReactor* RunBlocking(
   }
   DeliverCompletions(std::move(started->completions));
   if (started->parked) {
-    call->Park(spec.Deadline());
+    std::function<void()> on_finish;
+    if (Observers* observers = engine.registry().observers()) {
+      observers->Parked(type, +1);
+      on_finish = [observers, type] { observers->Parked(type, -1); };
+    }
+    call->Park(spec.Deadline(), std::move(on_finish));
   } else {
     call->FinishNow(started->now);
   }

@@ -24,8 +24,11 @@ grpc::ServerUnaryReactor* LockService::Acquire(
 
   std::shared_ptr<LockObject> lock = target->object;
   ParkedCall::Hooks hooks;
-  hooks.withdraw = [lock](const Waiter* waiter) { lock->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  hooks.withdraw = [lock](const Waiter* waiter) {
+    lock->Withdraw(waiter, /*timed_out=*/false);
+  };
+  hooks.on_timeout = NotGrantedOnTimeout(
+      [lock](const Waiter* waiter) { lock->Withdraw(waiter, true); });
   hooks.rollback = [lock](const WaitResult& granted) {
     DeliverCompletions(lock->Rollback(granted.fencing_token));
   };
@@ -37,8 +40,8 @@ grpc::ServerUnaryReactor* LockService::Acquire(
   };
   const Caller caller = target->caller;
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         const std::string label =
             waiter ? waiter->label()
@@ -120,8 +123,8 @@ grpc::ServerUnaryReactor* ConditionService::Wait(
   };
   const Caller caller = target->caller;
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         Started started;
         started.parked = true;

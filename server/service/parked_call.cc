@@ -38,9 +38,28 @@ class ParkedCall::CallWaiter final
 
   // Finishes the call; reached exactly once per call.
   void Finish(const WaitResult& result) {
+    std::function<void()> on_finish;
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+      on_finish = std::move(on_finish_);
+    }
+    if (on_finish) on_finish();
     grpc::Status status =
         result.status.ok() ? fill_(result) : ToGrpc(ctx_, result.status);
     call_->Finish(status);
+  }
+
+  // Runs `f` when the call finishes (now, if it has).
+  void OnFinish(std::function<void()> f) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finished_) {
+        on_finish_ = std::move(f);
+        return;
+      }
+    }
+    f();
   }
 
   void Arm(absl::Time deadline) {
@@ -85,6 +104,8 @@ class ParkedCall::CallWaiter final
   bool completed_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool armed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> on_finish_ ABSL_GUARDED_BY(mu_);
   std::optional<WaitResult> result_ ABSL_GUARDED_BY(mu_);
   grpc::Alarm alarm_;
 };
@@ -102,8 +123,11 @@ void ParkedCall::FinishNow(const WaitResult& result) {
   static_cast<CallWaiter*>(waiter_.get())->Finish(result);
 }
 
-void ParkedCall::Park(std::optional<absl::Time> deadline) {
-  if (deadline) static_cast<CallWaiter*>(waiter_.get())->Arm(*deadline);
+void ParkedCall::Park(std::optional<absl::Time> deadline,
+                      std::function<void()> on_finish) {
+  auto* waiter = static_cast<CallWaiter*>(waiter_.get());
+  if (on_finish) waiter->OnFinish(std::move(on_finish));
+  if (deadline) waiter->Arm(*deadline);
 }
 
 void ParkedCall::OnCancel() {

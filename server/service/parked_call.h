@@ -57,9 +57,11 @@ class ParkedCall final : public grpc::ServerUnaryReactor {
   // failed). The waiter must not have been parked.
   void FinishNow(const WaitResult& result);
 
-  // Park arms the timeout (nullopt: wait forever). The engine has parked the
-  // waiter already; it may even have completed it.
-  void Park(std::optional<absl::Time> deadline);
+  // Park arms the timeout (nullopt: wait forever) and, if given, runs
+  // `on_finish` when the call finishes (at once if it has). The engine has
+  // parked the waiter already; it may even have completed it.
+  void Park(std::optional<absl::Time> deadline,
+            std::function<void()> on_finish = nullptr);
 
   void OnCancel() override;
   void OnDone() override { delete this; }

@@ -38,8 +38,8 @@ grpc::ServerUnaryReactor* QueueService::Put(grpc::CallbackServerContext* ctx,
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(
             QueueObject::Stored stored,
@@ -78,8 +78,8 @@ grpc::ServerUnaryReactor* QueueService::Get(grpc::CallbackServerContext* ctx,
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(QueueObject::Got got,
                                   queue->Get(caller, std::move(waiter)));
@@ -125,8 +125,8 @@ grpc::ServerUnaryReactor* QueueService::Join(grpc::CallbackServerContext* ctx,
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(QueueObject::Joined joined,
                                   queue->Join(caller, std::move(waiter)));

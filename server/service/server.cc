@@ -93,19 +93,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                              ports.back().get());
   }
 
-  server->services_.push_back(std::make_unique<ObjectsService>(engine));
-  server->services_.push_back(std::make_unique<SessionService>(engine));
-  server->services_.push_back(std::make_unique<DictService>(engine));
-  server->services_.push_back(std::make_unique<ListService>(engine));
-  server->services_.push_back(std::make_unique<NamespaceService>(engine));
-  server->services_.push_back(std::make_unique<ValueService>(engine));
-  server->services_.push_back(std::make_unique<ArrayService>(engine));
-  server->services_.push_back(std::make_unique<LockService>(engine));
-  server->services_.push_back(std::make_unique<ConditionService>(engine));
-  server->services_.push_back(std::make_unique<SemaphoreService>(engine));
-  server->services_.push_back(std::make_unique<EventService>(engine));
-  server->services_.push_back(std::make_unique<BarrierService>(engine));
-  server->services_.push_back(std::make_unique<QueueService>(engine));
+  server->Add<ObjectsService, v1::Objects>();
+  server->Add<SessionService, v1::Sessions>();
+  server->Add<DictService, v1::Dicts>();
+  server->Add<ListService, v1::Lists>();
+  server->Add<NamespaceService, v1::Namespaces>();
+  server->Add<ValueService, v1::Values>();
+  server->Add<ArrayService, v1::Arrays>();
+  server->Add<LockService, v1::Locks>();
+  server->Add<ConditionService, v1::Conditions>();
+  server->Add<SemaphoreService, v1::Semaphores>();
+  server->Add<EventService, v1::Events>();
+  server->Add<BarrierService, v1::Barriers>();
+  server->Add<QueueService, v1::Queues>();
+  if (options.metrics != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(
+        options.metrics->Interceptors(server->service_names_));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   for (auto& service : server->services_)
     builder.RegisterService(service.get());
 
@@ -133,14 +141,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->server_->GetHealthCheckService()->SetServingStatus(true);
 
   Server* raw = server.get();
-  server->expiry_ = std::thread([raw, interval = options.expiry_interval] {
-    while (!raw->stop_.WaitForNotificationWithTimeout(interval)) {
-      for (SessionId id : raw->engine_.sessions().ExpireDue(absl::Now())) {
-        SPDLOG_INFO("session {} expired: no keepalive within the lease",
-                    SessionTable::FormatId(id));
-      }
-    }
-  });
+  server->expiry_ = std::thread(
+      [raw, interval = options.expiry_interval, metrics = options.metrics] {
+        while (!raw->stop_.WaitForNotificationWithTimeout(interval)) {
+          const std::vector<SessionId> expired =
+              raw->engine_.sessions().ExpireDue(absl::Now());
+          for (SessionId id : expired) {
+            SPDLOG_INFO("session {} expired: no keepalive within the lease",
+                        SessionTable::FormatId(id));
+          }
+          if (metrics != nullptr && !expired.empty()) {
+            metrics->LeaseExpired(static_cast<int64_t>(expired.size()));
+          }
+        }
+      });
   return server;
 }
 
@@ -156,5 +170,11 @@ void Server::Shutdown(absl::Duration grace) {
 }
 
 Server::~Server() { Shutdown(); }
+
+template <typename S, typename G>
+void Server::Add() {
+  services_.push_back(std::make_unique<S>(engine_));
+  service_names_.push_back(G::service_full_name());
+}
 
 }  // namespace statehub::service

@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "server/engine/engine.h"
+#include "server/metrics/metrics.h"
 
 namespace statehub::service {
 
@@ -34,6 +35,9 @@ struct ServerOptions {
   int max_message_bytes = 64 << 20;
   // expiry_interval is how often leases are checked.
   absl::Duration expiry_interval = absl::Milliseconds(100);
+  // metrics, if set, counts and times every rpc and lease expiry; it must
+  // outlive the server.
+  metrics::Metrics* metrics = nullptr;
 };
 
 class Server {
@@ -59,8 +63,14 @@ class Server {
  private:
   explicit Server(Engine& engine) : engine_(engine) {}
 
+  // Add creates the service S (implementing the generated service G) and
+  // records G's name for the metrics interceptor.
+  template <typename S, typename G>
+  void Add();
+
   Engine& engine_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::vector<std::string> service_names_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> addresses_;
   std::vector<std::string> socket_files_;

@@ -35,8 +35,8 @@ grpc::ServerUnaryReactor* SemaphoreService::Acquire(
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(SemaphoreObject::Acquired acquired,
                                   sem->Acquire(caller, std::move(waiter)));
@@ -134,8 +134,8 @@ grpc::ServerUnaryReactor* EventService::Wait(grpc::CallbackServerContext* ctx,
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(EventObject::Waited waited,
                                   event->Wait(caller, std::move(waiter)));
@@ -179,8 +179,8 @@ grpc::ServerUnaryReactor* BarrierService::Wait(
     return grpc::Status::OK;
   };
   return RunBlocking(
-      ctx, engine_, caller, req->thread_id(), req->label(), *spec,
-      std::move(fill), std::move(hooks),
+      ctx, engine_, target->object->type(), caller, req->thread_id(),
+      req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
         STATEHUB_ASSIGN_OR_RETURN(BarrierObject::Waited waited,
                                   barrier->Wait(caller, std::move(waiter)));

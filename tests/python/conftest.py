@@ -68,6 +68,7 @@ def start_server(*flags: str) -> RunningServer:
             server_binary(),
             f"--listen=unix://{socket_path},127.0.0.1:0",
             f"--lease_ttl={LEASE_TTL_SECONDS}s",
+            "--metrics_listen=",
             "--log_level=warn",
             *flags,
         ],

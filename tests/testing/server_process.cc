@@ -34,6 +34,7 @@ namespace statehub::testing {
 namespace {
 
 constexpr char kListeningPrefix[] = "statehub-server listening on ";
+constexpr char kMetricsPrefix[] = "statehub-server metrics on ";
 constexpr char kReadyLine[] = "statehub-server ready";
 constexpr auto kReadyTimeout = std::chrono::seconds(20);
 constexpr int kStopTimeoutMs = 10'000;
@@ -83,6 +84,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
       STATEHUB_SERVER_PATH,
       absl::StrCat("--listen=unix://", socket_path, ",127.0.0.1:0"),
       "--lease_ttl=2s",
+      "--metrics_listen=127.0.0.1:0",
   };
   for (std::string& flag : extra_flags) args.push_back(std::move(flag));
   // Built before fork: the child may only make async-signal-safe calls.
@@ -167,6 +169,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
       absl::string_view address = text;
       if (text == kReadyLine) {
         ready = true;
+      } else if (absl::ConsumePrefix(&address, kMetricsPrefix)) {
+        server->metrics_url_ = std::string(address);
       } else if (absl::ConsumePrefix(&address, kListeningPrefix)) {
         if (absl::StartsWith(address, "unix:")) {
           server->unix_address_ = std::string(address);

@@ -43,14 +43,14 @@ namespace statehub::testing {
 class ServerProcess {
  public:
   // Start runs `statehub-server --listen=unix://<tmp>/s.sock,127.0.0.1:0
-  // --lease_ttl=2s <extra_flags...>` (a later flag overrides an earlier one
-  // of the same name), waits up to 20 s for its "statehub-server ready" line
-  // on stdout and returns it running. The child's stderr is the test's
-  // stderr; stdout after the ready line is copied to the test's stdout.
-  // Errors: INTERNAL if the binary cannot be started, DEADLINE_EXCEEDED if
-  // it is not ready in time (it is then killed), UNAVAILABLE if it exits
-  // before it is ready (the message gives its exit status). Blocks until the
-  // server is ready or failed.
+  // --lease_ttl=2s --metrics_listen=127.0.0.1:0 <extra_flags...>` (a later flag
+  // overrides an earlier one of the same name), waits up to 20 s for its
+  // "statehub-server ready" line on stdout and returns it running. The child's
+  // stderr is the test's stderr; stdout after the ready line is copied to the
+  // test's stdout. Errors: INTERNAL if the binary cannot be started,
+  // DEADLINE_EXCEEDED if it is not ready in time (it is then killed),
+  // UNAVAILABLE if it exits before it is ready (the message gives its exit
+  // status). Blocks until the server is ready or failed.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       std::vector<std::string> extra_flags = {});
 
@@ -66,6 +66,9 @@ class ServerProcess {
   const std::string& unix_address() const { return unix_address_; }
   // tcp_address is the server's TCP address, "127.0.0.1:<port>".
   const std::string& tcp_address() const { return tcp_address_; }
+  // metrics_url is "http://127.0.0.1:<port>/metrics", or "" with metrics
+  // turned off (--metrics_listen=).
+  const std::string& metrics_url() const { return metrics_url_; }
   // pid is the child's process id (still valid after it exited, until this
   // object is destroyed).
   pid_t pid() const { return pid_; }
@@ -93,6 +96,7 @@ class ServerProcess {
   std::string temp_dir_;
   std::string unix_address_;
   std::string tcp_address_;
+  std::string metrics_url_;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   // Copies the child's stdout after the ready line until EOF, so a chatty

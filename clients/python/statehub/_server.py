@@ -110,7 +110,15 @@ class ServerProcess:
         if listen is None:
             self._dir = tempfile.mkdtemp(prefix="statehub-")
             listen = f"unix://{self._dir}/server.sock"
-        command = [self.binary, f"--listen={listen}", "--log_level=warn", *self._args]
+        # A private server serves no metrics (its port would clash with the
+        # next manager's); pass args=["--metrics_listen=..."] to get them.
+        command = [
+            self.binary,
+            f"--listen={listen}",
+            "--log_level=warn",
+            "--metrics_listen=",
+            *self._args,
+        ]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,161 @@
+// statehub-cli: what an engineer types during a stall. Lists the server's
+// objects and shows who holds each lock and who waits for it, since when.
+//
+//   statehub-cli [--address=unix:///tmp/statehub.sock] ls [PREFIX]
+//   statehub-cli [--address=...] locks [PREFIX]
+//
+// `ls` prints one line per object (name, type, size; anonymous objects with
+// --anonymous). `locks` prints every lock and rlock whose name starts with
+// PREFIX: free or held, by whom (session, label, thread) for how long, with
+// its fencing token, then its waiters in the order they will be served.
+//
+// C++ rather than Python so that it ships beside statehub-server (in the
+// same build and container image) with nothing else to install. It uses
+// only the public rpcs Objects.List and Locks.State.
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "statehub/internal/wire.h"
+#include "statehub/v1/objects.grpc.pb.h"
+#include "statehub/v1/sync.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "unix:///tmp/statehub.sock",
+          "The server: unix:///path or host:port.");
+ABSL_FLAG(bool, anonymous, false, "ls: list anonymous objects too.");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call.");
+
+namespace {
+
+using statehub::v1::ListObjectsRequest;
+using statehub::v1::ListObjectsResponse;
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(
+      absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+  return ctx;
+}
+
+absl::Duration FromWire(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+std::string Who(const statehub::v1::Holder& holder) {
+  return absl::StrFormat("session %s %s thread %x", holder.session_id(),
+                         holder.label().empty() ? "-" : holder.label(),
+                         holder.thread_id());
+}
+
+int Fail(const std::string& what, const grpc::Status& status) {
+  std::fprintf(stderr, "statehub-cli: %s: %s (%d)\n", what.c_str(),
+               status.error_message().c_str(),
+               static_cast<int>(status.error_code()));
+  return 1;
+}
+
+bool ListObjects(statehub::v1::Objects::Stub& objects,
+                 const std::string& prefix, bool anonymous,
+                 ListObjectsResponse* out, grpc::Status* status) {
+  ListObjectsRequest req;
+  req.set_prefix(prefix);
+  req.set_include_anonymous(anonymous);
+  *status = objects.List(Context().get(), req, out);
+  return status->ok();
+}
+
+int Ls(statehub::v1::Objects::Stub& objects, const std::string& prefix) {
+  ListObjectsResponse listed;
+  grpc::Status status;
+  if (!ListObjects(objects, prefix, absl::GetFlag(FLAGS_anonymous), &listed,
+                   &status)) {
+    return Fail("Objects.List", status);
+  }
+  for (const auto& info : listed.objects()) {
+    std::printf("%-40s %-18s %lld\n", info.name().c_str(),
+                std::string(statehub::ObjectTypeName(
+                                statehub::internal::FromWire(info.type())))
+                    .c_str(),
+                static_cast<long long>(info.size()));
+  }
+  return 0;
+}
+
+int Locks(const std::shared_ptr<grpc::Channel>& channel,
+          const std::string& prefix) {
+  auto objects = statehub::v1::Objects::NewStub(channel);
+  auto locks = statehub::v1::Locks::NewStub(channel);
+  ListObjectsResponse listed;
+  grpc::Status status;
+  if (!ListObjects(*objects, prefix, /*anonymous=*/true, &listed, &status)) {
+    return Fail("Objects.List", status);
+  }
+  for (const auto& info : listed.objects()) {
+    if (info.type() != statehub::v1::LOCK &&
+        info.type() != statehub::v1::RLOCK) {
+      continue;
+    }
+    statehub::v1::LockStateRequest req;
+    req.set_name(info.name());
+    statehub::v1::LockStateResponse state;
+    status = locks->State(Context().get(), req, &state);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) continue;  // gone
+    if (!status.ok()) return Fail("Locks.State " + info.name(), status);
+    const char* type = info.type() == statehub::v1::RLOCK ? "rlock" : "lock";
+    if (!state.locked()) {
+      std::printf("%s %s: free (last fencing token %llu)\n", type,
+                  info.name().c_str(),
+                  static_cast<unsigned long long>(state.fencing_token()));
+    } else {
+      const std::string recursion =
+          state.recursion() > 1
+              ? absl::StrFormat(", recursion %d", state.recursion())
+              : "";
+      std::printf("%s %s: held by %s for %s (fencing token %llu%s)\n", type,
+                  info.name().c_str(), Who(state.holder()).c_str(),
+                  absl::FormatDuration(FromWire(state.held_for())).c_str(),
+                  static_cast<unsigned long long>(state.fencing_token()),
+                  recursion.c_str());
+    }
+    int position = 0;
+    for (const auto& waiter : state.waiters()) {
+      std::printf("  waiter %d: %s, waiting %s\n", ++position,
+                  Who(waiter.holder()).c_str(),
+                  absl::FormatDuration(FromWire(waiter.waiting_for())).c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "statehub-cli [--address=ADDR] ls [PREFIX] | locks [PREFIX]\n"
+      "  ls     list objects (name, type, size)\n"
+      "  locks  show each lock's holder and waiters, since when");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2 || args.size() > 3) {
+    std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
+    return 2;
+  }
+  const std::string command = args[1];
+  const std::string prefix = args.size() == 3 ? args[2] : "";
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
+                                     grpc::InsecureChannelCredentials());
+  if (command == "ls") {
+    return Ls(*statehub::v1::Objects::NewStub(channel), prefix);
+  }
+  if (command == "locks") return Locks(channel, prefix);
+  std::fprintf(stderr, "statehub-cli: unknown command '%s'\n%s\n",
+               command.c_str(), absl::ProgramUsageMessage().data());
+  return 2;
+}

@@ -1,0 +1,374 @@
+#include "server/metrics/metrics.h"
+
+#include <atomic>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "google/protobuf/descriptor.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+#include "server/engine/lock.h"
+#include "server/engine/registry.h"
+
+namespace statehub::metrics {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+constexpr char kAnonymousLabel[] = "_anonymous";
+constexpr char kOtherLabel[] = "_other";
+// The gRPC status codes, by value, as Prometheus labels.
+constexpr std::array<const char*, 17> kCodeNames = {"OK",
+                                                    "CANCELLED",
+                                                    "UNKNOWN",
+                                                    "INVALID_ARGUMENT",
+                                                    "DEADLINE_EXCEEDED",
+                                                    "NOT_FOUND",
+                                                    "ALREADY_EXISTS",
+                                                    "PERMISSION_DENIED",
+                                                    "RESOURCE_EXHAUSTED",
+                                                    "FAILED_PRECONDITION",
+                                                    "ABORTED",
+                                                    "OUT_OF_RANGE",
+                                                    "UNIMPLEMENTED",
+                                                    "INTERNAL",
+                                                    "UNAVAILABLE",
+                                                    "DATA_LOSS",
+                                                    "UNAUTHENTICATED"};
+constexpr int kObjectTypes = static_cast<int>(ObjectType::kJoinableQueue) + 1;
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+const std::vector<double>& LatencyBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3,
+      5e-3,  10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1,
+      2.5,   5,     10,    30,     60,     120,    300};
+  return *buckets;
+}
+
+// The series of one lock label.
+class Metrics::LockSeries final : public LockObserver {
+ public:
+  LockSeries(Metrics& m, const std::string& label)
+      : wait_(m.lock_wait_.Add({{"name", label}}, LatencyBuckets())),
+        hold_(m.lock_hold_.Add({{"name", label}}, LatencyBuckets())),
+        acquired_(m.lock_acquisitions_.Add(
+            {{"name", label}, {"result", "acquired"}})),
+        owner_died_(m.lock_acquisitions_.Add(
+            {{"name", label}, {"result", "owner_died"}})),
+        timed_out_(m.lock_acquisitions_.Add(
+            {{"name", label}, {"result", "timed_out"}})),
+        cancelled_(m.lock_acquisitions_.Add(
+            {{"name", label}, {"result", "cancelled"}})),
+        contended_(m.lock_contended_.Add({{"name", label}})),
+        uncontended_(m.lock_uncontended_.Add({{"name", label}})) {}
+
+  void Acquired(absl::Duration waited, bool contended,
+                bool owner_died) override {
+    wait_.Observe(Seconds(waited));
+    (owner_died ? owner_died_ : acquired_).Increment();
+    (contended ? contended_ : uncontended_).Increment();
+  }
+  void NotAcquired(bool timed_out) override {
+    (timed_out ? timed_out_ : cancelled_).Increment();
+    // A call that did not get the lock at once met contention.
+    contended_.Increment();
+  }
+  void Released(absl::Duration held) override { hold_.Observe(Seconds(held)); }
+
+ private:
+  Histogram& wait_;
+  Histogram& hold_;
+  Counter& acquired_;
+  Counter& owner_died_;
+  Counter& timed_out_;
+  Counter& cancelled_;
+  Counter& contended_;
+  Counter& uncontended_;
+};
+
+// Gauges read from the engine at scrape time.
+class Metrics::EngineCollector final : public prometheus::Collectable {
+ public:
+  explicit EngineCollector(Metrics& metrics) : metrics_(metrics) {}
+
+  void Attach(const Engine* engine) {
+    absl::MutexLock lock(&mu_);
+    engine_ = engine;
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    absl::MutexLock lock(&mu_);
+    if (engine_ == nullptr) return {};
+    std::array<int64_t, kObjectTypes> objects{};
+    // Per lock label: waiters and locks held.
+    absl::flat_hash_map<std::string, std::pair<int64_t, int64_t>> locks;
+    for (const std::shared_ptr<Object>& object :
+         engine_->registry().Snapshot()) {
+      const int type = static_cast<int>(object->type());
+      if (type >= 0 && type < kObjectTypes) ++objects[type];
+      if (!LockObject::Accepts(object->type())) continue;
+      const LockObject::Load load =
+          static_cast<const LockObject&>(*object).CurrentLoad();
+      auto& [waiters, held] = locks[metrics_.LockLabel(object->name())];
+      waiters += load.waiters;
+      held += load.held ? 1 : 0;
+    }
+
+    std::vector<prometheus::MetricFamily> out;
+    prometheus::MetricFamily& by_type =
+        Gauges("statehub_objects", "Shared objects by type.", &out);
+    for (int type = 1; type < kObjectTypes; ++type) {
+      AddGauge(&by_type,
+               {{"type",
+                 std::string(ObjectTypeName(static_cast<ObjectType>(type)))}},
+               objects[type]);
+    }
+    AddGauge(&Gauges("statehub_sessions", "Live client sessions.", &out), {},
+             engine_->sessions().Count());
+    prometheus::MetricFamily& waiters = Gauges(
+        "statehub_lock_waiters", "Acquire calls parked on the lock now.", &out);
+    prometheus::MetricFamily& held =
+        Gauges("statehub_lock_held",
+               "Locks held now (1 or 0 for a lock with its own name).", &out);
+    for (const auto& [label, load] : locks) {
+      AddGauge(&waiters, {{"name", label}}, load.first);
+      AddGauge(&held, {{"name", label}}, load.second);
+    }
+    return out;
+  }
+
+ private:
+  static prometheus::MetricFamily& Gauges(
+      std::string name, std::string help,
+      std::vector<prometheus::MetricFamily>* out) {
+    prometheus::MetricFamily& family = out->emplace_back();
+    family.name = std::move(name);
+    family.help = std::move(help);
+    family.type = prometheus::MetricType::Gauge;
+    return family;
+  }
+  static void AddGauge(prometheus::MetricFamily* family,
+                       std::vector<prometheus::ClientMetric::Label> labels,
+                       int64_t value) {
+    prometheus::ClientMetric& metric = family->metric.emplace_back();
+    metric.label = std::move(labels);
+    metric.gauge.value = static_cast<double>(value);
+  }
+
+  Metrics& metrics_;
+  mutable absl::Mutex mu_;
+  const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// The series of one rpc method. Counters per status code are created on
+// first use of that code and kept.
+struct Metrics::MethodSeries {
+  std::string method;
+  Histogram* duration = nullptr;
+  std::array<std::atomic<Counter*>, kCodeNames.size()> requests{};
+};
+
+class Metrics::Interceptor final : public grpc::experimental::Interceptor {
+ public:
+  Interceptor(Metrics& metrics, MethodSeries& series)
+      : metrics_(metrics),
+        series_(series),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(
+      grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const std::chrono::duration<double> elapsed =
+          std::chrono::steady_clock::now() - start_;
+      series_.duration->Observe(elapsed.count());
+      Requests(methods->GetSendStatus().error_code()).Increment();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  Counter& Requests(grpc::StatusCode code) {
+    size_t i = static_cast<size_t>(code);
+    if (i >= kCodeNames.size()) i = static_cast<size_t>(grpc::UNKNOWN);
+    if (Counter* c = series_.requests[i].load(std::memory_order_acquire)) {
+      return *c;
+    }
+    absl::MutexLock lock(&metrics_.mu_);
+    Counter* c = series_.requests[i].load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = &metrics_.rpc_requests_.Add(
+          {{"method", series_.method}, {"code", kCodeNames[i]}});
+      series_.requests[i].store(c, std::memory_order_release);
+    }
+    return *c;
+  }
+
+  Metrics& metrics_;
+  MethodSeries& series_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+class Metrics::InterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  InterceptorFactory(
+      Metrics& metrics,
+      absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods)
+      : metrics_(metrics), methods_(std::move(methods)) {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    auto it = methods_.find(info->method());
+    if (it == methods_.end()) return nullptr;  // health, reflection
+    return new Interceptor(metrics_, *it->second);
+  }
+
+ private:
+  Metrics& metrics_;
+  // Immutable after construction: read without a lock.
+  const absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>
+      methods_;
+};
+
+Metrics::Metrics(MetricsOptions options)
+    : options_(options),
+      registry_(std::make_shared<prometheus::Registry>()),
+      lock_wait_(BuildHistogram()
+                     .Name("statehub_lock_wait_seconds")
+                     .Help("Time acquire calls waited for the lock, from the "
+                           "call's arrival to the grant.")
+                     .Register(*registry_)),
+      lock_hold_(BuildHistogram()
+                     .Name("statehub_lock_hold_seconds")
+                     .Help("Time the lock was held, from grant to release "
+                           "(or condition wait, or the holder's session "
+                           "end).")
+                     .Register(*registry_)),
+      lock_acquisitions_(
+          BuildCounter()
+              .Name("statehub_lock_acquisitions_total")
+              .Help("Acquire calls by result: acquired, owner_died "
+                    "(acquired after the holder's session ended), "
+                    "timed_out (including failed non-blocking tries), "
+                    "cancelled (call cancelled, session ended, lock "
+                    "deleted).")
+              .Register(*registry_)),
+      lock_contended_(BuildCounter()
+                          .Name("statehub_lock_contended_acquisitions_total")
+                          .Help("Acquire calls that found the lock taken.")
+                          .Register(*registry_)),
+      lock_uncontended_(
+          BuildCounter()
+              .Name("statehub_lock_uncontended_acquisitions_total")
+              .Help("Acquire calls that took a free lock at once.")
+              .Register(*registry_)),
+      rpc_requests_(BuildCounter()
+                        .Name("statehub_rpc_requests_total")
+                        .Help("Finished rpcs by method and status code.")
+                        .Register(*registry_)),
+      rpc_duration_(BuildHistogram()
+                        .Name("statehub_rpc_duration_seconds")
+                        .Help("Rpc latency in the server, from arrival to "
+                              "status; blocking calls include their wait.")
+                        .Register(*registry_)),
+      lease_expiries_(BuildCounter()
+                          .Name("statehub_lease_expiries_total")
+                          .Help("Sessions ended because their lease ran out "
+                                "(client gone without a goodbye).")
+                          .Register(*registry_)
+                          .Add({})),
+      collector_(std::make_shared<EngineCollector>(*this)) {
+  prometheus::Family<Gauge>& parked =
+      prometheus::BuildGauge()
+          .Name("statehub_parked_calls")
+          .Help("Blocking calls parked on the server now, by object type.")
+          .Register(*registry_);
+  parked_.resize(kObjectTypes, nullptr);
+  for (ObjectType type :
+       {ObjectType::kLock, ObjectType::kRLock, ObjectType::kCondition,
+        ObjectType::kSemaphore, ObjectType::kBoundedSemaphore,
+        ObjectType::kEvent, ObjectType::kBarrier, ObjectType::kQueue,
+        ObjectType::kJoinableQueue}) {
+    parked_[static_cast<int>(type)] =
+        &parked.Add({{"type", std::string(ObjectTypeName(type))}});
+  }
+}
+
+void Metrics::ServeOn(prometheus::Exposer& exposer) {
+  exposer.RegisterCollectable(registry_);
+  exposer.RegisterCollectable(collector_);
+}
+
+Metrics::~Metrics() { collector_->Attach(nullptr); }
+
+void Metrics::AttachEngine(const Engine* engine) { collector_->Attach(engine); }
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+Metrics::Interceptors(const std::vector<std::string>& services) {
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods;
+  const google::protobuf::DescriptorPool* pool =
+      google::protobuf::DescriptorPool::generated_pool();
+  for (const std::string& service : services) {
+    const google::protobuf::ServiceDescriptor* descriptor =
+        pool->FindServiceByName(service);
+    if (descriptor == nullptr) continue;
+    for (int i = 0; i < descriptor->method_count(); ++i) {
+      auto series = std::make_unique<MethodSeries>();
+      series->method = descriptor->method(i)->full_name();
+      series->duration =
+          &rpc_duration_.Add({{"method", series->method}}, LatencyBuckets());
+      methods["/" + service + "/" + descriptor->method(i)->name()] =
+          std::move(series);
+    }
+  }
+  return std::make_unique<InterceptorFactory>(*this, std::move(methods));
+}
+
+void Metrics::LeaseExpired(int64_t n) {
+  lease_expiries_.Increment(static_cast<double>(n));
+}
+
+std::string Metrics::LockLabel(const std::string& name) {
+  if (absl::StartsWith(name, kAnonymousPrefix)) return kAnonymousLabel;
+  absl::MutexLock lock(&mu_);
+  if (locks_.contains(name)) return name;
+  return kOtherLabel;
+}
+
+std::shared_ptr<LockObserver> Metrics::ForLock(const std::string& name) {
+  std::string label = kAnonymousLabel;
+  if (!absl::StartsWith(name, kAnonymousPrefix)) label = name;
+  absl::MutexLock lock(&mu_);
+  auto it = locks_.find(label);
+  if (it != locks_.end()) return it->second;
+  // The two fold labels do not count against the cap.
+  const int named = static_cast<int>(locks_.size()) -
+                    static_cast<int>(locks_.contains(kAnonymousLabel)) -
+                    static_cast<int>(locks_.contains(kOtherLabel));
+  if (label != kAnonymousLabel && named >= options_.max_lock_names) {
+    label = kOtherLabel;
+    it = locks_.find(label);
+    if (it != locks_.end()) return it->second;
+  }
+  auto series = std::make_shared<LockSeries>(*this, label);
+  locks_.emplace(label, series);
+  return series;
+}
+
+void Metrics::Parked(ObjectType type, int delta) {
+  const int i = static_cast<int>(type);
+  if (i < 0 || i >= kObjectTypes || parked_[i] == nullptr) return;
+  parked_[i]->Increment(delta);
+}
+
+}  // namespace statehub::metrics
