@@ -137,6 +137,15 @@ def pickling_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
     m.shutdown()
 
 
+@pytest.fixture
+def short_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Releases of proxies handed to a child wait 0.2 s, not the default
+    grace, in tests that watch holds drop after the child has adopted."""
+    from statehub import _session
+
+    monkeypatch.setattr(_session, "HANDOFF_GRACE", 0.2)
+
+
 def wait_until(
     predicate: object, timeout: float = 10.0, interval: float = 0.05
 ) -> bool:

@@ -235,3 +235,24 @@ def test_unknown_kind_request_rpc_check(server: RunningServer) -> None:
             conn.call("Objects", "Open", objects_pb2.OpenRequest(name="x"))
     finally:
         m.shutdown()
+
+
+def test_synchronization_error_kinds(manager: statehub.SyncManager) -> None:
+    """BROKEN_BARRIER, RUNTIME_ERROR (release unheld, wait without the lock)
+    and VALUE_ERROR (bounded over-release) raise what threading raises."""
+    barrier = manager.Barrier(2)
+    barrier.abort()
+    with pytest.raises(threading.BrokenBarrierError) as broken:
+        barrier.wait()
+    assert isinstance(broken.value, statehub.StatehubError)
+    assert (broken.value.kind, broken.value.code) == ("BROKEN_BARRIER", "ABORTED")
+    with pytest.raises(RuntimeError) as unheld:
+        manager.Lock().release()
+    assert (unheld.value.kind, unheld.value.code) == (  # type: ignore[attr-defined]
+        "RUNTIME_ERROR",
+        "FAILED_PRECONDITION",
+    )
+    with pytest.raises(RuntimeError, match="cannot wait on un-acquired lock"):
+        manager.Condition().wait(0)
+    with pytest.raises(ValueError, match="Semaphore released too many times"):
+        manager.BoundedSemaphore(2).release()

@@ -110,6 +110,7 @@ def test_parent_with_open_session_forks_safely(manager: statehub.SyncManager) ->
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.usefixtures("short_handoff")
 def test_anonymous_object_lives_while_a_child_holds_it(
     manager: statehub.SyncManager, method: str
 ) -> None:
@@ -136,6 +137,7 @@ def test_anonymous_object_lives_while_a_child_holds_it(
     assert wait_until(lambda: _holders(manager, name) is None)
 
 
+@pytest.mark.usefixtures("short_handoff")
 def test_object_of_a_killed_child_is_freed_after_the_lease(
     manager: statehub.SyncManager,
 ) -> None:

@@ -47,3 +47,89 @@ def use_named(address: str, name: str) -> None:
     m = statehub.Manager(address)
     m.named.dict(name).increment("children")
     m.shutdown()
+
+
+# -- synchronization objects ------------------------------------------------
+
+SEED_INCREMENTS = 50
+
+
+def seed_worker(  # noqa: PLR0917 - the objects a Manager program passes
+    index: int, lock: Any, counter: Any, jobs: Any, results: Any, seen: Any
+) -> None:
+    """The classic Manager program in one child: a Value incremented under a
+    Lock (a read, then a write: exact only if the lock excludes), then jobs
+    consumed from a Queue until a None sentinel, results into a dict and a
+    list."""
+    for _ in range(SEED_INCREMENTS):
+        with lock:
+            counter.value = counter.value + 1
+    while True:
+        job = jobs.get(timeout=30)
+        if job is None:
+            break
+        results[job] = (index, job * job)
+        seen.append(job)
+
+
+def hold_lock_and_die(lock: Any, held: Any) -> None:
+    """Acquires the lock and then hangs until killed (no release, no
+    goodbye)."""
+    lock.acquire()
+    held.set()
+    time.sleep(60)
+
+
+def ping_pong(cond: Any, turn: Any, me: int, other: int, rounds: int) -> None:
+    """Waits for its turn on a condition, hands the turn over, `rounds` times."""
+    for _ in range(rounds):
+        with cond:
+            assert cond.wait_for(lambda: turn.value == me, 30)
+            turn.value = other
+            cond.notify()
+
+
+def record_barrier_action(marks: Any) -> None:
+    marks.append("action")
+
+
+def barrier_rounds(barrier: Any, out: Any, key: str) -> None:
+    """One pass of the barrier, then a second wait that the parent aborts."""
+    import threading
+
+    out[key] = barrier.wait(30)
+    try:
+        barrier.wait(30)
+        out[key + "-2"] = "passed"
+    except threading.BrokenBarrierError:
+        out[key + "-2"] = "broken"
+
+
+def wait_for_event(event: Any, out: Any, key: str) -> None:
+    out[key] = event.wait(30)
+
+
+def consume_tasks(jobs: Any, done: Any) -> None:
+    """Takes items until None, marking each done (JoinableQueue.join)."""
+    while True:
+        item = jobs.get(timeout=30)
+        try:
+            if item is None:
+                return
+            done.append(item)
+        finally:
+            jobs.task_done()
+
+
+def use_nested(holder: Any) -> None:
+    """Finds a Lock and a Queue inside a shared list and uses them."""
+    lock, jobs = holder[0], holder[1]
+    with lock:
+        jobs.put(os.getpid())
+
+
+def fill_and_report(items: Any, lock: Any, result: Any) -> None:
+    """Uses objects only this child still refers to, then reports."""
+    with lock:
+        items.append(os.getpid())
+    result.put(items[0])

@@ -32,9 +32,20 @@ from ._cells import ArrayProxy, ValueProxy
 from ._codec import MISSING, Blob
 from ._connection import DEFAULT_TIMEOUT
 from ._dict import DictProxy
+from ._events import BarrierProxy, EventProxy
 from ._list import ListProxy
+from ._locks import (
+    AcquirerProxy,
+    ConditionProxy,
+    Holder,
+    LockProxy,
+    LockState,
+    SemaphoreProxy,
+)
+from ._metrics import disable_metrics, enable_metrics
 from ._namespace import NamespaceProxy
 from ._proxy import BaseProxy, Token
+from ._queue import JoinableQueueProxy, QueueProxy
 from .errors import (
     AuthenticationError,
     BrokenBarrierError,
@@ -61,23 +72,33 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_TIMEOUT",
     "MISSING",
+    "AcquirerProxy",
     "ArrayProxy",
     "AuthenticationError",
+    "BarrierProxy",
     "BaseProxy",
     "Blob",
     "BrokenBarrierError",
     # ConnectionError is left out on purpose: a star import would shadow the
     # builtin, and `except ConnectionError` would then miss OSError's kind.
     # Use statehub.ConnectionError.
+    "ConditionProxy",
     "DeadlineExceeded",
     "DictProxy",
+    "EventProxy",
+    "Holder",
+    "JoinableQueueProxy",
     "LimitExceeded",
     "ListProxy",
+    "LockProxy",
+    "LockState",
     "Manager",
     "NamedObjects",
     "NamespaceProxy",
     "ObjectInfo",
     "ObjectNotFound",
+    "QueueProxy",
+    "SemaphoreProxy",
     "ServerNotFound",
     "SessionError",
     "StatehubAttributeError",
@@ -91,6 +112,8 @@ __all__ = [
     "Token",
     "ValueProxy",
     "__version__",
+    "disable_metrics",
+    "enable_metrics",
     "errors",
 ]
 

@@ -27,13 +27,14 @@ import atexit
 import collections
 import os
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import util
 from typing import Any
 
 import grpc
 
-from . import errors
+from . import _metrics, errors
 from ._proto import (
     cell_pb2_grpc,
     dict_pb2_grpc,
@@ -41,7 +42,9 @@ from ._proto import (
     namespace_pb2_grpc,
     objects_pb2,
     objects_pb2_grpc,
+    queue_pb2_grpc,
     session_pb2_grpc,
+    sync_pb2_grpc,
     value_pb2,
 )
 from ._session import Session, transport_error
@@ -59,6 +62,12 @@ _STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
     "Namespaces": namespace_pb2_grpc.NamespacesStub,
     "Values": cell_pb2_grpc.ValuesStub,
     "Arrays": cell_pb2_grpc.ArraysStub,
+    "Locks": sync_pb2_grpc.LocksStub,
+    "Conditions": sync_pb2_grpc.ConditionsStub,
+    "Semaphores": sync_pb2_grpc.SemaphoresStub,
+    "Events": sync_pb2_grpc.EventsStub,
+    "Barriers": sync_pb2_grpc.BarriersStub,
+    "Queues": queue_pb2_grpc.QueuesStub,
 }
 
 _SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
@@ -132,6 +141,7 @@ class Connection:
         timeout: float | None = None,
         key: Any = _NO_KEY,
         attribute: str | None = None,
+        parked: bool = False,
     ) -> Any:
         """Runs one unary rpc and returns its response; every rpc comes here.
 
@@ -141,6 +151,13 @@ class Connection:
         (a dict key) and ``attribute`` (a namespace attribute) only decorate
         a KeyError or AttributeError the way Python's own would be.
 
+        ``parked`` marks a call that may wait on the server (an acquire, a
+        wait, a blocking get): ``timeout=None`` then means no deadline at
+        all, since the wait may rightly last longer than any default, and
+        the call is made in its future form so that an exception raised
+        while it waits (KeyboardInterrupt from Ctrl-C) cancels it on the
+        server, which removes the waiter, before propagating.
+
         A call refused because the session had expired (SESSION_ERROR, which
         the server raises before doing anything) is retried once on a new
         session.
@@ -149,25 +166,34 @@ class Connection:
         if stub_method is None:
             stub_method = getattr(self._stubs[service], method)
             self._methods[(service, method)] = stub_method
-        deadline = DEFAULT_TIMEOUT if timeout is None else timeout
-        for attempt in range(2):
-            session_id = self._session.ensure()
-            try:
-                return stub_method(
-                    request,
-                    metadata=((SESSION_METADATA_KEY, session_id),),
-                    timeout=deadline,
-                )
-            except grpc.RpcError as rpc_error:
-                error = self._translate(rpc_error, key, attribute)
-                if isinstance(error, errors.SessionError) and attempt == 0:
-                    self._session.renew(session_id)
-                    continue
-                if error.kind:
-                    # A server verdict: the gRPC plumbing adds nothing.
-                    raise error from None
-                raise error from rpc_error
-        raise AssertionError("unreachable")
+        deadline = DEFAULT_TIMEOUT if timeout is None and not parked else timeout
+        metrics = _metrics.current
+        started = time.monotonic() if metrics is not None else 0.0
+        try:
+            for attempt in range(2):
+                session_id = self._session.ensure()
+                metadata = ((SESSION_METADATA_KEY, session_id),)
+                try:
+                    if parked:
+                        return _wait_for_future(
+                            stub_method.future(
+                                request, metadata=metadata, timeout=deadline
+                            )
+                        )
+                    return stub_method(request, metadata=metadata, timeout=deadline)
+                except grpc.RpcError as rpc_error:
+                    error = self._translate(rpc_error, key, attribute)
+                    if isinstance(error, errors.SessionError) and attempt == 0:
+                        self._session.renew(session_id)
+                        continue
+                    if error.kind:
+                        # A server verdict: the gRPC plumbing adds nothing.
+                        raise error from None
+                    raise error from rpc_error
+            raise AssertionError("unreachable")
+        finally:
+            if metrics is not None:
+                metrics.observe_call(service, method, time.monotonic() - started)
 
     def _translate(
         self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
@@ -204,15 +230,17 @@ class Connection:
             else:
                 entry[1] += 1
 
-    def release(self, name: str) -> None:
-        """Drops one hold on ``name``: sent, batched, on the session stream.
+    def release(self, name: str, *, handed_off: bool = False) -> None:
+        """Drops one hold on ``name``: sent, batched, on the session stream
+        (after a grace period if the proxy was ``handed_off`` to another
+        process: see Session.send_release).
 
         Safe to call from a finalizer or a weakref callback: it appends to a
         SimpleQueue (reentrant) and takes only a reentrant lock.
         """
         if self.closed:
             return
-        self._session.send_release(name)
+        self._session.send_release(name, handed_off=handed_off)
 
     def _forget_hold(self, name: str) -> None:
         with self._lock:
@@ -277,6 +305,20 @@ class Connection:
         self._session.resume()
 
 
+def _wait_for_future(future: Any) -> Any:
+    """The response of a call made in future form. grpcio's ``result()``
+    waits in short slices, so signals are handled meanwhile; whatever
+    interrupts the wait cancels the call (the server drops the waiter and
+    rolls back a grant that raced with the cancellation)."""
+    try:
+        return future.result()
+    except grpc.RpcError:
+        raise
+    except BaseException:
+        future.cancel()
+        raise
+
+
 def _readopt_request(name: str, object_type: Any) -> objects_pb2.OpenRequest:
     # The ARRAY workaround of _proxy.open_existing_request (imported late:
     # _proxy imports this module).
@@ -291,6 +333,9 @@ _registry_lock = threading.Lock()
 _connections: dict[str, Connection] = {}
 _fork_hooks_registered = False
 _atexit_registered = False
+#: How many times this process has forked (since it started, or since it was
+#: forked itself): a proxy alive across a fork may have been inherited.
+fork_generation = 0
 
 
 def connection_for(address: str) -> Connection:
@@ -354,6 +399,8 @@ def close_all() -> None:
 
 
 def _before_fork() -> None:
+    global fork_generation
+    fork_generation += 1
     _registry_lock.acquire()
     for conn in _connections.values():
         conn._pause_for_fork()

@@ -21,6 +21,7 @@ import weakref
 from multiprocessing import util
 from typing import Any, ClassVar, TypeVar
 
+from . import _connection
 from ._connection import Connection, connection_for
 from ._proto import objects_pb2, value_pb2
 
@@ -112,11 +113,14 @@ def make_proxy(token: Token, options: Options, *, held: bool) -> BaseProxy:
     return proxy_type(token.type)(token, options, held=held)
 
 
-def _release(conn: Connection, name: str, pid: int) -> None:
+def _release(
+    conn: Connection, name: str, pid: int, fork_generation: int, pickled: list[bool]
+) -> None:
     # A proxy inherited through fork dies in the child too: only the process
     # whose session took the hold gives it back.
     if os.getpid() == pid:
-        conn.release(name)
+        handed_off = pickled[0] or fork_generation != _connection.fork_generation
+        conn.release(name, handed_off=handed_off)
 
 
 class BaseProxy:
@@ -131,21 +135,35 @@ class BaseProxy:
     Proxies are safe to use from several threads of one process.
     """
 
-    __slots__ = ("__weakref__", "_finalizer", "_hold_pid", "_options", "_token")
+    __slots__ = (
+        "__weakref__",
+        "_finalizer",
+        "_hold_pid",
+        "_options",
+        "_pickled",
+        "_token",
+    )
 
     _token: Token
     _options: Options
     _finalizer: weakref.finalize[..., BaseProxy] | None
     _hold_pid: int
+    # [True] once pickled: the process that unpickles it adopts the object,
+    # so this one's release waits a grace period (Session.send_release).
+    _pickled: list[bool]
 
     #: The rpc service of this proxy's type, e.g. "Dicts".
     _service: ClassVar[str] = ""
+    #: The class name repr() shows, when Manager's differs from ours
+    #: (Manager serves queues through ``AutoProxy[Queue]``).
+    _manager_class: ClassVar[str] = ""
 
     def __init__(self, token: Token, options: Options, *, held: bool) -> None:
         object.__setattr__(self, "_token", token)
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_finalizer", None)
         object.__setattr__(self, "_hold_pid", 0)
+        object.__setattr__(self, "_pickled", [False])
         if held:
             self._note_hold(connection_for(token.address))
 
@@ -164,12 +182,26 @@ class BaseProxy:
             **kwargs,
         )
 
+    def _parked(self, method: str, request: Any, deadline: float | None) -> Any:
+        """Runs rpc ``method``, which may wait on the server, with a call
+        deadline of ``deadline`` seconds (None: none); see the funnel's
+        ``parked``."""
+        return connection_for(self._token.address).call(
+            self._service, method, request, timeout=deadline, parked=True
+        )
+
     # -- holds --------------------------------------------------------------
 
     def _note_hold(self, conn: Connection) -> None:
         conn.add_hold(self._token.name, self._token.type)
         finalizer = weakref.finalize(
-            self, _release, conn, self._token.name, os.getpid()
+            self,
+            _release,
+            conn,
+            self._token.name,
+            os.getpid(),
+            _connection.fork_generation,
+            self._pickled,
         )
         # At exit the session's Goodbye releases everything at once.
         finalizer.atexit = False
@@ -194,10 +226,22 @@ class BaseProxy:
     # -- pickling -----------------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_proxy, (type(self), self._reduce_token(), self._options))
+        self._pickled[0] = True
+        extra = self._reduce_extra()
+        args: tuple[Any, ...] = (type(self), self._reduce_token(), self._options)
+        return (_rebuild_proxy, (*args, extra) if extra is not None else args)
 
     def _reduce_token(self) -> Token:
         return self._token
+
+    def _reduce_extra(self) -> Any:
+        """Client-side state that travels with a pickled proxy (a barrier's
+        action, a condition's lock), or None; given back to
+        :meth:`_restore_extra` in the process that unpickles it."""
+        return None
+
+    def _restore_extra(self, extra: Any) -> None:
+        raise NotImplementedError
 
     def __deepcopy__(self, memo: Any) -> Any:
         return self._getvalue()
@@ -214,7 +258,7 @@ class BaseProxy:
         return repr(self._getvalue())
 
     def __repr__(self) -> str:
-        name = type(self).__name__
+        name = self._manager_class or type(self).__name__
         return f"<{name} object, typeid {self._token.typeid!r} at {id(self):#x}>"
 
     def __str__(self) -> str:
@@ -247,10 +291,14 @@ def _open_anonymous(token: Token) -> None:
     )
 
 
-def _rebuild_proxy(cls: type[BaseProxy], token: Token, options: Options) -> BaseProxy:
+def _rebuild_proxy(
+    cls: type[BaseProxy], token: Token, options: Options, extra: Any = None
+) -> BaseProxy:
     """Unpickles a proxy: an anonymous object is adopted by this process's
     session (Objects.Open of its ``_anon/`` name adds a hold)."""
     if token.anonymous:
         _open_anonymous(token)
-        return cls(token, options, held=True)
-    return cls(token, options, held=False)
+    proxy = cls(token, options, held=token.anonymous)
+    if extra is not None:
+        proxy._restore_extra(extra)
+    return proxy

@@ -13,6 +13,7 @@ afterwards (:meth:`Session.resume`): see ``_connection.py`` for why.
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
 import socket
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import errors
+from . import _metrics, errors
 from ._proto import session_pb2
 
 #: How long a call waits for the session to be established.
@@ -35,6 +36,11 @@ _DEFAULT_KEEPALIVE = 1.0
 _MAX_RELEASE_BATCH = 4096
 #: How long a pause before fork waits for the stream to close cleanly.
 _PAUSE_WAIT = 1.0
+#: How long the release of a proxy that may have been handed to another
+#: process (pickled, or alive at a fork) is held back: time for that process
+#: to start and take its own hold first, generous for a spawned child on a
+#: loaded machine. See Session.send_release.
+HANDOFF_GRACE = 10.0
 
 
 class Owner(Protocol):
@@ -90,9 +96,16 @@ class Session:
         self._ttl: float | None = None
         self._stream = 0
         self._failures = 0
+        # The next Welcome ends a planned pause around a fork, not a broken
+        # stream: it is not counted as a reconnect.
+        self._planned = False
         self._last_error: errors.StatehubError | None = None
         self._last_details = ""
         self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        # Releases held back until their time: (due, name), a heap kept
+        # across streams; streams overlap briefly when one replaces another.
+        self._later: list[tuple[float, str]] = []
+        self._later_lock = threading.Lock()
         host = socket.gethostname()
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{host}:{os.getpid()}:{program or 'python'}"
@@ -149,8 +162,22 @@ class Session:
             stream = self._stream
         self._outbox.put(("stop", stream))
 
-    def send_release(self, name: str) -> None:
-        self._outbox.put(("release", name))
+    def send_release(self, name: str, *, handed_off: bool = False) -> None:
+        """Queues a Release of one hold on ``name``.
+
+        ``handed_off``: the proxy may have been passed to another process
+        (pickled, or alive when this process forked), which adopts the
+        object by taking a hold of its own when it starts. A parent that
+        drops its proxy right after ``Process.start()`` (which drops its
+        args) would otherwise free the object before the child adopts it,
+        as happens with multiprocessing.Manager; the release waits
+        :data:`HANDOFF_GRACE` seconds instead.
+        """
+        if handed_off:
+            due = time.monotonic() + HANDOFF_GRACE
+            self._outbox.put(("release_later", due, name))
+        else:
+            self._outbox.put(("release", name))
         self._conn._forget_hold(name)
 
     # -- life cycle ---------------------------------------------------------
@@ -183,6 +210,22 @@ class Session:
         with self._cond:
             if self._state != "running":
                 return
+            # Forks in quick succession: let the stream started after the
+            # last one say Hello first, or no message might reach the
+            # server for several forks in a row and the lease would pass.
+            # (A fork while another thread waits in a call takes about a
+            # second: grpcio's pre-fork handler waits for its poller.)
+            deadline = time.monotonic() + _PAUSE_WAIT
+            while (
+                self._planned
+                # ...unless the server is not answering: nothing to keep.
+                and self._last_error is None
+                and self._state == "running"
+                and (remaining := deadline - time.monotonic()) > 0
+            ):
+                self._cond.wait(remaining)
+            if self._state != "running":
+                return
             self._state = "paused"
             thread = self._thread
             stream = self._stream
@@ -199,6 +242,7 @@ class Session:
         """Reconnects after a fork, resuming the session (in the background)."""
         with self._cond:
             if self._state == "paused":
+                self._planned = True
                 self._start_locked()
 
     def _cancel(self) -> None:
@@ -255,13 +299,51 @@ class Session:
     def _welcomed(self, welcome: session_pb2.Welcome) -> None:
         with self._cond:
             had_session = bool(self._id)
+            planned = self._planned
+            self._planned = False
             self._id = welcome.session_id
             self._stale = ""
             self._ttl = welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
             self._last_error = None
             self._cond.notify_all()
+        metrics = _metrics.current
+        if had_session and not planned and metrics is not None:
+            metrics.reconnected(resumed=welcome.resumed)
         if had_session and not welcome.resumed:
             self._conn._readopt()
+
+    def _due_releases(
+        self, stream: int, now: float
+    ) -> tuple[list[str], float | None] | None:
+        """Pops the held-back releases due by ``now``; returns them and when
+        the next one is due, or None if ``stream`` is no longer current."""
+        names: list[str] = []
+        with self._later_lock:
+            if stream != self._stream:
+                return None
+            later = self._later
+            while later and later[0][0] <= now and len(names) < _MAX_RELEASE_BATCH:
+                names.append(heapq.heappop(later)[1])
+            return names, (later[0][0] if later else None)
+
+    def _drain(self, item: tuple[Any, ...], names: list[str]) -> tuple[Any, ...] | None:
+        """Collects ``item`` and the queued messages after it: releases into
+        ``names`` (a batch), held-back releases into their heap, up to the
+        first control message, which it returns."""
+        while True:
+            if item[0] == "release":
+                names.append(item[1])
+            elif item[0] == "release_later":
+                with self._later_lock:
+                    heapq.heappush(self._later, (item[1], item[2]))
+            else:
+                return item
+            if len(names) >= _MAX_RELEASE_BATCH:
+                return None
+            try:
+                item = self._outbox.get_nowait()
+            except queue.Empty:
+                return None
 
     def _requests(
         self, stream: int, resume: str
@@ -270,35 +352,40 @@ class Session:
             hello=session_pb2.Hello(resume_session_id=resume, label=self._label)
         )
         outbox = self._outbox
+        last_sent = time.monotonic()
         while True:
             interval = (self._ttl / 3.0) if self._ttl else _DEFAULT_KEEPALIVE
+            now = time.monotonic()
+            due = self._due_releases(stream, now)
+            if due is None:
+                return  # a newer stream sends them
+            names, next_due = due
+            if names:
+                yield session_pb2.SessionRequest(
+                    release=session_pb2.Release(names=names)
+                )
+                last_sent = now
+                continue
+            wait = last_sent + interval - now
+            if next_due is not None:
+                wait = min(wait, next_due - now)
             try:
-                item = outbox.get(timeout=interval)
+                item = outbox.get(timeout=max(wait, 0.0))
             except queue.Empty:
-                yield session_pb2.SessionRequest(keepalive=session_pb2.Keepalive())
+                if time.monotonic() - last_sent >= interval:
+                    yield session_pb2.SessionRequest(keepalive=session_pb2.Keepalive())
+                    last_sent = time.monotonic()
                 continue
             if stream != self._stream:
                 # A newer stream exists; leave the message to it.
                 outbox.put(item)
                 return
-            names: list[str] = []
-            control: tuple[Any, ...] | None = None
-            while True:
-                if item[0] == "release":
-                    names.append(item[1])
-                else:
-                    control = item
-                    break
-                if len(names) >= _MAX_RELEASE_BATCH:
-                    break
-                try:
-                    item = outbox.get_nowait()
-                except queue.Empty:
-                    break
+            control = self._drain(item, names)
             if names:
                 yield session_pb2.SessionRequest(
                     release=session_pb2.Release(names=names)
                 )
+                last_sent = time.monotonic()
             if control is None:
                 continue
             if control[0] == "goodbye":

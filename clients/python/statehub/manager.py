@@ -36,7 +36,9 @@ from ._connection import (
     normalize_address,
 )
 from ._dict import DictProxy
+from ._events import BarrierProxy, EventProxy
 from ._list import ListProxy
+from ._locks import ConditionProxy, LockProxy, SemaphoreProxy
 from ._namespace import NamespaceProxy
 from ._proto import objects_pb2, value_pb2
 from ._proxy import (
@@ -47,6 +49,7 @@ from ._proxy import (
     make_proxy,
     open_existing_request,
 )
+from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
 
 __all__ = ["Manager", "NamedObjects", "ObjectInfo", "SyncManager"]
@@ -55,20 +58,6 @@ _INITIAL, _STARTED, _SHUTDOWN = "initial", "started", "shutdown"
 
 # Zero cells of an Array made from a length, per typecode.
 _ZERO: dict[str, Any] = {"f": 0.0, "d": 0.0, "u": "\0", "c": b"\0"}
-
-
-def _unserved(name: str) -> Callable[..., NoReturn]:
-    def method(self: SyncManager, *args: Any, **kwargs: Any) -> NoReturn:
-        raise NotImplementedError(
-            f"statehub's Manager().{name}() needs the server's synchronization "
-            "objects (locks, conditions, semaphores, events, barriers, queues), "
-            "which statehub-server does not serve yet; dict, list, Namespace, "
-            "Value and Array work today"
-        )
-
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"Not served yet: raises NotImplementedError ({name})."
-    return method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +93,9 @@ class ObjectInfo:
 
 class SyncManager:
     """Manager's SyncManager for statehub: shared dict, list, Namespace,
-    Value and Array objects on a statehub-server.
+    Value, Array, Lock, RLock, Condition, Semaphore, BoundedSemaphore,
+    Event, Barrier, Queue and JoinableQueue objects on a statehub-server
+    (and Pool, a local process pool).
 
     ``SyncManager(address)`` then :meth:`start` runs a private server (on
     ``address`` if given, else on a private Unix socket), as
@@ -377,22 +368,125 @@ class SyncManager:
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
     ) -> multiprocessing.pool.Pool:
-        """A process pool of this program (not on the server): proxies passed
-        to its tasks work in the workers."""
+        """A process pool of this program (``ctx.Pool``, not on the server,
+        unlike Manager's, whose pool runs in the manager process): proxies
+        passed to its tasks work in the workers."""
         return self._ctx.Pool(processes, initializer, initargs, maxtasksperchild)
 
-    # Manager's synchronization objects: the server does not serve them yet.
-    # Each will be a proxy class registered for its object type, and these
-    # methods will open one, as dict() does.
-    Barrier = _unserved("Barrier")
-    BoundedSemaphore = _unserved("BoundedSemaphore")
-    Condition = _unserved("Condition")
-    Event = _unserved("Event")
-    JoinableQueue = _unserved("JoinableQueue")
-    Lock = _unserved("Lock")
-    Queue = _unserved("Queue")
-    RLock = _unserved("RLock")
-    Semaphore = _unserved("Semaphore")
+    # -- Manager's synchronization objects (anonymous) ---------------------
+
+    def Lock(self) -> LockProxy:  # noqa: N802 - Manager's names
+        """A new shared ``threading.Lock``, with robust ownership (see
+        :class:`LockProxy`)."""
+        return self._open(self._sync_request("", value_pb2.LOCK))  # type: ignore[no-any-return]
+
+    def RLock(self) -> LockProxy:  # noqa: N802
+        """A new shared ``threading.RLock``, owned per (process, thread)."""
+        return self._open(self._sync_request("", value_pb2.RLOCK))  # type: ignore[no-any-return]
+
+    def Condition(self, lock: LockProxy | None = None) -> ConditionProxy:  # noqa: N802
+        """A new shared ``threading.Condition`` bound to lock (a shared Lock
+        or RLock proxy), or to a new shared RLock if none is given."""
+        return self._condition("", lock)
+
+    def Semaphore(self, value: int = 1) -> SemaphoreProxy:  # noqa: N802
+        """A new shared ``threading.Semaphore`` with value free units."""
+        return self._open(self._semaphore_request("", value_pb2.SEMAPHORE, value))  # type: ignore[no-any-return]
+
+    def BoundedSemaphore(self, value: int = 1) -> SemaphoreProxy:  # noqa: N802
+        """A new shared ``threading.BoundedSemaphore``: releasing past value
+        raises ValueError."""
+        return self._open(  # type: ignore[no-any-return]
+            self._semaphore_request("", value_pb2.BOUNDED_SEMAPHORE, value)
+        )
+
+    def Event(self) -> EventProxy:  # noqa: N802
+        """A new shared ``threading.Event``."""
+        return self._open(self._sync_request("", value_pb2.EVENT))  # type: ignore[no-any-return]
+
+    def Barrier(  # noqa: N802
+        self,
+        parties: int,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> BarrierProxy:
+        """A new shared ``threading.Barrier`` for parties callers. action
+        and timeout live in the proxy (see :class:`BarrierProxy`): the
+        caller that arrives last runs action."""
+        return self._barrier("", parties, action, timeout)
+
+    def Queue(self, maxsize: int = 0) -> QueueProxy[Any]:  # noqa: N802
+        """A new shared ``queue.Queue`` (maxsize <= 0: unbounded)."""
+        return self._open(self._queue_request("", value_pb2.QUEUE, maxsize))  # type: ignore[no-any-return]
+
+    def JoinableQueue(self, maxsize: int = 0) -> JoinableQueueProxy[Any]:  # noqa: N802
+        """A new shared queue with task_done() and join()."""
+        return self._open(  # type: ignore[no-any-return]
+            self._queue_request("", value_pb2.JOINABLE_QUEUE, maxsize)
+        )
+
+    def _sync_request(
+        self, name: str, object_type: value_pb2.ObjectType
+    ) -> objects_pb2.OpenRequest:
+        return objects_pb2.OpenRequest(name=name, type=object_type)
+
+    def _semaphore_request(
+        self, name: str, object_type: value_pb2.ObjectType, value: int | None
+    ) -> objects_pb2.OpenRequest:
+        request = objects_pb2.OpenRequest(name=name, type=object_type)
+        if value is not None:
+            value = _as_int(value, "semaphore value")
+            if value < 0:
+                raise ValueError("semaphore initial value must be >= 0")
+            request.semaphore_value = value
+        return request
+
+    def _queue_request(
+        self, name: str, object_type: value_pb2.ObjectType, maxsize: int
+    ) -> objects_pb2.OpenRequest:
+        return objects_pb2.OpenRequest(
+            name=name, type=object_type, maxsize=_as_int(maxsize, "maxsize")
+        )
+
+    def _condition(self, name: str, lock: LockProxy | None) -> ConditionProxy:
+        address, _ = self._started()
+        if lock is None:
+            # Python's Condition() makes its own RLock. A named condition
+            # gets a named one, "<name>/lock", so that another process
+            # opening the condition by name finds the same lock (the server
+            # does not say which lock a condition is bound to).
+            lock = self.named.RLock(f"{name}/lock") if name else self.RLock()
+        elif not isinstance(lock, LockProxy):
+            raise TypeError(
+                "a statehub Condition needs a shared Lock or RLock (m.Lock(), "
+                f"m.RLock()), not {type(lock).__name__}"
+            )
+        elif lock._token.address != address:
+            raise ValueError("a condition and its lock must be on one server")
+        request = objects_pb2.OpenRequest(
+            name=name, type=value_pb2.CONDITION, condition_lock=lock._token.name
+        )
+        condition = cast(ConditionProxy, self._open(request))
+        condition._restore_extra(lock)
+        return condition
+
+    def _barrier(
+        self,
+        name: str,
+        parties: int | None,
+        action: Callable[[], object] | None,
+        timeout: float | None,
+    ) -> BarrierProxy:
+        if action is not None and not callable(action):
+            raise TypeError("a barrier's action must be callable")
+        request = objects_pb2.OpenRequest(name=name, type=value_pb2.BARRIER)
+        if parties is not None:
+            request.parties = _as_int(parties, "parties")
+            if request.parties <= 0:
+                raise ValueError("parties must be > 0")
+        barrier = cast(BarrierProxy, self._open(request))
+        barrier._restore_extra((action, timeout))
+        return barrier
 
     # -- introspection -------------------------------------------------------
 
@@ -477,6 +571,77 @@ class NamedObjects:
         m = self._manager
         return m._open(m._array_request(_check_name(name), typecode, sequence))  # type: ignore[no-any-return]
 
+    def Lock(self, name: str, /) -> LockProxy:  # noqa: N802
+        """The Lock called name."""
+        m = self._manager
+        return m._open(m._sync_request(_check_name(name), value_pb2.LOCK))  # type: ignore[no-any-return]
+
+    def RLock(self, name: str, /) -> LockProxy:  # noqa: N802
+        """The RLock called name."""
+        m = self._manager
+        return m._open(m._sync_request(_check_name(name), value_pb2.RLOCK))  # type: ignore[no-any-return]
+
+    def Condition(  # noqa: N802
+        self, name: str, lock: LockProxy | None = None, /
+    ) -> ConditionProxy:
+        """The Condition called name, bound to lock if new. Without a lock
+        it is bound to the RLock called ``"<name>/lock"``, so every process
+        that opens it by name without a lock uses the same one. (The server
+        does not report which lock an existing condition is bound to: give
+        the same lock, or none, wherever it is opened.)"""
+        return self._manager._condition(_check_name(name), lock)
+
+    def Semaphore(self, name: str, value: int | None = None, /) -> SemaphoreProxy:  # noqa: N802
+        """The Semaphore called name, with value units (default 1) if new."""
+        m = self._manager
+        return m._open(  # type: ignore[no-any-return]
+            m._semaphore_request(_check_name(name), value_pb2.SEMAPHORE, value)
+        )
+
+    def BoundedSemaphore(  # noqa: N802
+        self, name: str, value: int | None = None, /
+    ) -> SemaphoreProxy:
+        """The BoundedSemaphore called name, with value units (default 1)
+        if new."""
+        m = self._manager
+        return m._open(  # type: ignore[no-any-return]
+            m._semaphore_request(_check_name(name), value_pb2.BOUNDED_SEMAPHORE, value)
+        )
+
+    def Event(self, name: str, /) -> EventProxy:  # noqa: N802
+        """The Event called name."""
+        m = self._manager
+        return m._open(m._sync_request(_check_name(name), value_pb2.EVENT))  # type: ignore[no-any-return]
+
+    def Barrier(  # noqa: N802
+        self,
+        name: str,
+        parties: int | None = None,
+        /,
+        action: Callable[[], object] | None = None,
+        timeout: float | None = None,
+    ) -> BarrierProxy:
+        """The Barrier called name, for parties callers if new (parties is
+        needed to create it, not to open an existing one). action and
+        timeout belong to this proxy (see :class:`BarrierProxy`)."""
+        return self._manager._barrier(_check_name(name), parties, action, timeout)
+
+    def Queue(self, name: str, maxsize: int = 0, /) -> QueueProxy[Any]:  # noqa: N802
+        """The Queue called name, bounded by maxsize if new."""
+        m = self._manager
+        return m._open(  # type: ignore[no-any-return]
+            m._queue_request(_check_name(name), value_pb2.QUEUE, maxsize)
+        )
+
+    def JoinableQueue(  # noqa: N802
+        self, name: str, maxsize: int = 0, /
+    ) -> JoinableQueueProxy[Any]:
+        """The JoinableQueue called name, bounded by maxsize if new."""
+        m = self._manager
+        return m._open(  # type: ignore[no-any-return]
+            m._queue_request(_check_name(name), value_pb2.JOINABLE_QUEUE, maxsize)
+        )
+
     def delete(self, name: str) -> None:
         """Deletes the object called name; refs to it dangle (using them
         raises ObjectNotFound). ObjectNotFound if it does not exist."""
@@ -543,6 +708,17 @@ def _check_name(name: object) -> str:
     if not name:
         raise ValueError("an object name cannot be empty (anonymous objects: m.dict())")
     return name
+
+
+def _as_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            return int(value)  # type: ignore[call-overload, no-any-return]
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{what} must be an int, not {type(value).__name__}"
+            ) from None
+    return value
 
 
 def _array_items(typecode: str, sequence: Any) -> Iterable[Any]:

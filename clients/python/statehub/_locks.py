@@ -1,0 +1,412 @@
+"""Lock, RLock, Semaphore, BoundedSemaphore and Condition proxies on
+``statehub.v1.Locks``, ``Semaphores`` and ``Conditions``.
+
+They behave as Manager's ``AcquirerProxy`` and ``ConditionProxy`` do, with
+statehub's robust ownership on top: a lock whose holder's process dies is
+released when that process's session ends (after the server's lease TTL),
+and the next acquirer sees :attr:`LockProxy.owner_died`. Every acquisition
+also gets a fencing token (:attr:`LockProxy.fencing_token`), a per-lock
+counter that only grows.
+
+Example::
+
+    lock = m.Lock()
+    with lock:
+        if lock.owner_died:         # the last holder died holding it
+            repair()
+        write(token=lock.fencing_token)
+
+Blocking calls park on the server (no deadline unless a timeout is given);
+Ctrl-C while one waits cancels it on the server. All proxies here are safe
+to use from several threads; RLock ownership is per thread, as in Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import _metrics, errors
+from ._connection import connection_for
+from ._proto import sync_pb2, value_pb2
+from ._proxy import BaseProxy, Options, Token, register
+from ._waits import call_deadline, caller, clamp, duration, lock_timeout
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds or waits: a session, a thread in it, and a label
+    (``host:pid:thread-name``)."""
+
+    session_id: str
+    thread_id: int
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LockState:
+    """A lock as the server sees it (``Locks.State``): whether it is held,
+    by whom, its RLock recursion depth, the last fencing token, and the
+    parked acquirers in the order they will be served."""
+
+    locked: bool
+    holder: Holder | None
+    held_for: float
+    recursion: int
+    fencing_token: int
+    waiters: tuple[Holder, ...]
+
+
+def _holder(wire: sync_pb2.Holder) -> Holder:
+    return Holder(wire.session_id, wire.thread_id, wire.label)
+
+
+class AcquirerProxy(BaseProxy):
+    """What Manager's ``AcquirerProxy`` offers: ``acquire``, ``release`` and
+    the context manager protocol. The base of the lock and semaphore
+    proxies (``isinstance(m.Lock(), statehub.AcquirerProxy)``)."""
+
+    __slots__ = ()
+    _manager_class = "AcquirerProxy"
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _getvalue(self) -> Any:
+        raise TypeError(f"cannot copy a shared {self._token.typeid}")
+
+    def _observe_wait(self, started: float, acquired: bool) -> None:
+        metrics = _metrics.current
+        if metrics is not None:
+            metrics.observe_lock_wait(
+                value_pb2.ObjectType.Name(self._token.type).lower(),
+                acquired,
+                time.monotonic() - started,
+            )
+
+
+class _Acquisition(threading.local):
+    fencing_token = 0
+    owner_died = False
+
+
+@register(value_pb2.LOCK)
+@register(value_pb2.RLOCK)
+class LockProxy(AcquirerProxy):
+    """A shared ``threading.Lock`` (``m.Lock()``) or ``threading.RLock``
+    (``m.RLock()``).
+
+    A Lock may be released by any caller, as Python allows; an RLock only by
+    the thread that acquired it, once per acquire. Releasing a lock that is
+    not held raises RuntimeError, as threading does.
+
+    :attr:`fencing_token` and :attr:`owner_died` describe the last
+    acquisition made through this proxy by the calling thread.
+    """
+
+    __slots__ = ("_last",)
+    _service = "Locks"
+
+    _last: _Acquisition
+
+    def __init__(self, token: Token, options: Options, *, held: bool) -> None:
+        super().__init__(token, options, held=held)
+        object.__setattr__(self, "_last", _Acquisition())
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquires the lock, as ``threading.Lock.acquire`` does: returns
+        True, or False if not blocking or the timeout passed first. A
+        timeout of -1 (or None) waits forever; other negative timeouts, or a
+        timeout with ``blocking=False``, raise ValueError."""
+        seconds = lock_timeout(blocking, timeout)
+        thread_id, label = caller()
+        request = sync_pb2.LockAcquireRequest(
+            name=self._token.name,
+            blocking=bool(blocking),
+            thread_id=thread_id,
+            label=label,
+        )
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
+        started = time.monotonic()
+        response = self._parked(
+            "Acquire", request, call_deadline(seconds if blocking else 0)
+        )
+        if blocking:
+            self._observe_wait(started, response.acquired)
+        if response.acquired:
+            self._note(response)
+        return bool(response.acquired)
+
+    def _note(self, response: Any) -> None:
+        self._last.fencing_token = response.fencing_token
+        self._last.owner_died = response.owner_died
+
+    def release(self) -> None:
+        """Releases the lock. RuntimeError if it is not held (for an RLock:
+        not held by this thread)."""
+        thread_id, _ = caller()
+        self._call(
+            "Release",
+            sync_pb2.LockReleaseRequest(name=self._token.name, thread_id=thread_id),
+        )
+
+    @property
+    def fencing_token(self) -> int:
+        """The fencing token of this thread's last acquisition through this
+        proxy (0 if none): it only grows per lock, so a resource guarded by
+        the lock can refuse a write that carries an older token. An RLock
+        re-entry keeps the outer acquisition's token."""
+        return self._last.fencing_token
+
+    @property
+    def owner_died(self) -> bool:
+        """True if this thread's last acquisition through this proxy found
+        the lock freed because its previous holder's session ended (its
+        process died, or was cut off past the lease) while holding it; the
+        state the lock guards may be half-updated. Told to one acquirer."""
+        return self._last.owner_died
+
+    def locked(self) -> bool:
+        """Whether the lock is held now (by anyone)."""
+        return self.state().locked
+
+    def state(self) -> LockState:
+        """The lock as the server sees it now: holder, recursion, waiters."""
+        r = self._call("State", sync_pb2.LockStateRequest(name=self._token.name))
+        return LockState(
+            locked=r.locked,
+            holder=_holder(r.holder) if r.HasField("holder") else None,
+            held_for=r.held_for.ToTimedelta().total_seconds(),
+            recursion=r.recursion,
+            fencing_token=r.fencing_token,
+            waiters=tuple(_holder(w.holder) for w in r.waiters),
+        )
+
+    def _str(self) -> str:
+        s = self.state()
+        status = "locked" if s.locked else "unlocked"
+        if self._token.type == value_pb2.RLOCK:
+            return f"<{status} RLock {self._token.name!r} count={s.recursion}>"
+        return f"<{status} Lock {self._token.name!r}>"
+
+
+@register(value_pb2.SEMAPHORE)
+@register(value_pb2.BOUNDED_SEMAPHORE)
+class SemaphoreProxy(AcquirerProxy):
+    """A shared ``threading.Semaphore`` (``m.Semaphore(value)``) or
+    ``BoundedSemaphore``.
+
+    Unlike Python's, units are owned: a unit acquired by a process whose
+    session ends (it died) is given back, so a worker killed inside
+    ``with sem:`` does not leak it. Any process may release.
+    """
+
+    __slots__ = ()
+    _service = "Semaphores"
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Takes one unit, as ``threading.Semaphore.acquire``: True, or
+        False when not blocking or the timeout passed (a negative timeout
+        is 0). ValueError for a timeout with ``blocking=False``."""
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        seconds = clamp(timeout)
+        thread_id, label = caller()
+        request = sync_pb2.SemaphoreAcquireRequest(
+            name=self._token.name,
+            blocking=bool(blocking),
+            thread_id=thread_id,
+            label=label,
+        )
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
+        started = time.monotonic()
+        response = self._parked(
+            "Acquire", request, call_deadline(seconds if blocking else 0)
+        )
+        if blocking:
+            self._observe_wait(started, response.acquired)
+        return bool(response.acquired)
+
+    def release(self, n: int = 1) -> None:
+        """Releases n units. ValueError if n < 1, or if a BoundedSemaphore
+        would pass its initial value ("Semaphore released too many times")."""
+        if n < 1:
+            raise ValueError("n must be one or more")
+        self._call(
+            "Release", sync_pb2.SemaphoreReleaseRequest(name=self._token.name, n=n)
+        )
+
+    def get_value(self) -> int:
+        """The number of free units now."""
+        r = self._call("State", sync_pb2.SemaphoreStateRequest(name=self._token.name))
+        return int(r.value)
+
+    def _str(self) -> str:
+        return f"<{self._token.typeid} {self._token.name!r} value={self.get_value()}>"
+
+
+@register(value_pb2.CONDITION)
+class ConditionProxy(AcquirerProxy):
+    """A shared ``threading.Condition`` (``m.Condition(lock=None)``), bound
+    to a shared Lock or RLock (a new RLock when none is given).
+
+    ``wait`` releases the lock, waits and reacquires it all on the server, so
+    no notify is lost in between. ``wait_for`` evaluates its predicate here,
+    in the client, between waits (as Manager's ConditionProxy does).
+    """
+
+    __slots__ = ("_lock",)
+    _service = "Conditions"
+    _manager_class = "ConditionProxy"
+
+    _lock: LockProxy | None
+
+    def __init__(
+        self,
+        token: Token,
+        options: Options,
+        *,
+        held: bool,
+        lock: LockProxy | None = None,
+    ) -> None:
+        super().__init__(token, options, held=held)
+        object.__setattr__(self, "_lock", lock)
+
+    def _reduce_extra(self) -> Any:
+        return self._lock
+
+    def _restore_extra(self, extra: Any) -> None:
+        object.__setattr__(self, "_lock", extra)
+
+    @property
+    def lock(self) -> LockProxy:
+        """The shared lock this condition is bound to."""
+        if self._lock is None:
+            raise errors.StatehubError(
+                f"condition {self._token.name!r}: its lock is unknown to this "
+                "proxy (it was read back from a shared object, and the server "
+                "does not say which lock a condition is bound to); pass the "
+                "condition to other processes directly, or open it by name "
+                "with its lock: m.named.Condition(name, lock)",
+                object=self._token.name,
+            )
+        return self._lock
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquires the bound lock (see :meth:`LockProxy.acquire`)."""
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """Releases the bound lock."""
+        self.lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Releases the lock (every RLock level), waits for a notify or the
+        timeout, reacquires the lock, and returns False if the timeout
+        passed first. Like Python's, a timed-out wait still waits as long
+        as it takes to reacquire the lock; a negative timeout is 0.
+        RuntimeError if this thread does not hold the lock."""
+        seconds = clamp(timeout)
+        thread_id, label = caller()
+        request = sync_pb2.ConditionWaitRequest(
+            name=self._token.name, thread_id=thread_id, label=label
+        )
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
+        # No deadline: after a timeout the server still reacquires the lock,
+        # which may take any time, as in Python.
+        try:
+            response = self._parked("Wait", request, None)
+        except errors.StatehubError:
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C): the call was cancelled with the lock
+            # released. Python's wait reacquires before propagating, so that
+            # the `with cond:` around it can release.
+            self._reacquire_after_interrupt(thread_id)
+            raise
+        if self._lock is not None:
+            self._lock._note(response)
+        return bool(response.notified)
+
+    def _reacquire_after_interrupt(self, thread_id: int) -> None:
+        lock = self._lock
+        if lock is None:
+            return
+        try:
+            holder = lock.state().holder
+            mine = connection_for(self._token.address).session_id()
+            if holder is None or (holder.session_id, holder.thread_id) != (
+                mine,
+                thread_id,
+            ):
+                # One level, even for an RLock held several levels deep: the
+                # depth is not known here. Enough for `with cond: cond.wait()`.
+                lock.acquire()
+        except errors.StatehubError:
+            pass  # the original exception matters more
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float | None = None
+    ) -> T | bool:
+        """Waits until ``predicate()`` is true (it is called in this client,
+        holding the lock) or the timeout passes, and returns its last value.
+        The timeout bounds the whole call, across as many waits as it takes
+        (the predicate may still run once after it passes, as in Python)."""
+        end: float | None = None
+        remaining = timeout
+        result = predicate()
+        while not result:
+            if remaining is not None:
+                if end is None:
+                    end = time.monotonic() + remaining
+                else:
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        break
+            self.wait(remaining)
+            result = predicate()
+        return result
+
+    def notify(self, n: int = 1) -> None:
+        """Wakes up to n waiters (none when n <= 0). RuntimeError if this
+        thread does not hold the lock."""
+        thread_id, _ = caller()
+        self._call(
+            "Notify",
+            sync_pb2.ConditionNotifyRequest(
+                name=self._token.name, n=n, thread_id=thread_id
+            ),
+        )
+
+    def notify_all(self) -> None:
+        """Wakes every waiter. RuntimeError if this thread does not hold the
+        lock."""
+        thread_id, _ = caller()
+        self._call(
+            "Notify",
+            sync_pb2.ConditionNotifyRequest(
+                name=self._token.name, all=True, thread_id=thread_id
+            ),
+        )
+
+    notifyAll = notify_all  # noqa: N815 - threading's old alias
+
+    def _str(self) -> str:
+        return f"<Condition {self._token.name!r}>"
