@@ -32,6 +32,7 @@ class ConditionObject final : public Object {
                                                Registry* registry);
 
   int64_t Size() const override { return 0; }
+  std::string BoundLock() const override { return lock_->name(); }
   const std::shared_ptr<LockObject>& lock() const { return lock_; }
 
   // Wait releases the lock (the caller must hold it) and parks `waiter`

@@ -46,6 +46,9 @@ class Object : public std::enable_shared_from_this<Object> {
   virtual int64_t Size() const = 0;
   // Typecode of a value cell or array; "" otherwise.
   virtual std::string Typecode() const { return ""; }
+  // BoundLock is the name of the lock a condition is bound to; "" for
+  // other types.
+  virtual std::string BoundLock() const { return ""; }
 
   // OnSessionEnd releases what `session` held in this object and removes its
   // parked calls; returns their completions (deliver with no mutex held).

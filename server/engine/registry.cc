@@ -229,6 +229,7 @@ namespace {
 ObjectInfo Complete(std::pair<ObjectInfo, std::shared_ptr<Object>> partial) {
   partial.first.size = partial.second->Size();
   partial.first.typecode = partial.second->Typecode();
+  partial.first.condition_lock = partial.second->BoundLock();
   return std::move(partial.first);
 }
 }  // namespace

@@ -82,6 +82,8 @@ struct ObjectInfo {
   bool anonymous = false;
   int64_t size = 0;
   std::string typecode;
+  // condition_lock names a condition's lock; "" for other types.
+  std::string condition_lock;
   int64_t holders = 0;
   int64_t referrers = 0;
 };

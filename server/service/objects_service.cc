@@ -12,6 +12,7 @@ void FillInfo(const ObjectInfo& info, v1::ObjectInfo* wire) {
   wire->set_anonymous(info.anonymous);
   wire->set_size(info.size);
   wire->set_typecode(info.typecode);
+  wire->set_condition_lock(info.condition_lock);
   wire->set_holders(info.holders);
   wire->set_referrers(info.referrers);
 }
@@ -108,6 +109,7 @@ grpc::ServerUnaryReactor* ObjectsService::Open(grpc::CallbackServerContext* ctx,
     resp->set_type(req->type());
     resp->set_created(opened.created);
     resp->set_typecode(opened.object->Typecode());
+    resp->set_condition_lock(opened.object->BoundLock());
     return absl::OkStatus();
   });
 }

@@ -333,3 +333,26 @@ def test_locks_inside_shared_objects(manager: statehub.SyncManager) -> None:
     assert isinstance(lock, statehub.LockProxy)
     with lock, rlock:
         assert holder[0].locked() and holder[1].locked()
+
+
+def test_condition_read_back_from_a_dict_finds_its_lock(
+    manager: statehub.SyncManager,
+) -> None:
+    condition = manager.Condition()
+    shared = manager.dict(c=condition)
+    again = shared["c"]
+    with again:  # acquires the condition's own RLock, learnt from the server
+        assert condition.lock.state().locked
+        assert again.notify() is None  # RuntimeError unless the lock is held
+    assert not condition.lock.state().locked
+    assert again.lock._token.name == condition.lock._token.name
+
+
+def test_named_condition_keeps_the_lock_it_was_created_with(
+    manager: statehub.SyncManager,
+) -> None:
+    first = manager.named.Lock("cond-lock-a")
+    second = manager.named.Lock("cond-lock-b")
+    created = manager.named.Condition("cond-bound", first)
+    reopened = manager.named.Condition("cond-bound", second)
+    assert reopened.lock._token.name == created.lock._token.name == "cond-lock-a"

@@ -27,12 +27,12 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from . import _metrics, errors
 from ._connection import connection_for
-from ._proto import sync_pb2, value_pb2
-from ._proxy import BaseProxy, Options, Token, register
+from ._proto import objects_pb2, sync_pb2, value_pb2
+from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
 from ._waits import call_deadline, caller, clamp, duration, lock_timeout
 
 T = TypeVar("T")
@@ -296,17 +296,29 @@ class ConditionProxy(AcquirerProxy):
 
     @property
     def lock(self) -> LockProxy:
-        """The shared lock this condition is bound to."""
+        """The shared lock this condition is bound to. A proxy read back from
+        a shared object learns it from the server on first use."""
         if self._lock is None:
-            raise errors.StatehubError(
-                f"condition {self._token.name!r}: its lock is unknown to this "
-                "proxy (it was read back from a shared object, and the server "
-                "does not say which lock a condition is bound to); pass the "
-                "condition to other processes directly, or open it by name "
-                "with its lock: m.named.Condition(name, lock)",
-                object=self._token.name,
-            )
-        return self._lock
+            object.__setattr__(self, "_lock", self._bound_lock())
+        return cast(LockProxy, self._lock)
+
+    def _bound_lock(self) -> LockProxy:
+        """Asks the server which lock this condition is bound to and opens a
+        proxy on it (adopting it, if anonymous, for this process)."""
+        info = self._call(
+            "Describe",
+            objects_pb2.DescribeRequest(name=self._token.name),
+            service="Objects",
+        ).info
+        lock_info = self._call(
+            "Describe",
+            objects_pb2.DescribeRequest(name=info.condition_lock),
+            service="Objects",
+        ).info
+        token = Token(self._token.address, lock_info.name, lock_info.type)
+        if token.anonymous:
+            _open_anonymous(token)
+        return cast(LockProxy, make_proxy(token, self._options, held=token.anonymous))
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Acquires the bound lock (see :meth:`LockProxy.acquire`)."""

@@ -262,14 +262,21 @@ class SyncManager:
     # -- opening objects ----------------------------------------------------
 
     def _open(self, request: objects_pb2.OpenRequest) -> Any:
+        return self._open_response(request)[0]
+
+    def _open_response(
+        self, request: objects_pb2.OpenRequest
+    ) -> tuple[Any, objects_pb2.OpenResponse]:
+        """Opens an object; returns its proxy and the server's answer."""
         address, options = self._started()
         response = connection_for(address).call(
             "Objects", "Open", request, timeout=options.timeout
         )
         token = Token(address, response.name, response.type, request.typecode)
-        return make_proxy(
+        proxy = make_proxy(
             token, options, held=response.name.startswith(ANONYMOUS_PREFIX)
         )
+        return proxy, response
 
     def _encode_entries(self, out: value_pb2.ValueMap, mapping: dict[Any, Any]) -> None:
         address, options = self._started()
@@ -452,9 +459,8 @@ class SyncManager:
         address, _ = self._started()
         if lock is None:
             # Python's Condition() makes its own RLock. A named condition
-            # gets a named one, "<name>/lock", so that another process
-            # opening the condition by name finds the same lock (the server
-            # does not say which lock a condition is bound to).
+            # gets a named one, "<name>/lock", which people can find by name
+            # too (the server also reports a condition's lock).
             lock = self.named.RLock(f"{name}/lock") if name else self.RLock()
         elif not isinstance(lock, LockProxy):
             raise TypeError(
@@ -466,8 +472,12 @@ class SyncManager:
         request = objects_pb2.OpenRequest(
             name=name, type=value_pb2.CONDITION, condition_lock=lock._token.name
         )
-        condition = cast(ConditionProxy, self._open(request))
-        condition._restore_extra(lock)
+        proxy, response = self._open_response(request)
+        condition = cast(ConditionProxy, proxy)
+        # A condition that existed may be bound to another lock: the proxy
+        # then asks the server for it on first use.
+        if response.condition_lock == lock._token.name:
+            condition._restore_extra(lock)
         return condition
 
     def _barrier(
