@@ -594,11 +594,9 @@ class NamedObjects:
     def Condition(  # noqa: N802
         self, name: str, lock: LockProxy | None = None, /
     ) -> ConditionProxy:
-        """The Condition called name, bound to lock if new. Without a lock
-        it is bound to the RLock called ``"<name>/lock"``, so every process
-        that opens it by name without a lock uses the same one. (The server
-        does not report which lock an existing condition is bound to: give
-        the same lock, or none, wherever it is opened.)"""
+        """The Condition called name, bound to lock if new (without a lock,
+        to the RLock called ``"<name>/lock"``). An existing condition keeps
+        the lock it was created with; the proxy uses that one."""
         return self._manager._condition(_check_name(name), lock)
 
     def Semaphore(self, name: str, value: int | None = None, /) -> SemaphoreProxy:  # noqa: N802
