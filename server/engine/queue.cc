@@ -251,12 +251,13 @@ std::vector<Completion> QueueObject::RollbackGet(SessionId session,
   return out;
 }
 
-QueueState QueueObject::State() const {
+QueueState QueueObject::State(bool include_waiters) const {
   MutexLock lock(&mu_);
   QueueState state;
   state.size = static_cast<int64_t>(items_.size());
   state.maxsize = maxsize_;
   state.unfinished = unfinished_;
+  if (!include_waiters) return state;
   state.getters = wait_queue_internal::Infos(getters_);
   state.putters = wait_queue_internal::Infos(putters_);
   state.joiners = wait_queue_internal::Infos(joiners_);

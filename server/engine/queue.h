@@ -153,7 +153,8 @@ class QueueObject final : public Object {
   std::vector<Completion> RollbackGet(SessionId session, Value item)
       ABSL_LOCKS_EXCLUDED(mu_);
 
-  QueueState State() const;
+  // State returns the counts and, if `include_waiters`, the parked calls.
+  QueueState State(bool include_waiters = true) const;
 
   // OnSessionEnd ends the session's parked calls with SESSION_ERROR; items
   // of its parked putters are dropped (never stored) and their refs

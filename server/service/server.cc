@@ -20,7 +20,9 @@
 #include "server/service/lock_service.h"
 #include "server/service/namespace_service.h"
 #include "server/service/objects_service.h"
+#include "server/service/queue_service.h"
 #include "server/service/session_service.h"
+#include "server/service/sync_service.h"
 #include "spdlog/spdlog.h"
 
 namespace statehub::service {
@@ -100,6 +102,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->services_.push_back(std::make_unique<ArrayService>(engine));
   server->services_.push_back(std::make_unique<LockService>(engine));
   server->services_.push_back(std::make_unique<ConditionService>(engine));
+  server->services_.push_back(std::make_unique<SemaphoreService>(engine));
+  server->services_.push_back(std::make_unique<EventService>(engine));
+  server->services_.push_back(std::make_unique<BarrierService>(engine));
+  server->services_.push_back(std::make_unique<QueueService>(engine));
   for (auto& service : server->services_)
     builder.RegisterService(service.get());
 

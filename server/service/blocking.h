@@ -1,0 +1,150 @@
+// File: server/service/blocking.h
+//
+// What every blocking handler (acquire, wait, get, put, join) shares around
+// ParkedCall: reading the request's blocking flag and timeout, finding the
+// object, creating the call, running the engine operation with the call's
+// waiter, and finishing or parking it; plus the wire forms of holders and
+// waiters for the State rpcs.
+//
+// A handler reads like this:
+//
+//   auto target = Resolve<SemaphoreObject>(engine_, ctx, req->name());
+//   if (!target.ok()) return Fail(ctx, target.status());
+//   auto spec = WaitSpecOf(*target->object, req->blocking(),
+//                          req->has_timeout(), req->timeout());
+//   if (!spec.ok()) return Fail(ctx, spec.status());
+//   ParkedCall::Hooks hooks = ...;
+//   return RunBlocking(ctx, engine_, target->caller, req->thread_id(),
+//                      req->label(), *spec, fill, std::move(hooks),
+//                      [&](std::shared_ptr<Waiter> waiter) { ... });
+
+#ifndef STATEHUB_SERVER_SERVICE_BLOCKING_H_
+#define STATEHUB_SERVER_SERVICE_BLOCKING_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "grpcpp/grpcpp.h"
+#include "server/engine/engine.h"
+#include "server/engine/lock.h"
+#include "server/engine/waiter.h"
+#include "server/service/call.h"
+#include "server/service/parked_call.h"
+#include "statehub/v1/sync.pb.h"
+
+namespace statehub::service {
+
+// WaitSpec is how long a blocking request may wait.
+struct WaitSpec {
+  // timeout: nullopt waits until served.
+  std::optional<absl::Duration> timeout;
+  // may_park is false when the call must answer at once (blocking = false,
+  // or a zero timeout).
+  bool may_park = true;
+
+  std::optional<absl::Time> Deadline() const {
+    if (!timeout) return std::nullopt;
+    return absl::Now() + *timeout;
+  }
+};
+
+// WaitSpecOf reads a request's blocking flag and timeout (unset: wait until
+// served). Errors, naming `object`: VALUE_ERROR for a negative timeout, or
+// for a timeout with blocking = false (as Python).
+absl::StatusOr<WaitSpec> WaitSpecOf(const Object& object, bool blocking,
+                                    bool has_timeout,
+                                    const google::protobuf::Duration& timeout);
+
+// Target is a blocking call's caller and object.
+template <typename T>
+struct Target {
+  Caller caller;
+  std::shared_ptr<T> object;
+};
+
+// Resolve finds the caller's session and the object `name` of type T.
+template <typename T>
+absl::StatusOr<Target<T>> Resolve(Engine& engine,
+                                  const grpc::CallbackServerContext* ctx,
+                                  const std::string& name) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      Caller caller, engine.ResolveCaller(SessionIdOf(ctx), absl::Now()));
+  STATEHUB_ASSIGN_OR_RETURN(std::shared_ptr<T> object,
+                            engine.registry().Find<T>(name));
+  return Target<T>{caller, std::move(object)};
+}
+
+// Fail finishes a call that failed before it could park.
+grpc::ServerUnaryReactor* Fail(grpc::CallbackServerContext* ctx,
+                               const absl::Status& status);
+
+// NotGrantedOnTimeout is the timeout hook of most blocking calls: claim the
+// waiter, withdraw it and answer "not granted" (acquired = false, queue
+// empty or full, ...).
+std::function<void(const std::shared_ptr<Waiter>&)> NotGrantedOnTimeout(
+    std::function<void(const Waiter*)> withdraw);
+
+// Started is what the engine did with a blocking call.
+struct Started {
+  // parked: the call's waiter is parked (it may be completed already).
+  bool parked = false;
+  // now is the answer when not parked.
+  WaitResult now;
+  // completions are other parked calls the operation completed.
+  std::vector<Completion> completions;
+};
+
+// LabelOf is the label of a caller for introspection: the request's, else
+// its session's.
+inline std::string LabelOf(Engine& engine, SessionId session,
+                           const std::string& requested) {
+  return requested.empty() ? engine.sessions().Label(session) : requested;
+}
+
+// RunBlocking creates the call's ParkedCall, runs `start(waiter)` (the
+// waiter is null when the call must not park), delivers the completions it
+// returned, and finishes the call now or parks it until spec's deadline.
+// `label` is the request's label; empty uses the session's.
+template <typename Start>
+grpc::ServerUnaryReactor* RunBlocking(
+    grpc::CallbackServerContext* ctx, Engine& engine, const Caller& caller,
+    uint64_t thread_id, const std::string& label, const WaitSpec& spec,
+    ParkedCall::Fill fill, ParkedCall::Hooks hooks, Start&& start) {
+  auto* call = new ParkedCall(ctx, caller.session, thread_id,
+                              LabelOf(engine, caller.session, label),
+                              std::move(fill), std::move(hooks));
+  absl::StatusOr<Started> started =
+      start(spec.may_park ? call->waiter() : std::shared_ptr<Waiter>());
+  if (!started.ok()) {
+    WaitResult failed;
+    failed.status = started.status();
+    call->FinishNow(failed);
+    return call;
+  }
+  DeliverCompletions(std::move(started->completions));
+  if (started->parked) {
+    call->Park(spec.Deadline());
+  } else {
+    call->FinishNow(started->now);
+  }
+  return call;
+}
+
+// Wire forms for the State rpcs.
+void DurationToWire(absl::Duration d, google::protobuf::Duration* wire);
+void HolderToWire(const HolderInfo& who, v1::Holder* wire);
+void WaitersToWire(const std::vector<HolderInfo>& waiters, absl::Time now,
+                   google::protobuf::RepeatedPtrField<v1::Waiter>* wire);
+
+}  // namespace statehub::service
+
+#endif  // STATEHUB_SERVER_SERVICE_BLOCKING_H_
