@@ -7,72 +7,20 @@
 // out call returns no earlier than its timeout, and "eventually" allows
 // seconds of slack.
 
-#include <signal.h>
-
-#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
-#include "tests/e2e/child_process.h"
-#include "tests/testing/server_process.h"
+#include "tests/e2e/sync_fixture.h"
 
 namespace statehub {
 namespace {
-
-using testing::ChildProcess;
-
-constexpr absl::Duration kLeaseTtl = absl::Seconds(1);
-
-class SyncE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto server = testing::ServerProcess::Start(
-        {absl::StrCat("--lease_ttl=", absl::FormatDuration(kLeaseTtl))});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    client_ = NewClient();
-  }
-
-  std::unique_ptr<Client> NewClient() {
-    auto client = Client::Connect(server_->unix_address());
-    EXPECT_TRUE(client.ok()) << client.status();
-    return *std::move(client);
-  }
-
-  ChildProcess StartChild(std::vector<std::string> args) {
-    args.insert(args.begin() + 1, server_->unix_address());
-    std::optional<ChildProcess> child = ChildProcess::Start(std::move(args));
-    EXPECT_TRUE(child.has_value());
-    return *std::move(child);
-  }
-
-  // WaitUntil polls `done` every 10 ms for up to 30 s.
-  template <typename F>
-  static bool WaitUntil(F done) {
-    const absl::Time give_up = absl::Now() + absl::Seconds(30);
-    while (!done()) {
-      if (absl::Now() > give_up) return false;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return true;
-  }
-
-  std::unique_ptr<testing::ServerProcess> server_;
-  std::unique_ptr<Client> client_;
-};
-
-void ExpectError(const absl::Status& s, absl::StatusCode code, ErrorKind kind) {
-  EXPECT_EQ(s.code(), code) << s;
-  EXPECT_EQ(GetErrorKind(s), kind) << s;
-}
 
 TEST_F(SyncE2eTest, EightProcessesOfLockedReadModifyWritesEndExact) {
   std::vector<ChildProcess> children;
