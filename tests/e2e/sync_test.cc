@@ -109,6 +109,11 @@ TEST_F(SyncE2eTest, StdLockAdaptersAndFencingTokens) {
   ASSERT_TRUE(a->try_lock());
   EXPECT_GT(a->held().fencing_token, first);
   EXPECT_FALSE(a->try_lock()) << "a Lock is not reentrant";
+  EXPECT_FALSE(a->try_lock_until(std::chrono::system_clock::now() -
+                                 std::chrono::seconds(1)))
+      << "a time already passed is one attempt";
+  a->unlock();
+  EXPECT_TRUE(a->try_lock_for(std::chrono::hours::max())) << "free at once";
   a->unlock();
   try {
     a->unlock();

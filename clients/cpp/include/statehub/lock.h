@@ -57,7 +57,6 @@
 #ifndef STATEHUB_LOCK_H_
 #define STATEHUB_LOCK_H_
 
-#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -202,11 +201,16 @@ class BasicLock {
   // HeldRecord is behind a pointer so the handle stays movable.
   struct HeldRecord;
 
+  // ToAbsl converts a std timeout: past means zero (one attempt), beyond
+  // what int64 nanoseconds hold (~292 years) means forever.
   template <typename Rep, typename Period>
   static absl::Duration ToAbsl(const std::chrono::duration<Rep, Period>& d) {
+    if (d <= d.zero()) return absl::ZeroDuration();
+    if (std::chrono::duration<double>(d).count() >= 9e9) {
+      return absl::InfiniteDuration();
+    }
     // Rounded up, so a wait never ends before the time asked for.
-    return absl::FromChrono(std::chrono::ceil<std::chrono::nanoseconds>(
-        std::max(d, std::chrono::duration<Rep, Period>::zero())));
+    return absl::FromChrono(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   bool TryLockFor(absl::Duration timeout);
   // Record notes a successful acquisition through this handle.
