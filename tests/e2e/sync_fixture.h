@@ -25,15 +25,17 @@ namespace statehub {
 
 using ChildProcess = testing::ChildProcess;
 
-// kLeaseTtl is the servers' lease: short, for tests of dead holders.
-inline constexpr absl::Duration kLeaseTtl = absl::Seconds(1);
-
-// SyncE2eTest starts a server (lease kLeaseTtl) and a client per test.
+// SyncE2eTest starts a server and a client per test. The lease is 10 s:
+// under load (sanitizers, 8 busy processes on 2 cores) a shorter one can
+// lapse between keepalives and end live sessions.
 class SyncE2eTest : public ::testing::Test {
  protected:
+  // lease_ttl is the server's --lease_ttl.
+  virtual absl::Duration lease_ttl() const { return absl::Seconds(10); }
+
   void SetUp() override {
     auto server = testing::ServerProcess::Start(
-        {absl::StrCat("--lease_ttl=", absl::FormatDuration(kLeaseTtl))});
+        {absl::StrCat("--lease_ttl=", absl::FormatDuration(lease_ttl()))});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_ = NewClient();
@@ -68,6 +70,13 @@ class SyncE2eTest : public ::testing::Test {
 
   std::unique_ptr<testing::ServerProcess> server_;
   std::unique_ptr<Client> client_;
+};
+
+// ShortLeaseE2eTest is SyncE2eTest with a 1 s lease, for tests that wait
+// for a killed process's session to end.
+class ShortLeaseE2eTest : public SyncE2eTest {
+ protected:
+  absl::Duration lease_ttl() const override { return absl::Seconds(1); }
 };
 
 // ExpectError checks a failed status's code and error kind.

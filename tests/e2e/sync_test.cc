@@ -35,7 +35,7 @@ TEST_F(SyncE2eTest, EightProcessesOfLockedReadModifyWritesEndExact) {
   EXPECT_EQ(*counter->Get("n"), Value(16'000));
 }
 
-TEST_F(SyncE2eTest, KilledHoldersLockGoesToAWaitingProcessWithOwnerDied) {
+TEST_F(ShortLeaseE2eTest, KilledHoldersLockGoesToAWaitingProcessWithOwnerDied) {
   auto lock = client_->OpenLock("robust");
   ASSERT_TRUE(lock.ok());
   ChildProcess holder = StartChild({"hold-lock", "robust"});
@@ -44,9 +44,9 @@ TEST_F(SyncE2eTest, KilledHoldersLockGoesToAWaitingProcessWithOwnerDied) {
   ChildProcess waiter = StartChild({"acquire", "robust"});
   ASSERT_TRUE(WaitUntil([&] { return lock->State()->waiters.size() == 1; }));
   holder.Kill();
-  // The lease runs out after kLeaseTtl; allow generous slack beyond it.
-  std::optional<std::string> got =
-      waiter.ReadLine(absl::ToInt64Milliseconds(kLeaseTtl + absl::Seconds(5)));
+  // The lease runs out after lease_ttl(); allow generous slack beyond it.
+  std::optional<std::string> got = waiter.ReadLine(
+      absl::ToInt64Milliseconds(lease_ttl() + absl::Seconds(5)));
   ASSERT_TRUE(got.has_value()) << "the waiter got the lock within the lease";
   std::vector<std::string> fields = absl::StrSplit(*got, ' ');
   ASSERT_EQ(fields.size(), 2u);
