@@ -1,7 +1,7 @@
 // Queues, barriers, events and semaphores through the C++ client's handles,
 // across real processes (tests/e2e/e2e_client): producers and consumers on
-// a bounded queue, a barrier that one process aborts, timeouts as results,
-// and bad input that leaves nothing behind.
+// a bounded queue, refs carried by queued items, a barrier that one process
+// aborts, timeouts as results, and bad input that leaves nothing behind.
 
 #include <algorithm>
 #include <string>
@@ -50,6 +50,31 @@ TEST_F(PrimitivesE2eTest, ProducersAndConsumersShareABoundedQueue) {
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(*jobs->Put(Value()));
   for (ChildProcess& c : consumers) EXPECT_EQ(c.ReadLine(), "done");
   EXPECT_TRUE(*jobs->Join(absl::Seconds(10)));
+}
+
+TEST_F(PrimitivesE2eTest, AQueuedRefKeepsAnAnonymousObjectAliveForItsTaker) {
+  std::string name;
+  {
+    auto putter = NewClient();
+    auto queue = putter->OpenQueue("refs");
+    auto dict = putter->OpenDict("");
+    ASSERT_TRUE(queue.ok() && dict.ok());
+    ASSERT_TRUE(dict->Set("x", 1).ok());
+    name = dict->name();
+    ASSERT_TRUE(*queue->Put(dict->ref()));
+  }  // the putter's session ends: only the queued ref holds the dict
+  auto queue = client_->OpenQueue("refs");
+  ASSERT_TRUE(queue.ok());
+  absl::StatusOr<std::optional<Value>> item = queue->Get();
+  ASSERT_TRUE(item.ok() && item->has_value()) << item.status();
+  absl::StatusOr<Dict> dict = client_->DictFromRef(**item);
+  ASSERT_TRUE(dict.ok()) << dict.status();
+  EXPECT_EQ(dict->name(), name);
+  EXPECT_EQ(*dict->Get("x"), Value(1));
+  absl::StatusOr<ObjectInfo> info = client_->Describe(name);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->holders, 1) << "the taker's session holds it now";
+  EXPECT_EQ(info->referrers, 0) << "the queue no longer refers to it";
 }
 
 TEST_F(PrimitivesE2eTest, BarrierOfFiveProcessesPassesTogether) {
