@@ -4,10 +4,15 @@
 //
 // Each run increments "hits" in the dict "example/counters" atomically,
 // appends a line to the list "example/visits" and prints both. Run it from
-// several processes at once: no increment is lost.
+// several processes at once: no increment is lost. It also updates
+// "best_streak" under the lock "example/lock": a read-modify-write of
+// several calls, which only a lock makes safe.
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +42,26 @@ int main(int argc, char** argv) {
   absl::StatusOr<statehub::Value> hits = counters->Increment("hits");
   if (!hits.ok()) return Fail(hits.status());
   std::printf("hits = %s\n", hits->Repr().c_str());
+
+  absl::StatusOr<statehub::Lock> lock = (*client)->OpenLock("example/lock");
+  if (!lock.ok()) return Fail(lock.status());
+  try {
+    // lock() cannot return a status: it throws statehub::Error instead.
+    std::lock_guard<statehub::Lock> hold(*lock);
+    absl::StatusOr<statehub::Value> best = counters->Get("best_streak", 0);
+    if (!best.ok()) return Fail(best.status());
+    const int64_t streak = hits->AsInt() % 7;
+    if (streak > best->AsInt()) {
+      if (absl::Status s = counters->Set("best_streak", streak); !s.ok()) {
+        return Fail(s);
+      }
+    }
+    std::printf("best streak %lld (lock fencing token %llu)\n",
+                static_cast<long long>(std::max(streak, best->AsInt())),
+                static_cast<unsigned long long>(lock->held().fencing_token));
+  } catch (const statehub::Error& e) {
+    return Fail(e.status());
+  }
 
   absl::StatusOr<statehub::List> visits = (*client)->OpenList("example/visits");
   if (!visits.ok()) return Fail(visits.status());

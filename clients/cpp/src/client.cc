@@ -67,9 +67,11 @@ ObjectInfo FromWire(const v1::ObjectInfo& wire) {
 // Open is Objects.Open for every type: `init` fills the initial contents.
 // The handle holds the object if it is anonymous: the server granted this
 // session a hold for the call (creating one, or adopting one by name).
+// `created`, if given, receives whether this call created the object.
 absl::StatusOr<HandleState> Open(
     const std::shared_ptr<Core>& core, absl::string_view name, ObjectType type,
-    const std::function<void(v1::OpenRequest*)>& init) {
+    const std::function<void(v1::OpenRequest*)>& init,
+    bool* created = nullptr) {
   if (name.empty() && core->CurrentSession().id.empty()) {
     return MakeError(
         absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
@@ -85,6 +87,7 @@ absl::StatusOr<HandleState> Open(
   v1::OpenResponse response;
   STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
                             core->Call(&Objects::Open, request, &response));
+  if (created != nullptr) *created = response.created();
   HandleState state{core, response.name(), type, nullptr};
   if (absl::StartsWith(response.name(), "_anon/")) {
     state.hold = core->MakeHold(response.name(), tag);
@@ -217,6 +220,103 @@ absl::StatusOr<Array> Client::OpenArray(absl::string_view name,
         client_internal::EncodeItems(items, init->mutable_items());
       }));
   return Array(std::move(state));
+}
+
+absl::StatusOr<Lock> Client::OpenLock(absl::string_view name) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            Open(core_, name, ObjectType::kLock, nullptr));
+  return Lock(std::move(state));
+}
+
+absl::StatusOr<RLock> Client::OpenRLock(absl::string_view name) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            Open(core_, name, ObjectType::kRLock, nullptr));
+  return RLock(std::move(state));
+}
+
+absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name,
+                                                const BasicLock& lock) {
+  if (lock.name().empty()) return client_internal::MovedFromError();
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kCondition, [&](v1::OpenRequest* request) {
+        request->set_condition_lock(lock.name());
+      }));
+  return Condition(std::move(state), nullptr);
+}
+
+absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name) {
+  STATEHUB_ASSIGN_OR_RETURN(RLock own, OpenRLock(""));
+  bool created = false;
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            Open(
+                                core_, name, ObjectType::kCondition,
+                                [&](v1::OpenRequest* request) {
+                                  request->set_condition_lock(own.name());
+                                },
+                                &created));
+  if (!created) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+        absl::StrFormat("condition \"%s\" exists and is bound to its own "
+                        "lock: open it with that lock",
+                        name),
+        name);
+  }
+  return Condition(std::move(state), std::make_unique<RLock>(std::move(own)));
+}
+
+absl::StatusOr<Semaphore> Client::OpenSemaphore(absl::string_view name,
+                                                int64_t value) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kSemaphore, [&](v1::OpenRequest* request) {
+        request->set_semaphore_value(value);
+      }));
+  return Semaphore(std::move(state));
+}
+
+absl::StatusOr<Semaphore> Client::OpenBoundedSemaphore(absl::string_view name,
+                                                       int64_t value) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            Open(core_, name, ObjectType::kBoundedSemaphore,
+                                 [&](v1::OpenRequest* request) {
+                                   request->set_semaphore_value(value);
+                                 }));
+  return Semaphore(std::move(state));
+}
+
+absl::StatusOr<Event> Client::OpenEvent(absl::string_view name) {
+  STATEHUB_ASSIGN_OR_RETURN(HandleState state,
+                            Open(core_, name, ObjectType::kEvent, nullptr));
+  return Event(std::move(state));
+}
+
+absl::StatusOr<Barrier> Client::OpenBarrier(absl::string_view name,
+                                            int64_t parties) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kBarrier,
+           [&](v1::OpenRequest* request) { request->set_parties(parties); }));
+  return Barrier(std::move(state));
+}
+
+absl::StatusOr<Queue> Client::OpenQueue(absl::string_view name,
+                                        int64_t maxsize) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kQueue,
+           [&](v1::OpenRequest* request) { request->set_maxsize(maxsize); }));
+  return Queue(std::move(state));
+}
+
+absl::StatusOr<Queue> Client::OpenJoinableQueue(absl::string_view name,
+                                                int64_t maxsize) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      HandleState state,
+      Open(core_, name, ObjectType::kJoinableQueue,
+           [&](v1::OpenRequest* request) { request->set_maxsize(maxsize); }));
+  return Queue(std::move(state));
 }
 
 absl::StatusOr<Dict> Client::DictFromRef(const Value& ref) {

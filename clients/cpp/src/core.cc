@@ -1,5 +1,6 @@
 #include "core.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -41,7 +42,10 @@ Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
       options_(std::move(options)),
       stubs_(v1::Objects::NewStub(channel_), v1::Dicts::NewStub(channel_),
              v1::Lists::NewStub(channel_), v1::Namespaces::NewStub(channel_),
-             v1::Values::NewStub(channel_), v1::Arrays::NewStub(channel_)),
+             v1::Values::NewStub(channel_), v1::Arrays::NewStub(channel_),
+             v1::Locks::NewStub(channel_), v1::Conditions::NewStub(channel_),
+             v1::Semaphores::NewStub(channel_), v1::Events::NewStub(channel_),
+             v1::Barriers::NewStub(channel_), v1::Queues::NewStub(channel_)),
       session_(options_.open_session
                    ? std::make_unique<Session>(channel_, options_.label)
                    : nullptr) {}
@@ -65,9 +69,17 @@ void Core::CloseSession() {
   if (session_ != nullptr) session_->Close();
 }
 
-SessionTag Core::Prepare(grpc::ClientContext* ctx) const {
-  if (options_.call_timeout != absl::InfiniteDuration()) {
-    ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+SessionTag Core::Prepare(grpc::ClientContext* ctx,
+                         const std::optional<Parked>& parked) const {
+  absl::Duration budget = options_.call_timeout;
+  if (parked.has_value()) {
+    // A negative timeout is the server's to refuse: it must get the call.
+    budget = parked->timeout.has_value()
+                 ? std::max(*parked->timeout, absl::ZeroDuration()) + budget
+                 : absl::InfiniteDuration();
+  }
+  if (budget != absl::InfiniteDuration()) {
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + budget));
   }
   SessionTag tag = CurrentSession();
   if (!tag.id.empty()) ctx->AddMetadata(internal::kSessionKey, tag.id);
@@ -164,6 +176,27 @@ absl::Status MovedFromError() {
   return MakeError(absl::StatusCode::kFailedPrecondition,
                    ErrorKind::kRuntimeError,
                    "statehub handle used after it was moved from");
+}
+
+absl::Duration DurationFromWire(const google::protobuf::Duration& wire) {
+  return absl::Seconds(wire.seconds()) + absl::Nanoseconds(wire.nanos());
+}
+
+Holder HolderFromWire(const v1::Holder& wire) {
+  return Holder{wire.session_id(), wire.thread_id(), wire.label()};
+}
+
+std::vector<Waiter> WaitersFromWire(
+    const google::protobuf::RepeatedPtrField<v1::Waiter>& wire,
+    absl::Time now) {
+  std::vector<Waiter> waiters;
+  waiters.reserve(wire.size());
+  for (const v1::Waiter& w : wire) {
+    const absl::Duration waiting_for = DurationFromWire(w.waiting_for());
+    waiters.push_back(
+        Waiter{HolderFromWire(w.holder()), waiting_for, now - waiting_for});
+  }
+  return waiters;
 }
 
 void EncodeItems(const Value::Items& items,

@@ -7,25 +7,31 @@
 #define STATEHUB_CLIENTS_CPP_SRC_CORE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "grpcpp/grpcpp.h"
 #include "session.h"
 #include "statehub/client.h"
 #include "statehub/internal/handle.h"
 #include "statehub/internal/wire.h"
+#include "statehub/lock.h"
 #include "statehub/v1/cell.grpc.pb.h"
 #include "statehub/v1/dict.grpc.pb.h"
 #include "statehub/v1/list.grpc.pb.h"
 #include "statehub/v1/namespace.grpc.pb.h"
 #include "statehub/v1/objects.grpc.pb.h"
+#include "statehub/v1/queue.grpc.pb.h"
+#include "statehub/v1/sync.grpc.pb.h"
 #include "statehub/value.h"
 
 // Internal shorthands for the Status plumbing of the handle methods.
@@ -51,6 +57,15 @@ namespace statehub::client_internal {
 // server's own limit lets through, it only bounds the recursion.
 inline constexpr int kMaxDecodeDepth = 1000;
 
+// Parked describes a call that may park on the server (acquire, wait, get,
+// ...): `timeout` is the bound the request asks the server to enforce,
+// nullopt to wait until served. Such a call must not be cut short by
+// ClientOptions::call_timeout: an untimed one gets no deadline, a timed one
+// the deadline timeout + call_timeout (the margin for the reply itself).
+struct Parked {
+  std::optional<absl::Duration> timeout;
+};
+
 class Core : public std::enable_shared_from_this<Core> {
  public:
   Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
@@ -69,15 +84,16 @@ class Core : public std::enable_shared_from_this<Core> {
   void CloseSession();
 
   // Call makes one unary call of `method` on this core's stub for its
-  // service: a fresh context with the call deadline and the session
-  // metadata. Returns the session the call ran under (holds in the reply
-  // belong to it), or the failure as a statehub error (kind and object from
-  // the `statehub-error-bin` trailer).
+  // service: a fresh context with the call deadline (see Parked for a call
+  // that may park) and the session metadata. Returns the session the call ran
+  // under (holds in the reply belong to it), or the failure as a statehub error
+  // (kind and object from the `statehub-error-bin` trailer).
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<SessionTag> Call(
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                    Response*),
-      const Request& request, Response* response) const;
+      const Request& request, Response* response,
+      std::optional<Parked> parked = std::nullopt) const;
 
   // Decode converts a value from a reply made under `tag`, giving each ref
   // to an anonymous object the hold the server granted for it.
@@ -105,7 +121,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // Release drops one hold (called by hold tokens as they die).
   void Release(uint64_t generation, std::string name) const;
   // Prepare fills a context for one call and returns the session it names.
-  SessionTag Prepare(grpc::ClientContext* ctx) const;
+  SessionTag Prepare(grpc::ClientContext* ctx,
+                     const std::optional<Parked>& parked) const;
   // Failed converts a failed call's status; a SESSION_ERROR for the current
   // session kicks the session thread.
   absl::Status Failed(const grpc::Status& status,
@@ -119,7 +136,10 @@ class Core : public std::enable_shared_from_this<Core> {
   const std::tuple<
       std::unique_ptr<v1::Objects::Stub>, std::unique_ptr<v1::Dicts::Stub>,
       std::unique_ptr<v1::Lists::Stub>, std::unique_ptr<v1::Namespaces::Stub>,
-      std::unique_ptr<v1::Values::Stub>, std::unique_ptr<v1::Arrays::Stub>>
+      std::unique_ptr<v1::Values::Stub>, std::unique_ptr<v1::Arrays::Stub>,
+      std::unique_ptr<v1::Locks::Stub>, std::unique_ptr<v1::Conditions::Stub>,
+      std::unique_ptr<v1::Semaphores::Stub>, std::unique_ptr<v1::Events::Stub>,
+      std::unique_ptr<v1::Barriers::Stub>, std::unique_ptr<v1::Queues::Stub>>
       stubs_;
   // session_ is null when the client was connected without a session.
   const std::unique_ptr<Session> session_;
@@ -129,9 +149,10 @@ template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> Core::Call(
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    const Request& request, Response* response) const {
+    const Request& request, Response* response,
+    std::optional<Parked> parked) const {
   grpc::ClientContext ctx;
-  SessionTag tag = Prepare(&ctx);
+  SessionTag tag = Prepare(&ctx, parked);
   const grpc::Status status =
       (StubFor<Stub>()->*method)(&ctx, request, response);
   if (!status.ok()) return Failed(status, ctx, tag);
@@ -148,11 +169,39 @@ absl::StatusOr<SessionTag> CallOn(
     const HandleState& h,
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    Request& request, Response* response) {
+    Request& request, Response* response,
+    std::optional<Parked> parked = std::nullopt) {
   if (h.core == nullptr) return MovedFromError();
   request.set_name(h.name);
-  return h.core->Call(method, request, response);
+  return h.core->Call(method, request, response, parked);
 }
+
+// SetTimeout fills `request.timeout` from `timeout` and returns the wait to
+// pass to Call: nullopt and absl::InfiniteDuration() leave the field unset
+// (wait until served). A negative timeout is sent as is, for the server to
+// refuse with VALUE_ERROR.
+template <typename Request>
+Parked SetTimeout(std::optional<absl::Duration> timeout, Request& request) {
+  if (!timeout.has_value() || *timeout == absl::InfiniteDuration()) {
+    return Parked{};
+  }
+  const int64_t nanos = absl::ToInt64Nanoseconds(*timeout);
+  request.mutable_timeout()->set_seconds(nanos / 1'000'000'000);
+  request.mutable_timeout()->set_nanos(
+      static_cast<int32_t>(nanos % 1'000'000'000));
+  return Parked{timeout};
+}
+
+// WaitersFromWire converts the parked calls of a State reply received at
+// `now`.
+std::vector<Waiter> WaitersFromWire(
+    const google::protobuf::RepeatedPtrField<v1::Waiter>& wire, absl::Time now);
+
+// DurationFromWire converts a wire duration.
+absl::Duration DurationFromWire(const google::protobuf::Duration& wire);
+
+// HolderFromWire converts a wire holder.
+Holder HolderFromWire(const v1::Holder& wire);
 
 // EncodeItems appends `items` to a repeated wire field.
 void EncodeItems(const Value::Items& items,

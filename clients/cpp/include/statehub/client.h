@@ -4,7 +4,8 @@
 // gRPC channel plus a session (a lease kept alive in the background) that
 // owns this process's holds on anonymous objects. Open shared objects through
 // it and use the handles it returns (Dict, List, Namespace, ValueCell,
-// Array); see statehub/dict.h and the other handle headers.
+// Array, Lock, RLock, Condition, Semaphore, Event, Barrier, Queue); see
+// statehub/dict.h and the other handle headers.
 //
 // Open is get-or-create: the initial contents apply only if the call created
 // the object. An empty name creates an anonymous object (Manager's
@@ -57,8 +58,11 @@
 #include "statehub/cell.h"
 #include "statehub/dict.h"
 #include "statehub/list.h"
+#include "statehub/lock.h"
 #include "statehub/namespace.h"
+#include "statehub/queue.h"
 #include "statehub/status.h"
+#include "statehub/sync.h"
 #include "statehub/value.h"
 
 namespace statehub {
@@ -169,6 +173,60 @@ class Client {
   absl::StatusOr<Array> OpenArray(absl::string_view name,
                                   absl::string_view typecode,
                                   Value::Items items);
+
+  // OpenLock is OpenDict for a lock (Manager's Lock). Blocks for one round
+  // trip. Thread-safe.
+  absl::StatusOr<Lock> OpenLock(absl::string_view name);
+
+  // OpenRLock is OpenDict for a reentrant lock (Manager's RLock). Blocks for
+  // one round trip. Thread-safe.
+  absl::StatusOr<RLock> OpenRLock(absl::string_view name);
+
+  // OpenCondition is OpenDict for a condition bound to `lock` (a Lock or
+  // RLock handle) if this call creates it; a condition that exists stays
+  // bound to the lock it was created with. Errors also: OBJECT_NOT_FOUND if
+  // the lock does not exist; FAILED_PRECONDITION for a moved-from lock.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<Condition> OpenCondition(absl::string_view name,
+                                          const BasicLock& lock);
+
+  // OpenCondition without a lock is Python's Condition(): it creates an
+  // anonymous RLock, binds a new condition to it and returns the RLock as
+  // the handle's own_lock(). Errors also: VALUE_ERROR if `name` names an
+  // existing condition (bound to some other lock: open it with that lock);
+  // SESSION_ERROR without a session. Blocks for two round trips.
+  // Thread-safe.
+  absl::StatusOr<Condition> OpenCondition(absl::string_view name);
+
+  // OpenSemaphore is OpenDict for a semaphore (Manager's Semaphore) with
+  // `value` free units if this call creates it. Errors also: VALUE_ERROR
+  // for a negative value. Blocks for one round trip. Thread-safe.
+  absl::StatusOr<Semaphore> OpenSemaphore(absl::string_view name,
+                                          int64_t value = 1);
+
+  // OpenBoundedSemaphore is OpenSemaphore for Manager's BoundedSemaphore:
+  // releases past `value` fail with VALUE_ERROR.
+  absl::StatusOr<Semaphore> OpenBoundedSemaphore(absl::string_view name,
+                                                 int64_t value = 1);
+
+  // OpenEvent is OpenDict for an event (Manager's Event), created clear.
+  // Blocks for one round trip. Thread-safe.
+  absl::StatusOr<Event> OpenEvent(absl::string_view name);
+
+  // OpenBarrier is OpenDict for a barrier of `parties` callers (Manager's
+  // Barrier) if this call creates it. Errors also: VALUE_ERROR for
+  // parties <= 0. Blocks for one round trip. Thread-safe.
+  absl::StatusOr<Barrier> OpenBarrier(absl::string_view name, int64_t parties);
+
+  // OpenQueue is OpenDict for a queue (Manager's Queue) holding at most
+  // `maxsize` items if this call creates it (<= 0: unbounded). Blocks for
+  // one round trip. Thread-safe.
+  absl::StatusOr<Queue> OpenQueue(absl::string_view name, int64_t maxsize = 0);
+
+  // OpenJoinableQueue is OpenQueue for Manager's JoinableQueue (the same
+  // handle: both support TaskDone and Join).
+  absl::StatusOr<Queue> OpenJoinableQueue(absl::string_view name,
+                                          int64_t maxsize = 0);
 
   // DictFromRef returns a handle on the dict a ref value names (a ref read
   // from another object). The handle shares the ref's hold, if any. Makes no

@@ -1,7 +1,8 @@
 // File: statehub/statehub.h
 //
 // The whole statehub C++ client in one include: Client (client.h), the
-// object handles Dict, List, Namespace, ValueCell and Array, the neutral
+// object handles Dict, List, Namespace, ValueCell, Array, Lock, RLock,
+// Condition, Semaphore, Event, Barrier and Queue, the neutral
 // Value (value.h) and error kinds (status.h).
 //
 // Example:
@@ -20,8 +21,11 @@
 #include "statehub/client.h"     // IWYU pragma: export
 #include "statehub/dict.h"       // IWYU pragma: export
 #include "statehub/list.h"       // IWYU pragma: export
+#include "statehub/lock.h"       // IWYU pragma: export
 #include "statehub/namespace.h"  // IWYU pragma: export
+#include "statehub/queue.h"      // IWYU pragma: export
 #include "statehub/status.h"     // IWYU pragma: export
+#include "statehub/sync.h"       // IWYU pragma: export
 #include "statehub/value.h"      // IWYU pragma: export
 
 #endif  // STATEHUB_STATEHUB_H_

@@ -11,11 +11,18 @@
 //   if (statehub::GetErrorKind(v.status()) == statehub::ErrorKind::kKeyError) {
 //     // v.status().message() == "dict \"jobs\": key 'x' not found"
 //   }
+//
+// Methods that cannot return a status (the std::mutex-style lock(),
+// unlock(), wait() of Lock, RLock and Condition) throw `statehub::Error`
+// instead, carrying the same status, as std::mutex::lock throws
+// std::system_error.
 
 #ifndef STATEHUB_STATUS_H_
 #define STATEHUB_STATUS_H_
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -62,6 +69,21 @@ std::string GetErrorLimit(const absl::Status& status);
 std::string SerializeErrorDetail(const absl::Status& status);
 absl::Status StatusFromWire(absl::StatusCode code, absl::string_view message,
                             absl::string_view serialized_detail);
+
+// Error is what the std-style methods of the synchronization handles
+// (Lock::lock(), Condition::wait(), ...) throw when a call fails. what() is
+// status().ToString(); read the kind with GetErrorKind(e.status()).
+class Error : public std::runtime_error {
+ public:
+  // REQUIRES: !status.ok().
+  explicit Error(absl::Status status)
+      : std::runtime_error(status.ToString()), status_(std::move(status)) {}
+
+  const absl::Status& status() const noexcept { return status_; }
+
+ private:
+  absl::Status status_;
+};
 
 }  // namespace statehub
 
