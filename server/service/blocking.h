@@ -72,7 +72,9 @@ struct Target {
   std::shared_ptr<T> object;
 };
 
-// Resolve finds the caller's session and the object `name` of type T.
+// Resolve finds the caller's session and the object `name` of type T for a
+// blocking call. Errors: SESSION_ERROR without a session (a parked call
+// ends with its session, so it needs one), and Find's.
 template <typename T>
 absl::StatusOr<Target<T>> Resolve(Engine& engine,
                                   const grpc::CallbackServerContext* ctx,
@@ -81,6 +83,12 @@ absl::StatusOr<Target<T>> Resolve(Engine& engine,
       Caller caller, engine.ResolveCaller(SessionIdOf(ctx), absl::Now()));
   STATEHUB_ASSIGN_OR_RETURN(std::shared_ptr<T> object,
                             engine.registry().Find<T>(name));
+  if (caller.session == 0) {
+    return object->Error(absl::StatusCode::kFailedPrecondition,
+                         ErrorKind::kSessionError,
+                         "blocking calls need a session (statehub-session "
+                         "metadata): their waits end with it");
+  }
   return Target<T>{caller, std::move(object)};
 }
 

@@ -46,6 +46,14 @@ TEST_F(PrimitivesE2eTest, ProducersAndConsumersShareABoundedQueue) {
   EXPECT_EQ(state->size, 0);
   EXPECT_EQ(state->maxsize, 10);
   EXPECT_EQ(state->unfinished, 0);
+  // A consumer marks its last item done before it asks for the next one,
+  // so both park again soon after join returns, not necessarily before.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (state.ok() && state->getters.size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    state = jobs->State();
+  }
+  ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->getters.size(), 2u) << "both consumers wait for more";
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(*jobs->Put(Value()));
   for (ChildProcess& c : consumers) EXPECT_EQ(c.ReadLine(), "done");
