@@ -89,14 +89,31 @@ class AcquirerProxy(BaseProxy):
     def _getvalue(self) -> Any:
         raise TypeError(f"cannot copy a shared {self._token.typeid}")
 
-    def _observe_wait(self, started: float, acquired: bool) -> None:
+    def _acquire(self, request_type: Any, blocking: bool, seconds: float | None) -> Any:
+        """Sends an acquire of ``request_type`` (LockAcquireRequest or
+        SemaphoreAcquireRequest), parked on the server for up to ``seconds``
+        (None: until served), records the wait, and returns the reply."""
+        thread_id, label = caller()
+        request = request_type(
+            name=self._token.name,
+            blocking=bool(blocking),
+            thread_id=thread_id,
+            label=label,
+        )
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
+        started = time.monotonic()
+        response = self._parked(
+            "Acquire", request, call_deadline(seconds if blocking else 0)
+        )
         metrics = _metrics.current
-        if metrics is not None:
+        if blocking and metrics is not None:
             metrics.observe_lock_wait(
                 value_pb2.ObjectType.Name(self._token.type).lower(),
-                acquired,
+                response.acquired,
                 time.monotonic() - started,
             )
+        return response
 
 
 class _Acquisition(threading.local):
@@ -133,21 +150,7 @@ class LockProxy(AcquirerProxy):
         timeout of -1 (or None) waits forever; other negative timeouts, or a
         timeout with ``blocking=False``, raise ValueError."""
         seconds = lock_timeout(blocking, timeout)
-        thread_id, label = caller()
-        request = sync_pb2.LockAcquireRequest(
-            name=self._token.name,
-            blocking=bool(blocking),
-            thread_id=thread_id,
-            label=label,
-        )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        started = time.monotonic()
-        response = self._parked(
-            "Acquire", request, call_deadline(seconds if blocking else 0)
-        )
-        if blocking:
-            self._observe_wait(started, response.acquired)
+        response = self._acquire(sync_pb2.LockAcquireRequest, blocking, seconds)
         if response.acquired:
             self._note(response)
         return bool(response.acquired)
@@ -225,22 +228,9 @@ class SemaphoreProxy(AcquirerProxy):
         is 0). ValueError for a timeout with ``blocking=False``."""
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        seconds = clamp(timeout)
-        thread_id, label = caller()
-        request = sync_pb2.SemaphoreAcquireRequest(
-            name=self._token.name,
-            blocking=bool(blocking),
-            thread_id=thread_id,
-            label=label,
+        response = self._acquire(
+            sync_pb2.SemaphoreAcquireRequest, blocking, clamp(timeout)
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        started = time.monotonic()
-        response = self._parked(
-            "Acquire", request, call_deadline(seconds if blocking else 0)
-        )
-        if blocking:
-            self._observe_wait(started, response.acquired)
         return bool(response.acquired)
 
     def release(self, n: int = 1) -> None:
