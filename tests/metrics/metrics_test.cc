@@ -29,7 +29,10 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
 #include "statehub/internal/wire.h"
+#include "statehub/prometheus.h"
 #include "statehub/statehub.h"
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/queue.grpc.pb.h"
@@ -489,6 +492,45 @@ TEST_F(MetricsTest, SemaphoreIsCounted) {
             2);
   EXPECT_EQ(Value(scrape, R"(statehub_semaphore_waiters{name="slots"})"), 0);
   EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="semaphore"})"), 0);
+}
+
+// The C++ client's own metrics (statehub/prometheus.h) in an application
+// registry.
+TEST_F(MetricsTest, ClientMetricsLandInTheApplicationsRegistry) {
+  prometheus::Registry registry;
+  ClientOptions options;
+  options.observer = std::make_shared<PrometheusObserver>(registry);
+  auto client = Client::Connect(server_->unix_address(), options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto d = (*client)->OpenDict("client-metrics");
+  ASSERT_TRUE(d.ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(d->Set("k", i).ok());
+  EXPECT_FALSE(d->Get("missing").ok());
+  auto lock = (*client)->OpenLock("client-metrics-lock");
+  ASSERT_TRUE(lock.ok());
+  ASSERT_TRUE(lock->Acquire()->acquired);
+  // A Lock is not reentrant: a second acquire waits, then times out.
+  EXPECT_FALSE(lock->Acquire(absl::Milliseconds(10))->acquired);
+  ASSERT_TRUE(lock->Release().ok());
+
+  const std::string text =
+      prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_EQ(
+      Value(text, R"(statehub_client_calls_total{code="OK",rpc="DictSet"})"),
+      3);
+  EXPECT_EQ(Value(text, R"(statehub_client_call_duration_seconds_count{)"
+                        R"(rpc="DictSet"})"),
+            3);
+  EXPECT_EQ(Value(text, R"(statehub_client_calls_total{)"
+                        R"(code="NOT_FOUND",rpc="DictGet"})"),
+            1)
+      << text;
+  EXPECT_EQ(Value(text, R"(statehub_client_acquire_wait_seconds_count{)"
+                        R"(result="acquired",rpc="LockAcquire"})"),
+            1);
+  EXPECT_EQ(Value(text, R"(statehub_client_acquire_wait_seconds_count{)"
+                        R"(result="not_acquired",rpc="LockAcquire"})"),
+            1);
 }
 
 TEST_F(MetricsTest, ErrorsAreCountedByCode) {

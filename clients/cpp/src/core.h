@@ -16,6 +16,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
@@ -65,6 +67,13 @@ inline constexpr int kMaxDecodeDepth = 1000;
 struct Parked {
   std::optional<absl::Duration> timeout;
 };
+
+// RpcName is the rpc a request message is for: its name without "Request"
+// ("DictGetRequest" -> "DictGet").
+inline absl::string_view RpcName(absl::string_view request_message) {
+  absl::ConsumeSuffix(&request_message, "Request");
+  return request_message;
+}
 
 class Core : public std::enable_shared_from_this<Core> {
  public:
@@ -153,8 +162,21 @@ absl::StatusOr<SessionTag> Core::Call(
     std::optional<Parked> parked) const {
   grpc::ClientContext ctx;
   SessionTag tag = Prepare(&ctx, parked);
+  const absl::Time start =
+      options_.observer ? absl::Now() : absl::InfinitePast();
   const grpc::Status status =
       (StubFor<Stub>()->*method)(&ctx, request, response);
+  if (options_.observer) {
+    const absl::string_view rpc = RpcName(Request::descriptor()->name());
+    const absl::Duration latency = absl::Now() - start;
+    options_.observer->CallDone(
+        rpc, latency, static_cast<absl::StatusCode>(status.error_code()));
+    if constexpr (requires { response->acquired(); }) {
+      if (status.ok()) {
+        options_.observer->AcquireDone(rpc, latency, response->acquired());
+      }
+    }
+  }
   if (!status.ok()) return Failed(status, ctx, tag);
   return tag;
 }

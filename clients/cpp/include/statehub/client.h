@@ -60,6 +60,7 @@
 #include "statehub/list.h"
 #include "statehub/lock.h"
 #include "statehub/namespace.h"
+#include "statehub/observer.h"
 #include "statehub/queue.h"
 #include "statehub/status.h"
 #include "statehub/sync.h"
@@ -86,6 +87,10 @@ struct ClientOptions {
   // objects are unavailable (SESSION_ERROR) and refs to anonymous objects
   // carry no hold.
   bool open_session = true;
+  // observer, if set, sees every call's latency and every acquire's wait
+  // (client-side metrics; see statehub/observer.h and
+  // statehub/prometheus.h). Shared by the client and its handles.
+  std::shared_ptr<CallObserver> observer;
 };
 
 // ObjectInfo summarizes one shared object (Objects.List and Describe).
