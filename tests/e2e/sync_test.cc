@@ -137,10 +137,22 @@ TEST_F(SyncE2eTest, ConditionOverAnAnonymousRLockKeepsTheRecursion) {
   EXPECT_TRUE(state->locked) << "reacquired after the timeout";
   EXPECT_EQ(state->recursion, 2);
   EXPECT_EQ(state->holder.thread_id, CurrentThreadId());
-  // A named condition that exists is bound to its own lock already.
+  // A named condition that exists stays bound to its lock, which the
+  // server reports: opening it without a lock finds that RLock.
   auto named = client_->OpenCondition("c", *rlock);
   ASSERT_TRUE(named.ok());
-  ExpectError(client_->OpenCondition("c").status(),
+  absl::StatusOr<ObjectInfo> info = client_->Describe("c");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->condition_lock, rlock->name());
+  auto reopened = client_->OpenCondition("c");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_NE(reopened->own_lock(), nullptr);
+  EXPECT_EQ(reopened->own_lock()->name(), rlock->name());
+  // One bound to a plain Lock cannot be handed out as an owned RLock.
+  auto plain = client_->OpenLock("c-plain");
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(client_->OpenCondition("c2", *plain).ok());
+  ExpectError(client_->OpenCondition("c2").status(),
               absl::StatusCode::kInvalidArgument, ErrorKind::kValueError);
 }
 

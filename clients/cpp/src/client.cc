@@ -59,6 +59,7 @@ ObjectInfo FromWire(const v1::ObjectInfo& wire) {
   info.anonymous = wire.anonymous();
   info.size = wire.size();
   info.typecode = wire.typecode();
+  info.condition_lock = wire.condition_lock();
   info.holders = wire.holders();
   info.referrers = wire.referrers();
   return info;
@@ -71,7 +72,7 @@ ObjectInfo FromWire(const v1::ObjectInfo& wire) {
 absl::StatusOr<HandleState> Open(
     const std::shared_ptr<Core>& core, absl::string_view name, ObjectType type,
     const std::function<void(v1::OpenRequest*)>& init,
-    bool* created = nullptr) {
+    v1::OpenResponse* reply = nullptr) {
   if (name.empty() && core->CurrentSession().id.empty()) {
     return MakeError(
         absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
@@ -87,7 +88,7 @@ absl::StatusOr<HandleState> Open(
   v1::OpenResponse response;
   STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
                             core->Call(&Objects::Open, request, &response));
-  if (created != nullptr) *created = response.created();
+  if (reply != nullptr) *reply = response;
   HandleState state{core, response.name(), type, nullptr};
   if (absl::StartsWith(response.name(), "_anon/")) {
     state.hold = core->MakeHold(response.name(), tag);
@@ -247,23 +248,30 @@ absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name,
 
 absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name) {
   STATEHUB_ASSIGN_OR_RETURN(RLock own, OpenRLock(""));
-  bool created = false;
+  v1::OpenResponse reply;
   STATEHUB_ASSIGN_OR_RETURN(HandleState state,
                             Open(
                                 core_, name, ObjectType::kCondition,
                                 [&](v1::OpenRequest* request) {
                                   request->set_condition_lock(own.name());
                                 },
-                                &created));
-  if (!created) {
+                                &reply));
+  if (reply.created()) {
+    return Condition(std::move(state), std::make_unique<RLock>(std::move(own)));
+  }
+  // The condition existed: its own lock is the one the server reports. A
+  // Condition without a lock owns an RLock, so that is what it must be.
+  absl::StatusOr<RLock> bound = OpenRLock(reply.condition_lock());
+  if (!bound.ok()) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
-        absl::StrFormat("condition \"%s\" exists and is bound to its own "
-                        "lock: open it with that lock",
-                        name),
+        absl::StrFormat("condition \"%s\" exists, bound to \"%s\", which is "
+                        "not an rlock: open the condition with that lock",
+                        name, reply.condition_lock()),
         name);
   }
-  return Condition(std::move(state), std::make_unique<RLock>(std::move(own)));
+  return Condition(std::move(state),
+                   std::make_unique<RLock>(*std::move(bound)));
 }
 
 absl::StatusOr<Semaphore> Client::OpenSemaphore(absl::string_view name,

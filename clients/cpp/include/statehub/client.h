@@ -105,6 +105,8 @@ struct ObjectInfo {
   int64_t size = 0;
   // typecode is the typecode of a value or array; empty otherwise.
   std::string typecode;
+  // condition_lock names the lock a condition is bound to; empty otherwise.
+  std::string condition_lock;
   // holders is the number of session holds on an anonymous object (0 if
   // named); referrers the number of refs to it stored in other objects.
   int64_t holders = 0;
@@ -197,10 +199,11 @@ class Client {
 
   // OpenCondition without a lock is Python's Condition(): it creates an
   // anonymous RLock, binds a new condition to it and returns the RLock as
-  // the handle's own_lock(). Errors also: VALUE_ERROR if `name` names an
-  // existing condition (bound to some other lock: open it with that lock);
-  // SESSION_ERROR without a session. Blocks for two round trips.
-  // Thread-safe.
+  // the handle's own_lock(). If `name` names an existing condition, its
+  // own_lock() is the RLock the server reports it bound to. Errors also:
+  // VALUE_ERROR if that lock is a Lock, not an RLock (open the condition
+  // with it); SESSION_ERROR without a session. Blocks for two or three
+  // round trips. Thread-safe.
   absl::StatusOr<Condition> OpenCondition(absl::string_view name);
 
   // OpenSemaphore is OpenDict for a semaphore (Manager's Semaphore) with
