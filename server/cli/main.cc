@@ -45,10 +45,6 @@ std::unique_ptr<grpc::ClientContext> Context() {
   return ctx;
 }
 
-absl::Duration FromWire(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
 std::string Who(const statehub::v1::Holder& holder) {
   return absl::StrFormat("session %s %s thread %x", holder.session_id(),
                          holder.label().empty() ? "-" : holder.label(),
@@ -121,7 +117,9 @@ int Locks(const std::shared_ptr<grpc::Channel>& channel,
               : "";
       std::printf("%s %s: held by %s for %s (fencing token %llu%s)\n", type,
                   info.name().c_str(), Who(state.holder()).c_str(),
-                  absl::FormatDuration(FromWire(state.held_for())).c_str(),
+                  absl::FormatDuration(
+                      statehub::internal::DurationFromWire(state.held_for()))
+                      .c_str(),
                   static_cast<unsigned long long>(state.fencing_token()),
                   recursion.c_str());
     }
@@ -129,7 +127,9 @@ int Locks(const std::shared_ptr<grpc::Channel>& channel,
     for (const auto& waiter : state.waiters()) {
       std::printf("  waiter %d: %s, waiting %s\n", ++position,
                   Who(waiter.holder()).c_str(),
-                  absl::FormatDuration(FromWire(waiter.waiting_for())).c_str());
+                  absl::FormatDuration(statehub::internal::DurationFromWire(
+                                           waiter.waiting_for()))
+                      .c_str());
     }
   }
   return 0;

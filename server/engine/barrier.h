@@ -44,7 +44,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/engine/lock.h"
 #include "server/engine/object.h"
 #include "server/engine/wait_queue.h"
 #include "server/engine/waiter.h"

@@ -209,10 +209,15 @@ TEST_F(BarrierTest, EndedSessionWithoutParkedWaitersChangesNothing) {
   auto barrier = Open("b", 2);
   const SessionId passer = NewSession();
   const SessionId other = NewSession();
+  // The passer parks once, so the barrier tracks its session...
+  auto first = Park(*barrier, passer);
+  EXPECT_EQ(Pass(*barrier, other), 1);
+  ASSERT_TRUE(first->done());
+  // ...but has nothing parked in the next generation when its session ends.
   auto w = Park(*barrier, other);
-  EXPECT_EQ(Pass(*barrier, passer), 1);
   engine_.sessions().End(passer);
   EXPECT_FALSE(barrier->State().broken);
+  EXPECT_FALSE(w->done());
 }
 
 TEST_F(BarrierTest, DeleteFailsParkedWaitsWithObjectNotFound) {

@@ -45,7 +45,7 @@ class ConditionObject final : public Object {
   std::vector<Completion> Timeout(const Waiter* waiter);
   // Withdraw removes a waiter its caller claimed (cancelled).
   void Withdraw(const Waiter* waiter) {
-    lock_->Withdraw(waiter, /*timed_out=*/false);
+    lock_->WithdrawConditionWaiter(waiter);
   }
   // Notify wakes up to n waiters (all if n < 0). Errors: RUNTIME_ERROR.
   absl::StatusOr<int64_t> Notify(const Caller& caller, uint64_t thread_id,

@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "server/engine/registry.h"
+#include "server/engine/wait_queue.h"
 
 namespace statehub {
 namespace {
@@ -34,18 +35,16 @@ std::vector<Value> LockObject::TakeContents() { return {}; }
 
 std::vector<Completion> LockObject::TakeWaiters(const absl::Status& status) {
   std::vector<Completion> out;
-  WaitResult failed;
-  failed.status = status;
-  auto fail_all = [&](std::deque<Pending>& q) {
-    for (Pending& p : q) {
-      if (!p.waiter->TryClaim()) continue;
-      if (observer_ && !p.condition) observer_->NotAcquired(false);
-      out.push_back({std::move(p.waiter), failed});
+  // Only acquire calls claimed here count as cancelled acquisitions; a
+  // claimed entry's waiter was moved out into `out`.
+  for (const Pending& p : wait_queue_internal::FailAll(queue_, status, &out)) {
+    if (observer_ && !p.condition && p.waiter == nullptr) {
+      observer_->NotAcquired(false);
     }
-    q.clear();
-  };
-  fail_all(queue_);
-  for (auto& [id, waiting] : conditions_) fail_all(waiting);
+  }
+  for (auto& [id, waiting] : conditions_) {
+    wait_queue_internal::FailAll(waiting, status, &out);
+  }
   return out;
 }
 
@@ -64,14 +63,16 @@ uint64_t LockObject::TakeLocked(HolderInfo who, int64_t recursion) {
 }
 
 void LockObject::ReleaseLocked(std::vector<Completion>* out) {
-  const absl::Time now = absl::Now();
-  if (observer_ && holding_) observer_->Released(now - holding_->who.since);
+  if (observer_ && holding_) {
+    observer_->Released(absl::Now() - holding_->who.since);
+  }
   holding_.reset();
   while (!queue_.empty()) {
     Pending next = std::move(queue_.front());
     queue_.pop_front();
     // A waiter claimed by its timeout or cancellation is on its way out.
     if (!next.waiter->TryClaim()) continue;
+    const absl::Time now = absl::Now();
     WaitResult result;
     result.granted = !next.condition || next.notified;
     result.fencing_token =
@@ -137,21 +138,21 @@ absl::StatusOr<std::vector<Completion>> LockObject::Release(
 
 void LockObject::Withdraw(const Waiter* waiter, bool timed_out) {
   MutexLock lock(&mu_);
-  auto matches = [waiter](const Pending& p) {
-    return p.waiter.get() == waiter;
-  };
-  auto it = std::find_if(queue_.begin(), queue_.end(), matches);
-  if (it != queue_.end()) {
-    if (observer_ && !it->condition) observer_->NotAcquired(timed_out);
-    queue_.erase(it);
-    return;
-  }
+  // Counted whether or not a release already dropped the claimed entry:
+  // the call ends without the lock either way.
+  if (observer_) observer_->NotAcquired(timed_out);
+  RemoveLocked(waiter);
+}
+
+void LockObject::WithdrawConditionWaiter(const Waiter* waiter) {
+  MutexLock lock(&mu_);
+  RemoveLocked(waiter);
+}
+
+void LockObject::RemoveLocked(const Waiter* waiter) {
+  if (wait_queue_internal::Take(queue_, waiter)) return;
   for (auto& [id, waiting] : conditions_) {
-    auto c = std::find_if(waiting.begin(), waiting.end(), matches);
-    if (c != waiting.end()) {
-      waiting.erase(c);
-      return;
-    }
+    if (wait_queue_internal::Take(waiting, waiter)) return;
   }
 }
 
@@ -228,21 +229,16 @@ int64_t LockObject::ConditionWaiters(uint64_t condition) const {
   MutexLock lock(&mu_);
   auto cq = conditions_.find(condition);
   if (cq == conditions_.end()) return 0;
-  return std::count_if(cq->second.begin(), cq->second.end(),
-                       [](const Pending& p) { return !p.waiter->claimed(); });
+  return wait_queue_internal::Waiting(cq->second);
 }
 
 std::vector<Completion> LockObject::ConditionDrop(uint64_t condition,
                                                   const absl::Status& status) {
   std::vector<Completion> out;
-  WaitResult failed;
-  failed.status = status;
   MutexLock lock(&mu_);
   auto cq = conditions_.find(condition);
   if (cq == conditions_.end()) return out;
-  for (Pending& p : cq->second) {
-    if (p.waiter->TryClaim()) out.push_back({std::move(p.waiter), failed});
-  }
+  wait_queue_internal::FailAll(cq->second, status, &out);
   conditions_.erase(cq);
   return out;
 }
@@ -256,12 +252,7 @@ LockState LockObject::State() const {
     state.recursion = holding_->recursion;
   }
   state.fencing_token = last_token_;
-  for (const Pending& p : queue_) {
-    if (p.waiter->claimed()) continue;
-    state.waiters.push_back(HolderInfo{p.waiter->session(),
-                                       p.waiter->thread_id(), p.waiter->label(),
-                                       p.waiter->since()});
-  }
+  state.waiters = wait_queue_internal::Infos(queue_);
   return state;
 }
 
@@ -278,22 +269,16 @@ LockObject::Load LockObject::CurrentLoad() const {
 std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
-  WaitResult ended;
-  ended.status = Error(absl::StatusCode::kFailedPrecondition,
-                       ErrorKind::kSessionError, "the waiting session ended");
-  auto drop_session = [&](std::deque<Pending>& q) {
-    for (auto it = q.begin(); it != q.end();) {
-      if (it->waiter->session() == session && it->waiter->TryClaim()) {
-        if (observer_ && !it->condition) observer_->NotAcquired(false);
-        out.push_back(Completion{std::move(it->waiter), ended});
-        it = q.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  };
-  drop_session(queue_);
-  for (auto& [id, waiting] : conditions_) drop_session(waiting);
+  const absl::Status ended =
+      Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
+            "the waiting session ended");
+  for (const Pending& p :
+       wait_queue_internal::FailSession(queue_, session, ended, &out)) {
+    if (observer_ && !p.condition) observer_->NotAcquired(false);
+  }
+  for (auto& [id, waiting] : conditions_) {
+    wait_queue_internal::FailSession(waiting, session, ended, &out);
+  }
   if (holding_ && holding_->who.session == session) {
     owner_died_ = true;
     ReleaseLocked(&out);

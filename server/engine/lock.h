@@ -37,14 +37,6 @@
 
 namespace statehub {
 
-// Who holds or waits, for introspection.
-struct HolderInfo {
-  SessionId session = 0;
-  uint64_t thread_id = 0;
-  std::string label;
-  absl::Time since;
-};
-
 struct LockState {
   bool locked = false;
   HolderInfo holder;
@@ -86,11 +78,14 @@ class LockObject final : public Object {
   absl::StatusOr<std::vector<Completion>> Release(const Caller& caller,
                                                   uint64_t thread_id);
 
-  // Withdraw removes a waiter that its caller claimed from whichever queue
-  // holds it: `timed_out` when its timeout claimed it, else it was
-  // cancelled (for the observer). A condition waiter removed this way no
-  // longer holds the lock: nothing else changes.
+  // Withdraw removes an acquire call that its caller claimed (`timed_out`:
+  // by its timeout, else by cancellation) and reports it to the observer as
+  // not acquired, even if a release already dropped the claimed entry.
   void Withdraw(const Waiter* waiter, bool timed_out);
+  // WithdrawConditionWaiter removes a condition waiter its caller claimed
+  // (cancelled), from the condition's queue or, once notified, the lock's.
+  // It no longer holds the lock: nothing else changes.
+  void WithdrawConditionWaiter(const Waiter* waiter);
 
   // Rollback undoes a grant whose call was cancelled as it was granted:
   // releases the lock if `fencing_token` still holds it.
@@ -159,6 +154,8 @@ class LockObject final : public Object {
   // Gives the lock to `who`, returning its token.
   uint64_t TakeLocked(HolderInfo who, int64_t recursion)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes `waiter`'s entry from whichever queue holds it.
+  void RemoveLocked(const Waiter* waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the lock and grants it to the first live waiter.
   void ReleaseLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -7,25 +7,16 @@
 #include "gtest/gtest.h"
 #include "server/engine/condition.h"
 #include "server/engine/engine.h"
+#include "server/engine/test_observer.h"
+#include "server/engine/test_waiter.h"
 
 namespace statehub {
 namespace {
 
-// A parked call that records its result.
-class RecordingWaiter final : public Waiter {
- public:
-  explicit RecordingWaiter(SessionId session, uint64_t thread = 1)
-      : Waiter(session, thread, "test", absl::Now()) {}
-  void Complete(WaitResult result) override { result_ = std::move(result); }
-  const std::optional<WaitResult>& result() const { return result_; }
-
- private:
-  std::optional<WaitResult> result_;
-};
-
 class LockTest : public ::testing::Test {
  protected:
   LockTest() : engine_(Limits{}, absl::Seconds(10)) {
+    engine_.registry().set_observers(&counts_);
     a_ = Caller{NewSession()};
     b_ = Caller{NewSession()};
     c_ = Caller{NewSession()};
@@ -40,6 +31,7 @@ class LockTest : public ::testing::Test {
     return *engine_.registry().Find<LockObject>(name);
   }
 
+  CountingObservers counts_;  // outlives engine_
   Engine engine_;
   Caller a_, b_, c_;
 };
@@ -50,7 +42,7 @@ TEST_F(LockTest, SecondAcquirerParksAndGetsTheLockOnRelease) {
   ASSERT_TRUE(first.ok() && first->acquired);
   EXPECT_EQ(first->fencing_token, 1u);
 
-  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  auto waiter = TestWaiter::Make(b_.session, 1);
   auto second = lock->Acquire(b_, 1, waiter, "b");
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE(second->parked);
@@ -58,18 +50,18 @@ TEST_F(LockTest, SecondAcquirerParksAndGetsTheLockOnRelease) {
   auto released = lock->Release(a_, 1);
   ASSERT_TRUE(released.ok());
   DeliverCompletions(*std::move(released));
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_TRUE(waiter->result()->granted);
-  EXPECT_EQ(waiter->result()->fencing_token, 2u);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_TRUE(waiter->result().granted);
+  EXPECT_EQ(waiter->result().fencing_token, 2u);
   EXPECT_EQ(lock->State().holder.session, b_.session);
 }
 
 TEST_F(LockTest, WaitersAreServedInFifoOrder) {
   auto lock = Open("l", ObjectType::kLock);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
-  std::vector<std::shared_ptr<RecordingWaiter>> waiters;
+  std::vector<std::shared_ptr<TestWaiter>> waiters;
   for (int i = 0; i < 5; ++i) {
-    waiters.push_back(std::make_shared<RecordingWaiter>(b_.session, i));
+    waiters.push_back(TestWaiter::Make(b_.session, i));
     ASSERT_TRUE(lock->Acquire(b_, i, waiters.back(), "b")->parked);
   }
   // Non-blocking acquire does not overtake parked waiters.
@@ -78,24 +70,24 @@ TEST_F(LockTest, WaitersAreServedInFifoOrder) {
   for (int i = 0; i < 5; ++i) {
     DeliverCompletions(*lock->Release(Caller{lock->State().holder.session},
                                       lock->State().holder.thread_id));
-    ASSERT_TRUE(waiters[i]->result().has_value()) << i;
-    EXPECT_GT(waiters[i]->result()->fencing_token, last_token);
-    last_token = waiters[i]->result()->fencing_token;
-    for (int j = i + 1; j < 5; ++j) EXPECT_FALSE(waiters[j]->result()) << j;
+    ASSERT_TRUE(waiters[i]->done()) << i;
+    EXPECT_GT(waiters[i]->result().fencing_token, last_token);
+    last_token = waiters[i]->result().fencing_token;
+    for (int j = i + 1; j < 5; ++j) EXPECT_FALSE(waiters[j]->done()) << j;
   }
 }
 
 TEST_F(LockTest, HolderSessionEndingFreesTheLockWithOwnerDied) {
   auto lock = Open("l", ObjectType::kLock);
   auto held = lock->Acquire(a_, 1, nullptr, "a");
-  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  auto waiter = TestWaiter::Make(b_.session, 1);
   ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
 
   engine_.sessions().End(a_.session);
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_TRUE(waiter->result()->granted);
-  EXPECT_TRUE(waiter->result()->owner_died);
-  EXPECT_GT(waiter->result()->fencing_token, held->fencing_token);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_TRUE(waiter->result().granted);
+  EXPECT_TRUE(waiter->result().owner_died);
+  EXPECT_GT(waiter->result().fencing_token, held->fencing_token);
 
   // owner_died is told once.
   DeliverCompletions(*lock->Release(b_, 1));
@@ -115,11 +107,11 @@ TEST_F(LockTest, OwnerDiedIsReportedToTheNextAcquirerWhenNobodyWaited) {
 TEST_F(LockTest, EndedSessionsParkedCallsEndWithSessionError) {
   auto lock = Open("l", ObjectType::kLock);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
-  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  auto waiter = TestWaiter::Make(b_.session, 1);
   ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
   engine_.sessions().End(b_.session);
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_EQ(GetErrorKind(waiter->result()->status), ErrorKind::kSessionError);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_EQ(GetErrorKind(waiter->result().status), ErrorKind::kSessionError);
   EXPECT_TRUE(lock->State().waiters.empty());
 }
 
@@ -168,16 +160,34 @@ TEST_F(LockTest, RLockCountsRecursionPerThread) {
 TEST_F(LockTest, WithdrawnWaiterIsSkipped) {
   auto lock = Open("l", ObjectType::kLock);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
-  auto timed_out = std::make_shared<RecordingWaiter>(b_.session);
-  auto next = std::make_shared<RecordingWaiter>(c_.session);
+  auto timed_out = TestWaiter::Make(b_.session, 1);
+  auto next = TestWaiter::Make(c_.session, 1);
   ASSERT_TRUE(lock->Acquire(b_, 1, timed_out, "b")->parked);
   ASSERT_TRUE(lock->Acquire(c_, 1, next, "c")->parked);
   ASSERT_TRUE(timed_out->TryClaim());  // what the timeout does
   lock->Withdraw(timed_out.get(), /*timed_out=*/true);
   DeliverCompletions(*lock->Release(a_, 1));
-  EXPECT_FALSE(timed_out->result().has_value());
-  ASSERT_TRUE(next->result().has_value());
+  EXPECT_FALSE(timed_out->done());
+  ASSERT_TRUE(next->done());
   EXPECT_EQ(lock->State().holder.session, c_.session);
+  EXPECT_EQ(counts_.timed_out(), 1);
+  EXPECT_EQ(counts_.acquired(), 2);   // a at once, c after waiting
+  EXPECT_EQ(counts_.contended(), 1);  // c
+  EXPECT_EQ(counts_.released(), 1);
+}
+
+TEST_F(LockTest, TimeoutThatLosesTheRaceToAReleaseStillCounts) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto late = TestWaiter::Make(b_.session, 1);
+  ASSERT_TRUE(lock->Acquire(b_, 1, late, "b")->parked);
+  ASSERT_TRUE(late->TryClaim());              // the timeout claims it first...
+  DeliverCompletions(*lock->Release(a_, 1));  // ...the release drops it...
+  lock->Withdraw(late.get(), /*timed_out=*/true);  // ...then it withdraws
+  EXPECT_FALSE(late->done());
+  EXPECT_FALSE(lock->State().locked);
+  EXPECT_EQ(counts_.timed_out(), 1);
+  EXPECT_EQ(counts_.cancelled(), 0);
 }
 
 TEST_F(LockTest, RollbackReleasesOnlyTheMatchingGrant) {
@@ -192,11 +202,11 @@ TEST_F(LockTest, RollbackReleasesOnlyTheMatchingGrant) {
 TEST_F(LockTest, DeletingALockFailsItsWaiters) {
   auto lock = Open("l", ObjectType::kLock);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
-  auto waiter = std::make_shared<RecordingWaiter>(b_.session);
+  auto waiter = TestWaiter::Make(b_.session, 1);
   ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
   ASSERT_TRUE(engine_.registry().Delete("l").ok());
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_EQ(GetErrorKind(waiter->result()->status), ErrorKind::kObjectNotFound);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_EQ(GetErrorKind(waiter->result().status), ErrorKind::kObjectNotFound);
 }
 
 class ConditionTest : public LockTest {
@@ -217,16 +227,16 @@ TEST_F(ConditionTest, WaitReleasesTheLockAndNotifyWakesAfterRelease) {
   auto cond = OpenCondition("c", "l");
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);  // depth 2
-  auto waiter = std::make_shared<RecordingWaiter>(a_.session, 1);
+  auto waiter = TestWaiter::Make(a_.session, 1);
   DeliverCompletions(*cond->Wait(a_, 1, waiter));
   EXPECT_FALSE(lock->State().locked) << "wait releases every level";
 
   ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
   EXPECT_EQ(*cond->Notify(b_, 1, 1), 1);
-  EXPECT_FALSE(waiter->result().has_value()) << "the notifier holds the lock";
+  EXPECT_FALSE(waiter->done()) << "the notifier holds the lock";
   DeliverCompletions(*lock->Release(b_, 1));
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_TRUE(waiter->result()->granted);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_TRUE(waiter->result().granted);
   EXPECT_EQ(lock->State().holder.session, a_.session);
   EXPECT_EQ(lock->State().recursion, 2) << "recursion restored";
 }
@@ -234,10 +244,10 @@ TEST_F(ConditionTest, WaitReleasesTheLockAndNotifyWakesAfterRelease) {
 TEST_F(ConditionTest, NotifyNWakesExactlyN) {
   auto lock = Open("l", ObjectType::kLock);
   auto cond = OpenCondition("c", "l");
-  std::vector<std::shared_ptr<RecordingWaiter>> waiters;
+  std::vector<std::shared_ptr<TestWaiter>> waiters;
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(lock->Acquire(a_, i, nullptr, "a")->acquired);
-    waiters.push_back(std::make_shared<RecordingWaiter>(a_.session, i));
+    waiters.push_back(TestWaiter::Make(a_.session, i));
     DeliverCompletions(*cond->Wait(a_, i, waiters.back()));
   }
   EXPECT_EQ(cond->Waiting(), 5);
@@ -246,33 +256,33 @@ TEST_F(ConditionTest, NotifyNWakesExactlyN) {
   EXPECT_EQ(cond->Waiting(), 3);
   DeliverCompletions(*lock->Release(b_, 1));
   // The two woken reacquire in turn.
-  ASSERT_TRUE(waiters[0]->result().has_value());
-  EXPECT_FALSE(waiters[1]->result().has_value());
+  ASSERT_TRUE(waiters[0]->done());
+  EXPECT_FALSE(waiters[1]->done());
   DeliverCompletions(*lock->Release(a_, 0));
-  ASSERT_TRUE(waiters[1]->result().has_value());
+  ASSERT_TRUE(waiters[1]->done());
   DeliverCompletions(*lock->Release(a_, 1));
-  for (int i = 2; i < 5; ++i) EXPECT_FALSE(waiters[i]->result()) << i;
+  for (int i = 2; i < 5; ++i) EXPECT_FALSE(waiters[i]->done()) << i;
 }
 
 TEST_F(ConditionTest, TimedOutWaiterReacquiresAndReportsNotNotified) {
   auto lock = Open("l", ObjectType::kLock);
   auto cond = OpenCondition("c", "l");
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
-  auto waiter = std::make_shared<RecordingWaiter>(a_.session);
+  auto waiter = TestWaiter::Make(a_.session, 1);
   DeliverCompletions(*cond->Wait(a_, 1, waiter));
   ASSERT_TRUE(lock->Acquire(b_, 1, nullptr, "b")->acquired);
   DeliverCompletions(cond->Timeout(waiter.get()));
-  EXPECT_FALSE(waiter->result().has_value()) << "waits for the lock";
+  EXPECT_FALSE(waiter->done()) << "waits for the lock";
   DeliverCompletions(*lock->Release(b_, 1));
-  ASSERT_TRUE(waiter->result().has_value());
-  EXPECT_FALSE(waiter->result()->granted);
+  ASSERT_TRUE(waiter->done());
+  EXPECT_FALSE(waiter->result().granted);
   EXPECT_EQ(lock->State().holder.session, a_.session);
 }
 
 TEST_F(ConditionTest, WaitOrNotifyWithoutTheLockIsARuntimeError) {
   auto lock = Open("l", ObjectType::kLock);
   auto cond = OpenCondition("c", "l");
-  auto waiter = std::make_shared<RecordingWaiter>(a_.session);
+  auto waiter = TestWaiter::Make(a_.session, 1);
   auto waited = cond->Wait(a_, 1, waiter);
   EXPECT_EQ(GetErrorKind(waited.status()), ErrorKind::kRuntimeError);
   EXPECT_THAT(std::string(waited.status().message()),

@@ -10,14 +10,14 @@
 // checks the engine's own locking for real. Release builds keep Mutex
 // at no cost.
 //
-// Use `Mutex`, `MutexLock` and `ReaderMutexLock` as their absl namesakes.
+// Use `Mutex`, `MutexLock` and `ReaderMutexLock` as their absl namesakes
+// (no conditions: the engine never waits on its own mutexes).
 
 #ifndef STATEHUB_SERVER_ENGINE_MUTEX_H_
 #define STATEHUB_SERVER_ENGINE_MUTEX_H_
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define STATEHUB_TSAN 1
@@ -28,8 +28,6 @@
 #endif
 
 #ifdef STATEHUB_TSAN
-#include <condition_variable>
-#include <mutex>
 #include <shared_mutex>
 #endif
 
@@ -46,27 +44,12 @@ using ReaderMutexLock = absl::ReaderMutexLock;
 class ABSL_LOCKABLE Mutex {
  public:
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void Unlock() ABSL_UNLOCK_FUNCTION() {
-    mu_.unlock();
-    changed_.notify_all();
-  }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   void ReaderLock() ABSL_SHARED_LOCK_FUNCTION() { mu_.lock_shared(); }
   void ReaderUnlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock_shared(); }
 
-  // As Mutex::AwaitWithTimeout. REQUIRES: held exclusively.
-  bool AwaitWithTimeout(const absl::Condition& condition,
-                        absl::Duration timeout) {
-    std::unique_lock<std::shared_mutex> held(mu_, std::adopt_lock);
-    const bool met =
-        changed_.wait_for(held, absl::ToChronoNanoseconds(timeout),
-                          [&condition] { return condition.Eval(); });
-    held.release();
-    return met;
-  }
-
  private:
   std::shared_mutex mu_;
-  std::condition_variable_any changed_;
 };
 
 class ABSL_SCOPED_LOCKABLE MutexLock {

@@ -47,7 +47,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/engine/lock.h"
 #include "server/engine/object.h"
 #include "server/engine/wait_queue.h"
 #include "server/engine/waiter.h"

@@ -332,9 +332,7 @@ void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
     std::shared_ptr<Object> object = std::move(dead.back());
     dead.pop_back();
     Object::Retired retired = object->Retire();
-    for (Completion& c : retired.completions) {
-      c.waiter->Complete(std::move(c.result));
-    }
+    DeliverCompletions(std::move(retired.completions));
     MutexLock lock(&mu_);
     for (const Value& v : retired.values) {
       v.ForEachRef(
@@ -420,9 +418,7 @@ void Registry::EndSession(SessionId session) {
     }
   }
   for (const std::shared_ptr<Object>& object : tracked) {
-    for (Completion& c : object->OnSessionEnd(session)) {
-      c.waiter->Complete(std::move(c.result));
-    }
+    DeliverCompletions(object->OnSessionEnd(session));
   }
   std::vector<std::shared_ptr<Object>> dead;
   {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/engine/registry.h"
 
@@ -30,18 +31,19 @@ SemaphoreObject::SemaphoreObject(std::string name, ObjectType type,
 
 absl::StatusOr<std::shared_ptr<SemaphoreObject>> SemaphoreObject::Make(
     std::string name, ObjectType type, int64_t value, Registry* registry) {
+  // Checked first: a semaphore never made must not take a metrics series.
+  if (value < 0) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                     absl::StrCat(ObjectLabel(type, name),
+                                  ": semaphore initial value must be >= 0"),
+                     name);
+  }
   std::shared_ptr<AcquireObserver> observer;
   if (registry != nullptr && registry->observers() != nullptr) {
     observer = registry->observers()->ForSemaphore(name);
   }
-  std::shared_ptr<SemaphoreObject> sem(new SemaphoreObject(
+  return std::shared_ptr<SemaphoreObject>(new SemaphoreObject(
       std::move(name), type, value, registry, std::move(observer)));
-  if (value < 0) {
-    return sem->Error(absl::StatusCode::kInvalidArgument,
-                      ErrorKind::kValueError,
-                      "semaphore initial value must be >= 0");
-  }
-  return sem;
 }
 
 std::vector<Value> SemaphoreObject::TakeContents() { return {}; }
@@ -49,10 +51,9 @@ std::vector<Value> SemaphoreObject::TakeContents() { return {}; }
 std::vector<Completion> SemaphoreObject::TakeWaiters(
     const absl::Status& status) {
   std::vector<Completion> out;
-  const size_t failed =
-      wait_queue_internal::FailAll(queue_, status, &out).size();
-  if (observer_) {
-    for (size_t i = 0; i < failed; ++i) observer_->NotAcquired(false);
+  // Only the calls claimed here (their waiter moved into `out`) end here.
+  for (const Parked& p : wait_queue_internal::FailAll(queue_, status, &out)) {
+    if (observer_ && p.waiter == nullptr) observer_->NotAcquired(false);
   }
   return out;
 }
@@ -154,9 +155,9 @@ absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
 
 void SemaphoreObject::Withdraw(const Waiter* waiter, bool timed_out) {
   MutexLock lock(&mu_);
-  if (wait_queue_internal::Take(queue_, waiter) && observer_) {
-    observer_->NotAcquired(timed_out);
-  }
+  // Counted whether or not a grant pass already dropped the claimed entry.
+  if (observer_) observer_->NotAcquired(timed_out);
+  wait_queue_internal::Take(queue_, waiter);
 }
 
 std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
@@ -168,6 +169,11 @@ std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
   ++value_;
   GrantLocked(&out);
   return out;
+}
+
+SemaphoreObject::Load SemaphoreObject::CurrentLoad() const {
+  MutexLock lock(&mu_);
+  return Load{value_, wait_queue_internal::Waiting(queue_)};
 }
 
 SemaphoreState SemaphoreObject::State() const {

@@ -49,7 +49,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/engine/lock.h"
 #include "server/engine/object.h"
 #include "server/engine/observer.h"
 #include "server/engine/wait_queue.h"
@@ -109,9 +108,10 @@ class SemaphoreObject final : public Object {
   absl::StatusOr<std::vector<Completion>> Release(const Caller& caller,
                                                   int64_t n);
 
-  // Withdraw removes a waiter that its caller claimed: `timed_out` when its
-  // timeout did, else it was cancelled (for the observer). Nothing else
-  // changes: a parked caller never held a unit.
+  // Withdraw removes a waiter that its caller claimed (`timed_out`: by its
+  // timeout, else cancelled) and reports it to the observer as not
+  // acquired, even if a grant pass already dropped the claimed entry.
+  // Nothing else changes: a parked caller never held a unit.
   void Withdraw(const Waiter* waiter, bool timed_out);
 
   // Rollback undoes a grant whose call was cancelled as it was granted:
@@ -120,6 +120,12 @@ class SemaphoreObject final : public Object {
   std::vector<Completion> Rollback(SessionId session);
 
   SemaphoreState State() const;
+  // CurrentLoad is State's cheap part, for metrics scrapes.
+  struct Load {
+    int64_t value = 0;
+    int64_t waiters = 0;
+  };
+  Load CurrentLoad() const;
 
   // OnSessionEnd ends the session's parked calls with SESSION_ERROR and
   // releases the units it held, granting parked callers.

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/engine/engine.h"
+#include "server/engine/test_observer.h"
 #include "server/engine/test_waiter.h"
 
 namespace statehub {
@@ -18,7 +19,9 @@ using ::testing::UnorderedElementsAre;
 
 class SemaphoreTest : public ::testing::Test {
  protected:
-  SemaphoreTest() : engine_(Limits{}, absl::Seconds(10)) {}
+  SemaphoreTest() : engine_(Limits{}, absl::Seconds(10)) {
+    engine_.registry().set_observers(&counts_);
+  }
 
   SessionId NewSession() {
     return engine_.sessions().Open(0, "test", absl::Now()).id;
@@ -58,6 +61,7 @@ class SemaphoreTest : public ::testing::Test {
     DeliverCompletions(*std::move(released));
   }
 
+  CountingObservers counts_;  // outlives engine_
   Engine engine_;
 };
 
@@ -193,6 +197,8 @@ TEST_F(SemaphoreTest, TimedOutWaiterIsWithdrawnAndNeverGranted) {
   EXPECT_FALSE(late->done());
   EXPECT_TRUE(next->done());
   EXPECT_EQ(sem->State().value, 0);
+  EXPECT_EQ(counts_.timed_out(), 1);
+  EXPECT_EQ(counts_.acquired(), 1);  // next
 }
 
 TEST_F(SemaphoreTest, ClaimedWaiterStillQueuedIsSkippedByRelease) {
@@ -204,8 +210,10 @@ TEST_F(SemaphoreTest, ClaimedWaiterStillQueuedIsSkippedByRelease) {
   Release(*sem, 0);
   EXPECT_FALSE(cancelled->done());
   EXPECT_TRUE(next->done());
-  sem->Withdraw(cancelled.get(), /*timed_out=*/false);  // finds nothing left: harmless
+  // Finds nothing left to remove, but the call still ended unserved.
+  sem->Withdraw(cancelled.get(), /*timed_out=*/false);
   EXPECT_EQ(sem->State().value, 0);
+  EXPECT_EQ(counts_.cancelled(), 1);
 }
 
 TEST_F(SemaphoreTest, EndedSessionReleasesItsUnitsToTheNextWaiter) {

@@ -16,14 +16,14 @@
 #ifndef STATEHUB_SERVER_ENGINE_TEST_WAITER_H_
 #define STATEHUB_SERVER_ENGINE_TEST_WAITER_H_
 
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <string>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/engine/mutex.h"
 #include "server/engine/waiter.h"
 
 namespace statehub {
@@ -31,48 +31,43 @@ namespace statehub {
 class TestWaiter final : public Waiter {
  public:
   static std::shared_ptr<TestWaiter> Make(SessionId session,
-                                          std::string label = "test") {
-    return std::make_shared<TestWaiter>(session, std::move(label));
+                                          uint64_t thread_id = 0) {
+    return std::make_shared<TestWaiter>(session, thread_id);
   }
-  TestWaiter(SessionId session, std::string label)
-      : Waiter(session, /*thread_id=*/0, std::move(label), absl::Now()) {}
+  TestWaiter(SessionId session, uint64_t thread_id)
+      : Waiter(session, thread_id, "test", absl::Now()) {}
 
   void Complete(WaitResult result) override {
-    MutexLock lock(&mu_);
-    ++completions_;
-    result_ = std::move(result);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      result_ = std::move(result);
+    }
+    completed_.notify_all();
   }
 
   // done is true once Complete ran.
   bool done() const {
-    MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return result_.has_value();
-  }
-  // completions counts Complete calls (exactly one is allowed).
-  int completions() const {
-    MutexLock lock(&mu_);
-    return completions_;
   }
   // result is the recorded result. REQUIRES: done().
   WaitResult result() const {
-    MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return *result_;
   }
   // Await blocks until Complete ran or `timeout` passed; returns done().
   bool Await(absl::Duration timeout = absl::Seconds(30)) const {
-    MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](const std::optional<WaitResult>* r) { return r->has_value(); },
-            &result_),
-        timeout);
-    return result_.has_value();
+    std::unique_lock<std::mutex> lock(mu_);
+    return completed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                               [this] { return result_.has_value(); });
   }
 
  private:
-  mutable Mutex mu_;
-  std::optional<WaitResult> result_ ABSL_GUARDED_BY(mu_);
-  int completions_ ABSL_GUARDED_BY(mu_) = 0;
+  // std primitives rather than statehub::Mutex, so that ThreadSanitizer sees
+  // them in every build (see mutex.h).
+  mutable std::mutex mu_;
+  mutable std::condition_variable completed_;
+  std::optional<WaitResult> result_;
 };
 
 }  // namespace statehub

@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "server/engine/lock.h"
 #include "server/engine/waiter.h"
 
 namespace statehub {

@@ -92,6 +92,14 @@ class Waiter {
   std::atomic<State> state_{State::kWaiting};
 };
 
+// Who holds or waits, for introspection.
+struct HolderInfo {
+  SessionId session = 0;
+  uint64_t thread_id = 0;
+  std::string label;
+  absl::Time since;
+};
+
 // A completion to run after the object's mutex is dropped.
 struct Completion {
   std::shared_ptr<Waiter> waiter;

@@ -132,12 +132,12 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
         waiters += load.waiters;
         held += load.held ? 1 : 0;
       } else if (SemaphoreObject::Accepts(object->type())) {
-        const SemaphoreState state =
-            static_cast<const SemaphoreObject&>(*object).State();
+        const SemaphoreObject::Load load =
+            static_cast<const SemaphoreObject&>(*object).CurrentLoad();
         auto& [waiters, value] =
             semaphores[metrics_.Label(metrics_.semaphores_, object->name())];
-        waiters += static_cast<int64_t>(state.waiters.size());
-        value += state.value;
+        waiters += load.waiters;
+        value += load.value;
       }
     }
 

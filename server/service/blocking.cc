@@ -10,8 +10,7 @@ absl::StatusOr<WaitSpec> WaitSpecOf(const Object& object, bool blocking,
                                     const google::protobuf::Duration& timeout) {
   WaitSpec spec;
   if (has_timeout) {
-    const absl::Duration d =
-        absl::Seconds(timeout.seconds()) + absl::Nanoseconds(timeout.nanos());
+    const absl::Duration d = internal::DurationFromWire(timeout);
     if (d < absl::ZeroDuration()) {
       return object.Error(absl::StatusCode::kInvalidArgument,
                           ErrorKind::kValueError,
@@ -46,12 +45,6 @@ std::function<void(const std::shared_ptr<Waiter>&)> NotGrantedOnTimeout(
       };
 }
 
-void DurationToWire(absl::Duration d, google::protobuf::Duration* wire) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(d);
-  wire->set_seconds(nanos / 1'000'000'000);
-  wire->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
-}
-
 void HolderToWire(const HolderInfo& who, v1::Holder* wire) {
   wire->set_session_id(SessionTable::FormatId(who.session));
   wire->set_thread_id(who.thread_id);
@@ -63,7 +56,7 @@ void WaitersToWire(const std::vector<HolderInfo>& waiters, absl::Time now,
   for (const HolderInfo& waiter : waiters) {
     v1::Waiter* w = wire->Add();
     HolderToWire(waiter, w->mutable_holder());
-    DurationToWire(now - waiter.since, w->mutable_waiting_for());
+    internal::DurationToWire(now - waiter.since, w->mutable_waiting_for());
   }
 }
 

@@ -102,6 +102,24 @@ grpc::ServerUnaryReactor* Fail(grpc::CallbackServerContext* ctx,
 std::function<void(const std::shared_ptr<Waiter>&)> NotGrantedOnTimeout(
     std::function<void(const Waiter*)> withdraw);
 
+// WithdrawHooks are the hooks of a call that leaves `object`'s queue when
+// it times out (answering "not granted") or is cancelled. Objects whose
+// Withdraw takes the reason (locks, semaphores: their metrics tell timeouts
+// from cancellations) are told which.
+template <typename T>
+ParkedCall::Hooks WithdrawHooks(std::shared_ptr<T> object) {
+  ParkedCall::Hooks hooks;
+  if constexpr (requires(T & t, const Waiter* w) { t.Withdraw(w, true); }) {
+    hooks.withdraw = [object](const Waiter* w) { object->Withdraw(w, false); };
+    hooks.on_timeout = NotGrantedOnTimeout(
+        [object](const Waiter* w) { object->Withdraw(w, true); });
+  } else {
+    hooks.withdraw = [object](const Waiter* w) { object->Withdraw(w); };
+    hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  }
+  return hooks;
+}
+
 // Started is what the engine did with a blocking call.
 struct Started {
   // parked: the call's waiter is parked (it may be completed already).
@@ -156,8 +174,7 @@ grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* ctx,
   return call;
 }
 
-// Wire forms for the State rpcs.
-void DurationToWire(absl::Duration d, google::protobuf::Duration* wire);
+// Wire forms for the State rpcs (durations: internal::DurationToWire).
 void HolderToWire(const HolderInfo& who, v1::Holder* wire);
 void WaitersToWire(const std::vector<HolderInfo>& waiters, absl::Time now,
                    google::protobuf::RepeatedPtrField<v1::Waiter>* wire);

@@ -23,12 +23,7 @@ grpc::ServerUnaryReactor* LockService::Acquire(
   if (!spec.ok()) return Fail(ctx, spec.status());
 
   std::shared_ptr<LockObject> lock = target->object;
-  ParkedCall::Hooks hooks;
-  hooks.withdraw = [lock](const Waiter* waiter) {
-    lock->Withdraw(waiter, /*timed_out=*/false);
-  };
-  hooks.on_timeout = NotGrantedOnTimeout(
-      [lock](const Waiter* waiter) { lock->Withdraw(waiter, true); });
+  ParkedCall::Hooks hooks = WithdrawHooks(lock);
   hooks.rollback = [lock](const WaitResult& granted) {
     DeliverCompletions(lock->Rollback(granted.fencing_token));
   };
@@ -82,7 +77,8 @@ grpc::ServerUnaryReactor* LockService::State(grpc::CallbackServerContext* ctx,
     resp->set_locked(state.locked);
     if (state.locked) {
       HolderToWire(state.holder, resp->mutable_holder());
-      DurationToWire(now - state.holder.since, resp->mutable_held_for());
+      internal::DurationToWire(now - state.holder.since,
+                               resp->mutable_held_for());
     }
     resp->set_recursion(state.recursion);
     resp->set_fencing_token(state.fencing_token);

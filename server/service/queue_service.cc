@@ -27,12 +27,10 @@ grpc::ServerUnaryReactor* QueueService::Put(grpc::CallbackServerContext* ctx,
   if (!item.ok()) return Fail(ctx, item.status());
 
   const Caller caller = target->caller;
-  ParkedCall::Hooks hooks;
   // A putter leaving early takes its item with it. A put granted as its
   // call was cancelled stays put, as it would in Python had the caller
   // gone right after put() returned.
-  hooks.withdraw = [queue](const Waiter* waiter) { queue->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  ParkedCall::Hooks hooks = WithdrawHooks(queue);
   auto fill = [resp](const WaitResult& r) {
     resp->set_stored(r.granted);
     return grpc::Status::OK;
@@ -64,9 +62,7 @@ grpc::ServerUnaryReactor* QueueService::Get(grpc::CallbackServerContext* ctx,
   if (!spec.ok()) return Fail(ctx, spec.status());
 
   const Caller caller = target->caller;
-  ParkedCall::Hooks hooks;
-  hooks.withdraw = [queue](const Waiter* waiter) { queue->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  ParkedCall::Hooks hooks = WithdrawHooks(queue);
   // An item handed to a getter whose call was cancelled goes back to the
   // head of the queue rather than being lost.
   hooks.rollback = [queue, session = caller.session](const WaitResult& got) {
@@ -117,9 +113,7 @@ grpc::ServerUnaryReactor* QueueService::Join(grpc::CallbackServerContext* ctx,
   if (!spec.ok()) return Fail(ctx, spec.status());
 
   const Caller caller = target->caller;
-  ParkedCall::Hooks hooks;
-  hooks.withdraw = [queue](const Waiter* waiter) { queue->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  ParkedCall::Hooks hooks = WithdrawHooks(queue);
   auto fill = [resp](const WaitResult& r) {
     resp->set_done(r.granted);
     return grpc::Status::OK;

@@ -24,12 +24,7 @@ grpc::ServerUnaryReactor* SemaphoreService::Acquire(
 
   std::shared_ptr<SemaphoreObject> sem = target->object;
   const Caller caller = target->caller;
-  ParkedCall::Hooks hooks;
-  hooks.withdraw = [sem](const Waiter* waiter) {
-    sem->Withdraw(waiter, /*timed_out=*/false);
-  };
-  hooks.on_timeout = NotGrantedOnTimeout(
-      [sem](const Waiter* waiter) { sem->Withdraw(waiter, true); });
+  ParkedCall::Hooks hooks = WithdrawHooks(sem);
   hooks.rollback = [sem, session = caller.session](const WaitResult&) {
     DeliverCompletions(sem->Rollback(session));
   };
@@ -129,9 +124,7 @@ grpc::ServerUnaryReactor* EventService::Wait(grpc::CallbackServerContext* ctx,
 
   std::shared_ptr<EventObject> event = target->object;
   const Caller caller = target->caller;
-  ParkedCall::Hooks hooks;
-  hooks.withdraw = [event](const Waiter* waiter) { event->Withdraw(waiter); };
-  hooks.on_timeout = NotGrantedOnTimeout(hooks.withdraw);
+  ParkedCall::Hooks hooks = WithdrawHooks(event);
   auto fill = [resp](const WaitResult& r) {
     resp->set_set(r.granted);
     return grpc::Status::OK;

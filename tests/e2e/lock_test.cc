@@ -13,18 +13,18 @@
 #include "statehub/statehub.h"
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
-#include "tests/e2e/child_process.h"
-#include "tests/testing/server_process.h"
+#include "tests/e2e/sync_fixture.h"
 
 namespace statehub {
 namespace {
 
-class LockE2eTest : public ::testing::Test {
+// LockE2eTest adds a raw Locks stub and a LOCK named "mutex" to the
+// fixture's server (with its 1 s lease).
+class LockE2eTest : public ShortLeaseE2eTest {
  protected:
   void SetUp() override {
-    auto server = testing::ServerProcess::Start({"--lease_ttl=1s"});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    ShortLeaseE2eTest::SetUp();
+    if (HasFatalFailure()) return;
     channel_ = grpc::CreateChannel(server_->unix_address(),
                                    grpc::InsecureChannelCredentials());
     locks_ = v1::Locks::NewStub(channel_);
@@ -36,12 +36,6 @@ class LockE2eTest : public ::testing::Test {
     ASSERT_TRUE(v1::Objects::NewStub(channel_)->Open(&ctx, open, &opened).ok());
   }
 
-  std::unique_ptr<Client> NewClient() {
-    auto client = Client::Connect(server_->unix_address());
-    EXPECT_TRUE(client.ok()) << client.status();
-    return *std::move(client);
-  }
-
   // Acquires "mutex" for `client`; timeout < 0 blocks forever.
   grpc::Status Acquire(Client& client, absl::Duration timeout,
                        v1::LockAcquireResponse* resp,
@@ -50,9 +44,7 @@ class LockE2eTest : public ::testing::Test {
     req.set_name("mutex");
     req.set_blocking(true);
     if (timeout >= absl::ZeroDuration()) {
-      req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
-      req.mutable_timeout()->set_nanos(static_cast<int32_t>(
-          absl::ToInt64Nanoseconds(timeout) % 1'000'000'000));
+      internal::DurationToWire(timeout, req.mutable_timeout());
     }
     grpc::ClientContext ctx;
     ctx.AddMetadata(internal::kSessionKey, client.session_id());
@@ -78,7 +70,6 @@ class LockE2eTest : public ::testing::Test {
     return resp;
   }
 
-  std::unique_ptr<testing::ServerProcess> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Locks::Stub> locks_;
 };
@@ -104,9 +95,13 @@ TEST_F(LockE2eTest, ParkedAcquirerGetsTheLockOnReleaseWithAGreaterToken) {
   grpc::Status waited;
   std::thread waiter(
       [&] { waited = Acquire(*b, absl::InfiniteDuration() * -1, &second); });
-  while (State().waiters_size() == 0) absl::SleepFor(absl::Milliseconds(10));
-  EXPECT_EQ(State().waiters(0).holder().session_id(), b->session_id());
-  ASSERT_TRUE(Release(*a).ok());
+  // Not ASSERT while the waiter runs: a test returning with it would abort.
+  const bool parked = WaitUntil([&] { return State().waiters_size() == 1; });
+  EXPECT_TRUE(parked) << "the acquire parked";
+  if (parked) {
+    EXPECT_EQ(State().waiters(0).holder().session_id(), b->session_id());
+  }
+  EXPECT_TRUE(Release(*a).ok());
   waiter.join();
   ASSERT_TRUE(waited.ok()) << waited.error_message();
   EXPECT_TRUE(second.acquired());
@@ -124,7 +119,8 @@ TEST_F(LockE2eTest, KilledHoldersLockGoesToTheWaiterWithOwnerDied) {
   v1::LockAcquireResponse got;
   grpc::Status waited;
   std::thread t([&] { waited = Acquire(*waiter, absl::Seconds(10), &got); });
-  while (State().waiters_size() == 0) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_TRUE(WaitUntil([&] { return State().waiters_size() == 1; }))
+      << "the acquire parked";
   const absl::Time killed = absl::Now();
   child->Kill();
   t.join();
@@ -144,9 +140,7 @@ TEST_F(LockE2eTest, CancelledWaiterLeavesTheQueue) {
                                 absl::Milliseconds(200));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   // The server noticed the cancellation and dropped the waiter.
-  for (int i = 0; i < 100 && State().waiters_size() > 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(WaitUntil([&] { return State().waiters_size() == 0; }));
   EXPECT_EQ(State().waiters_size(), 0);
   ASSERT_TRUE(Release(*a).ok());
   EXPECT_FALSE(State().locked()) << "nobody was granted the lock";

@@ -8,15 +8,28 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
 #include "tests/e2e/sync_fixture.h"
+#include "tests/testing/scrape.h"
 
 namespace statehub {
 namespace {
 
 using PrimitivesE2eTest = SyncE2eTest;
+
+// ParkedCalls returns the server's statehub_parked_calls{type=`type`}
+// gauge, or -1 if it cannot be read.
+double ParkedCalls(const testing::ServerProcess& server,
+                   absl::string_view type) {
+  return testing::MetricValue(
+             testing::HttpGet(server.metrics_url()),
+             absl::StrCat(R"(statehub_parked_calls{type=")", type, R"("})"))
+      .value_or(-1);
+}
 
 TEST_F(PrimitivesE2eTest, ProducersAndConsumersShareABoundedQueue) {
   auto jobs = client_->OpenJoinableQueue("jobs", 10);
@@ -48,12 +61,11 @@ TEST_F(PrimitivesE2eTest, ProducersAndConsumersShareABoundedQueue) {
   EXPECT_EQ(state->unfinished, 0);
   // A consumer marks its last item done before it asks for the next one,
   // so both park again soon after join returns, not necessarily before.
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (state.ok() && state->getters.size() < 2 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
+  WaitUntil([&] {
     state = jobs->State();
-  }
-  ASSERT_TRUE(state.ok());
+    return !state.ok() || state->getters.size() >= 2;
+  });
+  ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->getters.size(), 2u) << "both consumers wait for more";
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(*jobs->Put(Value()));
   for (ChildProcess& c : consumers) EXPECT_EQ(c.ReadLine(), "done");
@@ -121,12 +133,16 @@ TEST_F(PrimitivesE2eTest, EventSetWakesAWaiterInAnotherThread) {
   auto event = client_->OpenEvent("go");
   ASSERT_TRUE(event.ok());
   EXPECT_FALSE(*event->IsSet());
-  absl::StatusOr<bool> woken;
-  std::thread waiter([&] { woken = event->Wait(); });
   auto other = NewClient();
   auto same = other->OpenEvent("go");
   ASSERT_TRUE(same.ok());
-  ASSERT_TRUE(same->Set().ok());
+  absl::StatusOr<bool> woken;
+  std::thread waiter([&] { woken = event->Wait(); });
+  // Set only once the server holds the wait parked: the wake-up is what is
+  // tested, not a flag found already set. (No ASSERT while the waiter runs.)
+  EXPECT_TRUE(WaitUntil([&] { return ParkedCalls(*server_, "event") == 1; }))
+      << "the wait parked";
+  EXPECT_TRUE(same->Set().ok());
   waiter.join();
   ASSERT_TRUE(woken.ok()) << woken.status();
   EXPECT_TRUE(*woken);

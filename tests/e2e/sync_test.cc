@@ -7,6 +7,7 @@
 // out call returns no earlier than its timeout, and "eventually" allows
 // seconds of slack.
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
@@ -185,12 +186,54 @@ TEST_F(SyncE2eTest, TimedOutLockAndConditionWaitsReturnFalseNotBeforeTimeout) {
     EXPECT_FALSE(*notified);
     EXPECT_GE(absl::Now() - start, kTimeout);
     EXPECT_LT(absl::Now() - start, kTimeout + absl::Seconds(10));
-    // With a predicate the deadline holds across wakeups.
+  }
+
+  // With a predicate the deadline holds across wakeups: another client
+  // notifies again and again while the predicate stays false. A WaitFor
+  // that restarted its timeout after each wakeup would not return until the
+  // notifier gives up, kWakeTimeout + 10 s from now.
+  constexpr absl::Duration kWakeTimeout = absl::Seconds(1);
+  auto others_cond = other->OpenCondition("t/cond", *others_lock);
+  ASSERT_TRUE(others_cond.ok()) << others_cond.status();
+  ASSERT_TRUE(lock->Acquire()->acquired);
+  std::atomic<bool> done = false;
+  std::atomic<int64_t> woken = 0;
+  const absl::Time give_up = absl::Now() + kWakeTimeout + absl::Seconds(10);
+  std::thread notifier([&] {
+    while (!done && absl::Now() < give_up) {
+      absl::StatusOr<Acquisition> got = others_lock->Acquire();
+      if (!got.ok() || !got->acquired) {
+        ADD_FAILURE() << "notifier: " << got.status();
+        return;
+      }
+      absl::StatusOr<int64_t> n = others_cond->Notify();
+      EXPECT_TRUE(n.ok()) << n.status();
+      woken += n.value_or(0);
+      EXPECT_TRUE(others_lock->Release().ok());
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+  {
+    std::unique_lock<Lock> hold(*lock, std::adopt_lock);
+    // The notifier parks on the lock; it gets it when the wait releases it,
+    // so its first notify finds the wait parked.
+    EXPECT_TRUE(WaitUntil([&] { return lock->State()->waiters.size() == 1; }));
     start = absl::Now();
     int calls = 0;
-    EXPECT_FALSE(*cond->WaitFor(hold, kTimeout, [&] { return ++calls > 100; }));
-    EXPECT_GE(absl::Now() - start, kTimeout);
+    absl::StatusOr<bool> satisfied = cond->WaitFor(hold, kWakeTimeout, [&] {
+      ++calls;
+      return false;
+    });
+    const absl::Duration took = absl::Now() - start;
+    done = true;
+    EXPECT_TRUE(satisfied.ok()) << satisfied.status();
+    EXPECT_FALSE(satisfied.value_or(true));
+    EXPECT_GE(took, kWakeTimeout);
+    EXPECT_LT(took, kWakeTimeout + absl::Seconds(5));
+    EXPECT_GE(calls, 2) << "the predicate was checked again after a wakeup";
   }
+  notifier.join();
+  EXPECT_GT(woken, 0) << "the notifier woke the wait";
   EXPECT_FALSE(lock->State()->locked);
   EXPECT_TRUE(lock->State()->waiters.empty());
 }

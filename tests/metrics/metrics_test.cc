@@ -37,6 +37,7 @@
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/queue.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
+#include "tests/testing/scrape.h"
 #include "tests/testing/server_process.h"
 
 extern char** environ;
@@ -44,53 +45,8 @@ extern char** environ;
 namespace statehub {
 namespace {
 
-// Fetches `url` ("http://127.0.0.1:<port>/metrics") with HTTP/1.0 and
-// returns the body, or "" on failure.
-std::string HttpGet(const std::string& url) {
-  absl::string_view rest = url;
-  if (!absl::ConsumePrefix(&rest, "http://")) return "";
-  const std::pair<std::string, std::string> host_path =
-      absl::StrSplit(rest, absl::MaxSplits('/', 1));
-  const std::pair<std::string, std::string> host_port =
-      absl::StrSplit(host_path.first, ':');
-  int port = 0;
-  if (!absl::SimpleAtoi(host_port.second, &port)) return "";
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, host_port.first.c_str(), &addr.sin_addr);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string request =
-        absl::StrCat("GET /", host_path.second, " HTTP/1.0\r\n\r\n");
-    if (write(fd, request.data(), request.size()) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[65536];
-      ssize_t n;
-      while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
-        response.append(buffer, static_cast<size_t>(n));
-      }
-    }
-  }
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-// Value returns the sample `series` (name and labels exactly as exposed,
-// labels sorted) from a scrape, or nullopt when absent.
-std::optional<double> Value(const std::string& scrape,
-                            absl::string_view series) {
-  for (absl::string_view line : absl::StrSplit(scrape, '\n')) {
-    if (!absl::ConsumePrefix(&line, series)) continue;
-    if (!absl::ConsumePrefix(&line, " ")) continue;
-    double value;
-    if (absl::SimpleAtod(line, &value)) return value;
-  }
-  return std::nullopt;
-}
+using testing::HttpGet;
+using testing::MetricValue;
 
 // A port nobody listens on now (bound, read and released).
 int FreePort() {
@@ -256,11 +212,12 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
 
   // One holder, one waiter parked now.
   std::string scrape = Scrape();
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_waiters{name="contended"})"), 1);
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="contended"})"), 1);
-  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="lock"})"), 1);
-  EXPECT_EQ(Value(scrape, R"(statehub_objects{type="lock"})"), 1);
-  EXPECT_EQ(Value(scrape, "statehub_sessions"), 2);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_lock_waiters{name="contended"})"),
+            1);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_lock_held{name="contended"})"), 1);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_parked_calls{type="lock"})"), 1);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_objects{type="lock"})"), 1);
+  EXPECT_EQ(MetricValue(scrape, "statehub_sessions"), 2);
 
   Release(*a);  // hands the lock to b
   waiter.join();
@@ -275,7 +232,7 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
   scrape = Scrape();
   const std::string name = R"(name="contended")";
   auto lock_series = [&](absl::string_view metric, absl::string_view extra) {
-    return Value(scrape, absl::StrCat(metric, "{", name, extra, "}"));
+    return MetricValue(scrape, absl::StrCat(metric, "{", name, extra, "}"));
   };
   EXPECT_EQ(
       lock_series("statehub_lock_acquisitions_total", R"(,result="acquired")"),
@@ -297,16 +254,18 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
   EXPECT_EQ(lock_series("statehub_lock_hold_seconds_count", ""), 4);
   EXPECT_EQ(lock_series("statehub_lock_waiters", ""), 0);
   EXPECT_EQ(lock_series("statehub_lock_held", ""), 0);
-  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="lock"})"), 0);
-  EXPECT_EQ(Value(scrape, "statehub_sessions"), 1);
-  EXPECT_EQ(Value(scrape, R"(statehub_rpc_requests_total{)"
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_parked_calls{type="lock"})"), 0);
+  EXPECT_EQ(MetricValue(scrape, "statehub_sessions"), 1);
+  EXPECT_EQ(
+      MetricValue(scrape, R"(statehub_rpc_requests_total{)"
                           R"(code="OK",method="statehub.v1.Locks.Acquire"})"),
-            5);
-  EXPECT_EQ(Value(scrape, R"(statehub_rpc_requests_total{)"
+      5);
+  EXPECT_EQ(
+      MetricValue(scrape, R"(statehub_rpc_requests_total{)"
                           R"(code="OK",method="statehub.v1.Locks.Release"})"),
-            3);
-  EXPECT_EQ(Value(scrape, R"(statehub_rpc_duration_seconds_count{)"
-                          R"(method="statehub.v1.Locks.Acquire"})"),
+      3);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_duration_seconds_count{)"
+                                R"(method="statehub.v1.Locks.Acquire"})"),
             5);
 }
 
@@ -470,28 +429,33 @@ TEST_F(MetricsTest, SemaphoreIsCounted) {
   EXPECT_TRUE(acquire(*a, true));
   EXPECT_FALSE(acquire(*b, false));
   std::thread waiter([&] { EXPECT_TRUE(acquire(*b, true)); });
-  while (Value(Scrape(), R"(statehub_semaphore_waiters{name="slots"})") != 1) {
+  while (MetricValue(Scrape(), R"(statehub_semaphore_waiters{name="slots"})") !=
+         1) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  EXPECT_EQ(Value(Scrape(), R"(statehub_semaphore_value{name="slots"})"), 0);
+  EXPECT_EQ(MetricValue(Scrape(), R"(statehub_semaphore_value{name="slots"})"),
+            0);
   a->Close();  // its unit comes back and goes to b
   waiter.join();
 
   const std::string scrape = Scrape();
-  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_acquisitions_total{)"
-                          R"(name="slots",result="acquired"})"),
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_semaphore_acquisitions_total{)"
+                                R"(name="slots",result="acquired"})"),
             2);
-  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_acquisitions_total{)"
-                          R"(name="slots",result="timed_out"})"),
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_semaphore_acquisitions_total{)"
+                                R"(name="slots",result="timed_out"})"),
             1);
-  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_contended_acquisitions_total{)"
+  EXPECT_EQ(
+      MetricValue(scrape, R"(statehub_semaphore_contended_acquisitions_total{)"
                           R"(name="slots"})"),
+      2);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_semaphore_wait_seconds_count{)"
+                                R"(name="slots"})"),
             2);
-  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_wait_seconds_count{)"
-                          R"(name="slots"})"),
-            2);
-  EXPECT_EQ(Value(scrape, R"(statehub_semaphore_waiters{name="slots"})"), 0);
-  EXPECT_EQ(Value(scrape, R"(statehub_parked_calls{type="semaphore"})"), 0);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_semaphore_waiters{name="slots"})"),
+            0);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_parked_calls{type="semaphore"})"),
+            0);
 }
 
 // The C++ client's own metrics (statehub/prometheus.h) in an application
@@ -516,20 +480,21 @@ TEST_F(MetricsTest, ClientMetricsLandInTheApplicationsRegistry) {
   const std::string text =
       prometheus::TextSerializer().Serialize(registry.Collect());
   EXPECT_EQ(
-      Value(text, R"(statehub_client_calls_total{code="OK",rpc="DictSet"})"),
+      MetricValue(text,
+                  R"(statehub_client_calls_total{code="OK",rpc="DictSet"})"),
       3);
-  EXPECT_EQ(Value(text, R"(statehub_client_call_duration_seconds_count{)"
-                        R"(rpc="DictSet"})"),
+  EXPECT_EQ(MetricValue(text, R"(statehub_client_call_duration_seconds_count{)"
+                              R"(rpc="DictSet"})"),
             3);
-  EXPECT_EQ(Value(text, R"(statehub_client_calls_total{)"
-                        R"(code="NOT_FOUND",rpc="DictGet"})"),
+  EXPECT_EQ(MetricValue(text, R"(statehub_client_calls_total{)"
+                              R"(code="NOT_FOUND",rpc="DictGet"})"),
             1)
       << text;
-  EXPECT_EQ(Value(text, R"(statehub_client_acquire_wait_seconds_count{)"
-                        R"(result="acquired",rpc="LockAcquire"})"),
+  EXPECT_EQ(MetricValue(text, R"(statehub_client_acquire_wait_seconds_count{)"
+                              R"(result="acquired",rpc="LockAcquire"})"),
             1);
-  EXPECT_EQ(Value(text, R"(statehub_client_acquire_wait_seconds_count{)"
-                        R"(result="not_acquired",rpc="LockAcquire"})"),
+  EXPECT_EQ(MetricValue(text, R"(statehub_client_acquire_wait_seconds_count{)"
+                              R"(result="not_acquired",rpc="LockAcquire"})"),
             1);
 }
 
@@ -540,9 +505,9 @@ TEST_F(MetricsTest, ErrorsAreCountedByCode) {
   grpc::ClientContext ctx;
   EXPECT_EQ(locks_->Release(&ctx, req, &resp).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Value(Scrape(), R"(statehub_rpc_requests_total{)"
-                            R"(code="FAILED_PRECONDITION",)"
-                            R"(method="statehub.v1.Locks.Release"})"),
+  EXPECT_EQ(MetricValue(Scrape(), R"(statehub_rpc_requests_total{)"
+                                  R"(code="FAILED_PRECONDITION",)"
+                                  R"(method="statehub.v1.Locks.Release"})"),
             1);
 }
 
@@ -560,12 +525,14 @@ TEST_F(MetricsTest, LockNamesPastTheCapFoldIntoOther) {
     ASSERT_TRUE(v1::Objects::NewStub(channel)->Open(&ctx, open, &opened).ok());
   }
   const std::string scrape = HttpGet((*server)->metrics_url());
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="one"})"), 0);
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="two"})"), 0);
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_held{name="three"})"), std::nullopt);
-  EXPECT_EQ(Value(scrape, R"(statehub_lock_wait_seconds_count{name="_other"})"),
-            0);
-  EXPECT_EQ(Value(scrape, R"(statehub_objects{type="lock"})"), 4);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_lock_held{name="one"})"), 0);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_lock_held{name="two"})"), 0);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_lock_held{name="three"})"),
+            std::nullopt);
+  EXPECT_EQ(
+      MetricValue(scrape, R"(statehub_lock_wait_seconds_count{name="_other"})"),
+      0);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_objects{type="lock"})"), 4);
 }
 
 TEST_F(MetricsTest, OffMeansNoEndpoint) {

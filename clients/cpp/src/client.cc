@@ -68,7 +68,8 @@ ObjectInfo FromWire(const v1::ObjectInfo& wire) {
 // Open is Objects.Open for every type: `init` fills the initial contents.
 // The handle holds the object if it is anonymous: the server granted this
 // session a hold for the call (creating one, or adopting one by name).
-// `created`, if given, receives whether this call created the object.
+// `reply`, if given, receives the server's answer (whether this call created
+// the object, a condition's lock, ...).
 absl::StatusOr<HandleState> Open(
     const std::shared_ptr<Core>& core, absl::string_view name, ObjectType type,
     const std::function<void(v1::OpenRequest*)>& init,
@@ -85,10 +86,10 @@ absl::StatusOr<HandleState> Open(
   request.set_name(std::string(name));
   request.set_type(internal::ToWire(type));
   if (init) init(&request);
-  v1::OpenResponse response;
+  v1::OpenResponse local;
+  v1::OpenResponse& response = reply != nullptr ? *reply : local;
   STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
                             core->Call(&Objects::Open, request, &response));
-  if (reply != nullptr) *reply = response;
   HandleState state{core, response.name(), type, nullptr};
   if (absl::StartsWith(response.name(), "_anon/")) {
     state.hold = core->MakeHold(response.name(), tag);
@@ -260,9 +261,11 @@ absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name) {
     return Condition(std::move(state), std::make_unique<RLock>(std::move(own)));
   }
   // The condition existed: its own lock is the one the server reports. A
-  // Condition without a lock owns an RLock, so that is what it must be.
+  // Condition without a lock owns an RLock, so that is what it must be; a
+  // TYPE_ERROR means it is a plain Lock. Any other failure (transport,
+  // session, a server limit) is returned as it is.
   absl::StatusOr<RLock> bound = OpenRLock(reply.condition_lock());
-  if (!bound.ok()) {
+  if (GetErrorKind(bound.status()) == ErrorKind::kTypeError) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
         absl::StrFormat("condition \"%s\" exists, bound to \"%s\", which is "
@@ -270,6 +273,7 @@ absl::StatusOr<Condition> Client::OpenCondition(absl::string_view name) {
                         name, reply.condition_lock()),
         name);
   }
+  if (!bound.ok()) return bound.status();
   return Condition(std::move(state),
                    std::make_unique<RLock>(*std::move(bound)));
 }

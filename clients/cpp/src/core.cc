@@ -69,15 +69,11 @@ void Core::CloseSession() {
   if (session_ != nullptr) session_->Close();
 }
 
-SessionTag Core::Prepare(grpc::ClientContext* ctx,
-                         const std::optional<Parked>& parked) const {
-  absl::Duration budget = options_.call_timeout;
-  if (parked.has_value()) {
-    // A negative timeout is the server's to refuse: it must get the call.
-    budget = parked->timeout.has_value()
-                 ? std::max(*parked->timeout, absl::ZeroDuration()) + budget
-                 : absl::InfiniteDuration();
-  }
+SessionTag Core::Prepare(grpc::ClientContext* ctx, absl::Duration wait) const {
+  // A negative timeout is the server's to refuse: it must get the call.
+  // Infinite plus anything stays infinite: no deadline.
+  const absl::Duration budget =
+      std::max(wait, absl::ZeroDuration()) + options_.call_timeout;
   if (budget != absl::InfiniteDuration()) {
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + budget));
   }
@@ -178,10 +174,6 @@ absl::Status MovedFromError() {
                    "statehub handle used after it was moved from");
 }
 
-absl::Duration DurationFromWire(const google::protobuf::Duration& wire) {
-  return absl::Seconds(wire.seconds()) + absl::Nanoseconds(wire.nanos());
-}
-
 Holder HolderFromWire(const v1::Holder& wire) {
   return Holder{wire.session_id(), wire.thread_id(), wire.label()};
 }
@@ -192,7 +184,8 @@ std::vector<Waiter> WaitersFromWire(
   std::vector<Waiter> waiters;
   waiters.reserve(wire.size());
   for (const v1::Waiter& w : wire) {
-    const absl::Duration waiting_for = DurationFromWire(w.waiting_for());
+    const absl::Duration waiting_for =
+        internal::DurationFromWire(w.waiting_for());
     waiters.push_back(
         Waiter{HolderFromWire(w.holder()), waiting_for, now - waiting_for});
   }

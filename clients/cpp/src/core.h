@@ -59,15 +59,6 @@ namespace statehub::client_internal {
 // server's own limit lets through, it only bounds the recursion.
 inline constexpr int kMaxDecodeDepth = 1000;
 
-// Parked describes a call that may park on the server (acquire, wait, get,
-// ...): `timeout` is the bound the request asks the server to enforce,
-// nullopt to wait until served. Such a call must not be cut short by
-// ClientOptions::call_timeout: an untimed one gets no deadline, a timed one
-// the deadline timeout + call_timeout (the margin for the reply itself).
-struct Parked {
-  std::optional<absl::Duration> timeout;
-};
-
 // RpcName is the rpc a request message is for: its name without "Request"
 // ("DictGetRequest" -> "DictGet").
 inline absl::string_view RpcName(absl::string_view request_message) {
@@ -93,16 +84,21 @@ class Core : public std::enable_shared_from_this<Core> {
   void CloseSession();
 
   // Call makes one unary call of `method` on this core's stub for its
-  // service: a fresh context with the call deadline (see Parked for a call
-  // that may park) and the session metadata. Returns the session the call ran
-  // under (holds in the reply belong to it), or the failure as a statehub error
-  // (kind and object from the `statehub-error-bin` trailer).
+  // service: a fresh context with the call deadline and the session
+  // metadata. `wait` is how long the call may park on the server: zero for
+  // an ordinary call, absl::InfiniteDuration() for an untimed blocking call,
+  // else its timeout. The deadline is max(wait, 0) + call_timeout, so a
+  // parked call is never cut short by call_timeout (which stays the margin
+  // for the reply itself) and an untimed one has none. Returns the session
+  // the call ran under (holds in the reply belong to it), or the failure as
+  // a statehub error (kind and object from the `statehub-error-bin`
+  // trailer).
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<SessionTag> Call(
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                    Response*),
       const Request& request, Response* response,
-      std::optional<Parked> parked = std::nullopt) const;
+      absl::Duration wait = absl::ZeroDuration()) const;
 
   // Decode converts a value from a reply made under `tag`, giving each ref
   // to an anonymous object the hold the server granted for it.
@@ -130,8 +126,7 @@ class Core : public std::enable_shared_from_this<Core> {
   // Release drops one hold (called by hold tokens as they die).
   void Release(uint64_t generation, std::string name) const;
   // Prepare fills a context for one call and returns the session it names.
-  SessionTag Prepare(grpc::ClientContext* ctx,
-                     const std::optional<Parked>& parked) const;
+  SessionTag Prepare(grpc::ClientContext* ctx, absl::Duration wait) const;
   // Failed converts a failed call's status; a SESSION_ERROR for the current
   // session kicks the session thread.
   absl::Status Failed(const grpc::Status& status,
@@ -158,10 +153,9 @@ template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> Core::Call(
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    const Request& request, Response* response,
-    std::optional<Parked> parked) const {
+    const Request& request, Response* response, absl::Duration wait) const {
   grpc::ClientContext ctx;
-  SessionTag tag = Prepare(&ctx, parked);
+  SessionTag tag = Prepare(&ctx, wait);
   const absl::Time start =
       options_.observer ? absl::Now() : absl::InfinitePast();
   const grpc::Status status =
@@ -185,42 +179,43 @@ absl::StatusOr<SessionTag> Core::Call(
 absl::Status MovedFromError();
 
 // CallOn makes one call on the object of handle `h`: it names the object in
-// `request` and calls through the handle's core.
+// `request` and calls through the handle's core (`wait` as for Core::Call).
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> CallOn(
     const HandleState& h,
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
     Request& request, Response* response,
-    std::optional<Parked> parked = std::nullopt) {
+    absl::Duration wait = absl::ZeroDuration()) {
   if (h.core == nullptr) return MovedFromError();
   request.set_name(h.name);
-  return h.core->Call(method, request, response, parked);
+  return h.core->Call(method, request, response, wait);
 }
 
-// SetTimeout fills `request.timeout` from `timeout` and returns the wait to
-// pass to Call: nullopt and absl::InfiniteDuration() leave the field unset
-// (wait until served). A negative timeout is sent as is, for the server to
-// refuse with VALUE_ERROR.
-template <typename Request>
-Parked SetTimeout(std::optional<absl::Duration> timeout, Request& request) {
-  if (!timeout.has_value() || *timeout == absl::InfiniteDuration()) {
-    return Parked{};
+// CallParked is CallOn for a call that may park on the server (acquire,
+// wait, get, put, join): it also sends the caller's thread id and
+// `timeout`. nullopt and absl::InfiniteDuration() leave the request's
+// timeout unset (wait until served) and the call without a deadline; a
+// negative timeout is sent as is, for the server to refuse with VALUE_ERROR.
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<SessionTag> CallParked(
+    const HandleState& h,
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                 Response*),
+    Request& request, Response* response,
+    std::optional<absl::Duration> timeout) {
+  request.set_thread_id(CurrentThreadId());
+  const absl::Duration wait = timeout.value_or(absl::InfiniteDuration());
+  if (wait != absl::InfiniteDuration()) {
+    internal::DurationToWire(wait, request.mutable_timeout());
   }
-  const int64_t nanos = absl::ToInt64Nanoseconds(*timeout);
-  request.mutable_timeout()->set_seconds(nanos / 1'000'000'000);
-  request.mutable_timeout()->set_nanos(
-      static_cast<int32_t>(nanos % 1'000'000'000));
-  return Parked{timeout};
+  return CallOn(h, method, request, response, wait);
 }
 
 // WaitersFromWire converts the parked calls of a State reply received at
 // `now`.
 std::vector<Waiter> WaitersFromWire(
     const google::protobuf::RepeatedPtrField<v1::Waiter>& wire, absl::Time now);
-
-// DurationFromWire converts a wire duration.
-absl::Duration DurationFromWire(const google::protobuf::Duration& wire);
 
 // HolderFromWire converts a wire holder.
 Holder HolderFromWire(const v1::Holder& wire);

@@ -12,11 +12,28 @@
 namespace statehub {
 
 using client_internal::CallOn;
-using client_internal::SetTimeout;
+using client_internal::CallParked;
+using client_internal::ThrowIfError;
+using client_internal::ValueOrThrow;
 
 namespace {
 using Conditions = v1::Conditions::Stub;
 using Locks = v1::Locks::Stub;
+
+// NotifyWaiters is one Conditions.Notify on the condition `state` names:
+// it wakes `n` waiters, or all of them, and returns how many it woke.
+absl::StatusOr<int64_t> NotifyWaiters(const client_internal::HandleState& state,
+                                      int64_t n, bool all) {
+  v1::ConditionNotifyRequest request;
+  request.set_n(n);
+  request.set_all(all);
+  request.set_thread_id(CurrentThreadId());
+  v1::ConditionNotifyResponse response;
+  STATEHUB_RETURN_IF_ERROR(
+      CallOn(state, &Conditions::Notify, request, &response).status());
+  return response.woken();
+}
+
 }  // namespace
 
 uint64_t CurrentThreadId() {
@@ -37,11 +54,10 @@ absl::StatusOr<Acquisition> BasicLock::Acquire(
     std::optional<absl::Duration> timeout) {
   v1::LockAcquireRequest request;
   request.set_blocking(true);
-  request.set_thread_id(CurrentThreadId());
-  const client_internal::Parked parked = SetTimeout(timeout, request);
   v1::LockAcquireResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Locks::Acquire, request, &response, parked).status());
+      CallParked(state_, &Locks::Acquire, request, &response, timeout)
+          .status());
   Acquisition acquisition{response.acquired(), response.fencing_token(),
                           response.owner_died()};
   if (acquisition.acquired) Record(acquisition);
@@ -64,7 +80,7 @@ absl::StatusOr<LockState> BasicLock::State() const {
   LockState state;
   state.locked = response.locked();
   state.holder = client_internal::HolderFromWire(response.holder());
-  state.held_for = client_internal::DurationFromWire(response.held_for());
+  state.held_for = internal::DurationFromWire(response.held_for());
   state.recursion = response.recursion();
   state.fencing_token = response.fencing_token();
   state.waiters = client_internal::WaitersFromWire(response.waiters(), now);
@@ -90,31 +106,23 @@ void BasicLock::Record(const Acquisition& acquisition) {
   held_->last.owner_died = owner_died;
 }
 
-void BasicLock::lock() {
-  absl::StatusOr<Acquisition> acquired = Acquire();
-  if (!acquired.ok()) throw Error(acquired.status());
-}
+void BasicLock::lock() { ValueOrThrow(Acquire()); }
 
-void BasicLock::unlock() {
-  if (absl::Status s = Release(); !s.ok()) throw Error(s);
-}
+void BasicLock::unlock() { ThrowIfError(Release()); }
 
 bool BasicLock::try_lock() { return TryLockFor(absl::ZeroDuration()); }
 
 bool BasicLock::TryLockFor(absl::Duration timeout) {
-  absl::StatusOr<Acquisition> acquired = Acquire(timeout);
-  if (!acquired.ok()) throw Error(acquired.status());
-  return acquired->acquired;
+  return ValueOrThrow(Acquire(timeout)).acquired;
 }
 
 absl::StatusOr<bool> Condition::WaitOn(BasicLock* lock,
                                        std::optional<absl::Duration> timeout) {
   v1::ConditionWaitRequest request;
-  request.set_thread_id(CurrentThreadId());
-  const client_internal::Parked parked = SetTimeout(timeout, request);
   v1::ConditionWaitResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Conditions::Wait, request, &response, parked).status());
+      CallParked(state_, &Conditions::Wait, request, &response, timeout)
+          .status());
   // The server reacquired the lock for us, timed out or not.
   if (lock != nullptr) {
     lock->Record(
@@ -124,23 +132,11 @@ absl::StatusOr<bool> Condition::WaitOn(BasicLock* lock,
 }
 
 absl::StatusOr<int64_t> Condition::Notify(int64_t n) {
-  v1::ConditionNotifyRequest request;
-  request.set_n(n);
-  request.set_thread_id(CurrentThreadId());
-  v1::ConditionNotifyResponse response;
-  STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Conditions::Notify, request, &response).status());
-  return response.woken();
+  return NotifyWaiters(state_, n, /*all=*/false);
 }
 
 absl::StatusOr<int64_t> Condition::NotifyAll() {
-  v1::ConditionNotifyRequest request;
-  request.set_all(true);
-  request.set_thread_id(CurrentThreadId());
-  v1::ConditionNotifyResponse response;
-  STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Conditions::Notify, request, &response).status());
-  return response.woken();
+  return NotifyWaiters(state_, 0, /*all=*/true);
 }
 
 }  // namespace statehub

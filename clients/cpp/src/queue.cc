@@ -8,9 +8,8 @@
 namespace statehub {
 
 using client_internal::CallOn;
-using client_internal::Parked;
+using client_internal::CallParked;
 using client_internal::SessionTag;
-using client_internal::SetTimeout;
 using client_internal::WaitersFromWire;
 
 namespace {
@@ -22,11 +21,9 @@ absl::StatusOr<bool> Queue::Put(const Value& item, bool block,
   v1::QueuePutRequest request;
   internal::EncodeValue(item, request.mutable_item());
   request.set_block(block);
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::QueuePutResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Queues::Put, request, &response, parked).status());
+      CallParked(state_, &Queues::Put, request, &response, timeout).status());
   return response.stored();
 }
 
@@ -34,12 +31,10 @@ absl::StatusOr<std::optional<Value>> Queue::Get(
     bool block, std::optional<absl::Duration> timeout) {
   v1::QueueGetRequest request;
   request.set_block(block);
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::QueueGetResponse response;
   STATEHUB_ASSIGN_OR_RETURN(
       const SessionTag tag,
-      CallOn(state_, &Queues::Get, request, &response, parked));
+      CallParked(state_, &Queues::Get, request, &response, timeout));
   if (!response.got()) return std::optional<Value>();
   STATEHUB_ASSIGN_OR_RETURN(Value item,
                             state_.core->Decode(response.item(), tag));
@@ -54,11 +49,9 @@ absl::Status Queue::TaskDone() {
 
 absl::StatusOr<bool> Queue::Join(std::optional<absl::Duration> timeout) {
   v1::QueueJoinRequest request;
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::QueueJoinResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Queues::Join, request, &response, parked).status());
+      CallParked(state_, &Queues::Join, request, &response, timeout).status());
   return response.done();
 }
 

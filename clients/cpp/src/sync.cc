@@ -8,8 +8,7 @@
 namespace statehub {
 
 using client_internal::CallOn;
-using client_internal::Parked;
-using client_internal::SetTimeout;
+using client_internal::CallParked;
 using client_internal::WaitersFromWire;
 
 namespace {
@@ -22,11 +21,9 @@ absl::StatusOr<bool> Semaphore::Acquire(bool blocking,
                                         std::optional<absl::Duration> timeout) {
   v1::SemaphoreAcquireRequest request;
   request.set_blocking(blocking);
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::SemaphoreAcquireResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Semaphores::Acquire, request, &response, parked)
+      CallParked(state_, &Semaphores::Acquire, request, &response, timeout)
           .status());
   return response.acquired();
 }
@@ -76,21 +73,18 @@ absl::StatusOr<bool> Event::IsSet() const {
 
 absl::StatusOr<bool> Event::Wait(std::optional<absl::Duration> timeout) {
   v1::EventWaitRequest request;
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::EventWaitResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Events::Wait, request, &response, parked).status());
+      CallParked(state_, &Events::Wait, request, &response, timeout).status());
   return response.set();
 }
 
 absl::StatusOr<int64_t> Barrier::Wait(std::optional<absl::Duration> timeout) {
   v1::BarrierWaitRequest request;
-  request.set_thread_id(CurrentThreadId());
-  const Parked parked = SetTimeout(timeout, request);
   v1::BarrierWaitResponse response;
   STATEHUB_RETURN_IF_ERROR(
-      CallOn(state_, &Barriers::Wait, request, &response, parked).status());
+      CallParked(state_, &Barriers::Wait, request, &response, timeout)
+          .status());
   return response.index();
 }
 

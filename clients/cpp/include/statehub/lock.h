@@ -80,6 +80,21 @@ namespace statehub {
 class Client;
 class Condition;
 
+namespace client_internal {
+
+// ThrowIfError and ValueOrThrow turn a failed call into the statehub::Error
+// that the std-style methods throw.
+inline void ThrowIfError(const absl::Status& status) {
+  if (!status.ok()) throw Error(status);
+}
+template <typename T>
+T ValueOrThrow(absl::StatusOr<T> result) {
+  ThrowIfError(result.status());
+  return *std::move(result);
+}
+
+}  // namespace client_internal
+
 // CurrentThreadId returns the calling thread's id as sent to the server: a
 // hash of std::this_thread::get_id(), stable for the thread's life.
 // Thread-safe; makes no call.
@@ -328,16 +343,17 @@ class Condition {
   // wait (the server is still asked, to release and reacquire the lock).
   template <LockHandle L>
   void wait(std::unique_lock<L>& lock) {
-    ThrowIfError(Wait(lock));
+    client_internal::ThrowIfError(Wait(lock));
   }
   template <LockHandle L, typename Predicate>
   void wait(std::unique_lock<L>& lock, Predicate predicate) {
-    ThrowIfError(Wait(lock, std::move(predicate)));
+    client_internal::ThrowIfError(Wait(lock, std::move(predicate)));
   }
   template <LockHandle L, typename Rep, typename Period>
   std::cv_status wait_for(std::unique_lock<L>& lock,
                           const std::chrono::duration<Rep, Period>& timeout) {
-    return ValueOrThrow(WaitFor(lock, BasicLock::ToAbsl(timeout)))
+    return client_internal::ValueOrThrow(
+               WaitFor(lock, BasicLock::ToAbsl(timeout)))
                ? std::cv_status::no_timeout
                : std::cv_status::timeout;
   }
@@ -345,7 +361,7 @@ class Condition {
   bool wait_for(std::unique_lock<L>& lock,
                 const std::chrono::duration<Rep, Period>& timeout,
                 Predicate predicate) {
-    return ValueOrThrow(
+    return client_internal::ValueOrThrow(
         WaitFor(lock, BasicLock::ToAbsl(timeout), std::move(predicate)));
   }
   template <LockHandle L, typename Clock, typename Duration>
@@ -360,8 +376,8 @@ class Condition {
                   Predicate predicate) {
     return wait_for(lock, until - Clock::now(), std::move(predicate));
   }
-  void notify_one() { ValueOrThrow(Notify(1)); }
-  void notify_all() { ValueOrThrow(NotifyAll()); }
+  void notify_one() { client_internal::ValueOrThrow(Notify(1)); }
+  void notify_all() { client_internal::ValueOrThrow(NotifyAll()); }
 
  private:
   friend class Client;
@@ -372,14 +388,6 @@ class Condition {
   // it updates); returns whether notified.
   absl::StatusOr<bool> WaitOn(BasicLock* lock,
                               std::optional<absl::Duration> timeout);
-  static void ThrowIfError(const absl::Status& status) {
-    if (!status.ok()) throw Error(status);
-  }
-  template <typename T>
-  static T ValueOrThrow(absl::StatusOr<T> result) {
-    ThrowIfError(result.status());
-    return *std::move(result);
-  }
 
   client_internal::HandleState state_;
   std::unique_ptr<RLock> own_lock_;

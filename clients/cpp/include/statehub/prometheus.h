@@ -25,8 +25,9 @@
 //   exposer.RegisterCollectable(registry);  // the application's exposer
 //
 // Handles: one per rpc (and per status code, and per acquire result),
-// created the first time it is seen and kept; a call then costs a map
-// lookup under a mutex and one observation.
+// created the first time it is seen and kept in one entry per rpc; each
+// callback then costs one hash lookup under a mutex, no allocation, and its
+// observations.
 //
 // Thread safety: thread-safe. The registry must outlive the observer.
 
@@ -34,11 +35,10 @@
 #define STATEHUB_PROMETHEUS_H_
 
 #include <string>
-#include <tuple>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -67,22 +67,24 @@ class PrometheusObserver final : public CallObserver {
 
   void CallDone(absl::string_view rpc, absl::Duration latency,
                 absl::StatusCode code) override {
+    int index = static_cast<int>(code);
+    // gRPC has no other codes; should one appear, count it as UNKNOWN.
+    if (index < 0 || index >= kCodes) {
+      index = static_cast<int>(absl::StatusCode::kUnknown);
+    }
     prometheus::Histogram* duration;
     prometheus::Counter* calls;
     {
       absl::MutexLock lock(&mu_);
-      auto [it, added] = durations_.try_emplace(rpc, nullptr);
-      if (added) {
-        it->second = &duration_.Add({{"rpc", std::string(rpc)}}, Buckets());
+      Rpc& series = SeriesFor(rpc);
+      if (series.calls_by_code[index] == nullptr) {
+        series.calls_by_code[index] = &calls_.Add(
+            {{"rpc", std::string(rpc)},
+             {"code",
+              absl::StatusCodeToString(static_cast<absl::StatusCode>(index))}});
       }
-      duration = it->second;
-      const std::string key = absl::StrCat(rpc, "/", static_cast<int>(code));
-      auto [c, new_code] = calls_by_code_.try_emplace(key, nullptr);
-      if (new_code) {
-        c->second = &calls_.Add({{"rpc", std::string(rpc)},
-                                 {"code", absl::StatusCodeToString(code)}});
-      }
-      calls = c->second;
+      duration = series.duration;
+      calls = series.calls_by_code[index];
     }
     duration->Observe(absl::ToDoubleSeconds(latency));
     calls->Increment();
@@ -93,20 +95,43 @@ class PrometheusObserver final : public CallObserver {
     prometheus::Histogram* wait;
     {
       absl::MutexLock lock(&mu_);
-      const std::string key = absl::StrCat(rpc, acquired ? "/1" : "/0");
-      auto [it, added] = waits_.try_emplace(key, nullptr);
-      if (added) {
-        it->second = &acquire_wait_.Add(
+      prometheus::Histogram*& slot = SeriesFor(rpc).acquire_wait[acquired];
+      if (slot == nullptr) {
+        slot = &acquire_wait_.Add(
             {{"rpc", std::string(rpc)},
              {"result", acquired ? "acquired" : "not_acquired"}},
             Buckets());
       }
-      wait = it->second;
+      wait = slot;
     }
     wait->Observe(absl::ToDoubleSeconds(waited));
   }
 
  private:
+  // kCodes is the number of status codes (OK = 0 to UNAUTHENTICATED = 16).
+  static constexpr int kCodes = 17;
+
+  // Rpc holds one rpc's handles; each is created on first use.
+  struct Rpc {
+    prometheus::Histogram* duration = nullptr;
+    // calls_by_code is indexed by absl::StatusCode.
+    prometheus::Counter* calls_by_code[kCodes] = {};
+    // acquire_wait is indexed by `acquired` (0: not acquired, 1: acquired).
+    prometheus::Histogram* acquire_wait[2] = {};
+  };
+
+  // SeriesFor returns the entry of `rpc`, adding it (and its duration
+  // histogram) the first time. The entry stays valid while mu_ is held.
+  Rpc& SeriesFor(absl::string_view rpc) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = rpcs_.find(rpc);
+    if (it == rpcs_.end()) {
+      it = rpcs_.try_emplace(std::string(rpc)).first;
+      it->second.duration =
+          &duration_.Add({{"rpc", std::string(rpc)}}, Buckets());
+    }
+    return it->second;
+  }
+
   // The server's buckets (docs/metrics.md): 10 µs to 5 minutes.
   static prometheus::Histogram::BucketBoundaries Buckets() {
     return {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3,
@@ -118,12 +143,8 @@ class PrometheusObserver final : public CallObserver {
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& acquire_wait_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, prometheus::Histogram*> durations_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, prometheus::Counter*> calls_by_code_
-      ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, prometheus::Histogram*> waits_
-      ABSL_GUARDED_BY(mu_);
+  // rpcs_ is keyed by rpc name; a lookup by string_view allocates nothing.
+  absl::flat_hash_map<std::string, Rpc> rpcs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace statehub

@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
 #include "grpcpp/support/status.h"
 #include "statehub/v1/value.pb.h"
 #include "statehub/value.h"
@@ -35,6 +37,17 @@ inline ObjectType FromWire(v1::ObjectType type) {
 }
 inline v1::ObjectType ToWire(ObjectType type) {
   return static_cast<v1::ObjectType>(type);
+}
+
+// DurationFromWire and DurationToWire convert google.protobuf.Duration (the
+// wire form of every timeout and waited-for time).
+inline absl::Duration DurationFromWire(const google::protobuf::Duration& wire) {
+  return absl::Seconds(wire.seconds()) + absl::Nanoseconds(wire.nanos());
+}
+inline void DurationToWire(absl::Duration d, google::protobuf::Duration* wire) {
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  wire->set_seconds(nanos / 1'000'000'000);
+  wire->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
 // ToGrpcStatus and FromGrpcStatus carry a status and its error detail across
