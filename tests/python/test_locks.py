@@ -7,6 +7,7 @@ import _thread
 import pickle
 import threading
 import time
+from typing import Any
 
 import pytest
 import statehub
@@ -349,10 +350,20 @@ def test_condition_read_back_from_a_dict_finds_its_lock(
 
 
 def test_named_condition_keeps_the_lock_it_was_created_with(
-    manager: statehub.SyncManager,
+    manager: statehub.SyncManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = manager.named.Lock("cond-lock-a")
     second = manager.named.Lock("cond-lock-b")
     created = manager.named.Condition("cond-bound", first)
     reopened = manager.named.Condition("cond-bound", second)
+    described: list[str] = []
+    describe = statehub.ConditionProxy._describe
+
+    def counted(self: statehub.ConditionProxy, name: str) -> Any:
+        described.append(name)
+        return describe(self, name)
+
+    monkeypatch.setattr(statehub.ConditionProxy, "_describe", counted)
     assert reopened.lock._token.name == created.lock._token.name == "cond-lock-a"
+    # The Open reply named the lock: only the lock is described (its type).
+    assert described == ["cond-lock-a"]

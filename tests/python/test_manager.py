@@ -153,10 +153,31 @@ def test_every_manager_type_is_served(manager: statehub.SyncManager) -> None:
     typeids = set(managers.SyncManager._registry)  # type: ignore[attr-defined]
     # Manager's internal or since-removed helpers, not object types.
     typeids -= {"AsyncResult", "Iterator", "set"}
-    for typeid in sorted(typeids):
-        assert callable(getattr(manager, typeid)), typeid
-        if typeid != "Pool":
-            assert callable(getattr(manager.named, typeid)), typeid
+    # Arguments a factory cannot do without.
+    args: dict[str, tuple[object, ...]] = {
+        "Barrier": (2,),
+        "Value": ("i", 0),
+        "Array": ("i", [1, 2]),
+    }
+    # Pool is a local pool (test_pool_is_a_local_pool), not a proxy.
+    assert callable(manager.Pool)
+    typeids.discard("Pool")
+    names = []
+    try:
+        for typeid in sorted(typeids):
+            made = getattr(manager, typeid)(*args.get(typeid, ()))
+            assert isinstance(made, statehub.BaseProxy), typeid
+            name = f"test-manager-every-{typeid}"
+            names.append(name)
+            if typeid == "Condition":
+                names.append(f"{name}/lock")
+            named = getattr(manager.named, typeid)(name, *args.get(typeid, ()))
+            assert isinstance(named, statehub.BaseProxy), typeid
+            assert type(named) is type(made), typeid
+    finally:
+        for name in names:
+            with contextlib.suppress(statehub.ObjectNotFound):
+                manager.named.delete(name)
 
 
 def test_pool_is_a_local_pool(manager: statehub.SyncManager) -> None:

@@ -150,6 +150,8 @@ def test_named_array_and_value_learn_their_typecode(
         other = statehub.Manager(manager.address)
         a = other.named.Array("test-cells-arr")
         v = other.named.Value("test-cells-val")
+        # From the Open reply, before any Describe.
+        assert (a._token.typecode, v._token.typecode) == ("b", "d")
         assert str(a) == "array('b', [1, 2])"
         assert a[0:1] == array.array("b", [1])
         assert str(v) == "Value('d', 1.5)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Any
 
 import pytest
 import statehub
@@ -105,6 +106,24 @@ def test_barrier_passes_parties_and_runs_the_action_once(
         t.join(10)
     assert sorted(indexes) == [0, 1, 2]
     assert actions == ["ran"]
+
+
+def test_barrier_action_reads_parties_once(
+    manager: statehub.SyncManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states: list[str] = []
+    state = statehub.BarrierProxy._state
+
+    def counted(self: statehub.BarrierProxy) -> Any:
+        states.append(self._token.name)
+        return state(self)
+
+    monkeypatch.setattr(statehub.BarrierProxy, "_state", counted)
+    actions: list[str] = []
+    barrier = manager.Barrier(1, action=lambda: actions.append("ran"))
+    assert [barrier.wait() for _ in range(3)] == [0, 0, 0]
+    assert actions == ["ran"] * 3
+    assert len(states) == 1  # parties never changes: read once, then kept
 
 
 def test_barrier_abort_and_timeout_break_it(manager: statehub.SyncManager) -> None:
@@ -220,8 +239,12 @@ def test_joinable_queue_join_after_task_done(manager: statehub.SyncManager) -> N
 def test_queue_carries_proxies(manager: statehub.SyncManager) -> None:
     q = manager.Queue()
     d = manager.dict(a=1)
+    name = d._token.name
     q.put(d)
     del d
+    # The release is asynchronous: wait until only the queued ref holds it.
+    assert wait_until(lambda: manager.describe(name).holders == 0)
+    assert manager.describe(name).referrers == 1
     got = q.get()
     assert isinstance(got, statehub.DictProxy) and got["a"] == 1
 

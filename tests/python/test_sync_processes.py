@@ -16,7 +16,7 @@ import pytest
 import statehub
 
 import workers
-from conftest import LEASE_TTL_SECONDS, server_binary
+from conftest import LEASE_TTL_SECONDS, server_binary, wait_until
 from test_processes import METHODS, _join_all
 
 pytestmark = pytest.mark.processes
@@ -120,9 +120,7 @@ def test_barrier_across_processes_and_abort(
         child.start()
     mine = barrier.wait()
     # The second round: both children park, then we abort.
-    deadline = time.monotonic() + 60
-    while barrier.n_waiting < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert wait_until(lambda: barrier.n_waiting == 2, 60)
     barrier.abort()
     _join_all(children)
     assert sorted([mine, out["c0"], out["c1"]]) == [0, 1, 2]
@@ -147,6 +145,9 @@ def test_event_wakes_a_waiting_process(m: statehub.SyncManager) -> None:
     ev, out = m.Event(), m.dict()
     child = ctx.Process(target=workers.wait_for_event, args=(ev, out, "seen"))
     child.start()
+    # A spawned child takes a while to start: set once it is about to wait
+    # (and a little after, so that it is parked rather than racing).
+    assert wait_until(lambda: "seen-waiting" in out, 60)
     time.sleep(0.2)
     ev.set()
     _join_all([child])

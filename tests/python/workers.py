@@ -106,6 +106,7 @@ def barrier_rounds(barrier: Any, out: Any, key: str) -> None:
 
 
 def wait_for_event(event: Any, out: Any, key: str) -> None:
+    out[f"{key}-waiting"] = True  # the parent sets the event after this
     out[key] = event.wait(30)
 
 

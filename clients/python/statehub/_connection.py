@@ -261,7 +261,11 @@ class Connection:
         for name, (object_type, count) in holds.items():
             for _ in range(count):
                 try:
-                    self.call("Objects", "Open", _readopt_request(name, object_type))
+                    self.call(
+                        "Objects",
+                        "Open",
+                        objects_pb2.OpenRequest(name=name, type=object_type),
+                    )
                 except errors.StatehubError:
                     break
 
@@ -317,14 +321,6 @@ def _wait_for_future(future: Any) -> Any:
     except BaseException:
         future.cancel()
         raise
-
-
-def _readopt_request(name: str, object_type: Any) -> objects_pb2.OpenRequest:
-    # The ARRAY workaround of _proxy.open_existing_request (imported late:
-    # _proxy imports this module).
-    from ._proxy import open_existing_request
-
-    return open_existing_request(name, object_type)
 
 
 # -- the per-process registry ----------------------------------------------

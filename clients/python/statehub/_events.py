@@ -19,7 +19,7 @@ from typing import Any
 
 from ._proto import sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
-from ._waits import call_deadline, caller, clamp, duration
+from ._waits import call_deadline, clamp
 
 
 @register(value_pb2.EVENT)
@@ -50,13 +50,10 @@ class EventProxy(BaseProxy):
         timeout is 0, as in Python); returns the flag, so False means the
         timeout passed."""
         seconds = clamp(timeout)
-        thread_id, label = caller()
-        request = sync_pb2.EventWaitRequest(
-            name=self._token.name, thread_id=thread_id, label=label
+        response = self._park(
+            "Wait", sync_pb2.EventWaitRequest, seconds, call_deadline(seconds)
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        return bool(self._parked("Wait", request, call_deadline(seconds)).set)
+        return bool(response.set)
 
     def _getvalue(self) -> Any:
         raise TypeError("cannot copy a shared Event")
@@ -81,25 +78,20 @@ class BarrierProxy(BaseProxy):
     needs an action it can import, e.g. a module-level function).
     """
 
-    __slots__ = ("_action", "_timeout")
+    __slots__ = ("_action", "_parties", "_timeout")
     _service = "Barriers"
     _manager_class = "BarrierProxy"
 
     _action: Callable[[], object] | None
     _timeout: float | None
+    # The barrier's parties, fixed when it was made: 0 until first read.
+    _parties: int
 
-    def __init__(
-        self,
-        token: Token,
-        options: Options,
-        *,
-        held: bool,
-        action: Callable[[], object] | None = None,
-        timeout: float | None = None,
-    ) -> None:
+    def __init__(self, token: Token, options: Options, *, held: bool) -> None:
         super().__init__(token, options, held=held)
-        object.__setattr__(self, "_action", action)
-        object.__setattr__(self, "_timeout", timeout)
+        object.__setattr__(self, "_action", None)
+        object.__setattr__(self, "_timeout", None)
+        object.__setattr__(self, "_parties", 0)
 
     def _reduce_extra(self) -> Any:
         if self._action is None and self._timeout is None:
@@ -118,14 +110,11 @@ class BarrierProxy(BaseProxy):
         is 0). Raises threading.BrokenBarrierError (statehub's subclass) if
         the barrier is or becomes broken."""
         seconds = clamp(self._timeout if timeout is None else timeout)
-        thread_id, label = caller()
-        request = sync_pb2.BarrierWaitRequest(
-            name=self._token.name, thread_id=thread_id, label=label
+        response = self._park(
+            "Wait", sync_pb2.BarrierWaitRequest, seconds, call_deadline(seconds)
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        index = int(self._parked("Wait", request, call_deadline(seconds)).index)
-        if self._action is not None and index == self._state().parties - 1:
+        index = int(response.index)
+        if self._action is not None and index == self._known_parties() - 1:
             try:
                 self._action()
             except BaseException:
@@ -144,7 +133,13 @@ class BarrierProxy(BaseProxy):
         self._call("Reset", sync_pb2.BarrierResetRequest(name=self._token.name))
 
     def _state(self) -> Any:
-        return self._call("State", sync_pb2.BarrierStateRequest(name=self._token.name))
+        state = self._call("State", sync_pb2.BarrierStateRequest(name=self._token.name))
+        object.__setattr__(self, "_parties", int(state.parties))
+        return state
+
+    def _known_parties(self) -> int:
+        # parties never changes: wait() reads it from the server once.
+        return self._parties or self.parties
 
     @property
     def parties(self) -> int:

@@ -13,14 +13,16 @@ from collections.abc import Callable, Iterable, Iterator, MutableSequence
 from typing import Any, Generic, SupportsIndex, TypeVar, overload
 
 from . import _codec
-from ._codec import MISSING
+from ._codec import _INT64_MAX, _INT64_MIN, MISSING
 from ._proto import list_pb2, value_pb2
 from ._proxy import BaseProxy, register
 
 T = TypeVar("T")
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+
+def _int64(value: int) -> int:
+    """value clamped to the wire's int64 range."""
+    return min(max(value, _INT64_MIN), _INT64_MAX)
 
 
 def _slice_bound(bound: Any) -> int:
@@ -32,7 +34,7 @@ def _slice_bound(bound: Any) -> int:
         ) from None
     # Python clamps slice bounds to the length; any int64 bound past a real
     # length means the same thing.
-    return min(max(value, _INT64_MIN), _INT64_MAX)
+    return _int64(value)
 
 
 def subscript(index: Any, what: str = "list") -> list_pb2.Subscript:
@@ -162,7 +164,7 @@ class ListProxy(BaseProxy, Generic[T]):
 
     def insert(self, index: SupportsIndex, value: T) -> None:
         """Inserts value before index (clamped, as Python does)."""
-        position = min(max(operator.index(index), _INT64_MIN), _INT64_MAX)
+        position = _int64(operator.index(index))
         self._call(
             "Insert",
             list_pb2.ListInsertRequest(
@@ -250,11 +252,10 @@ class ListProxy(BaseProxy, Generic[T]):
         return self
 
     def __imul__(self, times: SupportsIndex) -> ListProxy[T]:
-        count = operator.index(times)
         self._call(
             "Repeat",
             list_pb2.ListRepeatRequest(
-                name=self._token.name, times=min(max(count, _INT64_MIN), _INT64_MAX)
+                name=self._token.name, times=_int64(operator.index(times))
             ),
         )
         return self

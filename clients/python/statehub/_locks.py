@@ -33,7 +33,7 @@ from . import _metrics, errors
 from ._connection import connection_for
 from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
-from ._waits import call_deadline, caller, clamp, duration, lock_timeout
+from ._waits import call_deadline, clamp, lock_timeout
 
 T = TypeVar("T")
 
@@ -93,18 +93,13 @@ class AcquirerProxy(BaseProxy):
         """Sends an acquire of ``request_type`` (LockAcquireRequest or
         SemaphoreAcquireRequest), parked on the server for up to ``seconds``
         (None: until served), records the wait, and returns the reply."""
-        thread_id, label = caller()
-        request = request_type(
-            name=self._token.name,
-            blocking=bool(blocking),
-            thread_id=thread_id,
-            label=label,
-        )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
         started = time.monotonic()
-        response = self._parked(
-            "Acquire", request, call_deadline(seconds if blocking else 0)
+        response = self._park(
+            "Acquire",
+            request_type,
+            seconds,
+            call_deadline(seconds if blocking else 0),
+            blocking=bool(blocking),
         )
         metrics = _metrics.current
         if blocking and metrics is not None:
@@ -162,10 +157,11 @@ class LockProxy(AcquirerProxy):
     def release(self) -> None:
         """Releases the lock. RuntimeError if it is not held (for an RLock:
         not held by this thread)."""
-        thread_id, _ = caller()
         self._call(
             "Release",
-            sync_pb2.LockReleaseRequest(name=self._token.name, thread_id=thread_id),
+            sync_pb2.LockReleaseRequest(
+                name=self._token.name, thread_id=threading.get_ident()
+            ),
         )
 
     @property
@@ -261,28 +257,29 @@ class ConditionProxy(AcquirerProxy):
     in the client, between waits (as Manager's ConditionProxy does).
     """
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_lock", "_lock_name")
     _service = "Conditions"
     _manager_class = "ConditionProxy"
 
     _lock: LockProxy | None
+    # The bound lock's name when known but not yet opened ("": unknown).
+    _lock_name: str
 
-    def __init__(
-        self,
-        token: Token,
-        options: Options,
-        *,
-        held: bool,
-        lock: LockProxy | None = None,
-    ) -> None:
+    def __init__(self, token: Token, options: Options, *, held: bool) -> None:
         super().__init__(token, options, held=held)
-        object.__setattr__(self, "_lock", lock)
+        object.__setattr__(self, "_lock", None)
+        object.__setattr__(self, "_lock_name", "")
 
     def _reduce_extra(self) -> Any:
         return self._lock
 
     def _restore_extra(self, extra: Any) -> None:
         object.__setattr__(self, "_lock", extra)
+
+    def _bind_lock_name(self, name: str) -> None:
+        """Notes the name of the bound lock (the Open reply's), which
+        :attr:`lock` then opens on first use."""
+        object.__setattr__(self, "_lock_name", name)
 
     @property
     def lock(self) -> LockProxy:
@@ -293,22 +290,20 @@ class ConditionProxy(AcquirerProxy):
         return cast(LockProxy, self._lock)
 
     def _bound_lock(self) -> LockProxy:
-        """Asks the server which lock this condition is bound to and opens a
-        proxy on it (adopting it, if anonymous, for this process)."""
-        info = self._call(
-            "Describe",
-            objects_pb2.DescribeRequest(name=self._token.name),
-            service="Objects",
-        ).info
-        lock_info = self._call(
-            "Describe",
-            objects_pb2.DescribeRequest(name=info.condition_lock),
-            service="Objects",
-        ).info
+        """Opens a proxy on the lock this condition is bound to (adopting it,
+        if anonymous, for this process), asking the server which lock that
+        is unless the Open reply said so."""
+        lock_name = self._lock_name or self._describe(self._token.name).condition_lock
+        lock_info = self._describe(lock_name)
         token = Token(self._token.address, lock_info.name, lock_info.type)
         if token.anonymous:
             _open_anonymous(token)
         return cast(LockProxy, make_proxy(token, self._options, held=token.anonymous))
+
+    def _describe(self, name: str) -> Any:
+        return self._call(
+            "Describe", objects_pb2.DescribeRequest(name=name), service="Objects"
+        ).info
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Acquires the bound lock (see :meth:`LockProxy.acquire`)."""
@@ -324,24 +319,19 @@ class ConditionProxy(AcquirerProxy):
         passed first. Like Python's, a timed-out wait still waits as long
         as it takes to reacquire the lock; a negative timeout is 0.
         RuntimeError if this thread does not hold the lock."""
-        seconds = clamp(timeout)
-        thread_id, label = caller()
-        request = sync_pb2.ConditionWaitRequest(
-            name=self._token.name, thread_id=thread_id, label=label
-        )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
         # No deadline: after a timeout the server still reacquires the lock,
         # which may take any time, as in Python.
         try:
-            response = self._parked("Wait", request, None)
+            response = self._park(
+                "Wait", sync_pb2.ConditionWaitRequest, clamp(timeout), None
+            )
         except errors.StatehubError:
             raise
         except BaseException:
             # Interrupted (Ctrl-C): the call was cancelled with the lock
             # released. Python's wait reacquires before propagating, so that
             # the `with cond:` around it can release.
-            self._reacquire_after_interrupt(thread_id)
+            self._reacquire_after_interrupt(threading.get_ident())
             raise
         if self._lock is not None:
             self._lock._note(response)
@@ -389,22 +379,20 @@ class ConditionProxy(AcquirerProxy):
     def notify(self, n: int = 1) -> None:
         """Wakes up to n waiters (none when n <= 0). RuntimeError if this
         thread does not hold the lock."""
-        thread_id, _ = caller()
         self._call(
             "Notify",
             sync_pb2.ConditionNotifyRequest(
-                name=self._token.name, n=n, thread_id=thread_id
+                name=self._token.name, n=n, thread_id=threading.get_ident()
             ),
         )
 
     def notify_all(self) -> None:
         """Wakes every waiter. RuntimeError if this thread does not hold the
         lock."""
-        thread_id, _ = caller()
         self._call(
             "Notify",
             sync_pb2.ConditionNotifyRequest(
-                name=self._token.name, all=True, thread_id=thread_id
+                name=self._token.name, all=True, thread_id=threading.get_ident()
             ),
         )
 

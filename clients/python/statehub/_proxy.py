@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _connection
 from ._connection import Connection, connection_for
 from ._proto import objects_pb2, value_pb2
+from ._waits import caller, duration
 
 ANONYMOUS_PREFIX = "_anon/"
 
@@ -182,10 +183,25 @@ class BaseProxy:
             **kwargs,
         )
 
-    def _parked(self, method: str, request: Any, deadline: float | None) -> Any:
-        """Runs rpc ``method``, which may wait on the server, with a call
-        deadline of ``deadline`` seconds (None: none); see the funnel's
-        ``parked``."""
+    def _park(
+        self,
+        method: str,
+        request_type: Any,
+        seconds: float | None,
+        deadline: float | None,
+        **fields: Any,
+    ) -> Any:
+        """Runs rpc ``method``, which may wait on the server: its request (of
+        ``request_type``, with ``fields``) names this object and the calling
+        thread and asks the server to wait up to ``seconds`` (None: until
+        served); the call's deadline is ``deadline`` seconds (None: none).
+        See the funnel's ``parked``."""
+        thread_id, label = caller()
+        request = request_type(
+            name=self._token.name, thread_id=thread_id, label=label, **fields
+        )
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
         return connection_for(self._token.address).call(
             self._service, method, request, timeout=deadline, parked=True
         )
@@ -268,26 +284,10 @@ class BaseProxy:
             return repr(self)[:-1] + "; '__str__()' failed>"
 
 
-def open_existing_request(
-    name: str, object_type: value_pb2.ObjectType, typecode: str = ""
-) -> objects_pb2.OpenRequest:
-    """An Open of an object that is expected to exist (no initial contents).
-
-    statehub-server refuses any ARRAY Open without ``array_init``, even of an
-    existing array (server/service/objects_service.cc, InitOf), although the
-    contents apply only on creation. So an ARRAY open carries an empty init,
-    which the server ignores for an existing array.
-    """
-    request = objects_pb2.OpenRequest(name=name, type=object_type)
-    if object_type == value_pb2.ARRAY:
-        request.array_init.typecode = typecode or "b"
-    return request
-
-
 def _open_anonymous(token: Token) -> None:
     """Takes one more hold on an anonymous object for this process."""
     connection_for(token.address).call(
-        "Objects", "Open", open_existing_request(token.name, token.type, token.typecode)
+        "Objects", "Open", objects_pb2.OpenRequest(name=token.name, type=token.type)
     )
 
 

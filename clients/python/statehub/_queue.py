@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 from . import _codec
 from ._proto import queue_pb2, value_pb2
 from ._proxy import BaseProxy, register
-from ._waits import call_deadline, caller, duration, queue_timeout
+from ._waits import call_deadline, queue_timeout
 
 T = TypeVar("T")
 
@@ -49,15 +49,15 @@ class QueueProxy(BaseProxy, Generic[T]):
         if given). Raises queue.Full when it stays full; ValueError for a
         negative timeout."""
         seconds = queue_timeout(block, timeout)
-        thread_id, label = caller()
-        request = queue_pb2.QueuePutRequest(
-            name=self._token.name, block=bool(block), thread_id=thread_id, label=label
+        response = self._park(
+            "Put",
+            queue_pb2.QueuePutRequest,
+            seconds,
+            call_deadline(seconds if block else 0),
+            block=bool(block),
+            item=_codec.encode(item, self._token.address, self._options),
         )
-        _codec.encode_into(item, request.item, self._token.address, self._options)
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        deadline = call_deadline(seconds if block else 0)
-        if not self._parked("Put", request, deadline).stored:
+        if not response.stored:
             raise queue.Full
 
     def get(self, block: bool = True, timeout: float | None = None) -> T:
@@ -65,14 +65,13 @@ class QueueProxy(BaseProxy, Generic[T]):
         empty (up to timeout seconds if given). Raises queue.Empty when it
         stays empty; ValueError for a negative timeout."""
         seconds = queue_timeout(block, timeout)
-        thread_id, label = caller()
-        request = queue_pb2.QueueGetRequest(
-            name=self._token.name, block=bool(block), thread_id=thread_id, label=label
+        response = self._park(
+            "Get",
+            queue_pb2.QueueGetRequest,
+            seconds,
+            call_deadline(seconds if block else 0),
+            block=bool(block),
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        deadline = call_deadline(seconds if block else 0)
-        response = self._parked("Get", request, deadline)
         if not response.got:
             raise queue.Empty
         return _codec.decode(  # type: ignore[no-any-return]
@@ -117,13 +116,10 @@ class QueueProxy(BaseProxy, Generic[T]):
         """Waits until every item put has been marked done. Python's join
         has no timeout; with one, returns False if it passed first."""
         seconds = None if timeout is None else queue_timeout(True, timeout)
-        thread_id, label = caller()
-        request = queue_pb2.QueueJoinRequest(
-            name=self._token.name, thread_id=thread_id, label=label
+        response = self._park(
+            "Join", queue_pb2.QueueJoinRequest, seconds, call_deadline(seconds)
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        return bool(self._parked("Join", request, call_deadline(seconds)).done)
+        return bool(response.done)
 
     def _getvalue(self) -> Any:
         raise TypeError(f"cannot copy a shared {self._token.typeid}")

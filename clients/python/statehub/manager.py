@@ -47,7 +47,6 @@ from ._proxy import (
     Options,
     Token,
     make_proxy,
-    open_existing_request,
 )
 from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
@@ -272,7 +271,7 @@ class SyncManager:
         response = connection_for(address).call(
             "Objects", "Open", request, timeout=options.timeout
         )
-        token = Token(address, response.name, response.type, request.typecode)
+        token = Token(address, response.name, response.type, response.typecode)
         proxy = make_proxy(
             token, options, held=response.name.startswith(ANONYMOUS_PREFIX)
         )
@@ -324,13 +323,10 @@ class SyncManager:
 
     def _array_request(self, name: str, typecode: str | None, sequence: Any) -> Any:
         if typecode is None:
-            # Open an existing array: its typecode (which the server wants in
-            # the init it then ignores) comes from Describe, which also says
-            # ObjectNotFound rather than creating an empty array.
-            info = self.describe(name)
-            return open_existing_request(
-                name, value_pb2.ARRAY, info.typecode if info.type == "array" else ""
-            )
+            # Open an existing array. Describe first, for ObjectNotFound: an
+            # Open of a missing array without contents is a ValueError.
+            self.describe(name)
+            return objects_pb2.OpenRequest(name=name, type=value_pb2.ARRAY)
         if not isinstance(typecode, str):
             raise TypeError(
                 f"array typecode must be a str, not {type(typecode).__name__}"
@@ -475,9 +471,11 @@ class SyncManager:
         proxy, response = self._open_response(request)
         condition = cast(ConditionProxy, proxy)
         # A condition that existed may be bound to another lock: the proxy
-        # then asks the server for it on first use.
+        # then opens that one (by the name the server answered) on first use.
         if response.condition_lock == lock._token.name:
             condition._restore_extra(lock)
+        else:
+            condition._bind_lock_name(response.condition_lock)
         return condition
 
     def _barrier(
