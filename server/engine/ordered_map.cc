@@ -21,8 +21,9 @@ std::optional<Value> OrderedMap::Set(Value key, Value value) {
     slots_[*it].value = std::move(value);
     return previous;
   }
-  slots_.push_back(Slot{std::move(key), std::move(value), true});
-  index_.insert(slots_.size() - 1);
+  slots_.push_back(Slot{std::move(key), std::move(value)});
+  live_slots_.push_back(true);
+  index_.insert(static_cast<SlotNumber>(slots_.size() - 1));
   ++live_;
   ++size_version_;
   return std::nullopt;
@@ -31,11 +32,11 @@ std::optional<Value> OrderedMap::Set(Value key, Value value) {
 std::optional<Value> OrderedMap::Erase(const Value& key) {
   auto it = index_.find(key);
   if (it == index_.end()) return std::nullopt;
-  const size_t slot = *it;
+  const SlotNumber slot = *it;
   index_.erase(it);
-  Slot& s = slots_[slot];
-  Value value = std::move(s.value);
-  s = Slot{};
+  Value value = std::move(slots_[slot].value);
+  slots_[slot] = Slot{};
+  live_slots_[slot] = false;
   --live_;
   ++size_version_;
   MaybeCompact();
@@ -43,10 +44,14 @@ std::optional<Value> OrderedMap::Erase(const Value& key) {
 }
 
 std::pair<Value, Value> OrderedMap::PopLast() {
-  while (!slots_.back().live) slots_.pop_back();
+  while (!live_slots_.back()) {
+    slots_.pop_back();
+    live_slots_.pop_back();
+  }
   Slot last = std::move(slots_.back());
-  index_.erase(slots_.size() - 1);
+  index_.erase(static_cast<SlotNumber>(slots_.size() - 1));
   slots_.pop_back();
+  live_slots_.pop_back();
   --live_;
   ++size_version_;
   return {std::move(last.key), std::move(last.value)};
@@ -58,7 +63,7 @@ int64_t OrderedMap::Visit(
   int64_t visited = 0;
   auto i = static_cast<size_t>(cursor < 0 ? 0 : cursor);
   for (; i < slots_.size(); ++i) {
-    if (!slots_[i].live) continue;
+    if (!live_slots_[i]) continue;
     if (limit > 0 && visited == limit) return static_cast<int64_t>(i);
     fn(slots_[i].key, slots_[i].value);
     ++visited;
@@ -69,11 +74,12 @@ int64_t OrderedMap::Visit(
 std::vector<Value> OrderedMap::TakeValues() {
   std::vector<Value> values;
   values.reserve(live_);
-  for (Slot& slot : slots_) {
-    if (slot.live) values.push_back(std::move(slot.value));
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (live_slots_[i]) values.push_back(std::move(slots_[i].value));
   }
   index_.clear();
   slots_.clear();
+  live_slots_.clear();
   if (live_ != 0) ++size_version_;
   live_ = 0;
   return values;
@@ -85,12 +91,15 @@ void OrderedMap::MaybeCompact() {
   }
   std::vector<Slot> kept;
   kept.reserve(live_);
-  for (Slot& slot : slots_) {
-    if (slot.live) kept.push_back(std::move(slot));
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (live_slots_[i]) kept.push_back(std::move(slots_[i]));
   }
   index_.clear();
   slots_ = std::move(kept);
-  for (size_t i = 0; i < slots_.size(); ++i) index_.insert(i);
+  live_slots_.assign(slots_.size(), true);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    index_.insert(static_cast<SlotNumber>(i));
+  }
 }
 
 }  // namespace statehub

@@ -56,25 +56,31 @@ class OrderedMap {
   std::vector<Value> TakeValues();
 
  private:
+  // A slot is an entry in insertion order; erased ones stay (empty, not
+  // live) until MaybeCompact drops them. Liveness is kept apart, one bit a
+  // slot, so that a slot is two Values: 80 bytes.
   struct Slot {
     Value key;
     Value value;
-    bool live = false;
   };
+  // Slot numbers are 32-bit to halve the index: a map never nears 2^32
+  // slots (--max_elements caps entries, and compaction keeps slots at most
+  // twice the live entries).
+  using SlotNumber = uint32_t;
   struct SlotHash {
     using is_transparent = void;
     const std::vector<Slot>* slots;
-    size_t operator()(size_t i) const { return KeyHash()((*slots)[i].key); }
+    size_t operator()(SlotNumber i) const { return KeyHash()((*slots)[i].key); }
     size_t operator()(const Value& key) const { return KeyHash()(key); }
   };
   struct SlotEq {
     using is_transparent = void;
     const std::vector<Slot>* slots;
-    bool operator()(size_t a, size_t b) const { return a == b; }
-    bool operator()(size_t a, const Value& key) const {
+    bool operator()(SlotNumber a, SlotNumber b) const { return a == b; }
+    bool operator()(SlotNumber a, const Value& key) const {
       return (*slots)[a].key == key;
     }
-    bool operator()(const Value& key, size_t a) const {
+    bool operator()(const Value& key, SlotNumber a) const {
       return (*slots)[a].key == key;
     }
   };
@@ -83,7 +89,9 @@ class OrderedMap {
   void MaybeCompact();
 
   std::vector<Slot> slots_;
-  absl::flat_hash_set<size_t, SlotHash, SlotEq> index_;
+  // live_slots_[i]: slots_[i] holds an entry (not erased).
+  std::vector<bool> live_slots_;
+  absl::flat_hash_set<SlotNumber, SlotHash, SlotEq> index_;
   int64_t live_ = 0;
   int64_t size_version_ = 1;
 };

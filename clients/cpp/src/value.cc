@@ -202,6 +202,8 @@ absl::string_view ObjectTypeName(ObjectType type) {
   return "unspecified";
 }
 
+static_assert(sizeof(Value) <= 40, "a Value is what each stored item costs");
+
 Value Value::Bytes(std::string data) {
   Value v;
   v.rep_ = BytesRep{std::move(data)};
@@ -280,11 +282,11 @@ Value::Entries& Value::MutableEntries() {
 }
 const Ref& Value::AsRef() const {
   if (!is_ref()) WrongKind(Kind::kRef, kind());
-  return std::get<Ref>(rep_);
+  return *std::get<std::shared_ptr<const Ref>>(rep_);
 }
 const Blob& Value::AsBlob() const {
   if (!is_blob()) WrongKind(Kind::kBlob, kind());
-  return std::get<Blob>(rep_);
+  return *std::get<std::shared_ptr<const Blob>>(rep_);
 }
 
 double Value::ToDouble() const {

@@ -114,8 +114,10 @@ class Value {
   Value(const char* s) : rep_(std::string(s)) {}         // NOLINT
   Value(std::string s) : rep_(std::move(s)) {}           // NOLINT
   Value(absl::string_view s) : rep_(std::string(s)) {}   // NOLINT
-  Value(Ref ref) : rep_(std::move(ref)) {}               // NOLINT
-  Value(Blob blob) : rep_(std::move(blob)) {}            // NOLINT
+  Value(Ref ref)                                         // NOLINT
+      : rep_(std::make_shared<const Ref>(std::move(ref))) {}
+  Value(Blob blob)  // NOLINT
+      : rep_(std::make_shared<const Blob>(std::move(blob))) {}
 
   // Factories for the kinds that have no natural C++ literal.
   static Value Bytes(std::string data);
@@ -192,9 +194,13 @@ class Value {
   struct MapRep {
     Entries entries;
   };
-  // The alternative index is the Kind.
+  // The alternative index is the Kind. Refs and blobs are rare and large,
+  // so they live behind an immutable shared pointer: that keeps a Value at
+  // 40 bytes (a std::string and the index), which is what a stored dict
+  // entry or list item costs the server (docs/benchmarks.md).
   std::variant<std::monostate, bool, int64_t, double, std::string, BytesRep,
-               ListRep, TupleRep, MapRep, Ref, Blob>
+               ListRep, TupleRep, MapRep, std::shared_ptr<const Ref>,
+               std::shared_ptr<const Blob>>
       rep_;
 };
 
