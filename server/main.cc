@@ -18,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/exposer.h"
 #include "server/engine/engine.h"
@@ -65,6 +66,11 @@ int main(int argc, char** argv) {
   // footprint; docs/benchmarks.md).
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
 #endif
+  // Debian's Abseil is built with Mutex deadlock detection on: every lock
+  // of every absl::Mutex (gRPC's included) updates a global lock graph,
+  // about 8% of the server's CPU under load (docs/benchmarks.md). The tests
+  // keep it; the server binary turns it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "statehub-server: shared dicts, lists, values and more over gRPC.\n"
       "With no flags it serves on unix:///tmp/statehub.sock and "
