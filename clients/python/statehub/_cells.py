@@ -184,9 +184,12 @@ class ArrayProxy(_TypecodeMixin, Generic[T]):
             else:
                 items = list(value)
             request.value.list_value.SetInParent()
-            out = request.value.list_value.items
-            for item in items:
-                _codec.encode_into(item, out.add(), self._token.address, self._options)
+            _codec.encode_items(
+                items,
+                request.value.list_value.items,
+                self._token.address,
+                self._options,
+            )
         else:
             request.value.CopyFrom(
                 _codec.encode(value, self._token.address, self._options)

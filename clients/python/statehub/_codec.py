@@ -29,6 +29,7 @@ keep an anonymous object alive; store proxies directly in shared containers.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Final
@@ -146,7 +147,71 @@ def encode_into(obj: object, out: Value, address: str, options: Options) -> None
     _encode_into(obj, out, address, options, 0)
 
 
-def _encode_into(  # noqa: PLR0915 - one flat dispatch reads best
+def encode_items(
+    items: Iterable[object], out: Any, address: str, options: Options
+) -> None:
+    """Appends every item to ``out``, a repeated Value field (a list's items,
+    a request's values)."""
+    _encode_items(items, out, address, options, 0)
+
+
+def encode_entries(
+    pairs: Iterable[tuple[object, object]], out: Any, address: str, options: Options
+) -> None:
+    """Appends every (key, value) pair to ``out``, a repeated MapEntry field."""
+    _encode_entries(pairs, out, address, options, 0)
+
+
+# Bulk calls (update, extend, copy of nested values) spend their time here:
+# the loops set str, int and float fields inline, which makes a 1,000-item
+# update about three times cheaper than a call through _encode_into and
+# encode_key per item (docs/benchmarks.md). Everything else takes the full
+# path.
+
+
+def _encode_items(
+    items: Iterable[object], out: Any, address: str, options: Options, depth: int
+) -> None:
+    add = out.add
+    for item in items:
+        value = add()
+        t = type(item)
+        if t is str:
+            value.string_value = item
+        elif t is int and _INT64_MIN <= item <= _INT64_MAX:  # type: ignore[operator]
+            value.int_value = item
+        elif t is float:
+            value.double_value = item
+        else:
+            _encode_into(item, value, address, options, depth)
+
+
+def _encode_entries(
+    pairs: Iterable[tuple[object, object]],
+    out: Any,
+    address: str,
+    options: Options,
+    depth: int,
+) -> None:
+    add = out.add
+    for key, item in pairs:
+        entry = add()
+        if type(key) is str:
+            entry.key.string_value = key
+        else:
+            encode_key(key, entry.key)
+        t = type(item)
+        if t is str:
+            entry.value.string_value = item
+        elif t is int and _INT64_MIN <= item <= _INT64_MAX:  # type: ignore[operator]
+            entry.value.int_value = item
+        elif t is float:
+            entry.value.double_value = item
+        else:
+            _encode_into(item, entry.value, address, options, depth)
+
+
+def _encode_into(
     obj: object, out: Value, address: str, options: Options, depth: int
 ) -> None:
     if depth > _MAX_DEPTH:
@@ -167,16 +232,16 @@ def _encode_into(  # noqa: PLR0915 - one flat dispatch reads best
     elif t is list or t is tuple:
         container = out.list_value if t is list else out.tuple_value
         container.SetInParent()
-        items = container.items
-        for item in obj:  # type: ignore[attr-defined]
-            _encode_into(item, items.add(), address, options, depth + 1)
+        _encode_items(obj, container.items, address, options, depth + 1)  # type: ignore[arg-type]
     elif t is dict:
         out.map_value.SetInParent()
-        entries = out.map_value.entries
-        for key, item in obj.items():  # type: ignore[attr-defined]
-            entry = entries.add()
-            encode_key(key, entry.key)
-            _encode_into(item, entry.value, address, options, depth + 1)
+        _encode_entries(
+            obj.items(),  # type: ignore[attr-defined]
+            out.map_value.entries,
+            address,
+            options,
+            depth + 1,
+        )
     elif isinstance(obj, BaseProxy):
         token = obj._token
         if token.address != address:

@@ -204,10 +204,12 @@ class DictProxy(BaseProxy, Generic[K, V]):
         # dict() applies Python's rules (a mapping or pairs, later duplicates
         # win, first spelling of a key kept) and raises Python's errors; the
         # server then sets the entries in one operation.
-        for key, value in dict(_plain(other), **kwargs).items():
-            entry = request.entries.add()
-            encode_key(key, entry.key)
-            _codec.encode_into(value, entry.value, self._token.address, self._options)
+        _codec.encode_entries(
+            dict(_plain(other), **kwargs).items(),
+            request.entries,
+            self._token.address,
+            self._options,
+        )
         self._call("Update", request)
 
     def clear(self) -> None:

@@ -80,9 +80,9 @@ class ListProxy(BaseProxy, Generic[T]):
     def _sequence_value(self, items: Iterable[Any]) -> value_pb2.Value:
         value = value_pb2.Value()
         value.list_value.SetInParent()
-        out = value.list_value.items
-        for item in items:
-            _codec.encode_into(item, out.add(), self._token.address, self._options)
+        _codec.encode_items(
+            items, value.list_value.items, self._token.address, self._options
+        )
         return value
 
     # -- the sequence protocol ---------------------------------------------
@@ -156,10 +156,9 @@ class ListProxy(BaseProxy, Generic[T]):
     def extend(self, values: Iterable[T]) -> None:
         """Appends every item of values, in one atomic operation."""
         request = list_pb2.ListExtendRequest(name=self._token.name)
-        for item in _items(values):
-            _codec.encode_into(
-                item, request.items.add(), self._token.address, self._options
-            )
+        _codec.encode_items(
+            _items(values), request.items, self._token.address, self._options
+        )
         self._call("Extend", request)
 
     def insert(self, index: SupportsIndex, value: T) -> None:

@@ -280,15 +280,11 @@ class SyncManager:
     def _encode_entries(self, out: value_pb2.ValueMap, mapping: dict[Any, Any]) -> None:
         address, options = self._started()
         out.SetInParent()
-        for key, value in mapping.items():
-            entry = out.entries.add()
-            _codec.encode_key(key, entry.key)
-            _codec.encode_into(value, entry.value, address, options)
+        _codec.encode_entries(mapping.items(), out.entries, address, options)
 
     def _encode_items(self, out: Any, items: Iterable[Any]) -> None:
         address, options = self._started()
-        for item in items:
-            _codec.encode_into(item, out.add(), address, options)
+        _codec.encode_items(items, out, address, options)
 
     def _dict_request(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
