@@ -36,3 +36,37 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q './clients/python[test]'
+# PyYAML reads the chart's rendered manifests in tests/chart.
+.venv/bin/python -m pip install -q pyyaml
+
+# Helm, for the chart in charts/statehub (scripts/test.sh lints and renders
+# it), built from source with Go and pinned so what the tests render does
+# not drift. The -X flags are the ones Helm's own release build sets: its
+# version, and the Kubernetes version `helm template` assumes (1.37, from
+# the client-go v0.37 this Helm release builds against) instead of Go
+# builds' 1.20, which the chart's kubeVersion (>=1.24) would refuse.
+helm_version=v3.22.0
+helm_kube_minor=37
+go_cmd="$(command -v go || true)"
+if [ -z "$go_cmd" ] && [ -x /usr/local/go/bin/go ]; then
+  go_cmd=/usr/local/go/bin/go
+fi
+if [ -z "$go_cmd" ]; then
+  echo "setup: Go 1.26 or later is needed to build helm $helm_version:" \
+    "install it from https://go.dev/doc/install (into /usr/local/go)" \
+    "and run this again" >&2
+  exit 1
+fi
+helm_bin="$("$go_cmd" env GOPATH)/bin"
+if [ "$("$helm_bin/helm" version --template '{{.Version}}' 2>/dev/null)" \
+    != "$helm_version" ]; then
+  echo "setup: building helm $helm_version with go install (a few minutes)"
+  helm_x=helm.sh/helm/v3
+  GOBIN="$helm_bin" "$go_cmd" install -ldflags "\
+    -X $helm_x/internal/version.version=$helm_version \
+    -X $helm_x/pkg/chartutil.k8sVersionMajor=1 \
+    -X $helm_x/pkg/chartutil.k8sVersionMinor=$helm_kube_minor \
+    -X $helm_x/pkg/lint/rules.k8sVersionMajor=1 \
+    -X $helm_x/pkg/lint/rules.k8sVersionMinor=$helm_kube_minor" \
+    "$helm_x/cmd/helm@$helm_version"
+fi

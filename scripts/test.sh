@@ -5,7 +5,9 @@
 #   2. the same C++ tests built with ASan + UBSan;
 #   3. the engine tests built with TSan;
 #   4. the example that builds against the installed CMake package;
-#   5. the Python client's tests (pytest, against the real server), ruff and
+#   5. the Helm chart: helm lint and helm template in both modes, then its
+#      tests (tests/chart, pytest);
+#   6. the Python client's tests (pytest, against the real server), ruff and
 #      mypy.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -45,6 +47,19 @@ cmake -S clients/cpp/examples -B "$prefix/example-build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 ninja -C "$prefix/example-build"
 
+echo "== Helm chart: lint, render both modes, tests"
+# scripts/setup.sh builds the pinned helm into Go's bin directory.
+go_cmd="$(command -v go || echo /usr/local/go/bin/go)"
+HELM="$("$go_cmd" env GOPATH)/bin/helm"
+export HELM
+for mode in standalone sidecar; do
+  "$HELM" lint --strict charts/statehub --set mode="$mode"
+  "$HELM" template statehub charts/statehub --set mode="$mode" >/dev/null
+done
+.venv/bin/python -m pytest tests/chart -q -p no:cacheprovider 2>&1 \
+  | tee "$logs/chart.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
 echo "== Python client: pytest, ruff, mypy"
 .venv/bin/python -m pytest tests/python -q -p no:cacheprovider 2>&1 \
   | tee "$logs/python.log"
@@ -58,4 +73,5 @@ passed=$(cat "$logs"/release.log "$logs"/asan.log \
   | awk '{s += $1} END {print s + 0}')
 tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log")
 python=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/python.log" | tail -1)
-echo "statehub: $((passed + tsan + python)) passed, 0 failed"
+chart=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/chart.log" | tail -1)
+echo "statehub: $((passed + tsan + python + chart)) passed, 0 failed"

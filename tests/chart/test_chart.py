@@ -1,0 +1,395 @@
+"""The Helm chart in charts/statehub, rendered with the real `helm template`
+and checked the way a user reading the manifests would: what runs, where it
+listens, how it is probed and locked down, and which server flags the values
+become.
+
+helm is $HELM, else $(go env GOPATH)/bin/helm (scripts/setup.sh builds it
+there), else helm on $PATH. The tests fail, not skip, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "statehub"
+SOCKET_DIR = "/var/run/statehub"
+SOCKET = "unix:///var/run/statehub/statehub.sock"
+LIMIT_KEYS = (
+    "maxValueBytes",
+    "maxDepth",
+    "maxObjects",
+    "maxElements",
+    "maxMessageBytes",
+)
+
+Manifests = dict[tuple[str, str], dict[str, Any]]
+
+
+def _find_helm() -> str:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if os.access(go, os.X_OK):
+        gopath = subprocess.run(
+            [go, "env", "GOPATH"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        helm = Path(gopath) / "bin" / "helm"
+        if os.access(helm, os.X_OK):
+            return str(helm)
+    on_path = shutil.which("helm")
+    if on_path:
+        return on_path
+    pytest.fail("helm not found: run scripts/setup.sh, or set $HELM")
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    return _find_helm()
+
+
+def _run(
+    helm: str, command: str, values: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    # Values go in as a values file (on stdin), the way users pass them, so
+    # numbers arrive as YAML numbers rather than --set strings.
+    args = [helm, command]
+    if command == "template":
+        args += ["demo", str(CHART), "--namespace", "ns"]
+    else:
+        args += ["--strict", str(CHART)]
+    return subprocess.run(
+        [*args, "--values", "-"],
+        input=yaml.safe_dump(values),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def render(helm: str, **values: Any) -> Manifests:
+    """Renders the chart; the manifests by (kind, name)."""
+    result = _run(helm, "template", values)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def render_error(helm: str, **values: Any) -> str:
+    """Renders values the chart must refuse; helm's error output."""
+    result = _run(helm, "template", values)
+    assert result.returncode != 0, "the chart rendered values it should refuse"
+    return result.stderr
+
+
+def pod(manifests: Manifests) -> dict[str, Any]:
+    return manifests["Deployment", "demo-statehub"]["spec"]["template"]
+
+
+def container(manifests: Manifests, name: str = "statehub") -> dict[str, Any]:
+    (found,) = [c for c in pod(manifests)["spec"]["containers"] if c["name"] == name]
+    return found
+
+
+def args(manifests: Manifests) -> list[str]:
+    return container(manifests)["args"]
+
+
+def flag(manifests: Manifests, name: str) -> str | None:
+    """The value of --name in the statehub container's args (the last one
+    wins, as in Abseil); None if absent."""
+    values = [a.split("=", 1)[1] for a in args(manifests) if a.startswith(f"--{name}=")]
+    return values[-1] if values else None
+
+
+@pytest.fixture(scope="module")
+def standalone(helm: str) -> Manifests:
+    return render(helm)
+
+
+@pytest.fixture(scope="module")
+def sidecar(helm: str) -> Manifests:
+    return render(helm, mode="sidecar")
+
+
+# --- Both modes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_helm_lint_passes_strict(helm: str, mode: str) -> None:
+    result = _run(helm, "lint", {"mode": mode})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_pod_is_non_root_read_only_and_drops_everything(helm: str, mode: str) -> None:
+    manifests = render(helm, mode=mode)
+    spec = pod(manifests)["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 65532
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    security = container(manifests)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security.get("runAsNonRoot", True) is True
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_socket_dir_is_an_emptydir_mounted_at_the_socket_path(
+    helm: str, mode: str
+) -> None:
+    manifests = render(helm, mode=mode)
+    assert {"name": "socket", "emptyDir": {}} in pod(manifests)["spec"]["volumes"]
+    mounts = container(manifests)["volumeMounts"]
+    assert {"name": "socket", "mountPath": SOCKET_DIR} in mounts
+
+
+def test_flags_come_from_values(helm: str, standalone: Manifests) -> None:
+    assert flag(standalone, "lease_ttl") == "10s"
+    assert flag(standalone, "log_level") == "info"
+    assert flag(standalone, "metrics_max_lock_names") == "100"
+    assert not [a for a in args(standalone) if a.startswith("--max_")]
+    custom = render(
+        helm, leaseTtl="1m30s", logLevel="debug", metrics={"maxLockNames": 7}
+    )
+    assert flag(custom, "lease_ttl") == "1m30s"
+    assert flag(custom, "log_level") == "debug"
+    assert flag(custom, "metrics_max_lock_names") == "7"
+
+
+def test_limits_become_max_flags(helm: str) -> None:
+    limits = {
+        "maxValueBytes": 16777216,
+        "maxDepth": 8,
+        "maxObjects": 200000,
+        "maxElements": 10000000000,
+        "maxMessageBytes": 67108864,
+    }
+    manifests = render(helm, limits=limits)
+    max_args = sorted(a for a in args(manifests) if a.startswith("--max_"))
+    # Whole numbers, not the floats a values file's numbers arrive as.
+    assert max_args == [
+        "--max_depth=8",
+        "--max_elements=10000000000",
+        "--max_message_bytes=67108864",
+        "--max_objects=200000",
+        "--max_value_bytes=16777216",
+    ]
+
+
+def test_unknown_limit_or_log_level_or_mode_is_refused(helm: str) -> None:
+    assert "limits.maxObject is not a limit" in render_error(
+        helm, limits={"maxObject": 1}
+    )
+    assert "logLevel must be" in render_error(helm, logLevel="verbose")
+    assert "mode must be standalone or sidecar" in render_error(helm, mode="cluster")
+
+
+def test_extra_args_come_after_the_charts_own(helm: str) -> None:
+    manifests = render(helm, extraArgs=["--log_level=warn", "--max_depth=4"])
+    assert args(manifests)[-2:] == ["--log_level=warn", "--max_depth=4"]
+    assert flag(manifests, "log_level") == "warn"
+
+
+def test_every_flag_the_chart_passes_exists_in_the_server(helm: str) -> None:
+    main_cc = (ROOT / "server" / "main.cc").read_text()
+    defined = set(re.findall(r"ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)", main_cc))
+    assert "listen" in defined
+    limits = dict.fromkeys(LIMIT_KEYS, 1)
+    for mode in ("standalone", "sidecar"):
+        manifests = render(helm, mode=mode, limits=limits)
+        used = {a[2:].split("=", 1)[0] for a in args(manifests)}
+        assert used <= defined, (
+            f"{mode}: flags the server does not define: {used - defined}"
+        )
+
+
+def test_image_tag_defaults_to_app_version(helm: str, standalone: Manifests) -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert container(standalone)["image"] == f"statehub:{app_version}"
+    tagged = render(
+        helm, image={"repository": "registry.example/statehub", "tag": "abc"}
+    )
+    assert container(tagged)["image"] == "registry.example/statehub:abc"
+
+
+def test_grafana_dashboard_configmap_carries_the_dashboard(
+    helm: str, standalone: Manifests
+) -> None:
+    assert "ConfigMap" not in {kind for kind, _ in standalone}
+    manifests = render(helm, grafanaDashboard={"enabled": True})
+    configmap = manifests["ConfigMap", "demo-statehub-dashboards"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((CHART / "dashboards" / "statehub-locks.json").read_text())
+    assert json.loads(configmap["data"]["statehub-locks.json"]) == shipped
+
+
+# --- Standalone ----------------------------------------------------------
+
+
+def test_standalone_is_one_deployment_and_one_service(standalone: Manifests) -> None:
+    assert set(standalone) == {
+        ("Deployment", "demo-statehub"),
+        ("Service", "demo-statehub"),
+    }
+
+
+def test_standalone_runs_exactly_one_replica_recreated_on_update(
+    standalone: Manifests,
+) -> None:
+    spec = standalone["Deployment", "demo-statehub"]["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert len(pod(standalone)["spec"]["containers"]) == 1
+
+
+def test_standalone_listens_on_the_socket_and_all_interfaces(
+    standalone: Manifests,
+) -> None:
+    assert flag(standalone, "listen") == f"{SOCKET},0.0.0.0:7420"
+    assert flag(standalone, "metrics_listen") == "0.0.0.0:9420"
+
+
+def test_standalone_container_ports(standalone: Manifests) -> None:
+    ports = {p["name"]: p["containerPort"] for p in container(standalone)["ports"]}
+    assert ports == {"grpc": 7420, "metrics": 9420}
+
+
+def test_standalone_service_exposes_grpc_and_metrics(standalone: Manifests) -> None:
+    service = standalone["Service", "demo-statehub"]["spec"]
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["ports"]}
+    assert ports == {"grpc": (7420, "grpc"), "metrics": (9420, "metrics")}
+    assert service["type"] == "ClusterIP"
+    labels = pod(standalone)["metadata"]["labels"]
+    assert service["selector"].items() <= labels.items()
+
+
+def test_standalone_probes_are_grpc_health_checks_on_7420(
+    standalone: Manifests,
+) -> None:
+    statehub = container(standalone)
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert statehub[probe]["grpc"] == {"port": 7420}, probe
+        assert "service" not in statehub[probe]["grpc"]  # "" is what reports SERVING
+
+
+def test_resources_come_from_values(helm: str, standalone: Manifests) -> None:
+    assert container(standalone)["resources"]["limits"]["memory"] == "1Gi"
+    resources = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    assert container(render(helm, resources=resources))["resources"] == resources
+
+
+def test_service_monitor_is_off_by_default(standalone: Manifests) -> None:
+    assert "ServiceMonitor" not in {kind for kind, _ in standalone}
+
+
+def test_service_monitor_scrapes_the_metrics_port_when_enabled(helm: str) -> None:
+    manifests = render(
+        helm, serviceMonitor={"enabled": True, "labels": {"release": "kps"}}
+    )
+    monitor = manifests["ServiceMonitor", "demo-statehub"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ns"]}
+    service_labels = manifests["Service", "demo-statehub"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
+
+
+def test_metrics_off_passes_an_empty_listen_and_drops_the_port(helm: str) -> None:
+    manifests = render(helm, metrics={"enabled": False})
+    assert flag(manifests, "metrics_listen") == ""
+    assert flag(manifests, "metrics_max_lock_names") is None
+    assert [p["name"] for p in container(manifests)["ports"]] == ["grpc"]
+    service = manifests["Service", "demo-statehub"]["spec"]
+    assert [p["name"] for p in service["ports"]] == ["grpc"]
+    assert "needs metrics.enabled" in render_error(
+        helm, metrics={"enabled": False}, serviceMonitor={"enabled": True}
+    )
+
+
+# --- Sidecar -------------------------------------------------------------
+
+
+def test_sidecar_renders_only_the_example_deployment(sidecar: Manifests) -> None:
+    assert set(sidecar) == {("Deployment", "demo-statehub")}
+
+
+def test_sidecar_pod_runs_statehub_beside_the_app(sidecar: Manifests) -> None:
+    names = [c["name"] for c in pod(sidecar)["spec"]["containers"]]
+    assert sorted(names) == ["app", "statehub"]
+    annotations = pod(sidecar)["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/default-container"] == "app"
+
+
+def test_sidecar_containers_share_the_socket_emptydir(sidecar: Manifests) -> None:
+    volumes = {v["name"]: v for v in pod(sidecar)["spec"]["volumes"]}
+    assert volumes["socket"] == {"name": "socket", "emptyDir": {}}
+    for name in ("app", "statehub"):
+        mounts = container(sidecar, name)["volumeMounts"]
+        assert {"name": "socket", "mountPath": SOCKET_DIR} in mounts
+
+
+def test_sidecar_app_gets_the_socket_address(sidecar: Manifests) -> None:
+    env = container(sidecar, "app")["env"]
+    assert {"name": "STATEHUB_ADDRESS", "value": SOCKET} in env
+
+
+def test_sidecar_statehub_listens_only_on_the_socket(sidecar: Manifests) -> None:
+    assert flag(sidecar, "listen") == SOCKET
+    assert flag(sidecar, "metrics_listen") == "0.0.0.0:9420"
+    statehub = container(sidecar)
+    assert [(p["name"], p["containerPort"]) for p in statehub["ports"]] == [
+        ("metrics", 9420)
+    ]
+    # The kubelet probes over the pod network, where statehub has no gRPC port.
+    assert "livenessProbe" not in statehub
+    assert "readinessProbe" not in statehub
+
+
+def test_sidecar_app_and_statehub_run_as_one_user(sidecar: Manifests) -> None:
+    # Connecting to the socket needs write permission on it, and the server
+    # creates it with its umask: the app must be the same user.
+    assert pod(sidecar)["spec"]["securityContext"]["runAsUser"] == 65532
+    for name in ("app", "statehub"):
+        assert "runAsUser" not in container(sidecar, name)["securityContext"]
+
+
+def test_sidecar_app_is_configurable(helm: str) -> None:
+    app = {
+        "name": "web",
+        "image": "registry.example/web:1",
+        "command": [],
+        "args": ["--serve"],
+        "env": [{"name": "MODE", "value": "prod"}],
+    }
+    manifests = render(
+        helm, mode="sidecar", sidecar={"addressEnv": "SH_ADDR", "app": app}
+    )
+    web = container(manifests, "web")
+    assert web["image"] == "registry.example/web:1"
+    assert "command" not in web
+    assert web["args"] == ["--serve"]
+    assert web["env"] == [
+        {"name": "SH_ADDR", "value": SOCKET},
+        {"name": "MODE", "value": "prod"},
+    ]
+
+
+def test_sidecar_refuses_a_service_monitor(helm: str) -> None:
+    assert "serviceMonitor needs mode=standalone" in render_error(
+        helm, mode="sidecar", serviceMonitor={"enabled": True}
+    )
