@@ -10,6 +10,8 @@ packages=(
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libspdlog-dev
   libfmt-dev clang libclang-rt-14-dev clang-format
+  # The token check (SHA-256); openssl makes the TLS tests' certificates.
+  libssl-dev openssl
   python3 python3-venv
   # promtool and a real Prometheus for the metrics tests.
   prometheus

@@ -10,13 +10,18 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -47,6 +52,27 @@ ABSL_FLAG(int64_t, max_elements, 10'000'000,
           "Most entries of one dict or items of one list or array.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest gRPC message accepted or sent.");
+ABSL_FLAG(int64_t, max_sessions, 10'000, "Most sessions open at once.");
+ABSL_FLAG(int64_t, max_waiters_per_session, 10'000,
+          "Most blocking calls (acquire, wait, get, ...) one session may "
+          "have in flight at once.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding the bearer token every call must present "
+          "(`authorization: Bearer <token>` metadata; surrounding whitespace "
+          "is ignored). gRPC health stays open. Empty: no token.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve host:port addresses with TLS "
+          "(needs --tls_key). Unix sockets stay plaintext.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates: require clients to present a certificate "
+          "signed by one of them (mutual TLS). Needs --tls_cert.");
+ABSL_FLAG(bool, unix_socket_group_access, false,
+          "Create Unix sockets with mode 0660 (owner and group) instead of "
+          "0600 (owner only).");
+ABSL_FLAG(bool, allow_insecure_non_loopback, false,
+          "Serve a non-loopback host:port address with neither TLS nor a "
+          "token. Only for networks where every peer is trusted.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9420",
           "host:port to serve Prometheus metrics on, at /metrics (port 0 "
           "picks a free port); empty turns metrics off.");
@@ -55,6 +81,55 @@ ABSL_FLAG(int, metrics_max_lock_names, 100,
           "report as name=\"_other\" (anonymous ones as \"_anonymous\").");
 ABSL_FLAG(std::string, log_level, "info",
           "Log level: trace, debug, info, warn, error, critical or off.");
+
+namespace {
+
+// ReadFile returns the contents of `path`; `what` names the flag in errors.
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     absl::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("--", what, "=", path, ": cannot read the file"));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// TlsCredentials builds the TLS credentials the flags ask for; null when
+// they ask for none.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert.empty() && key.empty() && client_ca.empty()) return nullptr;
+  if (cert.empty() || key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert and --tls_key go together (and --tls_client_ca needs "
+        "both)");
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> pem = ReadFile(cert, "tls_cert");
+  if (!pem.ok()) return pem.status();
+  pair.cert_chain = *std::move(pem);
+  pem = ReadFile(key, "tls_key");
+  if (!pem.ok()) return pem.status();
+  pair.private_key = *std::move(pem);
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!client_ca.empty()) {
+    pem = ReadFile(client_ca, "tls_client_ca");
+    if (!pem.ok()) return pem.status();
+    options.pem_root_certs = *std::move(pem);
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
 #ifdef __GLIBC__
@@ -94,10 +169,14 @@ int main(int argc, char** argv) {
   limits.max_depth = absl::GetFlag(FLAGS_max_depth);
   limits.max_objects = absl::GetFlag(FLAGS_max_objects);
   limits.max_elements = absl::GetFlag(FLAGS_max_elements);
+  limits.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  limits.max_waiters_per_session = absl::GetFlag(FLAGS_max_waiters_per_session);
   const absl::Duration ttl = absl::GetFlag(FLAGS_lease_ttl);
   if (ttl <= absl::ZeroDuration() || limits.max_value_bytes <= 0 ||
       limits.max_depth <= 0 || limits.max_objects <= 0 ||
-      limits.max_elements <= 0 || absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
+      limits.max_elements <= 0 || limits.max_sessions <= 0 ||
+      limits.max_waiters_per_session <= 0 ||
+      absl::GetFlag(FLAGS_max_message_bytes) <= 0) {
     spdlog::critical("--lease_ttl and every --max_* flag must be positive");
     return 2;
   }
@@ -127,6 +206,26 @@ int main(int argc, char** argv) {
   }
 
   statehub::Engine engine(limits, ttl);
+  if (const std::string path = absl::GetFlag(FLAGS_auth_token_file);
+      !path.empty()) {
+    absl::StatusOr<std::string> token = ReadFile(path, "auth_token_file");
+    if (!token.ok()) {
+      spdlog::critical("{}", std::string(token.status().message()));
+      return 2;
+    }
+    const absl::string_view trimmed = absl::StripAsciiWhitespace(*token);
+    if (trimmed.empty()) {
+      spdlog::critical("--auth_token_file={} holds no token", path);
+      return 2;
+    }
+    engine.RequireToken(trimmed);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> tls =
+      TlsCredentials();
+  if (!tls.ok()) {
+    spdlog::critical("{}", std::string(tls.status().message()));
+    return 2;
+  }
   std::unique_ptr<prometheus::Exposer> exposer;
   if (metrics != nullptr) {
     engine.registry().set_observers(metrics.get());
@@ -143,9 +242,14 @@ int main(int argc, char** argv) {
   statehub::service::ServerOptions options;
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.metrics = metrics.get();
+  options.tls = *std::move(tls);
+  options.unix_socket_mode =
+      absl::GetFlag(FLAGS_unix_socket_group_access) ? 0660 : 0600;
+  options.allow_insecure_non_loopback =
+      absl::GetFlag(FLAGS_allow_insecure_non_loopback);
   auto server = statehub::service::Server::Start(engine, listen, options);
   if (!server.ok()) {
-    spdlog::critical("{}", server.status().ToString());
+    spdlog::critical("{}", std::string(server.status().message()));
     return 1;
   }
   for (const std::string& address : (*server)->addresses()) {

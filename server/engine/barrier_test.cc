@@ -16,7 +16,7 @@ class BarrierTest : public ::testing::Test {
   BarrierTest() : engine_(Limits{}, absl::Seconds(10)) {}
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
 
   std::shared_ptr<BarrierObject> Open(const std::string& name,

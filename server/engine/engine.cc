@@ -1,5 +1,8 @@
 #include "server/engine/engine.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include "absl/strings/str_format.h"
 
 namespace statehub {
@@ -8,9 +11,43 @@ Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
     : registry_(limits),
       sessions_(
           lease_ttl, [this](SessionId id) { registry_.BeginSession(id); },
-          [this](SessionId id) { registry_.EndSession(id); }) {}
+          [this](SessionId id) { registry_.EndSession(id); }, limits) {}
 
 Engine::~Engine() { sessions_.EndAll(); }
+
+namespace {
+
+std::string Sha256(absl::string_view text) {
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+         reinterpret_cast<unsigned char*>(digest.data()));
+  return digest;
+}
+
+}  // namespace
+
+void Engine::RequireToken(absl::string_view token) {
+  token_digest_ = token.empty() ? std::string() : Sha256(token);
+}
+
+absl::Status Engine::CheckToken(absl::string_view presented) const {
+  if (token_digest_.empty()) return absl::OkStatus();
+  if (presented.empty()) {
+    return MakeError(absl::StatusCode::kUnauthenticated,
+                     ErrorKind::kUnauthenticated,
+                     "this server requires a token: send `authorization: "
+                     "Bearer <token>` metadata (clients: the token option, "
+                     "or STATEHUB_TOKEN for Python)");
+  }
+  const std::string digest = Sha256(presented);
+  if (CRYPTO_memcmp(digest.data(), token_digest_.data(), digest.size()) != 0) {
+    return MakeError(absl::StatusCode::kUnauthenticated,
+                     ErrorKind::kUnauthenticated,
+                     "wrong token: it does not match the server's "
+                     "--auth_token_file");
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<Caller> Engine::ResolveCaller(absl::string_view session_id,
                                              absl::Time now) const {

@@ -7,15 +7,19 @@
 // Example:
 //
 //   Engine engine(Limits{}, absl::Seconds(10));
-//   SessionTable::Opened s = engine.sessions().Open(0, "test", absl::Now());
+//   absl::StatusOr<SessionTable::Opened> s =
+//       engine.sessions().Open(0, "test", absl::Now());
 //   auto opened = engine.registry().Open("jobs", ObjectType::kDict, {},
-//                                        Caller{s.id});
+//                                        Caller{s->id});
 //
 // Thread safety: thread-safe.
 
 #ifndef STATEHUB_SERVER_ENGINE_ENGINE_H_
 #define STATEHUB_SERVER_ENGINE_ENGINE_H_
 
+#include <string>
+
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -38,6 +42,15 @@ class Engine {
   const SessionTable& sessions() const { return sessions_; }
   const Limits& limits() const { return registry_.limits(); }
 
+  // RequireToken makes CheckToken demand `token` from every call; empty
+  // (the default) lets every call in. Call it before serving.
+  void RequireToken(absl::string_view token);
+  bool requires_token() const { return !token_digest_.empty(); }
+  // CheckToken checks the bearer token a call presents ("" for none) in
+  // time that does not depend on where it differs from the required one.
+  // Errors: UNAUTHENTICATED.
+  absl::Status CheckToken(absl::string_view presented) const;
+
   // ResolveCaller maps the session id a call carries ("" for none) to a
   // Caller. Errors: SESSION_ERROR for a malformed id or a session that is not
   // live (expired or closed): the client must reconnect.
@@ -47,6 +60,9 @@ class Engine {
  private:
   Registry registry_;
   SessionTable sessions_;
+  // SHA-256 of the required token; empty when none is required. Comparing
+  // digests keeps the comparison's time independent of the token's length.
+  std::string token_digest_;
 };
 
 }  // namespace statehub

@@ -19,7 +19,7 @@ class EventTest : public ::testing::Test {
   }
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
 
   std::shared_ptr<TestWaiter> Park(SessionId session) {

@@ -20,6 +20,11 @@ struct Limits {
   int64_t max_objects = 1'000'000;
   // max_elements bounds the entries of one dict or items of one list/array.
   int64_t max_elements = 10'000'000;
+  // max_sessions bounds how many sessions are open at once.
+  int64_t max_sessions = 10'000;
+  // max_waiters_per_session bounds the blocking calls (acquire, wait, get,
+  // ...) one session has in flight at once.
+  int64_t max_waiters_per_session = 10'000;
 };
 
 }  // namespace statehub

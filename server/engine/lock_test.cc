@@ -23,7 +23,7 @@ class LockTest : public ::testing::Test {
   }
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
 
   std::shared_ptr<LockObject> Open(const std::string& name, ObjectType type) {

@@ -18,7 +18,7 @@ class QueueTest : public ::testing::Test {
   QueueTest() : engine_(Limits{}, absl::Seconds(10)) {}
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
   Registry& registry() { return engine_.registry(); }
   bool Exists(const std::string& name) {

@@ -17,7 +17,7 @@ class RegistryTest : public ::testing::Test {
   RegistryTest() : engine_(Limits{}, absl::Seconds(10)) {}
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
   Registry& registry() { return engine_.registry(); }
 

@@ -24,7 +24,7 @@ class SemaphoreTest : public ::testing::Test {
   }
 
   SessionId NewSession() {
-    return engine_.sessions().Open(0, "test", absl::Now()).id;
+    return engine_.sessions().Open(0, "test", absl::Now())->id;
   }
   void EndSession(SessionId session) { engine_.sessions().End(session); }
 

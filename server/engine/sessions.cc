@@ -7,8 +7,11 @@
 
 namespace statehub {
 
-SessionTable::SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end)
+SessionTable::SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end,
+                           const Limits& limits)
     : ttl_(ttl),
+      max_sessions_(limits.max_sessions),
+      max_waiters_(limits.max_waiters_per_session),
       on_begin_(std::move(on_begin)),
       on_end_(std::move(on_end)),
       rng_state_(std::random_device{}() |
@@ -26,8 +29,9 @@ SessionId SessionTable::NewIdLocked() {
   }
 }
 
-SessionTable::Opened SessionTable::Open(SessionId resume, std::string label,
-                                        absl::Time now) {
+absl::StatusOr<SessionTable::Opened> SessionTable::Open(SessionId resume,
+                                                        std::string label,
+                                                        absl::Time now) {
   Opened opened;
   {
     MutexLock lock(&mu_);
@@ -37,11 +41,44 @@ SessionTable::Opened SessionTable::Open(SessionId resume, std::string label,
       if (!label.empty()) it->second.label = std::move(label);
       return Opened{resume, true};
     }
+    // Sessions past their lease but not yet expired by the timer still
+    // count: they end within one expiry interval.
+    if (static_cast<int64_t>(sessions_.size()) >= max_sessions_) {
+      return MakeError(
+          absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+          absl::StrFormat("cannot open a session for %s: --max_sessions=%d "
+                          "sessions are open",
+                          label.empty() ? "a client" : label, max_sessions_),
+          {}, "max_sessions");
+    }
     opened.id = NewIdLocked();
     sessions_.emplace(opened.id, Session{std::move(label), now + ttl_});
   }
   on_begin_(opened.id);
   return opened;
+}
+
+absl::Status SessionTable::BeginWaiter(SessionId id) {
+  MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return absl::OkStatus();  // refused later
+  if (it->second.waiters >= max_waiters_) {
+    return MakeError(
+        absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+        absl::StrFormat("session %s (%s) already has "
+                        "--max_waiters_per_session=%d blocking calls in "
+                        "flight",
+                        FormatId(id), it->second.label, max_waiters_),
+        {}, "max_waiters_per_session");
+  }
+  ++it->second.waiters;
+  return absl::OkStatus();
+}
+
+void SessionTable::EndWaiter(SessionId id) {
+  MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it != sessions_.end() && it->second.waiters > 0) --it->second.waiters;
 }
 
 bool SessionTable::Touch(SessionId id, absl::Time now) {

@@ -21,9 +21,12 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/engine/limits.h"
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
 
@@ -34,7 +37,9 @@ class SessionTable {
   using OnEnd = std::function<void(SessionId)>;
   using OnBegin = std::function<void(SessionId)>;
 
-  SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end);
+  // `limits` supplies max_sessions and max_waiters_per_session.
+  SessionTable(absl::Duration ttl, OnBegin on_begin, OnEnd on_end,
+               const Limits& limits = Limits{});
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
@@ -45,8 +50,16 @@ class SessionTable {
     bool resumed = false;
   };
   // Open resumes `resume` if it is live (renewing its lease), or begins a new
-  // session.
-  Opened Open(SessionId resume, std::string label, absl::Time now);
+  // session. Errors: LIMIT_EXCEEDED (max_sessions) when a new session would
+  // be one too many.
+  absl::StatusOr<Opened> Open(SessionId resume, std::string label,
+                              absl::Time now);
+  // BeginWaiter counts one more blocking call of session `id` in flight;
+  // EndWaiter, once it has finished, one fewer (no-op for a session that has
+  // ended). Errors: LIMIT_EXCEEDED (max_waiters_per_session) when the
+  // session has that many already.
+  absl::Status BeginWaiter(SessionId id);
+  void EndWaiter(SessionId id);
   // Touch renews the lease; false if the session is not live.
   bool Touch(SessionId id, absl::Time now);
   // IsLive is true if the session exists and its lease has not run out.
@@ -70,11 +83,14 @@ class SessionTable {
   struct Session {
     std::string label;
     absl::Time deadline;
+    int64_t waiters = 0;
   };
 
   SessionId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration ttl_;
+  const int64_t max_sessions_;
+  const int64_t max_waiters_;
   const OnBegin on_begin_;
   const OnEnd on_end_;
   mutable Mutex mu_;

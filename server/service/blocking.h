@@ -79,8 +79,7 @@ template <typename T>
 absl::StatusOr<Target<T>> Resolve(Engine& engine,
                                   const grpc::CallbackServerContext* ctx,
                                   const std::string& name) {
-  STATEHUB_ASSIGN_OR_RETURN(
-      Caller caller, engine.ResolveCaller(SessionIdOf(ctx), absl::Now()));
+  STATEHUB_ASSIGN_OR_RETURN(Caller caller, CallerOf(engine, ctx));
   STATEHUB_ASSIGN_OR_RETURN(std::shared_ptr<T> object,
                             engine.registry().Find<T>(name));
   if (caller.session == 0) {
@@ -149,26 +148,38 @@ grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* ctx,
                                       const WaitSpec& spec,
                                       ParkedCall::Fill fill,
                                       ParkedCall::Hooks hooks, Start&& start) {
+  // Counted against --max_waiters_per_session from here until it finishes.
+  if (absl::Status s = engine.sessions().BeginWaiter(caller.session); !s.ok()) {
+    return Fail(ctx, s);
+  }
   auto* call = new ParkedCall(ctx, caller.session, thread_id,
                               LabelOf(engine, caller.session, label),
                               std::move(fill), std::move(hooks));
+  auto end_waiter = [&engine, session = caller.session] {
+    engine.sessions().EndWaiter(session);
+  };
   absl::StatusOr<Started> started =
       start(spec.may_park ? call->waiter() : std::shared_ptr<Waiter>());
   if (!started.ok()) {
     WaitResult failed;
     failed.status = started.status();
+    end_waiter();
     call->FinishNow(failed);
     return call;
   }
   DeliverCompletions(std::move(started->completions));
   if (started->parked) {
-    std::function<void()> on_finish;
+    std::function<void()> on_finish = end_waiter;
     if (Observers* observers = engine.registry().observers()) {
       observers->Parked(type, +1);
-      on_finish = [observers, type] { observers->Parked(type, -1); };
+      on_finish = [observers, type, end_waiter] {
+        observers->Parked(type, -1);
+        end_waiter();
+      };
     }
     call->Park(spec.Deadline(), std::move(on_finish));
   } else {
+    end_waiter();
     call->FinishNow(started->now);
   }
   return call;

@@ -1,5 +1,6 @@
 #include "server/service/call.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "server/engine/object.h"
 
@@ -20,6 +21,28 @@ absl::string_view SessionIdOf(const grpc::CallbackServerContext* ctx) {
   auto it = metadata.find(internal::kSessionKey);
   if (it == metadata.end()) return {};
   return absl::string_view(it->second.data(), it->second.size());
+}
+
+absl::string_view BearerTokenOf(const grpc::CallbackServerContext* ctx) {
+  const auto& metadata = ctx->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return {};
+  absl::string_view value(it->second.data(), it->second.size());
+  // The scheme is case-insensitive (RFC 9110, section 11.1).
+  constexpr absl::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+    return {};
+  }
+  return value.substr(kScheme.size());
+}
+
+absl::StatusOr<Caller> CallerOf(Engine& engine,
+                                const grpc::CallbackServerContext* ctx) {
+  if (engine.requires_token()) {
+    STATEHUB_RETURN_IF_ERROR(engine.CheckToken(BearerTokenOf(ctx)));
+  }
+  return engine.ResolveCaller(SessionIdOf(ctx), absl::Now());
 }
 
 absl::StatusOr<Value> Decoder::operator()(const v1::Value& wire) const {

@@ -46,14 +46,23 @@ grpc::Status ToGrpc(grpc::CallbackServerContext* ctx,
 // SessionIdOf returns the `statehub-session` metadata of a call, or "".
 absl::string_view SessionIdOf(const grpc::CallbackServerContext* ctx);
 
+// BearerTokenOf returns the token of a call's `authorization: Bearer <token>`
+// metadata, or "".
+absl::string_view BearerTokenOf(const grpc::CallbackServerContext* ctx);
+
+// CallerOf admits a call: it checks its token (when the server requires one)
+// and resolves its session. Every statehub rpc starts here. Errors:
+// UNAUTHENTICATED, and ResolveCaller's.
+absl::StatusOr<Caller> CallerOf(Engine& engine,
+                                const grpc::CallbackServerContext* ctx);
+
 // Serve runs `op(caller)` for a unary call and finishes it. `op` returns an
 // absl::Status; it runs on a gRPC callback thread and must not block.
 template <typename Op>
 grpc::ServerUnaryReactor* Serve(Engine& engine,
                                 grpc::CallbackServerContext* ctx, Op&& op) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<Caller> caller =
-      engine.ResolveCaller(SessionIdOf(ctx), absl::Now());
+  absl::StatusOr<Caller> caller = CallerOf(engine, ctx);
   const absl::Status status = caller.ok() ? op(*caller) : caller.status();
   reactor->Finish(ToGrpc(ctx, status));
   return reactor;

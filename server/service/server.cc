@@ -1,5 +1,7 @@
 #include "server/service/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -61,6 +64,20 @@ absl::Status ClearStaleSocket(const std::string& path) {
 
 }  // namespace
 
+bool IsLoopback(absl::string_view address) {
+  absl::string_view host = address.substr(0, address.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  in_addr v4;
+  const std::string text(host);
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  return inet_pton(AF_INET6, text.c_str(), &v6) == 1 &&
+         IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     Engine& engine, const std::vector<std::string>& listen,
     const ServerOptions& options) {
@@ -83,13 +100,26 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
   std::vector<std::unique_ptr<int>> ports;
   for (const std::string& address : listen) {
-    if (absl::StartsWith(address, kUnixScheme)) {
+    const bool unix_socket = absl::StartsWith(address, kUnixScheme);
+    if (unix_socket) {
       const std::string path(address.substr(kUnixScheme.size()));
       if (absl::Status s = ClearStaleSocket(path); !s.ok()) return s;
       server->socket_files_.push_back(path);
+    } else if (!IsLoopback(address) && options.tls == nullptr &&
+               !engine.requires_token() &&
+               !options.allow_insecure_non_loopback) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "refusing to serve %s without TLS or a token: anyone who can "
+          "reach it could read and change every object. Give "
+          "--tls_cert/--tls_key or --auth_token_file, listen on loopback, or "
+          "pass --allow_insecure_non_loopback if the network is trusted",
+          address));
     }
     ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+    builder.AddListeningPort(address,
+                             unix_socket || options.tls == nullptr
+                                 ? grpc::InsecureServerCredentials()
+                                 : options.tls,
                              ports.back().get());
   }
 
@@ -117,7 +147,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   for (auto& service : server->services_)
     builder.RegisterService(service.get());
 
+  // The sockets are created with the mode they keep (umask) rather than
+  // chmod-ed after bind, so there is no moment when others may connect.
+  const mode_t old_umask = umask(~options.unix_socket_mode & 0777);
   server->server_ = builder.BuildAndStart();
+  umask(old_umask);
   if (server->server_ == nullptr) {
     return absl::UnavailableError(absl::StrFormat(
         "could not listen on %s (address in use, bad address, or no "
@@ -159,7 +193,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 }
 
 void Server::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  // A Start that failed before building the server has nothing to stop.
+  if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -16,12 +16,15 @@
 #ifndef STATEHUB_SERVER_SERVICE_SERVER_H_
 #define STATEHUB_SERVER_SERVICE_SERVER_H_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/codegen/service_type.h"
@@ -38,14 +41,30 @@ struct ServerOptions {
   // metrics, if set, counts and times every rpc and lease expiry; it must
   // outlive the server.
   metrics::Metrics* metrics = nullptr;
+  // tls, if set, serves every host:port address with TLS (and, if it asks
+  // for client certificates, mutual TLS). Unix sockets stay plaintext: their
+  // file mode decides who may connect.
+  std::shared_ptr<grpc::ServerCredentials> tls;
+  // unix_socket_mode is the file mode of every Unix socket: owner only by
+  // default, 0660 to let the group in.
+  mode_t unix_socket_mode = 0600;
+  // allow_insecure_non_loopback lets the server listen on an address other
+  // than loopback with neither TLS nor a token (Engine::RequireToken).
+  bool allow_insecure_non_loopback = false;
 };
+
+// IsLoopback is true for host:port addresses whose host is loopback
+// (localhost, 127.0.0.0/8, ::1); false for every other host, wildcards
+// (0.0.0.0, [::]) included.
+bool IsLoopback(absl::string_view address);
 
 class Server {
  public:
   // Start listens on every address ("unix:///path" or "host:port"; port 0
   // picks a free one) and serves until Shutdown. A stale Unix socket file
   // nobody listens on is removed first. Errors: UNAVAILABLE naming an
-  // address that could not be bound.
+  // address that could not be bound; FAILED_PRECONDITION for a non-loopback
+  // address with neither TLS nor a token, unless the options allow it.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       Engine& engine, const std::vector<std::string>& listen,
       const ServerOptions& options);

@@ -5,6 +5,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/service/call.h"
 #include "spdlog/spdlog.h"
 
 namespace statehub::service {
@@ -16,7 +17,14 @@ namespace {
 class SessionReactor final
     : public grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionResponse> {
  public:
-  explicit SessionReactor(Engine& engine) : engine_(engine) {
+  SessionReactor(Engine& engine, grpc::CallbackServerContext* ctx)
+      : engine_(engine), ctx_(ctx) {
+    if (engine_.requires_token()) {
+      if (absl::Status s = engine_.CheckToken(BearerTokenOf(ctx)); !s.ok()) {
+        FinishWhenIdle(ToGrpc(ctx_, s));
+        return;
+      }
+    }
     StartRead(&request_);
   }
 
@@ -31,17 +39,23 @@ class SessionReactor final
     switch (request_.message_case()) {
       case v1::SessionRequest::kHello: {
         if (session_ != 0) return Fail("Hello sent twice on one stream");
-        const SessionTable::Opened opened = engine_.sessions().Open(
-            SessionTable::ParseId(request_.hello().resume_session_id()),
-            request_.hello().label(), now);
-        session_ = opened.id;
+        const absl::StatusOr<SessionTable::Opened> opened =
+            engine_.sessions().Open(
+                SessionTable::ParseId(request_.hello().resume_session_id()),
+                request_.hello().label(), now);
+        if (!opened.ok()) {
+          SPDLOG_WARN("{}", opened.status().ToString());
+          FinishWhenIdle(ToGrpc(ctx_, opened.status()));
+          return;
+        }
+        session_ = opened->id;
         SPDLOG_DEBUG("session {} {} ({})", SessionTable::FormatId(session_),
-                     opened.resumed ? "resumed" : "opened",
+                     opened->resumed ? "resumed" : "opened",
                      request_.hello().label());
         v1::SessionResponse welcome;
         welcome.mutable_welcome()->set_session_id(
-            SessionTable::FormatId(opened.id));
-        welcome.mutable_welcome()->set_resumed(opened.resumed);
+            SessionTable::FormatId(opened->id));
+        welcome.mutable_welcome()->set_resumed(opened->resumed);
         welcome.mutable_welcome()->set_lease_ttl_ms(
             absl::ToInt64Milliseconds(engine_.sessions().ttl()));
         Write(std::move(welcome));
@@ -133,6 +147,7 @@ class SessionReactor final
   }
 
   Engine& engine_;
+  grpc::CallbackServerContext* const ctx_;
   // Touched only by OnReadDone, which gRPC never runs concurrently with
   // itself.
   v1::SessionRequest request_;
@@ -149,8 +164,8 @@ class SessionReactor final
 }  // namespace
 
 grpc::ServerBidiReactor<v1::SessionRequest, v1::SessionResponse>*
-SessionService::Connect(grpc::CallbackServerContext*) {
-  return new SessionReactor(engine_);
+SessionService::Connect(grpc::CallbackServerContext* ctx) {
+  return new SessionReactor(engine_, ctx);
 }
 
 }  // namespace statehub::service

@@ -135,9 +135,17 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               kInitialReconnectBackoffMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
-  // TLS and the token come later; until then the channel is insecure.
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      std::string(address), grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (options.tls.has_value()) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = options.tls->root_certs;
+    tls.pem_cert_chain = options.tls->cert_chain;
+    tls.pem_private_key = options.tls->private_key;
+    credentials = grpc::SslCredentials(tls);
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(std::string(address), credentials, args);
   if (!channel->WaitForConnected(
           absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
     return absl::UnavailableError(

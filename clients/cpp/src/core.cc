@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "statehub/status.h"
 
@@ -47,7 +49,8 @@ Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
              v1::Semaphores::NewStub(channel_), v1::Events::NewStub(channel_),
              v1::Barriers::NewStub(channel_), v1::Queues::NewStub(channel_)),
       session_(options_.open_session
-                   ? std::make_unique<Session>(channel_, options_.label)
+                   ? std::make_unique<Session>(channel_, options_.label,
+                                               options_.token)
                    : nullptr) {}
 
 Core::~Core() = default;
@@ -79,6 +82,9 @@ SessionTag Core::Prepare(grpc::ClientContext* ctx, absl::Duration wait) const {
   }
   SessionTag tag = CurrentSession();
   if (!tag.id.empty()) ctx->AddMetadata(internal::kSessionKey, tag.id);
+  if (!options_.token.empty()) {
+    ctx->AddMetadata(internal::kAuthorizationKey, "Bearer " + options_.token);
+  }
   return tag;
 }
 
@@ -92,6 +98,18 @@ absl::Status Core::Failed(const grpc::Status& status,
     detail = absl::string_view(it->second.data(), it->second.size());
   }
   absl::Status result = internal::FromGrpcStatus(status, detail);
+  // gRPC itself refuses a message over the server's --max_message_bytes,
+  // before statehub sees it, so no error detail names the limit: name it.
+  if (detail.empty() &&
+      status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      absl::StrContains(absl::AsciiStrToLower(status.error_message()),
+                        "message larger than max")) {
+    return MakeError(
+        absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+        absl::StrCat("the message exceeds the server's --max_message_bytes (",
+                     status.error_message(), ")"),
+        {}, "max_message_bytes");
+  }
   // The server no longer knows our session (it restarted, or the lease ran
   // out): have the session thread find out and replace it now rather than at
   // its next keepalive.

@@ -36,8 +36,11 @@ struct Session::Connection {
   std::thread reader;
 };
 
-Session::Session(std::shared_ptr<grpc::Channel> channel, std::string label)
-    : stub_(v1::Sessions::NewStub(channel)), label_(std::move(label)) {}
+Session::Session(std::shared_ptr<grpc::Channel> channel, std::string label,
+                 std::string token)
+    : stub_(v1::Sessions::NewStub(channel)),
+      label_(std::move(label)),
+      token_(std::move(token)) {}
 
 Session::~Session() { Close(); }
 
@@ -117,6 +120,9 @@ void Session::Run(absl::Duration first_timeout) {
       welcome_.reset();
       reader_done_ = false;
     }
+    if (!token_.empty()) {
+      conn.ctx.AddMetadata(internal::kAuthorizationKey, "Bearer " + token_);
+    }
     conn.stream = stub_->Connect(&conn.ctx);
     conn.reader =
         std::thread([this, stream = conn.stream.get()] { ReadLoop(stream); });
@@ -180,9 +186,10 @@ absl::Status Session::Handshake(Stream* stream, absl::Duration timeout) {
     hello.mutable_hello()->set_resume_session_id(id_);
   }
   hello.mutable_hello()->set_label(label_);
-  if (!stream->Write(hello)) {
-    return absl::UnavailableError("the session stream closed before Hello");
-  }
+  // A failed write means the server ended the stream (e.g. a wrong token):
+  // wait for the reader to see the end too, so that Teardown reads the
+  // server's status instead of cancelling the stream over it.
+  const bool sent = stream->Write(hello);
 
   absl::MutexLock lock(&mu_);
   const absl::Time deadline = absl::Now() + timeout;
@@ -191,6 +198,9 @@ absl::Status Session::Handshake(Stream* stream, absl::Duration timeout) {
   }
   if (closing_) return absl::CancelledError("the client closed");
   if (!welcome_.has_value()) {
+    if (!sent) {
+      return absl::UnavailableError("the session stream closed before Hello");
+    }
     if (reader_done_) {
       return absl::UnavailableError("the session stream ended before Welcome");
     }

@@ -39,7 +39,9 @@ struct SessionTag {
 
 class Session {
  public:
-  Session(std::shared_ptr<grpc::Channel> channel, std::string label);
+  // `token`, if not empty, is sent as the stream's bearer token.
+  Session(std::shared_ptr<grpc::Channel> channel, std::string label,
+          std::string token = {});
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   // ~Session calls Close().
@@ -98,6 +100,7 @@ class Session {
 
   const std::unique_ptr<v1::Sessions::Stub> stub_;
   const std::string label_;
+  const std::string token_;
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

@@ -48,6 +48,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,21 @@ struct ClientOptions {
   // (client-side metrics; see statehub/observer.h and
   // statehub/prometheus.h). Shared by the client and its handles.
   std::shared_ptr<CallObserver> observer;
+  // token is the bearer token of a server started with --auth_token_file,
+  // sent with every call; empty sends none.
+  std::string token;
+  // TlsOptions: connect with TLS, to a server started with --tls_cert.
+  struct TlsOptions {
+    // root_certs (PEM) is the CA the server's certificate must chain to;
+    // empty trusts the system's CAs.
+    std::string root_certs;
+    // cert_chain and private_key (PEM) are this client's certificate, for a
+    // server that requires one (--tls_client_ca); empty presents none.
+    std::string cert_chain;
+    std::string private_key;
+  };
+  // tls, if set, makes the connection TLS; unset, it is plaintext.
+  std::optional<TlsOptions> tls;
 };
 
 // ObjectInfo summarizes one shared object (Objects.List and Describe).

@@ -23,6 +23,8 @@ namespace statehub::internal {
 inline constexpr char kErrorDetailKey[] = "statehub-error-bin";
 // The request-metadata key that names the caller's session.
 inline constexpr char kSessionKey[] = "statehub-session";
+// The request-metadata key of the bearer token: "Bearer <token>".
+inline constexpr char kAuthorizationKey[] = "authorization";
 
 // DecodeValue converts a wire value. Fails with VALUE_ERROR for a malformed
 // ref or blob, TYPE_ERROR for an unhashable map key, and LIMIT_EXCEEDED
