@@ -4,6 +4,10 @@
 //   statehub-cli [--address=unix:///tmp/statehub.sock] ls [PREFIX]
 //   statehub-cli [--address=...] locks [PREFIX]
 //
+// A server with --auth_token_file takes the token from --token_file or
+// $STATEHUB_TOKEN; one with TLS takes --tls_ca (and --tls_cert/--tls_key
+// for mutual TLS).
+//
 // `ls` prints one line per object (name, type, size; anonymous objects with
 // --anonymous). `locks` prints every lock and rlock whose name starts with
 // PREFIX: free or held, by whom (session, label, thread) for how long, with
@@ -14,13 +18,17 @@
 // only the public rpcs Objects.List and Locks.State.
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -32,17 +40,59 @@ ABSL_FLAG(std::string, address, "unix:///tmp/statehub.sock",
           "The server: unix:///path or host:port.");
 ABSL_FLAG(bool, anonymous, false, "ls: list anonymous objects too.");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "Deadline of each call.");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding the server's bearer token (default: "
+          "$STATEHUB_TOKEN, if set).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA of the server's certificate: connect with TLS.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate, for a server that requires one (with "
+          "--tls_key).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 
 namespace {
 
 using statehub::v1::ListObjectsRequest;
 using statehub::v1::ListObjectsResponse;
 
+// The bearer token every call sends; empty for none.
+std::string token;
+
 std::unique_ptr<grpc::ClientContext> Context() {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(
       absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+  if (!token.empty()) {
+    ctx->AddMetadata(statehub::internal::kAuthorizationKey, "Bearer " + token);
+  }
   return ctx;
+}
+
+// Reads a whole file, or exits with a message naming the flag.
+std::string ReadOrDie(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "statehub-cli: --%s=%s: cannot read the file\n", flag,
+                 path.c_str());
+    std::exit(2);
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials() {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  if (ca.empty() && cert.empty() && key.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions tls;
+  if (!ca.empty()) tls.pem_root_certs = ReadOrDie(ca, "tls_ca");
+  if (!cert.empty()) tls.pem_cert_chain = ReadOrDie(cert, "tls_cert");
+  if (!key.empty()) tls.pem_private_key = ReadOrDie(key, "tls_key");
+  return grpc::SslCredentials(tls);
 }
 
 std::string Who(const statehub::v1::Holder& holder) {
@@ -149,8 +199,14 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   const std::string prefix = args.size() == 3 ? args[2] : "";
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
-                                     grpc::InsecureChannelCredentials());
+  if (const std::string file = absl::GetFlag(FLAGS_token_file); !file.empty()) {
+    token =
+        std::string(absl::StripAsciiWhitespace(ReadOrDie(file, "token_file")));
+  } else if (const char* env = std::getenv("STATEHUB_TOKEN")) {
+    token = env;
+  }
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_address), Credentials());
   if (command == "ls") {
     return Ls(*statehub::v1::Objects::NewStub(channel), prefix);
   }

@@ -3,6 +3,7 @@
 // for the test (tests/testing/make_certs.sh).
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -127,6 +128,45 @@ TEST_F(SecurityTest, TheRightTokenIsLetInAndNoTokenOrAWrongOneIsNot) {
     auto opened = (*sessionless)->OpenDict("jobs");
     EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnauthenticated);
   }
+  EXPECT_TRUE(server->Stop().ok());
+}
+
+// Runs statehub-cli with `args` (and `env`, shell assignments); its exit
+// status and output.
+std::pair<int, std::string> RunCli(const std::string& args,
+                                   const std::string& env = "") {
+  const std::string command =
+      absl::StrCat(env, " ", STATEHUB_CLI_PATH, " ", args, " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    out.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(SecurityTest, TheCliSendsTheTokenFromAFileOrTheEnvironment) {
+  auto server = StartServer({"--auth_token_file=" + secrets_->path("token")});
+  ASSERT_NE(server, nullptr);
+  ClientOptions options = Quick();
+  options.token = kToken;
+  auto client = Client::Connect(server->unix_address(), options);
+  ASSERT_TRUE(client.ok() && (*client)->OpenDict("visible").ok());
+
+  const std::string address = "--address=" + server->unix_address();
+  auto [refused, why] = RunCli(address + " ls");
+  EXPECT_EQ(refused, 1);
+  EXPECT_THAT(why, HasSubstr("requires a token"));
+  auto [from_file, listing] =
+      RunCli(address + " --token_file=" + secrets_->path("token") + " ls");
+  EXPECT_EQ(from_file, 0) << listing;
+  EXPECT_THAT(listing, HasSubstr("visible"));
+  auto [from_env, again] =
+      RunCli(address + " ls", absl::StrCat("STATEHUB_TOKEN=", kToken));
+  EXPECT_EQ(from_env, 0) << again;
+  EXPECT_THAT(again, HasSubstr("visible"));
   EXPECT_TRUE(server->Stop().ok());
 }
 

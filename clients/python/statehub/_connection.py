@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import dataclasses
 import os
 import threading
 import time
@@ -51,6 +52,9 @@ from ._session import Session, transport_error
 
 SESSION_METADATA_KEY = "statehub-session"
 ERROR_METADATA_KEY = "statehub-error-bin"
+AUTHORIZATION_METADATA_KEY = "authorization"
+#: The environment variable a token is read from when none is given.
+TOKEN_ENVIRONMENT_VARIABLE = "STATEHUB_TOKEN"
 
 #: Default deadline of one call, in seconds.
 DEFAULT_TIMEOUT = 60.0
@@ -100,6 +104,84 @@ def normalize_address(address: object) -> str:
     return address
 
 
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """How this process proves itself to one server, and checks the server.
+
+    ``token`` is the bearer token of a server started with
+    ``--auth_token_file``. ``tls`` connects with TLS: ``tls_ca`` (PEM) is the
+    CA the server's certificate must chain to (None: the system's CAs), and
+    ``tls_cert``/``tls_key`` (PEM) are this client's certificate for a server
+    that requires one (``--tls_client_ca``). Travels with pickled proxies, so
+    child processes connect the way their parent did.
+    """
+
+    token: str | None = None
+    tls: bool = False
+    tls_ca: bytes | None = None
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+
+    def __repr__(self) -> str:
+        # Never print the secrets.
+        return (
+            f"Credentials(token={'***' if self.token else None}, tls={self.tls}, "
+            f"client_cert={self.tls_cert is not None})"
+        )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The metadata every call carries."""
+        if not self.token:
+            return ()
+        return ((AUTHORIZATION_METADATA_KEY, f"Bearer {self.token}"),)
+
+    def channel(self, address: str) -> grpc.Channel:
+        """A new channel to ``address`` with these credentials."""
+        if not self.tls:
+            return grpc.insecure_channel(address, options=_channel_options())
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=self.tls_ca,
+            private_key=self.tls_key,
+            certificate_chain=self.tls_cert,
+        )
+        return grpc.secure_channel(address, credentials, options=_channel_options())
+
+
+def _pem(value: object, what: str) -> bytes | None:
+    """PEM bytes given as bytes, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        with open(value, "rb") as pem:
+            return pem.read()
+    raise TypeError(f"{what} is a path or PEM bytes, not {type(value).__name__}")
+
+
+def make_credentials(
+    token: str | None,
+    tls: bool,
+    tls_ca: object,
+    tls_cert: object,
+    tls_key: object,
+) -> Credentials:
+    """Credentials from Manager's arguments: the token, else
+    ``$STATEHUB_TOKEN``; TLS if asked for or if any ``tls_*`` is given."""
+    if token is None:
+        token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
+    elif not isinstance(token, str):
+        raise TypeError(f"token is a str, not {type(token).__name__}")
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together (mutual TLS)")
+    return Credentials(
+        token=token or None,
+        tls=bool(tls) or any(v is not None for v in (tls_ca, tls_cert, tls_key)),
+        tls_ca=_pem(tls_ca, "tls_ca"),
+        tls_cert=_pem(tls_cert, "tls_cert"),
+        tls_key=_pem(tls_key, "tls_key"),
+    )
+
+
 def _channel_options() -> list[tuple[str, Any]]:
     from . import __version__
 
@@ -115,10 +197,12 @@ def _channel_options() -> list[tuple[str, Any]]:
 class Connection:
     """A process's channel and session to one server."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, credentials: Credentials) -> None:
         self.address = address
         self.pid = os.getpid()
-        self._channel = grpc.insecure_channel(address, options=_channel_options())
+        self.credentials = credentials
+        self.auth_metadata = credentials.metadata
+        self._channel = credentials.channel(address)
         self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
         self._methods: dict[tuple[str, str], Any] = {}
         # Reentrant: a proxy's finalizer may run (from the garbage collector)
@@ -172,7 +256,7 @@ class Connection:
         try:
             for attempt in range(2):
                 session_id = self._session.ensure()
-                metadata = ((SESSION_METADATA_KEY, session_id),)
+                metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
                 try:
                     if parked:
                         return _wait_for_future(
@@ -216,6 +300,18 @@ class Connection:
                 key=None if key is _NO_KEY else key,
                 has_key=key is not _NO_KEY,
                 attribute=attribute,
+            )
+        if (
+            code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            and "message larger than max" in message.lower()
+        ):
+            # gRPC refused the message before statehub saw it: no detail
+            # names the limit, so name it here.
+            return errors.LimitExceeded(
+                f"statehub-server at {self.address}: the message exceeds the "
+                f"server's --max_message_bytes ({message})",
+                limit="max_message_bytes",
+                code=code_name,
             )
         return transport_error(code, message, self.address)
 
@@ -327,11 +423,34 @@ def _wait_for_future(future: Any) -> Any:
 
 _registry_lock = threading.Lock()
 _connections: dict[str, Connection] = {}
+# The credentials this process uses for each server address.
+_credentials: dict[str, Credentials] = {}
 _fork_hooks_registered = False
 _atexit_registered = False
 #: How many times this process has forked (since it started, or since it was
 #: forked itself): a proxy alive across a fork may have been inherited.
 fork_generation = 0
+
+
+def use_credentials(address: str, credentials: Credentials) -> None:
+    """Connects to ``address`` with ``credentials`` from now on.
+
+    Raises ValueError if this process is connected to it with others: one
+    process has one connection per server.
+    """
+    with _registry_lock:
+        conn = _connections.get(address)
+        if (
+            conn is not None
+            and not conn.closed
+            and conn.pid == os.getpid()
+            and conn.credentials != credentials
+        ):
+            raise ValueError(
+                f"this process is already connected to {address} with other "
+                "credentials (token or TLS); use the same ones"
+            )
+        _credentials[address] = credentials
 
 
 def connection_for(address: str) -> Connection:
@@ -343,7 +462,7 @@ def connection_for(address: str) -> Connection:
     with _registry_lock:
         conn = _connections.get(address)
         if conn is None or conn.closed:
-            conn = Connection(address)
+            conn = Connection(address, _credentials.get(address, Credentials()))
             _connections[address] = conn
         if not _fork_hooks_registered:
             # Registered after grpc made its first channel, so that ours run

@@ -22,7 +22,7 @@ from multiprocessing import util
 from typing import Any, ClassVar, TypeVar
 
 from . import _connection
-from ._connection import Connection, connection_for
+from ._connection import Connection, Credentials, connection_for, use_credentials
 from ._proto import objects_pb2, value_pb2
 from ._waits import caller, duration
 
@@ -79,10 +79,13 @@ class Options:
 
     ``allow_pickle``: store other objects as pickle blobs and unpickle blobs
     read back. ``timeout``: the deadline of each call, in seconds.
+    ``credentials``: the token and TLS settings a process that unpickles a
+    proxy connects with (None: whatever it already uses).
     """
 
     allow_pickle: bool
     timeout: float
+    credentials: Credentials | None = None
 
 
 _PROXY_TYPES: dict[value_pb2.ObjectType, type[BaseProxy]] = {}
@@ -296,6 +299,8 @@ def _rebuild_proxy(
 ) -> BaseProxy:
     """Unpickles a proxy: an anonymous object is adopted by this process's
     session (Objects.Open of its ``_anon/`` name adds a hold)."""
+    if options.credentials is not None:
+        use_credentials(token.address, options.credentials)
     if token.anonymous:
         _open_anonymous(token)
     proxy = cls(token, options, held=token.anonymous)

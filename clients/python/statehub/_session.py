@@ -47,8 +47,14 @@ class Owner(Protocol):
     """What a session needs of its connection."""
 
     address: str
+    #: Metadata every call carries to authenticate (the bearer token).
+    auth_metadata: tuple[tuple[str, str], ...]
 
     def _readopt(self) -> None: ...
+
+    def _translate(
+        self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
+    ) -> errors.StatehubError: ...
 
     def _forget_hold(self, name: str) -> None: ...
 
@@ -137,13 +143,23 @@ class Session:
                     )
                 if self._failures > failures and self._last_error is not None:
                     last = self._last_error
-                    # Same class (a ConnectionError, or e.g. an
-                    # AuthenticationError), saying what was being done.
-                    raise type(last)(
+                    message = (
                         f"cannot open a session with statehub-server at "
-                        f"{self._conn.address}: {self._last_details}",
-                        code=last.code,
+                        f"{self._conn.address}: {self._last_details}"
                     )
+                    if last.kind:
+                        # The server's verdict (a wrong token, a limit):
+                        # the same kind, object and limit.
+                        raise errors.error_for_kind(
+                            last.kind,
+                            message,
+                            object=last.object,
+                            limit=getattr(last, "limit", ""),
+                            code=last.code,
+                        )
+                    # Same class (a ConnectionError, say), saying what was
+                    # being done.
+                    raise type(last)(message, code=last.code)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise errors.DeadlineExceeded(
@@ -266,7 +282,10 @@ class Session:
             details = ""
             welcomed = False
             try:
-                call = self._stub.Connect(self._requests(stream, resume))
+                call = self._stub.Connect(
+                    self._requests(stream, resume),
+                    metadata=self._conn.auth_metadata,
+                )
                 with self._cond:
                     self._call = call
                 for response in call:
@@ -276,7 +295,9 @@ class Session:
                         backoff = 0.02
             except grpc.RpcError as rpc_error:
                 details = rpc_error.details() or ""
-                failure = transport_error(rpc_error.code(), details, self._conn.address)
+                # The stream's own verdict (a wrong token, --max_sessions)
+                # comes with the same error detail as any call's.
+                failure = self._conn._translate(rpc_error, None, None)
             with self._cond:
                 self._call = None
                 if self._state != "running":

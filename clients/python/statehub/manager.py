@@ -33,7 +33,9 @@ from ._connection import (
     DEFAULT_TIMEOUT,
     Connection,
     connection_for,
+    make_credentials,
     normalize_address,
+    use_credentials,
 )
 from ._dict import DictProxy
 from ._events import BarrierProxy, EventProxy
@@ -112,6 +114,14 @@ class SyncManager:
     ``["--lease_ttl=5s"]``) for a private server. ``ctx`` is the
     multiprocessing context of :meth:`Pool`.
 
+    ``token`` is the bearer token of a server started with
+    ``--auth_token_file`` (default: ``$STATEHUB_TOKEN``, if set). ``tls``
+    connects with TLS; ``tls_ca`` is the CA the server's certificate must
+    chain to (default: the system's CAs), ``tls_cert`` and ``tls_key`` this
+    client's certificate for mutual TLS (each a path or PEM bytes; giving
+    any of them implies ``tls``). Proxies sent to child processes carry
+    these, so children connect the same way.
+
     A manager and its proxies are safe to use from several threads.
     """
 
@@ -125,6 +135,11 @@ class SyncManager:
         server_args: Sequence[str] = (),
         ctx: Any = None,
         shutdown_timeout: float = 1.0,
+        token: str | None = None,
+        tls: bool = False,
+        tls_ca: object = None,
+        tls_cert: object = None,
+        tls_key: object = None,
     ) -> None:
         self._requested_address = address
         self._address: str | None = (
@@ -140,6 +155,7 @@ class SyncManager:
         self._server: ServerProcess | None = None
         self._options: Options | None = None
         self._finalizer: util.Finalize | None = None
+        self._credentials = make_credentials(token, tls, tls_ca, tls_cert, tls_key)
         #: Named objects, opened or created by name: ``m.named.dict("jobs")``.
         self.named = NamedObjects(self)
 
@@ -164,7 +180,10 @@ class SyncManager:
         self._server = server
         self._address = normalize_address(server.address)
         allow = True if self._allow_pickle is None else self._allow_pickle
-        self._options = Options(allow_pickle=allow, timeout=self._timeout)
+        use_credentials(self._address, self._credentials)
+        self._options = Options(
+            allow_pickle=allow, timeout=self._timeout, credentials=self._credentials
+        )
         self._state = _STARTED
         conn = connection_for(self._address)
         conn.attach_manager()
@@ -185,7 +204,10 @@ class SyncManager:
                 "connect() needs the server's address: SyncManager(address)"
             )
         allow = False if self._allow_pickle is None else self._allow_pickle
-        self._options = Options(allow_pickle=allow, timeout=self._timeout)
+        use_credentials(self._address, self._credentials)
+        self._options = Options(
+            allow_pickle=allow, timeout=self._timeout, credentials=self._credentials
+        )
         conn = connection_for(self._address)
         try:
             conn.session_id()
@@ -667,6 +689,11 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     server: str | None = None,
     server_args: Sequence[str] = (),
     ctx: Any = None,
+    token: str | None = None,
+    tls: bool = False,
+    tls_ca: object = None,
+    tls_cert: object = None,
+    tls_key: object = None,
 ) -> SyncManager:
     """A started manager, the way ``multiprocessing.Manager()`` returns one.
 
@@ -674,7 +701,8 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     ``shutdown()``, a ``with`` block, or at exit); with an address
     (``"unix:///tmp/statehub.sock"``, ``"host:port"``, a socket path or a
     ``(host, port)`` tuple) it connects to a running server. See
-    :class:`SyncManager` for the options.
+    :class:`SyncManager` for the options (``token`` and ``tls*``: auth and
+    TLS).
     """
     manager = SyncManager(
         address,
@@ -683,6 +711,11 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
         server=server,
         server_args=server_args,
         ctx=ctx,
+        token=token,
+        tls=tls,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     if address is None:
         manager.start()
