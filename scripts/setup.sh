@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
 # Installs everything statehub needs on a fresh Debian 12 machine (as root,
-# or with sudo): the C++ toolchain and libraries from Debian's packages, and
-# the Python virtual environment in .venv. Safe to run again.
+# or with sudo): the C++ toolchain and libraries from Debian's packages, the
+# Python virtual environment in .venv, and helm. Safe to run again.
+#   scripts/setup.sh            everything, for building and testing
+#   scripts/setup.sh --server   only what building statehub-server and
+#                               statehub-cli needs (scripts/build.sh server;
+#                               server/Dockerfile's build stage)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+server_only=false
+case "${1:-}" in
+  "") ;;
+  --server) server_only=true ;;
+  *) echo "setup.sh: unknown argument '$1' (--server, or none)" >&2; exit 2 ;;
+esac
+
+# What the server and the CLI are built from.
 packages=(
-  build-essential cmake ninja-build pkg-config git ccache
+  build-essential cmake ninja-build pkg-config ccache
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
-  libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libspdlog-dev
-  libfmt-dev clang libclang-rt-14-dev clang-format
-  # The token check (SHA-256); openssl makes the TLS tests' certificates.
-  libssl-dev openssl
-  python3 python3-venv
-  # promtool and a real Prometheus for the metrics tests.
-  prometheus
+  libabsl-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
+  # The token check (SHA-256).
+  libssl-dev
 )
+if ! $server_only; then
+  packages+=(
+    git libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
+    # Makes the TLS tests' certificates.
+    openssl
+    python3 python3-venv
+    # promtool and a real Prometheus for the metrics tests.
+    prometheus
+  )
+fi
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -29,6 +47,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if $server_only; then
+  exit 0
 fi
 
 # The Python client and its test tools, in .venv (PyPI). The package is

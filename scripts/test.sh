@@ -5,9 +5,11 @@
 #   2. the same C++ tests built with ASan + UBSan;
 #   3. the engine tests built with TSan;
 #   4. the example that builds against the installed CMake package;
-#   5. the Helm chart: helm lint and helm template in both modes, then its
+#   5. server/Dockerfile's runtime stage against what the release binaries
+#      link (tests/container, pytest);
+#   6. the Helm chart: helm lint and helm template in both modes, then its
 #      tests (tests/chart, pytest);
-#   6. the Python client's tests (pytest, against the real server), ruff and
+#   7. the Python client's tests (pytest, against the real server), ruff and
 #      mypy.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -47,6 +49,11 @@ cmake -S clients/cpp/examples -B "$prefix/example-build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 ninja -C "$prefix/example-build"
 
+echo "== container image: the runtime stage installs what the binaries link"
+.venv/bin/python -m pytest tests/container -q -p no:cacheprovider 2>&1 \
+  | tee "$logs/container.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
 echo "== Helm chart: lint, render both modes, tests"
 # scripts/setup.sh builds the pinned helm into Go's bin directory.
 go_cmd="$(command -v go || echo /usr/local/go/bin/go)"
@@ -64,7 +71,8 @@ echo "== Python client: pytest, ruff, mypy"
 .venv/bin/python -m pytest tests/python -q -p no:cacheprovider 2>&1 \
   | tee "$logs/python.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
-.venv/bin/ruff check --no-cache clients/python tests/python
+.venv/bin/ruff check --no-cache clients/python tests/python tests/chart \
+  tests/container
 (cd clients/python && ../../.venv/bin/mypy --no-incremental)
 
 # One closing line that counts every test run above.
@@ -72,6 +80,8 @@ passed=$(cat "$logs"/release.log "$logs"/asan.log \
   | sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' \
   | awk '{s += $1} END {print s + 0}')
 tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log")
-python=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/python.log" | tail -1)
-chart=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/chart.log" | tail -1)
-echo "statehub: $((passed + tsan + python + chart)) passed, 0 failed"
+pytest_passed() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/$1.log" | tail -1; }
+python=$(pytest_passed python)
+chart=$(pytest_passed chart)
+container=$(pytest_passed container)
+echo "statehub: $((passed + tsan + python + chart + container)) passed, 0 failed"
