@@ -1,0 +1,35 @@
+"""A short run of the soak test (tests/soak/soak.py): 20 client processes
+for 15 seconds, SIGKILLed at random, then every check the long run makes:
+no sessions, waiters or unreferenced anonymous objects left, every lock
+free, the counter consistent, the server's memory back near its steady
+state. The long run (200 processes, minutes) is a separate command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, server_binary
+
+
+@pytest.mark.processes
+def test_a_short_soak_leaves_nothing_behind() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "soak" / "soak.py"),
+            "--procs=20",
+            "--seconds=15",
+            "--warmup=8",
+            "--kill-every=0.5",
+            f"--server={server_binary()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "soak: OK" in result.stdout
