@@ -9,6 +9,7 @@ there), else helm on $PATH. The tests fail, not skip, without it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -30,9 +31,15 @@ LIMIT_KEYS = (
     "maxObjects",
     "maxElements",
     "maxMessageBytes",
+    "maxSessions",
+    "maxWaitersPerSession",
 )
 
 Manifests = dict[tuple[str, str], dict[str, Any]]
+TOKEN_ENV = {
+    "name": "STATEHUB_TOKEN",
+    "valueFrom": {"secretKeyRef": {"name": "demo-statehub-token", "key": "token"}},
+}
 
 
 def _find_helm() -> str:
@@ -206,9 +213,14 @@ def test_every_flag_the_chart_passes_exists_in_the_server(helm: str) -> None:
     main_cc = (ROOT / "server" / "main.cc").read_text()
     defined = set(re.findall(r"ABSL_FLAG\(\s*[\w:]+\s*,\s*(\w+)", main_cc))
     assert "listen" in defined
-    limits = dict.fromkeys(LIMIT_KEYS, 1)
+    everything = {
+        "limits": dict.fromkeys(LIMIT_KEYS, 1),
+        "tls": {"enabled": True, "existingSecret": "tls", "clientCA": True},
+        "allowInsecureNonLoopback": True,
+        "socket": {"groupAccess": True},
+    }
     for mode in ("standalone", "sidecar"):
-        manifests = render(helm, mode=mode, limits=limits)
+        manifests = render(helm, mode=mode, **everything)
         used = {a[2:].split("=", 1)[0] for a in args(manifests)}
         assert used <= defined, (
             f"{mode}: flags the server does not define: {used - defined}"
@@ -238,10 +250,13 @@ def test_grafana_dashboard_configmap_carries_the_dashboard(
 # --- Standalone ----------------------------------------------------------
 
 
-def test_standalone_is_one_deployment_and_one_service(standalone: Manifests) -> None:
+def test_standalone_is_one_deployment_one_service_and_the_token(
+    standalone: Manifests,
+) -> None:
     assert set(standalone) == {
         ("Deployment", "demo-statehub"),
         ("Service", "demo-statehub"),
+        ("Secret", "demo-statehub-token"),
     }
 
 
@@ -324,8 +339,13 @@ def test_metrics_off_passes_an_empty_listen_and_drops_the_port(helm: str) -> Non
 # --- Sidecar -------------------------------------------------------------
 
 
-def test_sidecar_renders_only_the_example_deployment(sidecar: Manifests) -> None:
-    assert set(sidecar) == {("Deployment", "demo-statehub")}
+def test_sidecar_renders_the_example_deployment_and_the_token(
+    sidecar: Manifests,
+) -> None:
+    assert set(sidecar) == {
+        ("Deployment", "demo-statehub"),
+        ("Secret", "demo-statehub-token"),
+    }
 
 
 def test_sidecar_pod_runs_statehub_beside_the_app(sidecar: Manifests) -> None:
@@ -385,6 +405,7 @@ def test_sidecar_app_is_configurable(helm: str) -> None:
     assert web["args"] == ["--serve"]
     assert web["env"] == [
         {"name": "SH_ADDR", "value": SOCKET},
+        TOKEN_ENV,
         {"name": "MODE", "value": "prod"},
     ]
 
@@ -393,3 +414,115 @@ def test_sidecar_refuses_a_service_monitor(helm: str) -> None:
     assert "serviceMonitor needs mode=standalone" in render_error(
         helm, mode="sidecar", serviceMonitor={"enabled": True}
     )
+
+
+# --- Security --------------------------------------------------------------
+
+
+def volume(manifests: Manifests, name: str) -> dict[str, Any]:
+    (found,) = [v for v in pod(manifests)["spec"]["volumes"] if v["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_a_random_token_is_created_mounted_and_required(helm: str, mode: str) -> None:
+    manifests = render(helm, mode=mode)
+    secret = manifests["Secret", "demo-statehub-token"]
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", token)
+    assert (
+        token
+        != base64.b64decode(
+            render(helm, mode=mode)["Secret", "demo-statehub-token"]["data"]["token"]
+        ).decode()
+    ), "a fresh install gets a fresh token"
+    assert flag(manifests, "auth_token_file") == "/etc/statehub/auth/token"
+    assert volume(manifests, "auth")["secret"] == {
+        "secretName": "demo-statehub-token",
+        "defaultMode": 0o440,  # root and the pod's fsGroup, read only
+        "items": [{"key": "token", "path": "token"}],
+    }
+    assert {
+        "name": "auth",
+        "mountPath": "/etc/statehub/auth",
+        "readOnly": True,
+    } in container(manifests)["volumeMounts"]
+
+
+def test_an_existing_token_secret_is_used_instead(helm: str) -> None:
+    manifests = render(
+        helm,
+        mode="sidecar",
+        auth={"token": {"existingSecret": "mine", "secretKey": "t"}},
+    )
+    assert ("Secret", "demo-statehub-token") not in manifests
+    assert flag(manifests, "auth_token_file") == "/etc/statehub/auth/t"
+    assert volume(manifests, "auth")["secret"]["secretName"] == "mine"
+    env = container(manifests, "app")["env"]
+    assert {
+        "name": "STATEHUB_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "mine", "key": "t"}},
+    } in env
+
+
+def test_the_sidecar_app_gets_the_token(sidecar: Manifests) -> None:
+    assert TOKEN_ENV in container(sidecar, "app")["env"]
+
+
+def test_standalone_without_token_or_tls_is_refused_unless_allowed(
+    helm: str,
+) -> None:
+    no_token = {"token": {"enabled": False}}
+    error = render_error(helm, auth=no_token)
+    assert "refuses without a token or TLS" in error
+    allowed = render(helm, auth=no_token, allowInsecureNonLoopback=True)
+    assert "--allow_insecure_non_loopback" in args(allowed)
+    assert flag(allowed, "auth_token_file") is None
+    assert ("Secret", "demo-statehub-token") not in allowed
+    # The sidecar listens on its socket only: nothing to refuse.
+    render(helm, mode="sidecar", auth=no_token)
+
+
+def test_tls_mounts_its_secret_and_probes_over_tcp(helm: str) -> None:
+    manifests = render(helm, tls={"enabled": True, "existingSecret": "statehub-tls"})
+    assert flag(manifests, "tls_cert") == "/etc/statehub/tls/tls.crt"
+    assert flag(manifests, "tls_key") == "/etc/statehub/tls/tls.key"
+    assert flag(manifests, "tls_client_ca") is None
+    assert volume(manifests, "tls")["secret"] == {
+        "secretName": "statehub-tls",
+        "defaultMode": 0o440,
+    }
+    assert {
+        "name": "tls",
+        "mountPath": "/etc/statehub/tls",
+        "readOnly": True,
+    } in container(manifests)["volumeMounts"]
+    statehub = container(manifests)
+    for probe in ("livenessProbe", "readinessProbe"):
+        # Kubernetes' gRPC probe cannot speak TLS.
+        assert statehub[probe]["tcpSocket"] == {"port": "grpc"}, probe
+        assert "grpc" not in statehub[probe]
+    mutual = render(
+        helm, tls={"enabled": True, "existingSecret": "statehub-tls", "clientCA": True}
+    )
+    assert flag(mutual, "tls_client_ca") == "/etc/statehub/tls/ca.crt"
+
+
+def test_tls_needs_its_secret(helm: str) -> None:
+    assert "tls.enabled needs tls.existingSecret" in render_error(
+        helm, tls={"enabled": True}
+    )
+    assert "tls.clientCA needs tls.enabled" in render_error(
+        helm, tls={"clientCA": True}
+    )
+
+
+def test_group_access_and_session_limits_become_flags(helm: str) -> None:
+    manifests = render(
+        helm,
+        socket={"groupAccess": True},
+        limits={"maxSessions": 500, "maxWaitersPerSession": 64},
+    )
+    assert "--unix_socket_group_access" in args(manifests)
+    assert flag(manifests, "max_sessions") == "500"
+    assert flag(manifests, "max_waiters_per_session") == "64"

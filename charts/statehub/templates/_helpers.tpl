@@ -48,7 +48,7 @@ each mode's workload so every render goes through it.
 {{- end }}
 {{- range $key, $_ := .Values.limits }}
 {{- if not (hasKey (include "statehub.limitFlags" $ | fromYaml) $key) }}
-{{- fail (printf "limits.%s is not a limit; known: maxValueBytes, maxDepth, maxObjects, maxElements, maxMessageBytes" $key) }}
+{{- fail (printf "limits.%s is not a limit; known: maxValueBytes, maxDepth, maxObjects, maxElements, maxMessageBytes, maxSessions, maxWaitersPerSession" $key) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled (ne .Values.mode "standalone") }}
@@ -57,7 +57,26 @@ each mode's workload so every render goes through it.
 {{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "serviceMonitor needs metrics.enabled" }}
 {{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled needs tls.existingSecret: a kubernetes.io/tls Secret with tls.crt and tls.key (and ca.crt for tls.clientCA)" }}
 {{- end }}
+{{- if and .Values.tls.clientCA (not .Values.tls.enabled) }}
+{{- fail "tls.clientCA needs tls.enabled" }}
+{{- end }}
+{{- if and (eq .Values.mode "standalone") (not .Values.auth.token.enabled) (not .Values.tls.enabled) (not .Values.allowInsecureNonLoopback) }}
+{{- fail "standalone mode serves 0.0.0.0, which statehub-server refuses without a token or TLS: keep auth.token.enabled, set tls.enabled, or set allowInsecureNonLoopback=true if a NetworkPolicy keeps everyone else out" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the token, and where it is mounted.
+*/}}
+{{- define "statehub.tokenSecret" -}}
+{{- default (printf "%s-token" (include "statehub.fullname" .)) .Values.auth.token.existingSecret }}
+{{- end }}
+
+{{- define "statehub.authDir" -}}/etc/statehub/auth{{- end }}
+{{- define "statehub.tlsDir" -}}/etc/statehub/tls{{- end }}
 
 {{/*
 The limits keys and the server flags they become.
@@ -68,6 +87,8 @@ maxDepth: --max_depth
 maxObjects: --max_objects
 maxElements: --max_elements
 maxMessageBytes: --max_message_bytes
+maxSessions: --max_sessions
+maxWaitersPerSession: --max_waiters_per_session
 {{- end }}
 
 {{- define "statehub.image" -}}
@@ -116,6 +137,22 @@ listeners and probes.
     {{- end }}
     - --lease_ttl={{ .Values.leaseTtl }}
     - --log_level={{ .Values.logLevel }}
+    {{- if .Values.auth.token.enabled }}
+    - --auth_token_file={{ include "statehub.authDir" . }}/{{ .Values.auth.token.secretKey }}
+    {{- end }}
+    {{- if .Values.tls.enabled }}
+    - --tls_cert={{ include "statehub.tlsDir" . }}/tls.crt
+    - --tls_key={{ include "statehub.tlsDir" . }}/tls.key
+    {{- if .Values.tls.clientCA }}
+    - --tls_client_ca={{ include "statehub.tlsDir" . }}/ca.crt
+    {{- end }}
+    {{- end }}
+    {{- if .Values.allowInsecureNonLoopback }}
+    - --allow_insecure_non_loopback
+    {{- end }}
+    {{- if .Values.socket.groupAccess }}
+    - --unix_socket_group_access
+    {{- end }}
     {{- /* Numbers from a values file arrive as floats; int64 keeps
            16777216 from printing as 1.6777216e+07. */}}
     {{- range $key, $value := .Values.limits }}
@@ -138,14 +175,16 @@ listeners and probes.
     {{- end }}
   {{- end }}
   {{- if eq .Values.mode "standalone" }}
+  {{- /* Kubernetes' gRPC probe cannot speak TLS: with TLS on, the probes
+         check that the port accepts connections instead. */}}
+  {{- $handler := dict "grpc" (dict "port" (int .Values.ports.grpc)) }}
+  {{- if .Values.tls.enabled }}
+  {{- $handler = dict "tcpSocket" (dict "port" "grpc") }}
+  {{- end }}
   livenessProbe:
-    grpc:
-      port: {{ .Values.ports.grpc }}
-    {{- toYaml .Values.livenessProbe | nindent 4 }}
+    {{- toYaml (merge (deepCopy $handler) .Values.livenessProbe) | nindent 4 }}
   readinessProbe:
-    grpc:
-      port: {{ .Values.ports.grpc }}
-    {{- toYaml .Values.readinessProbe | nindent 4 }}
+    {{- toYaml (merge (deepCopy $handler) .Values.readinessProbe) | nindent 4 }}
   {{- end }}
   {{- with .Values.resources }}
   resources:
@@ -158,6 +197,16 @@ listeners and probes.
   volumeMounts:
     - name: socket
       mountPath: {{ .Values.socket.dir }}
+    {{- if .Values.auth.token.enabled }}
+    - name: auth
+      mountPath: {{ include "statehub.authDir" . }}
+      readOnly: true
+    {{- end }}
+    {{- if .Values.tls.enabled }}
+    - name: tls
+      mountPath: {{ include "statehub.tlsDir" . }}
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/*
@@ -189,6 +238,23 @@ tolerations:
 volumes:
   - name: socket
     emptyDir: {}
+  {{- /* 0440: the files belong to root and the pod's fsGroup, which is
+         how the non-root server reads them. */}}
+  {{- if .Values.auth.token.enabled }}
+  - name: auth
+    secret:
+      secretName: {{ include "statehub.tokenSecret" . }}
+      defaultMode: 0440
+      items:
+        - key: {{ .Values.auth.token.secretKey }}
+          path: {{ .Values.auth.token.secretKey }}
+  {{- end }}
+  {{- if .Values.tls.enabled }}
+  - name: tls
+    secret:
+      secretName: {{ .Values.tls.existingSecret }}
+      defaultMode: 0440
+  {{- end }}
 {{- end }}
 
 {{- define "statehub.podMetadata" -}}
