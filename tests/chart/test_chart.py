@@ -137,6 +137,22 @@ def test_helm_lint_passes_strict(helm: str, mode: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"tls": {"enabled": True, "existingSecret": "tls", "clientCA": True}},
+        {"auth": {"token": {"enabled": False}}, "allowInsecureNonLoopback": True},
+        {"mode": "sidecar", "auth": {"token": {"existingSecret": "mine"}}},
+    ],
+    ids=["mutual-tls", "insecure-allowed", "sidecar-own-secret"],
+)
+def test_helm_lint_passes_strict_with_security_values(
+    helm: str, values: dict[str, Any]
+) -> None:
+    result = _run(helm, "lint", values)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("mode", ["standalone", "sidecar"])
 def test_pod_is_non_root_read_only_and_drops_everything(helm: str, mode: str) -> None:
     manifests = render(helm, mode=mode)
@@ -182,7 +198,10 @@ def test_limits_become_max_flags(helm: str) -> None:
         "maxObjects": 200000,
         "maxElements": 10000000000,
         "maxMessageBytes": 67108864,
+        "maxSessions": 500,
+        "maxWaitersPerSession": 64,
     }
+    assert set(limits) == set(LIMIT_KEYS)
     manifests = render(helm, limits=limits)
     max_args = sorted(a for a in args(manifests) if a.startswith("--max_"))
     # Whole numbers, not the floats a values file's numbers arrive as.
@@ -191,7 +210,9 @@ def test_limits_become_max_flags(helm: str) -> None:
         "--max_elements=10000000000",
         "--max_message_bytes=67108864",
         "--max_objects=200000",
+        "--max_sessions=500",
         "--max_value_bytes=16777216",
+        "--max_waiters_per_session=64",
     ]
 
 
@@ -225,6 +246,17 @@ def test_every_flag_the_chart_passes_exists_in_the_server(helm: str) -> None:
         assert used <= defined, (
             f"{mode}: flags the server does not define: {used - defined}"
         )
+        # Everything on renders every security flag, so the check covers them.
+        assert {
+            "auth_token_file",
+            "tls_cert",
+            "tls_key",
+            "tls_client_ca",
+            "allow_insecure_non_loopback",
+            "unix_socket_group_access",
+            "max_sessions",
+            "max_waiters_per_session",
+        } <= used, mode
 
 
 def test_image_tag_defaults_to_app_version(helm: str, standalone: Manifests) -> None:
@@ -382,7 +414,7 @@ def test_sidecar_statehub_listens_only_on_the_socket(sidecar: Manifests) -> None
 
 def test_sidecar_app_and_statehub_run_as_one_user(sidecar: Manifests) -> None:
     # Connecting to the socket needs write permission on it, and the server
-    # creates it with its umask: the app must be the same user.
+    # creates it 0600: the app must be the same user.
     assert pod(sidecar)["spec"]["securityContext"]["runAsUser"] == 65532
     for name in ("app", "statehub"):
         assert "runAsUser" not in container(sidecar, name)["securityContext"]
@@ -449,24 +481,45 @@ def test_a_random_token_is_created_mounted_and_required(helm: str, mode: str) ->
     } in container(manifests)["volumeMounts"]
 
 
-def test_an_existing_token_secret_is_used_instead(helm: str) -> None:
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_an_existing_token_secret_is_used_instead(helm: str, mode: str) -> None:
     manifests = render(
         helm,
-        mode="sidecar",
+        mode=mode,
         auth={"token": {"existingSecret": "mine", "secretKey": "t"}},
     )
-    assert ("Secret", "demo-statehub-token") not in manifests
+    assert "Secret" not in {kind for kind, _ in manifests}
     assert flag(manifests, "auth_token_file") == "/etc/statehub/auth/t"
-    assert volume(manifests, "auth")["secret"]["secretName"] == "mine"
-    env = container(manifests, "app")["env"]
-    assert {
-        "name": "STATEHUB_TOKEN",
-        "valueFrom": {"secretKeyRef": {"name": "mine", "key": "t"}},
-    } in env
+    assert volume(manifests, "auth")["secret"] == {
+        "secretName": "mine",
+        "defaultMode": 0o440,
+        "items": [{"key": "t", "path": "t"}],
+    }
+    if mode == "sidecar":
+        env = container(manifests, "app")["env"]
+        assert {
+            "name": "STATEHUB_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "mine", "key": "t"}},
+        } in env
 
 
 def test_the_sidecar_app_gets_the_token(sidecar: Manifests) -> None:
     assert TOKEN_ENV in container(sidecar, "app")["env"]
+    # The app needs only the variable, not the mounted file.
+    app_mounts = container(sidecar, "app")["volumeMounts"]
+    assert [m["name"] for m in app_mounts] == ["socket"]
+
+
+def test_the_token_can_be_turned_off_in_sidecar_mode(helm: str) -> None:
+    manifests = render(helm, mode="sidecar", auth={"token": {"enabled": False}})
+    assert "Secret" not in {kind for kind, _ in manifests}
+    assert flag(manifests, "auth_token_file") is None
+    assert [v["name"] for v in pod(manifests)["spec"]["volumes"]] == ["socket"]
+    assert [m["name"] for m in container(manifests)["volumeMounts"]] == ["socket"]
+    env = container(manifests, "app")["env"]
+    assert "STATEHUB_TOKEN" not in {e["name"] for e in env}
+    # The socket is the only listener: no need to allow anything.
+    assert "--allow_insecure_non_loopback" not in args(manifests)
 
 
 def test_standalone_without_token_or_tls_is_refused_unless_allowed(
@@ -474,11 +527,19 @@ def test_standalone_without_token_or_tls_is_refused_unless_allowed(
 ) -> None:
     no_token = {"token": {"enabled": False}}
     error = render_error(helm, auth=no_token)
-    assert "refuses without a token or TLS" in error
+    assert "statehub-server refuses to start there without a token or TLS" in error
+    assert "allowInsecureNonLoopback=true" in error  # and says how to fix it
     allowed = render(helm, auth=no_token, allowInsecureNonLoopback=True)
     assert "--allow_insecure_non_loopback" in args(allowed)
     assert flag(allowed, "auth_token_file") is None
     assert ("Secret", "demo-statehub-token") not in allowed
+    # Off by default, and not needed with TLS alone.
+    assert "--allow_insecure_non_loopback" not in args(render(helm))
+    tls_only = render(
+        helm, auth=no_token, tls={"enabled": True, "existingSecret": "statehub-tls"}
+    )
+    assert "--allow_insecure_non_loopback" not in args(tls_only)
+    assert flag(tls_only, "tls_cert") == "/etc/statehub/tls/tls.crt"
     # The sidecar listens on its socket only: nothing to refuse.
     render(helm, mode="sidecar", auth=no_token)
 
@@ -506,6 +567,23 @@ def test_tls_mounts_its_secret_and_probes_over_tcp(helm: str) -> None:
         helm, tls={"enabled": True, "existingSecret": "statehub-tls", "clientCA": True}
     )
     assert flag(mutual, "tls_client_ca") == "/etc/statehub/tls/ca.crt"
+    assert volume(mutual, "tls") == volume(manifests, "tls")  # ca.crt is in it
+
+
+def test_the_service_claims_cleartext_http2_only_without_tls(
+    helm: str, standalone: Manifests
+) -> None:
+    def grpc_port(manifests: Manifests) -> dict[str, Any]:
+        (port,) = [
+            p
+            for p in manifests["Service", "demo-statehub"]["spec"]["ports"]
+            if p["name"] == "grpc"
+        ]
+        return port
+
+    assert grpc_port(standalone)["appProtocol"] == "kubernetes.io/h2c"
+    tls = render(helm, tls={"enabled": True, "existingSecret": "statehub-tls"})
+    assert "appProtocol" not in grpc_port(tls)
 
 
 def test_tls_needs_its_secret(helm: str) -> None:
@@ -526,3 +604,80 @@ def test_group_access_and_session_limits_become_flags(helm: str) -> None:
     assert "--unix_socket_group_access" in args(manifests)
     assert flag(manifests, "max_sessions") == "500"
     assert flag(manifests, "max_waiters_per_session") == "64"
+
+
+# --- NOTES.txt ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the chart that renders NOTES.txt into a ConfigMap: `helm
+    template` leaves the notes out, and `helm install --dry-run` needs a
+    cluster. `tpl` runs the same text with the same values and helpers."""
+    chart = tmp_path_factory.mktemp("notes") / "statehub"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\n"
+        "kind: ConfigMap\n"
+        "metadata: {name: notes}\n"
+        'data: {notes: {{ tpl (.Files.Get "notes.txt") . | quote }}}\n'
+    )
+    return chart
+
+
+def notes(helm: str, chart: Path, **values: Any) -> str:
+    result = subprocess.run(
+        [helm, "template", "demo", str(chart), "--namespace", "ns", "--values", "-"]
+        + ["--show-only", "templates/zz-notes.yaml"],
+        input=yaml.safe_dump(values),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["data"]["notes"]
+
+
+def test_notes_tell_how_to_get_and_send_the_token(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart)
+    assert (
+        "export STATEHUB_TOKEN=$(kubectl -n ns get secret demo-statehub-token"
+        " -o jsonpath='{.data.token}' | base64 -d)"
+    ) in text
+    assert '-H "authorization: Bearer $STATEHUB_TOKEN"' in text
+    assert "token=" in text
+    assert "grpcurl -plaintext 127.0.0.1:7420 grpc.health.v1.Health/Check" in text
+    own = notes(
+        helm, notes_chart, auth={"token": {"existingSecret": "mine", "secretKey": "t"}}
+    )
+    assert "get secret mine -o jsonpath='{.data.t}'" in own
+    off = notes(
+        helm,
+        notes_chart,
+        auth={"token": {"enabled": False}},
+        allowInsecureNonLoopback=True,
+    )
+    assert "STATEHUB_TOKEN" not in off
+    assert "allowInsecureNonLoopback is on" in off
+
+
+def test_notes_connect_with_tls(helm: str, notes_chart: Path) -> None:
+    text = notes(
+        helm,
+        notes_chart,
+        tls={"enabled": True, "existingSecret": "statehub-tls", "clientCA": True},
+    )
+    assert "-plaintext" not in text
+    assert "get secret statehub-tls -o jsonpath='{.data.ca\\.crt}'" in text
+    assert (
+        "grpcurl -cacert ca.crt -cert client.crt -key client.key"
+        " -authority demo-statehub.ns.svc.cluster.local"
+    ) in text
+    assert 'tls_ca="ca.crt", tls_cert="client.crt", tls_key="client.key"' in text
+
+
+def test_notes_in_sidecar_mode_name_the_variables(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart, mode="sidecar")
+    assert "$STATEHUB_ADDRESS" in text
+    assert "$STATEHUB_TOKEN" in text

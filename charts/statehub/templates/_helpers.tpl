@@ -64,7 +64,7 @@ each mode's workload so every render goes through it.
 {{- fail "tls.clientCA needs tls.enabled" }}
 {{- end }}
 {{- if and (eq .Values.mode "standalone") (not .Values.auth.token.enabled) (not .Values.tls.enabled) (not .Values.allowInsecureNonLoopback) }}
-{{- fail "standalone mode serves 0.0.0.0, which statehub-server refuses without a token or TLS: keep auth.token.enabled, set tls.enabled, or set allowInsecureNonLoopback=true if a NetworkPolicy keeps everyone else out" }}
+{{- fail "standalone mode listens on 0.0.0.0, and statehub-server refuses to start there without a token or TLS: keep auth.token.enabled=true (the default), or set tls.enabled with tls.existingSecret, or set allowInsecureNonLoopback=true if a NetworkPolicy already keeps everyone else out" }}
 {{- end }}
 {{- end }}
 
@@ -238,8 +238,10 @@ tolerations:
 volumes:
   - name: socket
     emptyDir: {}
-  {{- /* 0440: the files belong to root and the pod's fsGroup, which is
-         how the non-root server reads them. */}}
+  {{- /* 0440, not 0400: the files belong to root and the pod's fsGroup,
+         and group read is how the non-root server reads them (with an
+         fsGroup the kubelet adds it to a 0400 anyway). Nobody can write
+         them. */}}
   {{- if .Values.auth.token.enabled }}
   - name: auth
     secret:
