@@ -4,12 +4,13 @@
 #      server, the Python-derived conformance suite) with CTest;
 #   2. the same C++ tests built with ASan + UBSan;
 #   3. the engine tests built with TSan;
-#   4. the example that builds against the installed CMake package;
-#   5. server/Dockerfile's runtime stage against what the release binaries
+#   4. the libFuzzer targets (tests/fuzz), 30 s each;
+#   5. the example that builds against the installed CMake package;
+#   6. server/Dockerfile's runtime stage against what the release binaries
 #      link (tests/container, pytest);
-#   6. the Helm chart: helm lint and helm template in both modes, then its
+#   7. the Helm chart: helm lint and helm template in both modes, then its
 #      tests (tests/chart, pytest);
-#   7. the Python client's tests (pytest, against the real server), ruff and
+#   8. the Python client's tests (pytest, against the real server), ruff and
 #      mypy.
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -40,6 +41,10 @@ echo "== build and test the engine (TSan)"
 scripts/build.sh tsan statehub_engine_test
 TSAN_OPTIONS=halt_on_error=1 build-tsan/server/statehub_engine_test \
   --gtest_brief=1 2>&1 | tee "$logs/tsan.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
+echo "== fuzz: each libFuzzer target for 30 s on its seed corpus"
+tests/fuzz/run.sh 30 2>&1 | tee "$logs/fuzz.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
 echo "== the example builds against the installed package"
@@ -84,4 +89,5 @@ pytest_passed() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/$1.log" | tail -1;
 python=$(pytest_passed python)
 chart=$(pytest_passed chart)
 container=$(pytest_passed container)
-echo "statehub: $((passed + tsan + python + chart + container)) passed, 0 failed"
+fuzz=$(grep -c '^fuzz .*: ok' "$logs/fuzz.log")
+echo "statehub: $((passed + tsan + python + chart + container + fuzz)) passed, 0 failed"

@@ -48,8 +48,10 @@ std::pair<Value, Value> OrderedMap::PopLast() {
     slots_.pop_back();
     live_slots_.pop_back();
   }
-  Slot last = std::move(slots_.back());
+  // Unindexed before the key moves out: the index hashes a slot number
+  // through to its key, and a moved-from key hashes differently.
   index_.erase(static_cast<SlotNumber>(slots_.size() - 1));
+  Slot last = std::move(slots_.back());
   slots_.pop_back();
   live_slots_.pop_back();
   --live_;
