@@ -16,8 +16,8 @@ lease twice over, and checks what must hold when every client is gone:
 - the shared counter equals the increments workers saw acknowledged, plus
   at most one per killed worker (the increment in flight when it died);
 - the server's RSS after the churn is no higher than during the steady
-  state before it, plus 10% (the sessions, waiters and objects of killed
-  workers were all given back);
+  state before it, plus 10% (at least 4 MiB): the sessions, waiters and
+  objects of killed workers were all given back;
 - the server still answers and exits 0 on SIGTERM.
 
 Prints the figures; exits 1 naming every violated check. Worker mode
@@ -48,6 +48,8 @@ RLOCKS = [f"soak/rlock/{i}" for i in range(2)]
 SEMAPHORE, SEMAPHORE_UNITS = "soak/semaphore", 3
 COUNTS, REFS, QUEUE, EVENT = "soak/counts", "soak/refs", "soak/queue", "soak/event"
 CONDITION, CONDITION_LOCK = "soak/condition", "soak/condition-lock"
+# What the server's RSS may end above its steady state: 10%, at least this.
+RSS_SLACK_KIB = 4096
 
 
 # --- the worker ---------------------------------------------------------------
@@ -344,10 +346,14 @@ def run(args: argparse.Namespace) -> int:
         figures = check_after(address, metrics, workers, failures)
         rss["peak"] = peak
         rss["end"] = rss_kib(server.pid)
-        if rss["end"] > rss["steady"] * 1.10:
+        # 10%, and at least 4 MiB: with few clients 10% of a 20 MB process
+        # is within what glibc's arenas and gRPC's buffers swing by, while a
+        # leak of 16 KiB per client would pass 4 MiB over 380 clients.
+        allowed = max(rss["steady"] // 10, RSS_SLACK_KIB)
+        if rss["end"] > rss["steady"] + allowed:
             failures.append(
-                f"server RSS after the churn, {rss['end']} KiB, is more than 10% "
-                f"over the steady state's {rss['steady']} KiB"
+                f"server RSS after the churn, {rss['end']} KiB, is more than "
+                f"{allowed} KiB over the steady state's {rss['steady']} KiB"
             )
         cpu = cpu_seconds(server.pid)
     finally:
@@ -386,8 +392,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(
         "soak: OK: no sessions, waiters or unreferenced anonymous objects "
-        "left; every lock free; counter consistent; RSS back within 10% "
-        "of the steady state"
+        "left; every lock free; counter consistent; RSS back near the "
+        "steady state"
     )
     return 0
 
