@@ -24,8 +24,8 @@
 //   - what a request stored reads back (dict set, list append), what it
 //     removed is gone (dict delete, pop, popitem); a dict's length, items
 //     and membership agree;
-//   - lock fencing tokens only grow; a rolled-back grant no longer holds
-//     the lock; lock holders and semaphore holders are live sessions;
+//   - lock fencing tokens only grow; a parked grant whose call is cancelled
+//     no longer holds the lock; lock and semaphore holders are live sessions;
 //     semaphore values stay within [0, initial] (bounded); a barrier never
 //     has `parties` waiters.
 
