@@ -21,6 +21,8 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache
   protobuf-compiler libprotobuf-dev libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
+  # The lane's event loop: standalone Asio (header-only).
+  libasio-dev
   # The token check (SHA-256).
   libssl-dev
 )

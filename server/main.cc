@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -28,13 +29,17 @@
 #include "prometheus/exposer.h"
 #include "server/engine/engine.h"
 #include "server/metrics/metrics.h"
-#include "server/service/server.h"
+#include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "unix:///tmp/statehub.sock,127.0.0.1:7420",
-          "Comma-separated addresses to serve gRPC on: unix:///path and/or "
-          "host:port (port 0 picks a free port).");
+          "Comma-separated addresses to serve on: unix:///path and/or "
+          "host:port (port 0 picks a free port). Each serves gRPC and the "
+          "lane (statehub's framed transport; not on TLS addresses).");
+ABSL_FLAG(int, event_threads, 2,
+          "Threads of the event loop that serves the lane (handlers run "
+          "inline on them) and every parked call's timeout; 1 to 16.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(10),
           "A session ends this long after its last message (keepalive); "
           "everything it held is then released.");
@@ -239,15 +244,16 @@ int main(int argc, char** argv) {
     }
     metrics->ServeOn(*exposer);
   }
-  statehub::service::ServerOptions options;
+  statehub::ServerOptions options;
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.metrics = metrics.get();
+  options.event_threads = std::clamp(absl::GetFlag(FLAGS_event_threads), 1, 16);
   options.tls = *std::move(tls);
   options.unix_socket_mode =
       absl::GetFlag(FLAGS_unix_socket_group_access) ? 0660 : 0600;
   options.allow_insecure_non_loopback =
       absl::GetFlag(FLAGS_allow_insecure_non_loopback);
-  auto server = statehub::service::Server::Start(engine, listen, options);
+  auto server = statehub::Server::Start(engine, listen, options);
   if (!server.ok()) {
     spdlog::critical("{}", std::string(server.status().message()));
     return 1;

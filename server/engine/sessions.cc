@@ -36,7 +36,8 @@ absl::StatusOr<SessionTable::Opened> SessionTable::Open(SessionId resume,
   {
     MutexLock lock(&mu_);
     auto it = sessions_.find(resume);
-    if (it != sessions_.end() && it->second.deadline > now) {
+    if (it != sessions_.end() &&
+        (it->second.pins > 0 || it->second.deadline > now)) {
       it->second.deadline = now + ttl_;
       if (!label.empty()) it->second.label = std::move(label);
       return Opened{resume, true};
@@ -84,7 +85,10 @@ void SessionTable::EndWaiter(SessionId id) {
 bool SessionTable::Touch(SessionId id, absl::Time now) {
   MutexLock lock(&mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second.deadline <= now) return false;
+  if (it == sessions_.end() ||
+      (it->second.pins == 0 && it->second.deadline <= now)) {
+    return false;
+  }
   it->second.deadline = now + ttl_;
   return true;
 }
@@ -92,7 +96,8 @@ bool SessionTable::Touch(SessionId id, absl::Time now) {
 bool SessionTable::IsLive(SessionId id, absl::Time now) const {
   MutexLock lock(&mu_);
   auto it = sessions_.find(id);
-  return it != sessions_.end() && it->second.deadline > now;
+  return it != sessions_.end() &&
+         (it->second.pins > 0 || it->second.deadline > now);
 }
 
 void SessionTable::End(SessionId id) {
@@ -108,7 +113,7 @@ std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
   {
     MutexLock lock(&mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
-      if (it->second.deadline <= now) {
+      if (it->second.pins == 0 && it->second.deadline <= now) {
         expired.push_back(it->first);
         sessions_.erase(it++);
       } else {
@@ -118,6 +123,22 @@ std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
   }
   for (SessionId id : expired) on_end_(id);
   return expired;
+}
+
+bool SessionTable::Pin(SessionId id) {
+  MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  ++it->second.pins;
+  return true;
+}
+
+void SessionTable::Unpin(SessionId id, absl::Time now) {
+  MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second.pins == 0) return;
+  // The lease starts again from the moment the pin is dropped.
+  if (--it->second.pins == 0) it->second.deadline = now + ttl_;
 }
 
 void SessionTable::EndAll() {

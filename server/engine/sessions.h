@@ -62,6 +62,12 @@ class SessionTable {
   void EndWaiter(SessionId id);
   // Touch renews the lease; false if the session is not live.
   bool Touch(SessionId id, absl::Time now);
+  // Pin keeps a live session from expiring until Unpin (one per Pin): a
+  // lane connection on a Unix socket pins the session it owns, because its
+  // close, not a lease, tells that the process is gone. False if the
+  // session is not live.
+  bool Pin(SessionId id);
+  void Unpin(SessionId id, absl::Time now);
   // IsLive is true if the session exists and its lease has not run out.
   bool IsLive(SessionId id, absl::Time now) const;
   // End ends a session now (Goodbye); no-op if it is not live.
@@ -84,6 +90,7 @@ class SessionTable {
     std::string label;
     absl::Time deadline;
     int64_t waiters = 0;
+    int64_t pins = 0;
   };
 
   SessionId NewIdLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

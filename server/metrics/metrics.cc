@@ -196,75 +196,13 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
   const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
-// The series of one rpc method. Counters per status code are created on
-// first use of that code and kept.
+// The series of one rpc method over one transport. Counters per status
+// code are created on first use of that code and kept.
 struct Metrics::MethodSeries {
   std::string method;
+  std::string transport;
   Histogram* duration = nullptr;
   std::array<std::atomic<Counter*>, kCodeNames.size()> requests{};
-};
-
-class Metrics::Interceptor final : public grpc::experimental::Interceptor {
- public:
-  Interceptor(Metrics& metrics, MethodSeries& series)
-      : metrics_(metrics),
-        series_(series),
-        start_(std::chrono::steady_clock::now()) {}
-
-  void Intercept(
-      grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(
-            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const std::chrono::duration<double> elapsed =
-          std::chrono::steady_clock::now() - start_;
-      series_.duration->Observe(elapsed.count());
-      Requests(methods->GetSendStatus().error_code()).Increment();
-    }
-    methods->Proceed();
-  }
-
- private:
-  Counter& Requests(grpc::StatusCode code) {
-    size_t i = static_cast<size_t>(code);
-    if (i >= kCodeNames.size()) i = static_cast<size_t>(grpc::UNKNOWN);
-    if (Counter* c = series_.requests[i].load(std::memory_order_acquire)) {
-      return *c;
-    }
-    absl::MutexLock lock(&metrics_.mu_);
-    Counter* c = series_.requests[i].load(std::memory_order_relaxed);
-    if (c == nullptr) {
-      c = &metrics_.rpc_requests_.Add(
-          {{"method", series_.method}, {"code", kCodeNames[i]}});
-      series_.requests[i].store(c, std::memory_order_release);
-    }
-    return *c;
-  }
-
-  Metrics& metrics_;
-  MethodSeries& series_;
-  const std::chrono::steady_clock::time_point start_;
-};
-
-class Metrics::InterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  InterceptorFactory(
-      Metrics& metrics,
-      absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods)
-      : metrics_(metrics), methods_(std::move(methods)) {}
-
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    auto it = methods_.find(info->method());
-    if (it == methods_.end()) return nullptr;  // health, reflection
-    return new Interceptor(metrics_, *it->second);
-  }
-
- private:
-  Metrics& metrics_;
-  // Immutable after construction: read without a lock.
-  const absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>
-      methods_;
 };
 
 Metrics::Metrics(MetricsOptions options)
@@ -368,25 +306,46 @@ Metrics::~Metrics() { collector_->Attach(nullptr); }
 
 void Metrics::AttachEngine(const Engine* engine) { collector_->Attach(engine); }
 
-std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-Metrics::Interceptors(const std::vector<std::string>& services) {
-  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> methods;
-  const google::protobuf::DescriptorPool* pool =
-      google::protobuf::DescriptorPool::generated_pool();
-  for (const std::string& service : services) {
-    const google::protobuf::ServiceDescriptor* descriptor =
-        pool->FindServiceByName(service);
-    if (descriptor == nullptr) continue;
-    for (int i = 0; i < descriptor->method_count(); ++i) {
-      auto series = std::make_unique<MethodSeries>();
-      series->method = descriptor->method(i)->full_name();
-      series->duration =
-          &rpc_duration_.Add({{"method", series->method}}, LatencyBuckets());
-      methods["/" + service + "/" + descriptor->method(i)->name()] =
-          std::move(series);
+void Metrics::ObserveMethods(const std::vector<std::string>& methods) {
+  std::vector<std::unique_ptr<MethodSeries>> series;
+  for (const std::string& method : methods) {
+    for (int t = 0; t < handlers::kTransportCount; ++t) {
+      auto one = std::make_unique<MethodSeries>();
+      one->method = method;
+      one->transport = std::string(
+          handlers::TransportName(static_cast<handlers::Transport>(t)));
+      one->duration = &rpc_duration_.Add(
+          {{"method", method}, {"transport", one->transport}},
+          LatencyBuckets());
+      series.push_back(std::move(one));
     }
   }
-  return std::make_unique<InterceptorFactory>(*this, std::move(methods));
+  methods_ = std::move(series);
+}
+
+void Metrics::RpcDone(int method_index, handlers::Transport transport,
+                      absl::StatusCode code, double seconds) {
+  const size_t at =
+      static_cast<size_t>(method_index) * handlers::kTransportCount +
+      static_cast<size_t>(transport);
+  if (at >= methods_.size()) return;
+  MethodSeries& series = *methods_[at];
+  series.duration->Observe(seconds);
+  size_t i = static_cast<size_t>(code);
+  if (i >= kCodeNames.size())
+    i = static_cast<size_t>(absl::StatusCode::kUnknown);
+  Counter* c = series.requests[i].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    absl::MutexLock lock(&mu_);
+    c = series.requests[i].load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = &rpc_requests_.Add({{"method", series.method},
+                              {"transport", series.transport},
+                              {"code", kCodeNames[i]}});
+      series.requests[i].store(c, std::memory_order_release);
+    }
+  }
+  c->Increment();
 }
 
 void Metrics::LeaseExpired(int64_t n) {

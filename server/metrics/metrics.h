@@ -6,8 +6,8 @@
 //     result, contended and uncontended acquisitions (event time, through
 //     the engine's AcquireObserver); waiters and held now (scrape time);
 //   - per semaphore: the same without hold times; waiters and value now;
-//   - per rpc method: requests by status code and latency (a gRPC server
-//     interceptor);
+//   - per rpc method and transport (grpc, lane): requests by status code
+//     and latency (an RpcObserver, on the handlers' shared path);
 //   - objects by type, sessions, parked calls by object type, lease
 //     expiries.
 //
@@ -24,7 +24,7 @@
 //   Metrics metrics({.max_lock_names = 100});
 //   engine.registry().set_observers(&metrics);
 //   metrics.AttachEngine(&engine);
-//   builder.experimental().SetInterceptorCreators(...metrics.Interceptors(...));
+//   metrics.ObserveMethods({"statehub.v1.Dicts.Get", ...});  // table order
 //   prometheus::Exposer exposer("127.0.0.1:9420");
 //   metrics.ServeOn(exposer);
 //
@@ -41,7 +41,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -50,6 +49,7 @@
 #include "prometheus/registry.h"
 #include "server/engine/engine.h"
 #include "server/engine/observer.h"
+#include "server/handlers/call.h"
 
 namespace statehub::metrics {
 
@@ -59,7 +59,7 @@ struct MetricsOptions {
   int max_lock_names = 100;
 };
 
-class Metrics final : public Observers {
+class Metrics final : public Observers, public handlers::RpcObserver {
  public:
   explicit Metrics(MetricsOptions options);
   Metrics(const Metrics&) = delete;
@@ -74,11 +74,13 @@ class Metrics final : public Observers {
   // AttachEngine(nullptr).
   void AttachEngine(const Engine* engine);
 
-  // Interceptors returns the interceptor factory that counts and times
-  // every call of the given services' methods (full service names, e.g.
-  // "statehub.v1.Dicts"). Calls of other methods are not recorded.
-  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-  Interceptors(const std::vector<std::string>& services);
+  // ObserveMethods names the methods RpcDone's method_index refers to (the
+  // method table's order) and creates their series. Call once, before
+  // serving.
+  void ObserveMethods(const std::vector<std::string>& methods);
+  // RpcObserver:
+  void RpcDone(int method_index, handlers::Transport transport,
+               absl::StatusCode code, double seconds) override;
 
   // LeaseExpired counts sessions ended because their lease ran out.
   void LeaseExpired(int64_t n);
@@ -104,8 +106,6 @@ class Metrics final : public Observers {
   };
   class EngineCollector;
   struct MethodSeries;
-  class Interceptor;
-  class InterceptorFactory;
 
   const MetricsOptions options_;
   const std::shared_ptr<prometheus::Registry> registry_;
@@ -128,6 +128,9 @@ class Metrics final : public Observers {
   AcquireFamilies locks_ ABSL_GUARDED_BY(mu_);
   AcquireFamilies semaphores_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<EngineCollector> collector_;
+  // methods_[method_index * kTransportCount + transport]; set before
+  // serving, then read without a lock.
+  std::vector<std::unique_ptr<MethodSeries>> methods_;
 };
 
 // Buckets of every latency histogram, in seconds: 10 µs to 5 minutes in

@@ -1,0 +1,179 @@
+// File: server/handlers/call.h
+//
+// What every handler shares, whichever transport brought the call: `Call`,
+// one rpc in flight as the handlers see it (who calls, how to finish it);
+// the Timers a parked call arms its timeout on; the RpcObserver that counts
+// and times every call; and the request-side conversions that apply the
+// value limits. Handlers are transport-neutral: a request message in, a
+// response message or a parked completion out (server/handlers/methods.h
+// holds their table; server/grpc and server/lane adapt transports to it).
+
+#ifndef STATEHUB_SERVER_HANDLERS_CALL_H_
+#define STATEHUB_SERVER_HANDLERS_CALL_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/engine/engine.h"
+#include "server/engine/slice.h"
+#include "statehub/internal/wire.h"
+#include "statehub/v1/list.pb.h"
+#include "statehub/v1/value.pb.h"
+// STATEHUB_ASSIGN_OR_RETURN(lhs, expr): evaluates expr (a StatusOr); returns
+// its status on error, otherwise moves its value into lhs.
+#define STATEHUB_CONCAT_INNER(a, b) a##b
+#define STATEHUB_CONCAT(a, b) STATEHUB_CONCAT_INNER(a, b)
+#define STATEHUB_ASSIGN_OR_RETURN(lhs, expr)              \
+  auto STATEHUB_CONCAT(statusor_, __LINE__) = (expr);     \
+  if (!STATEHUB_CONCAT(statusor_, __LINE__).ok())         \
+    return STATEHUB_CONCAT(statusor_, __LINE__).status(); \
+  lhs = *std::move(STATEHUB_CONCAT(statusor_, __LINE__))
+#define STATEHUB_RETURN_IF_ERROR(expr)                 \
+  do {                                                 \
+    if (absl::Status s_ = (expr); !s_.ok()) return s_; \
+  } while (false)
+
+namespace statehub::handlers {
+
+// Transport is how a call reached the server; a label of the rpc metrics,
+// and nothing a handler may depend on.
+enum class Transport { kGrpc = 0, kLane = 1 };
+inline constexpr int kTransportCount = 2;
+inline absl::string_view TransportName(Transport t) {
+  return t == Transport::kGrpc ? "grpc" : "lane";
+}
+
+// Timer is an armed timeout. Cancel stops it from firing (a no-op once it
+// has fired); destroying it cancels it.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  virtual void Cancel() = 0;
+};
+
+// Timers runs a function at a deadline, on a server thread that may run
+// handlers (so the function must not block).
+class Timers {
+ public:
+  virtual ~Timers() = default;
+  virtual std::unique_ptr<Timer> At(absl::Time deadline,
+                                    std::function<void()> fire) = 0;
+};
+
+// RpcObserver is told of every finished call: the method's index in the
+// method table, the transport, the status code and the time from arrival to
+// status (a parked call's includes its wait).
+class RpcObserver {
+ public:
+  virtual ~RpcObserver() = default;
+  virtual void RpcDone(int method_index, Transport transport,
+                       absl::StatusCode code, double seconds) = 0;
+};
+
+// Call is one rpc in flight. The transport creates it with the caller
+// already admitted (token checked, session resolved), owns the request and
+// response messages, and makes sure Finish is reached exactly once; Finish
+// records the call with the observer and then sends the reply (the
+// response the handler filled, if OK, else the status with its
+// ErrorDetail).
+//
+// A blocking handler that parks the call registers a canceller; the
+// transport runs it (at most once, and never before the handler has
+// returned) when the client cancels or goes away.
+//
+// Thread safety: Finish may be called from any thread, with no engine mutex
+// held; after it the call may be gone.
+class Call {
+ public:
+  Call(Transport transport, Caller caller, Timers* timers,
+       RpcObserver* observer, int method_index)
+      : transport_(transport),
+        caller_(caller),
+        timers_(timers),
+        observer_(observer),
+        method_index_(method_index),
+        start_(std::chrono::steady_clock::now()) {}
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+
+  Transport transport() const { return transport_; }
+  const Caller& caller() const { return caller_; }
+  Timers& timers() const { return *timers_; }
+
+  void Finish(const absl::Status& status) {
+    if (observer_ != nullptr) {
+      const std::chrono::duration<double> elapsed =
+          std::chrono::steady_clock::now() - start_;
+      observer_->RpcDone(method_index_, transport_, status.code(),
+                         elapsed.count());
+    }
+    Send(status);
+  }
+
+  // SetCanceller is for ParkedCall: `cancel` withdraws the parked call.
+  void SetCanceller(std::function<void()> cancel) {
+    canceller_ = std::move(cancel);
+  }
+  // Cancel runs the canceller, if any (the transport's side).
+  void Cancel() {
+    if (canceller_) canceller_();
+  }
+
+ protected:
+  virtual ~Call() = default;
+  // Send delivers the reply; the transport may delete the call in it.
+  virtual void Send(const absl::Status& status) = 0;
+
+ private:
+  const Transport transport_;
+  const Caller caller_;
+  Timers* const timers_;
+  RpcObserver* const observer_;
+  const int method_index_;
+  const std::chrono::steady_clock::time_point start_;
+  std::function<void()> canceller_;
+};
+
+// Decoder turns request values into engine values, enforcing
+// --max_value_bytes and --max_depth; errors name the object the request is
+// for.
+class Decoder {
+ public:
+  Decoder(const Limits& limits, ObjectType type, absl::string_view name)
+      : limits_(limits), type_(type), name_(name) {}
+
+  absl::StatusOr<Value> operator()(const v1::Value& wire) const;
+  // An optional field: nullopt when unset.
+  absl::StatusOr<std::optional<Value>> Optional(bool has,
+                                                const v1::Value& wire) const;
+  absl::StatusOr<Value::Items> Items(
+      const google::protobuf::RepeatedPtrField<v1::Value>& wire) const;
+  absl::StatusOr<Value::Entries> Entries(
+      const google::protobuf::RepeatedPtrField<v1::MapEntry>& wire) const;
+
+ private:
+  const Limits& limits_;
+  const ObjectType type_;
+  const absl::string_view name_;
+};
+
+// SliceOf converts a wire slice; an unset subscript means the full slice.
+SliceSpec SliceOf(const v1::Slice& wire);
+
+// Encode helpers for replies.
+void EncodeItems(const Value::Items& items,
+                 google::protobuf::RepeatedPtrField<v1::Value>* wire);
+void EncodeEntries(const Value::Entries& entries,
+                   google::protobuf::RepeatedPtrField<v1::MapEntry>* wire);
+
+}  // namespace statehub::handlers
+
+#endif  // STATEHUB_SERVER_HANDLERS_CALL_H_

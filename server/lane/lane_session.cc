@@ -1,0 +1,399 @@
+#include "server/lane/lane_session.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/engine/object.h"
+#include "spdlog/spdlog.h"
+#include "statehub/status.h"
+#include "statehub/v1/lane.pb.h"
+#include "statehub/v1/session.pb.h"
+
+namespace statehub::lane {
+namespace {
+
+using google::protobuf::Message;
+using handlers::Method;
+
+// The session whose Feed runs on this thread, if any: a call finished
+// inside Feed joins the batch Feed writes at its end.
+thread_local const LaneSession* current_feed = nullptr;
+
+std::string ErrorFrame(uint32_t request_id, const absl::Status& status) {
+  v1::LaneError error;
+  error.set_code(static_cast<int32_t>(status.code()));
+  error.set_message(std::string(status.message()));
+  const std::string detail = SerializeErrorDetail(status);
+  if (!detail.empty()) (void)error.mutable_detail()->ParseFromString(detail);
+  std::string frame;
+  AppendFrame(&frame, Kind::kError, request_id, 0, &error);
+  return frame;
+}
+
+std::string ReplyFrame(uint32_t request_id, const absl::Status& status,
+                       const Message& response) {
+  if (!status.ok()) return ErrorFrame(request_id, status);
+  std::string frame;
+  AppendFrame(&frame, Kind::kResponse, request_id, 0, &response);
+  return frame;
+}
+
+absl::Status Parse(const Method& m, absl::string_view body, Message* out) {
+  if (out->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: the request is not a valid %s", m.full_name,
+                      m.request->GetDescriptor()->full_name()));
+}
+
+absl::Status Protocol(absl::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("lane protocol error: %s (api/LANE.md)", message));
+}
+
+}  // namespace
+
+// A call that may park: shared by the session's table of parked calls and
+// whoever is finishing it; owns its messages.
+class LaneSession::LaneCall final : public handlers::Call {
+ public:
+  LaneCall(std::shared_ptr<LaneSession> session, uint32_t request_id,
+           const Method& m, Caller caller)
+      : Call(handlers::Transport::kLane, caller, &session->timers_,
+             session->observer_, m.index),
+        session_(std::move(session)),
+        request_id_(request_id),
+        request_(m.request->New()),
+        response_(m.response->New()) {}
+  ~LaneCall() override = default;
+
+  Message* request() { return request_.get(); }
+  Message* response() { return response_.get(); }
+
+ private:
+  void Send(const absl::Status& status) override {
+    // Deliver drops the table's reference: keep the session alive here.
+    std::shared_ptr<LaneSession> session = session_;
+    session->Deliver(request_id_, ReplyFrame(request_id_, status, *response_));
+  }
+
+  const std::shared_ptr<LaneSession> session_;
+  const uint32_t request_id_;
+  const std::unique_ptr<Message> request_;
+  const std::unique_ptr<Message> response_;
+};
+
+// A call that answers before its handler returns: on Feed's stack.
+class LaneSession::ImmediateCall final : public handlers::Call {
+ public:
+  ImmediateCall(LaneSession& session, uint32_t request_id, const Method& m,
+                Message* response)
+      : Call(handlers::Transport::kLane, Caller{session.session_},
+             &session.timers_, session.observer_, m.index),
+        session_(session),
+        request_id_(request_id),
+        response_(response) {}
+  ~ImmediateCall() override = default;
+
+ private:
+  void Send(const absl::Status& status) override {
+    session_.Out(ReplyFrame(request_id_, status, *response_));
+  }
+
+  LaneSession& session_;
+  const uint32_t request_id_;
+  Message* const response_;
+};
+
+LaneSession::LaneSession(Engine& engine, const handlers::MethodTable& table,
+                         handlers::Timers& timers,
+                         handlers::RpcObserver* observer, Options options,
+                         std::shared_ptr<Link> link)
+    : engine_(engine),
+      table_(table),
+      timers_(timers),
+      observer_(observer),
+      options_(options),
+      reader_(options.max_message_bytes, /*expect_preface=*/true),
+      requests_(table.methods().size()),
+      responses_(table.methods().size()),
+      link_(std::move(link)) {}
+
+LaneSession::~LaneSession() = default;
+
+size_t LaneSession::parked_calls() const {
+  absl::MutexLock lock(&mu_);
+  return parked_.size();
+}
+
+void LaneSession::Feed(absl::string_view bytes) {
+  if (state_ == State::kClosed) return;
+  reader_.Append(bytes);
+  current_feed = this;
+  feeding_ = true;
+  Frame frame;
+  std::optional<FrameError> error;
+  while (state_ != State::kClosed && reader_.Next(&frame, &error)) {
+    OnFrame(frame);
+  }
+  if (error && state_ != State::kClosed) Fail(error->request_id, error->status);
+  feeding_ = false;
+  current_feed = nullptr;
+  std::shared_ptr<Link> link;
+  {
+    absl::MutexLock lock(&mu_);
+    link = link_;
+  }
+  if (link == nullptr) return;
+  if (!batch_.empty()) {
+    link->Write(std::move(batch_));
+    batch_.clear();
+  }
+  if (state_ == State::kClosed) {
+    link->Close();
+    Closed();
+  }
+}
+
+void LaneSession::Out(std::string frame) {
+  if (feeding_) {
+    batch_.append(frame);
+    return;
+  }
+  std::shared_ptr<Link> link;
+  {
+    absl::MutexLock lock(&mu_);
+    link = link_;
+  }
+  if (link != nullptr) link->Write(std::move(frame));
+}
+
+void LaneSession::Deliver(uint32_t request_id, std::string frame) {
+  std::shared_ptr<LaneCall> done;
+  std::shared_ptr<Link> link;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = parked_.find(request_id);
+    if (it != parked_.end()) {
+      done = std::move(it->second);
+      parked_.erase(it);
+    }
+    link = link_;
+  }
+  if (link == nullptr) return;
+  if (current_feed == this) {
+    // Finished while its REQUEST (or another frame) was being served.
+    Out(std::move(frame));
+    return;
+  }
+  link->Dispatch([link, frame = std::move(frame)]() mutable {
+    link->Write(std::move(frame));
+  });
+}
+
+void LaneSession::OnFrame(const Frame& frame) {
+  const auto kind = static_cast<Kind>(frame.header.kind);
+  if (state_ == State::kHello) {
+    if (kind != Kind::kHello) {
+      return Fail(
+          0, Protocol(absl::StrFormat("the first frame must be HELLO, not %s",
+                                      KindName(frame.header.kind))));
+    }
+    return OnHello(frame);
+  }
+  switch (kind) {
+    case Kind::kRequest:
+      return OnRequest(frame);
+    case Kind::kCancel:
+      return OnCancel(frame.header.request_id);
+    case Kind::kPing: {
+      if (absl::Status s = Admit(); !s.ok()) {
+        return SendError(frame.header.request_id, s);
+      }
+      std::string pong;
+      AppendFrame(&pong, Kind::kPong, frame.header.request_id, 0,
+                  absl::string_view());
+      return Out(std::move(pong));
+    }
+    case Kind::kRelease: {
+      v1::Release release;
+      if (!release.ParseFromArray(frame.body.data(),
+                                  static_cast<int>(frame.body.size()))) {
+        return Fail(0, Protocol("RELEASE body is not a statehub.v1.Release"));
+      }
+      engine_.registry().ReleaseHolds(
+          session_, {release.names().begin(), release.names().end()});
+      return;
+    }
+    case Kind::kGoodbye:
+      SPDLOG_DEBUG("session {} said goodbye on the lane",
+                   SessionTable::FormatId(session_));
+      engine_.sessions().End(session_);
+      pinned_ = false;
+      state_ = State::kClosed;
+      return;
+    case Kind::kHello:
+      return Fail(0, Protocol("HELLO sent twice on one connection"));
+    default:
+      return Fail(0, Protocol(absl::StrFormat("a client may not send %s frames",
+                                              KindName(frame.header.kind))));
+  }
+}
+
+void LaneSession::OnHello(const Frame& frame) {
+  v1::LaneHello hello;
+  if (!hello.ParseFromArray(frame.body.data(),
+                            static_cast<int>(frame.body.size()))) {
+    return Fail(0, Protocol("HELLO body is not a statehub.v1.LaneHello"));
+  }
+  if (hello.protocol_version() != kProtocolVersion) {
+    return Fail(0, absl::FailedPreconditionError(absl::StrFormat(
+                       "lane protocol version %d is not supported: this "
+                       "server speaks version %d",
+                       hello.protocol_version(), kProtocolVersion)));
+  }
+  if (engine_.requires_token()) {
+    if (absl::Status s = engine_.CheckToken(hello.token()); !s.ok()) {
+      return Fail(0, s);
+    }
+  }
+  const absl::Time now = absl::Now();
+  bool resumed = false;
+  if (!hello.join_session_id().empty()) {
+    if (!hello.resume_session_id().empty()) {
+      return Fail(0, Protocol("HELLO names both a session to resume and one "
+                              "to join"));
+    }
+    absl::StatusOr<Caller> joined =
+        engine_.ResolveCaller(hello.join_session_id(), now);
+    if (!joined.ok()) return Fail(0, joined.status());
+    session_ = joined->session;
+    resumed = true;
+  } else {
+    absl::StatusOr<SessionTable::Opened> opened = engine_.sessions().Open(
+        SessionTable::ParseId(hello.resume_session_id()), hello.label(), now);
+    if (!opened.ok()) return Fail(0, opened.status());
+    session_ = opened->id;
+    resumed = opened->resumed;
+    owner_ = true;
+    if (options_.unix_socket) pinned_ = engine_.sessions().Pin(session_);
+  }
+  SPDLOG_DEBUG(
+      "session {} {} on the lane ({})", SessionTable::FormatId(session_),
+      owner_ ? (resumed ? "resumed" : "opened") : "joined", hello.label());
+  v1::Welcome welcome;
+  welcome.set_session_id(SessionTable::FormatId(session_));
+  welcome.set_resumed(resumed);
+  welcome.set_lease_ttl_ms(absl::ToInt64Milliseconds(engine_.sessions().ttl()));
+  std::string out;
+  AppendFrame(&out, Kind::kWelcome, 0, 0, &welcome);
+  Out(std::move(out));
+  state_ = State::kReady;
+}
+
+absl::Status LaneSession::Admit() {
+  const absl::Time now = absl::Now();
+  if (engine_.sessions().Touch(session_, now)) return absl::OkStatus();
+  absl::StatusOr<Caller> caller =
+      engine_.ResolveCaller(SessionTable::FormatId(session_), now);
+  if (!caller.ok()) return caller.status();
+  return MakeError(absl::StatusCode::kFailedPrecondition,
+                   ErrorKind::kSessionError,
+                   "the connection's session has ended; reconnect");
+}
+
+void LaneSession::OnRequest(const Frame& frame) {
+  const uint32_t id = frame.header.request_id;
+  const Method* m = table_.ByLaneId(frame.header.method);
+  if (m == nullptr) {
+    return SendError(id, absl::UnimplementedError(absl::StrFormat(
+                             "lane method id %d is not an rpc of this server "
+                             "(api/LANE.md lists them)",
+                             frame.header.method)));
+  }
+  const absl::Status admitted = Admit();
+  if (m->blocking) {
+    auto call = std::make_shared<LaneCall>(shared_from_this(), id, *m,
+                                           Caller{session_});
+    {
+      absl::MutexLock lock(&mu_);
+      if (!parked_.emplace(id, call).second) {
+        // Not the table's: finishing it must not touch the call in flight.
+        SendError(id, Protocol(absl::StrFormat(
+                          "request id %d is already in flight", id)));
+        return;
+      }
+    }
+    absl::Status s = admitted;
+    if (s.ok()) s = Parse(*m, frame.body, call->request());
+    if (!s.ok()) return call->Finish(s);
+    return m->run(call.get(), *call->request(), call->response());
+  }
+  std::unique_ptr<Message>& request = requests_[m->index];
+  std::unique_ptr<Message>& response = responses_[m->index];
+  if (request == nullptr) {
+    request.reset(m->request->New());
+    response.reset(m->response->New());
+  } else {
+    request->Clear();
+    response->Clear();
+  }
+  ImmediateCall call(*this, id, *m, response.get());
+  absl::Status s = admitted;
+  if (s.ok()) s = Parse(*m, frame.body, request.get());
+  if (!s.ok()) return call.Finish(s);
+  m->run(&call, *request, response.get());
+}
+
+void LaneSession::OnCancel(uint32_t request_id) {
+  std::shared_ptr<LaneCall> call;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = parked_.find(request_id);
+    if (it == parked_.end()) return;  // answered already, or unknown
+    call = it->second;
+  }
+  call->Cancel();
+}
+
+void LaneSession::SendError(uint32_t request_id, const absl::Status& status) {
+  Out(ErrorFrame(request_id, status));
+}
+
+void LaneSession::Fail(uint32_t request_id, const absl::Status& status) {
+  SPDLOG_DEBUG("lane connection of session {} failed: {}",
+               SessionTable::FormatId(session_), status.ToString());
+  SendError(request_id, status);
+  state_ = State::kClosed;
+}
+
+void LaneSession::Closed() {
+  std::vector<std::shared_ptr<LaneCall>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    if (link_ == nullptr) return;
+    link_.reset();
+    for (auto& [id, call] : parked_) calls.push_back(std::move(call));
+    parked_.clear();
+  }
+  state_ = State::kClosed;
+  // Withdrawn as if cancelled; their replies go nowhere.
+  for (const auto& call : calls) call->Cancel();
+  if (session_ == 0) return;
+  if (owner_ && options_.unix_socket) {
+    // The process behind a Unix socket is gone (or said goodbye): nothing
+    // can resume its session, so it ends now rather than at lease expiry.
+    if (engine_.sessions().IsLive(session_, absl::Now())) {
+      SPDLOG_INFO("session {} ended: its lane connection closed",
+                  SessionTable::FormatId(session_));
+      engine_.sessions().End(session_);
+    }
+  } else if (pinned_) {
+    engine_.sessions().Unpin(session_, absl::Now());
+  }
+  pinned_ = false;
+}
+
+}  // namespace statehub::lane
