@@ -95,15 +95,12 @@ bool FrameReader::Next(Frame* frame, std::optional<FrameError>* error) {
   const Header h = DecodeHeader(rest.data());
   if (h.kind < static_cast<uint8_t>(Kind::kHello) ||
       h.kind > static_cast<uint8_t>(Kind::kEvent)) {
-    error_ = FrameError{absl::InvalidArgumentError(absl::StrFormat(
-                            "unknown lane frame kind %d", h.kind)),
-                        h.request_id};
+    error_ = FrameError{absl::InvalidArgumentError(
+        absl::StrFormat("unknown lane frame kind %d", h.kind))};
   } else if (h.flags != 0) {
-    error_ = FrameError{
-        absl::InvalidArgumentError(absl::StrFormat(
-            "lane %s frame with flags %#x: flags are reserved and must be 0",
-            KindName(h.kind), h.flags)),
-        h.request_id};
+    error_ = FrameError{absl::InvalidArgumentError(absl::StrFormat(
+        "lane %s frame with flags %#x: flags are reserved and must be 0",
+        KindName(h.kind), h.flags))};
   } else if (h.length > max_length_) {
     error_ = FrameError{
         absl::ResourceExhaustedError(absl::StrFormat(

@@ -41,11 +41,13 @@ grpc::Status Reply(grpc::ServerContextBase* ctx, const absl::Status& status,
 // through the default reactor.
 class ImmediateCall final : public handlers::Call {
  public:
-  ImmediateCall(grpc::CallbackServerContext* ctx, grpc::ByteBuffer* out,
+  ImmediateCall(grpc::CallbackServerContext* ctx,
+                grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* out,
                 const Method& m, Caller caller, handlers::Timers* timers,
                 handlers::RpcObserver* observer)
       : Call(handlers::Transport::kGrpc, caller, timers, observer, m.index),
         ctx_(ctx),
+        reactor_(reactor),
         out_(out),
         response_(m.response->New()) {}
   ~ImmediateCall() override = default;
@@ -54,10 +56,11 @@ class ImmediateCall final : public handlers::Call {
 
  private:
   void Send(const absl::Status& status) override {
-    ctx_->DefaultReactor()->Finish(Reply(ctx_, status, *response_, out_));
+    reactor_->Finish(Reply(ctx_, status, *response_, out_));
   }
 
   grpc::CallbackServerContext* const ctx_;
+  grpc::ServerUnaryReactor* const reactor_;
   grpc::ByteBuffer* const out_;
   const std::unique_ptr<Message> response_;
 };
@@ -179,19 +182,21 @@ class GrpcAdapter::TableService final : public grpc::Service {
       }
       return call;
     }
-    ImmediateCall call(ctx, response, m, caller.ok() ? *caller : Caller{},
-                       &timers_, observer_);
+    // DefaultReactor constructs the reactor anew on every call: once only.
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    ImmediateCall call(ctx, reactor, response, m,
+                       caller.ok() ? *caller : Caller{}, &timers_, observer_);
     if (!caller.ok()) {
       call.Finish(caller.status());
-      return ctx->DefaultReactor();
+      return reactor;
     }
     std::unique_ptr<Message> req(m.request->New());
     if (absl::Status s = Parse(request, m, req.get()); !s.ok()) {
       call.Finish(s);
-      return ctx->DefaultReactor();
+      return reactor;
     }
     m.run(&call, *req, call.response());
-    return ctx->DefaultReactor();
+    return reactor;
   }
 
   Engine& engine_;

@@ -12,10 +12,11 @@ std::shared_ptr<ParkedCall> ParkedCall::Create(Call* call, uint64_t thread_id,
   auto parked = std::make_shared<ParkedCall>(call, thread_id, std::move(label),
                                              std::move(fill), std::move(hooks));
   // The transport cancels only after the handler returned; by then the
-  // engine may hold the waiter, or the call may be finished (a no-op then).
-  call->SetCanceller([weak = std::weak_ptr<ParkedCall>(parked)] {
-    if (auto p = weak.lock()) p->Cancel();
-  });
+  // engine may hold the waiter, or the call may be finished. The canceller
+  // keeps the waiter alive as long as the call lives: gRPC may cancel a
+  // call after its grant finished it, and that grant must be rolled back.
+  // (No cycle: the waiter's pointer to the call is cleared at Finish.)
+  call->SetCanceller([parked] { parked->Cancel(); });
   return parked;
 }
 

@@ -163,7 +163,9 @@ class Listener::Connection final
         gone = true;  // end of stream, or reset
         break;
       }
-      session_->Feed(absl::string_view(buffer.data(), n));
+      // Feed may close the connection, dropping session_: keep it alive.
+      std::shared_ptr<LaneSession> session = session_;
+      session->Feed(absl::string_view(buffer.data(), n));
       if (n < buffer.size()) break;
     }
     in_read_ = false;
@@ -301,6 +303,17 @@ absl::StatusOr<std::string> Listener::Listen(const std::string& address) {
 void Listener::Serve(grpc::Server* grpc_server) {
   grpc_server_ = grpc_server;
   for (auto& acceptor : acceptors_) acceptor->Accept();
+}
+
+void Listener::HandToGrpc(int fd) {
+  // Under the lock, so that Stop (before gRPC shuts down) waits for a
+  // hand-off in progress and no hand-off follows it.
+  absl::MutexLock lock(&mu_);
+  if (stopped_) {
+    ::close(fd);
+    return;
+  }
+  grpc::AddInsecureChannelFromFd(grpc_server_, fd);  // takes the descriptor
 }
 
 void Listener::Adopt(int fd, bool unix_socket) {

@@ -74,6 +74,7 @@ class Listener {
   class Connection;
 
   void Adopt(int fd, bool unix_socket);
+  void HandToGrpc(int fd);
   void Forget(Connection* connection);
 
   EventLoop& loop_;

@@ -17,7 +17,7 @@ const std::string kAttributes[] = {"x",        "y",   "count",
 void Harness::DictOp(Op op, Input& in) {
   const Who who = From(in);
   const std::string name = Name(in);
-  using S = service::DictService;
+  using S = handlers::DictHandlers;
   // After a removal, the key must be gone.
   auto check_gone = [&](const v1::Value& key, absl::string_view what) {
     v1::DictContainsRequest req;
@@ -25,9 +25,9 @@ void Harness::DictOp(Op op, Input& in) {
     *req.mutable_key() = key;
     v1::DictContainsResponse resp;
     const Outcome out = Call(dicts_, &S::Contains, Who{}, req, &resp, what);
-    FUZZ_CHECK(out.status.ok() && !resp.contains(),
+    FUZZ_CHECK(out.ok() && !resp.contains(),
                "dict \"%s\": a key is still there after %s (%s)", name, what,
-               out.status.error_message());
+               out.status.message());
   };
   switch (op) {
     case kDictGet: {
@@ -43,16 +43,16 @@ void Harness::DictOp(Op op, Input& in) {
       req.set_name(name);
       BuildValue(in, req.mutable_key(), 0);
       BuildValue(in, req.mutable_value(), 0);
-      if (!Call(dicts_, &S::Set, who, req, "dict set").status.ok()) break;
+      if (!Call(dicts_, &S::Set, who, req, "dict set").ok()) break;
       // What was stored reads back.
       v1::DictGetRequest get;
       get.set_name(name);
       *get.mutable_key() = req.key();
       v1::DictGetResponse got;
       const Outcome out = Call(dicts_, &S::Get, Who{}, get, &got, "get");
-      FUZZ_CHECK(out.status.ok() && got.found(),
+      FUZZ_CHECK(out.ok() && got.found(),
                  "dict \"%s\": the key just set is missing (%s)", name,
-                 out.status.error_message());
+                 out.status.message());
       FUZZ_CHECK(WireBytes(got.value()) == Canonical(req.value()),
                  "dict \"%s\": the value read back differs", name);
       break;
@@ -61,7 +61,7 @@ void Harness::DictOp(Op op, Input& in) {
       v1::DictDeleteRequest req;
       req.set_name(name);
       BuildValue(in, req.mutable_key(), 0);
-      if (Call(dicts_, &S::Delete, who, req, "dict delete").status.ok()) {
+      if (Call(dicts_, &S::Delete, who, req, "dict delete").ok()) {
         check_gone(req.key(), "delete");
       }
       break;
@@ -88,7 +88,7 @@ void Harness::DictOp(Op op, Input& in) {
       req.set_cursor(in.Int());
       req.set_limit(in.Int());
       v1::DictItemsResponse resp;
-      if (Call(dicts_, &S::Items, who, req, &resp, "dict items").status.ok()) {
+      if (Call(dicts_, &S::Items, who, req, &resp, "dict items").ok()) {
         size_version_ = resp.size_version();
         if (req.limit() > 0) {
           FUZZ_CHECK(resp.entries_size() <= req.limit(),
@@ -104,7 +104,7 @@ void Harness::DictOp(Op op, Input& in) {
       BuildValue(in, req.mutable_key(), 0);
       if (in.Bit()) BuildValue(in, req.mutable_default_(), 0);
       v1::DictPopResponse resp;
-      if (Call(dicts_, &S::Pop, who, req, &resp, "dict pop").status.ok() &&
+      if (Call(dicts_, &S::Pop, who, req, &resp, "dict pop").ok() &&
           resp.found()) {
         check_gone(req.key(), "pop");
       }
@@ -114,8 +114,7 @@ void Harness::DictOp(Op op, Input& in) {
       v1::DictPopItemRequest req;
       req.set_name(name);
       v1::DictPopItemResponse resp;
-      if (Call(dicts_, &S::PopItem, who, req, &resp, "dict popitem")
-              .status.ok()) {
+      if (Call(dicts_, &S::PopItem, who, req, &resp, "dict popitem").ok()) {
         check_gone(resp.key(), "popitem");
       }
       break;
@@ -176,7 +175,7 @@ void Harness::DictOp(Op op, Input& in) {
 void Harness::ListOp(Op op, Input& in) {
   const Who who = From(in);
   const std::string name = Name(in);
-  using S = service::ListService;
+  using S = handlers::ListHandlers;
   switch (op) {
     case kListLen: {
       v1::ListLenRequest req;
@@ -211,8 +210,7 @@ void Harness::ListOp(Op op, Input& in) {
       req.set_name(name);
       BuildValue(in, req.mutable_value(), 0);
       v1::ListAppendResponse resp;
-      if (!Call(lists_, &S::Append, who, req, &resp, "list append")
-               .status.ok()) {
+      if (!Call(lists_, &S::Append, who, req, &resp, "list append").ok()) {
         break;
       }
       // The item appended is the last one, and the length says so.
@@ -221,10 +219,9 @@ void Harness::ListOp(Op op, Input& in) {
       get.mutable_at()->set_index(-1);
       v1::ListGetResponse got;
       const Outcome out = Call(lists_, &S::Get, Who{}, get, &got, "get");
-      FUZZ_CHECK(
-          out.status.ok() && WireBytes(got.value()) == Canonical(req.value()),
-          "list \"%s\": the last item is not the one appended (%s)", name,
-          out.status.error_message());
+      FUZZ_CHECK(out.ok() && WireBytes(got.value()) == Canonical(req.value()),
+                 "list \"%s\": the last item is not the one appended (%s)",
+                 name, out.status.message());
       v1::ListLenRequest len;
       len.set_name(name);
       v1::ListLenResponse length;
@@ -326,7 +323,7 @@ void Harness::CellOp(Op op, Input& in) {
       v1::NamespaceGetRequest req;
       req.set_name(name);
       req.set_attribute(in.Pick(kAttributes));
-      Call(namespaces_, &service::NamespaceService::Get, who, req,
+      Call(namespaces_, &handlers::NamespaceHandlers::Get, who, req,
            "namespace get");
       break;
     }
@@ -335,7 +332,7 @@ void Harness::CellOp(Op op, Input& in) {
       req.set_name(name);
       req.set_attribute(in.Pick(kAttributes));
       BuildValue(in, req.mutable_value(), 0);
-      Call(namespaces_, &service::NamespaceService::Set, who, req,
+      Call(namespaces_, &handlers::NamespaceHandlers::Set, who, req,
            "namespace set");
       break;
     }
@@ -343,35 +340,35 @@ void Harness::CellOp(Op op, Input& in) {
       v1::NamespaceDeleteRequest req;
       req.set_name(name);
       req.set_attribute(in.Pick(kAttributes));
-      Call(namespaces_, &service::NamespaceService::Delete, who, req,
+      Call(namespaces_, &handlers::NamespaceHandlers::Delete, who, req,
            "namespace delete");
       break;
     }
     case kNamespaceItems: {
       v1::NamespaceItemsRequest req;
       req.set_name(name);
-      Call(namespaces_, &service::NamespaceService::Items, who, req,
+      Call(namespaces_, &handlers::NamespaceHandlers::Items, who, req,
            "namespace items");
       break;
     }
     case kValueGet: {
       v1::ValueGetRequest req;
       req.set_name(name);
-      Call(values_, &service::ValueService::Get, who, req, "value get");
+      Call(values_, &handlers::ValueHandlers::Get, who, req, "value get");
       break;
     }
     case kValueSet: {
       v1::ValueSetRequest req;
       req.set_name(name);
       BuildValue(in, req.mutable_value(), 0);
-      Call(values_, &service::ValueService::Set, who, req, "value set");
+      Call(values_, &handlers::ValueHandlers::Set, who, req, "value set");
       break;
     }
     case kValueIncrement: {
       v1::ValueIncrementRequest req;
       req.set_name(name);
       if (in.Bit()) BuildValue(in, req.mutable_delta(), 0);
-      Call(values_, &service::ValueService::Increment, who, req,
+      Call(values_, &handlers::ValueHandlers::Increment, who, req,
            "value increment");
       break;
     }
@@ -380,7 +377,7 @@ void Harness::CellOp(Op op, Input& in) {
       req.set_name(name);
       BuildValue(in, req.mutable_expected(), 0);
       BuildValue(in, req.mutable_desired(), 0);
-      Call(values_, &service::ValueService::CompareAndSet, who, req,
+      Call(values_, &handlers::ValueHandlers::CompareAndSet, who, req,
            "value compare_and_set");
       break;
     }
@@ -388,21 +385,21 @@ void Harness::CellOp(Op op, Input& in) {
       v1::ValueGetAndSetRequest req;
       req.set_name(name);
       BuildValue(in, req.mutable_value(), 0);
-      Call(values_, &service::ValueService::GetAndSet, who, req,
+      Call(values_, &handlers::ValueHandlers::GetAndSet, who, req,
            "value get_and_set");
       break;
     }
     case kArrayLen: {
       v1::ArrayLenRequest req;
       req.set_name(name);
-      Call(arrays_, &service::ArrayService::Len, who, req, "array len");
+      Call(arrays_, &handlers::ArrayHandlers::Len, who, req, "array len");
       break;
     }
     case kArrayGet: {
       v1::ArrayGetRequest req;
       req.set_name(name);
       BuildSubscript(in, req.mutable_at());
-      Call(arrays_, &service::ArrayService::Get, who, req, "array get");
+      Call(arrays_, &handlers::ArrayHandlers::Get, who, req, "array get");
       break;
     }
     default: {
@@ -410,7 +407,7 @@ void Harness::CellOp(Op op, Input& in) {
       req.set_name(name);
       BuildSubscript(in, req.mutable_at());
       BuildValue(in, req.mutable_value(), 0);
-      Call(arrays_, &service::ArrayService::Set, who, req, "array set");
+      Call(arrays_, &handlers::ArrayHandlers::Set, who, req, "array set");
       break;
     }
   }

@@ -5,7 +5,9 @@
 #include "absl/strings/match.h"
 #include "server/engine/registry.h"
 #include "server/engine/sessions.h"
+#include "statehub/status.h"
 #include "tests/fuzz/check.h"
+#include "tests/fuzz/error_kinds.h"
 
 namespace statehub::fuzz {
 namespace {
@@ -13,37 +15,8 @@ namespace {
 const std::string kTypecodes[] = {"b", "B", "h", "H", "i", "I", "l", "L",
                                   "q", "Q", "f", "d", "u", "c", "x", ""};
 
-// KindAgrees: the status codes shared/DESIGN.md's Errors table allows for
-// each error kind.
-bool KindAgrees(v1::ErrorKind kind, grpc::StatusCode code) {
-  switch (kind) {
-    case v1::KEY_ERROR:
-    case v1::ATTRIBUTE_ERROR:
-    case v1::OBJECT_NOT_FOUND:
-      return code == grpc::NOT_FOUND;
-    case v1::INDEX_ERROR:
-      return code == grpc::OUT_OF_RANGE;
-    case v1::VALUE_ERROR:
-      return code == grpc::NOT_FOUND || code == grpc::INVALID_ARGUMENT;
-    case v1::TYPE_ERROR:
-      return code == grpc::FAILED_PRECONDITION ||
-             code == grpc::INVALID_ARGUMENT;
-    case v1::RUNTIME_ERROR:
-    case v1::SESSION_ERROR:
-      return code == grpc::FAILED_PRECONDITION;
-    case v1::LIMIT_EXCEEDED:
-      return code == grpc::RESOURCE_EXHAUSTED;
-    case v1::BROKEN_BARRIER:
-      return code == grpc::ABORTED;
-    case v1::UNAUTHENTICATED:
-      return code == grpc::UNAUTHENTICATED;
-    default:
-      return false;
-  }
-}
-
 // SetText makes `text` a string value, or a bytes value if it is not UTF-8
-// (gRPC would not deliver such a string).
+// (no transport would deliver such a string: protobuf refuses to parse it).
 void SetText(std::string text, v1::Value* out) {
   if (IsUtf8(text)) {
     out->set_string_value(std::move(text));
@@ -94,13 +67,17 @@ std::string Harness::Name(Input& in) {
   }
 }
 
+// 0: no session; 4: a malformed session id; 1-3 and 5-7: a slot's
+// session, over gRPC (1-3) or the lane (5-7), whose parked calls differ
+// only when cancelled (parked_call.h).
 Who Harness::From(Input& in) {
   const uint8_t b = in.Byte() % 8;
   if (b == 0) return Who{};
-  if (b == 4) return Who{"not-a-session", 0};
+  if (b == 4) return Who{"not-a-session"};
   const SessionId id = slots_[(b - 1) % kSlots];
   if (id == 0) return Who{};
-  return Who{SessionTable::FormatId(id), Live(id) ? id : 0};
+  return Who{SessionTable::FormatId(id), Live(id) ? id : 0,
+             b < 4 ? handlers::Transport::kGrpc : handlers::Transport::kLane};
 }
 
 void Harness::BuildValue(Input& in, v1::Value* out, int depth) {
@@ -189,26 +166,29 @@ void Harness::NoteAnonymous(const std::string& name) {
 }
 
 void Harness::Trace(absl::string_view what, const std::string& object,
-                    const Who& who, const Outcome& out) const {
+                    const Who& who, const absl::Status& status) const {
   if (!Tracing()) return;
-  std::fprintf(stderr, "  %s \"%s\" from %s: %d %s\n",
-               std::string(what).c_str(), object.c_str(),
-               who.metadata.empty() ? "-" : who.metadata.c_str(),
-               out.status.error_code(), out.status.error_message().c_str());
+  std::fprintf(stderr, "  %s \"%s\" from %s%s: %s\n", std::string(what).c_str(),
+               object.c_str(), who.id.empty() ? "-" : who.id.c_str(),
+               who.transport == handlers::Transport::kLane ? " (lane)" : "",
+               status.ToString().c_str());
 }
 
-void Harness::CheckOutcome(const Outcome& out, absl::string_view what) {
-  const grpc::StatusCode code = out.status.error_code();
-  if (code == grpc::OK) return;
-  const std::string& message = out.status.error_message();
-  FUZZ_CHECK(!message.empty(), "%s: status %d without a message", what, code);
-  // ParkedCall's own status for OnCancel; the client is gone, it sees none.
-  if (code == grpc::CANCELLED) return;
+void Harness::CheckOutcome(const absl::Status& status, absl::string_view what) {
+  if (status.ok()) return;
+  const std::string code = absl::StatusCodeToString(status.code());
+  const absl::string_view message = status.message();
+  FUZZ_CHECK(!message.empty(), "%s: status %s without a message", what, code);
+  // ParkedCall's own status for a cancelled call: no client reads it.
+  if (absl::IsCancelled(status)) return;
+  // What both transports send (the statehub-error-bin trailer, the lane's
+  // LaneError.detail).
+  const std::string wire = SerializeErrorDetail(status);
   v1::ErrorDetail detail;
-  FUZZ_CHECK(!out.detail.empty() && detail.ParseFromString(out.detail),
-             "%s: status %d '%s' carries no error detail", what, code, message);
-  FUZZ_CHECK(KindAgrees(detail.kind(), code),
-             "%s: status %d with kind %s ('%s')", what, code,
+  FUZZ_CHECK(!wire.empty() && detail.ParseFromString(wire),
+             "%s: status %s '%s' carries no error detail", what, code, message);
+  FUZZ_CHECK(KindAgrees(detail.kind(), status.code()),
+             "%s: status %s with kind %s ('%s')", what, code,
              v1::ErrorKind_Name(detail.kind()), message);
   if (!detail.object().empty()) {
     FUZZ_CHECK(absl::StrContains(message, detail.object()),
@@ -243,17 +223,17 @@ void Harness::Step(Input& in) {
       const Who who = From(in);
       v1::DeleteRequest req;
       req.set_name(Name(in));
-      const Outcome out =
-          Call(objects_, &service::ObjectsService::Delete, who, req, "delete");
+      const Outcome out = Call(objects_, &handlers::ObjectsHandlers::Delete,
+                               who, req, "delete");
       auto it = named_.find(req.name());
-      if (out.status.ok()) {
+      if (out.ok()) {
         FUZZ_CHECK(it != named_.end() ||
                        absl::StartsWith(req.name(), kAnonymousPrefix),
                    "deleted \"%s\", which was never opened", req.name());
         if (it != named_.end()) named_.erase(it);
         tokens_.erase(req.name());
         ++deletions_[req.name()];
-      } else if (out.status.error_code() == grpc::NOT_FOUND) {
+      } else if (absl::IsNotFound(out.status)) {
         FUZZ_CHECK(it == named_.end(), "\"%s\" was opened, yet not found",
                    req.name());
       }
@@ -265,11 +245,10 @@ void Harness::Step(Input& in) {
       if (in.Bit()) req.set_prefix(Name(in));
       req.set_include_anonymous(in.Bit());
       v1::ListObjectsResponse resp;
-      const Outcome out = Call(objects_, &service::ObjectsService::List, who,
+      const Outcome out = Call(objects_, &handlers::ObjectsHandlers::List, who,
                                req, &resp, "list");
       if (who.admitted()) {
-        FUZZ_CHECK(out.status.ok(), "list failed: %s",
-                   out.status.error_message());
+        FUZZ_CHECK(out.ok(), "list failed: %s", out.status.message());
       }
       for (const v1::ObjectInfo& info : resp.objects()) {
         FUZZ_CHECK(absl::StartsWith(info.name(), req.prefix()),
@@ -283,13 +262,12 @@ void Harness::Step(Input& in) {
       v1::DescribeRequest req;
       req.set_name(Name(in));
       v1::DescribeResponse resp;
-      const Outcome out = Call(objects_, &service::ObjectsService::Describe,
+      const Outcome out = Call(objects_, &handlers::ObjectsHandlers::Describe,
                                who, req, &resp, "describe");
       auto it = named_.find(req.name());
       if (it != named_.end() && who.admitted()) {
-        FUZZ_CHECK(out.status.ok() && resp.info().type() == it->second,
-                   "describe \"%s\": %s", req.name(),
-                   out.status.error_message());
+        FUZZ_CHECK(out.ok() && resp.info().type() == it->second,
+                   "describe \"%s\": %s", req.name(), out.status.message());
       }
       break;
     }
@@ -312,6 +290,9 @@ void Harness::Step(Input& in) {
         QueueOp(op, in);
       }
   }
+  // Timeouts are due by the real clock: a zero one now, a long one never
+  // within a run.
+  timers_.FireDue(absl::Now());
   if (pending_.size() > kMaxPending) Retire(/*all=*/false);
   CheckAll();
 }
@@ -402,10 +383,10 @@ void Harness::Open(Input& in) {
 
   v1::OpenResponse resp;
   const Outcome out =
-      Call(objects_, &service::ObjectsService::Open, who, req, &resp, "open");
+      Call(objects_, &handlers::ObjectsHandlers::Open, who, req, &resp, "open");
   // Opening a named object as another type must fail: it never gets here.
   auto it = named_.find(req.name());
-  if (!out.status.ok()) return;
+  if (!out.ok()) return;
   FUZZ_CHECK(resp.type() == req.type(), "opened as %d, asked for %d",
              resp.type(), req.type());
   if (absl::StartsWith(resp.name(), kAnonymousPrefix)) {
@@ -427,40 +408,73 @@ void Harness::Open(Input& in) {
   }
 }
 
+void Harness::Started(std::unique_ptr<FakeCall> call, const std::string& object,
+                      const Who& who, absl::string_view what) {
+  const bool answered = call->finished();
+  if (Tracing()) {
+    std::fprintf(stderr, "  %s \"%s\" from %s%s: %s (call %zu)\n",
+                 std::string(what).c_str(), object.c_str(),
+                 who.id.empty() ? "-" : who.id.c_str(),
+                 who.transport == handlers::Transport::kLane ? " (lane)" : "",
+                 answered ? "answered" : "parked", pending_.size());
+  }
+  pending_.push_back(Pending{std::move(call), std::string(what), object,
+                             who.session, answered, /*cancelled=*/false,
+                             deletions_[object]});
+}
+
 void Harness::Cancel(Input& in) {
   if (pending_.empty()) return;
   Pending& p = pending_[in.Byte() % pending_.size()];
+  if (p.cancelled) return;
+  p.cancelled = true;
   if (Tracing()) {
     std::fprintf(stderr, "  cancel %s \"%s\"\n", p.what.c_str(),
                  p.object.c_str());
   }
-  // A parked lock grant the client never saw is rolled back by its token.
-  // A grant answered at once is not (ParkedCall::FinishNow keeps no result
-  // for OnCancel to undo; README.md, "Findings"), so it is not checked; nor
-  // is one whose lock was deleted since: a lock of that name now is another.
+  // The lock a finished acquire was granted, unless it was deleted since (a
+  // lock of that name now is another).
   uint64_t granted_token = 0;
-  if (!p.answered && p.generation == deletions_[p.object] &&
-      p.call->finished() && p.call->outcome().status.ok()) {
+  if (p.generation == deletions_[p.object] && p.call->finished() &&
+      p.call->status().ok()) {
     if (const auto* lock =
-            dynamic_cast<const v1::LockAcquireResponse*>(&p.call->response());
+            dynamic_cast<const v1::LockAcquireResponse*>(p.call->response());
         lock != nullptr && lock->acquired()) {
       granted_token = lock->fencing_token();
     }
   }
-  if (!p.call->Cancel()) return;
-  FUZZ_CHECK(p.call->finished(), "%s on \"%s\": still running after OnCancel",
+  v1::LockStateRequest req;
+  req.set_name(p.object);
+  v1::LockStateResponse before;
+  const bool lane = p.call->transport() == handlers::Transport::kLane;
+  if (granted_token != 0 && lane) {
+    Call(locks_, &handlers::LockHandlers::State, Who{}, req, &before, "state");
+  }
+  p.call->Cancel();
+  FUZZ_CHECK(p.call->finished(), "%s on \"%s\": still running after Cancel",
              p.what, p.object);
-  if (granted_token != 0) {
-    v1::LockStateRequest req;
-    req.set_name(p.object);
-    v1::LockStateResponse state;
-    if (Call(locks_, &service::LockService::State, Who{}, req, &state, "state")
-            .status.ok()) {
-      FUZZ_CHECK(!state.locked() || state.fencing_token() != granted_token,
-                 "lock \"%s\": grant %d still holds it after its call was "
-                 "cancelled",
-                 p.object, granted_token);
-    }
+  if (granted_token == 0) return;
+  v1::LockStateResponse after;
+  if (!Call(locks_, &handlers::LockHandlers::State, Who{}, req, &after, "state")
+           .ok()) {
+    return;
+  }
+  if (lane) {
+    // The lane client reads the reply of a call it cancelled and releases
+    // what it got: the grant stands (api/LANE.md, "Cancel").
+    FUZZ_CHECK(after.locked() == before.locked() &&
+                   after.fencing_token() == before.fencing_token(),
+               "lock \"%s\": cancelling a lane call answered with grant %d "
+               "changed the lock",
+               p.object, granted_token);
+  } else if (!p.answered) {
+    // Over gRPC a parked grant the client never saw is rolled back by its
+    // token. A grant answered at once is not (ParkedCall::FinishNow keeps
+    // no result for Cancel to undo; README.md, "Findings").
+    FUZZ_CHECK(!after.locked() || after.fencing_token() != granted_token,
+               "lock \"%s\": grant %d still holds it after its call was "
+               "cancelled",
+               p.object, granted_token);
   }
 }
 
@@ -468,13 +482,11 @@ void Harness::Settle(Pending& p) {
   if (p.checked || !p.call->finished()) return;
   p.checked = true;
   if (Tracing()) {
-    const Outcome out = p.call->outcome();
-    std::fprintf(stderr, "  %s \"%s\" finished: %d %s %s\n", p.what.c_str(),
-                 p.object.c_str(), out.status.error_code(),
-                 out.status.error_message().c_str(),
-                 p.call->response().ShortDebugString().c_str());
+    std::fprintf(stderr, "  %s \"%s\" finished: %s %s\n", p.what.c_str(),
+                 p.object.c_str(), p.call->status().ToString().c_str(),
+                 p.call->response()->ShortDebugString().c_str());
   }
-  CheckOutcome(p.call->outcome(), p.what);
+  CheckOutcome(p.call->status(), p.what);
 }
 
 void Harness::Retire(bool all) {
@@ -482,7 +494,6 @@ void Harness::Retire(bool all) {
   for (Pending& p : pending_) {
     if (p.call->finished()) {
       Settle(p);
-      p.call->Done();
     } else {
       FUZZ_CHECK(!all, "%s on \"%s\" never finished", p.what, p.object);
       kept.push_back(std::move(p));
@@ -497,6 +508,9 @@ void Harness::Teardown() {
   engine_.sessions().ExpireDue(absl::Now() + 2 * kLeaseTtl);
   CheckAll();
   Retire(/*all=*/true);
+  // A finished call's timeout is cancelled with it.
+  FUZZ_CHECK(timers_.armed() == 0, "%d timeouts armed after every call ended",
+             timers_.armed());
 }
 
 }  // namespace statehub::fuzz

@@ -1,10 +1,10 @@
 // File: tests/fuzz/engine_harness.h
 //
 // `Harness` is engine_fuzz's client side. It reads requests from the fuzz
-// input (fuzz_input.h), runs them through the gRPC service handlers into an
-// Engine of its own (fake_call.h), keeps a model of what must hold (the
-// named objects, fencing tokens, parked calls) and checks it after every
-// request. One Harness serves one input.
+// input (fuzz_input.h), runs them through the transport-neutral handlers
+// into an Engine of its own (the transport's part: fake_transport.h), keeps a
+// model of what must hold (the named objects, fencing tokens, parked calls) and
+// checks it after every request. One Harness serves one input.
 //
 // Its code: engine_harness.cc (reading requests, sessions, objects, parked
 // calls), engine_data_ops.cc (dicts, lists, namespaces, values, arrays),
@@ -32,21 +32,24 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/engine/engine.h"
 #include "server/engine/limits.h"
-#include "server/service/cell_service.h"
-#include "server/service/dict_service.h"
-#include "server/service/list_service.h"
-#include "server/service/lock_service.h"
-#include "server/service/namespace_service.h"
-#include "server/service/objects_service.h"
-#include "server/service/queue_service.h"
-#include "server/service/sync_service.h"
+#include "server/handlers/call.h"
+#include "server/handlers/cell_handlers.h"
+#include "server/handlers/dict_handlers.h"
+#include "server/handlers/list_handlers.h"
+#include "server/handlers/lock_handlers.h"
+#include "server/handlers/namespace_handlers.h"
+#include "server/handlers/objects_handlers.h"
+#include "server/handlers/queue_handlers.h"
+#include "server/handlers/sync_handlers.h"
 #include "statehub/v1/value.pb.h"
-#include "tests/fuzz/fake_call.h"
+#include "tests/fuzz/fake_transport.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace statehub::fuzz {
@@ -54,7 +57,8 @@ namespace statehub::fuzz {
 inline constexpr int kSlots = 3;
 inline constexpr size_t kMaxOps = 256;
 inline constexpr size_t kMaxAnonymous = 16;
-// Finished calls are retired (OnDone) once this many pile up.
+// Finished calls are retired (the transport forgets them, and can no longer
+// cancel them) once this many pile up.
 inline constexpr size_t kMaxPending = 48;
 inline constexpr absl::Duration kLeaseTtl = absl::Hours(1);
 
@@ -148,30 +152,47 @@ enum Op : uint8_t {
 
 inline const std::string kLabels[] = {"", "worker", "w2"};
 
-// Who a request comes from: its statehub-session metadata, and the live
-// session that names (0 for none).
+// Who a request comes from: the session id it carries (gRPC's
+// statehub-session metadata, or the lane connection's session), the live
+// session that names (0 for none), and the transport it came by.
 struct Who {
-  std::string metadata;
+  std::string id;
   SessionId session = 0;
-  // admitted: the call gets past its session check (none, or a live one).
-  bool admitted() const { return metadata.empty() || session != 0; }
+  handlers::Transport transport = handlers::Transport::kGrpc;
+  // admitted: the transport lets the call through (no session, or a live
+  // one); otherwise it fails with SESSION_ERROR before any handler runs.
+  bool admitted() const { return id.empty() || session != 0; }
 };
 
-// How long a blocking request may wait. Zero and negative timeouts are
-// answered at once; a long one arms a grpc::Alarm that never fires within
-// a run (it is cancelled when the call ends), so no gRPC thread ever runs
-// engine code.
+// How long a blocking request may wait. A zero timeout that parks (a
+// condition or barrier wait) times out when the harness next fires the due
+// timers, at the end of the op; a negative one is refused; a long one (an
+// hour) never fires within a run.
 enum class Timeout { kUnset, kZero, kNegative, kLong };
+
+// Outcome is how an immediate call ended. Unlike absl::Status it may go
+// unread: Harness::Call checks every outcome itself.
+struct Outcome {
+  absl::Status status;
+  bool ok() const { return status.ok(); }
+};
+
+template <typename H, typename Request, typename Response>
+using Immediate = absl::Status (H::*)(const Caller&, const Request*, Response*);
+template <typename H, typename Request, typename Response>
+using Blocking = void (H::*)(handlers::Call*, const Request*, Response*);
 
 // One blocking call the harness keeps until it retires it.
 struct Pending {
-  std::unique_ptr<BlockingCall> call;
+  std::unique_ptr<FakeCall> call;
   std::string what;
   std::string object;
   SessionId session = 0;
-  // answered: the handler answered at once (FinishNow) rather than
-  // parking the call.
+  // answered: the call finished before its handler returned (answered at
+  // once, or failed) rather than parking.
   bool answered = false;
+  // cancelled: the transport ran its canceller (it does so at most once).
+  bool cancelled = false;
   // generation: how many times `object` had been deleted when the call
   // started; a later object of that name is another object.
   int64_t generation = 0;
@@ -198,48 +219,56 @@ class Harness {
   Timeout TimeoutOf(Input& in) { return static_cast<Timeout>(in.Byte() % 4); }
 
   // --- calls
-  // Call runs a unary request from `who` and checks how it ended.
-  template <typename Service, typename Request, typename Response>
-  Outcome Call(Service& service, Handler<Service, Request, Response> method,
+  // Admit is the transport's admission: the session the call carries must
+  // be live (the bearer token is not fuzzed: the engine requires none).
+  absl::StatusOr<Caller> Admit(const Who& who) {
+    return engine_.ResolveCaller(who.id, absl::Now());
+  }
+  // Call runs an immediate request from `who` and checks how it ended.
+  template <typename H, typename Request, typename Response>
+  Outcome Call(H& handlers, Immediate<H, Request, Response> method,
                const Who& who, const Request& req, Response* resp,
                absl::string_view what) {
-    Outcome out = Unary(service, method, who.metadata, req, resp);
+    absl::StatusOr<Caller> caller = Admit(who);
+    const absl::Status status =
+        caller.ok() ? (handlers.*method)(*caller, &req, resp) : caller.status();
     if constexpr (requires { req.name(); }) {
-      Trace(what, req.name(), who, out);
+      Trace(what, req.name(), who, status);
     } else {
-      Trace(what, "", who, out);
+      Trace(what, "", who, status);
     }
-    CheckOutcome(out, what);
-    return out;
+    CheckOutcome(status, what);
+    return Outcome{status};
   }
-  template <typename Service, typename Request, typename Response>
-  Outcome Call(Service& service, Handler<Service, Request, Response> method,
+  template <typename H, typename Request, typename Response>
+  Outcome Call(H& handlers, Immediate<H, Request, Response> method,
                const Who& who, const Request& req, absl::string_view what) {
     Response resp;
-    return Call(service, method, who, req, &resp, what);
+    return Call(handlers, method, who, req, &resp, what);
   }
   // Block starts a blocking request from `who`; the call, answered or
   // parked, is kept in pending_ until retired.
-  template <typename Service, typename Request, typename Response>
-  void Block(Service& service, Handler<Service, Request, Response> method,
-             const Who& who, std::unique_ptr<Request> req,
-             absl::string_view what) {
-    const std::string object = req->name();
-    std::unique_ptr<BlockingCall> call =
-        BlockingCall::Start(service, method, who.metadata, std::move(req));
-    if (Tracing()) {
-      std::fprintf(stderr, "  %s \"%s\" from %s: %s (call %zu)\n",
-                   std::string(what).c_str(), object.c_str(),
-                   who.metadata.empty() ? "-" : who.metadata.c_str(),
-                   call->finished() ? "answered" : "parked", pending_.size());
+  template <typename H, typename Request, typename Response>
+  void Block(H& handlers, Blocking<H, Request, Response> method, const Who& who,
+             std::unique_ptr<Request> req, absl::string_view what) {
+    const Request* request = req.get();
+    absl::StatusOr<Caller> caller = Admit(who);
+    auto call = std::make_unique<FakeCall>(
+        who.transport, caller.ok() ? *caller : Caller{}, &timers_,
+        std::move(req), std::make_unique<Response>());
+    if (caller.ok()) {
+      (handlers.*method)(call.get(), request,
+                         static_cast<Response*>(call->response()));
+    } else {
+      call->Finish(caller.status());
     }
-    const bool answered = call->finished();
-    pending_.push_back(Pending{std::move(call), std::string(what), object,
-                               who.session, answered, deletions_[object]});
+    Started(std::move(call), request->name(), who, what);
   }
-  void CheckOutcome(const Outcome& out, absl::string_view what);
+  void Started(std::unique_ptr<FakeCall> call, const std::string& object,
+               const Who& who, absl::string_view what);
+  void CheckOutcome(const absl::Status& status, absl::string_view what);
   void Trace(absl::string_view what, const std::string& object, const Who& who,
-             const Outcome& out) const;
+             const absl::Status& status) const;
 
   // --- the ops
   void Step(Input& in);
@@ -253,8 +282,8 @@ class Harness {
   void Cancel(Input& in);
   // Settle checks how a finished call ended, once.
   void Settle(Pending& p);
-  // Retire runs OnDone for every finished call; with `all`, every call
-  // must have finished.
+  // Retire forgets every finished call; with `all`, every call must have
+  // finished.
   void Retire(bool all);
 
   // --- invariants
@@ -269,19 +298,20 @@ class Harness {
   }
   void NoteAnonymous(const std::string& name);
 
+  FakeTimers timers_;
   Engine engine_{FuzzLimits(), kLeaseTtl};
-  service::ObjectsService objects_{engine_};
-  service::DictService dicts_{engine_};
-  service::ListService lists_{engine_};
-  service::NamespaceService namespaces_{engine_};
-  service::ValueService values_{engine_};
-  service::ArrayService arrays_{engine_};
-  service::LockService locks_{engine_};
-  service::ConditionService conditions_{engine_};
-  service::SemaphoreService semaphores_{engine_};
-  service::EventService events_{engine_};
-  service::BarrierService barriers_{engine_};
-  service::QueueService queues_{engine_};
+  handlers::ObjectsHandlers objects_{engine_};
+  handlers::DictHandlers dicts_{engine_};
+  handlers::ListHandlers lists_{engine_};
+  handlers::NamespaceHandlers namespaces_{engine_};
+  handlers::ValueHandlers values_{engine_};
+  handlers::ArrayHandlers arrays_{engine_};
+  handlers::LockHandlers locks_{engine_};
+  handlers::ConditionHandlers conditions_{engine_};
+  handlers::SemaphoreHandlers semaphores_{engine_};
+  handlers::EventHandlers events_{engine_};
+  handlers::BarrierHandlers barriers_{engine_};
+  handlers::QueueHandlers queues_{engine_};
 
   // The session each client slot last opened (0: none yet).
   SessionId slots_[kSlots] = {};

@@ -1,5 +1,5 @@
 // The synchronization ops: locks, conditions, semaphores, events,
-// barriers and queues. Their waits park as ParkedCalls (Harness::Block).
+// barriers and queues. Their waits may park (Harness::Block).
 
 #include "tests/fuzz/check.h"
 #include "tests/fuzz/engine_harness.h"
@@ -29,11 +29,6 @@ void SetTimeout(Timeout t, Request* req) {
 void Harness::SyncOp(Op op, Input& in) {
   const Who who = From(in);
   const std::string name = Name(in);
-  // Conditions and barriers park even with a zero timeout, and a parked
-  // zero timeout would fire on a gRPC thread: they get none.
-  auto no_zero = [](Timeout t) {
-    return t == Timeout::kZero ? Timeout::kUnset : t;
-  };
   switch (op) {
     case kLockAcquire: {
       auto req = std::make_unique<v1::LockAcquireRequest>();
@@ -42,7 +37,7 @@ void Harness::SyncOp(Op op, Input& in) {
       SetTimeout(TimeoutOf(in), req.get());
       req->set_thread_id(in.Byte() % 3);
       req->set_label(in.Pick(kLabels));
-      Block(locks_, &service::LockService::Acquire, who, std::move(req),
+      Block(locks_, &handlers::LockHandlers::Acquire, who, std::move(req),
             "lock acquire");
       break;
     }
@@ -50,22 +45,22 @@ void Harness::SyncOp(Op op, Input& in) {
       v1::LockReleaseRequest req;
       req.set_name(name);
       req.set_thread_id(in.Byte() % 3);
-      Call(locks_, &service::LockService::Release, who, req, "lock release");
+      Call(locks_, &handlers::LockHandlers::Release, who, req, "lock release");
       break;
     }
     case kLockState: {
       v1::LockStateRequest req;
       req.set_name(name);
-      Call(locks_, &service::LockService::State, who, req, "lock state");
+      Call(locks_, &handlers::LockHandlers::State, who, req, "lock state");
       break;
     }
     case kConditionWait: {
       auto req = std::make_unique<v1::ConditionWaitRequest>();
       req->set_name(name);
-      SetTimeout(no_zero(TimeoutOf(in)), req.get());
+      SetTimeout(TimeoutOf(in), req.get());
       req->set_thread_id(in.Byte() % 3);
-      Block(conditions_, &service::ConditionService::Wait, who, std::move(req),
-            "condition wait");
+      Block(conditions_, &handlers::ConditionHandlers::Wait, who,
+            std::move(req), "condition wait");
       break;
     }
     case kConditionNotify: {
@@ -74,7 +69,7 @@ void Harness::SyncOp(Op op, Input& in) {
       req.set_n(in.Int());
       req.set_all(in.Bit());
       req.set_thread_id(in.Byte() % 3);
-      Call(conditions_, &service::ConditionService::Notify, who, req,
+      Call(conditions_, &handlers::ConditionHandlers::Notify, who, req,
            "condition notify");
       break;
     }
@@ -84,7 +79,7 @@ void Harness::SyncOp(Op op, Input& in) {
       req->set_blocking(in.Bit());
       SetTimeout(TimeoutOf(in), req.get());
       req->set_thread_id(in.Byte() % 3);
-      Block(semaphores_, &service::SemaphoreService::Acquire, who,
+      Block(semaphores_, &handlers::SemaphoreHandlers::Acquire, who,
             std::move(req), "semaphore acquire");
       break;
     }
@@ -92,33 +87,33 @@ void Harness::SyncOp(Op op, Input& in) {
       v1::SemaphoreReleaseRequest req;
       req.set_name(name);
       req.set_n(in.Int());
-      Call(semaphores_, &service::SemaphoreService::Release, who, req,
+      Call(semaphores_, &handlers::SemaphoreHandlers::Release, who, req,
            "semaphore release");
       break;
     }
     case kSemaphoreState: {
       v1::SemaphoreStateRequest req;
       req.set_name(name);
-      Call(semaphores_, &service::SemaphoreService::State, who, req,
+      Call(semaphores_, &handlers::SemaphoreHandlers::State, who, req,
            "semaphore state");
       break;
     }
     case kEventSet: {
       v1::EventSetRequest req;
       req.set_name(name);
-      Call(events_, &service::EventService::Set, who, req, "event set");
+      Call(events_, &handlers::EventHandlers::Set, who, req, "event set");
       break;
     }
     case kEventClear: {
       v1::EventClearRequest req;
       req.set_name(name);
-      Call(events_, &service::EventService::Clear, who, req, "event clear");
+      Call(events_, &handlers::EventHandlers::Clear, who, req, "event clear");
       break;
     }
     case kEventIsSet: {
       v1::EventIsSetRequest req;
       req.set_name(name);
-      Call(events_, &service::EventService::IsSet, who, req, "event is_set");
+      Call(events_, &handlers::EventHandlers::IsSet, who, req, "event is_set");
       break;
     }
     case kEventWait: {
@@ -126,37 +121,37 @@ void Harness::SyncOp(Op op, Input& in) {
       req->set_name(name);
       SetTimeout(TimeoutOf(in), req.get());
       req->set_thread_id(in.Byte() % 3);
-      Block(events_, &service::EventService::Wait, who, std::move(req),
+      Block(events_, &handlers::EventHandlers::Wait, who, std::move(req),
             "event wait");
       break;
     }
     case kBarrierWait: {
       auto req = std::make_unique<v1::BarrierWaitRequest>();
       req->set_name(name);
-      SetTimeout(no_zero(TimeoutOf(in)), req.get());
+      SetTimeout(TimeoutOf(in), req.get());
       req->set_thread_id(in.Byte() % 3);
-      Block(barriers_, &service::BarrierService::Wait, who, std::move(req),
+      Block(barriers_, &handlers::BarrierHandlers::Wait, who, std::move(req),
             "barrier wait");
       break;
     }
     case kBarrierAbort: {
       v1::BarrierAbortRequest req;
       req.set_name(name);
-      Call(barriers_, &service::BarrierService::Abort, who, req,
+      Call(barriers_, &handlers::BarrierHandlers::Abort, who, req,
            "barrier abort");
       break;
     }
     case kBarrierReset: {
       v1::BarrierResetRequest req;
       req.set_name(name);
-      Call(barriers_, &service::BarrierService::Reset, who, req,
+      Call(barriers_, &handlers::BarrierHandlers::Reset, who, req,
            "barrier reset");
       break;
     }
     default: {
       v1::BarrierStateRequest req;
       req.set_name(name);
-      Call(barriers_, &service::BarrierService::State, who, req,
+      Call(barriers_, &handlers::BarrierHandlers::State, who, req,
            "barrier state");
       break;
     }
@@ -166,7 +161,7 @@ void Harness::SyncOp(Op op, Input& in) {
 void Harness::QueueOp(Op op, Input& in) {
   const Who who = From(in);
   const std::string name = Name(in);
-  using S = service::QueueService;
+  using S = handlers::QueueHandlers;
   switch (op) {
     case kQueuePut: {
       auto req = std::make_unique<v1::QueuePutRequest>();

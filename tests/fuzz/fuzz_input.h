@@ -102,8 +102,8 @@ inline const std::string kCodecs[] = {"", "pickle", "json"};
 
 // IsUtf8 is true for well-formed UTF-8 (no overlong forms, surrogates or
 // code points past U+10FFFF), which protobuf demands of proto3 string
-// fields: gRPC's parser refuses a request holding anything else, so no
-// handler ever sees it.
+// fields: the transports' parser refuses a request holding anything else,
+// so no handler ever sees it.
 inline bool IsUtf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {

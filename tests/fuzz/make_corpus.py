@@ -4,10 +4,11 @@
     python3 tests/fuzz/make_corpus.py
 
 The files are committed; rerun this after changing a seed below or the
-input format of a target (value_decoder_fuzz.cc's header, and
-fuzz_input.h plus engine_fuzz.cc's Op enum, whose tables and op codes are
-mirrored here). Regression inputs (regress-*), minimized from crashes, are
-kept as they are: this script only writes the files it names.
+input format of a target (value_decoder_fuzz.cc's header, fuzz_input.h
+plus engine_harness.h's Op enum, whose tables and op codes are mirrored
+here, and lane_frame_fuzz.cc's header). Regression inputs (regress-*),
+minimized from crashes, are kept as they are: this script only writes the
+files it names.
 
 Standard library only: protobuf's wire format is written by hand.
 """
@@ -203,8 +204,15 @@ def Int(v):
     return bytes([255]) + struct.pack("<q", v)
 
 
+# LANE + slot: that client's session, its calls over the lane.
+LANE = 10
+
+
 def who(slot):
-    """slot 0-2 is that client's session; NO_ONE / BAD_SESSION otherwise."""
+    """slot 0-2 is that client's session over gRPC, LANE + 0-2 over the
+    lane; NO_ONE / BAD_SESSION otherwise."""
+    if slot >= LANE:
+        return bytes([(slot - LANE + 2) % 3 + 5])
     return bytes([slot + 1]) if slot in (0, 1, 2) else bytes([slot])
 
 
@@ -579,6 +587,23 @@ ENGINE_SEEDS = {
         cancel(3),
         lock_release(0, "a"),
     ],
+    # Over the lane the client reads a cancelled call's grant and
+    # releases it: cancelling changes nothing.
+    "lock-lane-grant-cancelled": [
+        hello(0), hello(1),
+        open_(0, "a", LOCK),
+        acquire(LANE + 0, "a"),
+        acquire(LANE + 1, "a"),
+        lock_release(LANE + 0, "a"),
+        cancel(1),
+        cancel(0),
+        on("LockState", NO_ONE, "a"),
+        # A zero timeout parks a condition wait; it times out at the end
+        # of the op and takes the lock back.
+        open_(0, "c", CONDITION, condition_lock="a"),
+        on("ConditionWait", LANE + 1, "c", bytes([ZERO, 0])),
+        lock_release(LANE + 1, "a"),
+    ],
     "condition": [
         hello(0), hello(1),
         open_(0, "a", LOCK),
@@ -755,8 +780,157 @@ ENGINE_SEEDS = {
 }
 
 
+# --- lane streams (lane_frame_fuzz; api/LANE.md) ---
+
+PREFACE = b"SHLN"
+HELLO, WELCOME, REQUEST, RESPONSE, ERROR, CANCEL, PING, PONG, RELEASE, \
+    GOODBYE, EVENT = range(1, 12)
+# Lane method ids (the lane_method options; api/LANE.md, "Method ids").
+M_OPEN, M_DICT_GET, M_DICT_SET, M_LOCK_ACQUIRE, M_LOCK_RELEASE = 1, 16, 17, \
+    80, 81
+M_QUEUE_GET = 105
+
+
+def frame(kind, request_id=0, method=0, body=b"", flags=0, length=None):
+    """One frame: the 12-byte header (length defaults to the body's)."""
+    n = len(body) if length is None else length
+    return struct.pack("<IIHBB", n, request_id, method, kind, flags) + body
+
+
+def text(number, value):
+    """A string (or bytes) field."""
+    return field(number, 2,
+                 value.encode() if isinstance(value, str) else value)
+
+
+def lane_hello(version=1, label="fuzz", resume="", join=""):
+    body = field(1, 0, version) if version else b""
+    body += text(4, label) if label else b""
+    body += text(3, resume) if resume else b""
+    body += text(5, join) if join else b""
+    return frame(HELLO, body=body)
+
+
+def request(request_id, method, body):
+    return frame(REQUEST, request_id, method, body)
+
+
+def open_body(n, type_):
+    return text(1, n) + field(2, 0, type_)
+
+
+def acquire_body(n, thread=0, timeout_s=None):
+    body = text(1, n) + field(2, 0, 1)  # blocking
+    if timeout_s is not None:  # google.protobuf.Duration seconds
+        body += field(3, 2, field(1, 0, timeout_s) if timeout_s else b"")
+    return body + (field(4, 0, thread) if thread else b"")
+
+
+def lane(params=0, chunks=0, *frames):
+    """lane_frame_fuzz's input: parameters, chunking, the stream."""
+    return bytes([params, chunks]) + b"".join(frames)
+
+
+MAX_16, NO_PREFACE = 2, 4
+
+LANE_SEEDS = {
+    "hello": lane(0, 0, PREFACE, lane_hello()),
+    "dict-requests": lane(0, 5, PREFACE, lane_hello(label=""),
+                          request(1, M_OPEN, open_body("a", DICT)),
+                          request(2, M_DICT_SET, text(1, "a") + field(
+                              2, 2, W.str("k")) + field(3, 2, W.int(1))),
+                          request(3, M_DICT_GET, text(1, "a") + field(
+                              2, 2, W.str("k"))),
+                          frame(PING, 4), frame(GOODBYE)),
+    "lock-park-cancel": lane(0, 3, PREFACE, lane_hello(),
+                             request(1, M_OPEN, open_body("l", LOCK)),
+                             request(2, M_LOCK_ACQUIRE, acquire_body("l")),
+                             request(3, M_LOCK_ACQUIRE,
+                                     acquire_body("l", thread=1)),
+                             request(4, M_LOCK_ACQUIRE,
+                                     acquire_body("l", thread=2, timeout_s=0)),
+                             frame(CANCEL, 3), frame(CANCEL, 99),
+                             request(5, M_LOCK_RELEASE, text(1, "l")),
+                             frame(RELEASE, body=text(1, "_anon/lock/1"))),
+    "queue-parked-at-close": lane(0, 1, PREFACE, lane_hello(),
+                                  request(1, M_OPEN, open_body("q", QUEUE)),
+                                  request(2, M_QUEUE_GET, text(1, "q") + field(
+                                      2, 0, 1)),
+                                  request(2, M_QUEUE_GET, text(1, "q") + field(
+                                      2, 0, 1))),
+    "many-pings": lane(0, 200, PREFACE, lane_hello(),
+                       *[frame(PING, i) for i in range(400)]),
+    "resume-unknown": lane(0, 0, PREFACE,
+                           lane_hello(resume="00000000000000ff")),
+    "join-unknown": lane(0, 0, PREFACE, lane_hello(join="0123456789abcdef")),
+    "resume-and-join": lane(0, 0, PREFACE,
+                            lane_hello(resume="1", join="2")),
+    "bad-version": lane(0, 0, PREFACE, lane_hello(version=2)),
+    "hello-twice": lane(0, 2, PREFACE, lane_hello(), lane_hello()),
+    "request-before-hello": lane(0, 0, PREFACE,
+                                 request(1, M_OPEN, open_body("a", DICT))),
+    "unknown-method": lane(0, 0, PREFACE, lane_hello(),
+                           request(1, 999, b""), request(2, 0, b""),
+                           frame(PING, 3)),
+    "bad-body": lane(0, 0, PREFACE, lane_hello(),
+                     request(1, M_DICT_GET, b"\xff\xff\xff"),
+                     request(2, M_LOCK_ACQUIRE, b"\x0a\x05ab"),
+                     frame(RELEASE, body=b"\x0a\x09x")),
+    "server-frames-from-client": lane(0, 0, PREFACE, lane_hello(),
+                                      frame(PONG, 1)),
+    "bad-preface-http2": lane(0, 0, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+    "bad-preface-partial": lane(0, 1, b"SHX"),
+    "preface-only": lane(0, 1, PREFACE),
+    "kind-zero": lane(0, 0, PREFACE, frame(0, 7)),
+    "kind-unknown": lane(0, 0, PREFACE, lane_hello(), frame(12, 8)),
+    "flags": lane(0, 0, PREFACE, frame(HELLO, flags=1)),
+    "too-long": lane(MAX_16, 4, PREFACE, lane_hello(label=""),
+                     request(5, M_OPEN, open_body("x" * 40, DICT))),
+    "huge-length": lane(0, 0, PREFACE, lane_hello(),
+                        frame(REQUEST, 9, M_OPEN, length=0xFFFFFFFF)),
+    "truncated-header": lane(0, 0, PREFACE, lane_hello(), b"\x05\x00\x00"),
+    "truncated-body": lane(0, 7, PREFACE, lane_hello(),
+                           frame(REQUEST, 1, M_OPEN, b"\x0a", length=50)),
+    "client-side": lane(NO_PREFACE, 6,
+                        frame(WELCOME, body=text(1, "00000000000000ff")),
+                        frame(RESPONSE, 1, body=field(1, 0, 1)),
+                        frame(ERROR, 2, body=field(1, 0, 5)),
+                        frame(PONG, 3), frame(EVENT)),
+}
+
+# lane_session_fuzz reads the same format, bit 2 of byte 0 meaning a Unix
+# socket; these reach its parked calls.
+UNIX = 4
+SESSION_SEEDS = {
+    "lock-grant-in-feed": lane(0, 0, PREFACE, lane_hello(),
+                               request(1, M_OPEN, open_body("l", LOCK)),
+                               request(2, M_LOCK_ACQUIRE, acquire_body("l")),
+                               request(3, M_LOCK_ACQUIRE,
+                                       acquire_body("l", thread=1)),
+                               request(4, M_LOCK_RELEASE, text(1, "l"))),
+    "unix-parked-at-close": lane(UNIX, 9, PREFACE, lane_hello(),
+                                 request(1, M_OPEN, open_body("l", LOCK)),
+                                 request(2, M_LOCK_ACQUIRE, acquire_body("l")),
+                                 request(3, M_LOCK_ACQUIRE,
+                                         acquire_body("l", thread=1,
+                                                      timeout_s=3600))),
+    "unix-goodbye": lane(UNIX, 0, PREFACE, lane_hello(),
+                         request(1, M_OPEN, open_body("q", QUEUE)),
+                         request(2, M_QUEUE_GET, text(1, "q") + field(
+                             2, 0, 1)),
+                         frame(GOODBYE), frame(PING, 5)),
+    "duplicate-request-id": lane(0, 0, PREFACE, lane_hello(),
+                                 request(1, M_OPEN, open_body("q", QUEUE)),
+                                 request(7, M_QUEUE_GET, text(1, "q") + field(
+                                     2, 0, 1)),
+                                 request(7, M_QUEUE_GET, text(1, "q") + field(
+                                     2, 0, 1)),
+                                 frame(CANCEL, 7)),
+}
+
+
 def main():
-    for target, seeds in (("value_decoder", None), ("engine", ENGINE_SEEDS)):
+    for target in ("value_decoder", "engine", "lane_frame", "lane_session"):
         os.makedirs(os.path.join(HERE, "corpus", target), exist_ok=True)
     out = {}
     for seed, value in DECODER_SEEDS.items():
@@ -765,6 +939,10 @@ def main():
         out[("value_decoder", seed)] = head + value
     for seed, ops in ENGINE_SEEDS.items():
         out[("engine", seed)] = b"".join(ops)
+    for seed, data in LANE_SEEDS.items():
+        out[("lane_frame", seed)] = data
+    for seed, data in {**LANE_SEEDS, **SESSION_SEEDS}.items():
+        out[("lane_session", seed)] = data
     for (target, seed), data in sorted(out.items()):
         with open(os.path.join(HERE, "corpus", target, seed), "wb") as f:
             f.write(data)

@@ -1,5 +1,5 @@
-// value_decoder_fuzz: a request's statehub.v1.Value, as gRPC would parse it
-// off the wire, through service::Decoder (the --max_value_bytes and
+// value_decoder_fuzz: a request's statehub.v1.Value, as a transport would
+// parse it off the wire, through handlers::Decoder (the --max_value_bytes and
 // --max_depth limits, then internal::DecodeValue) into the engine's Value;
 // then the key semantics every dict relies on.
 //
@@ -29,7 +29,7 @@
 #include "absl/strings/match.h"
 #include "google/protobuf/stubs/logging.h"
 #include "server/engine/ordered_map.h"
-#include "server/service/call.h"
+#include "server/handlers/call.h"
 #include "statehub/internal/wire.h"
 #include "statehub/status.h"
 #include "statehub/v1/value.pb.h"
@@ -187,7 +187,7 @@ void CheckOrderedMap(const std::vector<Value>& keys) {
 }
 
 void CheckValue(const Value& v, const v1::Value& wire,
-                const service::Decoder& decode) {
+                const handlers::Decoder& decode) {
   FUZZ_CHECK(!v.Repr().empty(), "empty repr");
   const bool nan = HasNaN(v);
   if (!nan) FUZZ_CHECK(v == v, "%s != itself", v.Repr());
@@ -200,7 +200,7 @@ void CheckValue(const Value& v, const v1::Value& wire,
   unbounded.max_depth = 1 << 20;
   unbounded.max_value_bytes = INT64_MAX;
   absl::StatusOr<Value> again =
-      service::Decoder(unbounded, ObjectType::kDict, kObject)(canonical);
+      handlers::Decoder(unbounded, ObjectType::kDict, kObject)(canonical);
   FUZZ_CHECK(again.ok(), "own encoding refused: %s", again.status().ToString());
   FUZZ_CHECK(EncodedBytes(*again) == once, "encoding of %s is not stable",
              v.Repr());
@@ -278,11 +278,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_depth = (data[0] & 0x7f) % 49;
   limits.max_value_bytes = (data[0] & 0x80) ? 64 : 1 << 20;
   v1::Value wire;
-  // What gRPC's deserializer does: protobuf's own parser and its nesting
-  // limit. What it refuses never reaches a handler.
+  // What both transports do: protobuf's own parser and its nesting limit.
+  // What it refuses never reaches a handler.
   if (!wire.ParseFromArray(data + 1, static_cast<int>(size - 1))) return 0;
 
-  const service::Decoder decode(limits, ObjectType::kDict, kObject);
+  const handlers::Decoder decode(limits, ObjectType::kDict, kObject);
   absl::StatusOr<Value> value = decode(wire);
   if (!value.ok()) {
     CheckRefusal(value.status(), wire, limits);
