@@ -258,14 +258,17 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
   EXPECT_EQ(MetricValue(scrape, "statehub_sessions"), 1);
   EXPECT_EQ(
       MetricValue(scrape, R"(statehub_rpc_requests_total{)"
-                          R"(code="OK",method="statehub.v1.Locks.Acquire"})"),
+                          R"(code="OK",method="statehub.v1.Locks.Acquire",)"
+                          R"(transport="grpc"})"),
       5);
   EXPECT_EQ(
       MetricValue(scrape, R"(statehub_rpc_requests_total{)"
-                          R"(code="OK",method="statehub.v1.Locks.Release"})"),
+                          R"(code="OK",method="statehub.v1.Locks.Release",)"
+                          R"(transport="grpc"})"),
       3);
   EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_duration_seconds_count{)"
-                                R"(method="statehub.v1.Locks.Acquire"})"),
+                                R"(method="statehub.v1.Locks.Acquire",)"
+                                R"(transport="grpc"})"),
             5);
 }
 
@@ -458,6 +461,41 @@ TEST_F(MetricsTest, SemaphoreIsCounted) {
             0);
 }
 
+// The server counts every rpc under the transport that carried it: the C++
+// client's calls come over the lane, the raw stubs' over gRPC.
+TEST_F(MetricsTest, RpcsAreCountedByTransport) {
+  auto client = Client::Connect(server_->unix_address());
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto d = (*client)->OpenDict("by-transport");
+  ASSERT_TRUE(d.ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(d->Set("k", i).ok());
+  EXPECT_FALSE(d->Get("missing").ok());
+  v1::LockStateRequest req;
+  req.set_name("contended");
+  v1::LockStateResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(locks_->State(&ctx, req, &resp).ok());
+
+  const std::string scrape = Scrape();
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_requests_total{code="OK",)"
+                                R"(method="statehub.v1.Dicts.Set",)"
+                                R"(transport="lane"})"),
+            4);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_requests_total{)"
+                                R"(code="NOT_FOUND",)"
+                                R"(method="statehub.v1.Dicts.Get",)"
+                                R"(transport="lane"})"),
+            1);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_requests_total{code="OK",)"
+                                R"(method="statehub.v1.Locks.State",)"
+                                R"(transport="grpc"})"),
+            1);
+  EXPECT_EQ(MetricValue(scrape, R"(statehub_rpc_duration_seconds_count{)"
+                                R"(method="statehub.v1.Dicts.Set",)"
+                                R"(transport="lane"})"),
+            4);
+}
+
 // The C++ client's own metrics (statehub/prometheus.h) in an application
 // registry.
 TEST_F(MetricsTest, ClientMetricsLandInTheApplicationsRegistry) {
@@ -507,7 +545,8 @@ TEST_F(MetricsTest, ErrorsAreCountedByCode) {
             grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(MetricValue(Scrape(), R"(statehub_rpc_requests_total{)"
                                   R"(code="FAILED_PRECONDITION",)"
-                                  R"(method="statehub.v1.Locks.Release"})"),
+                                  R"(method="statehub.v1.Locks.Release",)"
+                                  R"(transport="grpc"})"),
             1);
 }
 
