@@ -1,12 +1,18 @@
 // loadgen: throughput and latency of statehub's basic operations under
 // concurrent clients.
 //
-// Clients = --connections x --inflight. Each connection is its own gRPC
-// channel (its own TCP connection) with its own statehub session; on it run
-// --inflight closed-loop clients, each with one call outstanding at a time
-// (gRPC callback API on the generated stubs). Every op runs for --warmup
-// seconds unmeasured, then --seconds measured; the table shows, per op,
-// completed ops per second and the p50 / p99 latency of one op.
+// Clients = --connections x --inflight, each a closed loop with one call
+// outstanding at a time. Every op runs for --warmup seconds unmeasured, then
+// --seconds measured; the table shows, per op, completed ops per second and
+// the p50 / p99 latency of one op.
+//
+// --transport=lane (the default) drives the C++ client library as an
+// application does: each connection is one statehub::Client (its own
+// session on the lane), and its --inflight clients are threads making
+// blocking calls through its handles (each call on its own pooled lane
+// connection). --transport=grpc drives raw gRPC instead: each connection is
+// its own gRPC channel (its own TCP connection) with its own session, and
+// its clients use gRPC's callback API on the generated stubs.
 //
 // Ops (--ops, comma-separated, default all):
 //   dict_set          Dicts.Set of a small int on key "k<client>" of one dict
@@ -22,7 +28,8 @@
 // default) and dials it on TCP loopback (--unix_socket: its Unix socket).
 //
 //   scripts/build.sh release loadgen && build/bench/loadgen
-//       [--address=host:port] [--connections=10] [--inflight=5]
+//       [--address=host:port] [--transport=lane|grpc]
+//       [--connections=10] [--inflight=5]
 //       [--seconds=5] [--warmup=1] [--ops=dict_set,dict_get] [--csv]
 
 #include <atomic>
@@ -30,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -40,6 +48,7 @@
 #include "bench/bench_util.h"
 #include "grpcpp/grpcpp.h"
 #include "statehub/internal/wire.h"
+#include "statehub/statehub.h"
 #include "statehub/v1/dict.grpc.pb.h"
 #include "statehub/v1/list.grpc.pb.h"
 #include "statehub/v1/objects.grpc.pb.h"
@@ -52,7 +61,12 @@ ABSL_FLAG(std::string, address, "",
 ABSL_FLAG(bool, unix_socket, false,
           "With no --address, dial the private server's Unix socket instead "
           "of TCP loopback.");
-ABSL_FLAG(int, connections, 10, "gRPC channels, each with its own session.");
+ABSL_FLAG(std::string, transport, "lane",
+          "lane: the C++ client library on the lane, one Client per "
+          "connection, one thread per client; grpc: raw gRPC callback "
+          "calls, one channel per connection.");
+ABSL_FLAG(int, connections, 10,
+          "Sessions: statehub Clients (lane) or gRPC channels (grpc).");
 ABSL_FLAG(int, inflight, 5,
           "Concurrent clients (calls in flight) per "
           "connection.");
@@ -302,6 +316,156 @@ struct Result {
   int64_t errors = 0;
 };
 
+// --- the lane: the client library, a thread per client ------------------
+
+// LaneThread is one closed-loop client on the lane: a thread making one
+// blocking call (or pair, for locks and queues) after another through the
+// handles of its connection's Client.
+class LaneThread {
+ public:
+  LaneThread(Op op, Client& client, int id, Run& run)
+      : op_(op), client_(client), id_(id), run_(run) {}
+
+  void Start() {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  void Join() { thread_.join(); }
+
+  std::vector<int64_t>& latencies() { return latencies_; }
+  int64_t errors() const { return errors_; }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  void Loop() {
+    absl::Status opened = Open();
+    while (true) {
+      const int64_t start_ns = MonotonicNanos();
+      const bool measured = run_.phase() == Phase::kMeasure;
+      const absl::Status status = opened.ok() ? One() : opened;
+      const int64_t end_ns = MonotonicNanos();
+      const Phase phase = run_.phase();
+      if (measured && phase == Phase::kMeasure) {
+        if (status.ok()) {
+          latencies_.push_back(end_ns - start_ns);
+        } else if (errors_++ == 0) {
+          first_error_ = status.ToString();
+        }
+      }
+      if (phase == Phase::kStop) break;
+      if (!opened.ok()) absl::SleepFor(absl::Milliseconds(10));
+    }
+    run_.ClientStopped();
+  }
+
+  // Open makes this client's handles (before the measured phase).
+  absl::Status Open() {
+    switch (op_) {
+      case Op::kDictSet:
+      case Op::kDictGet: {
+        absl::StatusOr<Dict> dict = client_.OpenDict(kDict);
+        if (!dict.ok()) return dict.status();
+        dict_.emplace(*std::move(dict));
+        break;
+      }
+      case Op::kListAppend:
+      case Op::kListPop: {
+        absl::StatusOr<List> list = client_.OpenList(kList);
+        if (!list.ok()) return list.status();
+        list_.emplace(*std::move(list));
+        break;
+      }
+      case Op::kLockUncontended:
+      case Op::kLockContended: {
+        absl::StatusOr<Lock> lock = client_.OpenLock(
+            op_ == Op::kLockContended ? kSharedLock : ClientLock(id_));
+        if (!lock.ok()) return lock.status();
+        lock_.emplace(*std::move(lock));
+        break;
+      }
+      case Op::kQueuePutGet: {
+        absl::StatusOr<Queue> queue = client_.OpenQueue(kQueue);
+        if (!queue.ok()) return queue.status();
+        queue_.emplace(*std::move(queue));
+        break;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status One() {
+    switch (op_) {
+      case Op::kDictSet:
+        return dict_->Set(key_, id_);
+      case Op::kDictGet:
+        return dict_->Get(key_).status();
+      case Op::kListAppend:
+        return list_->Append(id_).status();
+      case Op::kListPop:
+        return list_->Pop().status();
+      case Op::kLockUncontended:
+      case Op::kLockContended: {
+        absl::StatusOr<Acquisition> got = lock_->Acquire();
+        if (!got.ok()) return got.status();
+        return lock_->Release();
+      }
+      case Op::kQueuePutGet: {
+        absl::StatusOr<bool> put = queue_->Put(id_);
+        if (!put.ok()) return put.status();
+        return queue_->Get().status();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const Op op_;
+  Client& client_;
+  const int id_;
+  const Value key_ = Value(ClientKey(id_));
+  Run& run_;
+  std::thread thread_;
+  std::optional<Dict> dict_;
+  std::optional<List> list_;
+  std::optional<Lock> lock_;
+  std::optional<Queue> queue_;
+  std::vector<int64_t> latencies_;
+  int64_t errors_ = 0;
+  std::string first_error_;
+};
+
+// SetupLane is Setup through the client library.
+void SetupLane(Op op, Client& client, int clients, int64_t pop_items) {
+  absl::StatusOr<Dict> dict = client.OpenDict(kDict);
+  DieIfError(dict.status(), "open dict");
+  absl::StatusOr<List> list = client.OpenList(kList);
+  DieIfError(list.status(), "open list");
+  DieIfError(client.OpenQueue(kQueue).status(), "open queue");
+  DieIfError(client.OpenLock(kSharedLock).status(), "open lock");
+  if (op == Op::kLockUncontended) {
+    for (int i = 0; i < clients; ++i) {
+      DieIfError(client.OpenLock(ClientLock(i)).status(), "open lock");
+    }
+  }
+  if (op == Op::kDictGet) {
+    for (int i = 0; i < clients; ++i) {
+      DieIfError(dict->Set(ClientKey(i), i), "dict set");
+    }
+  }
+  if (op == Op::kListPop) {
+    constexpr int64_t kBatch = 10'000;
+    absl::StatusOr<int64_t> have = list->Len();
+    DieIfError(have.status(), "list len");
+    for (int64_t n = *have; n < pop_items; n += kBatch) {
+      Value::Items items;
+      items.reserve(kBatch);
+      for (int64_t i = 0; i < kBatch; ++i) items.emplace_back(i);
+      DieIfError(list->Extend(std::move(items)).status(), "list extend");
+    }
+  }
+}
+
+Result MeasureLane(const OpName& op,
+                   std::vector<std::unique_ptr<Client>>& conns, int inflight);
+
 void Open(Connection& conn, const std::string& name, v1::ObjectType type) {
   v1::OpenRequest request;
   request.set_name(name);
@@ -396,6 +560,45 @@ Result Measure(const OpName& op, std::vector<Connection>& conns, int inflight) {
   return result;
 }
 
+Result MeasureLane(const OpName& op,
+                   std::vector<std::unique_ptr<Client>>& conns, int inflight) {
+  const int clients = static_cast<int>(conns.size()) * inflight;
+  Run run(clients);
+  std::vector<std::unique_ptr<LaneThread>> loop;
+  for (int c = 0; c < static_cast<int>(conns.size()); ++c) {
+    for (int s = 0; s < inflight; ++s) {
+      loop.push_back(std::make_unique<LaneThread>(op.op, *conns[c],
+                                                  c * inflight + s, run));
+    }
+  }
+  for (auto& client : loop) client->Start();
+  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_warmup)));
+  const int64_t start_ns = MonotonicNanos();
+  run.set_phase(Phase::kMeasure);
+  absl::SleepFor(absl::Seconds(absl::GetFlag(FLAGS_seconds)));
+  run.set_phase(Phase::kStop);
+  const int64_t stop_ns = MonotonicNanos();
+  run.WaitAllStopped();
+  for (auto& client : loop) client->Join();
+
+  Result result{op.name};
+  std::vector<int64_t> all;
+  for (auto& client : loop) {
+    all.insert(all.end(), client->latencies().begin(),
+               client->latencies().end());
+    if (client->errors() > 0 && result.errors == 0) {
+      std::fprintf(stderr, "loadgen: %s: %s\n", op.name,
+                   client->first_error().c_str());
+    }
+    result.errors += client->errors();
+  }
+  result.ops_per_second = static_cast<double>(all.size()) * 1e9 /
+                          static_cast<double>(stop_ns - start_ns);
+  result.p50_ns = Percentile(all, 0.50);
+  result.p99_ns = Percentile(all, 0.99);
+  return result;
+}
+
 std::vector<OpName> SelectedOps() {
   std::vector<OpName> selected;
   for (const std::string& name : absl::GetFlag(FLAGS_ops)) {
@@ -415,6 +618,11 @@ std::vector<OpName> SelectedOps() {
   return selected;
 }
 
+void RunGrpc(const std::vector<OpName>& ops, const Target& target,
+             int connections, int inflight, std::vector<Result>* out);
+int Report(const std::vector<Result>& results, const std::string& transport,
+           int connections, int inflight, const Target& target);
+
 int Main() {
   const std::vector<OpName> ops = SelectedOps();
   const int connections = absl::GetFlag(FLAGS_connections);
@@ -424,14 +632,57 @@ int Main() {
                  "loadgen: --connections and --inflight must be >= 1\n");
     return 2;
   }
+  const std::string transport = absl::GetFlag(FLAGS_transport);
+  if (transport != "lane" && transport != "grpc") {
+    std::fprintf(stderr, "loadgen: --transport must be lane or grpc\n");
+    return 2;
+  }
   absl::StatusOr<Target> target = Target::Resolve(
       absl::GetFlag(FLAGS_address), absl::GetFlag(FLAGS_unix_socket));
   DieIfError(target.status(), "server");
 
+  const int clients = connections * inflight;
+  const double run_seconds =
+      absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_seconds);
+  // list_pop needs an item per pop: enough for list_append's rate if it ran,
+  // else for a generous guess, with margin.
+  double append_rate = 100'000;
+  std::vector<Result> results;
+  if (transport == "lane") {
+    std::vector<std::unique_ptr<Client>> lane_conns;
+    for (int i = 0; i < connections; ++i) {
+      ClientOptions options;
+      options.transport = Transport::kLane;
+      options.label = absl::StrCat("loadgen-", i);
+      options.call_timeout = kCallDeadline;
+      absl::StatusOr<std::unique_ptr<Client>> client =
+          Client::Connect(target->address(), options);
+      DieIfError(client.status(), absl::StrCat("client ", i));
+      lane_conns.push_back(*std::move(client));
+    }
+    for (const OpName& op : ops) {
+      const auto pop_items =
+          static_cast<int64_t>(1.5 * append_rate * run_seconds);
+      SetupLane(op.op, *lane_conns.front(), clients, pop_items);
+      results.push_back(MeasureLane(op, lane_conns, inflight));
+      if (op.op == Op::kListAppend) {
+        append_rate = results.back().ops_per_second;
+      }
+    }
+    for (auto& client : lane_conns) client->Close();
+  } else {
+    RunGrpc(ops, *target, connections, inflight, &results);
+  }
+  return Report(results, transport, connections, inflight, *target);
+}
+
+// RunGrpc measures `ops` on raw gRPC, appending to *results.
+void RunGrpc(const std::vector<OpName>& ops, const Target& target,
+             int connections, int inflight, std::vector<Result>* out) {
   std::vector<Connection> conns(connections);
   for (int i = 0; i < connections; ++i) {
     Connection& conn = conns[i];
-    conn.channel = MakeChannel(target->address(), i);
+    conn.channel = MakeChannel(target.address(), i);
     auto session = Session::Open(conn.channel, absl::StrCat("loadgen-", i));
     DieIfError(session.status(), absl::StrCat("session on connection ", i));
     conn.session = std::move(*session);
@@ -445,10 +696,8 @@ int Main() {
   const int clients = connections * inflight;
   const double run_seconds =
       absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_seconds);
-  // list_pop needs an item per pop: enough for list_append's rate if it ran,
-  // else for a generous guess, with margin.
   double append_rate = 100'000;
-  std::vector<Result> results;
+  std::vector<Result>& results = *out;
   for (const OpName& op : ops) {
     const auto pop_items =
         static_cast<int64_t>(1.5 * append_rate * run_seconds);
@@ -457,7 +706,12 @@ int Main() {
     if (op.op == Op::kListAppend) append_rate = results.back().ops_per_second;
   }
   for (Connection& conn : conns) conn.session->Close();
+}
 
+// Report prints the results as a table or CSV.
+int Report(const std::vector<Result>& results, const std::string& transport,
+           int connections, int inflight, const Target& target) {
+  const int clients = connections * inflight;
   if (absl::GetFlag(FLAGS_csv)) {
     std::printf(
         "op,connections,inflight,clients,ops_per_s,p50_us,p99_us,errors\n");
@@ -469,10 +723,11 @@ int Main() {
     return 0;
   }
   std::printf(
-      "\nloadgen: %d connections x %d in flight = %d clients; %g s per op "
-      "after %g s warmup; server %s\n",
-      connections, inflight, clients, absl::GetFlag(FLAGS_seconds),
-      absl::GetFlag(FLAGS_warmup), target->address().c_str());
+      "\nloadgen: %s, %d connections x %d in flight = %d clients; %g s per "
+      "op after %g s warmup; server %s\n",
+      transport.c_str(), connections, inflight, clients,
+      absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_warmup),
+      target.address().c_str());
   std::printf("%-17s %8s %12s %10s %10s %8s\n", "op", "clients", "ops/s",
               "p50 us", "p99 us", "errors");
   for (const Result& r : results) {

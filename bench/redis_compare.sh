@@ -7,16 +7,18 @@
 # requests per command, fields spread over KEYSPACE (-r):
 #   HSET myhash k<rand> <rand>   HGET myhash k<rand>
 #   LPUSH mylist <rand>          RPOP mylist   (pops what LPUSH pushed)
-# statehub: build/bench/loadgen (its own private server) with CLIENTS
-# clients laid out two ways, CONNECTIONS connections x CLIENTS/CONNECTIONS
-# calls in flight, and CLIENTS connections x 1, on dict_set (one key per
-# client), dict_get, list_append and list_pop, SECONDS measured per op.
+# statehub: build/bench/loadgen (its own private server) on TRANSPORT (lane,
+# the C++ client's default: statehub Clients with a thread per client; or
+# grpc: raw gRPC callback calls) with CLIENTS clients laid out two ways,
+# CONNECTIONS connections (sessions) x CLIENTS/CONNECTIONS calls in flight,
+# and CLIENTS connections x 1, on dict_set (one key per client), dict_get,
+# list_append and list_pop, SECONDS measured per op.
 # The table puts each statehub op beside its Redis command; ratio is
 # statehub ops/s / Redis ops/s. Latencies are each client's own (µs).
 #
 #   bench/redis_compare.sh
 #   CLIENTS=50 CONNECTIONS=10 REQUESTS=300000 SECONDS_PER_OP=5 \
-#       KEYSPACE=100000 bench/redis_compare.sh
+#       KEYSPACE=100000 TRANSPORT=lane bench/redis_compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/bench_lib.sh
@@ -27,6 +29,14 @@ connections=${CONNECTIONS:-10}
 requests=${REQUESTS:-300000}
 seconds=${SECONDS_PER_OP:-5}
 keyspace=${KEYSPACE:-100000}
+transport=${TRANSPORT:-lane}
+case "$transport" in
+  lane | grpc) ;;
+  *)
+    echo "$0: TRANSPORT must be lane or grpc, not '$transport'" >&2
+    exit 2
+    ;;
+esac
 if ((clients % connections != 0)); then
   echo "$0: CLIENTS ($clients) must be a multiple of CONNECTIONS" \
     "($connections)" >&2
@@ -60,9 +70,10 @@ wait "${bench_pids[0]}" 2>/dev/null || true
 statehub_csv="$bench_tmp/statehub.csv"
 run_loadgen() {
   local conns=$1 inflight=$2
-  echo "loadgen: $conns connections x $inflight in flight" >&2
+  echo "loadgen ($transport): $conns connections x $inflight in flight" >&2
   # The private server's startup lines share stdout; keep the CSV rows.
-  build/bench/loadgen --connections="$conns" --inflight="$inflight" \
+  build/bench/loadgen --transport="$transport" \
+    --connections="$conns" --inflight="$inflight" \
     --seconds="$seconds" --ops=dict_set,dict_get,list_append,list_pop --csv |
     grep -E '^(dict_|list_)' | sed "s/^/${conns}x${inflight},/" \
       >>"$statehub_csv"
@@ -71,8 +82,9 @@ run_loadgen "$connections" $((clients / connections))
 run_loadgen "$clients" 1
 
 echo
-echo "statehub (loadgen, $seconds s per op) vs Redis (redis-benchmark," \
-  "$requests requests, -r $keyspace): $clients clients, TCP loopback"
+echo "statehub (loadgen on the $transport, $seconds s per op) vs Redis" \
+  "(redis-benchmark, $requests requests, -r $keyspace): $clients clients," \
+  "TCP loopback"
 awk -F, '
   NR == FNR { rps[$1] = $2; p50[$1] = $3; p99[$1] = $4; next }
   # layout,op,connections,inflight,clients,ops_per_s,p50_us,p99_us,errors

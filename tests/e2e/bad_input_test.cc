@@ -17,6 +17,7 @@
 #include "statehub/v1/objects.grpc.pb.h"
 #include "tests/e2e/child_process.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/transport.h"
 
 namespace statehub {
 namespace {
@@ -37,7 +38,8 @@ class BadInputTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    auto client = Client::Connect(server_->unix_address());
+    auto client =
+        Client::Connect(server_->unix_address(), testing::TestOptions());
     ASSERT_TRUE(client.ok());
     client_ = *std::move(client);
     channel_ = grpc::CreateChannel(server_->tcp_address(),

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/transport.h"
 
 namespace statehub {
 namespace {
@@ -15,7 +16,8 @@ TEST(ConcurrencyTest, EightThreadsTimesTenThousandIncrementsEndExact) {
   ASSERT_TRUE(server.ok()) << server.status();
   // Half the threads share one client (one channel); half have their own,
   // half over TCP: the count must be exact either way.
-  auto shared = Client::Connect((*server)->unix_address());
+  auto shared =
+      Client::Connect((*server)->unix_address(), testing::TestOptions());
   ASSERT_TRUE(shared.ok());
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -24,8 +26,9 @@ TEST(ConcurrencyTest, EightThreadsTimesTenThousandIncrementsEndExact) {
       std::unique_ptr<Client> own;
       Client* client = shared->get();
       if (t % 2 == 1) {
-        auto c = Client::Connect(t % 4 == 1 ? (*server)->tcp_address()
-                                            : (*server)->unix_address());
+        auto c = Client::Connect(
+            t % 4 == 1 ? (*server)->tcp_address() : (*server)->unix_address(),
+            testing::TestOptions());
         if (!c.ok()) {
           ++failures;
           return;

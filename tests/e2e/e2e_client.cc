@@ -57,6 +57,7 @@
 #include "statehub/internal/wire.h"
 #include "statehub/statehub.h"
 #include "statehub/v1/sync.grpc.pb.h"
+#include "tests/testing/transport.h"
 
 namespace {
 
@@ -227,7 +228,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string mode = argv[1];
-  auto client = statehub::Client::Connect(argv[2]);
+  auto client =
+      statehub::Client::Connect(argv[2], statehub::testing::TestOptions());
   if (!client.ok()) {
     std::fprintf(stderr, "connect: %s\n", client.status().ToString().c_str());
     return 1;

@@ -11,6 +11,7 @@
 #include "statehub/statehub.h"
 #include "tests/e2e/child_process.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/transport.h"
 
 namespace statehub {
 namespace {
@@ -35,7 +36,8 @@ class LifetimeTest : public ::testing::Test {
     auto server = ServerProcess::Start({"--lease_ttl=1s"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    auto observer = Client::Connect(server_->unix_address());
+    auto observer =
+        Client::Connect(server_->unix_address(), testing::TestOptions());
     ASSERT_TRUE(observer.ok()) << observer.status();
     observer_ = *std::move(observer);
   }
@@ -49,7 +51,7 @@ class LifetimeTest : public ::testing::Test {
 };
 
 TEST_F(LifetimeTest, AnonymousObjectFreedWhenItsClientCloses) {
-  auto owner = Client::Connect(server_->tcp_address());
+  auto owner = Client::Connect(server_->tcp_address(), testing::TestOptions());
   ASSERT_TRUE(owner.ok());
   auto dict = (*owner)->OpenDict("");
   ASSERT_TRUE(dict.ok()) << dict.status();
@@ -60,7 +62,7 @@ TEST_F(LifetimeTest, AnonymousObjectFreedWhenItsClientCloses) {
 }
 
 TEST_F(LifetimeTest, AnonymousObjectKeptWhileADictHoldsARef) {
-  auto owner = Client::Connect(server_->unix_address());
+  auto owner = Client::Connect(server_->unix_address(), testing::TestOptions());
   ASSERT_TRUE(owner.ok());
   auto inner = (*owner)->OpenList("", {1, 2});
   ASSERT_TRUE(inner.ok());

@@ -26,6 +26,7 @@
 #include "statehub/statehub.h"
 #include "statehub/v1/dict.grpc.pb.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/transport.h"
 
 namespace statehub {
 namespace {
@@ -77,7 +78,7 @@ std::unique_ptr<testing::ServerProcess> StartServer(
 
 // Connect options that fail fast: a refused handshake shows as a timeout.
 ClientOptions Quick() {
-  ClientOptions options;
+  ClientOptions options = testing::TestOptions();
   options.connect_timeout = absl::Seconds(3);
   return options;
 }

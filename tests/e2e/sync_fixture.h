@@ -20,6 +20,7 @@
 #include "statehub/statehub.h"
 #include "tests/e2e/child_process.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/transport.h"
 
 namespace statehub {
 
@@ -42,7 +43,8 @@ class SyncE2eTest : public ::testing::Test {
   }
 
   std::unique_ptr<Client> NewClient() {
-    auto client = Client::Connect(server_->unix_address());
+    auto client =
+        Client::Connect(server_->unix_address(), testing::TestOptions());
     EXPECT_TRUE(client.ok()) << client.status();
     return *std::move(client);
   }

@@ -239,7 +239,7 @@ TEST_F(SyncE2eTest, TimedOutLockAndConditionWaitsReturnFalseNotBeforeTimeout) {
 }
 
 TEST_F(SyncE2eTest, BlockingCallsOutliveTheCallTimeout) {
-  ClientOptions options;
+  ClientOptions options = testing::TestOptions();
   options.call_timeout = absl::Milliseconds(100);
   auto short_calls = Client::Connect(server_->unix_address(), options);
   ASSERT_TRUE(short_calls.ok());

@@ -128,6 +128,14 @@ void EncodeEntries(const Value::Entries& entries, v1::ValueMap* wire) {
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
     absl::string_view address, ClientOptions options) {
   if (options.label.empty()) options.label = DefaultLabel();
+  // The server has no lane on TLS listeners (api/LANE.md): TLS means gRPC.
+  if (options.transport == Transport::kLane && !options.tls.has_value()) {
+    absl::StatusOr<std::unique_ptr<client_internal::LaneTransport>> lane =
+        client_internal::LaneTransport::Connect(address, options);
+    if (!lane.ok()) return lane.status();
+    return std::unique_ptr<Client>(new Client(
+        std::make_shared<Core>(*std::move(lane), std::move(options))));
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);

@@ -53,22 +53,29 @@ Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
                                                options_.token)
                    : nullptr) {}
 
+Core::Core(std::unique_ptr<LaneTransport> lane, ClientOptions options)
+    : options_(std::move(options)), lane_(std::move(lane)) {}
+
 Core::~Core() = default;
 
 absl::Status Core::StartSession() {
+  // The lane's session opened with its connection.
   if (session_ == nullptr) return absl::OkStatus();
   return session_->Start(options_.connect_timeout);
 }
 
 SessionTag Core::CurrentSession() const {
+  if (lane_ != nullptr) return lane_->Current();
   return session_ == nullptr ? SessionTag{} : session_->Current();
 }
 
 absl::Duration Core::lease_ttl() const {
+  if (lane_ != nullptr) return lane_->lease_ttl();
   return session_ == nullptr ? absl::ZeroDuration() : session_->lease_ttl();
 }
 
 void Core::CloseSession() {
+  if (lane_ != nullptr) lane_->Close();
   if (session_ != nullptr) session_->Close();
 }
 
@@ -183,7 +190,11 @@ std::shared_ptr<const void> Core::MakeHold(std::string name,
 }
 
 void Core::Release(uint64_t generation, std::string name) const {
-  if (session_ != nullptr) session_->Release(generation, std::move(name));
+  if (lane_ != nullptr) {
+    lane_->Release(generation, std::move(name));
+  } else if (session_ != nullptr) {
+    session_->Release(generation, std::move(name));
+  }
 }
 
 absl::Status MovedFromError() {

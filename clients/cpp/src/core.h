@@ -1,7 +1,8 @@
-// The client core shared by a Client and every handle it made: the channel,
-// one stub per service, the options and the session. All calls go through
-// Core::Call, the one place that sets deadlines and session metadata and
-// turns a failed gRPC status into a statehub error.
+// The client core shared by a Client and every handle it made: the
+// transport (the lane, or a gRPC channel with one stub per service), the
+// options and the session. All calls go through Core::Call, the one place
+// that sets deadlines, names the session and turns a failure into a
+// statehub error, on either transport.
 
 #ifndef STATEHUB_CLIENTS_CPP_SRC_CORE_H_
 #define STATEHUB_CLIENTS_CPP_SRC_CORE_H_
@@ -15,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -22,6 +24,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "grpcpp/grpcpp.h"
+#include "lane_transport.h"
 #include "session.h"
 #include "statehub/client.h"
 #include "statehub/internal/handle.h"
@@ -68,7 +71,11 @@ inline absl::string_view RpcName(absl::string_view request_message) {
 
 class Core : public std::enable_shared_from_this<Core> {
  public:
+  // A core on gRPC: `channel` is connected.
   Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+  // A core on the lane: `lane` is connected (its session open if
+  // options.open_session).
+  Core(std::unique_ptr<LaneTransport> lane, ClientOptions options);
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
   ~Core();
@@ -83,16 +90,18 @@ class Core : public std::enable_shared_from_this<Core> {
   // CloseSession ends the session; idempotent.
   void CloseSession();
 
-  // Call makes one unary call of `method` on this core's stub for its
-  // service: a fresh context with the call deadline and the session
-  // metadata. `wait` is how long the call may park on the server: zero for
+  // Call makes one call of `method`: on the lane, a REQUEST of the rpc's
+  // lane method id on a pooled connection of the session; on gRPC, a unary
+  // call on this core's stub for its service with a fresh context (call
+  // deadline, session metadata). `wait` is how long the call may park on
+  // the server: zero for
   // an ordinary call, absl::InfiniteDuration() for an untimed blocking call,
   // else its timeout. The deadline is max(wait, 0) + call_timeout, so a
   // parked call is never cut short by call_timeout (which stays the margin
   // for the reply itself) and an untimed one has none. Returns the session
   // the call ran under (holds in the reply belong to it), or the failure as
   // a statehub error (kind and object from the `statehub-error-bin`
-  // trailer).
+  // trailer, or from the lane's ERROR frame: the same either way).
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<SessionTag> Call(
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
@@ -122,6 +131,12 @@ class Core : public std::enable_shared_from_this<Core> {
   Stub* StubFor() const {
     return std::get<std::unique_ptr<Stub>>(stubs_).get();
   }
+  // CallGrpc is Call on gRPC.
+  template <typename Stub, typename Request, typename Response>
+  absl::StatusOr<SessionTag> CallGrpc(
+      grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                   Response*),
+      const Request& request, Response* response, absl::Duration wait) const;
   void AttachHolds(Value& value, const SessionTag& tag) const;
   // Release drops one hold (called by hold tokens as they die).
   void Release(uint64_t generation, std::string name) const;
@@ -135,9 +150,10 @@ class Core : public std::enable_shared_from_this<Core> {
 
   friend struct AnonymousHold;
 
+  // channel_ and stubs_ are null on the lane.
   const std::shared_ptr<grpc::Channel> channel_;
   const ClientOptions options_;
-  const std::tuple<
+  std::tuple<
       std::unique_ptr<v1::Objects::Stub>, std::unique_ptr<v1::Dicts::Stub>,
       std::unique_ptr<v1::Lists::Stub>, std::unique_ptr<v1::Namespaces::Stub>,
       std::unique_ptr<v1::Values::Stub>, std::unique_ptr<v1::Arrays::Stub>,
@@ -145,8 +161,11 @@ class Core : public std::enable_shared_from_this<Core> {
       std::unique_ptr<v1::Semaphores::Stub>, std::unique_ptr<v1::Events::Stub>,
       std::unique_ptr<v1::Barriers::Stub>, std::unique_ptr<v1::Queues::Stub>>
       stubs_;
-  // session_ is null when the client was connected without a session.
+  // session_ is the gRPC session; null on the lane and when the client was
+  // connected without a session.
   const std::unique_ptr<Session> session_;
+  // lane_ is null on gRPC.
+  const std::unique_ptr<LaneTransport> lane_;
 };
 
 template <typename Stub, typename Request, typename Response>
@@ -154,23 +173,44 @@ absl::StatusOr<SessionTag> Core::Call(
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
     const Request& request, Response* response, absl::Duration wait) const {
-  grpc::ClientContext ctx;
-  SessionTag tag = Prepare(&ctx, wait);
   const absl::Time start =
       options_.observer ? absl::Now() : absl::InfinitePast();
-  const grpc::Status status =
-      (StubFor<Stub>()->*method)(&ctx, request, response);
+  absl::StatusOr<SessionTag> result;
+  if (lane_ != nullptr) {
+    // Looked up once per request type, so a call costs no lookup at all.
+    static const uint16_t lane_method = LaneMethodId(Request::descriptor());
+    if (lane_method == 0) {
+      result = absl::InternalError(
+          absl::StrCat("statehub: ", Request::descriptor()->full_name(),
+                       " has no (statehub.v1.lane_method)"));
+    } else {
+      result = lane_->Call(lane_method, request, response, wait);
+    }
+  } else {
+    result = CallGrpc(method, request, response, wait);
+  }
   if (options_.observer) {
     const absl::string_view rpc = RpcName(Request::descriptor()->name());
     const absl::Duration latency = absl::Now() - start;
-    options_.observer->CallDone(
-        rpc, latency, static_cast<absl::StatusCode>(status.error_code()));
+    options_.observer->CallDone(rpc, latency, result.status().code());
     if constexpr (requires { response->acquired(); }) {
-      if (status.ok()) {
+      if (result.ok()) {
         options_.observer->AcquireDone(rpc, latency, response->acquired());
       }
     }
   }
+  return result;
+}
+
+template <typename Stub, typename Request, typename Response>
+absl::StatusOr<SessionTag> Core::CallGrpc(
+    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                 Response*),
+    const Request& request, Response* response, absl::Duration wait) const {
+  grpc::ClientContext ctx;
+  SessionTag tag = Prepare(&ctx, wait);
+  const grpc::Status status =
+      (StubFor<Stub>()->*method)(&ctx, request, response);
   if (!status.ok()) return Failed(status, ctx, tag);
   return tag;
 }

@@ -1,11 +1,11 @@
 // File: statehub/client.h
 //
 // `statehub::Client` is one process's connection to a statehub server: a
-// gRPC channel plus a session (a lease kept alive in the background) that
-// owns this process's holds on anonymous objects. Open shared objects through
-// it and use the handles it returns (Dict, List, Namespace, ValueCell,
-// Array, Lock, RLock, Condition, Semaphore, Event, Barrier, Queue); see
-// statehub/dict.h and the other handle headers.
+// transport (the lane, statehub's own framed protocol, by default; or gRPC)
+// plus a session that owns this process's holds on anonymous objects. Open
+// shared objects through it and use the handles it returns (Dict, List,
+// Namespace, ValueCell, Array, Lock, RLock, Condition, Semaphore, Event,
+// Barrier, Queue); see statehub/dict.h and the other handle headers.
 //
 // Open is get-or-create: the initial contents apply only if the call created
 // the object. An empty name creates an anonymous object (Manager's
@@ -32,16 +32,31 @@
 // threads at once. Handles keep what they need of the client alive: they stay
 // usable after the Client is destroyed, for calls that need no session.
 //
-// Sessions: Connect opens one. A background thread sends keepalives every
-// lease_ttl/3, releases holds as handles and Refs die, and, if the stream
-// breaks, reconnects and resumes the session. If the server has ended the
-// session meanwhile, the client logs to stderr that the session was lost and
-// continues with a new one (holds of the old one are gone). Calls do not wait
-// for any of this: while the server is unreachable they fail at once with
-// UNAVAILABLE, and while a lost session is being replaced (about a second)
-// they may fail with SESSION_ERROR; retrying after a moment succeeds. The
-// channel pings every 30 s when idle (gRPC keepalive, permitted without
-// calls), so the server must permit pings at that rate.
+// Transports (ClientOptions::transport). The lane (api/LANE.md) is the
+// default: the same address as gRPC, no HTTP/2, a few microseconds a call.
+// The client keeps one connection that owns the session and a pool of
+// connections that join it, one per call in progress: threads never wait
+// for each other's calls, and a parked call (an acquire, a wait) holds its
+// connection until answered. gRPC stays one option away (kGrpc), and is
+// what a client with TLS uses: the server serves no lane on TLS listeners.
+//
+// Sessions: Connect opens one. If the process dies, the session ends: on a
+// Unix socket over the lane at once (the kernel closes the owning
+// connection, so a lock held by a SIGKILLed process goes to the next
+// acquirer with owner_died immediately); over TCP and over gRPC when its
+// lease runs out. Over TCP and gRPC a background thread sends keepalives
+// every lease_ttl/3 and, if the connection breaks, reconnects and resumes
+// the session; on a Unix socket over the lane no thread runs at all. Holds
+// on anonymous objects are released as handles and Refs die: queued, and
+// sent by that thread or, without one, ahead of the client's next call (or
+// ended by Close). If the server has ended the session meanwhile (a
+// restart), the client logs to stderr that the session was lost and
+// continues with a new one (holds of the old one are gone). Calls do not
+// wait for any of this: while the server is unreachable they fail at once
+// with UNAVAILABLE, and while a lost session is being replaced (about a
+// second) they may fail with SESSION_ERROR; retrying after a moment
+// succeeds. A gRPC channel pings every 30 s when idle (gRPC keepalive,
+// permitted without calls), so the server must permit pings at that rate.
 
 #ifndef STATEHUB_CLIENT_H_
 #define STATEHUB_CLIENT_H_
@@ -73,8 +88,21 @@ namespace client_internal {
 class Core;
 }  // namespace client_internal
 
+// Transport is how a Client talks to the server.
+enum class Transport {
+  // kLane is statehub's own framed transport (api/LANE.md), served on the
+  // same Unix-socket and plaintext TCP addresses as gRPC: the fast path.
+  kLane,
+  // kGrpc is gRPC, the public API: for TLS, and wherever the lane is not
+  // wanted.
+  kGrpc,
+};
+
 // ClientOptions configures Client::Connect.
 struct ClientOptions {
+  // transport is the lane by default. With `tls` set the client uses gRPC
+  // whatever this says: the server serves no lane on a TLS listener.
+  Transport transport = Transport::kLane;
   // label describes this client to the server (introspection); empty means
   // "<hostname>:<pid>:<program>".
   std::string label;
@@ -86,14 +114,17 @@ struct ClientOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   // open_session opens a session at Connect. Without a session, anonymous
   // objects are unavailable (SESSION_ERROR) and refs to anonymous objects
-  // carry no hold.
+  // carry no hold. (The lane has no sessionless connection: there each
+  // connection of such a client runs under a session of its own, unnamed
+  // to the caller, that ends with the connection on a Unix socket.)
   bool open_session = true;
   // observer, if set, sees every call's latency and every acquire's wait
   // (client-side metrics; see statehub/observer.h and
   // statehub/prometheus.h). Shared by the client and its handles.
   std::shared_ptr<CallObserver> observer;
   // token is the bearer token of a server started with --auth_token_file,
-  // sent with every call; empty sends none.
+  // sent with every call (gRPC) or every connection's HELLO (the lane);
+  // empty sends none.
   std::string token;
   // TlsOptions: connect with TLS, to a server started with --tls_cert.
   struct TlsOptions {
@@ -131,11 +162,12 @@ struct ObjectInfo {
 
 class Client {
  public:
-  // Connect creates a channel to `address` ("unix:///path/to.sock" or
-  // "host:port"), waits up to options.connect_timeout for it to connect,
-  // and, if options.open_session, opens a session and starts its background
-  // thread. Blocks for up to about connect_timeout (twice that at most: once
-  // connecting, once opening the session).
+  // Connect connects to `address` ("unix:///path/to.sock" or "host:port")
+  // on options.transport (gRPC if options.tls), waiting up to
+  // options.connect_timeout, and, if options.open_session, opens a session
+  // (and, where one is needed, starts its background thread). Blocks for up
+  // to about connect_timeout (twice that at most on gRPC: once connecting,
+  // once opening the session).
   // Errors: UNAVAILABLE naming the address if the server cannot be reached;
   // DEADLINE_EXCEEDED if the server does not answer the session Hello in
   // time; the server's status (e.g. UNAUTHENTICATED, UNIMPLEMENTED) if it

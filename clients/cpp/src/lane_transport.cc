@@ -1,0 +1,364 @@
+#include "lane_transport.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "statehub/internal/lane.h"
+#include "statehub/status.h"
+#include "statehub/v1/lane.pb.h"
+
+namespace statehub::client_internal {
+namespace {
+
+// Used when the server grants no lease (lease_ttl_ms 0).
+constexpr absl::Duration kDefaultLease = absl::Seconds(30);
+// How long a call whose deadline passed waits for the server to answer its
+// CANCEL before giving the connection up.
+constexpr absl::Duration kCancelGrace = absl::Seconds(2);
+// How long the keepalive thread waits for a PONG before it takes the
+// primary connection for dead and reconnects.
+constexpr absl::Duration kMinPongTimeout = absl::Seconds(2);
+// How long Close waits for the server to end the session after GOODBYE.
+constexpr absl::Duration kGoodbyeTimeout = absl::Seconds(2);
+// Reconnect backoff of the primary connection; well under any sensible
+// lease, so a server back within the lease finds the session resumed.
+constexpr absl::Duration kMinBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
+// Names per RELEASE frame, so a burst of releases stays far below the
+// server's message size limit.
+constexpr size_t kMaxReleaseBatch = 1000;
+
+// The services whose rpcs have lane method ids (all but Sessions).
+constexpr const char* kServices[] = {
+    "statehub.v1.Objects",    "statehub.v1.Dicts",
+    "statehub.v1.Lists",      "statehub.v1.Namespaces",
+    "statehub.v1.Values",     "statehub.v1.Arrays",
+    "statehub.v1.Locks",      "statehub.v1.Conditions",
+    "statehub.v1.Semaphores", "statehub.v1.Events",
+    "statehub.v1.Barriers",   "statehub.v1.Queues",
+};
+
+// Contextualize prefixes a status message, keeping its error kind and
+// object.
+absl::Status Contextualize(const absl::Status& status, absl::string_view what) {
+  absl::string_view message = status.message();
+  absl::ConsumePrefix(&message, "statehub: ");
+  return StatusFromWire(status.code(), absl::StrCat(what, ": ", message),
+                        SerializeErrorDetail(status));
+}
+
+}  // namespace
+
+uint16_t LaneMethodId(const google::protobuf::Descriptor* request) {
+  using Table =
+      absl::flat_hash_map<const google::protobuf::Descriptor*, uint16_t>;
+  static const Table* const table = [] {
+    auto* t = new Table;
+    const google::protobuf::DescriptorPool* pool =
+        google::protobuf::DescriptorPool::generated_pool();
+    for (const char* name : kServices) {
+      const google::protobuf::ServiceDescriptor* service =
+          pool->FindServiceByName(name);
+      if (service == nullptr) continue;
+      for (int i = 0; i < service->method_count(); ++i) {
+        const google::protobuf::MethodDescriptor* method = service->method(i);
+        const uint32_t id = method->options().GetExtension(v1::lane_method);
+        if (id == 0 || id > 0xffff) continue;
+        t->emplace(method->input_type(), static_cast<uint16_t>(id));
+      }
+    }
+    return t;
+  }();
+  auto it = table->find(request);
+  return it == table->end() ? 0 : it->second;
+}
+
+LaneTransport::LaneTransport(LaneAddress address, const ClientOptions& options)
+    : address_(std::move(address)),
+      label_(options.label),
+      token_(options.token),
+      call_timeout_(options.call_timeout),
+      connect_timeout_(options.connect_timeout) {}
+
+LaneTransport::~LaneTransport() { Close(); }
+
+absl::StatusOr<std::unique_ptr<LaneTransport>> LaneTransport::Connect(
+    absl::string_view address, const ClientOptions& options) {
+  absl::StatusOr<LaneAddress> parsed = ParseLaneAddress(address);
+  if (!parsed.ok()) return parsed.status();
+  std::unique_ptr<LaneTransport> lane(
+      new LaneTransport(*std::move(parsed), options));
+  const absl::Time deadline = absl::Now() + options.connect_timeout;
+  if (!options.open_session) {
+    // Only see that something listens: a HELLO here would start a session
+    // (and a wrong token would fail Connect, where gRPC fails the calls).
+    if (absl::Status s = LaneConnection::Probe(lane->address_, deadline);
+        !s.ok()) {
+      return s;
+    }
+    return lane;
+  }
+  {
+    absl::MutexLock lock(&lane->primary_mu_);
+    if (absl::Status s = lane->OpenPrimary(deadline); !s.ok()) {
+      if (absl::IsUnavailable(s) &&
+          GetErrorKind(s) == ErrorKind::kUnspecified) {
+        return s;  // no server there: the message names the address
+      }
+      return Contextualize(
+          s, absl::StrCat("statehub: opening a session on ", address));
+    }
+  }
+  // Over TCP the lease runs and needs keepalives; on a Unix socket the open
+  // primary connection is the keepalive.
+  if (!lane->address_.is_unix) {
+    absl::MutexLock lock(&lane->join_mu_);
+    lane->keepalive_ = std::thread([l = lane.get()] { l->KeepaliveLoop(); });
+  }
+  return lane;
+}
+
+SessionTag LaneTransport::Current() const {
+  absl::MutexLock lock(&mu_);
+  return SessionTag{id_, generation_};
+}
+
+absl::Duration LaneTransport::lease_ttl() const {
+  absl::MutexLock lock(&mu_);
+  return id_.empty() ? absl::ZeroDuration() : lease_ttl_;
+}
+
+void LaneTransport::Release(uint64_t generation, std::string name) {
+  absl::MutexLock lock(&mu_);
+  // A hold of a lost session died with it; releasing its name now could drop
+  // a hold the new session took on the same object.
+  if (closing_ || id_.empty() || generation != generation_) return;
+  pending_.push_back(std::move(name));
+  // The keepalive thread (TCP) sends them now; else the next call does.
+  cv_.SignalAll();
+}
+
+std::string LaneTransport::TakeReleases(uint64_t generation) {
+  std::vector<std::string> names;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_.empty() || generation != generation_) return {};
+    names.swap(pending_);
+  }
+  std::string frames;
+  for (size_t i = 0; i < names.size(); i += kMaxReleaseBatch) {
+    v1::Release release;
+    const size_t end = std::min(names.size(), i + kMaxReleaseBatch);
+    for (size_t j = i; j < end; ++j) release.add_names(std::move(names[j]));
+    lane::AppendFrame(&frames, lane::Kind::kRelease, 0, 0, &release);
+  }
+  return frames;
+}
+
+absl::StatusOr<LaneTransport::Pooled> LaneTransport::Take(SessionTag* tag) {
+  while (true) {
+    Pooled pooled;
+    {
+      absl::MutexLock lock(&mu_);
+      *tag = SessionTag{id_, generation_};
+      if (pool_.empty()) break;
+      pooled = std::move(pool_.back());
+      pool_.pop_back();
+    }
+    // An idle connection the server closed (it restarted, the session
+    // ended) must not take a request it would never answer.
+    if (pooled.session == tag->id && pooled.generation == tag->generation &&
+        !pooled.conn->PeerClosed()) {
+      return pooled;
+    }
+  }
+  v1::LaneHello hello;
+  hello.set_protocol_version(lane::kProtocolVersion);
+  hello.set_token(token_);
+  hello.set_label(label_);
+  if (!tag->id.empty()) hello.set_join_session_id(tag->id);
+  v1::Welcome welcome;
+  absl::StatusOr<std::unique_ptr<LaneConnection>> conn = LaneConnection::Open(
+      address_, hello, absl::Now() + connect_timeout_, &welcome);
+  if (!conn.ok()) {
+    // The session may be gone with a restarted server: have a new one ready
+    // for the next call (this one fails, as on gRPC while a lost session is
+    // replaced).
+    if (!tag->id.empty() &&
+        (absl::IsUnavailable(conn.status()) ||
+         GetErrorKind(conn.status()) == ErrorKind::kSessionError)) {
+      Recover(tag->generation);
+    }
+    return conn.status();
+  }
+  return Pooled{*std::move(conn), tag->id, tag->generation};
+}
+
+void LaneTransport::Put(Pooled pooled) {
+  if (pooled.conn->broken()) return;
+  absl::MutexLock lock(&mu_);
+  if (pooled.session != id_ || pooled.generation != generation_) return;
+  pool_.push_back(std::move(pooled));
+}
+
+absl::StatusOr<SessionTag> LaneTransport::Call(
+    uint16_t method, const google::protobuf::MessageLite& request,
+    google::protobuf::MessageLite* response, absl::Duration wait) {
+  SessionTag tag;
+  absl::StatusOr<Pooled> pooled = Take(&tag);
+  if (!pooled.ok()) return pooled.status();
+  const std::string releases =
+      tag.id.empty() ? std::string() : TakeReleases(tag.generation);
+  // The server enforces `wait`; call_timeout is the margin for the reply.
+  // A negative timeout is the server's to refuse: it must get the call.
+  const absl::Duration budget =
+      std::max(wait, absl::ZeroDuration()) + call_timeout_;
+  const absl::Time deadline = budget == absl::InfiniteDuration()
+                                  ? absl::InfiniteFuture()
+                                  : absl::Now() + budget;
+  absl::Status status = pooled->conn->Call(method, request, response, releases,
+                                           deadline, kCancelGrace);
+  const bool session_error = GetErrorKind(status) == ErrorKind::kSessionError;
+  // A connection of its own session that lost it is no use any more.
+  if (!(session_error && tag.id.empty())) Put(*std::move(pooled));
+  if (!status.ok()) {
+    if (session_error && !tag.id.empty()) Recover(tag.generation);
+    return status;
+  }
+  return tag;
+}
+
+absl::Status LaneTransport::OpenPrimary(absl::Time deadline) {
+  v1::LaneHello hello;
+  hello.set_protocol_version(lane::kProtocolVersion);
+  hello.set_token(token_);
+  hello.set_label(label_);
+  {
+    absl::MutexLock lock(&mu_);
+    hello.set_resume_session_id(id_);
+  }
+  v1::Welcome welcome;
+  absl::StatusOr<std::unique_ptr<LaneConnection>> conn =
+      LaneConnection::Open(address_, hello, deadline, &welcome);
+  if (!conn.ok()) return conn.status();
+  std::vector<Pooled> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    // A session that was not resumed is new even if its id repeats the old
+    // one (a restarted server may hand out the same ids again).
+    if (!welcome.resumed() || welcome.session_id() != id_) {
+      if (!id_.empty()) {
+        std::fprintf(stderr,
+                     "statehub: session %s was lost (the server no longer "
+                     "knows it: its lease expired or the server restarted); "
+                     "its holds on anonymous objects are gone; continuing "
+                     "with new session %s\n",
+                     id_.c_str(), welcome.session_id().c_str());
+      }
+      id_ = welcome.session_id();
+      ++generation_;
+      pending_.clear();
+      dropped.swap(pool_);
+    }
+    lease_ttl_ = welcome.lease_ttl_ms() > 0
+                     ? absl::Milliseconds(welcome.lease_ttl_ms())
+                     : kDefaultLease;
+  }
+  primary_ = *std::move(conn);
+  return absl::OkStatus();
+}
+
+void LaneTransport::Recover(uint64_t generation) {
+  absl::MutexLock primary(&primary_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    // Closed, or another thread has replaced the session already.
+    if (closing_ || id_.empty() || generation != generation_) return;
+  }
+  primary_.reset();
+  if (absl::Status s = OpenPrimary(absl::Now() + connect_timeout_); !s.ok()) {
+    std::fprintf(stderr,
+                 "statehub: cannot reopen the session on %s: %s; the next "
+                 "call tries again\n",
+                 address_.target.c_str(), s.ToString().c_str());
+  }
+}
+
+void LaneTransport::KeepaliveLoop() {
+  absl::Duration backoff = kMinBackoff;
+  bool now = false;  // skip the wait: reconnect or send at once
+  while (true) {
+    uint64_t generation;
+    absl::Duration lease;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time next =
+          absl::Now() + (now ? absl::ZeroDuration() : lease_ttl_ / 3);
+      while (!closing_ && pending_.empty()) {
+        if (cv_.WaitWithDeadline(&mu_, next)) break;
+      }
+      if (closing_) return;
+      generation = generation_;
+      lease = lease_ttl_;
+    }
+    now = false;
+    absl::MutexLock primary(&primary_mu_);
+    if (primary_ == nullptr || primary_->broken()) {
+      primary_.reset();
+      if (!OpenPrimary(absl::Now() + connect_timeout_).ok()) {
+        absl::MutexLock lock(&mu_);
+        const absl::Time retry = absl::Now() + backoff;
+        while (!closing_) {
+          if (cv_.WaitWithDeadline(&mu_, retry)) break;
+        }
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        now = true;
+        continue;
+      }
+      backoff = kMinBackoff;
+      absl::MutexLock lock(&mu_);
+      generation = generation_;
+    }
+    const std::string releases = TakeReleases(generation);
+    const absl::Status pinged = primary_->Ping(
+        releases, absl::Now() + std::max(lease / 2, kMinPongTimeout));
+    if (!pinged.ok()) {
+      std::fprintf(stderr,
+                   "statehub: session keepalive on %s failed (%s); "
+                   "reconnecting\n",
+                   address_.target.c_str(), pinged.ToString().c_str());
+      now = true;
+    }
+  }
+}
+
+void LaneTransport::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;
+    closing_ = true;
+    cv_.SignalAll();
+  }
+  {
+    absl::MutexLock lock(&join_mu_);
+    if (keepalive_.joinable()) keepalive_.join();
+  }
+  {
+    absl::MutexLock primary(&primary_mu_);
+    if (primary_ != nullptr) {
+      primary_->Goodbye(absl::Now() + kGoodbyeTimeout);
+      primary_.reset();
+    }
+  }
+  std::vector<Pooled> dropped;
+  absl::MutexLock lock(&mu_);
+  id_.clear();
+  pending_.clear();
+  dropped.swap(pool_);
+}
+
+}  // namespace statehub::client_internal

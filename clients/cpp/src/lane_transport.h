@@ -1,0 +1,146 @@
+// The lane side of a Client (api/LANE.md): its session and its connections.
+//
+// The session is owned by a primary connection (HELLO with the session to
+// resume, the label and the token) that carries no calls: only RELEASE,
+// PING and GOODBYE. Calls run on further connections that JOIN the session,
+// kept in a pool: a call takes an idle one (or opens one), writes its
+// REQUEST, reads until its reply and puts the connection back. So a thread
+// never waits for another thread's call, a parked call simply keeps its
+// connection until answered, and nothing a call does can close the owning
+// connection (the server closes a connection after a frame over its
+// --max_message_bytes; on a Unix socket closing the owner ends the session).
+//
+// On a Unix socket the owning connection holds the session by being open:
+// the kernel closes it when the process dies, and the server frees what the
+// session held at once. No thread runs then. Over TCP the lease runs, and a
+// keepalive thread PINGs every lease_ttl/3 on the primary connection and
+// reconnects it (resuming the session) when it breaks.
+//
+// Holds released as handles die are queued (never a network call in a
+// destructor) and sent as RELEASE frames ahead of the next call's REQUEST,
+// or by the keepalive thread.
+//
+// Without a session (open_session false, or after Close) each pooled
+// connection says HELLO with no session id, so it runs under a session of
+// its own: the lane has no sessionless connection.
+
+#ifndef STATEHUB_CLIENTS_CPP_SRC_LANE_TRANSPORT_H_
+#define STATEHUB_CLIENTS_CPP_SRC_LANE_TRANSPORT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message_lite.h"
+#include "lane_connection.h"
+#include "session.h"
+#include "statehub/client.h"
+
+namespace statehub::client_internal {
+
+// LaneMethodId is the lane method id of the rpc whose request message is
+// `request` (its `(statehub.v1.lane_method)` option), or 0 if no statehub
+// rpc takes it. The table is built once, on first use. Thread-safe.
+uint16_t LaneMethodId(const google::protobuf::Descriptor* request);
+
+class LaneTransport {
+ public:
+  // Connect opens the session's primary connection to `address` (if
+  // options.open_session; else it only checks that the address is
+  // reachable), within options.connect_timeout. Errors: INVALID_ARGUMENT
+  // for an address it cannot read, UNAVAILABLE if the server cannot be
+  // reached, DEADLINE_EXCEEDED, the server's refusal of HELLO.
+  static absl::StatusOr<std::unique_ptr<LaneTransport>> Connect(
+      absl::string_view address, const ClientOptions& options);
+
+  LaneTransport(const LaneTransport&) = delete;
+  LaneTransport& operator=(const LaneTransport&) = delete;
+  // ~LaneTransport calls Close().
+  ~LaneTransport();
+
+  // Call runs one call of lane method `method` on a pooled connection under
+  // the current session (`wait` and the deadline as for Core::Call) and
+  // returns the session it ran under. Thread-safe; blocks for the call.
+  absl::StatusOr<SessionTag> Call(uint16_t method,
+                                  const google::protobuf::MessageLite& request,
+                                  google::protobuf::MessageLite* response,
+                                  absl::Duration wait);
+
+  // Current, lease_ttl and Release are Session's. Thread-safe; never block
+  // on the network.
+  SessionTag Current() const;
+  absl::Duration lease_ttl() const;
+  void Release(uint64_t generation, std::string name);
+
+  // Close says GOODBYE on the primary connection (the server releases
+  // everything the session held), stops the keepalive thread and drops the
+  // pool; idempotent. Blocks at most a few seconds. Thread-safe.
+  void Close();
+
+ private:
+  struct Pooled {
+    std::unique_ptr<LaneConnection> conn;
+    // session is the id the connection joined ("" for a connection that
+    // owns a session of its own); generation that session's.
+    std::string session;
+    uint64_t generation = 0;
+  };
+
+  LaneTransport(LaneAddress address, const ClientOptions& options);
+
+  // Take returns an idle connection of the current session or opens one;
+  // *tag is the session it runs under.
+  absl::StatusOr<Pooled> Take(SessionTag* tag);
+  // Put returns a connection to the pool if it is still good for its
+  // session.
+  void Put(Pooled pooled);
+  // TakeReleases returns RELEASE frames for the queued names of session
+  // `generation` and clears the queue.
+  std::string TakeReleases(uint64_t generation);
+  // OpenPrimary opens (or reopens, resuming the session) the primary
+  // connection by `deadline` and adopts the session it names.
+  absl::Status OpenPrimary(absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(primary_mu_);
+  // Recover replaces a primary connection that broke or whose session the
+  // server no longer knows (calls of `generation` failed with SESSION_ERROR
+  // or could not join): reconnects, resuming if the server still has it.
+  void Recover(uint64_t generation);
+  // KeepaliveLoop is the TCP keepalive thread.
+  void KeepaliveLoop();
+
+  const LaneAddress address_;
+  const std::string label_;
+  const std::string token_;
+  const absl::Duration call_timeout_;
+  const absl::Duration connect_timeout_;
+
+  // primary_mu_ serializes the I/O of the primary connection (keepalive
+  // thread, Recover, Close). Taken before mu_, never while holding it.
+  absl::Mutex primary_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<LaneConnection> primary_ ABSL_GUARDED_BY(primary_mu_);
+
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::string id_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration lease_ttl_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  // pending_ holds names to release, all of the current generation.
+  std::vector<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<Pooled> pool_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex join_mu_;
+  std::thread keepalive_ ABSL_GUARDED_BY(join_mu_);
+};
+
+}  // namespace statehub::client_internal
+
+#endif  // STATEHUB_CLIENTS_CPP_SRC_LANE_TRANSPORT_H_
