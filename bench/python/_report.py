@@ -29,7 +29,7 @@ def environment_lines(start_method: str) -> list[str]:
         f"cpus:         {os.cpu_count()} (usable by this process: "
         f"{len(os.sched_getaffinity(0))})",
         f"load average: {load}",
-        f"start method: {start_method} (child processes of both managers)",
+        f"start method: {start_method} (child processes of every manager)",
     ]
 
 
@@ -76,3 +76,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def rotated(items: Sequence[int], turn: int) -> list[int]:
+    """items in order, starting at items[turn mod len]."""
+    k = turn % len(items)
+    return [*items[k:], *items[:k]]

@@ -1,42 +1,66 @@
-"""statehub.Manager() against multiprocessing.Manager(), in one run.
+"""statehub.Manager() on the lane and on gRPC against multiprocessing.Manager()
+and the raw-socket floor, in one run.
 
-Measures, for both managers, alternating between them so that drift in a
-noisy machine hits both:
+The contenders, side by side:
+
+- **floor**: a framed round trip on a Unix socket to a C echo server
+  (bench/floor/echo_server.c; see _floor.py): write a 40-byte
+  length-prefixed frame, read it back. What a call costs with no protocol.
+- **Manager**: ``multiprocessing.Manager()``.
+- **lane**: ``statehub.Manager(transport="lane")`` (api/LANE.md).
+- **grpc**: ``statehub.Manager(transport="grpc")``.
+
+Each statehub transport gets its own private server, as Manager does.
+``--transports`` picks which statehub columns run (default both).
+
+Measured, rotating the order of the contenders between rounds so that drift
+on a noisy machine hits all of them:
 
 1. One-client latency (p50 and p99, microseconds) of dict set, dict get,
    list append, lock acquire+release and queue put+get (each pair timed as
    one op), and of bulk calls that move 1,000 items in one round trip
-   (``update``, ``copy``, ``extend`` then ``del l[:]``). Each op is warmed
-   up on both managers, then sampled with ``time.perf_counter_ns`` around
-   every single call, in ``--rounds``
-   chunks whose order flips (Manager first, then statehub first, ...).
+   (``update``, ``copy``, ``extend`` then ``del l[:]``). Each op is warmed up
+   on every contender, then sampled with ``time.perf_counter_ns`` around
+   every single call, in ``--rounds`` chunks; round r starts with contender
+   r mod n and goes on in order (floor, Manager, lane, grpc, floor, ...).
+   The floor column does as many echo round trips as Manager makes for the
+   op (two for lock acquire+release and queue put+get); for the bulk calls
+   it has no figure, since a 40-byte echo says nothing about moving 1,000
+   items.
 2. Aggregate dict throughput (ops/s summed over processes) with 1, 2, 4, 8,
-   16 client processes. Each process alternates a set and a get of its own
-   key in one shared dict. The processes are started with ``spawn`` (it works
-   for both managers; statehub also supports fork, Manager's proxies too, but
-   spawn avoids grpc's fork caveats altogether), connect and warm up, meet at
-   a ``multiprocessing.Barrier``, and are then given one window on the
-   shared monotonic clock: each sleeps until its start, counts the ops it
-   completes before its end, and the sum is divided by the window length.
-   With ``--repeats`` > 1 the windows alternate which manager goes first and
-   ops/s is total ops over total window time.
+   16 client processes, for Manager and each statehub transport. Each
+   process alternates a set and a get of its own key in one shared dict.
+   The processes are started with ``spawn`` (it works for every manager and
+   avoids grpc's fork caveats), connect and warm up, meet at a
+   ``multiprocessing.Barrier``, and are then given one window on the shared
+   monotonic clock: each sleeps until its start, counts the ops it completes
+   before its end, and the sum is divided by the window length. Windows
+   rotate which manager goes first; with ``--repeats`` > 1 ops/s is total
+   ops over total window time.
 
-The ratio columns are statehub / Manager: for latency lower is better
-(target <= 1.0), for throughput higher is better (target >= 3 at 8
-processes). Nothing is asserted: the script prints its tables and exits 0.
+The ratio columns are statehub / Manager, one per transport. The targets
+(shared/DESIGN.md, "Performance") are printed with the tables and checked
+against this run's ratios at the end: p50 <= 1.0x Manager for dict set/get,
+list append, lock acquire+release, queue put+get and the 1,000-item
+update()/copy(); >= 3x Manager's ops/s with 8 processes. Nothing is asserted:
+the script prints its tables and exits 0.
 
-Run from the repository root (statehub-server must be built:
-``scripts/build.sh release statehub-server``, or set $STATEHUB_SERVER)::
+Run from the repository root (statehub-server and the echo server must be
+built: ``scripts/build.sh release statehub-server statehub_echo_server``, or
+set $STATEHUB_SERVER and $STATEHUB_ECHO_SERVER)::
 
     .venv/bin/python bench/python/manager_bench.py --quick   # smoke run
     .venv/bin/python bench/python/manager_bench.py           # full size
+    .venv/bin/python bench/python/manager_bench.py --transports=lane
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import multiprocessing
-import multiprocessing.synchronize
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,11 +69,25 @@ from typing import Any
 # statehub before anything that loads grpc: it sets GRPC_ENABLE_FORK_SUPPORT.
 import statehub
 
-from _report import environment_lines, format_table, micros, percentile, ratio
+from _floor import EchoClient, EchoServer, EchoServerNotFound, find_echo_server
+from _report import (
+    environment_lines,
+    format_table,
+    micros,
+    percentile,
+    ratio,
+    rotated,
+)
+from _throughput import (
+    THROUGHPUT_TARGET,
+    THROUGHPUT_TARGET_PROCESSES,
+    ThroughputResult,
+    measure_throughput,
+)
 
 START_METHOD = "spawn"
-# Manager first: every "pair" below is (multiprocessing.Manager, statehub).
-MANAGER_NAMES = ("Manager", "statehub")
+TRANSPORTS = ("lane", "grpc")
+MANAGER = "Manager"
 
 Op = Callable[[], object]
 
@@ -137,17 +175,42 @@ def _list_extend_bulk(m: Any) -> Op:
     return op
 
 
-LATENCY_OPS: dict[str, Callable[[Any], Op]] = {
-    "dict set": _dict_set,
-    "dict get": _dict_get,
-    "list append": _list_append,
-    "lock acquire+release": _lock_acquire_release,
-    "queue put+get": _queue_put_get,
+@dataclass(frozen=True)
+class LatencyOp:
+    """One row of the latency table."""
+
+    make: Callable[[Any], Op]
+    # Round trips Manager makes for the op; the floor column does as many
+    # echoes. None: no floor figure (bulk calls).
+    floor_round_trips: int | None
+    # Whether the p50 ratio has a target (<= 1.0x Manager).
+    targeted: bool
+
+
+LATENCY_OPS: dict[str, LatencyOp] = {
+    "dict set": LatencyOp(_dict_set, 1, targeted=True),
+    "dict get": LatencyOp(_dict_get, 1, targeted=True),
+    "list append": LatencyOp(_list_append, 1, targeted=True),
+    "lock acquire+release": LatencyOp(_lock_acquire_release, 2, targeted=True),
+    "queue put+get": LatencyOp(_queue_put_get, 2, targeted=True),
     # Bulk calls: one round trip (two for extend+clear) moves all items.
-    f"dict update {BULK_ITEMS} items": _dict_update_bulk,
-    f"dict copy {BULK_ITEMS} items": _dict_copy_bulk,
-    f"list extend+clear {BULK_ITEMS}": _list_extend_bulk,
+    f"dict update {BULK_ITEMS} items": LatencyOp(_dict_update_bulk, None, True),
+    f"dict copy {BULK_ITEMS} items": LatencyOp(_dict_copy_bulk, None, True),
+    f"list extend+clear {BULK_ITEMS}": LatencyOp(_list_extend_bulk, None, False),
 }
+LATENCY_TARGET = 1.0
+
+
+def _floor_op(client: EchoClient, round_trips: int) -> Op:
+    round_trip = client.round_trip
+    if round_trips == 1:
+        return round_trip
+
+    def op() -> None:
+        for _ in range(round_trips):
+            round_trip()
+
+    return op
 
 
 def _sample(op: Op, count: int) -> list[int]:
@@ -161,163 +224,113 @@ def _sample(op: Op, count: int) -> list[int]:
     return out
 
 
+@dataclass
+class LatencyResult:
+    """The latency table and the p50s behind its ratios."""
+
+    rows: list[list[str]]
+    # op name -> p50 in ns per contender (floor first; None where not run).
+    p50s: dict[str, list[float | None]]
+
+
 def measure_latency(
-    managers: Sequence[Any], samples: int, rounds: int, warmup: int
-) -> list[list[str]]:
-    """The latency table's rows: per op, p50/p99 of each manager and the
-    statehub/Manager ratios."""
-    rows = []
+    floor: EchoClient,
+    managers: Sequence[Any],
+    samples: int,
+    rounds: int,
+    warmup: int,
+) -> LatencyResult:
+    """Per op: p50/p99 of the floor and of each manager (Manager first, then
+    the statehub transports), and each statehub / Manager p50 ratio."""
+    result = LatencyResult([], {})
     per_round = max(samples // rounds, 1)
-    for name, make in LATENCY_OPS.items():
-        ops = [make(m) for m in managers]
-        for op in ops:
+    for name, spec in LATENCY_OPS.items():
+        floor_op = (
+            _floor_op(floor, spec.floor_round_trips)
+            if spec.floor_round_trips is not None
+            else None
+        )
+        ops = [floor_op, *(spec.make(m) for m in managers)]
+        # Contender index -> op, without the floor where it has none.
+        active = {i: op for i, op in enumerate(ops) if op is not None}
+        for op in active.values():
             _sample(op, warmup)
-        collected: list[list[int]] = [[] for _ in managers]
+        collected: list[list[int]] = [[] for _ in ops]
         for r in range(rounds):
-            order = list(range(len(managers)))
-            if r % 2:
-                order.reverse()
-            for i in order:
-                collected[i].extend(_sample(ops[i], per_round))
-        p50s, p99s = [], []
+            for i in rotated(list(active), r):
+                collected[i].extend(_sample(active[i], per_round))
+        p50s: list[float | None] = []
+        cells = [name]
         for values in collected:
+            if not values:
+                p50s.append(None)
+                cells += ["-", "-"]
+                continue
             values.sort()
             p50s.append(percentile(values, 50))
-            p99s.append(percentile(values, 99))
-        rows.append(
-            [
-                name,
-                micros(p50s[0]),
-                micros(p99s[0]),
-                micros(p50s[1]),
-                micros(p99s[1]),
-                ratio(p50s[1], p50s[0]),
-                ratio(p99s[1], p99s[0]),
-            ]
-        )
+            cells += [micros(p50s[-1]), micros(percentile(values, 99))]
+        manager_p50 = p50s[1]
+        assert manager_p50 is not None
+        cells += [ratio(p, manager_p50) for p in p50s[2:] if p is not None]
+        cells.append(f"<= {LATENCY_TARGET:.2f}" if spec.targeted else "none")
+        result.rows.append(cells)
+        result.p50s[name] = p50s
+    return result
+
+
+# -- targets -----------------------------------------------------------------
+
+
+def target_rows(
+    transports: Sequence[str],
+    latency: LatencyResult,
+    throughput: ThroughputResult,
+) -> list[list[str]]:
+    """One row per target: this run's ratio for each transport and whether
+    it is met."""
+    rows = []
+    for name, spec in LATENCY_OPS.items():
+        if not spec.targeted:
+            continue
+        p50s = latency.p50s[name]
+        manager_p50 = p50s[1]
+        assert manager_p50 is not None
+        cells = [f"{name}: p50 <= {LATENCY_TARGET:.1f}x Manager"]
+        for p in p50s[2:]:
+            assert p is not None
+            # Judged on the printed (rounded) figure, so that "1.00" is met.
+            value = round(p / manager_p50, 2)
+            verdict = "met" if value <= LATENCY_TARGET else "missed"
+            cells.append(f"{value:.2f} {verdict}")
+        rows.append(cells)
+    rates = throughput.rates.get(THROUGHPUT_TARGET_PROCESSES)
+    label = (
+        f"{THROUGHPUT_TARGET_PROCESSES} processes: ops/s >= "
+        f"{THROUGHPUT_TARGET:.0f}x Manager"
+    )
+    if rates is None:
+        rows.append([label, *("not run" for _ in transports)])
+    else:
+        cells = [label]
+        for r in rates[1:]:
+            value = round(r / rates[0], 2)
+            verdict = "met" if value >= THROUGHPUT_TARGET else "missed"
+            cells.append(f"{value:.2f} {verdict}")
+        rows.append(cells)
     return rows
 
 
-# -- aggregate throughput ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerResult:
-    """What one throughput process reports."""
-
-    ops: int
-    # How long after the window's start the process began its first op.
-    late_start_s: float
-
-
-def _throughput_worker(
-    shared: Any,
-    index: int,
-    *,
-    ready: multiprocessing.synchronize.Barrier,
-    go: multiprocessing.synchronize.Event,
-    window: Any,
-    results: Any,
-) -> None:
-    """One client process: warm up, meet the others, then alternate set and
-    get of its own key during the window [window[0], window[1]] (monotonic
-    seconds) and report the ops it completed inside it."""
-    key = f"worker-{index}"
-    for i in range(20):  # connect (statehub) / open the connection (Manager)
-        shared[key] = i
-        _ = shared[key]
-    ready.wait(timeout=120)
-    go.wait(timeout=120)
-    start_at, end_at = window[0], window[1]
-    delay = start_at - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-    late = time.monotonic() - start_at
-    ops = 0
-    while True:
-        if ops & 1:
-            _ = shared[key]
-        else:
-            shared[key] = ops
-        if time.monotonic() > end_at:
-            break
-        ops += 1
-    results.put(WorkerResult(ops, late))
-
-
-def run_window(
-    ctx: Any, shared: Any, processes: int, duration: float
-) -> tuple[int, float, float]:
-    """Runs processes clients on shared for one window of duration seconds.
-    Returns (ops, window seconds, latest start in seconds)."""
-    ready = ctx.Barrier(processes + 1)
-    go = ctx.Event()
-    window = ctx.RawArray("d", 2)
-    results = ctx.SimpleQueue()
-    workers = [
-        ctx.Process(
-            target=_throughput_worker,
-            args=(shared, i),
-            kwargs={"ready": ready, "go": go, "window": window, "results": results},
-            daemon=True,
-        )
-        for i in range(processes)
-    ]
-    for w in workers:
-        w.start()
-    ready.wait(timeout=120)
-    # Time for every process to wake from go before the window opens.
-    start_at = time.monotonic() + 0.1
-    window[0], window[1] = start_at, start_at + duration
-    go.set()
-    reports = [results.get() for _ in workers]
-    for w in workers:
-        w.join(timeout=30)
-        if w.exitcode != 0:
-            raise RuntimeError(f"throughput worker exited with {w.exitcode}")
-    return (
-        sum(r.ops for r in reports),
-        duration,
-        max(r.late_start_s for r in reports),
-    )
-
-
-def measure_throughput(
-    ctx: Any,
-    managers: Sequence[Any],
-    process_counts: Sequence[int],
-    duration: float,
-    repeats: int,
-) -> tuple[list[list[str]], list[str]]:
-    """The throughput table's rows and notes on late-starting windows."""
-    dicts = [m.dict() for m in managers]
-    rows, notes = [], []
-    flip = False
-    for n in process_counts:
-        ops = [0] * len(managers)
-        seconds = [0.0] * len(managers)
-        for _ in range(repeats):
-            order = list(range(len(managers)))
-            if flip:
-                order.reverse()
-            flip = not flip
-            for i in order:
-                count, window, late = run_window(ctx, dicts[i], n, duration)
-                ops[i] += count
-                seconds[i] += window
-                if late > 0.1 * duration:
-                    notes.append(
-                        f"{MANAGER_NAMES[i]}, {n} processes: a process began "
-                        f"{late * 1000:.0f} ms into a {duration:g} s window"
-                    )
-        rates = [o / s for o, s in zip(ops, seconds, strict=True)]
-        rows.append(
-            [str(n), f"{rates[0]:.0f}", f"{rates[1]:.0f}", ratio(rates[1], rates[0])]
-        )
-    return rows, notes
-
-
 # -- main --------------------------------------------------------------------
+
+
+def _transports(text: str) -> list[str]:
+    picked = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in picked if t not in TRANSPORTS]
+    if unknown or not picked:
+        raise argparse.ArgumentTypeError(
+            f"--transports takes a comma-separated subset of {','.join(TRANSPORTS)}"
+        )
+    return list(dict.fromkeys(picked))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -330,16 +343,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a smoke run: by default 600 samples, 0.5 s windows, 1 and 2 processes",
     )
     parser.add_argument(
-        "--samples", type=int, default=6000, help="latency samples per op and manager"
+        "--transports",
+        type=_transports,
+        default=list(TRANSPORTS),
+        help="statehub transports to measure, comma-separated (default lane,grpc)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=6000, help="latency samples per op and contender"
     )
     parser.add_argument(
         "--rounds",
         type=int,
-        default=6,
-        help="latency chunks per op, alternating which manager goes first",
+        default=None,
+        help="latency chunks per op, rotating which contender goes first "
+        "(default: managers x (managers + 1), so that each goes first "
+        "equally often with and without the floor: 12 with both transports)",
     )
     parser.add_argument(
-        "--warmup", type=int, default=500, help="untimed calls per op and manager"
+        "--warmup", type=int, default=500, help="untimed calls per op and contender"
     )
     parser.add_argument(
         "--processes",
@@ -356,72 +377,132 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=2,
         help="throughput windows per manager and process count",
     )
+    parser.add_argument(
+        "--echo-server",
+        default=None,
+        help="the floor's echo server binary (default $STATEHUB_ECHO_SERVER, "
+        "then build/bench/statehub_echo_server)",
+    )
     # --quick changes the defaults; sizes given as flags still win.
     if parser.parse_known_args(argv)[0].quick:
         parser.set_defaults(
             samples=600,
-            rounds=2,
             warmup=100,
             processes=[1, 2],
             duration=0.5,
             repeats=1,
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        managers = 1 + len(args.transports)
+        args.rounds = managers * (managers + 1)
+    return args
+
+
+def _require_transport_option() -> None:
+    if "transport" not in inspect.signature(statehub.Manager).parameters:
+        sys.exit(
+            "manager_bench.py: this statehub has no Manager(transport=...) "
+            f"option ({statehub.__file__}); install a client with the lane"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    _require_transport_option()
+    try:
+        echo_binary = find_echo_server(args.echo_server)
+    except EchoServerNotFound as e:
+        sys.exit(f"manager_bench.py: {e}")
     ctx = multiprocessing.get_context(START_METHOD)
-    print("statehub.Manager() vs multiprocessing.Manager()")
+    names = [MANAGER, *args.transports]
+    print(
+        "statehub.Manager() on "
+        + " and ".join(args.transports)
+        + " vs multiprocessing.Manager(), with the raw-socket floor"
+    )
     print("\n".join(environment_lines(START_METHOD)))
-    with ctx.Manager() as mp_manager, statehub.Manager() as sh_manager:
-        managers = (mp_manager, sh_manager)
+    print(f"transports:   {', '.join(args.transports)} (one private server each)")
+    print(f"floor:        {echo_binary}")
+    with contextlib.ExitStack() as stack:
+        echo = stack.enter_context(EchoServer(echo_binary))
+        floor = echo.connect()
+        stack.callback(floor.close)
+        managers = [
+            stack.enter_context(ctx.Manager()),
+            *(
+                stack.enter_context(statehub.Manager(transport=t))
+                for t in args.transports
+            ),
+        ]
 
         per_round = max(args.samples // args.rounds, 1)
         print(
             f"\nOne-client latency, microseconds: {per_round * args.rounds} samples "
-            f"per op and manager in {args.rounds} alternating rounds, after "
-            f"{args.warmup} warm-up calls. Ratio = statehub / Manager, "
-            "LOWER is better (target p50 <= 1.0)."
+            f"per op and contender in {args.rounds} rounds that rotate who goes "
+            f"first, after {args.warmup} warm-up calls. floor = a 40-byte "
+            "length-prefixed frame echoed by a C server on a Unix socket, as "
+            "many round trips as Manager makes (2 for lock and queue; none "
+            "for the bulk rows). Ratio = statehub / Manager p50, LOWER is "
+            f"better; target: p50 ratio <= {LATENCY_TARGET:.1f} where the last "
+            "column says so."
         )
-        rows = measure_latency(managers, args.samples, args.rounds, args.warmup)
+        latency = measure_latency(
+            floor, managers, args.samples, args.rounds, args.warmup
+        )
         print(
             format_table(
                 [
                     "op",
-                    "Manager p50",
-                    "Manager p99",
-                    "statehub p50",
-                    "statehub p99",
-                    "p50 ratio (lower=better)",
-                    "p99 ratio (lower=better)",
+                    "floor p50",
+                    "floor p99",
+                    *(f"{n} {p}" for n in names for p in ("p50", "p99")),
+                    *(f"{t}/Manager p50" for t in args.transports),
+                    "target",
                 ],
-                rows,
+                latency.rows,
             )
         )
 
         print(
             f"\nAggregate dict set/get throughput, ops/s summed over processes: "
-            f"{args.duration:g} s windows x {args.repeats} per manager and count. "
-            "Ratio = statehub / Manager, HIGHER is better (target >= 3 at 8 "
-            "processes)."
+            f"{args.duration:g} s windows x {args.repeats} per manager and count, "
+            "rotating who goes first. Ratio = statehub / Manager, HIGHER is "
+            f"better; target: ratio >= {THROUGHPUT_TARGET:.1f} at "
+            f"{THROUGHPUT_TARGET_PROCESSES} processes."
         )
-        rows, notes = measure_throughput(
-            ctx, managers, args.processes, args.duration, args.repeats
+        throughput = measure_throughput(
+            ctx,
+            managers,
+            names,
+            args.processes,
+            duration=args.duration,
+            repeats=args.repeats,
         )
         print(
             format_table(
                 [
                     "processes",
-                    "Manager ops/s",
-                    "statehub ops/s",
-                    "ratio (higher=better)",
+                    *(f"{n} ops/s" for n in names),
+                    *(f"{t}/Manager" for t in args.transports),
+                    "target",
                 ],
-                rows,
+                throughput.rows,
             )
         )
-        for note in notes:
+        for note in throughput.notes:
             print(f"note: {note}")
+
+        print(
+            "\nTargets (shared/DESIGN.md, Performance), as ratios from this run "
+            "(statehub / Manager):"
+        )
+        print(
+            format_table(
+                ["target", *args.transports],
+                target_rows(args.transports, latency, throughput),
+            )
+        )
 
 
 if __name__ == "__main__":
