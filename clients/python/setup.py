@@ -106,8 +106,9 @@ def _protobuf_version() -> str:
     return str(__version__)
 
 
-def _dependencies() -> list[str]:
-    """Runtime pins: at least the versions that generated the stubs.
+def _pins() -> tuple[str, str]:
+    """The grpcio and protobuf requirements: at least the versions that
+    generated the stubs.
 
     Generated code checks its runtime: protobuf refuses gencode newer than
     itself, and *_pb2_grpc refuses a grpcio older than the grpcio-tools that
@@ -117,9 +118,36 @@ def _dependencies() -> list[str]:
         grpc_version = _grpc_tools_version()
         protobuf_version = _protobuf_version()
     except Exception:  # metadata-only invocations without grpcio-tools
-        return ["grpcio>=1.51", "protobuf>=4.21"]
+        return "grpcio>=1.51", "protobuf>=4.21"
     major = int(protobuf_version.split(".")[0])
-    return [f"grpcio>={grpc_version}", f"protobuf>={protobuf_version},<{major + 1}"]
+    return f"grpcio>={grpc_version}", f"protobuf>={protobuf_version},<{major + 1}"
+
+
+def _dependencies() -> list[str]:
+    """Runtime requirements of the default transport (the lane): protobuf
+    only. grpcio is the ``grpc`` extra."""
+    return [_pins()[1]]
+
+
+def _extras() -> dict[str, list[str]]:
+    grpcio = _pins()[0]
+    return {
+        # grpc: the gRPC transport (transport="grpc", TLS).
+        "grpc": [grpcio],
+        # metrics: statehub.enable_metrics() reports client-side call
+        # latency, lock wait time and reconnects through prometheus_client
+        # (off unless enabled).
+        "metrics": ["prometheus_client>=0.16"],
+        "test": [
+            grpcio,
+            "pytest>=7",
+            "grpcio-tools>=1.51",
+            "mypy>=1.5",
+            "ruff>=0.4",
+            "types-protobuf",
+            "prometheus_client>=0.16",
+        ],
+    }
 
 
 class build_py(_build_py):  # noqa: N801 - setuptools' command naming
@@ -151,4 +179,5 @@ if not (OUT_DIR / "__init__.py").exists():
 setup(
     cmdclass={"build_py": build_py, "sdist": sdist},
     install_requires=_dependencies(),
+    extras_require=_extras(),
 )

@@ -130,6 +130,16 @@ def manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
 
 
 @pytest.fixture
+def grpc_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
+    """A manager connected to the shared server over gRPC (not the lane)."""
+    close_all()  # one process has one connection (one transport) per server
+    m = statehub.Manager(server.unix, transport="grpc")
+    yield m
+    m.shutdown()
+    close_all()
+
+
+@pytest.fixture
 def pickling_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
     """A manager connected to the shared server with pickling on."""
     m = statehub.Manager(server.unix, allow_pickle=True)
@@ -141,9 +151,9 @@ def pickling_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
 def short_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Releases of proxies handed to a child wait 0.2 s, not the default
     grace, in tests that watch holds drop after the child has adopted."""
-    from statehub import _session
+    from statehub import _connection
 
-    monkeypatch.setattr(_session, "HANDOFF_GRACE", 0.2)
+    monkeypatch.setattr(_connection, "HANDOFF_GRACE", 0.2)
 
 
 def wait_until(

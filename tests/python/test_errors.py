@@ -14,6 +14,7 @@ import pytest
 import statehub
 from statehub import errors
 from statehub._connection import connection_for, normalize_address
+from statehub._grpc import translate_rpc_error
 from statehub._proto import (
     dict_pb2,
     dict_pb2_grpc,
@@ -127,8 +128,9 @@ def test_session_error_from_the_server(server: RunningServer) -> None:
             metadata=(("statehub-session", "00000000000000ab"),),
             timeout=5,
         )
-    conn = connection_for(normalize_address(server.unix))
-    error = conn._translate(caught.value, key=object(), attribute=None)
+    error = translate_rpc_error(
+        caught.value, normalize_address(server.unix), key=object()
+    )
     assert type(error) is statehub.SessionError
     assert error.kind == "SESSION_ERROR"
     channel.close()

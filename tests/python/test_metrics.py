@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from statehub import _metrics
 from statehub._connection import connection_for
 
-from conftest import wait_until
+from conftest import RunningServer, wait_until
 
 
 @pytest.fixture
@@ -55,19 +55,38 @@ def test_call_latency_and_lock_wait_histograms(
 
 
 def test_reconnects_are_counted(
-    manager: statehub.SyncManager, registry: CollectorRegistry
+    grpc_manager: statehub.SyncManager, registry: CollectorRegistry
 ) -> None:
-    d = manager.dict()
+    d = grpc_manager.dict()
     d["a"] = 1
-    assert manager.address is not None
+    assert grpc_manager.address is not None
     # Break the session stream as a network fault would: it reconnects and
     # resumes the same session within the lease.
-    connection_for(manager.address)._session._cancel()
+    connection_for(grpc_manager.address)._session._cancel()  # type: ignore[attr-defined]
     name = "statehub_client_reconnects_total"
     assert wait_until(
         lambda: (registry.get_sample_value(name, {"session": "resumed"}) or 0) >= 1
     )
     assert d["a"] == 1
+
+
+def test_lane_reconnects_over_tcp_are_counted(
+    server: RunningServer, registry: CollectorRegistry
+) -> None:
+    m = statehub.Manager(server.tcp)
+    try:
+        d = m.dict(a=1)
+        conn = connection_for(m.address or "")
+        # The connection that owns the session breaks (over TCP that ends
+        # no session): the keepalive notices and resumes it.
+        conn._primary.shutdown()  # type: ignore[attr-defined]
+        name = "statehub_client_reconnects_total"
+        assert wait_until(
+            lambda: (registry.get_sample_value(name, {"session": "resumed"}) or 0) >= 1
+        )
+        assert d["a"] == 1
+    finally:
+        m.shutdown()
 
 
 def test_metrics_can_be_disabled(manager: statehub.SyncManager) -> None:

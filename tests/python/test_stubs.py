@@ -27,11 +27,14 @@ def _strip_json_names(proto: descriptor_pb2.FileDescriptorProto) -> None:
     # out of the embedded descriptor. It is derived from the field name.
     def strip(messages: object) -> None:
         for message in messages:  # type: ignore[attr-defined]
-            for field in message.field:
+            for field in (*message.field, *message.extension):
                 field.ClearField("json_name")
             strip(message.nested_type)
 
     strip(proto.message_type)
+    # File-level extensions too (lane.proto's lane_method option).
+    for extension in proto.extension:
+        extension.ClearField("json_name")
 
 
 def _fresh_descriptors() -> dict[str, descriptor_pb2.FileDescriptorProto]:

@@ -140,3 +140,13 @@ def count_in_child(counts: Any, key: str) -> None:
     """Adds one under ``key``: the child must reach the server with the
     credentials its parent's proxy carried."""
     counts.increment(key)
+
+
+def lane_child(counter: Any, lock: Any, results: Any) -> None:
+    """Uses proxies under the lock; reports (pid, connection class, session)."""
+    from statehub._connection import connection_for
+
+    conn = connection_for(counter._token.address)
+    with lock:
+        counter.increment("n")
+    results.append((os.getpid(), type(conn).__name__, conn.session_id()))

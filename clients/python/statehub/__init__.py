@@ -11,18 +11,25 @@ that C++ programs and other hosts can reach too::
         d["hits"] = 0
         d.increment("hits")             # atomic on the server
 
-Fork support: grpcio lets a forked child open channels only if
-``GRPC_ENABLE_FORK_SUPPORT`` is set before grpc is first imported. Importing
-statehub sets it (unless it is already set), so ``import statehub`` must come
-before any ``import grpc`` in the program, or the variable must be set in the
-environment. statehub warns if grpc was imported first without it.
+Transports: by default statehub talks to the server over the lane, its own
+framed protocol on a plain socket, and needs no grpcio at all. gRPC is one
+option away (``statehub.Manager(address, transport="grpc")``, or
+``STATEHUB_TRANSPORT=grpc``; TLS implies it) with ``pip install
+'statehub[grpc]'``.
+
+Fork support for the gRPC transport: grpcio lets a forked child open
+channels only if ``GRPC_ENABLE_FORK_SUPPORT`` is set before grpc is first
+imported. Importing statehub sets it (unless it is already set) without
+importing grpc, so ``import statehub`` should come before any ``import grpc``
+in a program that uses the gRPC transport and forks; statehub warns when it
+first uses gRPC if grpc was imported first without it. The lane needs none
+of this.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import warnings
 
 if "grpc" not in sys.modules:
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "1")
@@ -116,21 +123,3 @@ __all__ = [
     "enable_metrics",
     "errors",
 ]
-
-
-def _check_fork_support() -> None:
-    from grpc._cython import cygrpc
-
-    if os.name == "posix" and not cygrpc.is_fork_support_enabled():
-        warnings.warn(
-            "grpc was imported before statehub without GRPC_ENABLE_FORK_SUPPORT=1: "
-            "child processes started with fork may hang or fail to reach the "
-            "statehub server. Import statehub before grpc, or set "
-            "GRPC_ENABLE_FORK_SUPPORT=1 in the environment.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
-_check_fork_support()
-del _check_fork_support

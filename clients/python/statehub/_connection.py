@@ -1,24 +1,23 @@
-"""One connection per process and server: the gRPC channel, the session, and
-the call funnel every rpc goes through.
+"""One connection per process and server, and the registry that finds it.
 
-A process talks to a server through exactly one :class:`Connection`, found by
-:func:`connection_for`, keyed by address and created lazily. Connections
-belong to the process that made them: a forked child never touches its
-parent's channel or session (the registry is emptied in the child at fork),
-and opens its own on first use, as the design requires.
+A process talks to a server through exactly one connection, found by
+:func:`connection_for`, keyed by address and created lazily. Its class
+depends on the transport (:class:`Credentials` ``transport``):
 
-Each connection has a session (``_session.py``): a lease kept by a stream
-that a background thread runs. Every unary call carries the session id as
-``statehub-session`` metadata.
+- ``"lane"`` (the default): statehub's own framed transport on a plain
+  socket (``_lane.py``, ``api/LANE.md``); needs no grpcio.
+- ``"grpc"``: gRPC with its session stream (``_grpc.py``, ``_session.py``);
+  needs ``pip install statehub[grpc]``. TLS is served only over gRPC, so
+  ``tls=True`` implies it.
 
-Fork safety: with ``GRPC_ENABLE_FORK_SUPPORT`` set (``statehub/__init__.py``
-sets it), grpcio pauses its own threads around ``fork()``, but a bidi stream
-that is live at that moment makes some children hang (measured: about one fork
-in five with grpcio 1.85). So before a fork the session stream is half-closed
-(the server keeps the session for its lease), and after it the parent
-reconnects and resumes the same session in the background.
+Both have the interface of :class:`Connection`, whose ``call`` is the funnel
+every rpc goes through.
 
-Thread safety: a Connection is safe to share between threads.
+Connections belong to the process that made them: a forked child never uses
+its parent's sockets, channel or session (the registry is emptied in the
+child at fork), and opens its own on first use, as the design requires.
+
+Thread safety: a connection is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -28,60 +27,107 @@ import collections
 import dataclasses
 import os
 import threading
-import time
-from collections.abc import Callable
 from multiprocessing import util
-from typing import Any
+from typing import Any, Protocol
 
-import grpc
+from ._proto import value_pb2
+from ._status import NO_KEY
 
-from . import _metrics, errors
-from ._proto import (
-    cell_pb2_grpc,
-    dict_pb2_grpc,
-    list_pb2_grpc,
-    namespace_pb2_grpc,
-    objects_pb2,
-    objects_pb2_grpc,
-    queue_pb2_grpc,
-    session_pb2_grpc,
-    sync_pb2_grpc,
-    value_pb2,
-)
-from ._session import Session, transport_error
-
-SESSION_METADATA_KEY = "statehub-session"
-ERROR_METADATA_KEY = "statehub-error-bin"
-AUTHORIZATION_METADATA_KEY = "authorization"
 #: The environment variable a token is read from when none is given.
 TOKEN_ENVIRONMENT_VARIABLE = "STATEHUB_TOKEN"
+#: The environment variable that picks the transport when none is given.
+TRANSPORT_ENVIRONMENT_VARIABLE = "STATEHUB_TRANSPORT"
+#: The transports, the default first.
+TRANSPORTS = ("lane", "grpc")
 
 #: Default deadline of one call, in seconds.
 DEFAULT_TIMEOUT = 60.0
 
-_STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
-    "Objects": objects_pb2_grpc.ObjectsStub,
-    "Dicts": dict_pb2_grpc.DictsStub,
-    "Lists": list_pb2_grpc.ListsStub,
-    "Namespaces": namespace_pb2_grpc.NamespacesStub,
-    "Values": cell_pb2_grpc.ValuesStub,
-    "Arrays": cell_pb2_grpc.ArraysStub,
-    "Locks": sync_pb2_grpc.LocksStub,
-    "Conditions": sync_pb2_grpc.ConditionsStub,
-    "Semaphores": sync_pb2_grpc.SemaphoresStub,
-    "Events": sync_pb2_grpc.EventsStub,
-    "Barriers": sync_pb2_grpc.BarriersStub,
-    "Queues": queue_pb2_grpc.QueuesStub,
-}
+#: How long the release of a proxy that may have been handed to another
+#: process (pickled, or alive at a fork) is held back: time for that process
+#: to start and take its own hold first, generous for a spawned child on a
+#: loaded machine. Read at each release (tests shorten it).
+HANDOFF_GRACE = 10.0
 
-_SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
+# Re-exported for the funnels and proxies.
+_NO_KEY: Any = NO_KEY
 
-# A key passed to the funnel so a KEY_ERROR can carry it, as dict's KeyError.
-_NO_KEY: Any = object()
+
+class Connection(Protocol):
+    """What proxies and managers use of a process's connection to a server
+    (both transports implement it)."""
+
+    address: str
+    pid: int
+    credentials: Credentials
+    closed: bool
+    _managers: int
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        key: Any = _NO_KEY,
+        attribute: str | None = None,
+        parked: bool = False,
+    ) -> Any:
+        """Runs one rpc and returns its response; every rpc comes here.
+
+        Applies the deadline (``timeout`` seconds, default
+        :data:`DEFAULT_TIMEOUT`) and turns a failure into the exception its
+        error kind names (see :mod:`statehub.errors`). ``key`` (a dict key)
+        and ``attribute`` (a namespace attribute) only decorate a KeyError or
+        AttributeError the way Python's own would be.
+
+        ``parked`` marks a call that may wait on the server (an acquire, a
+        wait, a blocking get): ``timeout=None`` then means no deadline at
+        all, and an exception raised while it waits (KeyboardInterrupt from
+        Ctrl-C) cancels it on the server, which removes the waiter, before
+        propagating.
+
+        A call refused because the session had expired (SESSION_ERROR, which
+        the server raises before doing anything) is retried once on a new
+        session.
+        """
+        ...
+
+    def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
+        """Notes one server hold of this process's session on ``name``."""
+        ...
+
+    def release(self, name: str, *, handed_off: bool = False) -> None:
+        """Drops one hold on ``name``, sent later (after
+        :data:`HANDOFF_GRACE` if the proxy was ``handed_off`` to another
+        process). Safe to call from a finalizer on any thread."""
+        ...
+
+    def session_id(self) -> str:
+        """The current session id, connecting first if needed."""
+        ...
+
+    def attach_manager(self) -> None:
+        """A manager of this process started using this connection."""
+        ...
+
+    def detach_manager(self) -> None:
+        """A manager shut down; the last one closes the connection."""
+        ...
+
+    def close(self) -> None:
+        """Ends the session (everything it held is released) and closes the
+        connection. Idempotent."""
+        ...
+
+    def _abandon_in_child(self) -> None:
+        """In a forked child: lets go of what was inherited, without I/O."""
+        ...
 
 
 def normalize_address(address: object) -> str:
-    """Returns the gRPC target for a server address.
+    """Returns the target for a server address.
 
     Accepts ``"unix:///path"``, ``"host:port"``, a filesystem path of a Unix
     socket (``"/tmp/statehub.sock"``, or an ``os.PathLike``), or Manager's
@@ -104,13 +150,28 @@ def normalize_address(address: object) -> str:
     return address
 
 
+def default_transport() -> str:
+    """``$STATEHUB_TRANSPORT`` if set, else ``"lane"``."""
+    value = os.environ.get(TRANSPORT_ENVIRONMENT_VARIABLE, "").strip().lower()
+    if not value:
+        return TRANSPORTS[0]
+    if value not in TRANSPORTS:
+        raise ValueError(
+            f"${TRANSPORT_ENVIRONMENT_VARIABLE} is {value!r}; it is 'lane' or 'grpc'"
+        )
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Credentials:
-    """How this process proves itself to one server, and checks the server.
+    """How this process reaches one server: the transport, how it proves
+    itself, and how it checks the server.
 
-    ``token`` is the bearer token of a server started with
-    ``--auth_token_file``. ``tls`` connects with TLS: ``tls_ca`` (PEM) is the
-    CA the server's certificate must chain to (None: the system's CAs), and
+    ``transport`` is ``"lane"`` (statehub's framed transport, the default)
+    or ``"grpc"``. ``token`` is the bearer token of a server started with
+    ``--auth_token_file``. ``tls`` connects with TLS (over gRPC: the server
+    serves no lane on TLS listeners): ``tls_ca`` (PEM) is the CA the
+    server's certificate must chain to (None: the system's CAs), and
     ``tls_cert``/``tls_key`` (PEM) are this client's certificate for a server
     that requires one (``--tls_client_ca``). Travels with pickled proxies, so
     child processes connect the way their parent did.
@@ -121,31 +182,15 @@ class Credentials:
     tls_ca: bytes | None = None
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
+    transport: str = dataclasses.field(default_factory=default_transport)
 
     def __repr__(self) -> str:
         # Never print the secrets.
         return (
-            f"Credentials(token={'***' if self.token else None}, tls={self.tls}, "
+            f"Credentials(transport={self.transport!r}, "
+            f"token={'***' if self.token else None}, tls={self.tls}, "
             f"client_cert={self.tls_cert is not None})"
         )
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The metadata every call carries."""
-        if not self.token:
-            return ()
-        return ((AUTHORIZATION_METADATA_KEY, f"Bearer {self.token}"),)
-
-    def channel(self, address: str) -> grpc.Channel:
-        """A new channel to ``address`` with these credentials."""
-        if not self.tls:
-            return grpc.insecure_channel(address, options=_channel_options())
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self.tls_ca,
-            private_key=self.tls_key,
-            certificate_chain=self.tls_cert,
-        )
-        return grpc.secure_channel(address, credentials, options=_channel_options())
 
 
 def _pem(value: object, what: str) -> bytes | None:
@@ -164,259 +209,38 @@ def make_credentials(
     tls_ca: object,
     tls_cert: object,
     tls_key: object,
+    *,
+    transport: str | None = None,
 ) -> Credentials:
     """Credentials from Manager's arguments: the token, else
-    ``$STATEHUB_TOKEN``; TLS if asked for or if any ``tls_*`` is given."""
+    ``$STATEHUB_TOKEN``; TLS if asked for or if any ``tls_*`` is given; the
+    transport, else ``$STATEHUB_TRANSPORT``, else the lane (gRPC with TLS)."""
     if token is None:
         token = os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
     elif not isinstance(token, str):
         raise TypeError(f"token is a str, not {type(token).__name__}")
     if (tls_cert is None) != (tls_key is None):
         raise ValueError("tls_cert and tls_key go together (mutual TLS)")
+    use_tls = bool(tls) or any(v is not None for v in (tls_ca, tls_cert, tls_key))
+    if transport is None:
+        chosen = "grpc" if use_tls else default_transport()
+    elif transport in TRANSPORTS:
+        chosen = transport
+    else:
+        raise ValueError(f"transport is 'lane' or 'grpc', not {transport!r}")
+    if use_tls and chosen != "grpc":
+        raise ValueError(
+            "TLS needs transport='grpc': statehub-server serves no lane on "
+            "its TLS listeners (tls=True or tls_* given)"
+        )
     return Credentials(
         token=token or None,
-        tls=bool(tls) or any(v is not None for v in (tls_ca, tls_cert, tls_key)),
+        tls=use_tls,
         tls_ca=_pem(tls_ca, "tls_ca"),
         tls_cert=_pem(tls_cert, "tls_cert"),
         tls_key=_pem(tls_key, "tls_key"),
+        transport=chosen,
     )
-
-
-def _channel_options() -> list[tuple[str, Any]]:
-    from . import __version__
-
-    return [
-        # The server enforces its own --max_message_bytes; gRPC's default
-        # 4 MiB receive cap would refuse a large d.copy() on our side.
-        ("grpc.max_receive_message_length", -1),
-        ("grpc.max_send_message_length", -1),
-        ("grpc.primary_user_agent", f"statehub-python/{__version__}"),
-    ]
-
-
-class Connection:
-    """A process's channel and session to one server."""
-
-    def __init__(self, address: str, credentials: Credentials) -> None:
-        self.address = address
-        self.pid = os.getpid()
-        self.credentials = credentials
-        self.auth_metadata = credentials.metadata
-        self._channel = credentials.channel(address)
-        self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
-        self._methods: dict[tuple[str, str], Any] = {}
-        # Reentrant: a proxy's finalizer may run (from the garbage collector)
-        # on a thread that already holds it.
-        self._lock = threading.RLock()
-        # Holds this process has on anonymous objects: name -> [type, count].
-        self._holds: dict[str, list[Any]] = {}
-        self._session = Session(self, _SessionsStub(self._channel))
-        self._managers = 0
-        self.closed = False
-
-    # -- the funnel ---------------------------------------------------------
-
-    def call(
-        self,
-        service: str,
-        method: str,
-        request: Any,
-        *,
-        timeout: float | None = None,
-        key: Any = _NO_KEY,
-        attribute: str | None = None,
-        parked: bool = False,
-    ) -> Any:
-        """Runs one unary rpc and returns its response; every rpc comes here.
-
-        Attaches the session id, applies the deadline (``timeout`` seconds,
-        default :data:`DEFAULT_TIMEOUT`) and turns a failure into the
-        exception its error kind names (see :mod:`statehub.errors`). ``key``
-        (a dict key) and ``attribute`` (a namespace attribute) only decorate
-        a KeyError or AttributeError the way Python's own would be.
-
-        ``parked`` marks a call that may wait on the server (an acquire, a
-        wait, a blocking get): ``timeout=None`` then means no deadline at
-        all, since the wait may rightly last longer than any default, and
-        the call is made in its future form so that an exception raised
-        while it waits (KeyboardInterrupt from Ctrl-C) cancels it on the
-        server, which removes the waiter, before propagating.
-
-        A call refused because the session had expired (SESSION_ERROR, which
-        the server raises before doing anything) is retried once on a new
-        session.
-        """
-        stub_method = self._methods.get((service, method))
-        if stub_method is None:
-            stub_method = getattr(self._stubs[service], method)
-            self._methods[(service, method)] = stub_method
-        deadline = DEFAULT_TIMEOUT if timeout is None and not parked else timeout
-        metrics = _metrics.current
-        started = time.monotonic() if metrics is not None else 0.0
-        try:
-            for attempt in range(2):
-                session_id = self._session.ensure()
-                metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
-                try:
-                    if parked:
-                        return _wait_for_future(
-                            stub_method.future(
-                                request, metadata=metadata, timeout=deadline
-                            )
-                        )
-                    return stub_method(request, metadata=metadata, timeout=deadline)
-                except grpc.RpcError as rpc_error:
-                    error = self._translate(rpc_error, key, attribute)
-                    if isinstance(error, errors.SessionError) and attempt == 0:
-                        self._session.renew(session_id)
-                        continue
-                    if error.kind:
-                        # A server verdict: the gRPC plumbing adds nothing.
-                        raise error from None
-                    raise error from rpc_error
-            raise AssertionError("unreachable")
-        finally:
-            if metrics is not None:
-                metrics.observe_call(service, method, time.monotonic() - started)
-
-    def _translate(
-        self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
-    ) -> errors.StatehubError:
-        code = rpc_error.code()
-        message = rpc_error.details() or ""
-        detail = None
-        for entry in rpc_error.trailing_metadata() or ():
-            if entry[0] == ERROR_METADATA_KEY:
-                detail = value_pb2.ErrorDetail.FromString(entry[1])
-                break
-        code_name = code.name if code is not None else ""
-        if detail is not None and detail.kind != value_pb2.ERROR_KIND_UNSPECIFIED:
-            return errors.error_for_kind(
-                value_pb2.ErrorKind.Name(detail.kind),
-                message,
-                object=detail.object,
-                limit=detail.limit,
-                code=code_name,
-                key=None if key is _NO_KEY else key,
-                has_key=key is not _NO_KEY,
-                attribute=attribute,
-            )
-        if (
-            code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            and "message larger than max" in message.lower()
-        ):
-            # gRPC refused the message before statehub saw it: no detail
-            # names the limit, so name it here.
-            return errors.LimitExceeded(
-                f"statehub-server at {self.address}: the message exceeds the "
-                f"server's --max_message_bytes ({message})",
-                limit="max_message_bytes",
-                code=code_name,
-            )
-        return transport_error(code, message, self.address)
-
-    # -- holds on anonymous objects ----------------------------------------
-
-    def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
-        """Notes one server hold of this process's session on ``name``."""
-        with self._lock:
-            entry = self._holds.get(name)
-            if entry is None:
-                self._holds[name] = [object_type, 1]
-            else:
-                entry[1] += 1
-
-    def release(self, name: str, *, handed_off: bool = False) -> None:
-        """Drops one hold on ``name``: sent, batched, on the session stream
-        (after a grace period if the proxy was ``handed_off`` to another
-        process: see Session.send_release).
-
-        Safe to call from a finalizer or a weakref callback: it appends to a
-        SimpleQueue (reentrant) and takes only a reentrant lock.
-        """
-        if self.closed:
-            return
-        self._session.send_release(name, handed_off=handed_off)
-
-    def _forget_hold(self, name: str) -> None:
-        with self._lock:
-            entry = self._holds.get(name)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._holds[name]
-
-    def _readopt(self) -> None:
-        """After the server replaced an expired session with a new one, takes
-        the holds this process had again (best effort: objects freed in
-        between are gone)."""
-        with self._lock:
-            # One C-level copy: a finalizer run by the garbage collector
-            # could otherwise change the dict while Python iterates it.
-            holds = self._holds.copy()
-        for name, (object_type, count) in holds.items():
-            for _ in range(count):
-                try:
-                    self.call(
-                        "Objects",
-                        "Open",
-                        objects_pb2.OpenRequest(name=name, type=object_type),
-                    )
-                except errors.StatehubError:
-                    break
-
-    # -- life cycle ---------------------------------------------------------
-
-    def session_id(self) -> str:
-        """The current session id, connecting first if needed."""
-        return self._session.ensure()
-
-    def attach_manager(self) -> None:
-        """A manager of this process started using this connection."""
-        with self._lock:
-            self._managers += 1
-
-    def detach_manager(self) -> None:
-        """A manager shut down: the last one ends the session and closes the
-        connection (managers of one process share it, and one manager's
-        shutdown must not end another's session)."""
-        with self._lock:
-            self._managers -= 1
-            last = self._managers <= 0
-        if last:
-            self.close()
-
-    def close(self) -> None:
-        """Ends the session (Goodbye: the server releases every hold at once)
-        and closes the channel. Idempotent."""
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-        if self.pid == os.getpid():
-            self._session.close()
-            self._channel.close()
-        _unregister(self)
-
-    def _pause_for_fork(self) -> None:
-        self._session.pause()
-
-    def _resume_after_fork(self) -> None:
-        self._session.resume()
-
-
-def _wait_for_future(future: Any) -> Any:
-    """The response of a call made in future form. grpcio's ``result()``
-    waits in short slices, so signals are handled meanwhile; whatever
-    interrupts the wait cancels the call (the server drops the waiter and
-    rolls back a grant that raced with the cancellation)."""
-    try:
-        return future.result()
-    except grpc.RpcError:
-        raise
-    except BaseException:
-        future.cancel()
-        raise
 
 
 # -- the per-process registry ----------------------------------------------
@@ -448,9 +272,24 @@ def use_credentials(address: str, credentials: Credentials) -> None:
         ):
             raise ValueError(
                 f"this process is already connected to {address} with other "
-                "credentials (token or TLS); use the same ones"
+                "credentials (token, TLS or transport); use the same ones"
             )
         _credentials[address] = credentials
+
+
+def _new_connection(address: str, credentials: Credentials) -> Connection:
+    if credentials.transport == "grpc":
+        try:
+            from ._grpc import GrpcConnection
+        except ImportError as missing:
+            raise ImportError(
+                "statehub's gRPC transport needs grpcio: pip install 'statehub[grpc]' "
+                f"({missing})"
+            ) from missing
+        return GrpcConnection(address, credentials)
+    from ._lane import LaneConnection
+
+    return LaneConnection(address, credentials)
 
 
 def connection_for(address: str) -> Connection:
@@ -462,12 +301,12 @@ def connection_for(address: str) -> Connection:
     with _registry_lock:
         conn = _connections.get(address)
         if conn is None or conn.closed:
-            conn = Connection(address, _credentials.get(address, Credentials()))
+            credentials = _credentials.get(address) or Credentials()
+            conn = _new_connection(address, credentials)
             _connections[address] = conn
         if not _fork_hooks_registered:
-            # Registered after grpc made its first channel, so that ours run
-            # before grpc's own pre-fork handler (hooks run last-in,
-            # first-out) while grpc's threads can still finish our stream.
+            # The gRPC transport registers its own pause/resume hooks later
+            # (after grpc's import), so that they run before grpc's.
             os.register_at_fork(
                 before=_before_fork,
                 after_in_parent=_after_fork_in_parent,
@@ -475,9 +314,8 @@ def connection_for(address: str) -> Connection:
             )
             _fork_hooks_registered = True
         if not _atexit_registered:
-            # Registered after grpc's import, so it runs before grpc's own
-            # exit handlers; multiprocessing children run it through
-            # multiprocessing.util's finalizers instead (they skip atexit).
+            # multiprocessing children run it through multiprocessing.util's
+            # finalizers instead (they skip atexit).
             atexit.register(close_all)
             _register_mp_finalizer()
             _atexit_registered = True
@@ -500,40 +338,45 @@ def _register_mp_finalizer(_: object = None) -> None:
     util.register_after_fork(_anchor, _register_mp_finalizer)
 
 
-def _unregister(conn: Connection) -> None:
+def unregister(conn: Connection) -> None:
+    """Removes a closed connection from the registry."""
     with _registry_lock:
         if _connections.get(conn.address) is conn:
             del _connections[conn.address]
 
 
+def connections() -> list[Connection]:
+    """This process's open connections (a snapshot)."""
+    return [c for c in list(_connections.values()) if c.pid == os.getpid()]
+
+
 def close_all() -> None:
-    """Closes every connection of this process (Goodbye to each server)."""
-    for conn in list(_connections.values()):
-        if conn.pid == os.getpid():
-            conn.close()
+    """Closes every connection of this process (ending each session)."""
+    for conn in connections():
+        conn.close()
 
 
 def _before_fork() -> None:
     global fork_generation
     fork_generation += 1
     _registry_lock.acquire()
-    for conn in _connections.values():
-        conn._pause_for_fork()
 
 
 def _after_fork_in_parent() -> None:
-    try:
-        for conn in _connections.values():
-            conn._resume_after_fork()
-    finally:
-        _registry_lock.release()
+    _registry_lock.release()
 
 
 def _after_fork_in_child() -> None:
     global _registry_lock, _connections, _atexit_registered
-    # The parent's connections are the parent's: keep them referenced (so no
-    # destructor touches grpc state in the child) but never use them.
-    _orphans.extend(_connections.values())
+    # The parent's connections are the parent's: never used here. Each
+    # drops what the child inherited without any I/O (a lane connection
+    # closes its copies of the socket descriptors, so a parent that dies
+    # ends its session at once even while this child lives; a gRPC one is
+    # only kept referenced, so no destructor touches grpc state here).
+    parents = list(_connections.values())
+    _orphans.extend(parents)
+    for conn in parents:
+        conn._abandon_in_child()
     _connections = {}
     _registry_lock = threading.Lock()
     # multiprocessing clears its finalizers in a child it starts; register

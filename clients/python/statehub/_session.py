@@ -8,7 +8,7 @@ the session while its lease lasts; if the server has ended it meanwhile, the
 new session takes this process's holds on anonymous objects again.
 
 Around a fork the stream is half-closed (:meth:`Session.pause`) and reopened
-afterwards (:meth:`Session.resume`): see ``_connection.py`` for why.
+afterwards (:meth:`Session.resume`): see ``_grpc.py`` for why.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import _metrics, errors
+from . import _connection, _metrics, errors
 from ._proto import session_pb2
 
 #: How long a call waits for the session to be established.
@@ -36,11 +36,6 @@ _DEFAULT_KEEPALIVE = 1.0
 _MAX_RELEASE_BATCH = 4096
 #: How long a pause before fork waits for the stream to close cleanly.
 _PAUSE_WAIT = 1.0
-#: How long the release of a proxy that may have been handed to another
-#: process (pickled, or alive at a fork) is held back: time for that process
-#: to start and take its own hold first, generous for a spawned child on a
-#: loaded machine. See Session.send_release.
-HANDOFF_GRACE = 10.0
 
 
 class Owner(Protocol):
@@ -57,29 +52,6 @@ class Owner(Protocol):
     ) -> errors.StatehubError: ...
 
     def _forget_hold(self, name: str) -> None: ...
-
-
-def transport_error(
-    code: grpc.StatusCode | None, message: str, address: str
-) -> errors.StatehubError:
-    """The exception for a failed call that carries no statehub error kind."""
-    code_name = code.name if code is not None else ""
-    text = f"statehub-server at {address}: {message}" if message else address
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return errors.DeadlineExceeded(text, code=code_name)
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return errors.AuthenticationError(text, code=code_name)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return errors.LimitExceeded(text, code=code_name)
-    if code in (
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.ABORTED,
-    ):
-        return errors.ConnectionError(text, code=code_name)
-    return errors.StatehubError(text, code=code_name)
 
 
 class Session:
@@ -187,10 +159,10 @@ class Session:
         drops its proxy right after ``Process.start()`` (which drops its
         args) would otherwise free the object before the child adopts it,
         as happens with multiprocessing.Manager; the release waits
-        :data:`HANDOFF_GRACE` seconds instead.
+        :data:`statehub._connection.HANDOFF_GRACE` seconds instead.
         """
         if handed_off:
-            due = time.monotonic() + HANDOFF_GRACE
+            due = time.monotonic() + _connection.HANDOFF_GRACE
             self._outbox.put(("release_later", due, name))
         else:
             self._outbox.put(("release", name))

@@ -114,13 +114,20 @@ class SyncManager:
     ``["--lease_ttl=5s"]``) for a private server. ``ctx`` is the
     multiprocessing context of :meth:`Pool`.
 
+    ``transport`` is how calls travel: ``"lane"`` (statehub's own framed
+    protocol on the server's usual address, the default; needs no grpcio)
+    or ``"grpc"`` (``pip install 'statehub[grpc]'``). The default comes from
+    ``$STATEHUB_TRANSPORT`` when set. TLS implies ``"grpc"``: the server
+    serves no lane on its TLS listeners, so ``transport="lane"`` with TLS is
+    a ValueError.
+
     ``token`` is the bearer token of a server started with
     ``--auth_token_file`` (default: ``$STATEHUB_TOKEN``, if set). ``tls``
     connects with TLS; ``tls_ca`` is the CA the server's certificate must
     chain to (default: the system's CAs), ``tls_cert`` and ``tls_key`` this
     client's certificate for mutual TLS (each a path or PEM bytes; giving
     any of them implies ``tls``). Proxies sent to child processes carry
-    these, so children connect the same way.
+    these and the transport, so children connect the same way.
 
     A manager and its proxies are safe to use from several threads.
     """
@@ -140,6 +147,7 @@ class SyncManager:
         tls_ca: object = None,
         tls_cert: object = None,
         tls_key: object = None,
+        transport: str | None = None,
     ) -> None:
         self._requested_address = address
         self._address: str | None = (
@@ -155,7 +163,9 @@ class SyncManager:
         self._server: ServerProcess | None = None
         self._options: Options | None = None
         self._finalizer: util.Finalize | None = None
-        self._credentials = make_credentials(token, tls, tls_ca, tls_cert, tls_key)
+        self._credentials = make_credentials(
+            token, tls, tls_ca, tls_cert, tls_key, transport=transport
+        )
         #: Named objects, opened or created by name: ``m.named.dict("jobs")``.
         self.named = NamedObjects(self)
 
@@ -252,7 +262,8 @@ class SyncManager:
 
     @property
     def address(self) -> str | None:
-        """The server's address (a gRPC target such as ``unix:///...``)."""
+        """The server's address (a target such as ``unix:///...`` or
+        ``host:port``)."""
         return self._address
 
     def __repr__(self) -> str:
@@ -694,6 +705,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     tls_ca: object = None,
     tls_cert: object = None,
     tls_key: object = None,
+    transport: str | None = None,
 ) -> SyncManager:
     """A started manager, the way ``multiprocessing.Manager()`` returns one.
 
@@ -701,8 +713,8 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     ``shutdown()``, a ``with`` block, or at exit); with an address
     (``"unix:///tmp/statehub.sock"``, ``"host:port"``, a socket path or a
     ``(host, port)`` tuple) it connects to a running server. See
-    :class:`SyncManager` for the options (``token`` and ``tls*``: auth and
-    TLS).
+    :class:`SyncManager` for the options (``transport``: the lane, the
+    default, or ``"grpc"``; ``token`` and ``tls*``: auth and TLS).
     """
     manager = SyncManager(
         address,
@@ -716,6 +728,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
         tls_ca=tls_ca,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        transport=transport,
     )
     if address is None:
         manager.start()

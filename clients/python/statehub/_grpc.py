@@ -1,0 +1,366 @@
+"""The gRPC transport: a channel and a session stream per process and server.
+
+Used when a manager is made with ``transport="grpc"`` (or TLS, which only
+gRPC serves); needs grpcio (``pip install statehub[grpc]``). The default
+transport is the lane (``_lane.py``), which imports nothing from here.
+
+Each connection has a session (``_session.py``): a lease kept by a stream
+that a background thread runs. Every unary call carries the session id as
+``statehub-session`` metadata.
+
+Fork safety: grpcio lets a forked child open channels only if
+``GRPC_ENABLE_FORK_SUPPORT`` is set before grpc is first imported (importing
+statehub sets it; importing this module warns if grpc came first without
+it). With it, grpcio pauses its own threads around ``fork()``, but a bidi
+stream that is live at that moment makes some children hang (measured:
+about one fork in five with grpcio 1.85). So before a fork the session
+stream is half-closed (the server keeps the session for its lease), and
+after it the parent reconnects and resumes the same session in the
+background.
+
+Thread safety: a GrpcConnection is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from . import _connection, _metrics, errors
+from ._connection import Credentials
+from ._proto import (
+    cell_pb2_grpc,
+    dict_pb2_grpc,
+    list_pb2_grpc,
+    namespace_pb2_grpc,
+    objects_pb2,
+    objects_pb2_grpc,
+    queue_pb2_grpc,
+    session_pb2_grpc,
+    sync_pb2_grpc,
+    value_pb2,
+)
+from ._session import Session
+from ._status import NO_KEY, error_from_status
+
+SESSION_METADATA_KEY = "statehub-session"
+ERROR_METADATA_KEY = "statehub-error-bin"
+AUTHORIZATION_METADATA_KEY = "authorization"
+
+_STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
+    "Objects": objects_pb2_grpc.ObjectsStub,
+    "Dicts": dict_pb2_grpc.DictsStub,
+    "Lists": list_pb2_grpc.ListsStub,
+    "Namespaces": namespace_pb2_grpc.NamespacesStub,
+    "Values": cell_pb2_grpc.ValuesStub,
+    "Arrays": cell_pb2_grpc.ArraysStub,
+    "Locks": sync_pb2_grpc.LocksStub,
+    "Conditions": sync_pb2_grpc.ConditionsStub,
+    "Semaphores": sync_pb2_grpc.SemaphoresStub,
+    "Events": sync_pb2_grpc.EventsStub,
+    "Barriers": sync_pb2_grpc.BarriersStub,
+    "Queues": queue_pb2_grpc.QueuesStub,
+}
+
+_SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
+
+
+def _check_fork_support() -> None:
+    from grpc._cython import cygrpc
+
+    if os.name == "posix" and not cygrpc.is_fork_support_enabled():
+        warnings.warn(
+            "grpc was imported before statehub without GRPC_ENABLE_FORK_SUPPORT=1: "
+            "child processes started with fork may hang or fail to reach the "
+            "statehub server over gRPC. Import statehub before grpc, set "
+            "GRPC_ENABLE_FORK_SUPPORT=1 in the environment, or use the lane "
+            "(transport='lane', the default), which needs no grpc.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_check_fork_support()
+
+
+def auth_metadata(credentials: Credentials) -> tuple[tuple[str, str], ...]:
+    """The metadata every call carries (the bearer token)."""
+    if not credentials.token:
+        return ()
+    return ((AUTHORIZATION_METADATA_KEY, f"Bearer {credentials.token}"),)
+
+
+def make_channel(credentials: Credentials, address: str) -> grpc.Channel:
+    """A new channel to ``address`` with ``credentials``."""
+    if not credentials.tls:
+        return grpc.insecure_channel(address, options=_channel_options())
+    channel_credentials = grpc.ssl_channel_credentials(
+        root_certificates=credentials.tls_ca,
+        private_key=credentials.tls_key,
+        certificate_chain=credentials.tls_cert,
+    )
+    return grpc.secure_channel(address, channel_credentials, options=_channel_options())
+
+
+def _channel_options() -> list[tuple[str, Any]]:
+    from . import __version__
+
+    return [
+        # The server enforces its own --max_message_bytes; gRPC's default
+        # 4 MiB receive cap would refuse a large d.copy() on our side.
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.primary_user_agent", f"statehub-python/{__version__}"),
+    ]
+
+
+def translate_rpc_error(
+    rpc_error: grpc.RpcError,
+    address: str,
+    key: Any = NO_KEY,
+    attribute: str | None = None,
+) -> errors.StatehubError:
+    """The exception for a failed gRPC call (the shared translation)."""
+    code = rpc_error.code()
+    detail = None
+    for entry in rpc_error.trailing_metadata() or ():
+        if entry[0] == ERROR_METADATA_KEY:
+            detail = value_pb2.ErrorDetail.FromString(entry[1])
+            break
+    return error_from_status(
+        code.name if code is not None else "",
+        rpc_error.details() or "",
+        detail,
+        address,
+        key=key,
+        attribute=attribute,
+    )
+
+
+class GrpcConnection:
+    """A process's channel and session to one server over gRPC."""
+
+    def __init__(self, address: str, credentials: Credentials) -> None:
+        self.address = address
+        self.pid = os.getpid()
+        self.credentials = credentials
+        self.auth_metadata = auth_metadata(credentials)
+        self._channel = make_channel(credentials, address)
+        self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
+        self._methods: dict[tuple[str, str], Any] = {}
+        # Reentrant: a proxy's finalizer may run (from the garbage collector)
+        # on a thread that already holds it.
+        self._lock = threading.RLock()
+        # Holds this process has on anonymous objects: name -> [type, count].
+        self._holds: dict[str, list[Any]] = {}
+        self._session = Session(self, _SessionsStub(self._channel))
+        self._managers = 0
+        self.closed = False
+        _register_hooks()
+
+    # -- the funnel ---------------------------------------------------------
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        key: Any = NO_KEY,
+        attribute: str | None = None,
+        parked: bool = False,
+    ) -> Any:
+        """Runs one unary rpc (see statehub._connection.Connection.call).
+
+        A parked call is made in its future form so that an exception raised
+        while it waits cancels it on the server.
+        """
+        stub_method = self._methods.get((service, method))
+        if stub_method is None:
+            stub_method = getattr(self._stubs[service], method)
+            self._methods[(service, method)] = stub_method
+        deadline = (
+            _connection.DEFAULT_TIMEOUT if timeout is None and not parked else timeout
+        )
+        metrics = _metrics.current
+        started = time.monotonic() if metrics is not None else 0.0
+        try:
+            for attempt in range(2):
+                session_id = self._session.ensure()
+                metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
+                try:
+                    if parked:
+                        return _wait_for_future(
+                            stub_method.future(
+                                request, metadata=metadata, timeout=deadline
+                            )
+                        )
+                    return stub_method(request, metadata=metadata, timeout=deadline)
+                except grpc.RpcError as rpc_error:
+                    error = self._translate(rpc_error, key, attribute)
+                    if isinstance(error, errors.SessionError) and attempt == 0:
+                        self._session.renew(session_id)
+                        continue
+                    if error.kind:
+                        # A server verdict: the gRPC plumbing adds nothing.
+                        raise error from None
+                    raise error from rpc_error
+            raise AssertionError("unreachable")
+        finally:
+            if metrics is not None:
+                metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _translate(
+        self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
+    ) -> errors.StatehubError:
+        return translate_rpc_error(rpc_error, self.address, key, attribute)
+
+    # -- holds on anonymous objects ----------------------------------------
+
+    def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
+        """Notes one server hold of this process's session on ``name``."""
+        with self._lock:
+            entry = self._holds.get(name)
+            if entry is None:
+                self._holds[name] = [object_type, 1]
+            else:
+                entry[1] += 1
+
+    def release(self, name: str, *, handed_off: bool = False) -> None:
+        """Drops one hold on ``name``: sent, batched, on the session stream
+        (after a grace period if the proxy was ``handed_off`` to another
+        process: see Session.send_release).
+
+        Safe to call from a finalizer or a weakref callback: it appends to a
+        SimpleQueue (reentrant) and takes only a reentrant lock.
+        """
+        if self.closed:
+            return
+        self._session.send_release(name, handed_off=handed_off)
+
+    def _forget_hold(self, name: str) -> None:
+        with self._lock:
+            entry = self._holds.get(name)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._holds[name]
+
+    def _readopt(self) -> None:
+        """After the server replaced an expired session with a new one, takes
+        the holds this process had again (best effort: objects freed in
+        between are gone)."""
+        with self._lock:
+            # One C-level copy: a finalizer run by the garbage collector
+            # could otherwise change the dict while Python iterates it.
+            holds = self._holds.copy()
+        for name, (object_type, count) in holds.items():
+            for _ in range(count):
+                try:
+                    self.call(
+                        "Objects",
+                        "Open",
+                        objects_pb2.OpenRequest(name=name, type=object_type),
+                    )
+                except errors.StatehubError:
+                    break
+
+    # -- life cycle ---------------------------------------------------------
+
+    def session_id(self) -> str:
+        """The current session id, connecting first if needed."""
+        return self._session.ensure()
+
+    def attach_manager(self) -> None:
+        """A manager of this process started using this connection."""
+        with self._lock:
+            self._managers += 1
+
+    def detach_manager(self) -> None:
+        """A manager shut down: the last one ends the session and closes the
+        connection (managers of one process share it, and one manager's
+        shutdown must not end another's session)."""
+        with self._lock:
+            self._managers -= 1
+            last = self._managers <= 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Ends the session (Goodbye: the server releases every hold at once)
+        and closes the channel. Idempotent."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        if self.pid == os.getpid():
+            self._session.close()
+            self._channel.close()
+        _connection.unregister(self)
+
+    def _pause_for_fork(self) -> None:
+        self._session.pause()
+
+    def _resume_after_fork(self) -> None:
+        self._session.resume()
+
+    def _abandon_in_child(self) -> None:
+        # Kept referenced by the registry's orphans: no destructor may touch
+        # grpc state in the child.
+        pass
+
+
+def _wait_for_future(future: Any) -> Any:
+    """The response of a call made in future form. grpcio's ``result()``
+    waits in short slices, so signals are handled meanwhile; whatever
+    interrupts the wait cancels the call (the server drops the waiter and
+    rolls back a grant that raced with the cancellation)."""
+    try:
+        return future.result()
+    except grpc.RpcError:
+        raise
+    except BaseException:
+        future.cancel()
+        raise
+
+
+# -- fork and exit hooks ----------------------------------------------------
+
+_hooks_registered = False
+_hooks_lock = threading.Lock()
+
+
+def _register_hooks() -> None:
+    """Registers the fork and exit hooks of the gRPC transport, once, after
+    grpc made its first channel: hooks run last-in, first-out, so ours run
+    before grpc's own pre-fork handler (while grpc's threads can still
+    finish our stream) and before grpc's own exit handlers."""
+    global _hooks_registered
+    with _hooks_lock:
+        if _hooks_registered:
+            return
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
+        atexit.register(_connection.close_all)
+        _hooks_registered = True
+
+
+def _grpc_connections() -> list[GrpcConnection]:
+    return [c for c in _connection.connections() if isinstance(c, GrpcConnection)]
+
+
+def _before_fork() -> None:
+    for conn in _grpc_connections():
+        conn._pause_for_fork()
+
+
+def _after_fork_in_parent() -> None:
+    for conn in _grpc_connections():
+        conn._resume_after_fork()

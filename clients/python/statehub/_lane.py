@@ -1,0 +1,879 @@
+"""The lane transport: statehub's framed protocol on plain sockets
+(``api/LANE.md``), the default. Needs no grpcio.
+
+Layout of one process's :class:`LaneConnection` to one server:
+
+- a **primary** link that owns the session (HELLO with
+  ``resume_session_id``). It carries no calls, only RELEASE, PING and
+  GOODBYE, so that no call that breaks (a deadline, Ctrl-C in the middle of
+  a write, a frame over the server's limit) can close it: on a Unix socket
+  the server ends the session the moment the owning connection closes. That
+  is also how a killed process's locks are freed at once: the kernel closes
+  its socket. The connection object keeps the primary referenced for the
+  life of the process.
+- a **pool** of links that JOIN the session (``join_session_id``) and carry
+  the calls. A call pops one (``list.pop`` is atomic under the GIL), writes
+  one REQUEST frame, reads its reply, and appends it back; a parked call
+  (an acquire, a wait) keeps its link until answered. A link that broke or
+  fell out of step is closed, never reused.
+- over TCP a daemon thread sends PING every ``ttl / 3`` on the primary
+  (the lease runs there); on a Unix socket there is no keepalive at all.
+- RELEASE frames for holds given back by proxies that died are queued
+  (a finalizer may run on any thread, even one inside a call, so it does
+  no I/O) and sent on the primary before the next call, or by a small timer
+  thread started when a release has to wait (``HANDOFF_GRACE``).
+
+A call interrupted while it waits (KeyboardInterrupt from Ctrl-C, any other
+exception) sends CANCEL for its request id and reads until its reply comes:
+ERROR CANCELLED, or the real reply if the server answered first, in which
+case what an acquire got is given back before the exception propagates.
+
+Fork: a forked child never uses these sockets; it closes its inherited
+copies of the descriptors (no I/O) and connects afresh on first use.
+
+Thread safety: a LaneConnection is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import queue
+import select
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from . import _connection, _metrics, errors
+from ._connection import Credentials
+from ._frames import (
+    CANCEL,
+    GOODBYE,
+    HEADER,
+    METHODS,
+    PING,
+    PONG,
+    PROTOCOL_VERSION,
+    RELEASE,
+    REQUEST,
+    RESPONSE,
+    SEND_FLAGS,
+    Link,
+    LinkError,
+    Refused,
+)
+from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
+from ._status import NO_KEY, code_name, error_from_status
+
+#: How long connecting and the HELLO may take.
+_CONNECT_TIMEOUT = 15.0
+#: How long an interrupted call waits for its reply after CANCEL.
+_DRAIN_WAIT = 10.0
+#: Idle links kept in the pool; more are closed when given back.
+_MAX_IDLE = 64
+#: Most names in one RELEASE frame.
+_MAX_RELEASE_BATCH = 4096
+#: Keepalive period over TCP before WELCOME has said the lease TTL.
+_DEFAULT_KEEPALIVE = 1.0
+#: How long close() waits for the server to finish the GOODBYE.
+_GOODBYE_WAIT = 1.0
+#: The slices in which the main thread waits for a parked call's reply.
+_SLICE = 0.1
+
+_MAIN_THREAD = threading.main_thread().ident
+
+_host = socket.gethostname()
+
+
+def _target(address: str) -> tuple[int, Any]:
+    """The socket family and address of a normalized target."""
+    if address.startswith("unix-abstract:"):
+        return socket.AF_UNIX, "\0" + address[len("unix-abstract:") :]
+    if address.startswith("unix:"):
+        path = address[len("unix:") :]
+        if path.startswith("//"):
+            path = path[2:]  # unix:///abs/path
+        return socket.AF_UNIX, path
+    for prefix in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        if address.startswith(prefix):
+            address = address[len(prefix) :]
+            break
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(
+            f"cannot reach {address!r} on the lane: a statehub address is "
+            "'unix:///path' or 'host:port'"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return socket.AF_INET, (host or "127.0.0.1", int(port))
+
+
+def _undo_lock(request: Any, response: Any) -> tuple[str, Any] | None:
+    if not response.acquired:
+        return None
+    return "Locks", sync_pb2.LockReleaseRequest(
+        name=request.name, thread_id=request.thread_id
+    )
+
+
+def _undo_semaphore(request: Any, response: Any) -> tuple[str, Any] | None:
+    if not response.acquired:
+        return None
+    return "Semaphores", sync_pb2.SemaphoreReleaseRequest(name=request.name, n=1)
+
+
+# What gives back the result of an interrupted call that the server served
+# before the CANCEL reached it (api/LANE.md, "Cancel"): the caller never
+# learns it acquired, so it must not keep the lock or unit.
+_UNDO = {
+    ("Locks", "Acquire"): _undo_lock,
+    ("Semaphores", "Acquire"): _undo_semaphore,
+}
+
+
+def _await_reply(
+    link: Link, request_id: int, sliced: bool, deadline: float | None
+) -> tuple[int, bytes]:
+    """The reply of call ``request_id``. ``sliced``: the link's timeout is a
+    slice of the wait, which goes on until ``deadline`` (None: forever)."""
+    while True:
+        try:
+            return link.read_reply(request_id)
+        except TimeoutError:
+            if not sliced or (deadline is not None and time.monotonic() >= deadline):
+                raise
+
+
+class LaneConnection:
+    """A process's session and links to one server over the lane."""
+
+    def __init__(self, address: str, credentials: Credentials) -> None:
+        self.address = address
+        self.pid = os.getpid()
+        self.credentials = credentials
+        self.closed = False
+        self._managers = 0
+        self._family, self._sockaddr = _target(address)
+        self._unix = self._family == socket.AF_UNIX
+        # Lock order: _lock (session changes), then _primary_lock (frames
+        # on the primary), then _holds_lock. Finalizers take only
+        # _holds_lock, which is reentrant.
+        self._lock = threading.RLock()
+        self._primary_lock = threading.Lock()
+        self._holds_lock = threading.RLock()
+        self._primary: Link | None = None
+        self._session = ""
+        # Bumps when the session id changes: links of an older session are
+        # closed rather than pooled.
+        self._generation = 0
+        self._ttl: float | None = None
+        self._pool: list[Link] = []
+        # Every open link (pooled or in use), for close() and a forked child.
+        self._links: set[Link] = set()
+        # Holds this process has on anonymous objects: name -> [type, count].
+        self._holds: dict[str, list[Any]] = {}
+        # Releases not sent yet: ("now", name) and ("later", due, name),
+        # put by finalizers (SimpleQueue.put is reentrant), and ("stop",).
+        self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        # Releases held back until their time: a heap of (due, name).
+        self._later: list[tuple[float, str]] = []
+        self._thread: threading.Thread | None = None
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        self._label = f"{_host}:{self.pid}:{program or 'python'}"
+
+    # -- the funnel ---------------------------------------------------------
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        key: Any = NO_KEY,
+        attribute: str | None = None,
+        parked: bool = False,
+    ) -> Any:
+        """Runs one rpc as a REQUEST frame (see
+        statehub._connection.Connection.call).
+
+        A non-parked call's deadline is a socket timeout; a parked call's
+        wait is bounded by the server from the request, and ``timeout`` (if
+        any) only guards against a server that never answers.
+        """
+        entry = METHODS.get((service, method))
+        if entry is None:
+            raise errors.StatehubError(f"{service}.{method} has no lane method id")
+        if not self._outbox.empty():
+            self._flush_releases()
+        if timeout is None:
+            if not parked:
+                timeout = _connection.DEFAULT_TIMEOUT
+        elif timeout <= 0:
+            raise errors.DeadlineExceeded(
+                f"statehub-server at {self.address}: the deadline has passed "
+                f"(timeout {timeout:g}s)",
+                code="DEADLINE_EXCEEDED",
+            )
+        metrics = _metrics.current
+        started = time.monotonic() if metrics is not None else 0.0
+        body = request.SerializeToString()
+        try:
+            for attempt in range(2):
+                session = self._session if self._primary is not None else self._ensure()
+                try:
+                    response, failure = self._exchange(
+                        entry[0],
+                        entry[1],
+                        body,
+                        timeout=timeout,
+                        parked=parked,
+                        rpc=(service, method),
+                        request=request,
+                    )
+                except errors.SessionError:
+                    # A link could not join: the session is not live.
+                    if attempt == 0:
+                        self._renew(session)
+                        continue
+                    raise
+                if failure is None:
+                    return response
+                error = self._translate(failure, key, attribute)
+                if isinstance(error, errors.SessionError) and attempt == 0:
+                    self._renew(session)
+                    continue
+                raise error
+            raise AssertionError("unreachable")
+        finally:
+            if metrics is not None:
+                metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _translate(
+        self,
+        failure: lane_pb2.LaneError,
+        key: Any = NO_KEY,
+        attribute: str | None = None,
+    ) -> errors.StatehubError:
+        return error_from_status(
+            code_name(failure.code),
+            failure.message,
+            failure.detail if failure.HasField("detail") else None,
+            self.address,
+            key=key,
+            attribute=attribute,
+        )
+
+    def _exchange(
+        self,
+        method_id: int,
+        response_class: Any,
+        body: bytes,
+        *,
+        timeout: float | None,
+        parked: bool,
+        rpc: tuple[str, str],
+        request: Any,
+    ) -> tuple[Any, lane_pb2.LaneError | None]:
+        """Sends one REQUEST on a pooled link and reads its reply: (response,
+        None) or (None, the ERROR's LaneError)."""
+        pool = self._pool
+        while True:
+            fresh = False
+            try:
+                link = pool.pop()
+            except IndexError:
+                link = self._open_link()
+                fresh = True
+            if link.generation != self._generation:
+                self._drop(link)
+                continue
+            request_id = link.next_id()
+            deadline = None
+            wait = timeout
+            if parked:
+                if timeout is not None:
+                    deadline = time.monotonic() + timeout
+                if threading.get_ident() == _MAIN_THREAD:
+                    # Wait in slices, as grpcio's future.result() does: a
+                    # signal may be delivered to another thread, and
+                    # _thread.interrupt_main() interrupts no system call;
+                    # either way the KeyboardInterrupt is raised here
+                    # between slices.
+                    wait = _SLICE if timeout is None else min(timeout, _SLICE)
+            try:
+                link.set_timeout(wait)
+                link.sock.sendall(
+                    HEADER.pack(len(body), request_id, method_id, REQUEST, 0) + body,
+                    SEND_FLAGS,
+                )
+            except OSError as failed:
+                # Not all of the frame was sent, so the server cannot have
+                # run it: a pooled link that went stale is retried on another.
+                self._drop(link)
+                if not fresh:
+                    continue
+                self._check_primary()
+                raise self._broken(failed) from failed
+            except BaseException:
+                # Interrupted in the middle of the frame: out of step.
+                self._drop(link)
+                raise
+            try:
+                kind, payload = _await_reply(
+                    link, request_id, wait != timeout, deadline
+                )
+            except BaseException as interrupt:
+                return self._interrupted(
+                    link,
+                    request_id,
+                    interrupt,
+                    timeout=timeout,
+                    parked=parked,
+                    response_class=response_class,
+                    rpc=rpc,
+                    request=request,
+                )
+            # The reply is read: the link is in step whatever happens next.
+            # (Parse before pooling: the payload is a view of its buffer.)
+            pooled = False
+            try:
+                if kind == RESPONSE:
+                    response = response_class.FromString(payload)
+                    pooled = True
+                    self._give_back(link)
+                    return response, None
+                failure = lane_pb2.LaneError.FromString(payload)
+            except BaseException:
+                if not pooled:
+                    self._give_back(link)
+                raise
+            self._finish(link, failure)
+            return None, failure
+
+    def _interrupted(
+        self,
+        link: Link,
+        request_id: int,
+        interrupt: BaseException,
+        *,
+        timeout: float | None,
+        parked: bool,
+        response_class: Any,
+        rpc: tuple[str, str],
+        request: Any,
+    ) -> tuple[Any, lane_pb2.LaneError | None]:
+        """The call on ``link`` was sent and its reply is still owed when
+        ``interrupt`` was raised. Raises the exception the call ends with,
+        or returns the reply when a parked call's deadline passed but the
+        server answered after all."""
+        if isinstance(interrupt, Refused):
+            self._drop(link)
+            raise self._translate(interrupt.error) from None
+        timed_out = isinstance(interrupt, TimeoutError)
+        if isinstance(interrupt, (OSError, LinkError)) and not timed_out:
+            self._drop(link)
+            self._check_primary()
+            raise self._broken(interrupt) from interrupt
+        if timed_out and not parked:
+            # The server is still working on it: no CANCEL applies.
+            self._drop(link)
+            raise errors.DeadlineExceeded(
+                f"statehub-server at {self.address}: no reply within {timeout:g}s",
+                code="DEADLINE_EXCEEDED",
+            ) from None
+        reply = self._withdraw(link, request_id, parked, response_class)
+        if timed_out:
+            if reply is not None and reply[1] is None:
+                return reply  # served just as the deadline passed
+            raise errors.DeadlineExceeded(
+                f"statehub-server at {self.address}: no reply within {timeout:g}s",
+                code="DEADLINE_EXCEEDED",
+            ) from None
+        if reply is not None and reply[1] is None:
+            self._undo(rpc, request, reply[0])
+        raise interrupt
+
+    def _withdraw(
+        self, link: Link, request_id: int, parked: bool, response_class: Any
+    ) -> tuple[Any, lane_pb2.LaneError | None] | None:
+        """Cancels a parked call and reads until its reply, so the link stays
+        in step; returns the reply, or None if the link was lost."""
+        deadline = time.monotonic() + _DRAIN_WAIT
+        try:
+            if parked:
+                link.set_timeout(_DRAIN_WAIT)
+                link.send(CANCEL, request_id)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no reply after CANCEL")
+                link.set_timeout(remaining)
+                try:
+                    kind, payload = link.read_reply(request_id)
+                except KeyboardInterrupt:
+                    continue  # another Ctrl-C: the reply is on its way
+                break
+            if kind == RESPONSE:
+                response = response_class.FromString(payload)
+                self._give_back(link)
+                return response, None
+            failure = lane_pb2.LaneError.FromString(payload)
+        except BaseException:
+            self._drop(link)
+            return None
+        self._finish(link, failure)
+        return None, failure
+
+    def _undo(self, rpc: tuple[str, str], request: Any, response: Any) -> None:
+        undo = _UNDO.get(rpc)
+        if undo is None:
+            return
+        given_back = undo(request, response)
+        if given_back is None:
+            return
+        # Best effort: the interrupt matters more, and the session's end
+        # frees it anyway.
+        with contextlib.suppress(BaseException):
+            self.call(given_back[0], "Release", given_back[1])
+
+    def _broken(self, cause: BaseException) -> errors.StatehubError:
+        if self.closed:
+            return errors.ConnectionError(
+                f"the connection to {self.address} was closed (its manager was "
+                "shut down)",
+                code="UNAVAILABLE",
+            )
+        return errors.ConnectionError(
+            f"statehub-server at {self.address}: the connection broke ({cause})",
+            code="UNAVAILABLE",
+        )
+
+    # -- links ----------------------------------------------------------------
+
+    def _give_back(self, link: Link) -> None:
+        if (
+            link.generation == self._generation
+            and not self.closed
+            and len(self._pool) < _MAX_IDLE
+        ):
+            self._pool.append(link)
+        else:
+            self._drop(link)
+
+    def _finish(self, link: Link, failure: lane_pb2.LaneError) -> None:
+        """Pools a link after an ERROR reply, unless the error was one of the
+        transport (kind unspecified), after which the server may close it."""
+        if (
+            failure.detail.kind != value_pb2.ERROR_KIND_UNSPECIFIED
+            or code_name(failure.code) == "CANCELLED"
+        ):
+            self._give_back(link)
+        else:
+            self._drop(link)
+
+    def _drop(self, link: Link) -> None:
+        self._links.discard(link)
+        link.close()
+
+    def _dial(self, hello: lane_pb2.LaneHello) -> tuple[Link, session_pb2.Welcome]:
+        """A new link, welcomed. Raises the server's refusal or
+        ConnectionError."""
+        if self.closed:
+            raise self._broken(LinkError("closed"))
+        hello.protocol_version = PROTOCOL_VERSION
+        hello.label = self._label
+        if self.credentials.token:
+            hello.token = self.credentials.token
+        try:
+            link = Link.dial(self._family, self._sockaddr, _CONNECT_TIMEOUT)
+        except OSError as failed:
+            raise errors.ConnectionError(
+                f"cannot open a session with statehub-server at {self.address}: "
+                f"{failed}",
+                code="UNAVAILABLE",
+            ) from None
+        try:
+            welcome = link.hello(hello)
+        except Refused as refused:
+            link.close()
+            raise self._refusal(refused.error) from None
+        except (OSError, LinkError) as failed:
+            link.close()
+            raise errors.ConnectionError(
+                f"cannot open a session with statehub-server at {self.address}: "
+                f"{failed}",
+                code="UNAVAILABLE",
+            ) from None
+        except BaseException:
+            link.close()
+            raise
+        self._links.add(link)
+        return link, welcome
+
+    def _refusal(self, failure: lane_pb2.LaneError) -> errors.StatehubError:
+        """The exception for a refused HELLO, as the gRPC session says it."""
+        error = self._translate(failure)
+        message = (
+            f"cannot open a session with statehub-server at {self.address}: "
+            f"{failure.message}"
+        )
+        if error.kind:
+            return errors.error_for_kind(
+                error.kind,
+                message,
+                object=error.object,
+                limit=getattr(error, "limit", ""),
+                code=error.code,
+            )
+        return type(error)(message, code=error.code)
+
+    def _open_link(self) -> Link:
+        """A new link that joins the current session. Raises SessionError if
+        the session is not live any more."""
+        session = self._ensure()
+        generation = self._generation
+        link, _ = self._dial(lane_pb2.LaneHello(join_session_id=session))
+        link.generation = generation
+        return link
+
+    # -- the session ----------------------------------------------------------
+
+    def _ensure(self) -> str:
+        """The live session's id, opening the session (the primary) if there
+        is none."""
+        if self._primary is not None:
+            return self._session
+        return self._open_session("")
+
+    def _open_session(self, stale: str) -> str:
+        with self._lock:
+            if self.closed:
+                raise self._broken(LinkError("closed"))
+            if self._primary is not None and self._session != stale:
+                return self._session
+            old = self._primary
+            had_session = bool(self._session)
+            primary, welcome = self._dial(
+                lane_pb2.LaneHello(resume_session_id=self._session)
+            )
+            holds: dict[str, list[Any]] = {}
+            with self._primary_lock:
+                self._primary = primary
+                if old is not None:
+                    self._drop(old)
+                new_session = welcome.session_id != self._session
+                self._session = welcome.session_id
+                self._ttl = (
+                    welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
+                )
+                if new_session:
+                    self._generation += 1
+                    stale_links, self._pool = self._pool, []
+                    for link in stale_links:
+                        self._drop(link)
+                    with self._holds_lock:
+                        # Releases queued for the old session are moot; the
+                        # new one takes what this process holds now.
+                        while True:
+                            try:
+                                item = self._outbox.get_nowait()
+                            except queue.Empty:
+                                break
+                            if item[0] == "stop":
+                                self._outbox.put(item)
+                                break
+                        self._later.clear()
+                        holds = self._holds.copy()
+            if not self._unix:
+                self._start_thread()
+        metrics = _metrics.current
+        if had_session and metrics is not None:
+            metrics.reconnected(resumed=welcome.resumed)
+        if had_session and new_session:
+            self._readopt(holds)
+        return welcome.session_id
+
+    def _renew(self, stale: str) -> None:
+        """The server said session ``stale`` is not live: opens a new one
+        (unless another thread did already)."""
+        if self._session == stale:
+            self._open_session(stale)
+
+    def _check_primary(self) -> None:
+        """After a link broke: if the primary is gone too (the server went
+        away), forget it, so that the next call opens a new session."""
+        primary = self._primary
+        if primary is None:
+            return
+        dead = False
+        try:
+            poller = select.poll()
+            poller.register(primary.sock, select.POLLIN)
+            events = poller.poll(0)
+            if events:
+                if events[0][1] & (select.POLLHUP | select.POLLERR):
+                    dead = True
+                else:
+                    peeked = primary.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                    dead = not peeked
+        except BlockingIOError:
+            pass
+        except (OSError, ValueError):
+            dead = True
+        if dead:
+            self._lose_primary(primary)
+
+    def _lose_primary(self, primary: Link) -> None:
+        with self._lock:
+            if self._primary is primary:
+                self._primary = None
+                self._drop(primary)
+
+    def _readopt(self, holds: dict[str, list[Any]]) -> None:
+        """After the server replaced an ended session with a new one, takes
+        the holds this process had again (best effort: objects freed in
+        between are gone)."""
+        for name, (object_type, count) in holds.items():
+            for _ in range(count):
+                try:
+                    self.call(
+                        "Objects",
+                        "Open",
+                        objects_pb2.OpenRequest(name=name, type=object_type),
+                    )
+                except errors.StatehubError:
+                    break
+
+    # -- holds on anonymous objects ------------------------------------------
+
+    def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
+        """Notes one server hold of this process's session on ``name``."""
+        with self._holds_lock:
+            entry = self._holds.get(name)
+            if entry is None:
+                self._holds[name] = [object_type, 1]
+            else:
+                entry[1] += 1
+
+    def release(self, name: str, *, handed_off: bool = False) -> None:
+        """Drops one hold on ``name``: queued, and sent in a RELEASE frame on
+        the primary before the next call or by the timer thread.
+
+        ``handed_off``: the proxy may have been passed to another process
+        (pickled, or alive when this process forked), which adopts the
+        object by taking a hold of its own when it starts; the release waits
+        :data:`statehub._connection.HANDOFF_GRACE` seconds first.
+
+        Safe to call from a finalizer on any thread: no I/O, and only a
+        reentrant lock and a SimpleQueue.
+        """
+        if self.closed:
+            return
+        with self._holds_lock:
+            entry = self._holds.get(name)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._holds[name]
+            if handed_off:
+                due = time.monotonic() + _connection.HANDOFF_GRACE
+                self._outbox.put(("later", due, name))
+            else:
+                self._outbox.put(("now", name))
+
+    def _flush_releases(self, carried: tuple[Any, ...] | None = None) -> float | None:
+        """Sends the releases that are due; returns when the next held-back
+        one is due (None: none is). Skips if another thread is sending.
+        Never called from a finalizer."""
+        if not self._primary_lock.acquire(blocking=carried is not None):
+            return None
+        try:
+            names: list[str] = []
+            now = time.monotonic()
+            with self._holds_lock:
+                item = carried
+                while True:
+                    if item is not None:
+                        if item[0] == "now":
+                            names.append(item[1])
+                        elif item[0] == "later":
+                            heapq.heappush(self._later, (item[1], item[2]))
+                    try:
+                        item = self._outbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item[0] == "stop":
+                        self._outbox.put(item)
+                        break
+                later = self._later
+                while later and later[0][0] <= now:
+                    names.append(heapq.heappop(later)[1])
+                primary = self._primary
+                if primary is None and names:
+                    # No session to send them on yet: keep them for the next.
+                    for name in names:
+                        heapq.heappush(later, (now, name))
+                    names = []
+                next_due = later[0][0] if later else None
+            if names and primary is not None:
+                try:
+                    for i in range(0, len(names), _MAX_RELEASE_BATCH):
+                        batch = session_pb2.Release(
+                            names=names[i : i + _MAX_RELEASE_BATCH]
+                        )
+                        primary.send(RELEASE, 0, batch.SerializeToString())
+                except OSError:
+                    pass  # the primary is gone, and with it the session's holds
+        finally:
+            self._primary_lock.release()
+        if next_due is not None and carried is None:
+            self._start_thread()
+        return next_due
+
+    # -- the timer and keepalive thread ----------------------------------------
+
+    def _start_thread(self) -> None:
+        """Starts the thread that sends held-back releases (and, over TCP,
+        keepalives), once. Never called from a finalizer."""
+        if self._thread is not None or self.closed or self.pid != os.getpid():
+            return
+        with self._lock:
+            # Checked again: another thread may have started it meanwhile.
+            if self._thread is None:
+                thread = threading.Thread(
+                    target=self._run, name=f"statehub-lane {self.address}", daemon=True
+                )
+                self._thread = thread
+                thread.start()
+
+    def _run(self) -> None:
+        last_ping = time.monotonic()
+        item: tuple[Any, ...] | None = None
+        while not self.closed:
+            next_due = self._flush_releases(item or ("tick",))
+            now = time.monotonic()
+            wait = None if next_due is None else max(next_due - now, 0.0)
+            if not self._unix:
+                interval = self._ttl / 3.0 if self._ttl else _DEFAULT_KEEPALIVE
+                if now - last_ping >= interval:
+                    self._ping(interval)
+                    last_ping = time.monotonic()
+                    continue
+                ping_in = last_ping + interval - now
+                wait = ping_in if wait is None else min(wait, ping_in)
+            try:
+                item = self._outbox.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if item is not None and item[0] == "stop":
+                return
+
+    def _ping(self, interval: float) -> None:
+        """Renews the lease over TCP; a primary that does not answer is
+        replaced, resuming the session."""
+        primary = self._primary
+        if primary is None:
+            self._reconnect("")
+            return
+        with self._primary_lock:
+            if self._primary is not primary or self.closed:
+                return
+            try:
+                primary.set_timeout(max(interval, 1.0))
+                request_id = primary.next_id()
+                primary.send(PING, request_id)
+                while True:
+                    rid, kind, _ = primary.read_frame()
+                    if kind == PONG and rid == request_id:
+                        return
+            except (OSError, LinkError):
+                pass
+        self._lose_primary(primary)
+        self._reconnect(self._session)
+
+    def _reconnect(self, session: str) -> None:
+        # The server may be away: calls will say so, and the next ping tries
+        # again.
+        with contextlib.suppress(errors.StatehubError):
+            self._open_session(session)
+
+    # -- life cycle -------------------------------------------------------------
+
+    def session_id(self) -> str:
+        """The current session id, connecting first if needed."""
+        return self._ensure()
+
+    def attach_manager(self) -> None:
+        """A manager of this process started using this connection."""
+        with self._lock:
+            self._managers += 1
+
+    def detach_manager(self) -> None:
+        """A manager shut down: the last one ends the session and closes the
+        connection (managers of one process share it, and one manager's
+        shutdown must not end another's session)."""
+        with self._lock:
+            self._managers -= 1
+            last = self._managers <= 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Ends the session (GOODBYE: the server releases everything it held
+        at once) and closes every link. Idempotent."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        if self.pid == os.getpid():
+            self._outbox.put(("stop",))
+            acquired = self._primary_lock.acquire(timeout=_GOODBYE_WAIT)
+            try:
+                primary = self._primary
+                self._primary = None
+                if primary is not None:
+                    self._goodbye(primary)
+                    self._drop(primary)
+            finally:
+                if acquired:
+                    self._primary_lock.release()
+            pooled, self._pool = self._pool, []
+            for link in pooled:
+                self._drop(link)
+            # Links in use: wake their threads (they see the connection
+            # closed and close the link themselves).
+            for link in list(self._links):
+                link.shutdown()
+        _connection.unregister(self)
+
+    def _goodbye(self, primary: Link) -> None:
+        try:
+            primary.send(GOODBYE)
+            # Wait for the server to close its side: GOODBYE is then done
+            # (closing first could reset a TCP connection before the server
+            # read it).
+            primary.sock.shutdown(socket.SHUT_WR)
+            primary.set_timeout(_GOODBYE_WAIT)
+            while primary.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _abandon_in_child(self) -> None:
+        # Close this process's copies of the descriptors, nothing more: no
+        # shutdown, no frame (the sockets are the parent's). Were they kept
+        # open, a parent that died would not end its session while this
+        # child lived.
+        self.closed = True
+        for link in list(self._links):
+            with contextlib.suppress(OSError):
+                link.close()
+        self._links.clear()
+        self._pool = []
+        self._primary = None
+        self._thread = None
