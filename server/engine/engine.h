@@ -1,6 +1,6 @@
 // File: server/engine/engine.h
 //
-// `Engine` is the state engine the gRPC layer drives: the registry of
+// `Engine` is the state engine the handlers drive: the registry of
 // objects, the session table, and the wiring between them (a session's end
 // releases its holds). It includes no gRPC headers and is unit-tested alone.
 //

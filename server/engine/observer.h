@@ -52,7 +52,7 @@ class Observers {
   virtual std::shared_ptr<AcquireObserver> ForSemaphore(
       const std::string& name) = 0;
   // Parked counts blocking calls parked on objects of `type` (+1 when one
-  // parks, -1 when it finishes). Called by the service layer, no mutex held.
+  // parks, -1 when it finishes). Called by the handlers, no mutex held.
   virtual void Parked(ObjectType type, int delta) = 0;
 };
 

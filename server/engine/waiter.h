@@ -11,8 +11,8 @@
 //
 // Whoever wins TryClaim owns the completion: it updates the object (under
 // the object's mutex) and later calls Complete with no mutex held. Everyone
-// else backs off. The service layer subclasses Waiter to finish the gRPC
-// call in Complete.
+// else backs off. server/handlers/parked_call.h subclasses Waiter to finish
+// the call, over either transport, in Complete.
 //
 // Thread safety: TryClaim is thread-safe; Complete is called once.
 

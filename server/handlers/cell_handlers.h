@@ -1,6 +1,6 @@
-// File: server/service/cell_service.h
+// File: server/handlers/cell_handlers.h
 //
-// The statehub.v1.Values and statehub.v1.Arrays services: check each
+// The handlers of statehub.v1.Values and statehub.v1.Arrays: check each
 // request, call ValueCell or ArrayObject, fill the reply.
 
 #ifndef STATEHUB_SERVER_HANDLERS_CELL_HANDLERS_H_

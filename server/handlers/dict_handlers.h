@@ -1,6 +1,6 @@
-// File: server/service/dict_service.h
+// File: server/handlers/dict_handlers.h
 //
-// The statehub.v1.Dicts service: checks each request, calls DictObject,
+// The handlers of statehub.v1.Dicts: checks each request, calls DictObject,
 // fills the reply. No state of its own.
 
 #ifndef STATEHUB_SERVER_HANDLERS_DICT_HANDLERS_H_

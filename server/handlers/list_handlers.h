@@ -1,6 +1,6 @@
-// File: server/service/list_service.h
+// File: server/handlers/list_handlers.h
 //
-// The statehub.v1.Lists service: checks each request, calls ListObject,
+// The handlers of statehub.v1.Lists: checks each request, calls ListObject,
 // fills the reply. No state of its own.
 
 #ifndef STATEHUB_SERVER_HANDLERS_LIST_HANDLERS_H_

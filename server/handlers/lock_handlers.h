@@ -1,4 +1,4 @@
-// File: server/service/lock_service.h
+// File: server/handlers/lock_handlers.h
 //
 // The statehub.v1.Locks and statehub.v1.Conditions services. Acquire and
 // Wait may park (ParkedCall); everything else answers at once.

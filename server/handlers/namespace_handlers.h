@@ -1,6 +1,6 @@
-// File: server/service/namespace_service.h
+// File: server/handlers/namespace_handlers.h
 //
-// The statehub.v1.Namespaces service: checks each request, calls
+// The handlers of statehub.v1.Namespaces: checks each request, calls
 // NamespaceObject, fills the reply. No state of its own.
 
 #ifndef STATEHUB_SERVER_HANDLERS_NAMESPACE_HANDLERS_H_

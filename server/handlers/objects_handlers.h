@@ -1,6 +1,6 @@
-// File: server/service/objects_service.h
+// File: server/handlers/objects_handlers.h
 //
-// The statehub.v1.Objects service: open, delete, list and describe
+// The handlers of statehub.v1.Objects: open, delete, list and describe
 // objects through the registry.
 
 #ifndef STATEHUB_SERVER_HANDLERS_OBJECTS_HANDLERS_H_

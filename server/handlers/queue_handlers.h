@@ -1,4 +1,4 @@
-// File: server/service/queue_service.h
+// File: server/handlers/queue_handlers.h
 //
 // The statehub.v1.Queues service. Put, Get and Join may park (ParkedCall,
 // blocking.h); everything else answers at once.

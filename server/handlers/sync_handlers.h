@@ -1,4 +1,4 @@
-// File: server/service/sync_service.h
+// File: server/handlers/sync_handlers.h
 //
 // The statehub.v1.Semaphores, statehub.v1.Events and statehub.v1.Barriers
 // services. Acquire and Wait may park (ParkedCall, blocking.h); everything

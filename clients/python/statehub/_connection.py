@@ -53,6 +53,32 @@ HANDOFF_GRACE = 10.0
 _NO_KEY: Any = NO_KEY
 
 
+class ManagerCount:
+    """The managers of one process that share a connection: the last one to
+    shut down closes it (one manager's shutdown must not end another's
+    session). Both transports inherit it; they provide ``_lock``,
+    ``_managers`` and ``close``."""
+
+    _lock: threading.RLock
+    _managers: int
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def attach_manager(self) -> None:
+        """A manager of this process started using this connection."""
+        with self._lock:
+            self._managers += 1
+
+    def detach_manager(self) -> None:
+        """A manager shut down: the last one closes the connection."""
+        with self._lock:
+            self._managers -= 1
+            last = self._managers <= 0
+        if last:
+            self.close()
+
+
 class Connection(Protocol):
     """What proxies and managers use of a process's connection to a server
     (both transports implement it)."""

@@ -34,7 +34,7 @@ from typing import Any
 import grpc
 
 from . import _connection, _metrics, errors
-from ._connection import Credentials
+from ._connection import Credentials, ManagerCount
 from ._proto import (
     cell_pb2_grpc,
     dict_pb2_grpc,
@@ -144,7 +144,7 @@ def translate_rpc_error(
     )
 
 
-class GrpcConnection:
+class GrpcConnection(ManagerCount):
     """A process's channel and session to one server over gRPC."""
 
     def __init__(self, address: str, credentials: Credentials) -> None:
@@ -278,21 +278,6 @@ class GrpcConnection:
     def session_id(self) -> str:
         """The current session id, connecting first if needed."""
         return self._session.ensure()
-
-    def attach_manager(self) -> None:
-        """A manager of this process started using this connection."""
-        with self._lock:
-            self._managers += 1
-
-    def detach_manager(self) -> None:
-        """A manager shut down: the last one ends the session and closes the
-        connection (managers of one process share it, and one manager's
-        shutdown must not end another's session)."""
-        with self._lock:
-            self._managers -= 1
-            last = self._managers <= 0
-        if last:
-            self.close()
 
     def close(self) -> None:
         """Ends the session (Goodbye: the server releases every hold at once)

@@ -48,7 +48,7 @@ import time
 from typing import Any
 
 from . import _connection, _metrics, errors
-from ._connection import Credentials
+from ._connection import Credentials, ManagerCount
 from ._frames import (
     CANCEL,
     GOODBYE,
@@ -148,7 +148,7 @@ def _await_reply(
                 raise
 
 
-class LaneConnection:
+class LaneConnection(ManagerCount):
     """A process's session and links to one server over the lane."""
 
     def __init__(self, address: str, credentials: Credentials) -> None:
@@ -807,21 +807,6 @@ class LaneConnection:
     def session_id(self) -> str:
         """The current session id, connecting first if needed."""
         return self._ensure()
-
-    def attach_manager(self) -> None:
-        """A manager of this process started using this connection."""
-        with self._lock:
-            self._managers += 1
-
-    def detach_manager(self) -> None:
-        """A manager shut down: the last one ends the session and closes the
-        connection (managers of one process share it, and one manager's
-        shutdown must not end another's session)."""
-        with self._lock:
-            self._managers -= 1
-            last = self._managers <= 0
-        if last:
-            self.close()
 
     def close(self) -> None:
         """Ends the session (GOODBYE: the server releases everything it held
