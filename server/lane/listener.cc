@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -151,8 +152,12 @@ class Listener::Connection final
 
   void OnReadable() {
     // One buffer per thread, not per connection: an idle connection costs
-    // no read buffer.
-    thread_local std::array<char, 64 << 10> buffer;
+    // no read buffer. On the heap: glibc carves static TLS out of every
+    // thread's stack in the process, and civetweb's (the metrics endpoint)
+    // are 100 KB, which a 64 KB thread_local array overflowed under ASan.
+    thread_local const std::unique_ptr<std::array<char, 64 << 10>> storage =
+        std::make_unique<std::array<char, 64 << 10>>();
+    std::array<char, 64 << 10>& buffer = *storage;
     in_read_ = true;
     bool gone = false;
     for (int i = 0; i < 4 && !closed_; ++i) {
