@@ -156,10 +156,13 @@ void LockObject::RemoveLocked(const Waiter* waiter) {
   }
 }
 
-std::vector<Completion> LockObject::Rollback(uint64_t fencing_token) {
+std::vector<Completion> LockObject::Rollback(uint64_t fencing_token,
+                                             bool one_level) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
-  if (holding_ && holding_->token == fencing_token) ReleaseLocked(&out);
+  if (!holding_ || holding_->token != fencing_token) return out;
+  if (one_level && --holding_->recursion > 0) return out;
+  ReleaseLocked(&out);
   return out;
 }
 

@@ -87,9 +87,11 @@ class LockObject final : public Object {
   // It no longer holds the lock: nothing else changes.
   void WithdrawConditionWaiter(const Waiter* waiter);
 
-  // Rollback undoes a grant whose call was cancelled as it was granted:
-  // releases the lock if `fencing_token` still holds it.
-  std::vector<Completion> Rollback(uint64_t fencing_token);
+  // Rollback undoes a grant whose call was cancelled as it was granted, if
+  // `fencing_token` still holds the lock: one acquisition (`one_level`: an
+  // RLock re-entry leaves the outer ones) or all of them (a condition
+  // waiter's reacquire).
+  std::vector<Completion> Rollback(uint64_t fencing_token, bool one_level);
 
   // Condition support (see condition.h). `condition` identifies the
   // condition's queue.

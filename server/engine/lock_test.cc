@@ -193,9 +193,30 @@ TEST_F(LockTest, TimeoutThatLosesTheRaceToAReleaseStillCounts) {
 TEST_F(LockTest, RollbackReleasesOnlyTheMatchingGrant) {
   auto lock = Open("l", ObjectType::kLock);
   auto held = lock->Acquire(a_, 1, nullptr, "a");
-  DeliverCompletions(lock->Rollback(held->fencing_token + 1));
+  DeliverCompletions(lock->Rollback(held->fencing_token + 1, true));
   EXPECT_TRUE(lock->State().locked);
-  DeliverCompletions(lock->Rollback(held->fencing_token));
+  DeliverCompletions(lock->Rollback(held->fencing_token, true));
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, RollbackOfAReentryUndoesOneLevel) {
+  auto lock = Open("r", ObjectType::kRLock);
+  auto outer = lock->Acquire(a_, 1, nullptr, "a");
+  auto inner = lock->Acquire(a_, 1, nullptr, "a");
+  ASSERT_TRUE(inner->acquired);
+  ASSERT_EQ(lock->State().recursion, 2);
+  DeliverCompletions(lock->Rollback(inner->fencing_token, true));
+  EXPECT_TRUE(lock->State().locked);
+  EXPECT_EQ(lock->State().recursion, 1);
+  DeliverCompletions(lock->Rollback(outer->fencing_token, true));
+  EXPECT_FALSE(lock->State().locked);
+}
+
+TEST_F(LockTest, RollbackOfAWholeReacquireReleasesEveryLevel) {
+  auto lock = Open("r", ObjectType::kRLock);
+  auto held = lock->Acquire(a_, 1, nullptr, "a");
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  DeliverCompletions(lock->Rollback(held->fencing_token, false));
   EXPECT_FALSE(lock->State().locked);
 }
 

@@ -23,8 +23,11 @@ void LockHandlers::Acquire(Call* call, const v1::LockAcquireRequest* req,
 
   std::shared_ptr<LockObject> lock = target->object;
   ParkedCall::Hooks hooks = WithdrawHooks(lock);
-  hooks.rollback = [lock](const WaitResult& granted) {
-    DeliverCompletions(lock->Rollback(granted.fencing_token));
+  // One acquisition is undone: an RLock re-entry keeps the outer ones.
+  hooks.rollback = [lock](const WaitResult& r) {
+    if (r.granted) {
+      DeliverCompletions(lock->Rollback(r.fencing_token, /*one_level=*/true));
+    }
   };
   auto fill = [resp](const WaitResult& r) {
     resp->set_acquired(r.granted);
@@ -101,8 +104,11 @@ void ConditionHandlers::Wait(Call* call, const v1::ConditionWaitRequest* req,
     DeliverCompletions(cond->Timeout(waiter.get()));
   };
   hooks.withdraw = [cond](const Waiter* waiter) { cond->Withdraw(waiter); };
-  hooks.rollback = [cond](const WaitResult& granted) {
-    DeliverCompletions(cond->lock()->Rollback(granted.fencing_token));
+  // Notified or timed out, the waiter took the lock back at its full
+  // recursion: all of it is released.
+  hooks.rollback = [cond](const WaitResult& r) {
+    DeliverCompletions(
+        cond->lock()->Rollback(r.fencing_token, /*one_level=*/false));
   };
   auto fill = [resp](const WaitResult& r) {
     resp->set_notified(r.granted);

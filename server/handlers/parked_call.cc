@@ -68,6 +68,13 @@ void ParkedCall::Finish(const WaitResult& result) {
 void ParkedCall::FinishNow(const WaitResult& result) {
   // Never parked: nothing else can claim it.
   (void)TryClaim();
+  {
+    // Kept for Cancel: over gRPC an immediate grant whose reply never
+    // reached the client is rolled back like a parked one.
+    absl::MutexLock lock(&mu_);
+    completed_ = true;
+    result_ = result;
+  }
   Finish(result);
 }
 

@@ -11,11 +11,12 @@
 //   - the cancellation (the client cancelled or went away), which withdraws
 //     the waiter from its queue;
 //   - the session's end (the engine completes it with SESSION_ERROR).
-// A grant that raced with a cancellation may reach nobody. Over gRPC the
-// client of a cancelled call is gone, so such a grant is rolled back with
-// the handler's rollback hook (by fencing token); on the lane the client
-// reads the reply of a call it cancelled and releases what it got
-// (api/LANE.md, "Cancel"), so the grant stands.
+// A grant that raced with a cancellation may reach nobody, whether it came
+// at once (FinishNow) or after parking. Over gRPC the client of a cancelled
+// call is gone, so such a grant is rolled back with the handler's rollback
+// hook, once; on the lane the client reads the reply of a call it
+// cancelled and releases what it got (api/LANE.md, "Cancel"), so the grant
+// stands.
 
 #ifndef STATEHUB_SERVER_HANDLERS_PARKED_CALL_H_
 #define STATEHUB_SERVER_HANDLERS_PARKED_CALL_H_
@@ -46,7 +47,9 @@ class ParkedCall final : public Waiter,
     std::function<void(const std::shared_ptr<Waiter>&)> on_timeout;
     // withdraw removes a claimed waiter from the object's queues.
     std::function<void(const Waiter*)> withdraw;
-    // rollback undoes a grant the client never saw; may be empty.
+    // rollback undoes an outcome the client never saw; may be empty. It is
+    // given every OK result, granted or not (a condition waiter holds its
+    // lock again either way), and undoes only what the result took.
     std::function<void(const WaitResult&)> rollback;
   };
 

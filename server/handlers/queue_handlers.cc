@@ -64,7 +64,7 @@ void QueueHandlers::Get(Call* call, const v1::QueueGetRequest* req,
   // An item handed to a getter whose call was cancelled goes back to the
   // head of the queue rather than being lost.
   hooks.rollback = [queue, session = caller.session](const WaitResult& got) {
-    DeliverCompletions(queue->RollbackGet(session, got.item));
+    if (got.granted) DeliverCompletions(queue->RollbackGet(session, got.item));
   };
   auto fill = [resp](const WaitResult& r) {
     resp->set_got(r.granted);

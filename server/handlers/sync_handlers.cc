@@ -25,8 +25,8 @@ void SemaphoreHandlers::Acquire(Call* call,
   std::shared_ptr<SemaphoreObject> sem = target->object;
   const Caller caller = target->caller;
   ParkedCall::Hooks hooks = WithdrawHooks(sem);
-  hooks.rollback = [sem, session = caller.session](const WaitResult&) {
-    DeliverCompletions(sem->Rollback(session));
+  hooks.rollback = [sem, session = caller.session](const WaitResult& r) {
+    if (r.granted) DeliverCompletions(sem->Rollback(session));
   };
   auto fill = [resp](const WaitResult& r) {
     resp->set_acquired(r.granted);
