@@ -1,5 +1,6 @@
 // statehub-server: parses flags, starts the engine and the gRPC server, and
-// waits for SIGTERM or SIGINT. Nothing else lives here.
+// waits for SIGTERM or SIGINT (or, with --watch_stdin, for its standard
+// input to close). Nothing else lives here.
 //
 // Standard output carries one machine-readable line per listening address,
 // `statehub-server listening on <address>`, then `statehub-server ready`;
@@ -7,14 +8,18 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -86,8 +91,31 @@ ABSL_FLAG(int, metrics_max_lock_names, 100,
           "report as name=\"_other\" (anonymous ones as \"_anonymous\").");
 ABSL_FLAG(std::string, log_level, "info",
           "Log level: trace, debug, info, warn, error, critical or off.");
+ABSL_FLAG(bool, watch_stdin, false,
+          "Shut down when standard input reaches end of file. A client "
+          "library that starts a private server holds the other end of the "
+          "pipe, so the server exits when that process dies, however it "
+          "dies (statehub.Manager() passes it).");
 
 namespace {
+
+// Set when --watch_stdin saw standard input close.
+std::atomic<bool> stdin_closed{false};
+
+// WatchStdin reads standard input until it ends, then stops the server as
+// SIGTERM would: the process holding the pipe's other end is gone.
+void WatchStdin() {
+  std::thread([] {
+    char buffer[256];
+    while (true) {
+      const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
+      break;
+    }
+    stdin_closed = true;
+    kill(getpid(), SIGTERM);
+  }).detach();
+}
 
 // ReadFile returns the contents of `path`; `what` names the flag in errors.
 absl::StatusOr<std::string> ReadFile(const std::string& path,
@@ -271,10 +299,17 @@ int main(int argc, char** argv) {
   std::printf("statehub-server ready\n");
   std::fflush(stdout);
   spdlog::info("serving; lease TTL {}", absl::FormatDuration(ttl));
+  if (absl::GetFlag(FLAGS_watch_stdin)) WatchStdin();
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  spdlog::info("{} received; shutting down", strsignal(signal));
+  if (stdin_closed) {
+    spdlog::warn(
+        "standard input closed: the process that started this server is "
+        "gone; shutting down");
+  } else {
+    spdlog::info("{} received; shutting down", strsignal(signal));
+  }
   (*server)->Shutdown();
   spdlog::info("stopped");
   return 0;

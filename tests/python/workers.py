@@ -150,3 +150,8 @@ def lane_child(counter: Any, lock: Any, results: Any) -> None:
     with lock:
         counter.increment("n")
     results.append((os.getpid(), type(conn).__name__, conn.session_id()))
+
+
+def record_pid(done: Any, index: int) -> None:
+    """A forked or spawned child that uses a proxy once and exits."""
+    done[index] = os.getpid()

@@ -53,6 +53,11 @@ HANDOFF_GRACE = 10.0
 _NO_KEY: Any = NO_KEY
 
 
+class ForkInterrupted(Exception):
+    """A parked call that the gRPC transport cancelled so that the process
+    could fork safely (see _grpc._ForkGate); the proxy makes it again."""
+
+
 class ManagerCount:
     """The managers of one process that share a connection: the last one to
     shut down closes it (one manager's shutdown must not end another's

@@ -11,11 +11,16 @@ that a background thread runs. Every unary call carries the session id as
 Fork safety: grpcio lets a forked child open channels only if
 ``GRPC_ENABLE_FORK_SUPPORT`` is set before grpc is first imported (importing
 statehub sets it; importing this module warns if grpc came first without
-it). With it, grpcio pauses its own threads around ``fork()``, but a bidi
-stream that is live at that moment makes some children hang (measured:
-about one fork in five with grpcio 1.85). So before a fork the session
-stream is half-closed (the server keeps the session for its lease), and
-after it the parent reconnects and resumes the same session in the
+it). With it, grpcio pauses its own threads around ``fork()``, but a call
+in flight at that moment can make the child hang for good in grpcio's
+fork handler: a bidi stream about one fork in five (grpcio 1.85), and a
+thread parked in ``acquire()``, ``wait()`` or ``get()`` the second fork of
+tests/python/test_fork_stress.py. So before a fork (the _ForkGate) new
+calls wait, parked calls are cancelled on the server (which rolls back a
+grant that raced the cancel) and made again after the fork for what is
+left of their timeout, the fork waits for the other calls in flight, and
+the session stream is half-closed (the server keeps the session for its
+lease); after it the parent reconnects and resumes the same session in the
 background.
 
 Thread safety: a GrpcConnection is safe to share between threads.
@@ -144,6 +149,73 @@ def translate_rpc_error(
     )
 
 
+#: How long a fork waits for the gRPC calls in flight to end before it goes
+#: ahead anyway (with a warning).
+FORK_DRAIN_TIMEOUT = 5.0
+
+
+class _ForkGate:
+    """Keeps a connection's calls out of the way of ``fork()``.
+
+    Every call passes :meth:`enter` and :meth:`exit`; a parked call's future
+    is :meth:`track`-ed while it waits. :meth:`close` (before a fork) stops
+    new calls, cancels the parked ones and waits for the rest to end;
+    :meth:`open` (after it, in the parent) lets calls go again.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._active = 0
+        self._parked: set[Any] = set()
+        self._cancelled: set[Any] = set()
+
+    def enter(self) -> None:
+        with self._cond:
+            while self._closed:
+                self._cond.wait()
+            self._active += 1
+
+    def exit(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0:
+                self._cond.notify_all()
+
+    def track(self, future: Any) -> None:
+        with self._cond:
+            self._parked.add(future)
+            # Made as the gate closed: cancelled like the others.
+            if self._closed and future.cancel():
+                self._cancelled.add(future)
+
+    def untrack(self, future: Any) -> bool:
+        """Stops tracking ``future``; True if :meth:`close` cancelled it."""
+        with self._cond:
+            self._parked.discard(future)
+            if future in self._cancelled:
+                self._cancelled.discard(future)
+                return True
+            return False
+
+    def close(self, timeout: float) -> int:
+        """Stops new calls, cancels the parked ones, and waits up to
+        ``timeout`` for the calls in flight to end; returns how many are
+        still in flight."""
+        with self._cond:
+            self._closed = True
+            for future in self._parked:
+                if future.cancel():
+                    self._cancelled.add(future)
+            self._cond.wait_for(lambda: self._active == 0, timeout)
+            return self._active
+
+    def open(self) -> None:
+        with self._cond:
+            self._closed = False
+            self._cond.notify_all()
+
+
 class GrpcConnection(ManagerCount):
     """A process's channel and session to one server over gRPC."""
 
@@ -161,6 +233,7 @@ class GrpcConnection(ManagerCount):
         # Holds this process has on anonymous objects: name -> [type, count].
         self._holds: dict[str, list[Any]] = {}
         self._session = Session(self, _SessionsStub(self._channel))
+        self._gate = _ForkGate()
         self._managers = 0
         self.closed = False
         _register_hooks()
@@ -181,7 +254,8 @@ class GrpcConnection(ManagerCount):
         """Runs one unary rpc (see statehub._connection.Connection.call).
 
         A parked call is made in its future form so that an exception raised
-        while it waits cancels it on the server.
+        while it waits cancels it on the server; one cancelled so that the
+        process could fork raises ForkInterrupted (the caller makes it again).
         """
         stub_method = self._methods.get((service, method))
         if stub_method is None:
@@ -196,9 +270,10 @@ class GrpcConnection(ManagerCount):
             for attempt in range(2):
                 session_id = self._session.ensure()
                 metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
+                self._gate.enter()
                 try:
                     if parked:
-                        return _wait_for_future(
+                        return self._wait(
                             stub_method.future(
                                 request, metadata=metadata, timeout=deadline
                             )
@@ -213,10 +288,32 @@ class GrpcConnection(ManagerCount):
                         # A server verdict: the gRPC plumbing adds nothing.
                         raise error from None
                     raise error from rpc_error
+                finally:
+                    self._gate.exit()
             raise AssertionError("unreachable")
         finally:
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _wait(self, future: Any) -> Any:
+        """The response of a parked call made in future form. grpcio's
+        ``result()`` waits in short slices, so signals are handled meanwhile;
+        whatever interrupts the wait cancels the call (the server drops the
+        waiter and rolls back a grant that raced with the cancellation)."""
+        self._gate.track(future)
+        try:
+            return future.result()
+        except grpc.FutureCancelledError:
+            if self._gate.untrack(future):
+                raise _connection.ForkInterrupted() from None
+            raise
+        except grpc.RpcError:
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            self._gate.untrack(future)
 
     def _translate(
         self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
@@ -292,29 +389,27 @@ class GrpcConnection(ManagerCount):
         _connection.unregister(self)
 
     def _pause_for_fork(self) -> None:
+        in_flight = self._gate.close(FORK_DRAIN_TIMEOUT)
+        if in_flight:
+            warnings.warn(
+                f"statehub: forking with {in_flight} gRPC call(s) to "
+                f"{self.address} still in flight after {FORK_DRAIN_TIMEOUT:g}s; "
+                "grpcio's fork handler may hang the child. Use the lane "
+                "(transport='lane', the default), which forks safely, or fork "
+                "before starting threads that call statehub.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._session.pause()
 
     def _resume_after_fork(self) -> None:
+        self._gate.open()
         self._session.resume()
 
     def _abandon_in_child(self) -> None:
         # Kept referenced by the registry's orphans: no destructor may touch
         # grpc state in the child.
         pass
-
-
-def _wait_for_future(future: Any) -> Any:
-    """The response of a call made in future form. grpcio's ``result()``
-    waits in short slices, so signals are handled meanwhile; whatever
-    interrupts the wait cancels the call (the server drops the waiter and
-    rolls back a grant that raced with the cancellation)."""
-    try:
-        return future.result()
-    except grpc.RpcError:
-        raise
-    except BaseException:
-        future.cancel()
-        raise
 
 
 # -- fork and exit hooks ----------------------------------------------------

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from . import _metrics, errors
-from ._connection import connection_for
+from ._connection import ForkInterrupted, connection_for
 from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
 from ._waits import call_deadline, clamp, lock_timeout
@@ -323,10 +323,21 @@ class ConditionProxy(AcquirerProxy):
         # which may take any time, as in Python.
         try:
             response = self._park(
-                "Wait", sync_pb2.ConditionWaitRequest, clamp(timeout), None
+                "Wait",
+                sync_pb2.ConditionWaitRequest,
+                clamp(timeout),
+                None,
+                retry_after_fork=False,
             )
         except errors.StatehubError:
             raise
+        except ForkInterrupted:
+            # Cancelled for a fork (gRPC only), with the lock released: it
+            # cannot simply be made again, so it ends as a spurious wakeup
+            # would, holding the lock again. Callers that loop on their
+            # predicate (wait_for, or `while not ...: wait()`) are unaffected.
+            self._reacquire_after_interrupt(threading.get_ident())
+            return True
         except BaseException:
             # Interrupted (Ctrl-C): the call was cancelled with the lock
             # released. Python's wait reacquires before propagating, so that

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import weakref
 from multiprocessing import util
 from typing import Any, ClassVar, TypeVar
@@ -192,22 +193,40 @@ class BaseProxy:
         request_type: Any,
         seconds: float | None,
         deadline: float | None,
+        *,
+        retry_after_fork: bool = True,
         **fields: Any,
     ) -> Any:
         """Runs rpc ``method``, which may wait on the server: its request (of
         ``request_type``, with ``fields``) names this object and the calling
         thread and asks the server to wait up to ``seconds`` (None: until
         served); the call's deadline is ``deadline`` seconds (None: none).
-        See the funnel's ``parked``."""
+        See the funnel's ``parked``. A call cancelled for a fork (gRPC
+        only) is made again, unless ``retry_after_fork`` is False: then
+        ForkInterrupted is raised."""
         thread_id, label = caller()
         request = request_type(
             name=self._token.name, thread_id=thread_id, label=label, **fields
         )
-        if seconds is not None:
-            request.timeout.CopyFrom(duration(seconds))
-        return connection_for(self._token.address).call(
-            self._service, method, request, timeout=deadline, parked=True
-        )
+        started = time.monotonic()
+        elapsed = 0.0
+        while True:
+            if seconds is not None:
+                request.timeout.CopyFrom(duration(max(seconds - elapsed, 0.0)))
+            try:
+                return connection_for(self._token.address).call(
+                    self._service,
+                    method,
+                    request,
+                    timeout=None if deadline is None else deadline - elapsed,
+                    parked=True,
+                )
+            except _connection.ForkInterrupted:
+                if not retry_after_fork:
+                    raise
+                # Cancelled so that the process could fork: made again for
+                # what is left of its timeout.
+                elapsed = time.monotonic() - started
 
     # -- holds --------------------------------------------------------------
 

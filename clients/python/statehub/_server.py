@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,6 +81,14 @@ class ServerProcess:
     :meth:`start` returns once the server printed ``ready``; :meth:`stop`
     sends SIGTERM and waits (SIGKILL after ``timeout``), then removes the
     private directory.
+
+    The server outlives nobody: its standard input is a pipe whose only
+    writer is this process (closed in forked children), and it runs with
+    ``--watch_stdin``, so it shuts down as soon as this process dies,
+    however it dies. It holds none of this process's standard streams: its
+    log goes to ``server.log`` in the private directory (:attr:`log_path`),
+    so a shell that captures this program's output (``out=$(python
+    prog.py)``) is not kept waiting by the server.
     """
 
     def __init__(
@@ -93,7 +102,10 @@ class ServerProcess:
         self._listen = listen
         self._args = list(args)
         self._dir: str | None = None
+        self._owner = os.getpid()
         self.process: subprocess.Popen[bytes] | None = None
+        #: The server's log (its standard error), in the private directory.
+        self.log_path: str | None = None
         #: The addresses the server listens on, in the order it printed them.
         self.addresses: list[str] = []
 
@@ -106,9 +118,9 @@ class ServerProcess:
         return self.addresses[0]
 
     def start(self, timeout: float = 15.0) -> None:
+        self._dir = tempfile.mkdtemp(prefix="statehub-")
         listen = self._listen
         if listen is None:
-            self._dir = tempfile.mkdtemp(prefix="statehub-")
             listen = f"unix://{self._dir}/server.sock"
         # A private server serves no metrics (its port would clash with the
         # next manager's); pass args=["--metrics_listen=..."] to get them.
@@ -117,17 +129,23 @@ class ServerProcess:
             f"--listen={listen}",
             "--log_level=warn",
             "--metrics_listen=",
+            "--watch_stdin",
             *self._args,
         ]
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            # Its own process group: a Ctrl-C at the terminal reaches this
-            # program, which then shuts the server down in order (Manager's
-            # server ignores SIGINT for the same reason, bpo-36368).
-            start_new_session=True,
-        )
+        self.log_path = os.path.join(self._dir, "server.log")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                # Its own process group: a Ctrl-C at the terminal reaches this
+                # program, which then shuts the server down in order
+                # (Manager's server ignores SIGINT for the same reason,
+                # bpo-36368).
+                start_new_session=True,
+            )
+        _lifelines.add(self)
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -147,7 +165,8 @@ class ServerProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise errors.StatehubError(
-                        f"{self.binary} did not become ready within {timeout:g}s"
+                        f"{self.binary} did not become ready within "
+                        f"{timeout:g}s{self._log_tail()}"
                     )
                 if not selector.select(remaining):
                     continue
@@ -156,7 +175,7 @@ class ServerProcess:
                     code = self.process.wait()
                     raise errors.StatehubError(
                         f"{self.binary} exited with status {code} before it was "
-                        "ready (its standard error says why)"
+                        f"ready{self._log_tail()}"
                     )
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
@@ -167,7 +186,28 @@ class ServerProcess:
                     elif line == _READY:
                         return
 
+    def _log_tail(self, lines: int = 10) -> str:
+        """The end of the server's log, to quote in an error."""
+        try:
+            with open(self.log_path or "", "rb") as log:
+                tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "; its log says:\n  " + "\n  ".join(tail) if tail else ""
+
+    def _drop_lifeline(self) -> None:
+        """Closes this process's end of the server's standard input (which
+        stops a server started with --watch_stdin)."""
+        process = self.process
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+
     def stop(self, timeout: float = 5.0) -> None:
+        if os.getpid() != self._owner:
+            # A forked copy: the server belongs to the process that started it.
+            return
+        _lifelines.discard(self)
         process = self.process
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -177,8 +217,23 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._drop_lifeline()
         if process is not None and process.stdout is not None:
             process.stdout.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+#: The servers this process started; a forked child closes its copies of
+#: their lifelines, so that only the process that started a server keeps it.
+_lifelines: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+
+
+def _close_lifelines_in_child() -> None:
+    for server in list(_lifelines):
+        server._drop_lifeline()
+    _lifelines.clear()
+
+
+os.register_at_fork(after_in_child=_close_lifelines_in_child)

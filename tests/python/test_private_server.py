@@ -1,0 +1,142 @@
+"""A private server (statehub.Manager() with no address) dies with the
+process that started it, however that process dies, and holds none of its
+standard streams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import statehub
+
+from conftest import wait_until
+
+# How long a private server may outlive its owner. It notices at once (its
+# standard input closes); the bound leaves room for a loaded machine.
+EXIT_BOUND_SECONDS = 10
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited; only its parent's wait() remains.
+    status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    return status != "Z"
+
+
+def _owner_script(tmp_path: Path, body: str) -> Path:
+    """A program that starts a private server, uses it, prints the server's
+    pid and log path, then runs `body`."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, sys, time
+            import statehub
+            m = statehub.Manager()
+            d = m.dict()
+            d["x"] = 1
+            print(m._server.process.pid, m._server.log_path, flush=True)
+            """
+        )
+        + textwrap.dedent(body)
+    )
+    return script
+
+
+def _start_owner(script: Path) -> tuple[subprocess.Popen[str], int, str]:
+    owner = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=script.parent,
+    )
+    assert owner.stdout is not None
+    pid, log_path = owner.stdout.readline().split()
+    return owner, int(pid), log_path
+
+
+def test_server_exits_when_its_owner_is_sigkilled(tmp_path: Path) -> None:
+    owner, server_pid, log_path = _start_owner(
+        _owner_script(tmp_path, "time.sleep(600)\n")
+    )
+    try:
+        assert _alive(server_pid)
+        owner.kill()
+        owner.wait()
+        assert wait_until(lambda: not _alive(server_pid), EXIT_BOUND_SECONDS), (
+            f"the private server (pid {server_pid}) outlived its SIGKILLed owner"
+        )
+        assert "the process that started this server is gone" in Path(
+            log_path
+        ).read_text()
+    finally:
+        owner.kill()
+        if _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def test_a_forked_child_does_not_keep_the_server_alive(tmp_path: Path) -> None:
+    # The owner forks a child that outlives it: the server still goes with
+    # the owner (a forked copy closes its end of the lifeline).
+    owner, server_pid, _ = _start_owner(
+        _owner_script(
+            tmp_path,
+            """
+            child = os.fork()
+            if child == 0:
+                time.sleep(600)
+                os._exit(0)
+            print(child, flush=True)
+            time.sleep(600)
+            """,
+        )
+    )
+    assert owner.stdout is not None
+    child = int(owner.stdout.readline())
+    try:
+        owner.kill()
+        owner.wait()
+        assert _alive(child)
+        assert wait_until(lambda: not _alive(server_pid), EXIT_BOUND_SECONDS), (
+            "a forked child of the owner kept the private server alive"
+        )
+    finally:
+        for pid in (child, server_pid):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_shell_capturing_the_owners_output_is_not_kept_waiting(
+    tmp_path: Path,
+) -> None:
+    # `$(...)` returns when every writer of the captured output has closed
+    # it: the server must not be one of them, whether the owner exits or is
+    # killed. Standard error is captured too (2>&1). A server that held
+    # them would make subprocess.run time out.
+    for ending in ("sys.exit(0)\n", "os.kill(os.getpid(), signal.SIGKILL)\n"):
+        script = _owner_script(tmp_path, "print('done', flush=True)\n" + ending)
+        result = subprocess.run(
+            ["bash", "-c", f'out=$("{sys.executable}" "{script}" 2>&1); echo "$out"'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+        )
+        lines = result.stdout.split()
+        assert "done" in lines, result
+        server_pid = int(lines[0])
+        assert wait_until(lambda pid=server_pid: not _alive(pid), EXIT_BOUND_SECONDS)
+
+
+def test_a_server_that_fails_to_start_quotes_its_log() -> None:
+    with pytest.raises(statehub.StatehubError, match="its log says"):
+        statehub.Manager(server_args=["--lease_ttl=0s"])
