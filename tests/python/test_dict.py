@@ -189,3 +189,75 @@ def test_defaults_are_returned_as_given(manager: statehub.SyncManager) -> None:
     inner = manager.list()
     assert d.get("x", inner) is inner
     assert manager.describe(inner).holders == 1
+
+
+def _change_size_before_first_next(change: Any) -> Any:
+    def op(d: Any) -> Any:
+        it = iter(d)
+        change(d)
+        return next(it)
+
+    op.__name__ = change.__name__
+    return op
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.clear(),
+        lambda d: d.__setitem__("new", 1),
+        lambda d: d.pop("a"),
+        lambda d: d.update(x=1, y=2),
+    ],
+    ids=["clear", "add", "pop", "update"],
+)
+def test_iterator_notices_a_size_change_before_its_first_key(
+    manager: statehub.SyncManager, change: Any
+) -> None:
+    # As a dict's iterator: the size is taken at iter(d), not at next().
+    plain = {"a": 1, "b": 2}
+    error = check_same(
+        _change_size_before_first_next(change), manager.dict(plain), dict(plain)
+    )
+    assert isinstance(error, RuntimeError)
+    assert str(error).endswith("dictionary changed size during iteration")
+
+
+def test_iterator_keeps_raising_and_keeps_stopping(
+    manager: statehub.SyncManager,
+) -> None:
+    d = manager.dict(a=1)
+    it = iter(d)
+    d["b"] = 2
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="changed size during iteration"):
+            next(it)
+    done = iter(d)
+    assert list(done) == ["a", "b"]
+    d["c"] = 3  # after StopIteration the iterator stays exhausted
+    assert list(done) == []
+    # A value changed before the first key is fine, as in a dict.
+    it = iter(d)
+    d["a"] = 10
+    assert list(it) == ["a", "b", "c"]
+
+
+def test_iterating_a_thousand_keys_is_a_few_round_trips(
+    manager: statehub.SyncManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = manager.dict({i: None for i in range(1000)})
+    calls: list[str] = []
+    real_call = statehub.DictProxy._call
+
+    def counting_call(self: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(method)
+        return real_call(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(statehub.DictProxy, "_call", counting_call)
+    assert [key for key in d] == list(range(1000))
+    # iter(d) takes the size, the first next() reads every key, and the
+    # next() after the last key checks the size again.
+    assert calls == ["Items", "Items", "Items"]
+    calls.clear()
+    assert list(d) == list(range(1000))
+    assert len(calls) <= 4  # list() also asks len(d), for a size hint

@@ -166,3 +166,60 @@ def test_index_error_message(manager: statehub.SyncManager) -> None:
     with pytest.raises(ValueError) as absent:
         lst.remove(1)
     assert isinstance(absent.value, statehub.StatehubValueError)
+
+
+def _read_then_change(seq: Any) -> Any:
+    it = iter(seq)
+    seq[0] = 100
+    return next(it)
+
+
+def _pop_while_iterating(seq: Any) -> list[Any]:
+    seen = []
+    for item in seq:
+        seen.append(item)
+        seq.pop()
+    return seen
+
+
+def _grow_while_iterating(seq: Any) -> list[Any]:
+    seen = []
+    for item in seq:
+        seen.append(item)
+        if item < 3:
+            seq.append(item + 10)
+    return seen
+
+
+def _delete_ahead(seq: Any) -> list[Any]:
+    seen = []
+    for item in seq:
+        seen.append(item)
+        if item == 1:
+            del seq[:3]
+    return seen
+
+
+def _exhausted_stays_exhausted(seq: Any) -> tuple[list[Any], list[Any]]:
+    it = iter(seq)
+    first = list(it)
+    seq.append("late")
+    return first, list(it)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        _read_then_change,
+        _pop_while_iterating,
+        _grow_while_iterating,
+        _delete_ahead,
+        _exhausted_stays_exhausted,
+    ],
+)
+def test_iterator_sees_changes_made_while_it_runs(
+    manager: statehub.SyncManager, op: Any
+) -> None:
+    # As Python's list iterator (and Manager's proxy): by index, live.
+    items = [0, 1, 2, 3, 4, 5]
+    check_same(op, manager.list(items), list(items), op.__name__)

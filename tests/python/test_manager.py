@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.managers
 import os
 import subprocess
 import sys
@@ -183,6 +184,21 @@ def test_every_manager_type_is_served(manager: statehub.SyncManager) -> None:
 def test_pool_is_a_local_pool(manager: statehub.SyncManager) -> None:
     with manager.Pool(2) as pool:
         assert pool.map(abs, [-1, -2]) == [1, 2]
+
+
+@pytest.mark.parametrize("processes", [0, -1])
+def test_pool_of_no_processes_raises_what_manager_raises(
+    manager: statehub.SyncManager, processes: int
+) -> None:
+    with pytest.raises(multiprocessing.managers.RemoteError) as caught:
+        manager.Pool(processes)
+    error = caught.value
+    # Also the ValueError multiprocessing.Pool raises, naming the value.
+    assert isinstance(error, ValueError)
+    assert isinstance(error, statehub.StatehubError)
+    assert str(error) == f"Number of processes must be at least 1, not {processes}"
+    with pytest.raises(ValueError, match="maxtasksperchild"):
+        manager.Pool(1, maxtasksperchild=0)
 
 
 def test_named_objects_get_or_create(manager: statehub.SyncManager) -> None:

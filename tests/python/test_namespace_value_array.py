@@ -55,6 +55,35 @@ def test_namespace_attribute_error(manager: statehub.SyncManager) -> None:
     assert (ns.value, ns.get) == (1, 2)
 
 
+def test_namespace_underscore_attributes_stay_on_the_proxy(
+    manager: statehub.SyncManager,
+) -> None:
+    name = "test-namespace-hidden"
+    ns = manager.named.Namespace(name, shown=1)
+    try:
+        ns._hidden = "hidden"
+        assert ns._hidden == "hidden"
+        assert getattr(ns, "_hidden", None) == "hidden"
+        # Never sent: not in str(), vars() or another proxy of the object,
+        # as with Manager's NamespaceProxy.
+        assert str(ns) == "Namespace(shown=1)"
+        assert vars(ns) == {"shown": 1}
+        assert manager.describe(ns).size == 1
+        other = manager.named.Namespace(name)
+        assert not hasattr(other, "_hidden")
+        with pytest.raises(AttributeError):
+            other._hidden
+        del ns._hidden
+        assert not hasattr(ns, "_hidden")
+        with pytest.raises(AttributeError):
+            del ns._hidden
+        # The proxy's own machinery is not an attribute to overwrite.
+        with pytest.raises(AttributeError):
+            ns._call = None
+    finally:
+        manager.named.delete(name)
+
+
 def test_namespace_str_sorts_like_managers(manager: statehub.SyncManager) -> None:
     attrs = {"a1": 1, "a": 2, "B": 3, "a_b": 4}
     assert str(manager.Namespace(**attrs)) == repr(

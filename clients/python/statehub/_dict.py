@@ -4,11 +4,12 @@ Every method is one rpc, atomic on the server (docs/methods.md). Like
 Manager's proxy, ``keys()``, ``values()`` and ``items()`` return lists (a
 snapshot taken in one reply) and ``copy()`` a plain dict; ``iter(d)`` pages
 through the dict and raises RuntimeError, as a dict does, if the dict
-changes size while it is being iterated.
+changes size after ``iter(d)`` (:class:`KeyIterator`).
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
@@ -92,37 +93,22 @@ class DictProxy(BaseProxy, Generic[K, V]):
         return int(response.length)
 
     def __iter__(self) -> Iterator[K]:
-        return self._iterate()
+        """An iterator over the keys that raises RuntimeError, as a dict's
+        does, if the dict's size changes after ``iter(d)`` (see
+        :class:`KeyIterator`); ``iter(d)`` itself is one round trip."""
+        return KeyIterator(self)
 
-    def _iterate(self) -> Iterator[K]:
-        cursor = 0
-        size_version = 0
-        while True:
-            response = self._call(
-                "Items",
-                dict_pb2.DictItemsRequest(
-                    name=self._token.name,
-                    cursor=cursor,
-                    limit=ITER_PAGE,
-                    size_version=size_version,
-                    keys_only=True,
-                ),
-            )
-            size_version = response.size_version
-            keys = _codec.decode_many(
-                (e.key for e in response.entries), self._token.address, self._options
-            )
-            yield from keys
-            cursor = response.next_cursor
-            if cursor == 0:
-                break
-        # As a dict, notice a size change after the last key too: one more
-        # (empty-handed) page checks the size version.
-        self._call(
+    def _keys_page(
+        self, cursor: int, limit: int, size_version: int
+    ) -> dict_pb2.DictItemsResponse:
+        """One page of keys from cursor; RuntimeError (RUNTIME_ERROR) if
+        size_version is set and the dict's size has changed since."""
+        return self._call(  # type: ignore[no-any-return]
             "Items",
             dict_pb2.DictItemsRequest(
                 name=self._token.name,
-                limit=1,
+                cursor=cursor,
+                limit=limit,
                 size_version=size_version,
                 keys_only=True,
             ),
@@ -287,6 +273,56 @@ class DictProxy(BaseProxy, Generic[K, V]):
 
 
 MutableMapping.register(DictProxy)
+
+
+class KeyIterator(Generic[K]):
+    """A dict's key iterator over a shared dict (issue 14).
+
+    ``iter(d)`` records the dict's size version (it changes whenever the
+    number of entries does). The first ``next()`` reads the first page of
+    :data:`ITER_PAGE` keys, later pages are read as they are needed, and a
+    ``next()`` after the last key checks once more; each of these calls
+    fails with RuntimeError ("dictionary changed size during iteration") if
+    the size has changed since ``iter(d)``, as a dict's iterator does, even
+    before the first key. So ``list(d)`` of up to ITER_PAGE keys is three
+    round trips. Unlike a dict's, a change within a page is seen only at the
+    next page; after a RuntimeError every ``next()`` raises it again, and
+    after StopIteration every ``next()`` stops, as with a dict.
+    """
+
+    __slots__ = ("_cursor", "_dict", "_keys", "_size_version")
+
+    def __init__(self, proxy: DictProxy[K, Any]) -> None:
+        self._dict: DictProxy[K, Any] | None = proxy
+        self._size_version = proxy._keys_page(0, 1, 0).size_version
+        self._keys: collections.deque[K] = collections.deque()
+        # Where the next page starts; None once the last page has been read.
+        self._cursor: int | None = 0
+
+    def __iter__(self) -> KeyIterator[K]:
+        return self
+
+    def __next__(self) -> K:
+        proxy = self._dict
+        if proxy is None:
+            raise StopIteration
+        while not self._keys:
+            if self._cursor is None:
+                # After the last key: one more check, as a dict notices a
+                # size change made while its last key was being used.
+                proxy._keys_page(0, 1, self._size_version)
+                self._dict = None
+                raise StopIteration
+            page = proxy._keys_page(self._cursor, ITER_PAGE, self._size_version)
+            self._keys.extend(
+                _codec.decode_many(
+                    (e.key for e in page.entries),
+                    proxy._token.address,
+                    proxy._options,
+                )
+            )
+            self._cursor = page.next_cursor or None
+        return self._keys.popleft()
 
 
 def _plain(other: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Every method is one rpc, atomic on the server (docs/methods.md). As with
 Manager, slices, ``l + x`` and ``l * n`` return plain lists; ``l += x`` and
-``l *= n`` change the shared list and return the proxy.
+``l *= n`` change the shared list and return the proxy; ``iter(l)`` reads
+one item per ``next()``, live, as Manager's proxy does.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def subscript(index: Any, what: str = "list") -> list_pb2.Subscript:
 @register(value_pb2.LIST)
 class ListProxy(BaseProxy, Generic[T]):
     """A shared list. Supports every method of Manager's ListProxy, plus
-    ``clear()``, ``copy()`` and ``iter()`` in one reply.
+    ``clear()`` and ``copy()`` (a plain list, in one reply).
 
     Safe to use from several threads and processes; each method is one atomic
     server operation, except ``sort(key=...)`` (see :meth:`sort`).
@@ -131,8 +132,11 @@ class ListProxy(BaseProxy, Generic[T]):
         return bool(response.contains)
 
     def __iter__(self) -> Iterator[T]:
-        """Iterates over a snapshot of the list, taken in one reply."""
-        return iter(self.copy())
+        """A live iterator, as Python's list iterator and Manager's proxy:
+        each ``next()`` reads the item at the next index (one round trip),
+        so it sees changes made while it runs. Use :meth:`copy` to iterate
+        over a snapshot taken in one reply."""
+        return ListIterator(self)
 
     def __reversed__(self) -> Iterator[T]:
         response = self._call(
@@ -278,6 +282,33 @@ class ListProxy(BaseProxy, Generic[T]):
 
 
 MutableSequence.register(ListProxy)
+
+
+class ListIterator(Generic[T]):
+    """Python's list iterator over a shared list: index-based, so it sees
+    items changed, added or removed while it runs, and stops for good once
+    the index reaches the list's length (issue 14)."""
+
+    __slots__ = ("_index", "_list")
+
+    def __init__(self, proxy: ListProxy[T]) -> None:
+        self._list: ListProxy[T] | None = proxy
+        self._index = 0
+
+    def __iter__(self) -> ListIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._list is None:
+            raise StopIteration
+        # A one-item slice is empty past the end, where l[i] would raise:
+        # the end costs no error reply.
+        items = self._list[self._index : self._index + 1]
+        if not items:
+            self._list = None  # exhausted, as Python's: later growth is not seen
+            raise StopIteration
+        self._index += 1
+        return items[0]
 
 
 def _items(values: Iterable[Any]) -> Iterable[Any]:

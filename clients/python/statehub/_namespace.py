@@ -1,8 +1,10 @@
 """NamespaceProxy: Manager's Namespace on ``statehub.v1.Namespaces``.
 
 Attributes whose names start with an underscore belong to the proxy itself,
-as with Manager; every other attribute lives on the server. The proxy has no
-public methods of its own, so no attribute name is shadowed.
+as with Manager: ``ns._hidden = 1`` sets it on this proxy only (never sent,
+not in ``str(ns)`` or ``vars(ns)``, not pickled). Every other attribute lives
+on the server. The proxy has no public methods of its own, so no attribute
+name is shadowed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from . import _codec
 from ._proto import namespace_pb2, value_pb2
-from ._proxy import BaseProxy, register
+from ._proxy import BaseProxy, Options, Token, register
 
 
 @register(value_pb2.NAMESPACE)
@@ -24,14 +26,31 @@ class NamespaceProxy(BaseProxy):
     processes; each attribute access is one atomic server operation.
     """
 
-    __slots__ = ()
+    # _local holds the proxy's own underscore attributes (``ns._hidden``),
+    # which Manager's proxy keeps in its __dict__; ours is the remote one.
+    __slots__ = ("_local",)
     _service = "Namespaces"
 
+    _local: dict[str, Any]
+
+    def __init__(self, token: Token, options: Options, *, held: bool) -> None:
+        object.__setattr__(self, "_local", {})
+        super().__init__(token, options, held=held)
+
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: proxy internals (a leading
-        # underscore) were not found, everything else is remote.
+        # Only called when normal lookup fails: the proxy's machinery (slots,
+        # methods) was not it.
         if name.startswith("_"):
-            return object.__getattribute__(self, name)
+            # object.__getattribute__: an unset slot must not recurse here.
+            local = object.__getattribute__(self, "_local")
+            try:
+                return local[name]
+            except KeyError:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}",
+                    name=name,
+                    obj=self,
+                ) from None
         response = self._call(
             "Get",
             namespace_pb2.NamespaceGetRequest(name=self._token.name, attribute=name),
@@ -41,7 +60,11 @@ class NamespaceProxy(BaseProxy):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
-            object.__setattr__(self, name, value)
+            if hasattr(type(self), name):
+                # The proxy's own slots; its methods are read-only.
+                object.__setattr__(self, name, value)
+            else:
+                self._local[name] = value
             return
         self._call(
             "Set",
@@ -54,7 +77,10 @@ class NamespaceProxy(BaseProxy):
 
     def __delattr__(self, name: str) -> None:
         if name.startswith("_"):
-            object.__delattr__(self, name)
+            if name in self._local:
+                del self._local[name]
+            else:
+                object.__delattr__(self, name)
             return
         self._call(
             "Delete",

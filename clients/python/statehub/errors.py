@@ -33,6 +33,7 @@ from __future__ import annotations
 import builtins
 import multiprocessing
 import threading
+from multiprocessing import managers
 from typing import Any
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "StatehubError",
     "StatehubIndexError",
     "StatehubKeyError",
+    "StatehubRemoteError",
     "StatehubRuntimeError",
     "StatehubTypeError",
     "StatehubValueError",
@@ -106,6 +108,19 @@ class StatehubIndexError(StatehubError, IndexError):
 
 class StatehubValueError(StatehubError, ValueError):
     """A bad value: a value missing from a list, a bad name (kind VALUE_ERROR)."""
+
+
+class StatehubRemoteError(StatehubValueError, managers.RemoteError):
+    """A bad argument that Manager reports as a ``RemoteError`` (its server
+    process raised the ValueError), such as ``m.Pool(0)``.
+
+    Also a ``ValueError``, which the same call raises without a manager, so
+    code that catches either keeps working. ``str(e)`` is the message, which
+    names the bad value, without RemoteError's ruled-off traceback.
+    """
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
 
 
 class StatehubTypeError(StatehubError, TypeError):

@@ -52,6 +52,7 @@ from ._proxy import (
 )
 from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
+from .errors import StatehubRemoteError
 
 __all__ = ["Manager", "NamedObjects", "ObjectInfo", "SyncManager"]
 
@@ -402,7 +403,26 @@ class SyncManager:
     ) -> multiprocessing.pool.Pool:
         """A process pool of this program (``ctx.Pool``, not on the server,
         unlike Manager's, whose pool runs in the manager process): proxies
-        passed to its tasks work in the workers."""
+        passed to its tasks work in the workers.
+
+        ``processes`` below 1 or a ``maxtasksperchild`` that is not a
+        positive int raise :class:`~statehub.errors.StatehubRemoteError`,
+        both the ``RemoteError`` Manager raises and the ``ValueError``
+        ``multiprocessing.Pool`` raises.
+        """
+        # Checked here, before ctx.Pool opens its pipes, so the error can be
+        # Manager's type (issue 14) and name the value.
+        if processes is not None and processes < 1:
+            raise StatehubRemoteError(
+                f"Number of processes must be at least 1, not {processes!r}"
+            )
+        if maxtasksperchild is not None and (
+            not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0
+        ):
+            raise StatehubRemoteError(
+                "maxtasksperchild must be a positive int or None, not "
+                f"{maxtasksperchild!r}"
+            )
         return self._ctx.Pool(processes, initializer, initargs, maxtasksperchild)
 
     # -- Manager's synchronization objects (anonymous) ---------------------
