@@ -27,6 +27,7 @@ std::vector<Value> BarrierObject::TakeContents() { return {}; }
 
 std::vector<Completion> BarrierObject::TakeWaiters(const absl::Status& status) {
   std::vector<Completion> out;
+  FailActionLocked(status, &out);
   wait_queue_internal::FailAll(queue_, status, &out);
   return out;
 }
@@ -38,11 +39,24 @@ absl::Status BarrierObject::BrokenError() const {
 
 void BarrierObject::BreakLocked(std::vector<Completion>* out) {
   broken_ = true;
+  FailActionLocked(BrokenError(), out);
   wait_queue_internal::FailAll(queue_, BrokenError(), out);
 }
 
+void BarrierObject::FailActionLocked(const absl::Status& status,
+                                     std::vector<Completion>* out) {
+  if (!action_) return;
+  // Claimed when the action began: nothing else can complete them.
+  for (std::shared_ptr<Waiter>& w : action_->held) {
+    WaitResult failed;
+    failed.status = status;
+    out->push_back(Completion{std::move(w), std::move(failed)});
+  }
+  action_.reset();
+}
+
 absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
-    const Caller& caller, std::shared_ptr<Waiter> waiter) {
+    const Caller& caller, std::shared_ptr<Waiter> waiter, bool run_action) {
   if (waiter == nullptr) {
     return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
                  "a barrier wait needs a waiter");
@@ -68,7 +82,16 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
     return waited;
   }
 
-  // The last party: claim every parked caller, then grant all or break.
+  // The last party. One that will run the action must have a session, whose
+  // end then breaks the barrier rather than leave the others held.
+  if (run_action && (caller.session == 0 ||
+                     !registry_->Track(caller.session, shared_from_this()))) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 ErrorKind::kSessionError,
+                 "running the barrier's action needs a live session");
+  }
+  // Claim every parked caller, then grant all (or hold them for the
+  // action) or break.
   std::vector<std::shared_ptr<Waiter>> claimed;
   claimed.reserve(queue_.size());
   bool withdrawing = false;
@@ -97,6 +120,13 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
     waited.parked = true;
     return waited;
   }
+  waited.passed = true;
+  waited.index = index;
+  if (run_action) {
+    action_ = Action{caller.session, std::move(claimed)};
+    waited.run_action = true;
+    return waited;
+  }
   for (size_t i = 0; i < claimed.size(); ++i) {
     WaitResult result;
     result.granted = true;
@@ -104,9 +134,33 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
     waited.completions.push_back({std::move(claimed[i]), std::move(result)});
   }
   ++generation_;
-  waited.passed = true;
-  waited.index = index;
   return waited;
+}
+
+absl::StatusOr<std::vector<Completion>> BarrierObject::ActionDone(
+    const Caller& caller, bool failed) {
+  std::vector<Completion> out;
+  MutexLock lock(&mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (!action_ || action_->runner != caller.session || caller.session == 0) {
+    return Error(absl::StatusCode::kFailedPrecondition,
+                 ErrorKind::kRuntimeError,
+                 "no action of this session is running on the barrier");
+  }
+  if (failed) {
+    BreakLocked(&out);
+    return out;
+  }
+  std::vector<std::shared_ptr<Waiter>> held = std::move(action_->held);
+  action_.reset();
+  for (size_t i = 0; i < held.size(); ++i) {
+    WaitResult result;
+    result.granted = true;
+    result.index = static_cast<int64_t>(i);
+    out.push_back(Completion{std::move(held[i]), std::move(result)});
+  }
+  ++generation_;
+  return out;
 }
 
 absl::StatusOr<std::vector<Completion>> BarrierObject::Abort() {
@@ -141,7 +195,17 @@ BarrierState BarrierObject::State() const {
   state.n_waiting = wait_queue_internal::Waiting(queue_);
   state.broken = broken_;
   state.generation = generation_;
-  state.waiters = wait_queue_internal::Infos(queue_);
+  if (action_) {
+    state.action_running = true;
+    state.n_waiting += static_cast<int64_t>(action_->held.size());
+    for (const std::shared_ptr<Waiter>& w : action_->held) {
+      state.waiters.push_back(
+          HolderInfo{w->session(), w->thread_id(), w->label(), w->since()});
+    }
+  }
+  for (HolderInfo& info : wait_queue_internal::Infos(queue_)) {
+    state.waiters.push_back(std::move(info));
+  }
   return state;
 }
 
@@ -153,8 +217,11 @@ std::vector<Completion> BarrierObject::OnSessionEnd(SessionId session) {
       Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
             "the waiting session ended"),
       &out);
-  // A party that will never arrive breaks the barrier, as a timeout does.
-  if (!ended.empty()) BreakLocked(&out);
+  // A party that will never arrive breaks the barrier, as a timeout does;
+  // so does a runner that will never report on its action.
+  if (!ended.empty() || (action_ && action_->runner == session)) {
+    BreakLocked(&out);
+  }
   return out;
 }
 

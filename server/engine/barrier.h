@@ -19,8 +19,17 @@
 //     timeout broke it. A zero timeout is a timeout like any other.
 //   - A session that ends with a parked waiter breaks the barrier too: that
 //     waiter ends with SESSION_ERROR, the others with BROKEN_BARRIER.
+//   - The action: Python's `action` callable belongs to a client, and
+//     threading.Barrier runs it in the last thread to arrive before it
+//     releases any. A last arrival that asks for it (Wait's `run_action`)
+//     passes at once told to run it, while the parties that arrived with it
+//     stay held (claimed, out of the queue: their timeouts no longer fire)
+//     until its ActionDone grants them, or breaks the barrier if the action
+//     failed. Abort, Reset, deletion or the end of the runner's session
+//     fail them as a break does. Arrivals meanwhile start the next
+//     generation.
 //
-// Python's `action` callable and default `timeout` belong to the client.
+// The default `timeout` belongs to the client.
 //
 // Example:
 //
@@ -40,6 +49,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,8 +67,12 @@ struct BarrierState {
   bool broken = false;
   // generation counts how many times the barrier has passed.
   uint64_t generation = 0;
-  // waiters lists parked callers in arrival order.
+  // waiters lists parked callers in arrival order (those held for a
+  // running action first).
   std::vector<HolderInfo> waiters;
+  // action_running: a party runs the action; n_waiting and waiters include
+  // the parties it holds.
+  bool action_running = false;
 };
 
 class BarrierObject final : public Object {
@@ -77,6 +91,9 @@ class BarrierObject final : public Object {
     // passed is true when the caller was the last party: it passes now with
     // `index` (parties - 1) and the others are granted by `completions`.
     bool passed = false;
+    // run_action is true when the caller passed last and must run the
+    // action (it asked to): the others pass at its ActionDone.
+    bool run_action = false;
     // parked is true when `waiter` was parked: it completes with its index
     // (WaitResult.index) or an error. It may already be completed by
     // `completions` (see Wait).
@@ -90,11 +107,20 @@ class BarrierObject final : public Object {
   // timeout or cancellation claimed it first), the barrier breaks instead of
   // passing, as the timeout came first: `waiter` is reported parked and is
   // completed with BROKEN_BARRIER among `completions`.
+  // `run_action`: the caller has an action to run if it arrives last.
   // Errors: BROKEN_BARRIER when the barrier is broken, SESSION_ERROR when
-  // the caller's session has ended, OBJECT_NOT_FOUND once deleted,
-  // VALUE_ERROR for a null waiter.
+  // the caller's session has ended (or, with run_action, it has none),
+  // OBJECT_NOT_FOUND once deleted, VALUE_ERROR for a null waiter.
   absl::StatusOr<Waited> Wait(const Caller& caller,
-                              std::shared_ptr<Waiter> waiter);
+                              std::shared_ptr<Waiter> waiter,
+                              bool run_action = false);
+
+  // ActionDone ends the running action: the held parties pass with their
+  // indices and the generation advances, or (`failed`) the barrier breaks.
+  // Errors: RUNTIME_ERROR when no action of the caller's session runs,
+  // OBJECT_NOT_FOUND once deleted.
+  absl::StatusOr<std::vector<Completion>> ActionDone(const Caller& caller,
+                                                     bool failed);
 
   // Abort breaks the barrier; parked callers fail with BROKEN_BARRIER.
   // Errors: OBJECT_NOT_FOUND once deleted.
@@ -124,15 +150,27 @@ class BarrierObject final : public Object {
   std::vector<Value> TakeContents() override;
   std::vector<Completion> TakeWaiters(const absl::Status& status) override;
 
-  // Fails every parked caller with BROKEN_BARRIER and marks it broken.
+  // Fails every parked caller, and those held for a running action, with
+  // BROKEN_BARRIER and marks it broken.
   void BreakLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends a running action's hold: its parties complete with `status`.
+  void FailActionLocked(const absl::Status& status,
+                        std::vector<Completion>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The action being run and the parties it holds, by arrival index.
+  struct Action {
+    SessionId runner = 0;
+    std::vector<std::shared_ptr<Waiter>> held;
+  };
 
   const int64_t parties_;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   // Arrivals of the current generation; an entry's position is its index.
   std::deque<wait_queue_internal::Parked> queue_ ABSL_GUARDED_BY(mu_);
+  std::optional<Action> action_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace statehub

@@ -270,5 +270,81 @@ TEST_F(BarrierTest, ConcurrentGenerationsHandOutEveryIndexOnce) {
   EXPECT_EQ(barrier->State().generation, static_cast<uint64_t>(kRounds));
 }
 
+// The last arrival that asked to run the action passes at once; the others
+// are held until it reports, as threading.Barrier runs its action before it
+// releases any party.
+TEST_F(BarrierTest, PartiesPassOnlyWhenTheActionIsDone) {
+  auto barrier = Open("b", 3);
+  const SessionId s = NewSession();
+  auto first = Park(*barrier, s);
+  auto second = Park(*barrier, s);
+  auto waited = barrier->Wait(Caller{s}, TestWaiter::Make(s), true);
+  ASSERT_TRUE(waited.ok()) << waited.status();
+  EXPECT_TRUE(waited->passed);
+  EXPECT_TRUE(waited->run_action);
+  EXPECT_EQ(waited->index, 2);
+  EXPECT_TRUE(waited->completions.empty());
+  EXPECT_FALSE(first->done());
+  EXPECT_TRUE(barrier->State().action_running);
+  EXPECT_EQ(barrier->State().n_waiting, 2);
+  EXPECT_EQ(barrier->State().generation, 0u);
+
+  // Only the runner's session reports.
+  const SessionId other = NewSession();
+  auto wrong = barrier->ActionDone(Caller{other}, false);
+  EXPECT_EQ(GetErrorKind(wrong.status()), ErrorKind::kRuntimeError);
+
+  auto done = barrier->ActionDone(Caller{s}, false);
+  ASSERT_TRUE(done.ok()) << done.status();
+  DeliverCompletions(*std::move(done));
+  ASSERT_TRUE(first->done() && second->done());
+  EXPECT_EQ(first->result().index, 0);
+  EXPECT_EQ(second->result().index, 1);
+  EXPECT_FALSE(barrier->State().action_running);
+  EXPECT_EQ(barrier->State().generation, 1u);
+  EXPECT_FALSE(barrier->ActionDone(Caller{s}, false).ok()) << "reported once";
+}
+
+TEST_F(BarrierTest, AFailedActionBreaksTheBarrierForEveryParty) {
+  auto barrier = Open("b", 2);
+  const SessionId s = NewSession();
+  auto first = Park(*barrier, s);
+  ASSERT_TRUE(barrier->Wait(Caller{s}, TestWaiter::Make(s), true)->run_action);
+  // An arrival of the next generation meanwhile breaks with the rest.
+  auto next = Park(*barrier, s);
+  auto done = barrier->ActionDone(Caller{s}, true);
+  ASSERT_TRUE(done.ok());
+  DeliverCompletions(*std::move(done));
+  EXPECT_TRUE(IsBroken(*first));
+  EXPECT_TRUE(IsBroken(*next));
+  EXPECT_TRUE(barrier->State().broken);
+}
+
+TEST_F(BarrierTest, ARunnerWhoseSessionEndsBreaksTheBarrier) {
+  auto barrier = Open("b", 2);
+  const SessionId runner = NewSession();
+  const SessionId other = NewSession();
+  auto held = Park(*barrier, other);
+  ASSERT_TRUE(barrier->Wait(Caller{runner}, TestWaiter::Make(runner), true)
+                  ->run_action);
+  engine_.sessions().End(runner);
+  EXPECT_TRUE(IsBroken(*held));
+  EXPECT_TRUE(barrier->State().broken);
+}
+
+TEST_F(BarrierTest, ResetDuringTheActionFailsTheHeldParties) {
+  auto barrier = Open("b", 2);
+  const SessionId s = NewSession();
+  auto held = Park(*barrier, s);
+  ASSERT_TRUE(barrier->Wait(Caller{s}, TestWaiter::Make(s), true)->run_action);
+  auto reset = barrier->Reset();
+  ASSERT_TRUE(reset.ok());
+  DeliverCompletions(*std::move(reset));
+  EXPECT_TRUE(IsBroken(*held));
+  EXPECT_FALSE(barrier->State().broken);
+  EXPECT_FALSE(barrier->State().action_running);
+  EXPECT_FALSE(barrier->ActionDone(Caller{s}, false).ok());
+}
+
 }  // namespace
 }  // namespace statehub

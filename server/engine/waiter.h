@@ -47,8 +47,9 @@ struct WaitResult {
   // for the getter's session, taken when it was granted.
   Value item;
   // Barrier waits: the caller's arrival index, 0 .. parties - 1 (-1 when
-  // not a barrier grant).
+  // not a barrier grant), and whether it must run the action.
   int64_t index = -1;
+  bool run_action = false;
 };
 
 class Waiter {

@@ -140,6 +140,8 @@ MethodTable::MethodTable(Engine& engine)
   Add("statehub.v1.Barriers.Abort", &h.barriers, &BarrierHandlers::Abort);
   Add("statehub.v1.Barriers.Reset", &h.barriers, &BarrierHandlers::Reset);
   Add("statehub.v1.Barriers.State", &h.barriers, &BarrierHandlers::State);
+  Add("statehub.v1.Barriers.ActionDone", &h.barriers,
+      &BarrierHandlers::ActionDone);
   Add("statehub.v1.Queues.Put", &h.queues, &QueueHandlers::Put);
   Add("statehub.v1.Queues.Get", &h.queues, &QueueHandlers::Get);
   Add("statehub.v1.Queues.TaskDone", &h.queues, &QueueHandlers::TaskDone);

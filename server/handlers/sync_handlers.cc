@@ -157,20 +157,31 @@ void BarrierHandlers::Wait(Call* call, const v1::BarrierWaitRequest* req,
     broken.status = barrier->BrokenError();
     waiter->Complete(std::move(broken));
   };
+  // A runner whose call was cancelled never learned it should run the
+  // action: the barrier breaks rather than hold the others for good.
+  hooks.rollback = [barrier, caller](const WaitResult& r) {
+    if (!r.run_action) return;
+    absl::StatusOr<std::vector<Completion>> broken =
+        barrier->ActionDone(caller, /*failed=*/true);
+    if (broken.ok()) DeliverCompletions(*std::move(broken));
+  };
   auto fill = [resp](const WaitResult& r) {
     resp->set_index(r.index);
+    resp->set_run_action(r.run_action);
     return absl::OkStatus();
   };
   return RunBlocking(
       call, engine_, target->object->type(), caller, req->thread_id(),
       req->label(), *spec, std::move(fill), std::move(hooks),
       [&](std::shared_ptr<Waiter> waiter) -> absl::StatusOr<Started> {
-        STATEHUB_ASSIGN_OR_RETURN(BarrierObject::Waited waited,
-                                  barrier->Wait(caller, std::move(waiter)));
+        STATEHUB_ASSIGN_OR_RETURN(
+            BarrierObject::Waited waited,
+            barrier->Wait(caller, std::move(waiter), req->run_action()));
         Started started;
         started.parked = waited.parked;
         started.now.granted = waited.passed;
         started.now.index = waited.index;
+        started.now.run_action = waited.run_action;
         started.completions = std::move(waited.completions);
         return started;
       });
@@ -206,7 +217,19 @@ absl::Status BarrierHandlers::State(const Caller&,
   resp->set_n_waiting(state.n_waiting);
   resp->set_broken(state.broken);
   resp->set_generation(state.generation);
+  resp->set_action_running(state.action_running);
   WaitersToWire(state.waiters, absl::Now(), resp->mutable_waiters());
+  return absl::OkStatus();
+}
+
+absl::Status BarrierHandlers::ActionDone(
+    const Caller& caller, const v1::BarrierActionDoneRequest* req,
+    v1::BarrierActionDoneResponse*) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      auto barrier, engine_.registry().Find<BarrierObject>(req->name()));
+  STATEHUB_ASSIGN_OR_RETURN(std::vector<Completion> done,
+                            barrier->ActionDone(caller, req->failed()));
+  DeliverCompletions(std::move(done));
   return absl::OkStatus();
 }
 

@@ -58,6 +58,9 @@ class BarrierHandlers final {
                      v1::BarrierResetResponse* resp);
   absl::Status State(const Caller& caller, const v1::BarrierStateRequest* req,
                      v1::BarrierStateResponse* resp);
+  absl::Status ActionDone(const Caller& caller,
+                          const v1::BarrierActionDoneRequest* req,
+                          v1::BarrierActionDoneResponse* resp);
 
  private:
   Engine& engine_;

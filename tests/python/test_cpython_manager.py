@@ -28,16 +28,7 @@ TIMEOUT_SECONDS = 900
 
 #: Tests statehub may fail where multiprocessing passes, with the reason. An
 #: entry that passes does not fail the run: it may pass by timing.
-ALLOWED_FAILURES: dict[str, str] = {
-    # Stays here until the server change that runs the action before the
-    # barrier releases anyone lands (issue 14's fifth item); then delete it.
-    "WithManagerTestBarrier.test_action": (
-        "statehub runs a Barrier's action in the last arrival's process after "
-        "the barrier has released every party; a party that checks the "
-        "action's effect right after wait() may not see it yet (it passes "
-        "when the test's main process happens to arrive last)"
-    ),
-}
+ALLOWED_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.processes

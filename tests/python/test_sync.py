@@ -108,7 +108,7 @@ def test_barrier_passes_parties_and_runs_the_action_once(
     assert actions == ["ran"]
 
 
-def test_barrier_action_reads_parties_once(
+def test_barrier_action_needs_no_state_call(
     manager: statehub.SyncManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     states: list[str] = []
@@ -123,7 +123,7 @@ def test_barrier_action_reads_parties_once(
     barrier = manager.Barrier(1, action=lambda: actions.append("ran"))
     assert [barrier.wait() for _ in range(3)] == [0, 0, 0]
     assert actions == ["ran"] * 3
-    assert len(states) == 1  # parties never changes: read once, then kept
+    assert states == []  # the server says who runs the action
 
 
 def test_barrier_abort_and_timeout_break_it(manager: statehub.SyncManager) -> None:
@@ -164,6 +164,31 @@ def test_barrier_action_that_raises_breaks_the_barrier(
     barrier = manager.Barrier(1, action=fail)
     with pytest.raises(OSError, match="action failed"):
         barrier.wait()
+    assert barrier.broken
+
+
+def test_a_failed_action_breaks_the_barrier_for_the_held_parties(
+    manager: statehub.SyncManager,
+) -> None:
+    def fail() -> None:
+        raise OSError("action failed")
+
+    barrier = manager.Barrier(2, action=fail, timeout=30)
+    outcome: list[object] = []
+
+    def first() -> None:
+        try:
+            outcome.append(barrier.wait())
+        except threading.BrokenBarrierError as broken:
+            outcome.append(broken)
+
+    waiter = threading.Thread(target=first)
+    waiter.start()
+    assert wait_until(lambda: barrier.n_waiting == 1)
+    with pytest.raises(OSError, match="action failed"):
+        barrier.wait()  # the last to arrive runs the action
+    waiter.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], threading.BrokenBarrierError)
     assert barrier.broken
 
 

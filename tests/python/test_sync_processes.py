@@ -7,6 +7,7 @@ objects."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -133,11 +134,56 @@ def test_barrier_across_processes_and_abort(
 class _Action:
     """A picklable barrier action (spawn and forkserver children import it)."""
 
-    def __init__(self, marks: Any) -> None:
+    def __init__(self, marks: Any, slow: bool = False) -> None:
         self.marks = marks
+        self.slow = slow
 
     def __call__(self) -> None:
-        workers.record_barrier_action(self.marks)
+        if self.slow:
+            workers.slow_barrier_action(self.marks)
+        else:
+            workers.record_barrier_action(self.marks)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_barrier_action_runs_before_any_party_passes(
+    m: statehub.SyncManager, method: str
+) -> None:
+    # threading.Barrier runs the action in the last party to arrive before
+    # it releases any: whichever process arrives last, every party sees the
+    # action's effect as soon as its wait() returns (CPython's test_action).
+    ctx = multiprocessing.get_context(method)
+    marks = m.list()
+    barrier = m.Barrier(3, action=_Action(marks, slow=True), timeout=60)
+    out = m.dict()
+    children = [
+        ctx.Process(
+            target=workers.wait_then_count, args=(barrier, marks, out, f"c{i}")
+        )
+        for i in range(2)
+    ]
+    for child in children:
+        child.start()
+    workers.wait_then_count(barrier, marks, out, "parent")
+    _join_all(children)
+    assert sorted(index for index, _ in out.values()) == [0, 1, 2]
+    assert [seen for _, seen in out.values()] == [1, 1, 1]
+    assert marks[:] == ["action"]
+
+
+def test_a_party_killed_in_the_action_breaks_the_barrier(
+    m: statehub.SyncManager,
+) -> None:
+    barrier = m.Barrier(2, action=workers.kill_self, timeout=60)
+    child = multiprocessing.get_context("fork").Process(
+        target=workers.arrive_last, args=(barrier,)
+    )
+    child.start()
+    with pytest.raises(threading.BrokenBarrierError):
+        barrier.wait()  # first: held while the child runs the action, then broken
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert barrier.broken
 
 
 def test_event_wakes_a_waiting_process(m: statehub.SyncManager) -> None:

@@ -155,3 +155,29 @@ def lane_child(counter: Any, lock: Any, results: Any) -> None:
 def record_pid(done: Any, index: int) -> None:
     """A forked or spawned child that uses a proxy once and exits."""
     done[index] = os.getpid()
+
+
+def slow_barrier_action(marks: Any) -> None:
+    """An action that takes a while: a party released before it ends would
+    see no mark."""
+    time.sleep(0.3)
+    marks.append("action")
+
+
+def wait_then_count(barrier: Any, marks: Any, out: Any, key: str) -> None:
+    """Passes the barrier, then records how many times its action had run."""
+    out[key] = (barrier.wait(60), len(marks))
+
+
+def kill_self() -> None:
+    """A barrier action whose process dies while running it."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arrive_last(barrier: Any) -> None:
+    """Waits until another party is parked, then arrives (last)."""
+    while barrier.n_waiting < barrier.parties - 1:
+        time.sleep(0.01)
+    barrier.wait(60)

@@ -68,30 +68,28 @@ class BarrierProxy(BaseProxy):
     timeout=None)``).
 
     ``wait()`` returns the arrival index, 0 for the first caller to arrive
-    and ``parties - 1`` for the last. ``action`` is a client-side callable:
-    the process whose ``wait()`` returned ``parties - 1`` (the last arrival,
-    as in CPython) calls it once per pass, after the barrier released
-    everyone. If it raises, the barrier is aborted (later waits raise
-    BrokenBarrierError until :meth:`reset`) and the exception propagates
-    from that ``wait()``. The action and the default ``timeout`` travel with
-    the proxy when it is pickled to another process (so a spawned child
-    needs an action it can import, e.g. a module-level function).
+    and ``parties - 1`` for the last. ``action`` is a client-side callable
+    that the last party to arrive runs, as in CPython, before any party is
+    released: the server holds the others until it reports back. If it
+    raises (or its process dies first), the barrier breaks: the others get
+    BrokenBarrierError, as do later waits until :meth:`reset`, and the
+    exception propagates from that ``wait()``. The action and the default
+    ``timeout`` travel with the proxy when it is pickled to another process
+    (so a spawned child needs an action it can import, e.g. a module-level
+    function).
     """
 
-    __slots__ = ("_action", "_parties", "_timeout")
+    __slots__ = ("_action", "_timeout")
     _service = "Barriers"
     _manager_class = "BarrierProxy"
 
     _action: Callable[[], object] | None
     _timeout: float | None
-    # The barrier's parties, fixed when it was made: 0 until first read.
-    _parties: int
 
     def __init__(self, token: Token, options: Options, *, held: bool) -> None:
         super().__init__(token, options, held=held)
         object.__setattr__(self, "_action", None)
         object.__setattr__(self, "_timeout", None)
-        object.__setattr__(self, "_parties", 0)
 
     def _reduce_extra(self) -> Any:
         if self._action is None and self._timeout is None:
@@ -111,16 +109,29 @@ class BarrierProxy(BaseProxy):
         the barrier is or becomes broken."""
         seconds = clamp(self._timeout if timeout is None else timeout)
         response = self._park(
-            "Wait", sync_pb2.BarrierWaitRequest, seconds, call_deadline(seconds)
+            "Wait",
+            sync_pb2.BarrierWaitRequest,
+            seconds,
+            call_deadline(seconds),
+            run_action=self._action is not None,
         )
-        index = int(response.index)
-        if self._action is not None and index == self._known_parties() - 1:
+        if response.run_action:
+            assert self._action is not None
             try:
                 self._action()
             except BaseException:
-                self.abort()
+                self._action_done(failed=True)
                 raise
-        return index
+            self._action_done(failed=False)
+        return int(response.index)
+
+    def _action_done(self, *, failed: bool) -> None:
+        """Tells the server the action ran (the others pass) or failed (the
+        barrier breaks)."""
+        self._call(
+            "ActionDone",
+            sync_pb2.BarrierActionDoneRequest(name=self._token.name, failed=failed),
+        )
 
     def abort(self) -> None:
         """Breaks the barrier: waiters and later callers get
@@ -133,13 +144,7 @@ class BarrierProxy(BaseProxy):
         self._call("Reset", sync_pb2.BarrierResetRequest(name=self._token.name))
 
     def _state(self) -> Any:
-        state = self._call("State", sync_pb2.BarrierStateRequest(name=self._token.name))
-        object.__setattr__(self, "_parties", int(state.parties))
-        return state
-
-    def _known_parties(self) -> int:
-        # parties never changes: wait() reads it from the server once.
-        return self._parties or self.parties
+        return self._call("State", sync_pb2.BarrierStateRequest(name=self._token.name))
 
     @property
     def parties(self) -> int:

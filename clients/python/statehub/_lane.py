@@ -126,12 +126,24 @@ def _undo_semaphore(request: Any, response: Any) -> tuple[str, Any] | None:
     return "Semaphores", sync_pb2.SemaphoreReleaseRequest(name=request.name, n=1)
 
 
+def _undo_barrier(request: Any, response: Any) -> tuple[str, Any] | None:
+    if not response.run_action:
+        return None
+    # Told to run the action, which now never runs: the barrier breaks
+    # rather than hold the other parties.
+    return "Barriers", sync_pb2.BarrierActionDoneRequest(
+        name=request.name, failed=True
+    )
+
+
 # What gives back the result of an interrupted call that the server served
 # before the CANCEL reached it (api/LANE.md, "Cancel"): the caller never
-# learns it acquired, so it must not keep the lock or unit.
+# learns it acquired, so it must not keep the lock or unit (nor leave the
+# other parties of a barrier waiting for an action it will not run).
 _UNDO = {
     ("Locks", "Acquire"): _undo_lock,
     ("Semaphores", "Acquire"): _undo_semaphore,
+    ("Barriers", "Wait"): _undo_barrier,
 }
 
 
