@@ -47,6 +47,20 @@ class BarrierTest : public ::testing::Test {
     return waited->index;
   }
 
+  // The last arrival, asking to run the action: true if it was told to.
+  bool RunsAction(BarrierObject& barrier, SessionId session) {
+    auto waited = barrier.Wait(Caller{session}, TestWaiter::Make(session),
+                               /*run_action=*/true);
+    EXPECT_TRUE(waited.ok()) << waited.status();
+    return waited.ok() && waited->passed && waited->run_action;
+  }
+
+  // Delivers what an Abort, Reset or ActionDone returned.
+  static void Deliver(absl::StatusOr<std::vector<Completion>> completions) {
+    ASSERT_TRUE(completions.ok()) << completions.status();
+    DeliverCompletions(*std::move(completions));
+  }
+
   static bool IsBroken(const TestWaiter& w) {
     return w.done() &&
            GetErrorKind(w.result().status) == ErrorKind::kBrokenBarrier &&
@@ -294,9 +308,7 @@ TEST_F(BarrierTest, PartiesPassOnlyWhenTheActionIsDone) {
   auto wrong = barrier->ActionDone(Caller{other}, false);
   EXPECT_EQ(GetErrorKind(wrong.status()), ErrorKind::kRuntimeError);
 
-  auto done = barrier->ActionDone(Caller{s}, false);
-  ASSERT_TRUE(done.ok()) << done.status();
-  DeliverCompletions(*std::move(done));
+  Deliver(barrier->ActionDone(Caller{s}, false));
   ASSERT_TRUE(first->done() && second->done());
   EXPECT_EQ(first->result().index, 0);
   EXPECT_EQ(second->result().index, 1);
@@ -309,12 +321,10 @@ TEST_F(BarrierTest, AFailedActionBreaksTheBarrierForEveryParty) {
   auto barrier = Open("b", 2);
   const SessionId s = NewSession();
   auto first = Park(*barrier, s);
-  ASSERT_TRUE(barrier->Wait(Caller{s}, TestWaiter::Make(s), true)->run_action);
+  ASSERT_TRUE(RunsAction(*barrier, s));
   // An arrival of the next generation meanwhile breaks with the rest.
   auto next = Park(*barrier, s);
-  auto done = barrier->ActionDone(Caller{s}, true);
-  ASSERT_TRUE(done.ok());
-  DeliverCompletions(*std::move(done));
+  Deliver(barrier->ActionDone(Caller{s}, true));
   EXPECT_TRUE(IsBroken(*first));
   EXPECT_TRUE(IsBroken(*next));
   EXPECT_TRUE(barrier->State().broken);
@@ -325,8 +335,7 @@ TEST_F(BarrierTest, ARunnerWhoseSessionEndsBreaksTheBarrier) {
   const SessionId runner = NewSession();
   const SessionId other = NewSession();
   auto held = Park(*barrier, other);
-  ASSERT_TRUE(barrier->Wait(Caller{runner}, TestWaiter::Make(runner), true)
-                  ->run_action);
+  ASSERT_TRUE(RunsAction(*barrier, runner));
   engine_.sessions().End(runner);
   EXPECT_TRUE(IsBroken(*held));
   EXPECT_TRUE(barrier->State().broken);
@@ -336,10 +345,8 @@ TEST_F(BarrierTest, ResetDuringTheActionFailsTheHeldParties) {
   auto barrier = Open("b", 2);
   const SessionId s = NewSession();
   auto held = Park(*barrier, s);
-  ASSERT_TRUE(barrier->Wait(Caller{s}, TestWaiter::Make(s), true)->run_action);
-  auto reset = barrier->Reset();
-  ASSERT_TRUE(reset.ok());
-  DeliverCompletions(*std::move(reset));
+  ASSERT_TRUE(RunsAction(*barrier, s));
+  Deliver(barrier->Reset());
   EXPECT_TRUE(IsBroken(*held));
   EXPECT_FALSE(barrier->State().broken);
   EXPECT_FALSE(barrier->State().action_running);

@@ -15,7 +15,6 @@
 #include "statehub/v1/dict.grpc.pb.h"
 #include "statehub/v1/list.grpc.pb.h"
 #include "statehub/v1/objects.grpc.pb.h"
-#include "statehub/v1/sync.grpc.pb.h"
 #include "tests/e2e/child_process.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/transport.h"
@@ -234,85 +233,6 @@ TEST_F(BadInputTest, CancelledCallsLeaveTheServerServing) {
   auto length = list->Len();
   ASSERT_TRUE(length.ok()) << "the server still answers";
   EXPECT_EQ(*length % 2000, 0) << "each extend applied whole or not at all";
-}
-
-// Acquires on free locks answer at once; cancelling them as they are sent
-// makes some grants reach a call that is gone. Each such grant is rolled
-// back (an RLock re-entry by one level), so once the client has released
-// every acquire it was told it got, every lock is free.
-TEST_F(BadInputTest, CancelledImmediateGrantsAreRolledBack) {
-  auto locks = v1::Locks::NewStub(channel_);
-  const std::string session = client_->session_id();
-  ASSERT_FALSE(session.empty());
-  ASSERT_TRUE(client_->OpenLock("cancel-lock").ok());
-  ASSERT_TRUE(client_->OpenRLock("cancel-rlock").ok());
-  auto state = [&](const std::string& name) {
-    grpc::ClientContext ctx;
-    v1::LockStateRequest req;
-    req.set_name(name);
-    v1::LockStateResponse resp;
-    EXPECT_TRUE(locks->State(&ctx, req, &resp).ok());
-    return resp;
-  };
-  auto release = [&](const std::string& name) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata(internal::kSessionKey, session);
-    v1::LockReleaseRequest req;
-    req.set_name(name);
-    req.set_thread_id(1);
-    v1::LockReleaseResponse resp;
-    return locks->Release(&ctx, req, &resp).ok();
-  };
-  int cancelled = 0;
-  for (int round = 0; round < 1000; ++round) {
-    // The RLock is held once already: each grant is a re-entry.
-    const bool reentry = round % 2 == 1;
-    const std::string name = reentry ? "cancel-rlock" : "cancel-lock";
-    grpc::ClientContext ctx;
-    ctx.AddMetadata(internal::kSessionKey, session);
-    v1::LockAcquireRequest req;
-    req.set_name(name);
-    req.set_thread_id(1);
-    req.set_blocking(true);
-    v1::LockAcquireResponse resp;
-    grpc::CompletionQueue cq;
-    if (reentry) {
-      grpc::ClientContext outer_ctx;
-      outer_ctx.AddMetadata(internal::kSessionKey, session);
-      v1::LockAcquireResponse outer;
-      ASSERT_TRUE(locks->Acquire(&outer_ctx, req, &outer).ok());
-      ASSERT_TRUE(outer.acquired());
-    }
-    auto call = locks->AsyncAcquire(&ctx, req, &cq);
-    // Cancelled at once or up to 0.4 ms later (a sweep): some before the
-    // server sees the request, some as its grant is on the way back.
-    absl::SleepFor(absl::Microseconds(7 * (round % 61)));
-    ctx.TryCancel();
-    grpc::Status status;
-    call->Finish(&resp, &status, nullptr);
-    void* tag;
-    bool ok;
-    cq.Next(&tag, &ok);
-    if (status.ok()) {
-      ASSERT_TRUE(resp.acquired());
-      ASSERT_TRUE(release(name)) << "the grant the client saw is its own";
-    } else {
-      ++cancelled;
-    }
-    if (reentry) ASSERT_TRUE(release(name)) << "the outer level survives";
-  }
-  EXPECT_GT(cancelled, 0);
-  // Rollbacks run when the server learns of the cancellation.
-  for (const std::string name : {"cancel-lock", "cancel-rlock"}) {
-    const absl::Time limit = absl::Now() + absl::Seconds(10);
-    while (state(name).locked() && absl::Now() < limit) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    const v1::LockStateResponse last = state(name);
-    EXPECT_FALSE(last.locked())
-        << name << " is still held (recursion " << last.recursion()
-        << ") by a grant nobody was told of";
-  }
 }
 
 }  // namespace

@@ -410,16 +410,15 @@ void Harness::Open(Input& in) {
 
 void Harness::Started(std::unique_ptr<FakeCall> call, const std::string& object,
                       const Who& who, absl::string_view what) {
-  const bool answered = call->finished();
   if (Tracing()) {
     std::fprintf(stderr, "  %s \"%s\" from %s%s: %s (call %zu)\n",
                  std::string(what).c_str(), object.c_str(),
                  who.id.empty() ? "-" : who.id.c_str(),
                  who.transport == handlers::Transport::kLane ? " (lane)" : "",
-                 answered ? "answered" : "parked", pending_.size());
+                 call->finished() ? "answered" : "parked", pending_.size());
   }
   pending_.push_back(Pending{std::move(call), std::string(what), object,
-                             who.session, answered, /*cancelled=*/false,
+                             who.session, /*cancelled=*/false,
                              deletions_[object]});
 }
 

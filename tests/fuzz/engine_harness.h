@@ -188,9 +188,6 @@ struct Pending {
   std::string what;
   std::string object;
   SessionId session = 0;
-  // answered: the call finished before its handler returned (answered at
-  // once, or failed) rather than parking.
-  bool answered = false;
   // cancelled: the transport ran its canceller (it does so at most once).
   bool cancelled = false;
   // generation: how many times `object` had been deleted when the call

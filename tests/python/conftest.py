@@ -156,6 +156,17 @@ def short_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_connection, "HANDOFF_GRACE", 0.2)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has exited: only its
+    parent's wait() remains)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    return status != "Z"
+
+
 def wait_until(
     predicate: object, timeout: float = 10.0, interval: float = 0.05
 ) -> bool:

@@ -6,7 +6,6 @@ import contextlib
 import gc
 import multiprocessing
 import multiprocessing.managers
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,17 +15,7 @@ import pytest
 import statehub
 from statehub import _server
 
-from conftest import RunningServer, server_binary, wait_until
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent's wait() remains.
-    status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    return status != "Z"
+from conftest import RunningServer, process_alive, server_binary, wait_until
 
 
 def test_private_server_starts_and_stops() -> None:
@@ -39,7 +28,7 @@ def test_private_server_starts_and_stops() -> None:
     d = m.dict(a=1)
     assert d["a"] == 1
     m.shutdown()
-    assert not _alive(pid)
+    assert not process_alive(pid)
     assert not socket_dir.exists()
     m.shutdown()  # idempotent
     with pytest.raises(multiprocessing.ProcessError):
@@ -52,7 +41,7 @@ def test_context_manager_like_managers() -> None:
         assert server is not None and server.process is not None
         pid = server.process.pid
         assert m.list(range(3))[:] == [0, 1, 2]
-    assert not _alive(pid)
+    assert not process_alive(pid)
     with statehub.SyncManager() as m2:  # __enter__ starts it, as BaseManager does
         assert m2.dict(x=1)["x"] == 1
     with pytest.raises(multiprocessing.ProcessError):
@@ -104,7 +93,7 @@ def test_no_server_left_behind_when_the_program_exits(tmp_path: Path) -> None:
         check=True,
     )
     pid = int(result.stdout.strip())
-    assert wait_until(lambda: not _alive(pid), 10)
+    assert wait_until(lambda: not process_alive(pid), 10)
 
 
 def test_server_binary_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -332,4 +321,4 @@ def test_a_dropped_private_manager_stops_its_server() -> None:
     pid = server.process.pid
     del m, server
     gc.collect()
-    assert wait_until(lambda: not _alive(pid))
+    assert wait_until(lambda: not process_alive(pid))

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 import statehub
 
-from conftest import wait_until
+from conftest import process_alive, wait_until
 
 # How long a private server may outlive its owner. It notices at once (its
 # standard input closes); the bound leaves room for a loaded machine.
 EXIT_BOUND_SECONDS = 10
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent's wait() remains.
-    status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    return status != "Z"
 
 
 def _owner_script(tmp_path: Path, body: str) -> Path:
@@ -68,10 +58,10 @@ def test_server_exits_when_its_owner_is_sigkilled(tmp_path: Path) -> None:
         _owner_script(tmp_path, "time.sleep(600)\n")
     )
     try:
-        assert _alive(server_pid)
+        assert process_alive(server_pid)
         owner.kill()
         owner.wait()
-        assert wait_until(lambda: not _alive(server_pid), EXIT_BOUND_SECONDS), (
+        assert wait_until(lambda: not process_alive(server_pid), EXIT_BOUND_SECONDS), (
             f"the private server (pid {server_pid}) outlived its SIGKILLed owner"
         )
         assert "the process that started this server is gone" in Path(
@@ -79,7 +69,7 @@ def test_server_exits_when_its_owner_is_sigkilled(tmp_path: Path) -> None:
         ).read_text()
     finally:
         owner.kill()
-        if _alive(server_pid):
+        if process_alive(server_pid):
             os.kill(server_pid, signal.SIGKILL)
 
 
@@ -104,13 +94,13 @@ def test_a_forked_child_does_not_keep_the_server_alive(tmp_path: Path) -> None:
     try:
         owner.kill()
         owner.wait()
-        assert _alive(child)
-        assert wait_until(lambda: not _alive(server_pid), EXIT_BOUND_SECONDS), (
+        assert process_alive(child)
+        assert wait_until(lambda: not process_alive(server_pid), EXIT_BOUND_SECONDS), (
             "a forked child of the owner kept the private server alive"
         )
     finally:
         for pid in (child, server_pid):
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -134,7 +124,9 @@ def test_a_shell_capturing_the_owners_output_is_not_kept_waiting(
         lines = result.stdout.split()
         assert "done" in lines, result
         server_pid = int(lines[0])
-        assert wait_until(lambda pid=server_pid: not _alive(pid), EXIT_BOUND_SECONDS)
+        assert wait_until(
+            lambda pid=server_pid: not process_alive(pid), EXIT_BOUND_SECONDS
+        )
 
 
 def test_a_server_that_fails_to_start_quotes_its_log() -> None:

@@ -126,8 +126,9 @@ def test_barrier_action_needs_no_state_call(
     assert states == []  # the server says who runs the action
 
 
-def test_barrier_abort_and_timeout_break_it(manager: statehub.SyncManager) -> None:
-    barrier = manager.Barrier(2)
+def _wait_in_thread(barrier: Any) -> tuple[threading.Thread, list[object]]:
+    """A party waiting in another thread; its outcome list gets the index,
+    or the BrokenBarrierError."""
     outcome: list[object] = []
 
     def waiter() -> None:
@@ -139,6 +140,12 @@ def test_barrier_abort_and_timeout_break_it(manager: statehub.SyncManager) -> No
     t = threading.Thread(target=waiter)
     t.start()
     assert wait_until(lambda: barrier.n_waiting == 1)
+    return t, outcome
+
+
+def test_barrier_abort_and_timeout_break_it(manager: statehub.SyncManager) -> None:
+    barrier = manager.Barrier(2)
+    t, outcome = _wait_in_thread(barrier)
     barrier.abort()
     t.join(10)
     assert isinstance(outcome[0], statehub.BrokenBarrierError)
@@ -174,17 +181,7 @@ def test_a_failed_action_breaks_the_barrier_for_the_held_parties(
         raise OSError("action failed")
 
     barrier = manager.Barrier(2, action=fail, timeout=30)
-    outcome: list[object] = []
-
-    def first() -> None:
-        try:
-            outcome.append(barrier.wait())
-        except threading.BrokenBarrierError as broken:
-            outcome.append(broken)
-
-    waiter = threading.Thread(target=first)
-    waiter.start()
-    assert wait_until(lambda: barrier.n_waiting == 1)
+    waiter, outcome = _wait_in_thread(barrier)
     with pytest.raises(OSError, match="action failed"):
         barrier.wait()  # the last to arrive runs the action
     waiter.join(30)

@@ -167,8 +167,8 @@ class _ForkGate:
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._active = 0
-        self._parked: set[Any] = set()
-        self._cancelled: set[Any] = set()
+        # Parked calls' futures -> whether close() cancelled them.
+        self._parked: dict[Any, bool] = {}
 
     def enter(self) -> None:
         with self._cond:
@@ -184,19 +184,16 @@ class _ForkGate:
 
     def track(self, future: Any) -> None:
         with self._cond:
-            self._parked.add(future)
-            # Made as the gate closed: cancelled like the others.
-            if self._closed and future.cancel():
-                self._cancelled.add(future)
+            # One made as the gate closed is cancelled like the others.
+            self._parked[future] = self._closed and future.cancel()
 
-    def untrack(self, future: Any) -> bool:
-        """Stops tracking ``future``; True if :meth:`close` cancelled it."""
+    def cancelled_for_fork(self, future: Any) -> bool:
         with self._cond:
-            self._parked.discard(future)
-            if future in self._cancelled:
-                self._cancelled.discard(future)
-                return True
-            return False
+            return self._parked.get(future, False)
+
+    def untrack(self, future: Any) -> None:
+        with self._cond:
+            del self._parked[future]
 
     def close(self, timeout: float) -> int:
         """Stops new calls, cancels the parked ones, and waits up to
@@ -204,9 +201,8 @@ class _ForkGate:
         still in flight."""
         with self._cond:
             self._closed = True
-            for future in self._parked:
-                if future.cancel():
-                    self._cancelled.add(future)
+            for future, cancelled in self._parked.items():
+                self._parked[future] = cancelled or future.cancel()
             self._cond.wait_for(lambda: self._active == 0, timeout)
             return self._active
 
@@ -304,7 +300,7 @@ class GrpcConnection(ManagerCount):
         try:
             return future.result()
         except grpc.FutureCancelledError:
-            if self._gate.untrack(future):
+            if self._gate.cancelled_for_fork(future):
                 raise _connection.ForkInterrupted() from None
             raise
         except grpc.RpcError:
