@@ -9,8 +9,17 @@
 // Rounds alternate off/on so drift on a noisy machine hits both alike; the
 // table shows the best round of each and the on/off ratio.
 //
+// With --baseline_server=PATH it compares builds instead: each round runs
+// the baseline binary, then this build's, both with metrics on (how the
+// cost of deadlock detection was measured: docs/deadlocks.md). The loop
+// calls Locks.Acquire and Release over raw gRPC (--transport=grpc, the
+// default, as the figures in docs/metrics.md) or through the C++ client's
+// lock handle on the lane (--transport=lane), where the server's own work
+// is a larger share of a call.
+//
 //   ninja -C build metrics_cost && build/bench/metrics_cost [--clients=4]
-//       [--seconds=3] [--rounds=2]
+//       [--seconds=3] [--rounds=2] [--transport=grpc|lane]
+//       [--baseline_server=/path/to/old/statehub-server]
 
 #include <algorithm>
 #include <atomic>
@@ -34,6 +43,11 @@
 ABSL_FLAG(int, clients, 4, "Concurrent client connections.");
 ABSL_FLAG(int, seconds, 3, "Seconds per measurement.");
 ABSL_FLAG(int, rounds, 2, "Off/on rounds; the best of each is shown.");
+ABSL_FLAG(std::string, transport, "grpc",
+          "grpc: raw Locks stubs; lane: the C++ client's lock handles.");
+ABSL_FLAG(std::string, baseline_server, "",
+          "Compare this statehub-server binary (metrics on) with this "
+          "build's, instead of metrics off with on.");
 
 namespace {
 
@@ -54,12 +68,27 @@ double Measure(const ServerProcess& server, bool contended) {
                      client.status().ToString().c_str());
         std::exit(1);
       }
+      const std::string name =
+          contended ? "bench/lock" : absl::StrCat("bench/lock-", i);
+      if (absl::GetFlag(FLAGS_transport) == "lane") {
+        auto lock = (*client)->OpenLock(name);
+        if (!lock.ok()) {
+          std::fprintf(stderr, "open: %s\n", lock.status().ToString().c_str());
+          std::exit(1);
+        }
+        while (!go.load()) std::this_thread::yield();
+        int64_t done = 0;
+        while (!stop.load(std::memory_order_relaxed)) {
+          if (!lock->Acquire().ok() || !lock->Release().ok()) break;
+          ++done;
+        }
+        pairs += done;
+        return;
+      }
       auto channel = grpc::CreateChannel(server.unix_address(),
                                          grpc::InsecureChannelCredentials());
       auto objects = statehub::v1::Objects::NewStub(channel);
       auto locks = statehub::v1::Locks::NewStub(channel);
-      const std::string name =
-          contended ? "bench/lock" : absl::StrCat("bench/lock-", i);
       {
         statehub::v1::OpenRequest open;
         open.set_name(name);
@@ -100,10 +129,17 @@ double Measure(const ServerProcess& server, bool contended) {
   return static_cast<double>(pairs.load()) / absl::ToDoubleSeconds(elapsed);
 }
 
-double Run(bool metrics, bool contended) {
-  auto server = ServerProcess::Start(
-      {metrics ? "--metrics_listen=127.0.0.1:0" : "--metrics_listen=",
-       "--log_level=warn"});
+// Runs one measurement: `b` is metrics on (or this build, against a
+// baseline), `!b` metrics off (or the baseline).
+double Run(bool b, bool contended) {
+  const std::string baseline = absl::GetFlag(FLAGS_baseline_server);
+  auto server =
+      baseline.empty()
+          ? ServerProcess::Start(
+                {b ? "--metrics_listen=127.0.0.1:0" : "--metrics_listen=",
+                 "--log_level=warn"})
+      : b ? ServerProcess::Start({"--log_level=warn"})
+          : ServerProcess::StartBinary(baseline, {"--log_level=warn"});
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
     std::exit(1);
@@ -131,13 +167,17 @@ int main(int argc, char** argv) {
     }
   }
   // After every run: the servers' startup lines are echoed above.
+  const bool builds = !absl::GetFlag(FLAGS_baseline_server).empty();
   std::printf(
-      "\nmetrics cost on lock acquire+release: %d clients, %d s per run, "
+      "\n%s on lock acquire+release (%s): %d clients, %d s per run, "
       "best of %d rounds\n",
-      absl::GetFlag(FLAGS_clients), absl::GetFlag(FLAGS_seconds),
-      absl::GetFlag(FLAGS_rounds));
-  std::printf("%-12s %14s %14s %8s\n", "scenario", "off pairs/s", "on pairs/s",
-              "on/off");
+      builds ? "this build against the baseline" : "metrics cost",
+      absl::GetFlag(FLAGS_transport).c_str(), absl::GetFlag(FLAGS_clients),
+      absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_rounds));
+  std::printf("%-12s %14s %14s %8s\n", "scenario",
+              builds ? "base pairs/s" : "off pairs/s",
+              builds ? "this pairs/s" : "on pairs/s",
+              builds ? "this/base" : "on/off");
   for (const Row& row : rows) {
     std::printf("%-12s %14.0f %14.0f %8.3f\n", row.scenario, row.off, row.on,
                 row.on / row.off);

@@ -91,6 +91,11 @@ ABSL_FLAG(int, metrics_max_lock_names, 100,
           "report as name=\"_other\" (anonymous ones as \"_anonymous\").");
 ABSL_FLAG(std::string, log_level, "info",
           "Log level: trace, debug, info, warn, error, critical or off.");
+ABSL_FLAG(std::string, deadlock, "report",
+          "What to do with a cycle of waits among locks and rlocks "
+          "(docs/deadlocks.md): report (count it, log it, list it; the "
+          "waiters stay parked) or fail (also fail the acquire that closed "
+          "it with DEADLOCK).");
 ABSL_FLAG(bool, watch_stdin, false,
           "Shut down when standard input reaches end of file. A client "
           "library that starts a private server holds the other end of the "
@@ -221,6 +226,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const std::string deadlock = absl::GetFlag(FLAGS_deadlock);
+  if (deadlock != "report" && deadlock != "fail") {
+    spdlog::critical("--deadlock={}: must be report or fail", deadlock);
+    return 2;
+  }
+
   std::vector<std::string> listen =
       absl::StrSplit(absl::GetFlag(FLAGS_listen), ',', absl::SkipWhitespace());
   if (listen.empty()) {
@@ -239,6 +250,13 @@ int main(int argc, char** argv) {
   }
 
   statehub::Engine engine(limits, ttl);
+  engine.registry().wait_for_graph().Configure(
+      deadlock == "fail" ? statehub::DeadlockPolicy::kFail
+                         : statehub::DeadlockPolicy::kReport,
+      [m = metrics.get()](const statehub::Deadlock& found) {
+        if (m != nullptr) m->DeadlockFound();
+        spdlog::warn("{}", statehub::DescribeDeadlock(found));
+      });
   if (const std::string path = absl::GetFlag(FLAGS_auth_token_file);
       !path.empty()) {
     absl::StatusOr<std::string> token = ReadFile(path, "auth_token_file");

@@ -61,13 +61,14 @@ absl::StatusOr<int64_t> ConditionObject::Notify(const Caller& caller,
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
   }
-  absl::StatusOr<int64_t> woken =
+  absl::StatusOr<LockObject::Notified> notified =
       lock_->ConditionNotify(id_, caller, thread_id, n);
-  if (!woken.ok()) {
-    return Error(woken.status().code(), GetErrorKind(woken.status()),
-                 woken.status().message());
+  if (!notified.ok()) {
+    return Error(notified.status().code(), GetErrorKind(notified.status()),
+                 notified.status().message());
   }
-  return woken;
+  DeliverCompletions(std::move(notified->failed));
+  return notified->woken;
 }
 
 }  // namespace statehub

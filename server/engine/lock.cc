@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/time/clock.h"
 #include "server/engine/registry.h"
 #include "server/engine/wait_queue.h"
@@ -19,7 +20,9 @@ absl::Status NeedsSession(const Object& object) {
 
 LockObject::LockObject(std::string name, ObjectType type, Registry* registry,
                        std::shared_ptr<AcquireObserver> observer)
-    : Object(std::move(name), type, registry), observer_(std::move(observer)) {}
+    : Object(std::move(name), type, registry),
+      observer_(std::move(observer)),
+      graph_(registry != nullptr ? &registry->wait_for_graph() : nullptr) {}
 
 std::shared_ptr<LockObject> LockObject::Make(std::string name, ObjectType type,
                                              Registry* registry) {
@@ -35,9 +38,11 @@ std::vector<Value> LockObject::TakeContents() { return {}; }
 
 std::vector<Completion> LockObject::TakeWaiters(const absl::Status& status) {
   std::vector<Completion> out;
+  UnwaitLocked([](const Pending&) { return true; });
   // Only acquire calls claimed here count as cancelled acquisitions; a
   // claimed entry's waiter was moved out into `out`.
   for (const Pending& p : wait_queue_internal::FailAll(queue_, status, &out)) {
+    DequeuedLocked(p);
     if (observer_ && !p.condition && p.waiter == nullptr) {
       observer_->NotAcquired(false);
     }
@@ -62,14 +67,58 @@ uint64_t LockObject::TakeLocked(HolderInfo who, int64_t recursion) {
   return last_token_;
 }
 
+template <typename Pred>
+void LockObject::UnwaitLocked(Pred pred) {
+  if (graphed_ == 0) return;
+  for (const Pending& p : queue_) {
+    if (p.graphed && pred(p)) graph_->Unwait(p.waiter.get());
+  }
+}
+
+void LockObject::DequeuedLocked(const Pending& entry) {
+  if (!entry.graphed) return;
+  --graphed_;
+  // A waiter moved out (into a completion) had its wait dropped before.
+  if (entry.waiter != nullptr) graph_->Unwait(entry.waiter.get());
+}
+
+absl::Status LockObject::EnqueueLocked(Pending entry,
+                                       std::vector<Completion>* out) {
+  if (graph_ != nullptr) {
+    std::optional<HolderInfo> holder;
+    if (holding_) holder = holding_->who;
+    WaitForGraph::Outcome outcome =
+        graph_->Wait(WaitForGraph::LockRef{this, &name(), reentrant()}, holder,
+                     entry.waiter, entry.condition);
+    if (outcome.refused) return WaitForGraph::DeadlockError(*outcome.cycle);
+    if (outcome.failed) {
+      const bool self = outcome.failed->waiter == entry.waiter;
+      out->push_back(*std::move(outcome.failed));
+      if (self) return absl::OkStatus();  // failed, not parked
+    }
+    entry.graphed = true;
+    ++graphed_;
+  }
+  queue_.push_back(std::move(entry));
+  return absl::OkStatus();
+}
+
 void LockObject::ReleaseLocked(std::vector<Completion>* out) {
   if (observer_ && holding_) {
     observer_->Released(absl::Now() - holding_->who.since);
   }
   holding_.reset();
+  // The graph learns who holds the lock now, while calls wait for it.
+  absl::Cleanup tell_graph = [this] {
+    if (graphed_ == 0) return;
+    std::optional<HolderInfo> holder;
+    if (holding_) holder = holding_->who;
+    graph_->SetHolder(this, holder);
+  };
   while (!queue_.empty()) {
     Pending next = std::move(queue_.front());
     queue_.pop_front();
+    DequeuedLocked(next);
     // A waiter claimed by its timeout or cancellation is on its way out.
     if (!next.waiter->TryClaim()) continue;
     const absl::Time now = absl::Now();
@@ -112,7 +161,13 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
     if (observer_) observer_->NotAcquired(true);
     return Acquired{};
   }
-  queue_.push_back(Pending{std::move(waiter)});
+  // A plain acquire is refused rather than failed: nothing to deliver.
+  std::vector<Completion> none;
+  if (absl::Status s = EnqueueLocked(Pending{std::move(waiter)}, &none);
+      !s.ok()) {
+    if (observer_) observer_->NotAcquired(false);
+    return s;
+  }
   return Acquired{false, true, 0, false};
 }
 
@@ -150,7 +205,11 @@ void LockObject::WithdrawConditionWaiter(const Waiter* waiter) {
 }
 
 void LockObject::RemoveLocked(const Waiter* waiter) {
-  if (wait_queue_internal::Take(queue_, waiter)) return;
+  if (std::optional<Pending> taken =
+          wait_queue_internal::Take(queue_, waiter)) {
+    DequeuedLocked(*taken);
+    return;
+  }
   for (auto& [id, waiting] : conditions_) {
     if (wait_queue_internal::Take(waiting, waiter)) return;
   }
@@ -198,15 +257,14 @@ std::vector<Completion> LockObject::ConditionTimeout(uint64_t condition,
   Pending timed_out = std::move(*it);
   cq->second.erase(it);
   timed_out.notified = false;
-  queue_.push_back(std::move(timed_out));
+  // Never refused: a condition waiter's wait is failed, if at all.
+  (void)EnqueueLocked(std::move(timed_out), &out);
   if (!holding_) ReleaseLocked(&out);
   return out;
 }
 
-absl::StatusOr<int64_t> LockObject::ConditionNotify(uint64_t condition,
-                                                    const Caller& caller,
-                                                    uint64_t thread_id,
-                                                    int64_t n) {
+absl::StatusOr<LockObject::Notified> LockObject::ConditionNotify(
+    uint64_t condition, const Caller& caller, uint64_t thread_id, int64_t n) {
   MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (caller.session == 0 || !OwnedBy(caller, thread_id)) {
@@ -214,18 +272,18 @@ absl::StatusOr<int64_t> LockObject::ConditionNotify(uint64_t condition,
                  ErrorKind::kRuntimeError, "cannot notify on un-acquired lock");
   }
   auto cq = conditions_.find(condition);
-  int64_t moved = 0;
+  Notified notified;
   while (cq != conditions_.end() && !cq->second.empty() &&
-         (n < 0 || moved < n)) {
+         (n < 0 || notified.woken < n)) {
     Pending woken = std::move(cq->second.front());
     cq->second.pop_front();
     if (woken.waiter->claimed()) continue;  // cancelled: not a wakeup
     woken.notified = true;
-    queue_.push_back(std::move(woken));
-    ++moved;
+    (void)EnqueueLocked(std::move(woken), &notified.failed);
+    ++notified.woken;
   }
   // The notifier holds the lock: the woken reacquire once it is released.
-  return moved;
+  return notified;
 }
 
 int64_t LockObject::ConditionWaiters(uint64_t condition) const {
@@ -275,8 +333,11 @@ std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
   const absl::Status ended =
       Error(absl::StatusCode::kFailedPrecondition, ErrorKind::kSessionError,
             "the waiting session ended");
+  UnwaitLocked(
+      [session](const Pending& p) { return p.waiter->session() == session; });
   for (const Pending& p :
        wait_queue_internal::FailSession(queue_, session, ended, &out)) {
+    DequeuedLocked(p);
     if (observer_ && !p.condition) observer_->NotAcquired(false);
   }
   for (auto& [id, waiting] : conditions_) {

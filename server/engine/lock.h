@@ -10,6 +10,10 @@
 //   - Blocked acquirers park in FIFO order as Waiters (waiter.h); a grant
 //     whose call was cancelled at the same moment is rolled back by token.
 //
+// While calls wait for it, it tells the registry's WaitForGraph who waits
+// and who holds it, so that a cycle of waits is found as it forms; an
+// uncontended lock never touches the graph.
+//
 // It also carries the wait queues of the conditions bound to it, because a
 // condition wait releases and reacquires this lock atomically: a waiter
 // parks in its condition's queue, moves to this lock's queue when notified
@@ -33,6 +37,7 @@
 #include "absl/time/time.h"
 #include "server/engine/object.h"
 #include "server/engine/observer.h"
+#include "server/engine/wait_for_graph.h"
 #include "server/engine/waiter.h"
 
 namespace statehub {
@@ -68,7 +73,8 @@ class LockObject final : public Object {
   };
   // Acquire takes the lock now, or parks `waiter` (when non-null) in FIFO
   // order. A null waiter means "do not block". Errors: SESSION_ERROR without
-  // a session.
+  // a session; DEADLOCK when parking would close a cycle of waits and the
+  // policy is --deadlock=fail.
   absl::StatusOr<Acquired> Acquire(const Caller& caller, uint64_t thread_id,
                                    std::shared_ptr<Waiter> waiter,
                                    const std::string& label);
@@ -107,10 +113,15 @@ class LockObject final : public Object {
   std::vector<Completion> ConditionTimeout(uint64_t condition,
                                            const Waiter* waiter);
   // ConditionNotify moves up to `n` waiters (all for n < 0) to the lock's
-  // queue. Errors: RUNTIME_ERROR "cannot notify on un-acquired lock".
-  absl::StatusOr<int64_t> ConditionNotify(uint64_t condition,
-                                          const Caller& caller,
-                                          uint64_t thread_id, int64_t n);
+  // queue. `failed` gets the calls a deadlock failed (--deadlock=fail).
+  // Errors: RUNTIME_ERROR "cannot notify on un-acquired lock".
+  struct Notified {
+    int64_t woken = 0;
+    std::vector<Completion> failed;
+  };
+  absl::StatusOr<Notified> ConditionNotify(uint64_t condition,
+                                           const Caller& caller,
+                                           uint64_t thread_id, int64_t n);
   int64_t ConditionWaiters(uint64_t condition) const;
   // ConditionDrop fails the waiters of a deleted condition that are still
   // waiting for a notify.
@@ -137,6 +148,8 @@ class LockObject final : public Object {
     // condition is set for a condition waiter; notified once it was.
     bool condition = false;
     bool notified = false;
+    // graphed: the wait-for graph knows of this wait.
+    bool graphed = false;
   };
   struct Holding {
     HolderInfo who;
@@ -158,12 +171,29 @@ class LockObject final : public Object {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes `waiter`'s entry from whichever queue holds it.
   void RemoveLocked(const Waiter* waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // EnqueueLocked parks `entry` in the lock's queue, recording its wait in
+  // the wait-for graph. Returns a DEADLOCK error, and parks nothing, when
+  // the graph refuses the wait (--deadlock=fail); a wait of the cycle that
+  // the graph failed instead goes to `out`.
+  absl::Status EnqueueLocked(Pending entry, std::vector<Completion>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DequeuedLocked: `entry` left the lock's queue.
+  void DequeuedLocked(const Pending& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // UnwaitLocked drops from the graph the waits of the entries `pred`
+  // selects, before they leave the queue with their waiters moved out.
+  template <typename Pred>
+  void UnwaitLocked(Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the lock and grants it to the first live waiter.
   void ReleaseLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // observer_ records acquisitions and releases; null when metrics are off.
   const std::shared_ptr<AcquireObserver> observer_;
+  // graph_ is the registry's wait-for graph; null without a registry.
+  WaitForGraph* const graph_;
+  // graphed_ counts the entries of queue_ the graph knows of: while there
+  // are none, nothing here calls the graph.
+  int64_t graphed_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<Holding> holding_ ABSL_GUARDED_BY(mu_);
   uint64_t last_token_ ABSL_GUARDED_BY(mu_) = 0;
   // owner_died_ is set when a holder's session ended holding the lock, and

@@ -43,6 +43,7 @@
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
 #include "server/engine/observer.h"
+#include "server/engine/wait_for_graph.h"
 
 namespace statehub {
 
@@ -102,6 +103,10 @@ class Registry {
   // `observers` must outlive the registry.
   void set_observers(Observers* observers) { observers_ = observers; }
   Observers* observers() const { return observers_; }
+  // wait_for_graph finds the cycles of waits among the locks
+  // (wait_for_graph.h).
+  WaitForGraph& wait_for_graph() { return wait_for_graph_; }
+  const WaitForGraph& wait_for_graph() const { return wait_for_graph_; }
 
   struct Opened {
     std::shared_ptr<Object> object;
@@ -184,6 +189,7 @@ class Registry {
 
   const Limits limits_;
   Observers* observers_ = nullptr;
+  WaitForGraph wait_for_graph_;
   mutable Mutex mu_;
   // Sorted by name so List answers prefixes in order.
   absl::btree_map<std::string, Entry, std::less<>> objects_

@@ -53,4 +53,18 @@ void WaitersToWire(const std::vector<HolderInfo>& waiters, absl::Time now,
   }
 }
 
+void DeadlockToWire(const Deadlock& deadlock, absl::Time now,
+                    v1::Deadlock* wire) {
+  wire->set_id(deadlock.id);
+  internal::DurationToWire(now - deadlock.found, wire->mutable_age());
+  for (const DeadlockEdge& e : deadlock.edges) {
+    v1::DeadlockEdge* edge = wire->add_edges();
+    edge->set_lock(e.lock);
+    edge->set_reentrant(e.reentrant);
+    edge->set_condition(e.condition);
+    HolderToWire(e.waiter, edge->mutable_waiter());
+    HolderToWire(e.holder, edge->mutable_holder());
+  }
+}
+
 }  // namespace statehub::handlers

@@ -186,6 +186,8 @@ void RunBlocking(Call* rpc, Engine& engine, ObjectType type,
 void HolderToWire(const HolderInfo& who, v1::Holder* wire);
 void WaitersToWire(const std::vector<HolderInfo>& waiters, absl::Time now,
                    google::protobuf::RepeatedPtrField<v1::Waiter>* wire);
+void DeadlockToWire(const Deadlock& deadlock, absl::Time now,
+                    v1::Deadlock* wire);
 
 }  // namespace statehub::handlers
 

@@ -81,6 +81,20 @@ absl::Status LockHandlers::State(const Caller&, const v1::LockStateRequest* req,
   resp->set_recursion(state.recursion);
   resp->set_fencing_token(state.fencing_token);
   WaitersToWire(state.waiters, now, resp->mutable_waiters());
+  for (const Deadlock& d :
+       engine_.registry().wait_for_graph().Cycles(lock.get())) {
+    DeadlockToWire(d, now, resp->add_deadlocks());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LockHandlers::Deadlocks(const Caller&,
+                                     const v1::LockDeadlocksRequest*,
+                                     v1::LockDeadlocksResponse* resp) {
+  const absl::Time now = absl::Now();
+  for (const Deadlock& d : engine_.registry().wait_for_graph().Cycles()) {
+    DeadlockToWire(d, now, resp->add_deadlocks());
+  }
   return absl::OkStatus();
 }
 

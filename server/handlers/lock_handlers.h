@@ -22,6 +22,9 @@ class LockHandlers final {
                        v1::LockReleaseResponse* resp);
   absl::Status State(const Caller& caller, const v1::LockStateRequest* req,
                      v1::LockStateResponse* resp);
+  absl::Status Deadlocks(const Caller& caller,
+                         const v1::LockDeadlocksRequest* req,
+                         v1::LockDeadlocksResponse* resp);
 
  private:
   Engine& engine_;

@@ -124,6 +124,7 @@ MethodTable::MethodTable(Engine& engine)
   Add("statehub.v1.Locks.Acquire", &h.locks, &LockHandlers::Acquire);
   Add("statehub.v1.Locks.Release", &h.locks, &LockHandlers::Release);
   Add("statehub.v1.Locks.State", &h.locks, &LockHandlers::State);
+  Add("statehub.v1.Locks.Deadlocks", &h.locks, &LockHandlers::Deadlocks);
   Add("statehub.v1.Conditions.Wait", &h.conditions, &ConditionHandlers::Wait);
   Add("statehub.v1.Conditions.Notify", &h.conditions,
       &ConditionHandlers::Notify);

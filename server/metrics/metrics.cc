@@ -152,6 +152,13 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     }
     AddGauge(&Gauges("statehub_sessions", "Live client sessions.", &out), {},
              engine_->sessions().Count());
+    AddGauge(&Gauges("statehub_deadlocks",
+                     "Cycles of waits among locks present now "
+                     "(statehub-cli deadlocks lists them).",
+                     &out),
+             {},
+             static_cast<int64_t>(
+                 engine_->registry().wait_for_graph().Cycles().size()));
     prometheus::MetricFamily& waiters = Gauges(
         "statehub_lock_waiters", "Acquire calls parked on the lock now.", &out);
     prometheus::MetricFamily& held =
@@ -223,6 +230,12 @@ Metrics::Metrics(MetricsOptions options)
                                 "(client gone without a goodbye).")
                           .Register(*registry_)
                           .Add({})),
+      deadlocks_(BuildCounter()
+                     .Name("statehub_deadlocks_total")
+                     .Help("Cycles of waits among locks found (each counted "
+                           "once, when it closed), failed or not.")
+                     .Register(*registry_)
+                     .Add({})),
       collector_(std::make_shared<EngineCollector>(*this)) {
   {
     absl::MutexLock lock(&mu_);
@@ -351,6 +364,8 @@ void Metrics::RpcDone(int method_index, handlers::Transport transport,
 void Metrics::LeaseExpired(int64_t n) {
   lease_expiries_.Increment(static_cast<double>(n));
 }
+
+void Metrics::DeadlockFound() { deadlocks_.Increment(); }
 
 std::string Metrics::Label(const AcquireFamilies& kind,
                            const std::string& name) {

@@ -84,6 +84,8 @@ class Metrics final : public Observers, public handlers::RpcObserver {
 
   // LeaseExpired counts sessions ended because their lease ran out.
   void LeaseExpired(int64_t n);
+  // DeadlockFound counts a cycle of waits found (WaitForGraph's observer).
+  void DeadlockFound();
 
   // Observers:
   std::shared_ptr<AcquireObserver> ForLock(const std::string& name) override;
@@ -113,6 +115,7 @@ class Metrics final : public Observers, public handlers::RpcObserver {
   prometheus::Family<prometheus::Counter>& rpc_requests_;
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
   prometheus::Counter& lease_expiries_;
+  prometheus::Counter& deadlocks_;
   // parked_ is indexed by ObjectType.
   std::vector<prometheus::Gauge*> parked_;
 

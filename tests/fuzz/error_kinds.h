@@ -35,6 +35,7 @@ inline bool KindAgrees(v1::ErrorKind kind, absl::StatusCode code) {
     case v1::LIMIT_EXCEEDED:
       return code == C::kResourceExhausted;
     case v1::BROKEN_BARRIER:
+    case v1::DEADLOCK:
       return code == C::kAborted;
     case v1::UNAUTHENTICATED:
       return code == C::kUnauthenticated;

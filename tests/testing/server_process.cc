@@ -72,6 +72,11 @@ absl::StatusOr<std::string> MakeTempDir() {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     std::vector<std::string> extra_flags) {
+  return StartBinary(STATEHUB_SERVER_PATH, std::move(extra_flags));
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
+    const std::string& binary, std::vector<std::string> extra_flags) {
   // The object owns everything from here on, so every early return cleans
   // up (kills the child, removes the directory) in the destructor.
   std::unique_ptr<ServerProcess> server(new ServerProcess());
@@ -81,7 +86,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   const std::string socket_path = absl::StrCat(*dir, "/s.sock");
 
   std::vector<std::string> args = {
-      STATEHUB_SERVER_PATH,
+      binary,
       absl::StrCat("--listen=unix://", socket_path, ",127.0.0.1:0"),
       "--lease_ttl=2s",
       "--metrics_listen=127.0.0.1:0",

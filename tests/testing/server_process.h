@@ -53,6 +53,10 @@ class ServerProcess {
   // status). Blocks until the server is ready or failed.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       std::vector<std::string> extra_flags = {});
+  // StartBinary is Start with another statehub-server binary (a benchmark's
+  // baseline build).
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartBinary(
+      const std::string& binary, std::vector<std::string> extra_flags = {});
 
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

@@ -43,6 +43,7 @@ enum class ErrorKind {
   kSessionError = 9,    // FAILED_PRECONDITION: the call needs a live session
   kBrokenBarrier = 10,  // ABORTED
   kUnauthenticated = 11,
+  kDeadlock = 12,  // ABORTED: the acquire would close a cycle of waits
 };
 
 // ErrorKindName returns the wire name, e.g. "KEY_ERROR".
