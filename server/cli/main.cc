@@ -1,8 +1,10 @@
 // statehub-cli: what an engineer types during a stall. Lists the server's
-// objects and shows who holds each lock and who waits for it, since when.
+// objects, shows who holds each lock and who waits for it, since when, and
+// lists the deadlocks among them.
 //
 //   statehub-cli [--address=unix:///tmp/statehub.sock] ls [PREFIX]
 //   statehub-cli [--address=...] locks [PREFIX]
+//   statehub-cli [--address=...] deadlocks
 //
 // A server with --auth_token_file takes the token from --token_file or
 // $STATEHUB_TOKEN; one with TLS takes --tls_ca (and --tls_cert/--tls_key
@@ -11,11 +13,16 @@
 // `ls` prints one line per object (name, type, size; anonymous objects with
 // --anonymous). `locks` prints every lock and rlock whose name starts with
 // PREFIX: free or held, by whom (session, label, thread) for how long, with
-// its fencing token, then its waiters in the order they will be served.
+// its fencing token, then its waiters in the order they will be served,
+// then "in deadlock N" for each cycle of waits through it. `deadlocks`
+// prints each cycle of waits among locks and rlocks present now (id, how
+// long ago it closed, then one line per wait: who waits for which lock held
+// by whom), or "no deadlocks". Both exit 0 whatever they find; 1 when a
+// call fails, 2 for bad usage.
 //
 // C++ rather than Python so that it ships beside statehub-server (in the
 // same build and container image) with nothing else to install. It uses
-// only the public rpcs Objects.List and Locks.State.
+// only the public rpcs Objects.List, Locks.State and Locks.Deadlocks.
 
 #include <cstdio>
 #include <cstdlib>
@@ -181,6 +188,38 @@ int Locks(const std::shared_ptr<grpc::Channel>& channel,
                                            waiter.waiting_for()))
                       .c_str());
     }
+    for (const auto& deadlock : state.deadlocks()) {
+      std::printf("  in deadlock %llu\n",
+                  static_cast<unsigned long long>(deadlock.id()));
+    }
+  }
+  return 0;
+}
+
+int Deadlocks(statehub::v1::Locks::Stub& locks) {
+  statehub::v1::LockDeadlocksResponse listed;
+  const grpc::Status status = locks.Deadlocks(
+      Context().get(), statehub::v1::LockDeadlocksRequest(), &listed);
+  if (!status.ok()) return Fail("Locks.Deadlocks", status);
+  if (listed.deadlocks().empty()) {
+    std::printf("no deadlocks\n");
+    return 0;
+  }
+  for (const auto& deadlock : listed.deadlocks()) {
+    absl::Duration age = statehub::internal::DurationFromWire(deadlock.age());
+    // Milliseconds are enough for people, once there are any.
+    if (age >= absl::Milliseconds(1)) {
+      age = absl::Trunc(age, absl::Milliseconds(1));
+    }
+    std::printf("deadlock %llu (for %s):\n",
+                static_cast<unsigned long long>(deadlock.id()),
+                absl::FormatDuration(age).c_str());
+    for (const auto& edge : deadlock.edges()) {
+      std::printf("  %s %s %s \"%s\" held by %s\n", Who(edge.waiter()).c_str(),
+                  edge.condition() ? "waits to reacquire" : "waits for",
+                  edge.reentrant() ? "rlock" : "lock", edge.lock().c_str(),
+                  Who(edge.holder()).c_str());
+    }
   }
   return 0;
 }
@@ -189,9 +228,11 @@ int Locks(const std::shared_ptr<grpc::Channel>& channel,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "statehub-cli [--address=ADDR] ls [PREFIX] | locks [PREFIX]\n"
-      "  ls     list objects (name, type, size)\n"
-      "  locks  show each lock's holder and waiters, since when");
+      "statehub-cli [--address=ADDR] ls [PREFIX] | locks [PREFIX] | "
+      "deadlocks\n"
+      "  ls         list objects (name, type, size)\n"
+      "  locks      show each lock's holder and waiters, since when\n"
+      "  deadlocks  show the cycles of waits among locks present now");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2 || args.size() > 3) {
     std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
@@ -211,6 +252,14 @@ int main(int argc, char** argv) {
     return Ls(*statehub::v1::Objects::NewStub(channel), prefix);
   }
   if (command == "locks") return Locks(channel, prefix);
+  if (command == "deadlocks") {
+    if (args.size() == 3) {
+      std::fprintf(stderr, "statehub-cli: deadlocks takes no PREFIX\n%s\n",
+                   absl::ProgramUsageMessage().data());
+      return 2;
+    }
+    return Deadlocks(*statehub::v1::Locks::NewStub(channel));
+  }
   std::fprintf(stderr, "statehub-cli: unknown command '%s'\n%s\n",
                command.c_str(), absl::ProgramUsageMessage().data());
   return 2;

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -141,7 +143,8 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
       }
     }
 
-    std::vector<prometheus::MetricFamily> out;
+    // A deque, so that a family stays put while later ones are added.
+    std::deque<prometheus::MetricFamily> out;
     prometheus::MetricFamily& by_type =
         Gauges("statehub_objects", "Shared objects by type.", &out);
     for (int type = 1; type < kObjectTypes; ++type) {
@@ -177,13 +180,14 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
       AddGauge(&sem_waiters, {{"name", label}}, load.first);
       AddGauge(&sem_value, {{"name", label}}, load.second);
     }
-    return out;
+    return {std::make_move_iterator(out.begin()),
+            std::make_move_iterator(out.end())};
   }
 
  private:
   static prometheus::MetricFamily& Gauges(
       std::string name, std::string help,
-      std::vector<prometheus::MetricFamily>* out) {
+      std::deque<prometheus::MetricFamily>* out) {
     prometheus::MetricFamily& family = out->emplace_back();
     family.name = std::move(name);
     family.help = std::move(help);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
 #include "tests/e2e/sync_fixture.h"
+#include "tests/testing/scrape.h"
 
 namespace statehub {
 namespace {
@@ -119,6 +121,12 @@ TEST_F(ParkedWaitersTest, TenThousandParkedAcquiresCostNoThreadsAndGoFifo) {
   ASSERT_EQ(served.size(), expected.size());
   EXPECT_TRUE(served == expected) << "served in the order they parked";
   EXPECT_FALSE(lock->State()->locked);
+  // Waits for a holder that waits for nothing are no cycle: the wait-for
+  // graph saw 10,000 of them and found none.
+  const std::string scrape = testing::HttpGet(server_->metrics_url());
+  EXPECT_EQ(testing::MetricValue(scrape, "statehub_deadlocks_total"),
+            std::optional<double>(0))
+      << scrape;
 }
 
 }  // namespace

@@ -33,10 +33,14 @@ class SyncE2eTest : public ::testing::Test {
  protected:
   // lease_ttl is the server's --lease_ttl.
   virtual absl::Duration lease_ttl() const { return absl::Seconds(10); }
+  // server_flags are more flags for the server, after --lease_ttl.
+  virtual std::vector<std::string> server_flags() const { return {}; }
 
   void SetUp() override {
-    auto server = testing::ServerProcess::Start(
-        {absl::StrCat("--lease_ttl=", absl::FormatDuration(lease_ttl()))});
+    std::vector<std::string> flags = {
+        absl::StrCat("--lease_ttl=", absl::FormatDuration(lease_ttl()))};
+    for (std::string& flag : server_flags()) flags.push_back(std::move(flag));
+    auto server = testing::ServerProcess::Start(std::move(flags));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_ = NewClient();

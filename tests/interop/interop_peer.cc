@@ -10,6 +10,12 @@
 //       "held TOKEN", waits for a line on stdin, releases, prints "released"
 //   interop_peer ADDRESS lock-acquire NAME         acquires (waiting as
 //       long as it takes), prints "acquired TOKEN OWNER_DIED", releases
+//   interop_peer ADDRESS lock-pair FIRST SECOND [TIMEOUT_S]
+//       acquires lock FIRST, prints "held FIRST", waits for a line on stdin,
+//       then acquires lock SECOND (for at most TIMEOUT_S seconds if given,
+//       else as long as it takes) and prints "acquired SECOND", "timeout
+//       SECOND", or "deadlock MESSAGE" when the server refused it with
+//       DEADLOCK (--deadlock=fail); releases what it holds
 //   interop_peer ADDRESS pong CONDITION LOCK STATE ROUNDS
 //       ping-pong with Python: under LOCK, waits on CONDITION until dict
 //       STATE["turn"] == "cpp", sets it to "py", counts, notifies; ROUNDS
@@ -23,11 +29,13 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "absl/time/time.h"
 #include "statehub/statehub.h"
 
 namespace {
@@ -81,6 +89,34 @@ int Run(statehub::Client& client, const std::vector<std::string>& args) {
     Say("acquired " + std::to_string(held.fencing_token) + " " +
         (held.owner_died ? "1" : "0"));
     Check(lock.Release());
+  } else if (command == "lock-pair" && (args.size() == 3 || args.size() == 4)) {
+    std::optional<absl::Duration> timeout;
+    if (args.size() == 4) {
+      double seconds;
+      if (!absl::SimpleAtod(args[3], &seconds)) {
+        Die(absl::InvalidArgumentError(args[3]));
+      }
+      timeout = absl::Seconds(seconds);
+    }
+    statehub::Lock first = Check(client.OpenLock(args[1]));
+    statehub::Lock second = Check(client.OpenLock(args[2]));
+    Check(first.Acquire());
+    Say("held " + args[1]);
+    std::string line;
+    std::getline(std::cin, line);
+    absl::StatusOr<statehub::Acquisition> got = second.Acquire(timeout);
+    if (got.ok() && got->acquired) {
+      Say("acquired " + args[2]);
+      Check(second.Release());
+    } else if (got.ok()) {
+      Say("timeout " + args[2]);
+    } else if (statehub::GetErrorKind(got.status()) ==
+               statehub::ErrorKind::kDeadlock) {
+      Say("deadlock " + std::string(got.status().message()));
+    } else {
+      Die(got.status());
+    }
+    Check(first.Release());
   } else if (command == "pong" && args.size() == 5) {
     statehub::Lock lock = Check(client.OpenLock(args[2]));
     statehub::Condition turn = Check(client.OpenCondition(args[1], lock));

@@ -218,6 +218,10 @@ TEST_F(MetricsTest, ContendedLockIsCountedExactly) {
   EXPECT_EQ(MetricValue(scrape, R"(statehub_parked_calls{type="lock"})"), 1);
   EXPECT_EQ(MetricValue(scrape, R"(statehub_objects{type="lock"})"), 1);
   EXPECT_EQ(MetricValue(scrape, "statehub_sessions"), 2);
+  // A waiter behind a holder that waits for nothing is no deadlock; both
+  // series are there from the start.
+  EXPECT_EQ(MetricValue(scrape, "statehub_deadlocks_total"), 0);
+  EXPECT_EQ(MetricValue(scrape, "statehub_deadlocks"), 0);
 
   Release(*a);  // hands the lock to b
   waiter.join();

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import selectors
 import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import statehub
@@ -45,6 +48,25 @@ class RunningServer:
     unix: str
     tcp: str
     directory: str
+    # The /metrics URL, or "" with metrics off (start_server's default; pass
+    # "--metrics_listen=127.0.0.1:0" to turn them on).
+    metrics: str = ""
+
+    def scrape(self) -> dict[str, float]:
+        """Every sample of the server's /metrics page: 'name{labels}' -> value."""
+        assert self.metrics, "started without --metrics_listen"
+        with urllib.request.urlopen(self.metrics, timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            match = re.match(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$", line)
+            if match:
+                samples[match.group(1)] = float(match.group(2))
+        return samples
+
+    def metric(self, series: str) -> float:
+        """One sample of /metrics (name and labels as exposed), 0 if absent."""
+        return self.scrape().get(series, 0.0)
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -59,8 +81,11 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(*flags: str) -> RunningServer:
-    """Starts the binary on a fresh Unix socket and TCP port 0; waits for ready."""
+def start_server(*flags: str, stderr: IO[bytes] | None = None) -> RunningServer:
+    """Starts the binary on a fresh Unix socket and TCP port 0; waits for ready.
+
+    Metrics are off unless flags turn them on; ``stderr`` (a file) takes the
+    server's log instead of the test run's stderr."""
     directory = tempfile.mkdtemp(prefix="statehub-test-")
     socket_path = os.path.join(directory, "s.sock")
     process = subprocess.Popen(
@@ -74,10 +99,12 @@ def start_server(*flags: str) -> RunningServer:
         ],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        stderr=stderr,
     )
     assert process.stdout is not None
     fd = process.stdout.fileno()
     addresses: list[str] = []
+    metrics = ""
     pending = b""
     deadline = time.monotonic() + 15
     with selectors.DefaultSelector() as selector:
@@ -101,13 +128,15 @@ def start_server(*flags: str) -> RunningServer:
                 prefix = "statehub-server listening on "
                 if text.startswith(prefix):
                     addresses.append(text[len(prefix) :])
+                elif text.startswith("statehub-server metrics on "):
+                    metrics = text.split(" on ", 1)[1]
                 elif text == "statehub-server ready":
                     done = True
             if done:
                 break
     unix = next(a for a in addresses if a.startswith("unix:"))
     tcp = next(a for a in addresses if not a.startswith("unix:"))
-    return RunningServer(process, unix, tcp, directory)
+    return RunningServer(process, unix, tcp, directory, metrics)
 
 
 @pytest.fixture(scope="session")

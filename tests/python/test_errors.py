@@ -190,6 +190,7 @@ def test_every_kind_has_its_class() -> None:
             statehub.AuthenticationError,
             multiprocessing.AuthenticationError,
         ),
+        "DEADLOCK": (statehub.DeadlockError, RuntimeError),
     }
     names = {value_pb2.ErrorKind.Name(k) for k in value_pb2.ErrorKind.values()}
     assert names - {"ERROR_KIND_UNSPECIFIED"} == set(expected)

@@ -181,3 +181,23 @@ def arrive_last(barrier: Any) -> None:
     while barrier.n_waiting < barrier.parties - 1:
         time.sleep(0.01)
     barrier.wait(60)
+
+
+def lock_ring_member(
+    mine: Any, next_lock: Any, everyone: Any, out: Any, key: str
+) -> None:
+    """One process of a ring of lock waits: holds its own lock, waits until
+    every member holds theirs, then acquires the next member's. Records
+    "acquired", or "deadlock" when the server refused the acquire that
+    closed the ring (--deadlock=fail); releases what it holds either way,
+    which lets the others go on."""
+    with mine:
+        everyone.wait(60)
+        try:
+            got = next_lock.acquire(timeout=60)
+        except statehub.DeadlockError as e:
+            out[key] = ("deadlock", e.message)
+            return
+        out[key] = ("acquired" if got else "timeout", "")
+        if got:
+            next_lock.release()

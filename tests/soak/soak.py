@@ -10,6 +10,7 @@ starting a replacement each time. Then it kills every worker, waits out the
 lease twice over, and checks what must hold when every client is gone:
 
 - no sessions, no parked calls of any type, no lock waiters;
+- no deadlock ever found (a worker holds one lock at a time);
 - every lock and rlock free, every semaphore back at its initial value;
 - no anonymous object left except those a named object refers to, and each
   of those opens;
@@ -267,6 +268,12 @@ def check_after(
         failures.append(f"{waiters:g} lock waiters left")
     if (held := total(samples, "statehub_lock_held")) != 0:
         failures.append(f"{held:g} locks still held")
+    # A worker holds one lock at a time: no cycle of waits can ever form.
+    figures["deadlocks found"] = int(total(samples, "statehub_deadlocks_total"))
+    if figures["deadlocks found"] != 0:
+        failures.append(f"{figures['deadlocks found']} deadlocks found")
+    if (present := total(samples, "statehub_deadlocks")) != 0:
+        failures.append(f"{present:g} deadlocks present")
 
     m = statehub.Manager(address, timeout=30)
     for name in LOCKS + [CONDITION_LOCK]:

@@ -44,6 +44,8 @@ from ._list import ListProxy
 from ._locks import (
     AcquirerProxy,
     ConditionProxy,
+    Deadlock,
+    DeadlockEdge,
     Holder,
     LockProxy,
     LockState,
@@ -57,6 +59,7 @@ from .errors import (
     AuthenticationError,
     BrokenBarrierError,
     DeadlineExceeded,
+    DeadlockError,
     LimitExceeded,
     ObjectNotFound,
     ServerNotFound,
@@ -92,6 +95,9 @@ __all__ = [
     # Use statehub.ConnectionError.
     "ConditionProxy",
     "DeadlineExceeded",
+    "Deadlock",
+    "DeadlockEdge",
+    "DeadlockError",
     "DictProxy",
     "EventProxy",
     "Holder",

@@ -49,10 +49,45 @@ class Holder:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeadlockEdge:
+    """One wait of a deadlock: ``waiter`` is parked on ``lock`` (a Lock, or
+    an RLock when ``reentrant``), which ``holder`` holds. ``condition``: the
+    waiter is a Condition wait reacquiring its lock after a notify or its
+    timeout."""
+
+    lock: str
+    reentrant: bool
+    condition: bool
+    waiter: Holder
+    holder: Holder
+
+
+@dataclasses.dataclass(frozen=True)
+class Deadlock:
+    """A cycle of waits among locks and rlocks (``Locks.Deadlocks``): each
+    edge's holder is the next edge's waiter, and the last edge's holder the
+    first edge's waiter, so none of them can go on until one wait ends.
+
+    ``id`` numbers the cycles the server has found since it started, from
+    1; ``age`` is how long ago (seconds) this one closed. A plain Lock that
+    a thread waits for while holding it itself is a cycle of one edge."""
+
+    id: int
+    age: float
+    edges: tuple[DeadlockEdge, ...]
+
+    @property
+    def locks(self) -> tuple[str, ...]:
+        """The names of the locks in the cycle, in its order."""
+        return tuple(edge.lock for edge in self.edges)
+
+
+@dataclasses.dataclass(frozen=True)
 class LockState:
     """A lock as the server sees it (``Locks.State``): whether it is held,
-    by whom, its RLock recursion depth, the last fencing token, and the
-    parked acquirers in the order they will be served."""
+    by whom, its RLock recursion depth, the last fencing token, the parked
+    acquirers in the order they will be served, and the deadlocks present
+    now that go through it."""
 
     locked: bool
     holder: Holder | None
@@ -60,10 +95,29 @@ class LockState:
     recursion: int
     fencing_token: int
     waiters: tuple[Holder, ...]
+    deadlocks: tuple[Deadlock, ...] = ()
 
 
 def _holder(wire: sync_pb2.Holder) -> Holder:
     return Holder(wire.session_id, wire.thread_id, wire.label)
+
+
+def deadlock_from_wire(wire: sync_pb2.Deadlock) -> Deadlock:
+    """A ``statehub.v1.Deadlock`` as a :class:`Deadlock`."""
+    return Deadlock(
+        id=wire.id,
+        age=wire.age.ToTimedelta().total_seconds(),
+        edges=tuple(
+            DeadlockEdge(
+                lock=edge.lock,
+                reentrant=edge.reentrant,
+                condition=edge.condition,
+                waiter=_holder(edge.waiter),
+                holder=_holder(edge.holder),
+            )
+            for edge in wire.edges
+        ),
+    )
 
 
 class AcquirerProxy(BaseProxy):
@@ -185,7 +239,8 @@ class LockProxy(AcquirerProxy):
         return self.state().locked
 
     def state(self) -> LockState:
-        """The lock as the server sees it now: holder, recursion, waiters."""
+        """The lock as the server sees it now: holder, recursion, waiters,
+        and the deadlocks through it."""
         r = self._call("State", sync_pb2.LockStateRequest(name=self._token.name))
         return LockState(
             locked=r.locked,
@@ -194,6 +249,7 @@ class LockProxy(AcquirerProxy):
             recursion=r.recursion,
             fencing_token=r.fencing_token,
             waiters=tuple(_holder(w.holder) for w in r.waiters),
+            deadlocks=tuple(deadlock_from_wire(d) for d in r.deadlocks),
         )
 
     def _str(self) -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "BrokenBarrierError",
     "ConnectionError",
     "DeadlineExceeded",
+    "DeadlockError",
     "LimitExceeded",
     "ObjectNotFound",
     "ServerNotFound",
@@ -184,6 +185,23 @@ class BrokenBarrierError(StatehubError, threading.BrokenBarrierError):
     """The barrier is broken (kind BROKEN_BARRIER)."""
 
 
+class DeadlockError(StatehubError, RuntimeError):
+    """A lock acquire that would deadlock (kind DEADLOCK), raised only by a
+    server run with ``--deadlock=fail``.
+
+    The acquire (of a Lock or RLock, or a Condition wait's reacquire) would
+    have closed a cycle of waits: this thread would wait for a lock whose
+    holder waits, through the other locks of the cycle, for a lock this
+    thread holds. The acquire fails at once instead of parking, so the lock
+    is **not** held; the locks this thread held before it still are, and
+    releasing one of them breaks the cycle for the others. The message names
+    every lock and holder of the cycle. Also a ``RuntimeError``, which
+    Python raises for a lock used wrongly. Under the server's default
+    ``--deadlock=report`` the waits stay parked and the cycle shows in
+    :meth:`statehub.SyncManager.deadlocks` instead.
+    """
+
+
 class AuthenticationError(StatehubError, multiprocessing.AuthenticationError):
     """No or a wrong token (kind UNAUTHENTICATED).
 
@@ -221,6 +239,7 @@ _BY_KIND: dict[str, type[StatehubError]] = {
     "SESSION_ERROR": SessionError,
     "BROKEN_BARRIER": BrokenBarrierError,
     "UNAUTHENTICATED": AuthenticationError,
+    "DEADLOCK": DeadlockError,
 }
 
 

@@ -40,9 +40,15 @@ from ._connection import (
 from ._dict import DictProxy
 from ._events import BarrierProxy, EventProxy
 from ._list import ListProxy
-from ._locks import ConditionProxy, LockProxy, SemaphoreProxy
+from ._locks import (
+    ConditionProxy,
+    Deadlock,
+    LockProxy,
+    SemaphoreProxy,
+    deadlock_from_wire,
+)
 from ._namespace import NamespaceProxy
-from ._proto import objects_pb2, value_pb2
+from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import (
     ANONYMOUS_PREFIX,
     BaseProxy,
@@ -575,6 +581,22 @@ class SyncManager:
             timeout=options.timeout,
         )
         return ObjectInfo._from_wire(response.info)
+
+    def deadlocks(self) -> builtins.list[Deadlock]:
+        """The deadlocks present now among the server's locks and rlocks
+        (``Locks.Deadlocks``), oldest first: cycles of threads each parked
+        on a lock that the next one holds. A cycle is gone once any of its
+        waits ends (a timeout, a cancel, a process's end) or one of its
+        locks changes hands. See also :attr:`LockState.deadlocks
+        <statehub.LockState.deadlocks>` for one lock's."""
+        address, options = self._started()
+        response = connection_for(address).call(
+            "Locks",
+            "Deadlocks",
+            sync_pb2.LockDeadlocksRequest(),
+            timeout=options.timeout,
+        )
+        return [deadlock_from_wire(d) for d in response.deadlocks]
 
 
 class NamedObjects:
