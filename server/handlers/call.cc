@@ -1,6 +1,7 @@
 #include "server/handlers/call.h"
 
 #include "absl/strings/str_format.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "server/engine/object.h"
 
 namespace statehub::handlers {
@@ -59,6 +60,93 @@ absl::StatusOr<Value::Entries> Decoder::Entries(
     entries.emplace_back(std::move(key), std::move(value));
   }
   return entries;
+}
+
+absl::Status Decoder::CheckStringSize(size_t size) const {
+  // A string Value: its tag, its length and its bytes.
+  const auto bytes = static_cast<int64_t>(
+      1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size);
+  if (bytes <= limits_.max_value_bytes) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kResourceExhausted,
+                   ErrorKind::kLimitExceeded,
+                   absl::StrFormat("%s: a value of %d bytes exceeds "
+                                   "--max_value_bytes=%d",
+                                   ObjectLabel(type_, name_), bytes,
+                                   limits_.max_value_bytes),
+                   name_, "max_value_bytes");
+}
+
+absl::Status Decoder::Columns(const v1::EntryColumns& wire,
+                              Value::Entries* out) const {
+  const int n = wire.keys_size();
+  const int ints = wire.int_values_size();
+  const int doubles = wire.double_values_size();
+  const int strings = wire.string_values_size();
+  // Exactly one value column, as long as the keys (none for no keys).
+  const int columns = (ints > 0) + (doubles > 0) + (strings > 0);
+  if (columns > 1 || (n > 0 && ints + doubles + strings != n) ||
+      (n == 0 && columns > 0)) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+        absl::StrFormat("%s: entry columns hold %d keys and %d int, %d "
+                        "float and %d str values; one value column must be "
+                        "as long as the keys",
+                        ObjectLabel(type_, name_), n, ints, doubles, strings),
+        name_);
+  }
+  out->reserve(out->size() + n);
+  for (int i = 0; i < n; ++i) {
+    const std::string& key = wire.keys(i);
+    STATEHUB_RETURN_IF_ERROR(CheckStringSize(key.size()));
+    Value value;
+    if (ints > 0) {
+      value = Value(static_cast<int64_t>(wire.int_values(i)));
+    } else if (doubles > 0) {
+      value = Value(wire.double_values(i));
+    } else {
+      STATEHUB_RETURN_IF_ERROR(CheckStringSize(wire.string_values(i).size()));
+      value = Value(wire.string_values(i));
+    }
+    out->emplace_back(Value(key), std::move(value));
+  }
+  return absl::OkStatus();
+}
+
+bool EncodeColumns(const Value::Entries& entries, bool keys_only,
+                   v1::EntryColumns* wire) {
+  if (entries.empty()) return false;
+  const Value::Kind kind = entries.front().second.kind();
+  if (!keys_only && kind != Value::Kind::kInt && kind != Value::Kind::kDouble &&
+      kind != Value::Kind::kString) {
+    return false;
+  }
+  for (const auto& [key, value] : entries) {
+    if (!key.is_string() || (!keys_only && value.kind() != kind)) return false;
+  }
+  const int n = static_cast<int>(entries.size());
+  wire->mutable_keys()->Reserve(n);
+  for (const auto& [key, value] : entries) wire->add_keys(key.AsString());
+  if (keys_only) return true;
+  switch (kind) {
+    case Value::Kind::kInt:
+      wire->mutable_int_values()->Reserve(n);
+      for (const auto& [key, value] : entries) {
+        wire->add_int_values(value.AsInt());
+      }
+      break;
+    case Value::Kind::kDouble:
+      wire->mutable_double_values()->Reserve(n);
+      for (const auto& [key, value] : entries) {
+        wire->add_double_values(value.AsDouble());
+      }
+      break;
+    default:
+      wire->mutable_string_values()->Reserve(n);
+      for (const auto& [key, value] : entries) {
+        wire->add_string_values(value.AsString());
+      }
+  }
+  return true;
 }
 
 SliceSpec SliceOf(const v1::Slice& wire) {

@@ -158,8 +158,17 @@ class Decoder {
       const google::protobuf::RepeatedPtrField<v1::Value>& wire) const;
   absl::StatusOr<Value::Entries> Entries(
       const google::protobuf::RepeatedPtrField<v1::MapEntry>& wire) const;
+  // Columns appends the entries of an EntryColumns batch (value.proto) to
+  // `out`. Errors: VALUE_ERROR for a batch of the wrong shape (a keys-only
+  // one included), LIMIT_EXCEEDED for a key or value over
+  // --max_value_bytes.
+  absl::Status Columns(const v1::EntryColumns& wire, Value::Entries* out) const;
 
  private:
+  // Checks a string of `size` bytes, as the Value it stands for, against
+  // --max_value_bytes.
+  absl::Status CheckStringSize(size_t size) const;
+
   const Limits& limits_;
   const ObjectType type_;
   const absl::string_view name_;
@@ -173,6 +182,11 @@ void EncodeItems(const Value::Items& items,
                  google::protobuf::RepeatedPtrField<v1::Value>* wire);
 void EncodeEntries(const Value::Entries& entries,
                    google::protobuf::RepeatedPtrField<v1::MapEntry>* wire);
+// EncodeColumns lays `entries` out as an EntryColumns batch (only keys when
+// `keys_only`) if they fit its shape: string keys, and values all ints, all
+// doubles or all strings. Returns false, writing nothing, if they do not.
+bool EncodeColumns(const Value::Entries& entries, bool keys_only,
+                   v1::EntryColumns* wire);
 
 }  // namespace statehub::handlers
 

@@ -81,12 +81,17 @@ absl::Status DictHandlers::Items(const Caller& caller,
       DictObject::ItemsPage page,
       t.dict->Items(caller, req->cursor(), req->limit(), req->size_version(),
                     req->keys_only()));
-  if (req->keys_only()) {
+  if (req->columns() &&
+      EncodeColumns(page.entries, req->keys_only(), resp->mutable_columns())) {
+    // Laid out in columns.
+  } else if (req->keys_only()) {
+    resp->clear_columns();
     resp->mutable_entries()->Reserve(static_cast<int>(page.entries.size()));
     for (const auto& [key, value] : page.entries) {
       EncodeValue(key, resp->add_entries()->mutable_key());
     }
   } else {
+    resp->clear_columns();
     EncodeEntries(page.entries, resp->mutable_entries());
   }
   resp->set_next_cursor(page.next_cursor);
@@ -138,6 +143,9 @@ absl::Status DictHandlers::Update(const Caller&,
   STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
   STATEHUB_ASSIGN_OR_RETURN(Value::Entries entries,
                             t.decode.Entries(req->entries()));
+  if (req->has_columns()) {
+    STATEHUB_RETURN_IF_ERROR(t.decode.Columns(req->columns(), &entries));
+  }
   return t.dict->Update(std::move(entries));
 }
 

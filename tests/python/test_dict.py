@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 import statehub
+from statehub._connection import connection_for
+from statehub._proto import dict_pb2, value_pb2
 
+from conftest import start_server
 from oracle import check_same
 
 OPERATIONS: list[tuple[str, Any]] = [
@@ -261,3 +264,85 @@ def test_iterating_a_thousand_keys_is_a_few_round_trips(
     calls.clear()
     assert list(d) == list(range(1000))
     assert len(calls) <= 4  # list() also asks len(d), for a size hint
+
+
+# Bulk calls travel as entry columns (value.proto EntryColumns) when every
+# key is a str and the values share one of int, float and str; as MapEntry
+# messages otherwise. Either way the dict must come back the same, types
+# included, on both transports.
+_BULK_CONTENTS = {
+    "ints": {f"k{i}": i for i in range(1000)} | {"min": -(2**63), "max": 2**63 - 1},
+    "floats": {f"k{i}": i / 7 for i in range(100)} | {"inf": float("inf")},
+    "strs": {f"k{i}": f"v{i}é" for i in range(100)} | {"": ""},
+    "mixed values": {"a": 1, "b": 2.5, "c": "x"},
+    "bools are not ints": {"a": True, "b": 1},
+    "a non-str key": {1: "x", "b": "y"},
+    "nested": {"a": [1], "b": [2]},
+}
+
+
+@pytest.mark.parametrize("contents", _BULK_CONTENTS.values(), ids=_BULK_CONTENTS)
+@pytest.mark.parametrize("which", ["manager", "grpc_manager"])
+def test_bulk_update_and_copy_keep_every_type(
+    which: str, contents: dict[Any, Any], request: pytest.FixtureRequest
+) -> None:
+    m: statehub.SyncManager = request.getfixturevalue(which)
+    d = m.dict({"before": 0})
+    d.update(contents)
+    expected = {"before": 0} | contents
+    copied = d.copy()
+    assert copied == expected
+    typed = [(type(k), type(v)) for k, v in copied.items()]
+    assert typed == [(type(k), type(v)) for k, v in expected.items()]
+    assert d.items() == list(expected.items())
+    assert d.keys() == list(expected)
+    assert d.values() == list(expected.values())
+
+
+def test_bulk_update_beyond_int64_is_overflow_error(
+    manager: statehub.SyncManager,
+) -> None:
+    d = manager.dict({"a": 1})
+    with pytest.raises(OverflowError):
+        d.update({"b": 2**63, "c": 1})
+    assert d.copy() == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"keys": ["a", "b"], "int_values": [1]},
+        {"keys": ["a"], "int_values": [1], "double_values": [1.0]},
+        {"keys": ["a", "b"]},
+        {"int_values": [1]},
+    ],
+    ids=["short value column", "two value columns", "no values", "no keys"],
+)
+def test_malformed_entry_columns_are_a_value_error_and_change_nothing(
+    manager: statehub.SyncManager, columns: dict[str, Any]
+) -> None:
+    d = manager.dict({"a": 0})
+    request = dict_pb2.DictUpdateRequest(
+        name=d._token.name, columns=value_pb2.EntryColumns(**columns)
+    )
+    with pytest.raises(statehub.StatehubValueError) as caught:
+        connection_for(d._token.address).call("Dicts", "Update", request)
+    assert "entry columns" in str(caught.value)
+    assert d._token.name in str(caught.value)
+    assert d.copy() == {"a": 0}
+
+
+def test_entry_columns_count_against_max_value_bytes() -> None:
+    running = start_server("--max_value_bytes=256")
+    m = statehub.Manager(running.unix)
+    try:
+        d = m.dict({"a": 0})
+        for big in ({"b": "x" * 1000}, {"x" * 1000: "b"}):
+            with pytest.raises(statehub.LimitExceeded) as caught:
+                d.update(big)
+            assert caught.value.limit == "max_value_bytes"
+        d.update({"b": "x" * 200})
+        assert d.copy() == {"a": 0, "b": "x" * 200}
+    finally:
+        m.shutdown()
+        running.stop()

@@ -169,6 +169,47 @@ def encode_entries(
 # path.
 
 
+def encode_columns(mapping: dict[Any, Any], out: Any) -> bool:
+    """Lays ``mapping`` out in ``out``, an EntryColumns message, when every
+    key is a str and the values are all ints (within int64), all floats or
+    all strs: a batch Python builds with one ``extend()`` per column instead
+    of a MapEntry per item. Returns False, with ``out`` left empty, when the
+    mapping does not fit."""
+    if not mapping:
+        return False
+    keys = list(mapping)
+    values = list(mapping.values())
+    types = set(map(type, values))
+    if len(types) != 1 or set(map(type, keys)) != {str}:
+        return False
+    t = types.pop()
+    if t is int:
+        column = out.int_values
+    elif t is float:
+        column = out.double_values
+    elif t is str:
+        column = out.string_values
+    else:
+        return False
+    try:
+        out.keys.extend(keys)
+        column.extend(values)
+    except (TypeError, ValueError):  # an int beyond int64, a str not UTF-8
+        out.Clear()
+        return False
+    return True
+
+
+def decode_columns(columns: Any, keys_only: bool) -> list[tuple[Any, Any]]:
+    """The (key, value) pairs of an EntryColumns batch (value None for a
+    keys-only one)."""
+    keys = list(columns.keys)
+    if keys_only:
+        return [(k, None) for k in keys]
+    values = columns.int_values or columns.double_values or columns.string_values
+    return list(zip(keys, values, strict=True))
+
+
 def _encode_items(
     items: Iterable[object], out: Any, address: str, options: Options, depth: int
 ) -> None:

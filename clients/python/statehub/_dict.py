@@ -50,8 +50,12 @@ class DictProxy(BaseProxy, Generic[K, V]):
     def _entries(self, *, keys_only: bool = False) -> list[tuple[Any, Any]]:
         response = self._call(
             "Items",
-            dict_pb2.DictItemsRequest(name=self._token.name, keys_only=keys_only),
+            dict_pb2.DictItemsRequest(
+                name=self._token.name, keys_only=keys_only, columns=True
+            ),
         )
+        if response.HasField("columns"):
+            return _codec.decode_columns(response.columns, keys_only)
         return _codec.decode_entries(
             response.entries, self._token.address, self._options
         )
@@ -190,12 +194,11 @@ class DictProxy(BaseProxy, Generic[K, V]):
         # dict() applies Python's rules (a mapping or pairs, later duplicates
         # win, first spelling of a key kept) and raises Python's errors; the
         # server then sets the entries in one operation.
-        _codec.encode_entries(
-            dict(_plain(other), **kwargs).items(),
-            request.entries,
-            self._token.address,
-            self._options,
-        )
+        entries = dict(_plain(other), **kwargs)
+        if not _codec.encode_columns(entries, request.columns):
+            _codec.encode_entries(
+                entries.items(), request.entries, self._token.address, self._options
+            )
         self._call("Update", request)
 
     def clear(self) -> None:
