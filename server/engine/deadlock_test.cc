@@ -70,19 +70,29 @@ class DeadlockTest : public ::testing::Test {
     lock.Withdraw(waiter.get(), /*timed_out=*/true);
   }
 
+  // Crossed: a holds x and waits for y; b holds y and waits for x.
+  struct Crossed {
+    std::shared_ptr<LockObject> x, y;
+    std::shared_ptr<TestWaiter> a_waits, b_waits;
+  };
+  Crossed Cross() {
+    Crossed c{Open("x"), Open("y")};
+    Hold(*c.x, a_);
+    Hold(*c.y, b_);
+    c.a_waits = Park(*c.y, a_);
+    EXPECT_TRUE(graph().Cycles().empty()) << "a waits for b, b runs";
+    c.b_waits = Park(*c.x, b_);
+    EXPECT_EQ(graph().Cycles().size(), 1u);
+    return c;
+  }
+
   Engine engine_;
   Caller a_, b_, c_;
   std::vector<Deadlock> reported_;
 };
 
 TEST_F(DeadlockTest, TwoLocksInOppositeOrderAreFoundWhenTheCycleCloses) {
-  auto x = Open("x");
-  auto y = Open("y");
-  Hold(*x, a_);
-  Hold(*y, b_);
-  auto a_waits = Park(*y, a_);
-  EXPECT_TRUE(graph().Cycles().empty()) << "a waits for b, b runs";
-  auto b_waits = Park(*x, b_);
+  auto [x, y, a_waits, b_waits] = Cross();
 
   ASSERT_EQ(reported_.size(), 1u);
   const Deadlock& d = reported_[0];
@@ -105,13 +115,7 @@ TEST_F(DeadlockTest, TwoLocksInOppositeOrderAreFoundWhenTheCycleCloses) {
 }
 
 TEST_F(DeadlockTest, ACycleDissolvesWhenOneWaitTimesOutAndIsCountedOnce) {
-  auto x = Open("x");
-  auto y = Open("y");
-  Hold(*x, a_);
-  Hold(*y, b_);
-  auto a_waits = Park(*y, a_);
-  auto b_waits = Park(*x, b_);
-  ASSERT_EQ(graph().Cycles().size(), 1u);
+  auto [x, y, a_waits, b_waits] = Cross();
 
   TimeOut(*x, b_waits);
   EXPECT_TRUE(graph().Cycles().empty());
@@ -124,13 +128,7 @@ TEST_F(DeadlockTest, ACycleDissolvesWhenOneWaitTimesOutAndIsCountedOnce) {
 }
 
 TEST_F(DeadlockTest, ACycleDissolvesWhenAHoldersSessionEnds) {
-  auto x = Open("x");
-  auto y = Open("y");
-  Hold(*x, a_);
-  Hold(*y, b_);
-  auto a_waits = Park(*y, a_);
-  auto b_waits = Park(*x, b_);
-  ASSERT_EQ(graph().Cycles().size(), 1u);
+  auto [x, y, a_waits, b_waits] = Cross();
   engine_.sessions().End(b_.session);
   EXPECT_TRUE(graph().Cycles().empty());
   ASSERT_TRUE(a_waits->done());
@@ -138,13 +136,7 @@ TEST_F(DeadlockTest, ACycleDissolvesWhenAHoldersSessionEnds) {
 }
 
 TEST_F(DeadlockTest, ACycleDissolvesWhenAnotherCallerReleasesAPlainLock) {
-  auto x = Open("x");
-  auto y = Open("y");
-  Hold(*x, a_);
-  Hold(*y, b_);
-  auto a_waits = Park(*y, a_);
-  auto b_waits = Park(*x, b_);
-  ASSERT_EQ(graph().Cycles().size(), 1u);
+  auto [x, y, a_waits, b_waits] = Cross();
   // threading.Lock lets anyone release it: c breaks the cycle.
   DeliverCompletions(*x->Release(c_, 9));
   EXPECT_TRUE(graph().Cycles().empty());

@@ -6,17 +6,19 @@
 
 namespace statehub::handlers {
 
+absl::Status Decoder::CheckSize(int64_t bytes) const {
+  if (bytes <= limits_.max_value_bytes) return absl::OkStatus();
+  return MakeError(
+      absl::StatusCode::kResourceExhausted, ErrorKind::kLimitExceeded,
+      absl::StrFormat("%s: a value of %d bytes exceeds --max_value_bytes=%d",
+                      ObjectLabel(type_, name_), bytes,
+                      limits_.max_value_bytes),
+      name_, "max_value_bytes");
+}
+
 absl::StatusOr<Value> Decoder::operator()(const v1::Value& wire) const {
-  const auto bytes = static_cast<int64_t>(wire.ByteSizeLong());
-  if (bytes > limits_.max_value_bytes) {
-    return MakeError(absl::StatusCode::kResourceExhausted,
-                     ErrorKind::kLimitExceeded,
-                     absl::StrFormat("%s: a value of %d bytes exceeds "
-                                     "--max_value_bytes=%d",
-                                     ObjectLabel(type_, name_), bytes,
-                                     limits_.max_value_bytes),
-                     name_, "max_value_bytes");
-  }
+  STATEHUB_RETURN_IF_ERROR(
+      CheckSize(static_cast<int64_t>(wire.ByteSizeLong())));
   absl::StatusOr<Value> value = internal::DecodeValue(wire, limits_.max_depth);
   if (value.ok()) return value;
   const absl::Status& s = value.status();
@@ -64,16 +66,8 @@ absl::StatusOr<Value::Entries> Decoder::Entries(
 
 absl::Status Decoder::CheckStringSize(size_t size) const {
   // A string Value: its tag, its length and its bytes.
-  const auto bytes = static_cast<int64_t>(
-      1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size);
-  if (bytes <= limits_.max_value_bytes) return absl::OkStatus();
-  return MakeError(absl::StatusCode::kResourceExhausted,
-                   ErrorKind::kLimitExceeded,
-                   absl::StrFormat("%s: a value of %d bytes exceeds "
-                                   "--max_value_bytes=%d",
-                                   ObjectLabel(type_, name_), bytes,
-                                   limits_.max_value_bytes),
-                   name_, "max_value_bytes");
+  return CheckSize(static_cast<int64_t>(
+      1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size));
 }
 
 absl::Status Decoder::Columns(const v1::EntryColumns& wire,

@@ -165,8 +165,9 @@ class Decoder {
   absl::Status Columns(const v1::EntryColumns& wire, Value::Entries* out) const;
 
  private:
-  // Checks a string of `size` bytes, as the Value it stands for, against
-  // --max_value_bytes.
+  // Checks a value of `bytes` on the wire against --max_value_bytes.
+  absl::Status CheckSize(int64_t bytes) const;
+  // Checks a string of `size` bytes, as the Value it stands for.
   absl::Status CheckStringSize(size_t size) const;
 
   const Limits& limits_;

@@ -10,10 +10,7 @@
 // gRPC Locks stub. Every wait that must end has a timeout, so that a server
 // that fails to break a cycle fails the test instead of hanging it.
 
-#include <sys/wait.h>
-
 #include <atomic>
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <thread>
@@ -32,29 +29,16 @@
 #include "statehub/v1/sync.grpc.pb.h"
 #include "tests/e2e/sync_fixture.h"
 #include "tests/testing/scrape.h"
+#include "tests/testing/shell.h"
 
 namespace statehub {
 namespace {
 
+using testing::Shell;
+
 // How long a wait that should be served or failed may take before the test
 // gives up on it (the server never broke the cycle).
 constexpr absl::Duration kSafety = absl::Seconds(60);
-
-// Runs `command` through the shell; returns what it printed (stdout and
-// stderr) and stores its exit status in `status` (-1 if it did not exit).
-std::string Shell(const std::string& command, int* status) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    output.append(buffer, n);
-  }
-  const int wait_status = pclose(pipe);
-  *status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
-  return output;
-}
 
 // One side of the cycle: a client (its own session) with handles on both
 // locks, "first" taken before "second".
@@ -66,6 +50,25 @@ struct Side {
   std::atomic<uint64_t> thread{0};
   std::atomic<bool> holds_first{false};
 };
+
+// TakeInOrder runs on the side's own thread: takes its first lock, then
+// waits (up to kSafety) for its second, and releases what it got. `second`
+// gets the second acquire's result, or an error if the first failed.
+void TakeInOrder(Side* side, absl::StatusOr<Acquisition>* second) {
+  side->thread = CurrentThreadId();
+  absl::StatusOr<Acquisition> held = side->first->Acquire(kSafety);
+  if (!held.ok() || !held->acquired) {
+    *second = held.ok() ? absl::InternalError("first lock not acquired")
+                        : held.status();
+    return;
+  }
+  side->holds_first = true;
+  *second = side->second->Acquire(kSafety);
+  if (second->ok() && (*second)->acquired) {
+    EXPECT_TRUE(side->second->Release().ok());
+  }
+  EXPECT_TRUE(side->first->Release().ok());
+}
 
 // DeadlockE2eTest runs the server with the default policy, report.
 class DeadlockE2eTest : public SyncE2eTest {
@@ -180,20 +183,8 @@ TEST_F(DeadlockFailE2eTest, TheAcquireThatClosesACycleFailsAndTheOtherGoesOn) {
   ASSERT_TRUE(a.first->Acquire()->acquired);
 
   absl::StatusOr<Acquisition> b_second;
-  std::jthread b_thread([&] {
-    b.thread = CurrentThreadId();
-    absl::StatusOr<Acquisition> held = b.first->Acquire(kSafety);
-    if (!held.ok() || !held->acquired) {
-      b_second =
-          held.ok() ? absl::InternalError("dl/b not acquired") : held.status();
-      return;
-    }
-    b.holds_first = true;
-    b_second = b.second->Acquire(kSafety);  // parks: a holds dl/a
-    if (b_second.ok() && b_second->acquired)
-      EXPECT_TRUE(b.second->Release().ok());
-    EXPECT_TRUE(b.first->Release().ok());
-  });
+  // b holds dl/b, then parks on dl/a (a holds it).
+  std::jthread b_thread([&] { TakeInOrder(&b, &b_second); });
   // Not ASSERT while b waits for dl/a: it waits until a releases it.
   EXPECT_TRUE(WaitUntil([&] {
     return b.holds_first && State("dl/a").waiters_size() == 1;
@@ -240,15 +231,8 @@ TEST_F(DeadlockE2eTest, ACycleIsListedUntilOneOfItsWaitsTimesOut) {
     EXPECT_TRUE(a.first->Release().ok());
   });
   EXPECT_TRUE(WaitUntil([&] { return a.holds_first.load(); }));
-  std::jthread b_thread([&] {
-    b.thread = CurrentThreadId();
-    if (!b.first->Acquire(kSafety).value_or(Acquisition{}).acquired) return;
-    b.holds_first = true;
-    b_second = b.second->Acquire(kSafety);  // parks: a holds dl/a
-    if (b_second.ok() && b_second->acquired)
-      EXPECT_TRUE(b.second->Release().ok());
-    EXPECT_TRUE(b.first->Release().ok());
-  });
+  // b holds dl/b, then parks on dl/a (a holds it).
+  std::jthread b_thread([&] { TakeInOrder(&b, &b_second); });
   EXPECT_TRUE(WaitUntil([&] {
     return b.holds_first && State("dl/a").waiters_size() == 1;
   })) << "b holds dl/b and waits for dl/a";
@@ -313,15 +297,8 @@ TEST_F(DeadlockE2eTest, CliShowsTheCycle) {
     // dl/a was released for a, by the test.
   });
   EXPECT_TRUE(WaitUntil([&] { return a.holds_first.load(); }));
-  std::jthread b_thread([&] {
-    b.thread = CurrentThreadId();
-    if (!b.first->Acquire(kSafety).value_or(Acquisition{}).acquired) return;
-    b.holds_first = true;
-    b_second = b.second->Acquire(kSafety);
-    if (b_second.ok() && b_second->acquired)
-      EXPECT_TRUE(b.second->Release().ok());
-    EXPECT_TRUE(b.first->Release().ok());
-  });
+  // b holds dl/b, then parks on dl/a (a holds it).
+  std::jthread b_thread([&] { TakeInOrder(&b, &b_second); });
   EXPECT_TRUE(WaitUntil(
       [&] { return b.holds_first && State("dl/a").waiters_size() == 1; }));
   go = true;

@@ -3,7 +3,6 @@
 // for the test (tests/testing/make_certs.sh).
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +25,7 @@
 #include "statehub/statehub.h"
 #include "statehub/v1/dict.grpc.pb.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/shell.h"
 #include "tests/testing/transport.h"
 
 namespace statehub {
@@ -136,16 +136,10 @@ TEST_F(SecurityTest, TheRightTokenIsLetInAndNoTokenOrAWrongOneIsNot) {
 // status and output.
 std::pair<int, std::string> RunCli(const std::string& args,
                                    const std::string& env = "") {
-  const std::string command =
-      absl::StrCat(env, " ", STATEHUB_CLI_PATH, " ", args, " 2>&1");
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    out.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  int status;
+  std::string out = testing::Shell(
+      absl::StrCat(env, " ", STATEHUB_CLI_PATH, " ", args), &status);
+  return {status, std::move(out)};
 }
 
 TEST_F(SecurityTest, TheCliSendsTheTokenFromAFileOrTheEnvironment) {

@@ -39,6 +39,7 @@
 #include "statehub/v1/sync.grpc.pb.h"
 #include "tests/testing/scrape.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/shell.h"
 
 extern char** environ;
 
@@ -47,6 +48,7 @@ namespace {
 
 using testing::HttpGet;
 using testing::MetricValue;
+using testing::Shell;
 
 // A port nobody listens on now (bound, read and released).
 int FreePort() {
@@ -59,24 +61,6 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-// Runs `command` through the shell; returns what it printed (stdout and
-// stderr) and stores its exit status in `status` (-1 if it did not exit).
-std::string Shell(const std::string& command, int* status = nullptr) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    output.append(buffer, n);
-  }
-  const int wait_status = pclose(pipe);
-  if (status != nullptr) {
-    *status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
-  }
-  return output;
 }
 
 // Runs `promtool check metrics` on `scrape`; returns its exit status and
