@@ -129,17 +129,18 @@ double Measure(const ServerProcess& server, bool contended) {
   return static_cast<double>(pairs.load()) / absl::ToDoubleSeconds(elapsed);
 }
 
-// Runs one measurement: `b` is metrics on (or this build, against a
-// baseline), `!b` metrics off (or the baseline).
-double Run(bool b, bool contended) {
+// Runs one measurement: `second` is the table's second column, metrics on
+// (or, against a baseline, this build); else the first, metrics off (or the
+// baseline).
+double Run(bool second, bool contended) {
   const std::string baseline = absl::GetFlag(FLAGS_baseline_server);
   auto server =
       baseline.empty()
           ? ServerProcess::Start(
-                {b ? "--metrics_listen=127.0.0.1:0" : "--metrics_listen=",
+                {second ? "--metrics_listen=127.0.0.1:0" : "--metrics_listen=",
                  "--log_level=warn"})
-      : b ? ServerProcess::Start({"--log_level=warn"})
-          : ServerProcess::StartBinary(baseline, {"--log_level=warn"});
+      : second ? ServerProcess::Start({"--log_level=warn"})
+               : ServerProcess::StartBinary(baseline, {"--log_level=warn"});
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());
     std::exit(1);

@@ -199,8 +199,7 @@ BarrierState BarrierObject::State() const {
     state.action_running = true;
     state.n_waiting += static_cast<int64_t>(action_->held.size());
     for (const std::shared_ptr<Waiter>& w : action_->held) {
-      state.waiters.push_back(
-          HolderInfo{w->session(), w->thread_id(), w->label(), w->since()});
+      state.waiters.push_back(InfoOf(*w));
     }
   }
   for (HolderInfo& info : wait_queue_internal::Infos(queue_)) {

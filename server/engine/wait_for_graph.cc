@@ -108,19 +108,14 @@ WaitForGraph::Outcome WaitForGraph::Wait(
     Deadlock d;
     d.id = ++found_;
     d.found = absl::Now();
-    const HolderInfo mine{waiter->session(), waiter->thread_id(),
-                          waiter->label(), waiter->since()};
-    d.edges.push_back(
-        DeadlockEdge{*lock.name, lock.reentrant, condition, mine, *holder});
+    d.edges.push_back(DeadlockEdge{*lock.name, lock.reentrant, condition,
+                                   InfoOf(*waiter), *holder});
     std::vector<const Waiter*> waiters = {waiter.get()};
     std::vector<const void*> locks = {lock.id};
     for (const Edge* e : path) {
       const LockNode& node = locks_.at(e->lock);
-      const Waiter& w = *e->waiter;
-      d.edges.push_back(DeadlockEdge{
-          node.name, node.reentrant, e->condition,
-          HolderInfo{w.session(), w.thread_id(), w.label(), w.since()},
-          *node.holder});
+      d.edges.push_back(DeadlockEdge{node.name, node.reentrant, e->condition,
+                                     InfoOf(*e->waiter), *node.holder});
       waiters.push_back(e->waiter.get());
       locks.push_back(e->lock);
     }
@@ -223,6 +218,11 @@ std::vector<Deadlock> WaitForGraph::Cycles(const void* lock) const {
     }
   }
   return cycles;
+}
+
+int64_t WaitForGraph::PresentCount() const {
+  MutexLock l(&mu_);
+  return static_cast<int64_t>(present_.size());
 }
 
 uint64_t WaitForGraph::Found() const {

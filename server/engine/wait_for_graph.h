@@ -119,6 +119,8 @@ class WaitForGraph {
   // Cycles returns the deadlocks present now, oldest first; with a lock,
   // only those through it.
   std::vector<Deadlock> Cycles(const void* lock = nullptr) const;
+  // PresentCount is Cycles().size() without copying the cycles (metrics).
+  int64_t PresentCount() const;
   // Found counts the cycles found since the start.
   uint64_t Found() const;
 

@@ -91,10 +91,8 @@ template <typename T>
 std::vector<HolderInfo> Infos(const std::deque<T>& queue) {
   std::vector<HolderInfo> infos;
   for (const T& entry : queue) {
-    const Waiter& w = *entry.waiter;
-    if (w.claimed()) continue;
-    infos.push_back(
-        HolderInfo{w.session(), w.thread_id(), w.label(), w.since()});
+    if (entry.waiter->claimed()) continue;
+    infos.push_back(InfoOf(*entry.waiter));
   }
   return infos;
 }

@@ -101,6 +101,11 @@ struct HolderInfo {
   absl::Time since;
 };
 
+// InfoOf describes a parked call's caller, waiting since it arrived.
+inline HolderInfo InfoOf(const Waiter& w) {
+  return HolderInfo{w.session(), w.thread_id(), w.label(), w.since()};
+}
+
 // A completion to run after the object's mutex is dropped.
 struct Completion {
   std::shared_ptr<Waiter> waiter;

@@ -159,9 +159,7 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
                      "Cycles of waits among locks present now "
                      "(statehub-cli deadlocks lists them).",
                      &out),
-             {},
-             static_cast<int64_t>(
-                 engine_->registry().wait_for_graph().Cycles().size()));
+             {}, engine_->registry().wait_for_graph().PresentCount());
     prometheus::MetricFamily& waiters = Gauges(
         "statehub_lock_waiters", "Acquire calls parked on the lock now.", &out);
     prometheus::MetricFamily& held =

@@ -359,14 +359,18 @@ def test_rlock_reentry_and_condition_waits_are_not_cycles(
     lock = m.Lock()
     cond, state = m.Condition(lock), m.dict(go=False)
     woke: list[bool] = []
+    inside = threading.Event()
 
     def cond_waiter() -> None:
         with cond:
+            inside.set()
             woke.append(bool(cond.wait_for(lambda: state["go"], timeout=60)))
 
     thread = threading.Thread(target=cond_waiter)
     thread.start()
-    assert wait_until(lambda: not lock.locked(), timeout=30)  # it waits
+    # It held the lock, and let it go only by waiting.
+    assert inside.wait(60)
+    assert wait_until(lambda: not lock.locked(), timeout=30)
     with cond:
         state["go"] = True
         cond.notify()
