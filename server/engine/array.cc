@@ -1,10 +1,14 @@
 #include "server/engine/array.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/types/span.h"
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -186,6 +190,7 @@ absl::Status ArrayObject::Set(int64_t index, const Value& value) {
     return Error(absl::StatusCode::kOutOfRange, ErrorKind::kIndexError,
                  "array assignment index out of range");
   }
+  if (recording()) Emit(records::Spliced(*i, 1, absl::MakeConstSpan(&*v, 1)));
   items_[*i] = *std::move(v);
   return absl::OkStatus();
 }
@@ -216,7 +221,48 @@ absl::Status ArrayObject::SetSlice(const SliceSpec& slice,
   for (int64_t i = 0; i < range->count; ++i) {
     items_[range->at(i)] = std::move(converted[i]);
   }
+  if (recording() && range->count > 0) {
+    // The cells an extended slice selects are not contiguous: its record
+    // rewrites every cell.
+    Emit(
+        range->step == 1
+            ? records::Spliced(range->start, range->count,
+                               absl::MakeConstSpan(items_).subspan(
+                                   range->start, range->count))
+            : records::Spliced(0, static_cast<int64_t>(items_.size()), items_));
+  }
   return absl::OkStatus();
+}
+
+absl::Status ArrayObject::Apply(const v1::ChangeRecord& record) {
+  if (record.change_case() != v1::ChangeRecord::kItemsSpliced) {
+    return CannotApply(record);
+  }
+  const v1::ItemsSpliced& splice = record.items_spliced();
+  MutexLock lock(&mu_);
+  const int64_t size = static_cast<int64_t>(items_.size());
+  // An array's length never changes: a splice rewrites cells in place.
+  if (splice.start() < 0 || splice.start() > size ||
+      splice.removed() != splice.items_size() ||
+      splice.removed() > size - splice.start()) {
+    return CannotApply(record);
+  }
+  absl::StatusOr<Value::Items> items = records::DecodeItems(splice.items());
+  if (!items.ok()) return items.status();
+  std::move(items->begin(), items->end(), items_.begin() + splice.start());
+  return absl::OkStatus();
+}
+
+void ArrayObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord record = Created();
+  record.mutable_created()->set_typecode(typecode_);
+  Value::Items items;
+  {
+    MutexLock lock(&mu_);
+    items = items_;
+  }
+  records::AddItems(items, record.mutable_created()->mutable_items());
+  out->push_back(std::move(record));
 }
 
 }  // namespace statehub

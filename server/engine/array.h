@@ -6,6 +6,10 @@
 // array.array converts them: bools to ints, ints to doubles for 'f'/'d'
 // ('f' rounds through a 32-bit float).
 //
+// Durability (change.proto): a set is an ItemsSpliced that rewrites cells
+// in place (removed equals the number of items), holding the values as
+// stored; an extended slice rewrites every cell.
+//
 // Thread safety: all methods are thread-safe.
 
 #ifndef STATEHUB_SERVER_ENGINE_ARRAY_H_
@@ -41,6 +45,13 @@ class ArrayObject final : public Object {
   // a[slice] = items; the length may not change. Errors: VALUE_ERROR,
   // TYPE_ERROR.
   absl::Status SetSlice(const SliceSpec& slice, const Value::Items& items);
+
+  // Apply replays an ItemsSpliced record (one that rewrites cells: removed
+  // equals the number of items). Errors: DATA_LOSS (a splice that would
+  // change the length or lies outside the array, another kind of record).
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  // Dump appends the array's created record: its typecode and cells.
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ArrayObject(std::string name, std::string typecode, Registry* registry);

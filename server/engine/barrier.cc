@@ -37,8 +37,22 @@ absl::Status BarrierObject::BrokenError() const {
                "barrier is broken");
 }
 
+v1::ChangeRecord BarrierObject::StateRecordLocked() const {
+  v1::ChangeRecord record;
+  v1::BarrierChanged* changed = record.mutable_barrier_changed();
+  changed->set_generation(generation_);
+  changed->set_broken(broken_);
+  return record;
+}
+
 void BarrierObject::BreakLocked(std::vector<Completion>* out) {
+  const bool was_broken = broken_;
   broken_ = true;
+  if (!was_broken && recording()) Emit(StateRecordLocked());
+  FailPartiesLocked(out);
+}
+
+void BarrierObject::FailPartiesLocked(std::vector<Completion>* out) {
   FailActionLocked(BrokenError(), out);
   wait_queue_internal::FailAll(queue_, BrokenError(), out);
 }
@@ -109,6 +123,7 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
     // Python that timeout would have broken the barrier already. Its
     // TimeoutBreak will find nothing left to do.
     broken_ = true;
+    if (recording()) Emit(StateRecordLocked());
     WaitResult failed;
     failed.status = BrokenError();
     for (std::shared_ptr<Waiter>& w : claimed) {
@@ -123,6 +138,8 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
   waited.passed = true;
   waited.index = index;
   if (run_action) {
+    // Nothing is recorded until ActionDone: the generation has not passed
+    // yet (barrier.h, Durability).
     action_ = Action{caller.session, std::move(claimed)};
     waited.run_action = true;
     return waited;
@@ -134,6 +151,7 @@ absl::StatusOr<BarrierObject::Waited> BarrierObject::Wait(
     waited.completions.push_back({std::move(claimed[i]), std::move(result)});
   }
   ++generation_;
+  if (recording()) Emit(StateRecordLocked());
   return waited;
 }
 
@@ -160,6 +178,7 @@ absl::StatusOr<std::vector<Completion>> BarrierObject::ActionDone(
     out.push_back(Completion{std::move(held[i]), std::move(result)});
   }
   ++generation_;
+  if (recording()) Emit(StateRecordLocked());
   return out;
 }
 
@@ -175,8 +194,13 @@ absl::StatusOr<std::vector<Completion>> BarrierObject::Reset() {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  BreakLocked(&out);
-  broken_ = false;
+  // Recorded only if it was broken: failing parked callers changes no
+  // state.
+  FailPartiesLocked(&out);
+  if (broken_) {
+    broken_ = false;
+    if (recording()) Emit(StateRecordLocked());
+  }
   return out;
 }
 
@@ -222,6 +246,34 @@ std::vector<Completion> BarrierObject::OnSessionEnd(SessionId session) {
     BreakLocked(&out);
   }
   return out;
+}
+
+absl::Status BarrierObject::Apply(const v1::ChangeRecord& record) {
+  if (record.change_case() != v1::ChangeRecord::kBarrierChanged) {
+    return CannotApply(record);
+  }
+  MutexLock lock(&mu_);
+  // Generations only grow, also across a reset.
+  if (record.barrier_changed().generation() < generation_) {
+    return CannotApply(record);
+  }
+  generation_ = record.barrier_changed().generation();
+  broken_ = record.barrier_changed().broken();
+  return absl::OkStatus();
+}
+
+void BarrierObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord created = Created();
+  created.mutable_created()->set_parties(parties_);
+  out->push_back(std::move(created));
+  v1::ChangeRecord state;
+  {
+    MutexLock lock(&mu_);
+    if (generation_ == 0 && !broken_) return;
+    state = StateRecordLocked();
+  }
+  state.set_object(name());
+  out->push_back(std::move(state));
 }
 
 }  // namespace statehub

@@ -31,6 +31,20 @@
 //
 // The default `timeout` belongs to the client.
 //
+// Durability (change.proto): a pass (a new generation), a break and the
+// reset of a broken barrier are each a BarrierChanged with the generation
+// and the broken flag after it. Parked parties are not state: after a
+// restart their clients park them again, in the generation recorded last.
+// A running action is not state either: its pass is recorded only at
+// ActionDone. So a restart during an action undoes the pass, much as a
+// crash of the runner would, except that the barrier is not broken: it
+// comes back in the generation before the pass with nobody parked, the
+// runner's ActionDone fails with RUNTIME_ERROR (no action runs), and the
+// held parties' clients park them again, to wait for a full set of
+// arrivals or for a timeout to break the barrier. Breaking it on recovery,
+// as the end of the runner's session does, would need the running action
+// in the record, which BarrierChanged does not carry.
+//
 // Example:
 //
 //   auto start = *registry.Find<BarrierObject>("start");
@@ -145,15 +159,29 @@ class BarrierObject final : public Object {
   // it had any, breaks the barrier for the others.
   std::vector<Completion> OnSessionEnd(SessionId session) override;
 
+  // Recovery (object.h). Apply takes BarrierChanged and sets the generation
+  // and the broken flag; a generation going back is DATA_LOSS. Dump gives
+  // the created record (parties), then a BarrierChanged if the barrier has
+  // passed or is broken.
+  absl::Status Apply(const v1::ChangeRecord& record) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Dump(std::vector<v1::ChangeRecord>* out) const override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   BarrierObject(std::string name, int64_t parties, Registry* registry);
   std::vector<Value> TakeContents() override;
   std::vector<Completion> TakeWaiters(const absl::Status& status) override;
 
   // Fails every parked caller, and those held for a running action, with
-  // BROKEN_BARRIER and marks it broken.
+  // BROKEN_BARRIER and marks it broken (recorded if it was not).
   void BreakLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // BreakLocked's failing part, which Reset shares.
+  void FailPartiesLocked(std::vector<Completion>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The state as a BarrierChanged record.
+  v1::ChangeRecord StateRecordLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends a running action's hold: its parties complete with `status`.
   void FailActionLocked(const absl::Status& status,
                         std::vector<Completion>* out)

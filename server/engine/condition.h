@@ -53,6 +53,10 @@ class ConditionObject final : public Object {
   // Waiting counts the waiters not yet notified.
   int64_t Waiting() const { return lock_->ConditionWaiters(id_); }
 
+  // Dump appends the condition's created record, which names its lock. A
+  // condition takes no other record: Apply keeps Object's (DATA_LOSS).
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+
  private:
   ConditionObject(std::string name, std::shared_ptr<LockObject> lock,
                   Value lock_ref, Registry* registry);

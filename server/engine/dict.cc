@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_format.h"
 #include "server/engine/numbers.h"
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -69,6 +70,7 @@ absl::Status DictObject::Set(const Value& key, Value value) {
       if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
     }
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) Emit(records::EntrySet(key, value));
     if (std::optional<Value> old = map_.Set(key, std::move(value))) {
       Keep(*std::move(old), &dropped);
     }
@@ -85,6 +87,7 @@ absl::Status DictObject::Delete(const Value& key) {
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     std::optional<Value> old = map_.Erase(key);
     if (!old) return MissingKey(key);
+    if (recording()) Emit(records::EntryRemoved(key));
     Keep(*std::move(old), &dropped);
   }
   ReleaseDropped(dropped);
@@ -144,6 +147,7 @@ absl::StatusOr<DictObject::Found> DictObject::Pop(const Caller& caller,
       Hold(caller, *default_value);
       return Found{*default_value, false};
     }
+    if (recording()) Emit(records::EntryRemoved(key));
     // The caller's hold is taken before the dict's ref is released, so an
     // anonymous value survives the hand-over.
     Hold(caller, *old);
@@ -165,6 +169,7 @@ absl::StatusOr<std::pair<Value, Value>> DictObject::PopItem(
                    "popitem(): dictionary is empty");
     }
     entry = map_.PopLast();
+    if (recording()) Emit(records::EntryRemoved(entry.first));
     Hold(caller, entry.second);
   }
   std::vector<Value> dropped;
@@ -186,6 +191,7 @@ absl::StatusOr<Value> DictObject::SetDefault(const Caller& caller,
   if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
   if (absl::Status s = AcquireRefs(default_value); !s.ok()) return s;
   Hold(caller, default_value);
+  if (recording()) Emit(records::EntrySet(key, default_value));
   map_.Set(key, default_value);
   return default_value;
 }
@@ -212,6 +218,7 @@ absl::Status DictObject::Update(Value::Entries entries) {
       }
     }
     if (!failed.ok()) break;
+    if (recording()) Emit(records::EntriesSet(entries));
     for (auto& [key, value] : entries) {
       if (std::optional<Value> old =
               map_.Set(std::move(key), std::move(value))) {
@@ -228,6 +235,7 @@ absl::Status DictObject::Clear() {
   {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
+    if (recording() && map_.size() > 0) Emit(records::Cleared());
     for (Value& v : map_.TakeValues()) Keep(std::move(v), &dropped);
   }
   ReleaseDropped(dropped);
@@ -251,6 +259,7 @@ absl::StatusOr<Value> DictObject::Increment(const Value& key,
         overflow ? ErrorKind::kValueError : ErrorKind::kTypeError,
         absl::StrFormat("key %s: %s", key.Repr(), sum.status().message()));
   }
+  if (recording()) Emit(records::EntrySet(key, *sum));
   if (current != nullptr) {
     *current = *sum;
   } else {
@@ -277,6 +286,7 @@ absl::StatusOr<DictObject::Swap> DictObject::CompareAndSet(
         if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
       }
       if (absl::Status s = AcquireRefs(desired); !s.ok()) return s;
+      if (recording()) Emit(records::EntrySet(key, desired));
       if (std::optional<Value> old = map_.Set(key, desired)) {
         Keep(*std::move(old), &dropped);
       }
@@ -304,6 +314,7 @@ absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(const Caller& caller,
       if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
     }
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) Emit(records::EntrySet(key, value));
     previous = map_.Set(key, std::move(value));
     if (previous) Hold(caller, *previous);
   }
@@ -311,6 +322,47 @@ absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(const Caller& caller,
   if (previous) Keep(*previous, &dropped);
   ReleaseDropped(dropped);
   return previous;
+}
+
+absl::Status DictObject::Apply(const v1::ChangeRecord& record) {
+  MutexLock lock(&mu_);
+  switch (record.change_case()) {
+    case v1::ChangeRecord::kEntriesSet: {
+      absl::StatusOr<Value::Entries> entries =
+          records::DecodeEntries(record.entries_set().entries());
+      if (!entries.ok()) return entries.status();
+      for (auto& [key, value] : *entries) {
+        map_.Set(std::move(key), std::move(value));
+      }
+      return absl::OkStatus();
+    }
+    case v1::ChangeRecord::kEntriesRemoved:
+      for (const v1::Value& wire : record.entries_removed().keys()) {
+        absl::StatusOr<Value> key = records::Decode(wire);
+        if (!key.ok()) return key.status();
+        if (!map_.Erase(*key)) return CannotApply(record);
+      }
+      return absl::OkStatus();
+    case v1::ChangeRecord::kCleared:
+      map_.TakeValues();
+      return absl::OkStatus();
+    default:
+      return CannotApply(record);
+  }
+}
+
+void DictObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord record = Created();
+  Value::Entries entries;
+  {
+    MutexLock lock(&mu_);
+    entries.reserve(map_.size());
+    map_.Visit(0, 0, [&](const Value& key, const Value& value) {
+      entries.emplace_back(key, value);
+    });
+  }
+  records::AddEntries(entries, record.mutable_created()->mutable_entries());
+  out->push_back(std::move(record));
 }
 
 }  // namespace statehub

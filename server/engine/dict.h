@@ -81,6 +81,9 @@ class DictObject final : public Object {
   absl::StatusOr<std::optional<Value>> GetAndSet(const Caller& caller,
                                                  const Value& key, Value value);
 
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+
  private:
   DictObject(std::string name, Registry* registry);
   std::vector<Value> TakeContents() override;

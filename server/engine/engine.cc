@@ -10,8 +10,29 @@ namespace statehub {
 Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
     : registry_(limits),
       sessions_(
-          lease_ttl, [this](SessionId id) { registry_.BeginSession(id); },
-          [this](SessionId id) { registry_.EndSession(id); }, limits) {}
+          lease_ttl,
+          [this](SessionId id) {
+            if (changes().recording()) {
+              v1::ChangeRecord record;
+              v1::SessionOpened* opened = record.mutable_session_opened();
+              opened->set_id(id);
+              opened->set_label(sessions_.Label(id));
+              record.set_session(id);
+              changes().Publish(record);
+            }
+            registry_.BeginSession(id);
+          },
+          [this](SessionId id) {
+            // Published before the releases it causes, which follow as
+            // records of their own.
+            if (changes().recording()) {
+              v1::ChangeRecord record;
+              record.mutable_session_ended()->set_id(id);
+              changes().Publish(record);
+            }
+            registry_.EndSession(id);
+          },
+          limits) {}
 
 Engine::~Engine() { sessions_.EndAll(); }
 

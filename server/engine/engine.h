@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/engine/changes.h"
 #include "server/engine/limits.h"
 #include "server/engine/registry.h"
 #include "server/engine/sessions.h"
@@ -41,6 +42,29 @@ class Engine {
   SessionTable& sessions() { return sessions_; }
   const SessionTable& sessions() const { return sessions_; }
   const Limits& limits() const { return registry_.limits(); }
+  // changes is the stream of change records (changes.h): attach a sink to
+  // record every mutation.
+  ChangeStream& changes() { return registry_.changes(); }
+  const ChangeStream& changes() const { return registry_.changes(); }
+
+  // Recovery (replay.cc). Before serving, with no sink attached, the server
+  // feeds Replay a snapshot's records and then the log's, in order, then
+  // calls FinishRecovery once. Replay applies one record as it took effect.
+  // Errors: DATA_LOSS naming the object and revision when a record does not
+  // fit the state (a log that does not belong to its snapshot).
+  absl::Status Replay(const v1::ChangeRecord& record);
+  // ReplaySnapshot applies one record of a snapshot (Dump's records, every
+  // one stamped with the snapshot's revision).
+  absl::Status ReplaySnapshot(const v1::ChangeRecord& record);
+  // FinishRecovery recounts the refs that keep anonymous objects alive,
+  // frees those nobody holds or refers to, gives every session a fresh
+  // lease from `now` and continues the revision after the last record.
+  absl::Status FinishRecovery(absl::Time now);
+  // Dump returns records that recreate the whole state (a snapshot):
+  // sessions, then objects (conditions after their locks), then each
+  // object's state records, then the holds on anonymous objects. Each
+  // object is read under its own mutex, one after another.
+  std::vector<v1::ChangeRecord> Dump() const;
 
   // RequireToken makes CheckToken demand `token` from every call; empty
   // (the default) lets every call in. Call it before serving.
@@ -60,6 +84,11 @@ class Engine {
  private:
   Registry registry_;
   SessionTable sessions_;
+  // ApplyRecord applies one record, whatever its revision.
+  absl::Status ApplyRecord(const v1::ChangeRecord& record);
+
+  // The revision of the last record replayed.
+  uint64_t replayed_revision_ = 0;
   // SHA-256 of the required token; empty when none is required. Comparing
   // digests keeps the comparison's time independent of the token's length.
   std::string token_digest_;

@@ -6,6 +6,16 @@ namespace statehub {
 
 using wait_queue_internal::Parked;
 
+namespace {
+
+v1::ChangeRecord EventChangedRecord(bool set) {
+  v1::ChangeRecord record;
+  record.mutable_event_changed()->set_set(set);
+  return record;
+}
+
+}  // namespace
+
 EventObject::EventObject(std::string name, Registry* registry)
     : Object(std::move(name), kType, registry) {}
 
@@ -27,6 +37,7 @@ absl::StatusOr<std::vector<Completion>> EventObject::Set() {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (!flag_ && recording()) Emit(EventChangedRecord(true));
   flag_ = true;
   for (Parked& p : queue_) {
     // A waiter claimed by its timeout or cancellation is on its way out.
@@ -42,6 +53,7 @@ absl::StatusOr<std::vector<Completion>> EventObject::Set() {
 absl::Status EventObject::Clear() {
   MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (flag_ && recording()) Emit(EventChangedRecord(false));
   flag_ = false;
   return absl::OkStatus();
 }
@@ -88,6 +100,29 @@ std::vector<Completion> EventObject::OnSessionEnd(SessionId session) {
             "the waiting session ended"),
       &out);
   return out;
+}
+
+absl::Status EventObject::Apply(const v1::ChangeRecord& record) {
+  if (record.change_case() != v1::ChangeRecord::kEventChanged) {
+    return CannotApply(record);
+  }
+  MutexLock lock(&mu_);
+  flag_ = record.event_changed().set();
+  return absl::OkStatus();
+}
+
+void EventObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  out->push_back(Created());
+  bool set = false;
+  {
+    MutexLock lock(&mu_);
+    set = flag_;
+  }
+  if (set) {
+    v1::ChangeRecord state = EventChangedRecord(true);
+    state.set_object(name());
+    out->push_back(std::move(state));
+  }
 }
 
 }  // namespace statehub

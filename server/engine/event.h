@@ -15,6 +15,10 @@
 // SESSION_ERROR when the session ends. Calls without a session may wait too;
 // nothing ends them but Set, their timeout or cancellation.
 //
+// Durability (change.proto): a change of the flag is an EventChanged; a set
+// or clear that leaves the flag as it was records nothing. Parked waiters
+// are not state: their clients park them again after a restart.
+//
 // Example:
 //
 //   auto ready = *registry.Find<EventObject>("ready");
@@ -84,6 +88,13 @@ class EventObject final : public Object {
 
   // OnSessionEnd ends the session's parked waits with SESSION_ERROR.
   std::vector<Completion> OnSessionEnd(SessionId session) override;
+
+  // Recovery (object.h). Apply takes EventChanged and sets the flag. Dump
+  // gives the created record, then an EventChanged if the flag is set.
+  absl::Status Apply(const v1::ChangeRecord& record) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Dump(std::vector<v1::ChangeRecord>* out) const override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   EventObject(std::string name, Registry* registry);

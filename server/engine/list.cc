@@ -1,8 +1,12 @@
 #include "server/engine/list.h"
 
 #include <algorithm>
+#include <iterator>
+#include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/types/span.h"
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -10,6 +14,22 @@ namespace {
 
 int64_t SizeOf(const Value::Items& items) {
   return static_cast<int64_t>(items.size());
+}
+
+// Splice replaces the `removed` items of `items` from `start` with `with`,
+// moving each item at most once.
+void Splice(Value::Items& items, int64_t start, int64_t removed,
+            Value::Items with) {
+  auto first = items.begin() + start;
+  const int64_t n = SizeOf(with);
+  const int64_t common = std::min(n, removed);
+  std::move(with.begin(), with.begin() + common, first);
+  if (n > removed) {
+    items.insert(first + common, std::make_move_iterator(with.begin() + common),
+                 std::make_move_iterator(with.end()));
+  } else {
+    items.erase(first + common, first + removed);
+  }
 }
 
 }  // namespace
@@ -99,6 +119,9 @@ absl::Status ListObject::Set(int64_t index, Value value) {
                    "list assignment index out of range");
     }
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) {
+      Emit(records::Spliced(*i, 1, absl::MakeConstSpan(&value, 1)));
+    }
     Keep(std::exchange(items_[*i], std::move(value)), &dropped);
   }
   ReleaseDropped(dropped);
@@ -131,21 +154,22 @@ absl::Status ListObject::SetSlice(const SliceSpec& slice, Value::Items items) {
         Keep(std::exchange(items_[range->at(i)], std::move(items[i])),
              &dropped);
       }
+      // The items an extended slice selects are not contiguous: the record
+      // replaces the whole list.
+      if (recording() && n > 0) {
+        Emit(records::Spliced(0, SizeOf(items_), items_));
+      }
       break;
     }
     // A simple slice replaces [start, start + count) with the new items.
-    auto first = items_.begin() + range->start;
-    auto last = first + range->count;
-    for (auto it = first; it != last; ++it) Keep(std::move(*it), &dropped);
-    const int64_t common = std::min(n, range->count);
-    std::move(items.begin(), items.begin() + common, first);
-    if (n > range->count) {
-      items_.insert(first + common,
-                    std::make_move_iterator(items.begin() + common),
-                    std::make_move_iterator(items.end()));
-    } else {
-      items_.erase(first + common, last);
+    if (recording() && (range->count > 0 || n > 0)) {
+      Emit(records::Spliced(range->start, range->count, items));
     }
+    auto first = items_.begin() + range->start;
+    for (auto it = first; it != first + range->count; ++it) {
+      Keep(std::move(*it), &dropped);
+    }
+    Splice(items_, range->start, range->count, std::move(items));
   } while (false);
   ReleaseDropped(dropped);
   return status;
@@ -161,6 +185,7 @@ absl::Status ListObject::Delete(int64_t index) {
       return Error(absl::StatusCode::kOutOfRange, ErrorKind::kIndexError,
                    "list assignment index out of range");
     }
+    if (recording()) Emit(records::Spliced(*i, 1, {}));
     Keep(std::move(items_[*i]), &dropped);
     items_.erase(items_.begin() + *i);
   }
@@ -176,6 +201,7 @@ absl::Status ListObject::DeleteSlice(const SliceSpec& slice) {
     absl::StatusOr<SliceRange> range = Resolve(slice);
     if (!range.ok()) return range.status();
     if (range->count == 0) return absl::OkStatus();
+    const int64_t old_size = SizeOf(items_);
     // Mark the selected positions, then compact in one pass.
     std::vector<bool> doomed(items_.size(), false);
     for (int64_t i = 0; i < range->count; ++i) doomed[range->at(i)] = true;
@@ -189,6 +215,12 @@ absl::Status ListObject::DeleteSlice(const SliceSpec& slice) {
       }
     }
     items_.resize(out);
+    // An extended slice's items are not contiguous: the record replaces the
+    // whole list.
+    if (recording()) {
+      Emit(range->step == 1 ? records::Spliced(range->start, range->count, {})
+                            : records::Spliced(0, old_size, items_));
+    }
   }
   ReleaseDropped(dropped);
   return absl::OkStatus();
@@ -199,6 +231,9 @@ absl::StatusOr<int64_t> ListObject::Append(Value value) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (absl::Status s = CheckSize(SizeOf(items_) + 1); !s.ok()) return s;
   if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+  if (recording()) {
+    Emit(records::Spliced(SizeOf(items_), 0, absl::MakeConstSpan(&value, 1)));
+  }
   items_.push_back(std::move(value));
   return SizeOf(items_);
 }
@@ -215,6 +250,9 @@ absl::StatusOr<int64_t> ListObject::Extend(Value::Items items) {
     }
     status = AcquireAll(items, &undo);
     if (status.ok()) {
+      if (recording() && !items.empty()) {
+        Emit(records::Spliced(SizeOf(items_), 0, items));
+      }
       items_.insert(items_.end(), std::make_move_iterator(items.begin()),
                     std::make_move_iterator(items.end()));
     }
@@ -233,6 +271,9 @@ absl::Status ListObject::Insert(int64_t index, Value value) {
   if (index < 0) index = std::max<int64_t>(index + n, 0);
   index = std::min(index, n);
   if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+  if (recording()) {
+    Emit(records::Spliced(index, 0, absl::MakeConstSpan(&value, 1)));
+  }
   items_.insert(items_.begin() + index, std::move(value));
   return absl::OkStatus();
 }
@@ -254,6 +295,7 @@ absl::StatusOr<Value> ListObject::Pop(const Caller& caller,
       return Error(absl::StatusCode::kOutOfRange, ErrorKind::kIndexError,
                    "pop index out of range");
     }
+    if (recording()) Emit(records::Spliced(*i, 1, {}));
     popped = std::move(items_[*i]);
     items_.erase(items_.begin() + *i);
     Hold(caller, popped);
@@ -273,6 +315,7 @@ absl::Status ListObject::Remove(const Value& value) {
       return Error(absl::StatusCode::kNotFound, ErrorKind::kValueError,
                    "list.remove(x): x not in list");
     }
+    if (recording()) Emit(records::Spliced(it - items_.begin(), 1, {}));
     Keep(std::move(*it), &dropped);
     items_.erase(it);
   }
@@ -316,6 +359,9 @@ absl::Status ListObject::Reverse() {
   MutexLock lock(&mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   std::reverse(items_.begin(), items_.end());
+  if (recording() && items_.size() > 1) {
+    Emit(records::Spliced(0, SizeOf(items_), items_));
+  }
   return absl::OkStatus();
 }
 
@@ -342,10 +388,21 @@ absl::Status ListObject::Sort(bool reverse) {
     return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kTypeError,
                  failed.message());
   }
+  // Only the items from the first that moved to the last that moved
+  // changed; none moved in a sorted list, which records nothing.
+  size_t first = 0;
+  size_t last = order.size();
+  while (first < last && order[first] == first) ++first;
+  while (last > first && order[last - 1] == last - 1) --last;
   Value::Items sorted;
   sorted.reserve(items_.size());
   for (size_t i : order) sorted.push_back(std::move(items_[i]));
   items_ = std::move(sorted);
+  if (recording() && first < last) {
+    Emit(records::Spliced(
+        static_cast<int64_t>(first), static_cast<int64_t>(last - first),
+        absl::MakeConstSpan(items_).subspan(first, last - first)));
+  }
   return absl::OkStatus();
 }
 
@@ -354,6 +411,7 @@ absl::Status ListObject::Clear() {
   {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
+    if (recording() && !items_.empty()) Emit(records::Cleared());
     for (Value& v : items_) Keep(std::move(v), &dropped);
     items_.clear();
   }
@@ -370,6 +428,7 @@ absl::StatusOr<int64_t> ListObject::Repeat(int64_t times) {
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     const int64_t n = SizeOf(items_);
     if (times <= 0 || n == 0) {
+      if (recording() && n > 0) Emit(records::Cleared());
       for (Value& v : items_) Keep(std::move(v), &undo);
       items_.clear();
     } else {
@@ -393,6 +452,10 @@ absl::StatusOr<int64_t> ListObject::Repeat(int64_t times) {
         for (int64_t t = 1; t < times; ++t) {
           items_.insert(items_.end(), original.begin(), original.end());
         }
+        // The copies went to the end: one splice there.
+        if (recording() && times > 1) {
+          Emit(records::Spliced(n, 0, absl::MakeConstSpan(items_).subspan(n)));
+        }
       }
     }
     length = SizeOf(items_);
@@ -400,6 +463,40 @@ absl::StatusOr<int64_t> ListObject::Repeat(int64_t times) {
   ReleaseDropped(undo);
   if (!status.ok()) return status;
   return length;
+}
+
+absl::Status ListObject::Apply(const v1::ChangeRecord& record) {
+  MutexLock lock(&mu_);
+  switch (record.change_case()) {
+    case v1::ChangeRecord::kItemsSpliced: {
+      const v1::ItemsSpliced& splice = record.items_spliced();
+      const int64_t size = SizeOf(items_);
+      if (splice.start() < 0 || splice.start() > size || splice.removed() < 0 ||
+          splice.removed() > size - splice.start()) {
+        return CannotApply(record);
+      }
+      absl::StatusOr<Value::Items> items = records::DecodeItems(splice.items());
+      if (!items.ok()) return items.status();
+      Splice(items_, splice.start(), splice.removed(), *std::move(items));
+      return absl::OkStatus();
+    }
+    case v1::ChangeRecord::kCleared:
+      items_.clear();
+      return absl::OkStatus();
+    default:
+      return CannotApply(record);
+  }
+}
+
+void ListObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord record = Created();
+  Value::Items items;
+  {
+    MutexLock lock(&mu_);
+    items = items_;
+  }
+  records::AddItems(items, record.mutable_created()->mutable_items());
+  out->push_back(std::move(record));
 }
 
 }  // namespace statehub

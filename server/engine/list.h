@@ -3,6 +3,12 @@
 // `ListObject` is a shared list: every ListProxy method as one atomic
 // operation, with Python's index, slice and equality rules.
 //
+// Durability (change.proto): each change is one ItemsSpliced, or a Cleared
+// when the list is emptied. A contiguous change is spliced where it took
+// place; one that is not (an extended slice, a reverse) rewrites the whole
+// list, and a sort rewrites the items from the first to the last that moved.
+// A call that changes nothing records nothing.
+//
 // Thread safety: all methods are thread-safe and atomic with respect to each
 // other. Errors name the list: `list "queue": list index out of range`.
 
@@ -65,6 +71,12 @@ class ListObject final : public Object {
   absl::Status Clear();
   // l *= times; returns the new length.
   absl::StatusOr<int64_t> Repeat(int64_t times);
+
+  // Apply replays an ItemsSpliced or Cleared record. Errors: DATA_LOSS (a
+  // splice outside the list, another kind of record).
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  // Dump appends the list's created record, its items included.
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ListObject(std::string name, Registry* registry);

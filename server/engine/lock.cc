@@ -62,6 +62,57 @@ bool LockObject::OwnedBy(const Caller& caller, uint64_t thread_id) const {
          (!reentrant() || holding_->who.thread_id == thread_id);
 }
 
+v1::ChangeRecord LockObject::StateRecordLocked() const {
+  v1::ChangeRecord record;
+  v1::LockChanged* state = record.mutable_lock_changed();
+  state->set_held(holding_.has_value());
+  if (holding_) {
+    state->set_holder_session(holding_->who.session);
+    state->set_holder_thread(holding_->who.thread_id);
+    state->set_holder_label(holding_->who.label);
+    state->set_recursion(holding_->recursion);
+  }
+  // The holder's token is always the last one given.
+  state->set_fencing_token(last_token_);
+  state->set_owner_died(owner_died_);
+  return record;
+}
+
+void LockObject::RecordLocked() const {
+  if (recording()) Emit(StateRecordLocked());
+}
+
+absl::Status LockObject::Apply(const v1::ChangeRecord& record) {
+  if (!record.has_lock_changed()) return CannotApply(record);
+  const v1::LockChanged& state = record.lock_changed();
+  MutexLock lock(&mu_);
+  if (state.held()) {
+    if (state.holder_session() == 0 || state.recursion() < 1) {
+      return CannotApply(record);
+    }
+    holding_ = Holding{HolderInfo{state.holder_session(), state.holder_thread(),
+                                  state.holder_label(), absl::Now()},
+                       state.recursion(), state.fencing_token()};
+    // Tracked, so that the holder's session ending (its lease running out
+    // after a restart) releases the lock with owner_died.
+    (void)registry_->Track(state.holder_session(), shared_from_this());
+  } else {
+    holding_.reset();
+  }
+  last_token_ = std::max(last_token_, state.fencing_token());
+  owner_died_ = state.owner_died();
+  return absl::OkStatus();
+}
+
+void LockObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  out->push_back(Created());
+  MutexLock lock(&mu_);
+  if (holding_ || last_token_ > 0 || owner_died_) {
+    v1::ChangeRecord& record = out->emplace_back(StateRecordLocked());
+    record.set_object(name());
+  }
+}
+
 uint64_t LockObject::TakeLocked(HolderInfo who, int64_t recursion) {
   holding_ = Holding{std::move(who), recursion, ++last_token_};
   return last_token_;
@@ -108,6 +159,9 @@ void LockObject::ReleaseLocked(std::vector<Completion>* out) {
     observer_->Released(absl::Now() - holding_->who.since);
   }
   holding_.reset();
+  // Recorded last, once the lock is free or granted to the next waiter.
+  absl::Cleanup record = [this]()
+                             ABSL_NO_THREAD_SAFETY_ANALYSIS { RecordLocked(); };
   // The graph learns who holds the lock now, while calls wait for it.
   absl::Cleanup tell_graph = [this] {
     if (graphed_ == 0) return;
@@ -147,6 +201,7 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
   if (!TrackLocked(caller)) return NeedsSession(*this);
   if (reentrant() && OwnedBy(caller, thread_id)) {
     ++holding_->recursion;
+    RecordLocked();
     return Acquired{true, false, holding_->token, false};
   }
   // FIFO: a newcomer may not overtake parked callers.
@@ -154,6 +209,7 @@ absl::StatusOr<LockObject::Acquired> LockObject::Acquire(
     const uint64_t token = TakeLocked(
         HolderInfo{caller.session, thread_id, label, absl::Now()}, 1);
     const bool owner_died = std::exchange(owner_died_, false);
+    RecordLocked();
     if (observer_) observer_->Acquired(absl::ZeroDuration(), false, owner_died);
     return Acquired{true, false, token, owner_died};
   }
@@ -181,7 +237,10 @@ absl::StatusOr<std::vector<Completion>> LockObject::Release(
       return Error(absl::StatusCode::kFailedPrecondition,
                    ErrorKind::kRuntimeError, "cannot release un-acquired lock");
     }
-    if (--holding_->recursion > 0) return out;
+    if (--holding_->recursion > 0) {
+      RecordLocked();
+      return out;
+    }
   } else if (!holding_) {
     return Error(absl::StatusCode::kFailedPrecondition,
                  ErrorKind::kRuntimeError, "release unlocked lock");
@@ -220,7 +279,10 @@ std::vector<Completion> LockObject::Rollback(uint64_t fencing_token,
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   if (!holding_ || holding_->token != fencing_token) return out;
-  if (one_level && --holding_->recursion > 0) return out;
+  if (one_level && --holding_->recursion > 0) {
+    RecordLocked();
+    return out;
+  }
   ReleaseLocked(&out);
   return out;
 }

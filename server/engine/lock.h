@@ -138,6 +138,8 @@ class LockObject final : public Object {
   Load CurrentLoad() const;
 
   std::vector<Completion> OnSessionEnd(SessionId session) override;
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   // One parked call in the lock's queue or a condition's queue.
@@ -183,6 +185,10 @@ class LockObject final : public Object {
   // selects, before they leave the queue with their waiters moved out.
   template <typename Pred>
   void UnwaitLocked(Pred pred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // StateRecordLocked is the lock's state as a LockChanged record;
+  // RecordLocked emits it (while recording) after every change.
+  v1::ChangeRecord StateRecordLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Frees the lock and grants it to the first live waiter.
   void ReleaseLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
 
 namespace statehub {
@@ -81,6 +82,7 @@ absl::Status NamespaceObject::Set(absl::string_view attribute, Value value) {
       if (absl::Status s = CheckSize(map_.size() + 1); !s.ok()) return s;
     }
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) Emit(records::EntrySet(key, value));
     if (std::optional<Value> old = map_.Set(key, std::move(value))) {
       Keep(*std::move(old), &dropped);
     }
@@ -95,11 +97,13 @@ absl::Status NamespaceObject::Delete(absl::string_view attribute) {
   {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
-    std::optional<Value> old = map_.Erase(Value(attribute));
+    const Value key(attribute);
+    std::optional<Value> old = map_.Erase(key);
     if (!old) {
       return Error(absl::StatusCode::kNotFound, ErrorKind::kAttributeError,
                    absl::StrFormat("no attribute '%s'", attribute));
     }
+    if (recording()) Emit(records::EntryRemoved(key));
     Keep(*std::move(old), &dropped);
   }
   ReleaseDropped(dropped);
@@ -117,6 +121,44 @@ absl::StatusOr<Value::Entries> NamespaceObject::Items(
     entries.emplace_back(key, value);
   });
   return entries;
+}
+
+absl::Status NamespaceObject::Apply(const v1::ChangeRecord& record) {
+  MutexLock lock(&mu_);
+  switch (record.change_case()) {
+    case v1::ChangeRecord::kEntriesSet: {
+      absl::StatusOr<Value::Entries> entries =
+          records::DecodeEntries(record.entries_set().entries());
+      if (!entries.ok()) return entries.status();
+      for (auto& [key, value] : *entries) {
+        map_.Set(std::move(key), std::move(value));
+      }
+      return absl::OkStatus();
+    }
+    case v1::ChangeRecord::kEntriesRemoved:
+      for (const v1::Value& wire : record.entries_removed().keys()) {
+        absl::StatusOr<Value> key = records::Decode(wire);
+        if (!key.ok()) return key.status();
+        if (!map_.Erase(*key)) return CannotApply(record);
+      }
+      return absl::OkStatus();
+    default:
+      return CannotApply(record);
+  }
+}
+
+void NamespaceObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord record = Created();
+  Value::Entries entries;
+  {
+    MutexLock lock(&mu_);
+    entries.reserve(map_.size());
+    map_.Visit(0, 0, [&](const Value& key, const Value& value) {
+      entries.emplace_back(key, value);
+    });
+  }
+  records::AddEntries(entries, record.mutable_created()->mutable_entries());
+  out->push_back(std::move(record));
 }
 
 }  // namespace statehub

@@ -34,6 +34,13 @@ class NamespaceObject final : public Object {
   // vars(ns), in the order attributes were first set.
   absl::StatusOr<Value::Entries> Items(const Caller& caller) const;
 
+  // Apply replays an EntriesSet or EntriesRemoved record (keys are the
+  // attribute names as strings). Errors: DATA_LOSS (removing an attribute
+  // that is not there, another kind of record).
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  // Dump appends the namespace's created record, its attributes included.
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+
  private:
   NamespaceObject(std::string name, Registry* registry);
   std::vector<Value> TakeContents() override;

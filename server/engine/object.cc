@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "server/engine/registry.h"
+#include "statehub/internal/value_codec.h"
 
 namespace statehub {
 
@@ -57,6 +58,28 @@ absl::Status Object::AcquireRefs(const Value& value) const {
   if (s.ok()) return s;
   return MakeError(s.code(), GetErrorKind(s),
                    absl::StrFormat("%s: %s", Label(), s.message()), name_);
+}
+
+bool Object::recording() const {
+  return registry_ != nullptr && registry_->changes().recording();
+}
+
+void Object::Emit(v1::ChangeRecord record) const {
+  record.set_object(name_);
+  registry_->changes().Publish(record);
+}
+
+absl::Status Object::CannotApply(const v1::ChangeRecord& record) const {
+  return absl::DataLossError(
+      absl::StrFormat("%s: record of revision %d (%s) does not apply to it",
+                      Label(), record.revision(), record.ShortDebugString()));
+}
+
+v1::ChangeRecord Object::Created() const {
+  v1::ChangeRecord record;
+  record.set_object(name_);
+  record.mutable_created()->set_type(internal::ToWire(type_));
+  return record;
 }
 
 Object::Retired Object::Retire() {

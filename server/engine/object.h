@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/engine/caller.h"
+#include "server/engine/changes.h"
 #include "server/engine/mutex.h"
 #include "server/engine/waiter.h"
 #include "statehub/status.h"
@@ -68,6 +69,29 @@ class Object : public std::enable_shared_from_this<Object> {
   };
   Retired Retire() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Apply replays one record about this object (recovery from the log):
+  // the change as it took effect, with no waiting and no decision. Records
+  // of a kind the object does not have fail. Errors: DATA_LOSS naming the
+  // object and the record's revision.
+  virtual absl::Status Apply(const v1::ChangeRecord& record)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    return CannotApply(record);
+  }
+  // RestoreContents loads what an ObjectCreated record holds beyond what
+  // MakeObject takes (a queue's items). Called once, right after the
+  // registry made the object from the record.
+  virtual absl::Status RestoreContents(const v1::ObjectCreated& created)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    (void)created;
+    return absl::OkStatus();
+  }
+  // Dump appends the records that recreate this object as it is now: its
+  // created record with its contents, then records of its state (a lock's
+  // holder, ...). Each carries the object's name; revisions are the
+  // caller's.
+  virtual void Dump(std::vector<v1::ChangeRecord>* out) const
+      ABSL_LOCKS_EXCLUDED(mu_) = 0;
+
   // Label is how messages name this object: `dict "jobs"`.
   std::string Label() const;
 
@@ -111,6 +135,21 @@ class Object : public std::enable_shared_from_this<Object> {
   // AcquireRefs counts refs in a value about to be stored (see Registry);
   // errors name this object.
   absl::Status AcquireRefs(const Value& value) const;
+
+  // recording is true while changes are recorded (a data dir): only then
+  // build records to Emit.
+  bool recording() const;
+  // Emit publishes `record` about this object (its name filled in) on the
+  // registry's change stream, stamped with the next revision. Called under
+  // mu_, right where the change takes effect, so records keep the order of
+  // the changes.
+  void Emit(v1::ChangeRecord record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CannotApply is the DATA_LOSS error of a record that does not fit this
+  // object (Apply).
+  absl::Status CannotApply(const v1::ChangeRecord& record) const;
+  // Created starts this object's created record (name and type set) for
+  // Dump.
+  v1::ChangeRecord Created() const;
 
   Registry* const registry_;
   mutable Mutex mu_;

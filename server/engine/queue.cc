@@ -4,11 +4,37 @@
 #include <optional>
 #include <string>
 
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
+#include "statehub/internal/value_codec.h"
 
 namespace statehub {
 
 using wait_queue_internal::Parked;
+
+namespace {
+
+v1::ChangeRecord QueuePutRecord(const Value& item, bool front) {
+  v1::ChangeRecord record;
+  v1::QueuePut* put = record.mutable_queue_put();
+  internal::EncodeValue(item, put->mutable_item());
+  put->set_front(front);
+  return record;
+}
+
+v1::ChangeRecord QueueTakenRecord() {
+  v1::ChangeRecord record;
+  record.mutable_queue_taken();
+  return record;
+}
+
+v1::ChangeRecord TasksChangedRecord(int64_t unfinished) {
+  v1::ChangeRecord record;
+  record.mutable_tasks_changed()->set_unfinished(unfinished);
+  return record;
+}
+
+}  // namespace
 
 QueueObject::QueueObject(std::string name, ObjectType type, int64_t maxsize,
                          Registry* registry)
@@ -91,8 +117,10 @@ void QueueObject::RefillLocked(std::vector<Completion>* out,
       Keep(std::move(putter.item), dropped);
       continue;
     }
+    if (recording()) Emit(QueuePutRecord(putter.item, /*front=*/false));
     items_.push_back(std::move(putter.item));
     ++unfinished_;
+    if (recording()) Emit(TasksChangedRecord(unfinished_));
     WaitResult result;
     result.granted = true;
     out->push_back(Completion{std::move(putter.waiter), std::move(result)});
@@ -123,11 +151,15 @@ absl::StatusOr<QueueObject::Stored> QueueObject::Put(
       return s;
     }
     if (absl::Status s = AcquireRefs(item); !s.ok()) return s;
+    // An item handed to a parked getter never rests in the queue, so it is
+    // not recorded; only the task it adds is (queue.h, Durability).
     if (!items_.empty() ||
         !HandOffLocked(item, &stored.completions, &dropped)) {
+      if (recording()) Emit(QueuePutRecord(item, /*front=*/false));
       items_.push_back(std::move(item));
     }
     ++unfinished_;
+    if (recording()) Emit(TasksChangedRecord(unfinished_));
     stored.stored = true;
   }
   ReleaseDropped(dropped);
@@ -151,6 +183,7 @@ absl::StatusOr<QueueObject::Got> QueueObject::Get(
       got.parked = true;
       return got;
     }
+    if (recording()) Emit(QueueTakenRecord());
     Value item = std::move(items_.front());
     items_.pop_front();
     // The caller's hold is taken before the queue's count is released.
@@ -190,7 +223,9 @@ absl::StatusOr<std::vector<Completion>> QueueObject::TaskDone() {
     return Error(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
                  "task_done() called too many times");
   }
-  if (--unfinished_ > 0) return out;
+  --unfinished_;
+  if (recording()) Emit(TasksChangedRecord(unfinished_));
+  if (unfinished_ > 0) return out;
   for (Parked& joiner : joiners_) {
     if (!joiner.waiter->TryClaim()) continue;
     WaitResult result;
@@ -241,7 +276,10 @@ std::vector<Completion> QueueObject::RollbackGet(SessionId session,
     MutexLock lock(&mu_);
     // Counted again before the getter's hold goes, so nothing dies between.
     if (CheckLive().ok() && AcquireRefs(item).ok()) {
+      // Handed to another getter, the item never rests in the queue: no
+      // record, as for a put handed off.
       if (!items_.empty() || !HandOffLocked(item, &out, &dropped)) {
+        if (recording()) Emit(QueuePutRecord(item, /*front=*/true));
         items_.push_front(std::move(item));
       }
     }
@@ -281,6 +319,60 @@ std::vector<Completion> QueueObject::OnSessionEnd(SessionId session) {
   }
   ReleaseDropped(dropped);
   return out;
+}
+
+absl::Status QueueObject::RestoreContents(const v1::ObjectCreated& created) {
+  absl::StatusOr<Value::Items> items = records::DecodeItems(created.items());
+  if (!items.ok()) return items.status();
+  MutexLock lock(&mu_);
+  items_.assign(std::make_move_iterator(items->begin()),
+                std::make_move_iterator(items->end()));
+  return absl::OkStatus();
+}
+
+absl::Status QueueObject::Apply(const v1::ChangeRecord& record) {
+  MutexLock lock(&mu_);
+  switch (record.change_case()) {
+    case v1::ChangeRecord::kQueuePut: {
+      absl::StatusOr<Value> item = records::Decode(record.queue_put().item());
+      if (!item.ok()) return item.status();
+      if (record.queue_put().front()) {
+        items_.push_front(*std::move(item));
+      } else {
+        items_.push_back(*std::move(item));
+      }
+      return absl::OkStatus();
+    }
+    case v1::ChangeRecord::kQueueTaken:
+      if (items_.empty()) return CannotApply(record);
+      items_.pop_front();
+      return absl::OkStatus();
+    case v1::ChangeRecord::kTasksChanged:
+      if (record.tasks_changed().unfinished() < 0) return CannotApply(record);
+      unfinished_ = record.tasks_changed().unfinished();
+      return absl::OkStatus();
+    default:
+      return CannotApply(record);
+  }
+}
+
+void QueueObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord created = Created();
+  created.mutable_created()->set_maxsize(maxsize_);
+  Value::Items items;
+  int64_t unfinished = 0;
+  {
+    MutexLock lock(&mu_);
+    items.assign(items_.begin(), items_.end());
+    unfinished = unfinished_;
+  }
+  records::AddItems(items, created.mutable_created()->mutable_items());
+  out->push_back(std::move(created));
+  if (unfinished > 0) {
+    v1::ChangeRecord tasks = TasksChangedRecord(unfinished);
+    tasks.set_object(name());
+    out->push_back(std::move(tasks));
+  }
 }
 
 }  // namespace statehub

@@ -17,6 +17,16 @@
 //   - Every item put (stored or handed off) counts as an unfinished task;
 //     TaskDone uncounts one, and Join parks until none is left.
 //
+// Durability (change.proto): an item stored at the back is a QueuePut, a
+// get a QueueTaken, a rolled-back get a QueuePut at the front, and every
+// change of the unfinished count a TasksChanged with the count after it —
+// for plain queues too, since they count tasks as well. An item put while a
+// getter is parked goes straight to that getter and never rests in the
+// queue, so only its task is recorded (no QueuePut and QueueTaken pair):
+// replay reaches the same items and count, and the log does not carry an
+// item the queue never held. Parked getters, putters and joiners are not
+// state: their clients park them again after a restart.
+//
 // Items may hold refs to other objects (dict.cc's rules): refs are counted
 // while an item is stored or parked with its putter; an item returned to a
 // caller first gets a hold for the caller's session (for a parked getter,
@@ -159,6 +169,19 @@ class QueueObject final : public Object {
   // of its parked putters are dropped (never stored) and their refs
   // released.
   std::vector<Completion> OnSessionEnd(SessionId session) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Recovery (object.h). RestoreContents loads the created record's items,
+  // front first. Apply takes QueuePut, QueueTaken and TasksChanged; a
+  // QueueTaken on an empty queue or a negative count is DATA_LOSS. Dump
+  // gives the created record with maxsize and the items, then a
+  // TasksChanged when tasks are unfinished. No limit applies and no ref is
+  // counted (Engine::FinishRecovery recounts them).
+  absl::Status RestoreContents(const v1::ObjectCreated& created) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Apply(const v1::ChangeRecord& record) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Dump(std::vector<v1::ChangeRecord>* out) const override
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

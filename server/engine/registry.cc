@@ -42,6 +42,23 @@ absl::Status CheckName(absl::string_view name) {
 
 Registry::Registry(const Limits& limits) : limits_(limits) {}
 
+void Registry::PublishLocked(absl::string_view name,
+                             v1::ChangeRecord record) const {
+  if (!changes_.recording()) return;
+  record.set_object(std::string(name));
+  changes_.Publish(record);
+}
+
+void Registry::PublishHoldsLocked(SessionId holder, absl::string_view name,
+                                  int64_t count) const {
+  if (!changes_.recording()) return;
+  v1::ChangeRecord record;
+  v1::HoldsChanged* holds = record.mutable_holds_changed();
+  holds->set_holder(holder);
+  holds->set_count(count);
+  PublishLocked(name, std::move(record));
+}
+
 Registry::~Registry() {
   // Objects die with the registry; no refs need releasing any more.
   MutexLock lock(&mu_);
@@ -93,8 +110,9 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
                                            entry.object->Label()),
                            full_name);
         }
-        ++session->second[full_name];
+        const int64_t count = ++session->second[full_name];
         ++entry.holders;
+        PublishHoldsLocked(caller.session, full_name, count);
       }
       return Opened{entry.object, false};
     }
@@ -126,6 +144,11 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
   for (const auto& [key, value] : init.entries) note_refs(value);
   for (const Value& item : init.items) note_refs(item);
   note_refs(init.value);
+
+  // The created record carries the initial contents, so it is built before
+  // they move into the object.
+  v1::ChangeRecord created;
+  if (changes_.recording()) created = CreatedRecord(type, init);
 
   // Build outside the lock: initial contents may be large.
   absl::StatusOr<std::shared_ptr<Object>> made =
@@ -177,9 +200,11 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
     }
   }
   Entry entry{*made, 0, 0};
+  PublishLocked(full_name, std::move(created));
   if (anonymous) {
     ++session->second[full_name];
     entry.holders = 1;
+    PublishHoldsLocked(caller.session, full_name, 1);
   }
   objects_.emplace(full_name, std::move(entry));
   return Opened{*std::move(made), true};
@@ -204,6 +229,9 @@ absl::Status Registry::Delete(absl::string_view name) {
     if (it == objects_.end()) return NotFound(name);
     dead.push_back(std::move(it->second.object));
     objects_.erase(it);
+    v1::ChangeRecord deleted;
+    deleted.mutable_deleted();
+    PublishLocked(name, std::move(deleted));
     // Holds on a deleted anonymous object are dropped with it.
     for (auto& [session, held] : holds_) held.erase(name);
   }
@@ -323,6 +351,9 @@ void Registry::UnrefLocked(absl::string_view name, bool hold,
   if (entry.holders > 0 || entry.referrers > 0) return;
   dead->push_back(std::move(entry.object));
   objects_.erase(it);
+  v1::ChangeRecord deleted;
+  deleted.mutable_deleted();
+  PublishLocked(name, std::move(deleted));
 }
 
 void Registry::Bury(std::vector<std::shared_ptr<Object>> dead) {
@@ -367,7 +398,7 @@ void Registry::HoldRefs(SessionId session, const Value& value) {
     auto it = objects_.find(ref.name);
     if (it == objects_.end() || !it->second.object->anonymous()) return;
     ++it->second.holders;
-    ++held->second[ref.name];
+    PublishHoldsLocked(session, ref.name, ++held->second[ref.name]);
   });
 }
 
@@ -381,7 +412,9 @@ void Registry::ReleaseHolds(SessionId session,
     for (const std::string& name : names) {
       auto it = held->second.find(name);
       if (it == held->second.end()) continue;
-      if (--it->second == 0) held->second.erase(it);
+      const int64_t count = --it->second;
+      if (count == 0) held->second.erase(it);
+      PublishHoldsLocked(session, name, count);
       UnrefLocked(name, true, &dead);
     }
   }

@@ -39,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "server/engine/changes.h"
 #include "server/engine/limits.h"
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
@@ -103,6 +104,10 @@ class Registry {
   // `observers` must outlive the registry.
   void set_observers(Observers* observers) { observers_ = observers; }
   Observers* observers() const { return observers_; }
+  // changes is the stream every mutation publishes its record on
+  // (changes.h).
+  ChangeStream& changes() { return changes_; }
+  const ChangeStream& changes() const { return changes_; }
   // wait_for_graph finds the cycles of waits among the locks
   // (wait_for_graph.h).
   WaitForGraph& wait_for_graph() { return wait_for_graph_; }
@@ -128,6 +133,13 @@ class Registry {
   // T::Accepts(type) when defined). Errors: OBJECT_NOT_FOUND, TYPE_ERROR.
   template <typename T>
   absl::StatusOr<std::shared_ptr<T>> Find(absl::string_view name) const;
+
+  // FindObject returns the object called `name`, whatever its type.
+  // Errors: OBJECT_NOT_FOUND.
+  absl::StatusOr<std::shared_ptr<Object>> FindObject(
+      absl::string_view name) const {
+    return Lookup(name);
+  }
 
   // Delete removes and retires an object. Errors: OBJECT_NOT_FOUND.
   absl::Status Delete(absl::string_view name);
@@ -166,6 +178,24 @@ class Registry {
   void BeginSession(SessionId session);
   void EndSession(SessionId session);
 
+  // Recovery (replay.cc; Engine::Replay drives it, before serving). Restore
+  // creates an object from its created record, contents included, counting
+  // no refs; Remove deletes one without touching what it refers to;
+  // RestoreHolds sets a session's holds on an anonymous object;
+  // ForgetSession drops a session's holds and tracking without releasing
+  // anything. Errors: DATA_LOSS naming the object.
+  absl::Status Restore(const v1::ChangeRecord& record);
+  absl::Status Remove(absl::string_view name);
+  void RestoreHolds(SessionId holder, absl::string_view name, int64_t count);
+  void ForgetSession(SessionId session);
+  // Recount sets every anonymous object's holders from the holds and its
+  // referrers from the refs stored in every object, then frees those that
+  // are neither held nor referred to. Returns how many it freed.
+  int64_t Recount();
+  // DumpHolds appends a HoldsChanged record per (session, anonymous object)
+  // hold.
+  void DumpHolds(std::vector<v1::ChangeRecord>* out) const;
+
  private:
   struct Entry {
     std::shared_ptr<Object> object;
@@ -178,6 +208,13 @@ class Registry {
   absl::StatusOr<std::shared_ptr<Object>> Lookup(absl::string_view name) const;
   absl::Status AcquireRefsLocked(const Value& value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes a record about `name` (under mu_, so registry changes keep
+  // their order); no-op while not recording.
+  void PublishLocked(absl::string_view name, v1::ChangeRecord record) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PublishHoldsLocked(SessionId holder, absl::string_view name,
+                          int64_t count) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unrefs an anonymous object; when its count reaches 0 moves it to `dead`.
   void UnrefLocked(absl::string_view name, bool hold,
                    std::vector<std::shared_ptr<Object>>* dead)
@@ -189,6 +226,9 @@ class Registry {
 
   const Limits limits_;
   Observers* observers_ = nullptr;
+  // mutable: objects publish from const methods (a read that hands out a
+  // hold on an anonymous object changes the holds).
+  mutable ChangeStream changes_;
   WaitForGraph wait_for_graph_;
   mutable Mutex mu_;
   // Sorted by name so List answers prefixes in order.
@@ -202,6 +242,13 @@ class Registry {
       tracked_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_anonymous_{1};
 };
+
+// CreatedRecord describes the creation of an object of `type` from `init`
+// (its ObjectCreated record, object name unset). InitFromCreated is its
+// inverse. Both in replay.cc. Errors: DATA_LOSS.
+v1::ChangeRecord CreatedRecord(ObjectType type, const InitialContents& init);
+absl::StatusOr<InitialContents> InitFromCreated(
+    const v1::ObjectCreated& created);
 
 // MakeObject builds an object of `type` from `init`. Defined in
 // objects.cc, next to every object type.

@@ -58,6 +58,29 @@ std::vector<Completion> SemaphoreObject::TakeWaiters(
   return out;
 }
 
+v1::SemaphoreChanged SemaphoreObject::StateRecordLocked() const {
+  v1::SemaphoreChanged changed;
+  changed.set_value(value_);
+  std::vector<std::pair<uint64_t, SessionId>> by_age;
+  by_age.reserve(held_.size());
+  for (const auto& [holder, holding] : held_) {
+    by_age.emplace_back(holding.order, holder);
+  }
+  std::sort(by_age.begin(), by_age.end());
+  for (const auto& [order, holder] : by_age) {
+    v1::SemaphoreUnits* holding = changed.add_holdings();
+    holding->set_session(holder);
+    holding->set_units(held_.at(holder).units);
+  }
+  return changed;
+}
+
+void SemaphoreObject::EmitStateLocked() const {
+  v1::ChangeRecord record;
+  *record.mutable_semaphore_changed() = StateRecordLocked();
+  Emit(std::move(record));
+}
+
 void SemaphoreObject::AddUnitLocked(SessionId session) {
   Holding& holding = held_[session];
   if (holding.units == 0) holding.order = ++next_order_;
@@ -119,6 +142,7 @@ absl::StatusOr<SemaphoreObject::Acquired> SemaphoreObject::Acquire(
   if (value_ > 0 && queue_.empty()) {
     --value_;
     AddUnitLocked(caller.session);
+    if (recording()) EmitStateLocked();
     if (observer_) observer_->Acquired(absl::ZeroDuration(), false, false);
     return Acquired{true, false};
   }
@@ -150,6 +174,9 @@ absl::StatusOr<std::vector<Completion>> SemaphoreObject::Release(
   CreditLocked(caller.session, n);
   value_ += n;
   GrantLocked(&out);
+  // One record for the release and the grants it made: they took effect
+  // together, under one hold of mu_.
+  if (recording()) EmitStateLocked();
   return out;
 }
 
@@ -168,6 +195,7 @@ std::vector<Completion> SemaphoreObject::Rollback(SessionId session) {
   if (--it->second.units == 0) held_.erase(it);
   ++value_;
   GrantLocked(&out);
+  if (recording()) EmitStateLocked();
   return out;
 }
 
@@ -209,8 +237,60 @@ std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
     value_ += it->second.units;
     held_.erase(it);
     GrantLocked(&out);
+    if (recording()) EmitStateLocked();
   }
   return out;
+}
+
+absl::Status SemaphoreObject::Apply(const v1::ChangeRecord& record) {
+  if (record.change_case() != v1::ChangeRecord::kSemaphoreChanged) {
+    return CannotApply(record);
+  }
+  const v1::SemaphoreChanged& changed = record.semaphore_changed();
+  // Units are counted against sessions, one holding each; a bounded
+  // semaphore's free and held units together are its initial value.
+  if (changed.value() < 0 || (bounded() && changed.value() > initial_value_)) {
+    return CannotApply(record);
+  }
+  absl::flat_hash_map<SessionId, Holding> held;
+  int64_t total = changed.value();
+  for (const v1::SemaphoreUnits& holding : changed.holdings()) {
+    if (holding.session() == 0 || holding.units() <= 0 ||
+        held.contains(holding.session())) {
+      return CannotApply(record);
+    }
+    if (bounded()) {
+      if (holding.units() > initial_value_ - total) return CannotApply(record);
+      total += holding.units();
+    }
+    // Orders 1..n keep the recorded age order.
+    const uint64_t order = held.size() + 1;
+    held[holding.session()] = Holding{holding.units(), order};
+  }
+  MutexLock lock(&mu_);
+  value_ = changed.value();
+  held_ = std::move(held);
+  next_order_ = held_.size();
+  // Tracked so that a holder's end after recovery releases its units. A
+  // holder that is not live has ended: later records release its units, or
+  // Engine::FinishRecovery ends it.
+  for (const auto& [session, holding] : held_) {
+    (void)registry_->Track(session, shared_from_this());
+  }
+  return absl::OkStatus();
+}
+
+void SemaphoreObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord created = Created();
+  created.mutable_created()->set_semaphore_value(initial_value_);
+  out->push_back(std::move(created));
+  v1::ChangeRecord state;
+  state.set_object(name());
+  {
+    MutexLock lock(&mu_);
+    *state.mutable_semaphore_changed() = StateRecordLocked();
+  }
+  out->push_back(std::move(state));
 }
 
 }  // namespace statehub

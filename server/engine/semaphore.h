@@ -25,6 +25,12 @@
 // consumer's session ends holding units no later release was credited with;
 // an event or a queue fits that pattern better.
 //
+// Durability (change.proto): every change of the free units or the
+// holdings (an acquire, a grant to a parked caller, a release with the
+// grants it makes, a rollback, a session's end) is one SemaphoreChanged
+// with the state after it, holdings oldest first. Parked acquirers are not
+// state: their clients park them again after a restart.
+//
 // Example:
 //
 //   auto sem = *registry.Find<SemaphoreObject>("slots");
@@ -131,6 +137,18 @@ class SemaphoreObject final : public Object {
   // releases the units it held, granting parked callers.
   std::vector<Completion> OnSessionEnd(SessionId session) override;
 
+  // Recovery (object.h). Apply takes SemaphoreChanged: it sets the value
+  // and the holdings (keeping their age order) and tracks each live holder
+  // session, so that its end after recovery releases its units; a holder
+  // that is not live is left to Engine::FinishRecovery. A negative value,
+  // a holding of session 0, of no units or of one session twice, or a
+  // bounded semaphore past its initial value is DATA_LOSS. Dump gives the
+  // created record (semaphore_value: the initial value) and the state.
+  absl::Status Apply(const v1::ChangeRecord& record) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Dump(std::vector<v1::ChangeRecord>* out) const override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   // The units one session holds; `order` ranks holdings by age for
   // releases credited to other holders.
@@ -154,6 +172,11 @@ class SemaphoreObject final : public Object {
   // Grants free units to parked callers in FIFO order.
   void GrantLocked(std::vector<Completion>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The state as a SemaphoreChanged, holdings oldest first; EmitStateLocked
+  // publishes it.
+  v1::SemaphoreChanged StateRecordLocked() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitStateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const int64_t initial_value_;
   // observer_ records acquisitions; null when metrics are off.

@@ -162,6 +162,31 @@ std::string SessionTable::Label(SessionId id) const {
   return it == sessions_.end() ? "" : it->second.label;
 }
 
+void SessionTable::Restore(SessionId id, std::string label) {
+  MutexLock lock(&mu_);
+  sessions_.insert_or_assign(id,
+                             Session{std::move(label), absl::InfiniteFuture()});
+}
+
+void SessionTable::Forget(SessionId id) {
+  MutexLock lock(&mu_);
+  sessions_.erase(id);
+}
+
+void SessionTable::RenewAll(absl::Time now) {
+  MutexLock lock(&mu_);
+  for (auto& [id, session] : sessions_) session.deadline = now + ttl_;
+}
+
+std::vector<std::pair<SessionId, std::string>> SessionTable::Labels() const {
+  MutexLock lock(&mu_);
+  std::vector<std::pair<SessionId, std::string>> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_)
+    out.emplace_back(id, session.label);
+  return out;
+}
+
 std::string SessionTable::FormatId(SessionId id) {
   return absl::StrFormat("%016x", id);
 }

@@ -80,6 +80,17 @@ class SessionTable {
   // Label returns a session's label ("" if none or not live).
   std::string Label(SessionId id) const;
 
+  // Recovery (Engine::Replay). Restore puts back a session a change record
+  // names, without on_begin; its lease starts at RenewAll. Forget drops one
+  // without on_end (what it held was released by records of their own).
+  void Restore(SessionId id, std::string label);
+  void Forget(SessionId id);
+  // RenewAll gives every session a fresh lease from `now`: a client that
+  // comes back within it resumes its session.
+  void RenewAll(absl::Time now);
+  // Labels lists every session and its label, in no particular order.
+  std::vector<std::pair<SessionId, std::string>> Labels() const;
+
   // Session ids travel as 16 hex digits.
   static std::string FormatId(SessionId id);
   // ParseId returns 0 for anything that is not a formatted id.

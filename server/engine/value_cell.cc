@@ -1,7 +1,9 @@
 #include "server/engine/value_cell.h"
 
 #include "server/engine/numbers.h"
+#include "server/engine/records.h"
 #include "server/engine/registry.h"
+#include "statehub/internal/value_codec.h"
 
 namespace statehub {
 
@@ -38,6 +40,7 @@ absl::Status ValueCell::Set(Value value) {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) Emit(records::CellSet(value));
     Keep(std::exchange(value_, std::move(value)), &dropped);
   }
   ReleaseDropped(dropped);
@@ -54,6 +57,7 @@ absl::StatusOr<Value> ValueCell::Increment(const Value& delta) {
                  overflow ? ErrorKind::kValueError : ErrorKind::kTypeError,
                  sum.status().message());
   }
+  if (recording()) Emit(records::CellSet(*sum));
   value_ = *sum;
   return sum;
 }
@@ -68,6 +72,7 @@ absl::StatusOr<ValueCell::Swap> ValueCell::CompareAndSet(const Caller& caller,
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (value_ == expected) {
       if (absl::Status s = AcquireRefs(desired); !s.ok()) return s;
+      if (recording()) Emit(records::CellSet(desired));
       Keep(std::exchange(value_, std::move(desired)), &dropped);
       swap.swapped = true;
     }
@@ -85,12 +90,36 @@ absl::StatusOr<Value> ValueCell::GetAndSet(const Caller& caller, Value value) {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckLive(); !s.ok()) return s;
     if (absl::Status s = AcquireRefs(value); !s.ok()) return s;
+    if (recording()) Emit(records::CellSet(value));
     previous = std::exchange(value_, std::move(value));
     Hold(caller, previous);
     Keep(previous, &dropped);
   }
   ReleaseDropped(dropped);
   return previous;
+}
+
+absl::Status ValueCell::Apply(const v1::ChangeRecord& record) {
+  if (record.change_case() != v1::ChangeRecord::kCellSet) {
+    return CannotApply(record);
+  }
+  absl::StatusOr<Value> value = records::Decode(record.cell_set().value());
+  if (!value.ok()) return value.status();
+  MutexLock lock(&mu_);
+  value_ = *std::move(value);
+  return absl::OkStatus();
+}
+
+void ValueCell::Dump(std::vector<v1::ChangeRecord>* out) const {
+  v1::ChangeRecord record = Created();
+  record.mutable_created()->set_typecode(typecode_);
+  Value value;
+  {
+    MutexLock lock(&mu_);
+    value = value_;
+  }
+  internal::EncodeValue(value, record.mutable_created()->mutable_value());
+  out->push_back(std::move(record));
 }
 
 }  // namespace statehub

@@ -38,6 +38,12 @@ class ValueCell final : public Object {
                                      const Value& expected, Value desired);
   absl::StatusOr<Value> GetAndSet(const Caller& caller, Value value);
 
+  // Apply replays a CellSet record. Errors: DATA_LOSS (another kind of
+  // record).
+  absl::Status Apply(const v1::ChangeRecord& record) override;
+  // Dump appends the cell's created record: its typecode and value.
+  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+
  private:
   ValueCell(std::string name, std::string typecode, Registry* registry);
   std::vector<Value> TakeContents() override;

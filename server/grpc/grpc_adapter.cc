@@ -72,8 +72,9 @@ class ParkingCall final : public grpc::ServerUnaryReactor,
  public:
   ParkingCall(grpc::CallbackServerContext* ctx, grpc::ByteBuffer* out,
               const Method& m, Caller caller, handlers::Timers* timers,
-              handlers::RpcObserver* observer)
-      : Call(handlers::Transport::kGrpc, caller, timers, observer, m.index),
+              handlers::RpcObserver* observer, const ChangeStream* changes)
+      : Call(handlers::Transport::kGrpc, caller, timers, observer, m.index,
+             changes),
         ctx_(ctx),
         out_(out),
         request_(m.request->New()),
@@ -169,10 +170,13 @@ class GrpcAdapter::TableService final : public grpc::Service {
                                   grpc::ByteBuffer* request,
                                   grpc::ByteBuffer* response) {
     absl::StatusOr<Caller> caller = CallerOf(engine_, ctx);
-    if (m.blocking) {
+    ChangeAuthor author(caller.ok() ? caller->session : 0);
+    // With a data dir a reply may wait for the log (Call::Finish), so the
+    // call must outlive this function: it goes the parked calls' way.
+    if (m.blocking || engine_.changes().recording()) {
       auto* call =
           new ParkingCall(ctx, response, m, caller.ok() ? *caller : Caller{},
-                          &timers_, observer_);
+                          &timers_, observer_, &engine_.changes());
       absl::Status admitted = caller.status();
       if (admitted.ok()) admitted = Parse(request, m, call->request());
       if (!admitted.ok()) {

@@ -93,13 +93,17 @@ class RpcObserver {
 // held; after it the call may be gone.
 class Call {
  public:
+  // `changes`, if not null, holds the reply until what the call changed
+  // (and anything it saw) is durable: see Finish.
   Call(Transport transport, Caller caller, Timers* timers,
-       RpcObserver* observer, int method_index)
+       RpcObserver* observer, int method_index,
+       const ChangeStream* changes = nullptr)
       : transport_(transport),
         caller_(caller),
         timers_(timers),
         observer_(observer),
         method_index_(method_index),
+        changes_(changes),
         start_(std::chrono::steady_clock::now()) {}
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -108,14 +112,18 @@ class Call {
   const Caller& caller() const { return caller_; }
   Timers& timers() const { return *timers_; }
 
+  // Finish sends the reply once every change published so far is as
+  // durable as --fsync promises (ChangeStream::AfterCommit: with a data
+  // dir, a reply never acknowledges nor shows a change that a crash could
+  // lose); if the log cannot take them, the reply is that error instead.
   void Finish(const absl::Status& status) {
-    if (observer_ != nullptr) {
-      const std::chrono::duration<double> elapsed =
-          std::chrono::steady_clock::now() - start_;
-      observer_->RpcDone(method_index_, transport_, status.code(),
-                         elapsed.count());
+    if (changes_ == nullptr) {
+      Done(status);
+      return;
     }
-    Send(status);
+    changes_->AfterCommit([this, status](absl::Status durable) {
+      Done(durable.ok() ? status : durable);
+    });
   }
 
   // SetCanceller is for ParkedCall: `cancel` withdraws the parked call.
@@ -129,6 +137,16 @@ class Call {
 
  protected:
   virtual ~Call() = default;
+  // Done records the call with the observer and sends `status`.
+  void Done(const absl::Status& status) {
+    if (observer_ != nullptr) {
+      const std::chrono::duration<double> elapsed =
+          std::chrono::steady_clock::now() - start_;
+      observer_->RpcDone(method_index_, transport_, status.code(),
+                         elapsed.count());
+    }
+    Send(status);
+  }
   // Send delivers the reply; the transport may delete the call in it.
   virtual void Send(const absl::Status& status) = 0;
 
@@ -138,6 +156,7 @@ class Call {
   Timers* const timers_;
   RpcObserver* const observer_;
   const int method_index_;
+  const ChangeStream* const changes_;
   const std::chrono::steady_clock::time_point start_;
   std::function<void()> canceller_;
 };

@@ -62,7 +62,7 @@ class LaneSession::LaneCall final : public handlers::Call {
   LaneCall(std::shared_ptr<LaneSession> session, uint32_t request_id,
            const Method& m, Caller caller)
       : Call(handlers::Transport::kLane, caller, &session->timers_,
-             session->observer_, m.index),
+             session->observer_, m.index, &session->engine_.changes()),
         session_(std::move(session)),
         request_id_(request_id),
         request_(m.request->New()),
@@ -314,7 +314,10 @@ void LaneSession::OnRequest(const Frame& frame) {
                              frame.header.method)));
   }
   const absl::Status admitted = Admit();
-  if (m->blocking) {
+  ChangeAuthor author(session_);
+  // With a data dir a reply may wait for the log (Call::Finish), so the
+  // call must outlive this frame: it goes the parked calls' way.
+  if (m->blocking || engine_.changes().recording()) {
     auto call = std::make_shared<LaneCall>(shared_from_this(), id, *m,
                                            Caller{session_});
     {

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds="${1:-30}"
-targets=(value_decoder engine lane_frame lane_session)
+targets=(value_decoder engine lane_frame lane_session storage_reader)
 
 scripts/build.sh fuzz "${targets[@]/%/_fuzz}"
 

@@ -68,6 +68,13 @@ class RunningServer:
         """One sample of /metrics (name and labels as exposed), 0 if absent."""
         return self.scrape().get(series, 0.0)
 
+    def kill(self) -> None:
+        """SIGKILLs the server, as a crash or the OOM killer would."""
+        self.process.kill()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -81,12 +88,15 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(*flags: str, stderr: IO[bytes] | None = None) -> RunningServer:
+def start_server(
+    *flags: str, stderr: IO[bytes] | None = None, directory: str | None = None
+) -> RunningServer:
     """Starts the binary on a fresh Unix socket and TCP port 0; waits for ready.
 
     Metrics are off unless flags turn them on; ``stderr`` (a file) takes the
-    server's log instead of the test run's stderr."""
-    directory = tempfile.mkdtemp(prefix="statehub-test-")
+    server's log instead of the test run's stderr; ``directory`` (an earlier
+    server's) serves the same Unix socket again, as a restarted server."""
+    directory = directory or tempfile.mkdtemp(prefix="statehub-test-")
     socket_path = os.path.join(directory, "s.sock")
     process = subprocess.Popen(
         [

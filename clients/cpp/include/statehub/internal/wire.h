@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "grpcpp/support/status.h"
+#include "statehub/internal/value_codec.h"
 #include "statehub/v1/value.pb.h"
 #include "statehub/value.h"
 
@@ -25,21 +26,6 @@ inline constexpr char kErrorDetailKey[] = "statehub-error-bin";
 inline constexpr char kSessionKey[] = "statehub-session";
 // The request-metadata key of the bearer token: "Bearer <token>".
 inline constexpr char kAuthorizationKey[] = "authorization";
-
-// DecodeValue converts a wire value. Fails with VALUE_ERROR for a malformed
-// ref or blob, TYPE_ERROR for an unhashable map key, and LIMIT_EXCEEDED
-// (limit "max_depth") when nesting goes deeper than `max_depth` levels.
-absl::StatusOr<Value> DecodeValue(const v1::Value& wire, int max_depth);
-
-// EncodeValue converts a value to the wire; never fails.
-void EncodeValue(const Value& value, v1::Value* wire);
-
-inline ObjectType FromWire(v1::ObjectType type) {
-  return static_cast<ObjectType>(type);
-}
-inline v1::ObjectType ToWire(ObjectType type) {
-  return static_cast<v1::ObjectType>(type);
-}
 
 // DurationFromWire and DurationToWire convert google.protobuf.Duration (the
 // wire form of every timeout and waited-for time).

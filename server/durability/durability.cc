@@ -1,0 +1,146 @@
+#include "server/durability/durability.h"
+
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "server/storage/record_file.h"
+#include "spdlog/spdlog.h"
+
+namespace statehub {
+namespace {
+
+absl::Status Unparsable(absl::string_view file, uint64_t revision) {
+  return absl::DataLossError(absl::StrFormat(
+      "%s: the record of revision %d passed its checksum but is not a "
+      "change record this server understands (written by a newer "
+      "statehub?)",
+      file, revision));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Durability>> Durability::Open(
+    Engine& engine, DurabilityOptions options) {
+  absl::StatusOr<std::unique_ptr<storage::DataDir>> dir =
+      storage::DataDir::Open(options.data_dir);
+  if (!dir.ok()) return dir.status();
+  std::unique_ptr<Durability> durable(new Durability(engine, *std::move(dir)));
+  if (absl::Status s = durable->Recover(); !s.ok()) return s;
+
+  storage::LogOptions log;
+  log.fsync = options.fsync;
+  log.next_revision = durable->recovered_.revision + 1;
+  log.segment_bytes = options.segment_bytes;
+  log.observer = options.observer;
+  absl::StatusOr<std::unique_ptr<storage::Log>> opened =
+      storage::Log::Open(*durable->dir_, log);
+  if (!opened.ok()) return opened.status();
+  durable->log_ = *std::move(opened);
+  engine.changes().set_sink(durable.get());
+  return durable;
+}
+
+absl::Status Durability::Recover() {
+  const absl::Time start = absl::Now();
+  if (std::optional<storage::SnapshotInfo> snap = dir_->snapshot()) {
+    storage::ReadOptions read;
+    read.expect_kind = storage::FileKind::kSnapshot;
+    read.allow_torn_tail = false;
+    absl::StatusOr<std::unique_ptr<storage::RecordReader>> reader =
+        storage::RecordReader::OpenFile(snap->path, read);
+    if (!reader.ok()) return reader.status();
+    storage::Frame frame;
+    v1::ChangeRecord record;
+    while ((*reader)->Next(&frame)) {
+      if (!record.ParseFromArray(frame.payload.data(),
+                                 static_cast<int>(frame.payload.size()))) {
+        return Unparsable(snap->path, frame.revision);
+      }
+      if (absl::Status s = engine_.ReplaySnapshot(record); !s.ok()) {
+        return absl::DataLossError(
+            absl::StrFormat("%s: %s", snap->path, s.message()));
+      }
+      ++recovered_.snapshot_records;
+    }
+    if (!(*reader)->status().ok()) return (*reader)->status();
+    recovered_.snapshot_revision = snap->revision;
+    recovered_.bytes += (*reader)->file_size();
+  }
+
+  v1::ChangeRecord record;
+  absl::StatusOr<storage::ReplayResult> replayed = storage::ReplayLog(
+      *dir_, recovered_.snapshot_revision,
+      [&](uint64_t revision, absl::string_view payload) -> absl::Status {
+        recovered_.bytes += payload.size();
+        if (!record.ParseFromArray(payload.data(),
+                                   static_cast<int>(payload.size())) ||
+            record.revision() != revision) {
+          return Unparsable(dir_->path(), revision);
+        }
+        if (absl::Status s = engine_.Replay(record); !s.ok()) {
+          return absl::DataLossError(absl::StrFormat(
+              "%s: log: %s; the log does not fit the state before it: "
+              "restore the data dir from a backup",
+              dir_->path(), s.message()));
+        }
+        ++recovered_.log_records;
+        return absl::OkStatus();
+      });
+  if (!replayed.ok()) return replayed.status();
+  recovered_.torn_tail = replayed->torn_tail;
+  if (absl::Status s = engine_.FinishRecovery(absl::Now()); !s.ok()) return s;
+  recovered_.revision = engine_.changes().revision();
+  recovered_.took = absl::Now() - start;
+  recovered_.sessions = engine_.sessions().Count();
+  recovered_.objects = engine_.registry().Count();
+  if (recovered_.torn_tail) {
+    spdlog::warn(
+        "data dir {}: {}; the write a crash interrupted was cut off (its "
+        "change was never acknowledged)",
+        dir_->path(), recovered_.torn_tail->ToString());
+  }
+  return absl::OkStatus();
+}
+
+Durability::~Durability() {
+  engine_.changes().set_sink(nullptr);
+  if (log_ != nullptr && !closed_.load()) {
+    if (absl::Status s = log_->Close(); !s.ok()) {
+      spdlog::error("closing the log: {}", std::string(s.message()));
+    }
+  }
+}
+
+absl::Status Durability::Close() {
+  if (closed_.load()) return absl::OkStatus();
+  // Under the stream's mutex, so that no Write is half done: every record
+  // up to closed_at_ is in the log, every later one is dropped.
+  engine_.changes().RunLocked([this](uint64_t revision) {
+    closed_at_.store(revision);
+    closed_.store(true);
+  });
+  return log_->Close();
+}
+
+void Durability::Write(const v1::ChangeRecord& record) {
+  if (closed_.load(std::memory_order_relaxed)) return;
+  buffer_.clear();
+  record.AppendToString(&buffer_);
+  log_->Append(record.revision(), buffer_);
+}
+
+void Durability::WhenDurable(uint64_t revision, Done done) {
+  if (closed_.load(std::memory_order_acquire)) {
+    if (revision <= closed_at_.load()) {
+      done(absl::OkStatus());
+    } else {
+      done(absl::UnavailableError(
+          "the server is shutting down: this call's change was not logged"));
+    }
+    return;
+  }
+  log_->WhenDurable(revision, std::move(done));
+}
+
+}  // namespace statehub

@@ -1,0 +1,125 @@
+// File: server/engine/changes.h
+//
+// `ChangeStream` is the one stream of change records (api/statehub/v1/
+// change.proto): every mutation of the engine publishes a record here,
+// stamped with the next value of the server-wide revision, and the stream
+// hands the records, in revision order, to its sink (the log on disk,
+// server/storage). Objects publish under their own mutex, so the order of
+// revisions is the order in which the changes took effect.
+//
+// Nothing is built while nothing listens: objects ask `recording()` before
+// they make a record, so a server without a data dir pays one relaxed load
+// per mutation.
+//
+// Example:
+//
+//   ChangeStream changes;
+//   changes.set_sink(&log_sink);          // before serving
+//   v1::ChangeRecord record;
+//   record.mutable_cell_set()->...;
+//   changes.Publish(record);              // record.revision() is now set
+//
+// Thread safety: Publish and revision() are thread-safe; set_sink and
+// set_revision are called before serving (or with no mutation running).
+
+#ifndef STATEHUB_SERVER_ENGINE_CHANGES_H_
+#define STATEHUB_SERVER_ENGINE_CHANGES_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "server/engine/caller.h"
+#include "server/engine/mutex.h"
+#include "statehub/v1/change.pb.h"
+
+namespace statehub {
+
+// ChangeSink receives every published record, in revision order, with the
+// stream's mutex held: it must be quick (copy the bytes, no I/O) and must
+// not call back into the engine.
+class ChangeSink {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status)>;
+
+  virtual ~ChangeSink() = default;
+  virtual void Write(const v1::ChangeRecord& record) = 0;
+  // WhenDurable runs `done` once every record up to `revision` is as
+  // durable as the sink promises (the log: on disk under --fsync=always,
+  // written to the OS otherwise), with an error if it cannot be made so.
+  // It may run inline or on another thread.
+  virtual void WhenDurable(uint64_t revision, Done done) {
+    (void)revision;
+    done(absl::OkStatus());
+  }
+};
+
+class ChangeStream {
+ public:
+  ChangeStream() = default;
+  ChangeStream(const ChangeStream&) = delete;
+  ChangeStream& operator=(const ChangeStream&) = delete;
+
+  // recording is true while a sink listens: only then do objects build
+  // records.
+  bool recording() const { return sink_.load(std::memory_order_acquire); }
+
+  // set_sink attaches the sink (null detaches it: later mutations record
+  // nothing, e.g. while the server shuts down).
+  void set_sink(ChangeSink* sink) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Publish stamps `record` with the next revision and, if the record has
+  // no author yet, the session of the call running on this thread
+  // (ChangeAuthor), then hands it to the sink. Returns the revision; 0 (and
+  // nothing published) when no sink listens.
+  uint64_t Publish(v1::ChangeRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // AfterCommit runs `done` once every record published so far is durable
+  // (ChangeSink::WhenDurable); at once, with OK, when no sink listens. A
+  // reply waits on it, so that nothing acknowledged, nor anything a reply
+  // shows, can be lost.
+  void AfterCommit(ChangeSink::Done done) const;
+
+  // RunLocked runs `fn` with the last revision while no record can be
+  // published (the sink's shutdown draws its line there).
+  void RunLocked(absl::FunctionRef<void(uint64_t revision)> fn)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // revision is the last revision published (or restored).
+  uint64_t revision() const {
+    return revision_.load(std::memory_order_acquire);
+  }
+  // set_revision continues the revision after recovery: the next record
+  // gets `revision + 1`.
+  void set_revision(uint64_t revision) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  Mutex mu_;
+  std::atomic<ChangeSink*> sink_{nullptr};
+  std::atomic<uint64_t> revision_{0};
+};
+
+// ChangeAuthor names, for the records published on this thread while it
+// lives, the session whose call makes the changes. The transports open one
+// around each handler call.
+class ChangeAuthor {
+ public:
+  explicit ChangeAuthor(SessionId session);
+  ChangeAuthor(const ChangeAuthor&) = delete;
+  ChangeAuthor& operator=(const ChangeAuthor&) = delete;
+  ~ChangeAuthor();
+
+  // Current is the session of the innermost ChangeAuthor on this thread, or
+  // 0 (the server itself).
+  static SessionId Current();
+
+ private:
+  const SessionId previous_;
+};
+
+}  // namespace statehub
+
+#endif  // STATEHUB_SERVER_ENGINE_CHANGES_H_

@@ -1,0 +1,293 @@
+"""--data_dir: the state outlives the server. Each test SIGKILLs a real
+statehub-server and starts it again on the same socket and data dir, with
+real client processes, and checks what a user would: what was acknowledged
+is there, what was held is still held, and what a dead process held passes
+on with owner_died.
+
+The long crash loop is tests/soak/crash_loop.py (docs/reliability.md); a
+short run of the same loop is here."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+import statehub
+from statehub._connection import close_all
+
+from conftest import RunningServer, server_binary, start_server, wait_until
+
+
+class Restartable:
+    """A server on a data dir that a test kills and starts again on the
+    same Unix socket."""
+
+    def __init__(self, *flags: str) -> None:
+        self.data_dir = tempfile.mkdtemp(prefix="statehub-data-")
+        self.flags = (f"--data_dir={self.data_dir}", *flags)
+        self.server: RunningServer = start_server(*self.flags)
+
+    @property
+    def address(self) -> str:
+        return self.server.unix
+
+    def crash_and_restart(self) -> None:
+        self.server.kill()
+        self.server = start_server(*self.flags, directory=self.server.directory)
+
+    def segments(self) -> list[str]:
+        return sorted(glob.glob(os.path.join(self.data_dir, "log-*.log")))
+
+
+@pytest.fixture(params=["always", "everysec", "no"])
+def durable(request: pytest.FixtureRequest) -> Iterator[Restartable]:
+    running = Restartable(f"--fsync={request.param}")
+    yield running
+    close_all()
+    running.server.stop()
+
+
+def test_everything_acknowledged_survives_sigkill(durable: Restartable) -> None:
+    m = statehub.Manager(durable.address)
+    jobs = m.named.dict("jobs")
+    jobs.update({"a": 1, "b": [1, 2], "c": {"x": (1, 2.5)}})
+    del jobs["a"]
+    items = m.named.list("items")
+    items.extend([1, 2, 3])
+    items.insert(0, "first")
+    items.sort(key=str)
+    q = m.named.JoinableQueue("work")
+    for job in ("j1", "j2", "j3"):
+        q.put(job)
+    assert q.get() == "j1"
+    ns = m.named.Namespace("cfg")
+    ns.mode = "fast"
+    cell = m.named.Value("count", "i", 0)
+    cell.value = 41
+    arr = m.named.Array("arr", "d", [0.0, 0.0, 0.0])
+    arr[1] = 2.5
+    sem = m.named.BoundedSemaphore("slots", 3)
+    assert sem.acquire()
+    ev = m.named.Event("go")
+    ev.set()
+    anon = m.dict({"nested": m.list([1, 2])})
+    lock = m.named.Lock("L")
+    assert lock.acquire()
+    token = lock.fencing_token
+    rlock = m.named.RLock("R")
+    assert rlock.acquire() and rlock.acquire()
+
+    durable.crash_and_restart()
+
+    assert jobs.copy() == {"b": [1, 2], "c": {"x": (1, 2.5)}}
+    assert list(items) == [1, 2, 3, "first"]
+    assert q.qsize() == 2 and q.get() == "j2"
+    ns2 = m.named.Namespace("cfg")
+    assert ns2.mode == "fast"
+    assert cell.value == 41
+    assert list(arr) == [0.0, 2.5, 0.0]
+    assert m.named.BoundedSemaphore("slots", 3).get_value() == 2
+    assert ev.is_set()
+    assert list(anon["nested"]) == [1, 2]
+    # What this process held, it still holds: its session was resumed.
+    lock.release()
+    rlock.release()
+    rlock.release()
+    with pytest.raises(RuntimeError):
+        rlock.release()
+    # Fencing tokens never go back.
+    assert lock.acquire()
+    assert lock.fencing_token > token
+    lock.release()
+    q.task_done()
+    q.task_done()
+    assert q.get() == "j3"
+    q.task_done()
+    m.shutdown()
+
+
+HOLDER = """
+import sys, time, statehub
+m = statehub.Manager(sys.argv[1])
+lock = m.named.Lock("held")
+assert lock.acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_holder_dying_while_the_server_is_down_frees_its_lock() -> None:
+    running = Restartable()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, running.address],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        running.server.kill()
+        holder.kill()
+        holder.wait()
+        running.server = start_server(
+            *running.flags, directory=running.server.directory
+        )
+        m = statehub.Manager(running.address)
+        lock = m.named.Lock("held")
+        # Held still: its session was recovered with a fresh lease (2 s).
+        assert not lock.acquire(False)
+        started = time.monotonic()
+        assert lock.acquire(timeout=10)
+        assert time.monotonic() - started > 0.5
+        assert lock.owner_died
+        lock.release()
+        m.shutdown()
+    finally:
+        holder.kill()
+        close_all()
+        running.server.stop()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused() -> None:
+    running = Restartable()
+    try:
+        second = subprocess.run(
+            [
+                server_binary(),
+                f"--data_dir={running.data_dir}",
+                "--listen=unix://" + os.path.join(running.data_dir, "other.sock"),
+                "--metrics_listen=",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode != 0
+        assert "in use by" in second.stderr
+        assert f"pid {running.server.process.pid}" in second.stderr
+    finally:
+        running.server.stop()
+
+
+def test_a_torn_last_record_is_cut_off_and_logged() -> None:
+    running = Restartable()
+    m = statehub.Manager(running.address)
+    d = m.named.dict("d")
+    d["kept"] = 1
+    running.server.kill()
+    # Half a record at the end, as a crash in the middle of a write leaves.
+    with open(running.segments()[-1], "ab") as f:
+        f.write(b"\x07\x00\x00\x00\x30\x00\x00\x00partial")
+    with tempfile.TemporaryFile() as log:
+        running.server = start_server(
+            *running.flags, directory=running.server.directory, stderr=log
+        )
+        try:
+            assert d.copy() == {"kept": 1}
+            log.seek(0)
+            assert "torn tail" in log.read().decode()
+        finally:
+            close_all()
+            running.server.stop()
+
+
+def test_a_corrupt_record_in_the_middle_stops_the_start() -> None:
+    running = Restartable()
+    m = statehub.Manager(running.address)
+    d = m.named.dict("d")
+    for i in range(20):
+        d[f"k{i}"] = "x" * 100
+    running.server.kill()
+    close_all()
+    segment = running.segments()[-1]
+    size = os.path.getsize(segment)
+    with open(segment, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    started = subprocess.run(
+        [
+            server_binary(),
+            *running.flags,
+            "--listen=unix://" + os.path.join(running.data_dir, "again.sock"),
+            "--metrics_listen=",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert started.returncode != 0
+    assert segment in started.stderr
+    assert "offset" in started.stderr
+
+
+COUNTER = """
+import sys, statehub
+m = statehub.Manager(sys.argv[1])
+d = m.named.dict("counter")
+while True:
+    value = d.increment("n", 1)
+    print(value, flush=True)
+"""
+
+
+def test_short_crash_loop_loses_nothing_acknowledged() -> None:
+    """The test command's short run of tests/soak/crash_loop.py: a client
+    counts through crashes; after each restart the count is at least the
+    last value acknowledged, and at most one more (the call in flight)."""
+    running = Restartable("--fsync=always")
+    acknowledged = 0
+    try:
+        for _ in range(5):
+            client = subprocess.Popen(
+                [sys.executable, "-c", COUNTER, running.address],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert client.stdout is not None
+            for _ in range(50):
+                line = client.stdout.readline()
+                if line:
+                    acknowledged = int(line)
+            running.server.kill()
+            client.kill()
+            for line in client.stdout:
+                if line.strip().isdigit():
+                    acknowledged = int(line)
+            client.wait()
+            running.server = start_server(
+                *running.flags, directory=running.server.directory
+            )
+            m = statehub.Manager(running.address)
+            value = m.named.dict("counter")["n"]
+            assert acknowledged <= value <= acknowledged + 1
+            m.shutdown()
+            close_all()
+    finally:
+        running.server.stop()
+
+
+def test_revision_and_state_survive_a_clean_restart() -> None:
+    """SIGTERM is a restart too (an upgrade, a drained node): the sessions
+    the shutdown closes come back."""
+    running = Restartable()
+    m = statehub.Manager(running.address)
+    lock = m.named.Lock("L")
+    assert lock.acquire()
+    assert running.server.stop() == 0
+    running.server = start_server(*running.flags, directory=running.server.directory)
+    try:
+        assert wait_until(lambda: not m.named.Lock("probe").locked())
+        lock.release()  # still ours
+    finally:
+        close_all()
+        running.server.stop()
