@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -108,6 +109,13 @@ ABSL_FLAG(std::string, fsync, "everysec",
           "everysec (written before the reply, fsynced about once a second: "
           "a power cut loses at most about a second, a crash of the server "
           "nothing), no (the OS decides).");
+ABSL_FLAG(int64_t, snapshot_log_bytes, int64_t{64} << 20,
+          "With --data_dir, take a snapshot in the background once this "
+          "many bytes of log were written since the last one, and delete "
+          "the log it covers; 0 never does.");
+ABSL_FLAG(int64_t, log_segment_bytes, int64_t{64} << 20,
+          "With --data_dir, start a new log segment once the current one "
+          "holds this many bytes (a snapshot deletes only whole segments).");
 ABSL_FLAG(bool, watch_stdin, false,
           "Shut down when standard input reaches end of file. A client "
           "library that starts a private server holds the other end of the "
@@ -213,6 +221,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A write past RLIMIT_FSIZE fails with EFBIG, which the log reports and
+  // retries like a full disk, instead of the signal killing the server.
+  signal(SIGXFSZ, SIG_IGN);
 
   statehub::Limits limits;
   limits.max_value_bytes = absl::GetFlag(FLAGS_max_value_bytes);
@@ -305,6 +316,11 @@ int main(int argc, char** argv) {
   // Recovered before the server listens: no call sees a half-recovered
   // state.
   std::unique_ptr<statehub::Durability> durability;
+  // Scrapes read the durability: detach it before it goes (the exposer
+  // outlives it).
+  absl::Cleanup detach_durability = [&metrics] {
+    if (metrics != nullptr) metrics->AttachDurability(nullptr);
+  };
   if (const std::string dir = absl::GetFlag(FLAGS_data_dir); !dir.empty()) {
     absl::StatusOr<statehub::storage::FsyncPolicy> fsync =
         statehub::storage::ParseFsyncPolicy(absl::GetFlag(FLAGS_fsync));
@@ -315,6 +331,17 @@ int main(int argc, char** argv) {
     statehub::DurabilityOptions durable;
     durable.data_dir = dir;
     durable.fsync = *fsync;
+    durable.segment_bytes = static_cast<uint64_t>(
+        std::max<int64_t>(4096, absl::GetFlag(FLAGS_log_segment_bytes)));
+    durable.snapshot_log_bytes = static_cast<uint64_t>(
+        std::max<int64_t>(0, absl::GetFlag(FLAGS_snapshot_log_bytes)));
+    durable.observer = metrics.get();  // log writes and fsyncs; may be null
+    if (metrics != nullptr) {
+      durable.snapshot_taken = [m = metrics.get()](absl::Duration took,
+                                                   int64_t bytes) {
+        m->SnapshotTaken(took, bytes);
+      };
+    }
     absl::StatusOr<std::unique_ptr<statehub::Durability>> opened =
         statehub::Durability::Open(engine, durable);
     if (!opened.ok()) {
@@ -323,6 +350,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     durability = *std::move(opened);
+    if (metrics != nullptr) metrics->AttachDurability(durability.get());
     const statehub::RecoveryStats& r = durability->recovered();
     const double seconds = absl::ToDoubleSeconds(r.took);
     spdlog::info(

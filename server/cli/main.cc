@@ -5,6 +5,7 @@
 //   statehub-cli [--address=unix:///tmp/statehub.sock] ls [PREFIX]
 //   statehub-cli [--address=...] locks [PREFIX]
 //   statehub-cli [--address=...] deadlocks
+//   statehub-cli inspect --data_dir=DIR
 //
 // A server with --auth_token_file takes the token from --token_file or
 // $STATEHUB_TOKEN; one with TLS takes --tls_ca (and --tls_cert/--tls_key
@@ -20,13 +21,28 @@
 // by whom), or "no deadlocks". Both exit 0 whatever they find; 1 when a
 // call fails, 2 for bad usage.
 //
+// `inspect` needs no server: it reads a data dir (--data_dir of a server
+// that runs or ran) without taking its lock and without changing a byte,
+// and prints its revision, snapshot and log segments (a torn tail, if
+// any), then the objects and sessions a restart would recover, found by
+// replaying the snapshot and the log into an engine in memory, as the
+// server does at start. It exits 1, naming the file and the byte offset,
+// on a record the server would refuse. On a running server's directory the
+// newest segment may show a write in progress as a torn tail, and a
+// snapshot taken meanwhile may remove a segment from under it (run it
+// again).
+//
 // C++ rather than Python so that it ships beside statehub-server (in the
 // same build and container image) with nothing else to install. It uses
-// only the public rpcs Objects.List, Locks.State and Locks.Deadlocks.
+// only the public rpcs Objects.List, Locks.State and Locks.Deadlocks, and
+// for `inspect` the server's own storage and engine libraries.
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -35,11 +51,19 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/engine/engine.h"
+#include "server/engine/lock.h"
+#include "server/engine/registry.h"
+#include "server/storage/data_dir.h"
+#include "server/storage/record_file.h"
 #include "statehub/internal/wire.h"
+#include "statehub/v1/change.pb.h"
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
 
@@ -56,6 +80,8 @@ ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate, for a server that requires one (with "
           "--tls_key).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, data_dir, "",
+          "inspect: the data dir to read (a server's --data_dir).");
 
 namespace {
 
@@ -224,15 +250,208 @@ int Deadlocks(statehub::v1::Locks::Stub& locks) {
   return 0;
 }
 
+// --- inspect: a data dir, read without a server ---------------------------
+
+// Base is the file name of `path`, for the tables.
+std::string Base(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+void PrintFile(const statehub::storage::FileStats& file, bool snapshot) {
+  std::printf("  %s: %s %llu, %lld %s, %llu bytes", Base(file.path).c_str(),
+              snapshot ? "revision" : "first revision",
+              static_cast<unsigned long long>(file.header_revision),
+              static_cast<long long>(file.frames),
+              snapshot ? "records" : "frames",
+              static_cast<unsigned long long>(file.bytes));
+  if (!snapshot && file.frames > 0) {
+    std::printf(", last revision %llu",
+                static_cast<unsigned long long>(file.last_revision));
+  }
+  if (file.torn_tail) {
+    std::printf(", torn tail at byte offset %llu (%llu bytes: %s)",
+                static_cast<unsigned long long>(file.torn_tail->offset),
+                static_cast<unsigned long long>(file.torn_tail->bytes),
+                file.torn_tail->reason.c_str());
+  }
+  if (!file.status.ok()) std::printf(", UNREADABLE");
+  std::printf("\n");
+}
+
+// Replay feeds the snapshot and the log segments `stats` lists into
+// `engine`, as the server's recovery does (server/durability/durability.cc,
+// Durability::Recover over storage::ReplayLog), but from the listing
+// InspectDataDir made without the lock: the snapshot's records, then the
+// log's after the snapshot's revision, with ReplayLog's checks across
+// segments. Errors: DATA_LOSS naming the file and the byte offset.
+absl::Status Replay(statehub::Engine& engine,
+                    const statehub::storage::DirStats& stats) {
+  namespace storage = statehub::storage;
+  statehub::v1::ChangeRecord record;
+  uint64_t after = 0;
+  if (stats.snapshot) {
+    const std::string& path = stats.snapshot->path;
+    after = stats.snapshot->header_revision;
+    absl::StatusOr<std::unique_ptr<storage::RecordReader>> reader =
+        storage::RecordReader::OpenFile(
+            path, {.expect_kind = storage::FileKind::kSnapshot,
+                   .allow_torn_tail = false});
+    if (!reader.ok()) return reader.status();
+    storage::Frame frame;
+    while ((*reader)->Next(&frame)) {
+      if (!record.ParseFromArray(frame.payload.data(),
+                                 static_cast<int>(frame.payload.size()))) {
+        return absl::DataLossError(absl::StrFormat(
+            "snapshot %s: the record at byte offset %d (revision %d) is not "
+            "a change record this statehub-cli understands",
+            path, frame.offset, frame.revision));
+      }
+      if (absl::Status s = engine.ReplaySnapshot(after, record); !s.ok()) {
+        return absl::DataLossError(
+            absl::StrFormat("snapshot %s: at byte offset %d: %s", path,
+                            frame.offset, s.message()));
+      }
+    }
+    if (!(*reader)->status().ok()) return (*reader)->status();
+  }
+  uint64_t last = 0;
+  for (size_t i = 0; i < stats.segments.size(); ++i) {
+    const std::string& path = stats.segments[i].path;
+    const bool newest = i + 1 == stats.segments.size();
+    absl::StatusOr<std::unique_ptr<storage::RecordReader>> reader =
+        storage::RecordReader::OpenFile(path,
+                                        {.expect_kind = storage::FileKind::kLog,
+                                         .allow_torn_tail = newest});
+    if (!reader.ok()) return reader.status();
+    const uint64_t bound = newest ? std::numeric_limits<uint64_t>::max()
+                                  : stats.segments[i + 1].header_revision;
+    storage::Frame frame;
+    while ((*reader)->Next(&frame)) {
+      if (frame.revision <= last || frame.revision >= bound) {
+        return absl::DataLossError(absl::StrFormat(
+            "log segment %s is corrupt at byte offset %d: revision %d is out "
+            "of order across segments (the previous is %d, the next segment "
+            "starts at %d)",
+            path, frame.offset, frame.revision, last, bound));
+      }
+      last = frame.revision;
+      if (frame.revision <= after) continue;  // in the snapshot
+      if (!record.ParseFromArray(frame.payload.data(),
+                                 static_cast<int>(frame.payload.size())) ||
+          record.revision() != frame.revision) {
+        return absl::DataLossError(absl::StrFormat(
+            "log segment %s: the record at byte offset %d (revision %d) is "
+            "not a change record this statehub-cli understands",
+            path, frame.offset, frame.revision));
+      }
+      if (absl::Status s = engine.Replay(record); !s.ok()) {
+        return absl::DataLossError(absl::StrFormat(
+            "log segment %s: at byte offset %d: %s; the log does not fit "
+            "the state before it",
+            path, frame.offset, s.message()));
+      }
+    }
+    if (!(*reader)->status().ok()) return (*reader)->status();
+  }
+  return engine.FinishRecovery(absl::Now());
+}
+
+int Inspect(const std::string& dir) {
+  absl::StatusOr<statehub::storage::DirStats> stats =
+      statehub::storage::InspectDataDir(dir);
+  if (!stats.ok()) {
+    std::fprintf(stderr, "statehub-cli: inspect: %s\n",
+                 std::string(stats.status().message()).c_str());
+    return 1;
+  }
+  std::printf("data dir %s\n", dir.c_str());
+  std::printf("revision %llu\n",
+              static_cast<unsigned long long>(stats->last_revision));
+  if (stats->snapshot) {
+    std::printf("snapshot:\n");
+    PrintFile(*stats->snapshot, /*snapshot=*/true);
+  } else {
+    std::printf("snapshot: none (the log is replayed from its start)\n");
+  }
+  std::printf("log segments: %zu\n", stats->segments.size());
+  for (const statehub::storage::FileStats& segment : stats->segments) {
+    PrintFile(segment, /*snapshot=*/false);
+  }
+  std::printf("total %llu bytes, %lld records\n",
+              static_cast<unsigned long long>(stats->total_bytes),
+              static_cast<long long>(stats->frames));
+  if (!stats->status.ok()) {
+    std::fprintf(stderr, "statehub-cli: inspect: %s\n",
+                 std::string(stats->status.message()).c_str());
+    return 1;
+  }
+
+  // Limits as high as they go: the records were accepted under the
+  // server's flags, which this process does not know, and replay must not
+  // refuse them for a limit.
+  statehub::Limits limits;
+  limits.max_value_bytes = std::numeric_limits<int64_t>::max();
+  limits.max_objects = std::numeric_limits<int64_t>::max();
+  limits.max_elements = std::numeric_limits<int64_t>::max();
+  limits.max_sessions = std::numeric_limits<int64_t>::max();
+  limits.max_waiters_per_session = std::numeric_limits<int64_t>::max();
+  statehub::Engine engine(limits, absl::Hours(1));
+  if (absl::Status s = Replay(engine, *stats); !s.ok()) {
+    std::fprintf(stderr, "statehub-cli: inspect: %s\n",
+                 std::string(s.message()).c_str());
+    return 1;
+  }
+
+  const std::vector<statehub::ObjectInfo> objects =
+      engine.registry().List("", /*include_anonymous=*/true);
+  std::printf("objects: %zu\n", objects.size());
+  for (const statehub::ObjectInfo& info : objects) {
+    std::string detail;
+    if (statehub::LockObject::Accepts(info.type)) {
+      absl::StatusOr<std::shared_ptr<statehub::LockObject>> lock =
+          engine.registry().Find<statehub::LockObject>(info.name);
+      if (lock.ok()) {
+        const statehub::LockState state = (*lock)->State();
+        detail =
+            state.locked
+                ? absl::StrFormat(
+                      "held by session %s (fencing token %d)",
+                      statehub::SessionTable::FormatId(state.holder.session),
+                      state.fencing_token)
+                : absl::StrFormat("free (fencing token %d)",
+                                  state.fencing_token);
+      }
+    }
+    const std::string line =
+        absl::StrFormat("  %-40s %-18s %-8d %s", info.name,
+                        statehub::ObjectTypeName(info.type), info.size, detail);
+    std::printf("%s\n",
+                std::string(absl::StripTrailingAsciiWhitespace(line)).c_str());
+  }
+  std::vector<std::pair<statehub::SessionId, std::string>> sessions =
+      engine.sessions().Labels();
+  std::sort(sessions.begin(), sessions.end());
+  std::printf("sessions: %zu\n", sessions.size());
+  for (const auto& [id, label] : sessions) {
+    std::printf("  %s %s\n", statehub::SessionTable::FormatId(id).c_str(),
+                label.empty() ? "-" : label.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "statehub-cli [--address=ADDR] ls [PREFIX] | locks [PREFIX] | "
       "deadlocks\n"
+      "statehub-cli inspect --data_dir=DIR\n"
       "  ls         list objects (name, type, size)\n"
       "  locks      show each lock's holder and waiters, since when\n"
-      "  deadlocks  show the cycles of waits among locks present now");
+      "  deadlocks  show the cycles of waits among locks present now\n"
+      "  inspect    read a data dir without a server: revision, snapshot,\n"
+      "             log segments, and the objects and sessions it holds");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2 || args.size() > 3) {
     std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
@@ -240,6 +459,15 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   const std::string prefix = args.size() == 3 ? args[2] : "";
+  if (command == "inspect") {
+    const std::string dir = absl::GetFlag(FLAGS_data_dir);
+    if (args.size() == 3 || dir.empty()) {
+      std::fprintf(stderr, "statehub-cli: inspect takes --data_dir=DIR\n%s\n",
+                   absl::ProgramUsageMessage().data());
+      return 2;
+    }
+    return Inspect(dir);
+  }
   if (const std::string file = absl::GetFlag(FLAGS_token_file); !file.empty()) {
     token =
         std::string(absl::StripAsciiWhitespace(ReadOrDie(file, "token_file")));

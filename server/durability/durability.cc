@@ -25,7 +25,8 @@ absl::StatusOr<std::unique_ptr<Durability>> Durability::Open(
   absl::StatusOr<std::unique_ptr<storage::DataDir>> dir =
       storage::DataDir::Open(options.data_dir);
   if (!dir.ok()) return dir.status();
-  std::unique_ptr<Durability> durable(new Durability(engine, *std::move(dir)));
+  std::unique_ptr<Durability> durable(
+      new Durability(engine, *std::move(dir), options));
   if (absl::Status s = durable->Recover(); !s.ok()) return s;
 
   storage::LogOptions log;
@@ -38,6 +39,10 @@ absl::StatusOr<std::unique_ptr<Durability>> Durability::Open(
   if (!opened.ok()) return opened.status();
   durable->log_ = *std::move(opened);
   engine.changes().set_sink(durable.get());
+  if (options.snapshot_log_bytes > 0) {
+    durable->snapshots_ =
+        std::thread([d = durable.get()] { d->RunSnapshots(); });
+  }
   return durable;
 }
 
@@ -57,7 +62,8 @@ absl::Status Durability::Recover() {
                                  static_cast<int>(frame.payload.size()))) {
         return Unparsable(snap->path, frame.revision);
       }
-      if (absl::Status s = engine_.ReplaySnapshot(record); !s.ok()) {
+      if (absl::Status s = engine_.ReplaySnapshot(snap->revision, record);
+          !s.ok()) {
         return absl::DataLossError(
             absl::StrFormat("%s: %s", snap->path, s.message()));
       }
@@ -104,16 +110,20 @@ absl::Status Durability::Recover() {
 }
 
 Durability::~Durability() {
-  engine_.changes().set_sink(nullptr);
-  if (log_ != nullptr && !closed_.load()) {
-    if (absl::Status s = log_->Close(); !s.ok()) {
-      spdlog::error("closing the log: {}", std::string(s.message()));
-    }
+  if (absl::Status s = Close(); !s.ok()) {
+    spdlog::error("closing the log: {}", std::string(s.message()));
   }
+  engine_.changes().set_sink(nullptr);
 }
 
 absl::Status Durability::Close() {
-  if (closed_.load()) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stopping_ = true;
+  }
+  cancel_snapshot_.store(true);
+  if (snapshots_.joinable()) snapshots_.join();
+  if (log_ == nullptr || closed_.load()) return absl::OkStatus();
   // Under the stream's mutex, so that no Write is half done: every record
   // up to closed_at_ is in the log, every later one is dropped.
   engine_.changes().RunLocked([this](uint64_t revision) {
@@ -128,6 +138,65 @@ void Durability::Write(const v1::ChangeRecord& record) {
   buffer_.clear();
   record.AppendToString(&buffer_);
   log_->Append(record.revision(), buffer_);
+  unsnapshotted_bytes_.fetch_add(buffer_.size(), std::memory_order_relaxed);
+}
+
+void Durability::RunSnapshots() {
+  absl::MutexLock lock(&stop_mu_);
+  while (!stopping_) {
+    // Polled, not signalled: Write runs under the change stream's mutex
+    // and must not wake threads.
+    stop_mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                              absl::Milliseconds(200));
+    if (stopping_) break;
+    if (unsnapshotted_bytes_.load() < options_.snapshot_log_bytes) continue;
+    stop_mu_.Unlock();
+    const absl::Status s = Snapshot();
+    if (!s.ok() && !absl::IsCancelled(s)) {
+      spdlog::error(
+          "data dir {}: snapshot failed, the log keeps growing "
+          "until one succeeds: {}",
+          dir_->path(), std::string(s.message()));
+    }
+    stop_mu_.Lock();
+  }
+}
+
+absl::Status Durability::Snapshot() {
+  absl::MutexLock one_at_a_time(&snapshot_mu_);
+  const absl::Time began = absl::Now();
+  // The log after `start` replays over the dump (Engine::ReplaySnapshot):
+  // every object is dumped at its own revision, later than `start`.
+  const uint64_t start = engine_.changes().revision();
+  unsnapshotted_bytes_.store(0);
+  absl::StatusOr<std::unique_ptr<storage::SnapshotWriter>> writer =
+      storage::SnapshotWriter::Create(*dir_, start);
+  if (!writer.ok()) return writer.status();
+  absl::Status status;
+  int64_t bytes = 0;
+  std::string payload;
+  engine_.DumpTo([&](v1::ChangeRecord& record) {
+    if (!status.ok()) return;
+    if (cancel_snapshot_.load(std::memory_order_relaxed)) {
+      status = absl::CancelledError("the server is shutting down");
+      return;
+    }
+    payload.clear();
+    record.AppendToString(&payload);
+    bytes += static_cast<int64_t>(payload.size());
+    status = (*writer)->Add(start, payload);
+  });
+  if (!status.ok()) return status;
+  absl::StatusOr<std::string> written = (*writer)->Finish();
+  if (!written.ok()) return written.status();
+  if (absl::Status s = dir_->InstallSnapshot(*written, start); !s.ok()) {
+    return s;
+  }
+  const absl::Duration took = absl::Now() - began;
+  spdlog::info("data dir {}: snapshot at revision {} ({} bytes) in {:.3f} s",
+               dir_->path(), start, bytes, absl::ToDoubleSeconds(took));
+  if (options_.snapshot_taken) options_.snapshot_taken(took, bytes);
+  return absl::OkStatus();
 }
 
 void Durability::WhenDurable(uint64_t revision, Done done) {

@@ -28,12 +28,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/engine/changes.h"
 #include "server/engine/engine.h"
@@ -54,6 +57,13 @@ struct DurabilityOptions {
   uint64_t segment_bytes = uint64_t{64} << 20;
   // observer sees log writes and fsyncs (metrics); may be null.
   storage::LogObserver* observer = nullptr;
+  // snapshot_log_bytes: once this much log has been written since the last
+  // snapshot, a new one is taken in the background and the log it covers
+  // is deleted. 0: never.
+  uint64_t snapshot_log_bytes = uint64_t{64} << 20;
+  // snapshot_taken, if set, is told of each snapshot installed: how long
+  // it took and how big it is (metrics).
+  std::function<void(absl::Duration took, int64_t bytes)> snapshot_taken;
 };
 
 // What recovery found and did, for the start-up log line and metrics.
@@ -88,7 +98,7 @@ class Durability final : public ChangeSink {
   const RecoveryStats& recovered() const { return recovered_; }
   storage::FsyncPolicy policy() const { return log_->policy(); }
   // health is the log's: OK, or why it cannot take changes (disk full).
-  absl::Status health() const { return log_->health(); }
+  absl::Status health() const override { return log_->health(); }
 
   // Close stops logging: every change published so far is written and
   // fsynced, and later ones are not logged, their replies failing with
@@ -97,18 +107,38 @@ class Durability final : public ChangeSink {
   // not be logged as ended, so that clients resume them after the restart.
   absl::Status Close();
 
+  // Snapshot writes a snapshot of the engine's state now, without stopping
+  // it (Engine::DumpTo), installs it (storage::DataDir::InstallSnapshot)
+  // and deletes the log it covers. The background thread calls it when
+  // the log has grown by snapshot_log_bytes; tests and tools may call it.
+  // Errors: UNAVAILABLE or RESOURCE_EXHAUSTED (I/O), the previous snapshot
+  // and the log staying as they were; CANCELLED when Close interrupted it.
+  absl::Status Snapshot() ABSL_LOCKS_EXCLUDED(snapshot_mu_);
+
   // ChangeSink.
   void Write(const v1::ChangeRecord& record) override;
   void WhenDurable(uint64_t revision, Done done) override;
 
  private:
-  Durability(Engine& engine, std::unique_ptr<storage::DataDir> dir)
-      : engine_(engine), dir_(std::move(dir)) {}
+  Durability(Engine& engine, std::unique_ptr<storage::DataDir> dir,
+             DurabilityOptions options)
+      : engine_(engine), dir_(std::move(dir)), options_(std::move(options)) {}
   absl::Status Recover();
+  // The background thread: a snapshot whenever the log has grown enough.
+  void RunSnapshots();
 
   Engine& engine_;
   std::unique_ptr<storage::DataDir> dir_;
+  const DurabilityOptions options_;
   std::unique_ptr<storage::Log> log_;
+  // Bytes of records written since the last snapshot began.
+  std::atomic<uint64_t> unsnapshotted_bytes_{0};
+  // One snapshot at a time.
+  absl::Mutex snapshot_mu_;
+  absl::Mutex stop_mu_;
+  bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
+  std::atomic<bool> cancel_snapshot_{false};
+  std::thread snapshots_;
   RecoveryStats recovered_;
   // closed_ is set by Close; closed_at_ is then the last revision logged.
   std::atomic<bool> closed_{false};

@@ -253,16 +253,19 @@ absl::Status ArrayObject::Apply(const v1::ChangeRecord& record) {
   return absl::OkStatus();
 }
 
-void ArrayObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t ArrayObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   v1::ChangeRecord record = Created();
   record.mutable_created()->set_typecode(typecode_);
   Value::Items items;
   {
     MutexLock lock(&mu_);
+    revision = RevisionLocked();
     items = items_;
   }
   records::AddItems(items, record.mutable_created()->mutable_items());
   out->push_back(std::move(record));
+  return revision;
 }
 
 }  // namespace statehub

@@ -51,7 +51,7 @@ class ArrayObject final : public Object {
   // change the length or lies outside the array, another kind of record).
   absl::Status Apply(const v1::ChangeRecord& record) override;
   // Dump appends the array's created record: its typecode and cells.
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ArrayObject(std::string name, std::string typecode, Registry* registry);

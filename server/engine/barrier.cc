@@ -262,18 +262,21 @@ absl::Status BarrierObject::Apply(const v1::ChangeRecord& record) {
   return absl::OkStatus();
 }
 
-void BarrierObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t BarrierObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   v1::ChangeRecord created = Created();
   created.mutable_created()->set_parties(parties_);
   out->push_back(std::move(created));
   v1::ChangeRecord state;
   {
     MutexLock lock(&mu_);
-    if (generation_ == 0 && !broken_) return;
+    revision = RevisionLocked();
+    if (generation_ == 0 && !broken_) return revision;
     state = StateRecordLocked();
   }
   state.set_object(name());
   out->push_back(std::move(state));
+  return revision;
 }
 
 }  // namespace statehub

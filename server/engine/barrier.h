@@ -165,7 +165,7 @@ class BarrierObject final : public Object {
   // passed or is broken.
   absl::Status Apply(const v1::ChangeRecord& record) override
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Dump(std::vector<v1::ChangeRecord>* out) const override
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

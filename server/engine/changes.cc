@@ -24,13 +24,18 @@ uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
   return revision;
 }
 
-void ChangeStream::AfterCommit(ChangeSink::Done done) const {
+void ChangeStream::AfterCommit(ChangeSink::Done done, bool read_only) const {
   ChangeSink* sink = sink_.load(std::memory_order_acquire);
-  if (sink == nullptr) {
+  if (sink == nullptr || (read_only && !sink->health().ok())) {
     done(absl::OkStatus());
     return;
   }
   sink->WhenDurable(revision(), std::move(done));
+}
+
+absl::Status ChangeStream::health() const {
+  ChangeSink* sink = sink_.load(std::memory_order_acquire);
+  return sink == nullptr ? absl::OkStatus() : sink->health();
 }
 
 void ChangeStream::RunLocked(absl::FunctionRef<void(uint64_t)> fn) {

@@ -55,6 +55,9 @@ class ChangeSink {
     (void)revision;
     done(absl::OkStatus());
   }
+  // health is OK while the sink can take records; otherwise why not (a
+  // full disk), in a message for the callers it refuses.
+  virtual absl::Status health() const { return absl::OkStatus(); }
 };
 
 class ChangeStream {
@@ -81,7 +84,12 @@ class ChangeStream {
   // (ChangeSink::WhenDurable); at once, with OK, when no sink listens. A
   // reply waits on it, so that nothing acknowledged, nor anything a reply
   // shows, can be lost.
-  void AfterCommit(ChangeSink::Done done) const;
+  // A `read_only` call is answered at once while the sink is unhealthy:
+  // reads go on while changes cannot. (A read's only records are the holds
+  // it takes on anonymous objects it returns; those wait in the sink.)
+  void AfterCommit(ChangeSink::Done done, bool read_only = false) const;
+  // health is the sink's (ChangeSink::health); OK without one.
+  absl::Status health() const;
 
   // RunLocked runs `fn` with the last revision while no record can be
   // published (the sink's shutdown draws its line there).

@@ -71,12 +71,13 @@ absl::StatusOr<int64_t> ConditionObject::Notify(const Caller& caller,
   return notified->woken;
 }
 
-void ConditionObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t ConditionObject::Dump(std::vector<v1::ChangeRecord>* out) const {
   // A condition's only state is its lock: its waiters are parked calls,
   // which are never recorded (change.proto).
   v1::ChangeRecord record = Created();
   record.mutable_created()->set_condition_lock(lock_->name());
   out->push_back(std::move(record));
+  return revision();
 }
 
 }  // namespace statehub

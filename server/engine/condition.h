@@ -55,7 +55,7 @@ class ConditionObject final : public Object {
 
   // Dump appends the condition's created record, which names its lock. A
   // condition takes no other record: Apply keeps Object's (DATA_LOSS).
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ConditionObject(std::string name, std::shared_ptr<LockObject> lock,

@@ -82,7 +82,7 @@ class DictObject final : public Object {
                                                  const Value& key, Value value);
 
   absl::Status Apply(const v1::ChangeRecord& record) override;
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   DictObject(std::string name, Registry* registry);

@@ -19,6 +19,8 @@
 
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -53,17 +55,27 @@ class Engine {
   // Errors: DATA_LOSS naming the object and revision when a record does not
   // fit the state (a log that does not belong to its snapshot).
   absl::Status Replay(const v1::ChangeRecord& record);
-  // ReplaySnapshot applies one record of a snapshot (Dump's records, every
-  // one stamped with the snapshot's revision).
-  absl::Status ReplaySnapshot(const v1::ChangeRecord& record);
+  // ReplaySnapshot applies one record of a snapshot begun at
+  // `snapshot_revision` (DumpTo's records: each object's stamped with the
+  // object's own revision, which may be later). Feed the whole snapshot
+  // before the log after `snapshot_revision`: Replay then skips the log's
+  // records that the snapshot's objects already hold.
+  absl::Status ReplaySnapshot(uint64_t snapshot_revision,
+                              const v1::ChangeRecord& record);
   // FinishRecovery recounts the refs that keep anonymous objects alive,
   // frees those nobody holds or refers to, gives every session a fresh
   // lease from `now` and continues the revision after the last record.
   absl::Status FinishRecovery(absl::Time now);
-  // Dump returns records that recreate the whole state (a snapshot):
-  // sessions, then objects (conditions after their locks), then each
-  // object's state records, then the holds on anonymous objects. Each
-  // object is read under its own mutex, one after another.
+  // DumpTo passes `fn` records that recreate the whole state (a snapshot),
+  // without stopping the engine: the sessions, then each object (conditions
+  // after their locks) as its created record and state records, then the
+  // holds on anonymous objects. Each object is read under its own mutex in
+  // turn, and its records carry its revision as of what was read; the
+  // sessions' and holds' carry the returned revision, the one the dump
+  // began at. Replaying the log after that revision over these records
+  // (ReplaySnapshot, then Replay) gives the state at the log's end.
+  uint64_t DumpTo(absl::FunctionRef<void(v1::ChangeRecord& record)> fn) const;
+  // Dump is DumpTo into a vector.
   std::vector<v1::ChangeRecord> Dump() const;
 
   // RequireToken makes CheckToken demand `token` from every call; empty
@@ -86,9 +98,17 @@ class Engine {
   SessionTable sessions_;
   // ApplyRecord applies one record, whatever its revision.
   absl::Status ApplyRecord(const v1::ChangeRecord& record);
+  // CoveredBySnapshot: a log record the snapshot's state already holds.
+  bool CoveredBySnapshot(const v1::ChangeRecord& record) const;
 
-  // The revision of the last record replayed.
-  uint64_t replayed_revision_ = 0;
+  // Recovery's bookkeeping. log_revision_: the last revision replayed from
+  // the log (or the snapshot's). snapshot_revision_: where the snapshot
+  // began (0: none). covered_: each snapshot object's revision.
+  // dumped_revision_: the highest of those.
+  uint64_t log_revision_ = 0;
+  uint64_t snapshot_revision_ = 0;
+  uint64_t dumped_revision_ = 0;
+  absl::flat_hash_map<std::string, uint64_t> covered_;
   // SHA-256 of the required token; empty when none is required. Comparing
   // digests keeps the comparison's time independent of the token's length.
   std::string token_digest_;

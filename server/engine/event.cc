@@ -111,11 +111,13 @@ absl::Status EventObject::Apply(const v1::ChangeRecord& record) {
   return absl::OkStatus();
 }
 
-void EventObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t EventObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   out->push_back(Created());
   bool set = false;
   {
     MutexLock lock(&mu_);
+    revision = RevisionLocked();
     set = flag_;
   }
   if (set) {
@@ -123,6 +125,7 @@ void EventObject::Dump(std::vector<v1::ChangeRecord>* out) const {
     state.set_object(name());
     out->push_back(std::move(state));
   }
+  return revision;
 }
 
 }  // namespace statehub

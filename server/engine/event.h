@@ -93,7 +93,7 @@ class EventObject final : public Object {
   // gives the created record, then an EventChanged if the flag is set.
   absl::Status Apply(const v1::ChangeRecord& record) override
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Dump(std::vector<v1::ChangeRecord>* out) const override
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -76,7 +76,7 @@ class ListObject final : public Object {
   // splice outside the list, another kind of record).
   absl::Status Apply(const v1::ChangeRecord& record) override;
   // Dump appends the list's created record, its items included.
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ListObject(std::string name, Registry* registry);

@@ -104,13 +104,16 @@ absl::Status LockObject::Apply(const v1::ChangeRecord& record) {
   return absl::OkStatus();
 }
 
-void LockObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t LockObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   out->push_back(Created());
   MutexLock lock(&mu_);
+  revision = RevisionLocked();
   if (holding_ || last_token_ > 0 || owner_died_) {
     v1::ChangeRecord& record = out->emplace_back(StateRecordLocked());
     record.set_object(name());
   }
+  return revision;
 }
 
 uint64_t LockObject::TakeLocked(HolderInfo who, int64_t recursion) {

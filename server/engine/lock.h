@@ -139,7 +139,7 @@ class LockObject final : public Object {
 
   std::vector<Completion> OnSessionEnd(SessionId session) override;
   absl::Status Apply(const v1::ChangeRecord& record) override;
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   // One parked call in the lock's queue or a condition's queue.

@@ -147,11 +147,13 @@ absl::Status NamespaceObject::Apply(const v1::ChangeRecord& record) {
   }
 }
 
-void NamespaceObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t NamespaceObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   v1::ChangeRecord record = Created();
   Value::Entries entries;
   {
     MutexLock lock(&mu_);
+    revision = RevisionLocked();
     entries.reserve(map_.size());
     map_.Visit(0, 0, [&](const Value& key, const Value& value) {
       entries.emplace_back(key, value);
@@ -159,6 +161,7 @@ void NamespaceObject::Dump(std::vector<v1::ChangeRecord>* out) const {
   }
   records::AddEntries(entries, record.mutable_created()->mutable_entries());
   out->push_back(std::move(record));
+  return revision;
 }
 
 }  // namespace statehub

@@ -39,7 +39,7 @@ class NamespaceObject final : public Object {
   // that is not there, another kind of record).
   absl::Status Apply(const v1::ChangeRecord& record) override;
   // Dump appends the namespace's created record, its attributes included.
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   NamespaceObject(std::string name, Registry* registry);

@@ -66,7 +66,8 @@ bool Object::recording() const {
 
 void Object::Emit(v1::ChangeRecord record) const {
   record.set_object(name_);
-  registry_->changes().Publish(record);
+  revision_.store(registry_->changes().Publish(record),
+                  std::memory_order_release);
 }
 
 absl::Status Object::CannotApply(const v1::ChangeRecord& record) const {

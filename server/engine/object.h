@@ -12,6 +12,7 @@
 #ifndef STATEHUB_SERVER_ENGINE_OBJECT_H_
 #define STATEHUB_SERVER_ENGINE_OBJECT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -87,10 +88,23 @@ class Object : public std::enable_shared_from_this<Object> {
   }
   // Dump appends the records that recreate this object as it is now: its
   // created record with its contents, then records of its state (a lock's
-  // holder, ...). Each carries the object's name; revisions are the
-  // caller's.
-  virtual void Dump(std::vector<v1::ChangeRecord>* out) const
+  // holder, ...), each carrying the object's name; and returns the
+  // object's revision (the last change to it) as of the state it dumped,
+  // read under the same hold of mu_ as that state. The records' own
+  // revisions are the caller's to set.
+  virtual uint64_t Dump(std::vector<v1::ChangeRecord>* out) const
       ABSL_LOCKS_EXCLUDED(mu_) = 0;
+
+  // revision is the revision of the last change to this object (its
+  // creation, or the last record it emitted); 0 while nothing records.
+  uint64_t revision() const {
+    return revision_.load(std::memory_order_acquire);
+  }
+  // set_revision stamps the object's creation (the registry, before the
+  // object is visible to anyone else; and recovery).
+  void set_revision(uint64_t revision) {
+    revision_.store(revision, std::memory_order_release);
+  }
 
   // Label is how messages name this object: `dict "jobs"`.
   std::string Label() const;
@@ -144,6 +158,10 @@ class Object : public std::enable_shared_from_this<Object> {
   // mu_, right where the change takes effect, so records keep the order of
   // the changes.
   void Emit(v1::ChangeRecord record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RevisionLocked is revision() where mu_ is held: it matches the state.
+  uint64_t RevisionLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return revision_.load(std::memory_order_relaxed);
+  }
   // CannotApply is the DATA_LOSS error of a record that does not fit this
   // object (Apply).
   absl::Status CannotApply(const v1::ChangeRecord& record) const;
@@ -159,6 +177,10 @@ class Object : public std::enable_shared_from_this<Object> {
   const ObjectType type_;
   const bool anonymous_;
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  // Written under mu_ (Emit, const: publishing is not a change of the
+  // object's contents) or before the object is shared (creation), so
+  // a reader holding mu_ sees the revision of the state it reads.
+  mutable std::atomic<uint64_t> revision_{0};
 };
 
 // ObjectLabel formats `type "name"` for messages about objects that may not

@@ -356,13 +356,15 @@ absl::Status QueueObject::Apply(const v1::ChangeRecord& record) {
   }
 }
 
-void QueueObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t QueueObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   v1::ChangeRecord created = Created();
   created.mutable_created()->set_maxsize(maxsize_);
   Value::Items items;
   int64_t unfinished = 0;
   {
     MutexLock lock(&mu_);
+    revision = RevisionLocked();
     items.assign(items_.begin(), items_.end());
     unfinished = unfinished_;
   }
@@ -373,6 +375,7 @@ void QueueObject::Dump(std::vector<v1::ChangeRecord>* out) const {
     tasks.set_object(name());
     out->push_back(std::move(tasks));
   }
+  return revision;
 }
 
 }  // namespace statehub

@@ -42,11 +42,11 @@ absl::Status CheckName(absl::string_view name) {
 
 Registry::Registry(const Limits& limits) : limits_(limits) {}
 
-void Registry::PublishLocked(absl::string_view name,
-                             v1::ChangeRecord record) const {
-  if (!changes_.recording()) return;
+uint64_t Registry::PublishLocked(absl::string_view name,
+                                 v1::ChangeRecord record) const {
+  if (!changes_.recording()) return 0;
   record.set_object(std::string(name));
-  changes_.Publish(record);
+  return changes_.Publish(record);
 }
 
 void Registry::PublishHoldsLocked(SessionId holder, absl::string_view name,
@@ -200,7 +200,7 @@ absl::StatusOr<Registry::Opened> Registry::Open(absl::string_view name,
     }
   }
   Entry entry{*made, 0, 0};
-  PublishLocked(full_name, std::move(created));
+  (*made)->set_revision(PublishLocked(full_name, std::move(created)));
   if (anonymous) {
     ++session->second[full_name];
     entry.holders = 1;

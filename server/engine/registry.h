@@ -210,7 +210,8 @@ class Registry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Publishes a record about `name` (under mu_, so registry changes keep
   // their order); no-op while not recording.
-  void PublishLocked(absl::string_view name, v1::ChangeRecord record) const
+  // Returns the record's revision (0 while not recording).
+  uint64_t PublishLocked(absl::string_view name, v1::ChangeRecord record) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishHoldsLocked(SessionId holder, absl::string_view name,
                           int64_t count) const

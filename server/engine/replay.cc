@@ -5,6 +5,7 @@
 // sessions' part.
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -161,6 +162,7 @@ absl::Status Registry::Restore(const v1::ChangeRecord& record) {
   if (absl::Status s = (*made)->RestoreContents(record.created()); !s.ok()) {
     return DataLoss(record, s.message());
   }
+  (*made)->set_revision(record.revision());
   if (const uint64_t n = AnonymousNumber(name); n >= next_anonymous_) {
     next_anonymous_ = n + 1;
   }
@@ -273,21 +275,49 @@ void Registry::DumpHolds(std::vector<v1::ChangeRecord>* out) const {
 }
 
 absl::Status Engine::Replay(const v1::ChangeRecord& record) {
-  if (record.revision() <= replayed_revision_) {
-    return DataLoss(record, absl::StrFormat("revision does not follow %d",
-                                            replayed_revision_));
+  if (record.revision() <= log_revision_) {
+    return DataLoss(
+        record, absl::StrFormat("revision does not follow %d", log_revision_));
   }
-  absl::Status status = ApplyRecord(record);
-  if (status.ok()) replayed_revision_ = record.revision();
+  absl::Status status =
+      CoveredBySnapshot(record) ? absl::OkStatus() : ApplyRecord(record);
+  if (status.ok()) log_revision_ = record.revision();
   return status;
 }
 
-absl::Status Engine::ReplaySnapshot(const v1::ChangeRecord& record) {
-  absl::Status status = ApplyRecord(record);
-  if (status.ok()) {
-    replayed_revision_ = std::max(replayed_revision_, record.revision());
+bool Engine::CoveredBySnapshot(const v1::ChangeRecord& record) const {
+  if (snapshot_revision_ == 0) return false;
+  switch (record.change_case()) {
+    // Absolute and idempotent: replayed over the snapshot's as they come.
+    case v1::ChangeRecord::kSessionOpened:
+    case v1::ChangeRecord::kSessionEnded:
+    case v1::ChangeRecord::kHoldsChanged:
+      return false;
+    default:
+      break;
   }
-  return status;
+  // The snapshot dumped each object at its own revision, after the
+  // snapshot's: the log's records up to it are in the dump already.
+  if (auto it = covered_.find(record.object());
+      it != covered_.end() && record.revision() <= it->second) {
+    return true;
+  }
+  // An object deleted after the snapshot began but before the dump reached
+  // it is in neither: its records up to its deletion change nothing.
+  return !record.has_created() && !registry_.FindObject(record.object()).ok();
+}
+
+absl::Status Engine::ReplaySnapshot(uint64_t snapshot_revision,
+                                    const v1::ChangeRecord& record) {
+  snapshot_revision_ = snapshot_revision;
+  log_revision_ = std::max(log_revision_, snapshot_revision);
+  if (absl::Status s = ApplyRecord(record); !s.ok()) return s;
+  if (!record.object().empty() && !record.has_holds_changed()) {
+    uint64_t& covered = covered_[record.object()];
+    covered = std::max(covered, record.revision());
+    dumped_revision_ = std::max(dumped_revision_, record.revision());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Engine::ApplyRecord(const v1::ChangeRecord& record) {
@@ -322,6 +352,7 @@ absl::Status Engine::ApplyRecord(const v1::ChangeRecord& record) {
         status = DataLoss(record, "the object does not exist");
       } else {
         status = (*object)->Apply(record);
+        if (status.ok()) (*object)->set_revision(record.revision());
       }
     }
   }
@@ -354,18 +385,32 @@ absl::Status Engine::FinishRecovery(absl::Time now) {
   }
   registry_.Recount();
   sessions_.RenewAll(now);
-  changes().set_revision(replayed_revision_);
+  // Objects in a snapshot may be dumped past the log's end (a power cut
+  // lost the log's tail): the revision goes on after both, never reusing
+  // one.
+  changes().set_revision(std::max(log_revision_, dumped_revision_));
+  covered_.clear();
   return absl::OkStatus();
 }
 
 std::vector<v1::ChangeRecord> Engine::Dump() const {
   std::vector<v1::ChangeRecord> out;
+  DumpTo(
+      [&out](v1::ChangeRecord& record) { out.push_back(std::move(record)); });
+  return out;
+}
+
+uint64_t Engine::DumpTo(
+    absl::FunctionRef<void(v1::ChangeRecord& record)> fn) const {
+  const uint64_t start = changes().revision();
   std::vector<std::pair<SessionId, std::string>> sessions = sessions_.Labels();
   std::sort(sessions.begin(), sessions.end());
   for (const auto& [id, label] : sessions) {
-    v1::ChangeRecord& record = out.emplace_back();
+    v1::ChangeRecord record;
+    record.set_revision(start);
     record.mutable_session_opened()->set_id(id);
     record.mutable_session_opened()->set_label(label);
+    fn(record);
   }
   std::vector<std::shared_ptr<Object>> objects = registry_.Snapshot();
   // Conditions are made after the locks they are bound to.
@@ -373,18 +418,22 @@ std::vector<v1::ChangeRecord> Engine::Dump() const {
                         [](const std::shared_ptr<Object>& o) {
                           return o->type() != ObjectType::kCondition;
                         });
-  std::vector<v1::ChangeRecord> states;
   std::vector<v1::ChangeRecord> dump;
   for (const std::shared_ptr<Object>& object : objects) {
     dump.clear();
-    object->Dump(&dump);
+    const uint64_t revision = object->Dump(&dump);
     for (v1::ChangeRecord& record : dump) {
-      (record.has_created() ? out : states).push_back(std::move(record));
+      record.set_revision(revision);
+      fn(record);
     }
   }
-  for (v1::ChangeRecord& record : states) out.push_back(std::move(record));
-  registry_.DumpHolds(&out);
-  return out;
+  std::vector<v1::ChangeRecord> holds;
+  registry_.DumpHolds(&holds);
+  for (v1::ChangeRecord& record : holds) {
+    record.set_revision(start);
+    fn(record);
+  }
+  return start;
 }
 
 }  // namespace statehub

@@ -280,7 +280,8 @@ absl::Status SemaphoreObject::Apply(const v1::ChangeRecord& record) {
   return absl::OkStatus();
 }
 
-void SemaphoreObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+uint64_t SemaphoreObject::Dump(std::vector<v1::ChangeRecord>* out) const {
+  uint64_t revision = 0;
   v1::ChangeRecord created = Created();
   created.mutable_created()->set_semaphore_value(initial_value_);
   out->push_back(std::move(created));
@@ -288,9 +289,11 @@ void SemaphoreObject::Dump(std::vector<v1::ChangeRecord>* out) const {
   state.set_object(name());
   {
     MutexLock lock(&mu_);
+    revision = RevisionLocked();
     *state.mutable_semaphore_changed() = StateRecordLocked();
   }
   out->push_back(std::move(state));
+  return revision;
 }
 
 }  // namespace statehub

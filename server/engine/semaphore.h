@@ -146,7 +146,7 @@ class SemaphoreObject final : public Object {
   // created record (semaphore_value: the initial value) and the state.
   absl::Status Apply(const v1::ChangeRecord& record) override
       ABSL_LOCKS_EXCLUDED(mu_);
-  void Dump(std::vector<v1::ChangeRecord>* out) const override
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override
       ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -42,7 +42,7 @@ class ValueCell final : public Object {
   // record).
   absl::Status Apply(const v1::ChangeRecord& record) override;
   // Dump appends the cell's created record: its typecode and value.
-  void Dump(std::vector<v1::ChangeRecord>* out) const override;
+  uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
  private:
   ValueCell(std::string name, std::string typecode, Registry* registry);

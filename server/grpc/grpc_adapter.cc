@@ -74,7 +74,7 @@ class ParkingCall final : public grpc::ServerUnaryReactor,
               const Method& m, Caller caller, handlers::Timers* timers,
               handlers::RpcObserver* observer, const ChangeStream* changes)
       : Call(handlers::Transport::kGrpc, caller, timers, observer, m.index,
-             changes),
+             changes, m.read_only),
         ctx_(ctx),
         out_(out),
         request_(m.request->New()),

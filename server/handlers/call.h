@@ -97,13 +97,14 @@ class Call {
   // (and anything it saw) is durable: see Finish.
   Call(Transport transport, Caller caller, Timers* timers,
        RpcObserver* observer, int method_index,
-       const ChangeStream* changes = nullptr)
+       const ChangeStream* changes = nullptr, bool read_only = false)
       : transport_(transport),
         caller_(caller),
         timers_(timers),
         observer_(observer),
         method_index_(method_index),
         changes_(changes),
+        read_only_(read_only),
         start_(std::chrono::steady_clock::now()) {}
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -121,9 +122,11 @@ class Call {
       Done(status);
       return;
     }
-    changes_->AfterCommit([this, status](absl::Status durable) {
-      Done(durable.ok() ? status : durable);
-    });
+    changes_->AfterCommit(
+        [this, status](absl::Status durable) {
+          Done(durable.ok() ? status : durable);
+        },
+        read_only_);
   }
 
   // SetCanceller is for ParkedCall: `cancel` withdraws the parked call.
@@ -157,6 +160,7 @@ class Call {
   RpcObserver* const observer_;
   const int method_index_;
   const ChangeStream* const changes_;
+  const bool read_only_;
   const std::chrono::steady_clock::time_point start_;
   std::function<void()> canceller_;
 };

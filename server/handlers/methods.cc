@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -69,8 +70,30 @@ struct MethodTable::Handlers {
   QueueHandlers queues;
 };
 
+namespace {
+
+// The rpcs that change nothing: served while the log cannot take changes.
+// Waits that only wait (an event's, a join) change nothing either.
+constexpr absl::string_view kReadOnly[] = {
+    "statehub.v1.Objects.List",    "statehub.v1.Objects.Describe",
+    "statehub.v1.Dicts.Get",       "statehub.v1.Dicts.Contains",
+    "statehub.v1.Dicts.Len",       "statehub.v1.Dicts.Items",
+    "statehub.v1.Lists.Len",       "statehub.v1.Lists.Get",
+    "statehub.v1.Lists.Index",     "statehub.v1.Lists.Count",
+    "statehub.v1.Lists.Contains",  "statehub.v1.Namespaces.Get",
+    "statehub.v1.Namespaces.Items", "statehub.v1.Values.Get",
+    "statehub.v1.Arrays.Len",      "statehub.v1.Arrays.Get",
+    "statehub.v1.Locks.State",     "statehub.v1.Locks.Deadlocks",
+    "statehub.v1.Semaphores.State", "statehub.v1.Events.IsSet",
+    "statehub.v1.Events.Wait",     "statehub.v1.Barriers.State",
+    "statehub.v1.Queues.Join",     "statehub.v1.Queues.Size",
+    "statehub.v1.Queues.State",
+};
+
+}  // namespace
+
 MethodTable::MethodTable(Engine& engine)
-    : handlers_(std::make_unique<Handlers>(engine)) {
+    : engine_(engine), handlers_(std::make_unique<Handlers>(engine)) {
   Handlers& h = *handlers_;
   Add("statehub.v1.Objects.Open", &h.objects, &ObjectsHandlers::Open);
   Add("statehub.v1.Objects.Delete", &h.objects, &ObjectsHandlers::Delete);
@@ -176,6 +199,7 @@ Method& MethodTable::Insert(absl::string_view full_name,
   m.grpc_path = absl::StrCat("/", descriptor->service()->full_name(), "/",
                              descriptor->name());
   m.lane_id = static_cast<uint16_t>(lane_id);
+  m.read_only = absl::c_linear_search(kReadOnly, full_name);
   m.request =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(
           request);
@@ -190,8 +214,12 @@ template <typename H, typename Req, typename Resp>
 void MethodTable::Add(absl::string_view full_name, H* handlers,
                       absl::Status (H::*fn)(const Caller&, const Req*, Resp*)) {
   Method& m = Insert(full_name, Req::descriptor(), Resp::descriptor());
-  m.run = [handlers, fn](Call* call, const google::protobuf::Message& request,
-                         google::protobuf::Message* response) {
+  m.run = [this, read_only = m.read_only, handlers, fn](
+              Call* call, const google::protobuf::Message& request,
+              google::protobuf::Message* response) {
+    if (absl::Status refused = Refused(read_only); !refused.ok()) {
+      return call->Finish(refused);
+    }
     call->Finish((handlers->*fn)(call->caller(),
                                  static_cast<const Req*>(&request),
                                  static_cast<Resp*>(response)));
@@ -203,11 +231,20 @@ void MethodTable::Add(absl::string_view full_name, H* handlers,
                       void (H::*fn)(Call*, const Req*, Resp*)) {
   Method& m = Insert(full_name, Req::descriptor(), Resp::descriptor());
   m.blocking = true;
-  m.run = [handlers, fn](Call* call, const google::protobuf::Message& request,
-                         google::protobuf::Message* response) {
+  m.run = [this, read_only = m.read_only, handlers, fn](
+              Call* call, const google::protobuf::Message& request,
+              google::protobuf::Message* response) {
+    if (absl::Status refused = Refused(read_only); !refused.ok()) {
+      return call->Finish(refused);
+    }
     (handlers->*fn)(call, static_cast<const Req*>(&request),
                     static_cast<Resp*>(response));
   };
+}
+
+absl::Status MethodTable::Refused(bool read_only) const {
+  if (read_only || !engine_.changes().recording()) return absl::OkStatus();
+  return engine_.changes().health();
 }
 
 void MethodTable::Check() const {

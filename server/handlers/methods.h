@@ -44,6 +44,11 @@ struct Method {
   uint16_t lane_id = 0;
   // blocking: the call may park (acquire, wait, get, put, join).
   bool blocking = false;
+  // read_only: the rpc changes nothing (its records, if any, are holds a
+  // read takes on anonymous objects it returns). While the log cannot take
+  // changes (a full disk), every other rpc is refused before it runs, and
+  // these are served.
+  bool read_only = false;
   // request and response are prototypes: New() makes a message of the type.
   const google::protobuf::Message* request = nullptr;
   const google::protobuf::Message* response = nullptr;
@@ -76,6 +81,10 @@ class MethodTable {
  private:
   struct Handlers;
 
+  // Refused is the status a changing (not `read_only`) rpc gets before it
+  // runs while the change stream's sink cannot take changes; OK otherwise.
+  absl::Status Refused(bool read_only) const;
+
   template <typename H, typename Req, typename Resp>
   void Add(absl::string_view full_name, H* handlers,
            absl::Status (H::*fn)(const Caller&, const Req*, Resp*));
@@ -87,6 +96,7 @@ class MethodTable {
                  const google::protobuf::Descriptor* response);
   void Check() const;
 
+  Engine& engine_;
   std::unique_ptr<Handlers> handlers_;
   std::vector<Method> methods_;
   std::vector<const Method*> by_lane_id_;

@@ -62,7 +62,8 @@ class LaneSession::LaneCall final : public handlers::Call {
   LaneCall(std::shared_ptr<LaneSession> session, uint32_t request_id,
            const Method& m, Caller caller)
       : Call(handlers::Transport::kLane, caller, &session->timers_,
-             session->observer_, m.index, &session->engine_.changes()),
+             session->observer_, m.index, &session->engine_.changes(),
+             m.read_only),
         session_(std::move(session)),
         request_id_(request_id),
         request_(m.request->New()),

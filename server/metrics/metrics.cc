@@ -57,6 +57,13 @@ const std::vector<double>& LatencyBuckets() {
   return *buckets;
 }
 
+const std::vector<double>& FsyncBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3, 5e-3,
+      10e-3, 25e-3,  50e-3,  100e-3, 250e-3, 500e-3, 1};
+  return *buckets;
+}
+
 // The series of one lock or semaphore label.
 class Metrics::AcquireSeries final : public AcquireObserver {
  public:
@@ -155,6 +162,12 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     }
     AddGauge(&Gauges("statehub_sessions", "Live client sessions.", &out), {},
              engine_->sessions().Count());
+    // Read without the stream's mutex: a scrape may be a record behind.
+    AddGauge(&Gauges("statehub_revision",
+                     "The server-wide revision: the last change record "
+                     "published (0 without --data_dir, which records none).",
+                     &out),
+             {}, static_cast<int64_t>(engine_->changes().revision()));
     AddGauge(&Gauges("statehub_deadlocks",
                      "Cycles of waits among locks present now "
                      "(statehub-cli deadlocks lists them).",
@@ -205,6 +218,40 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
   const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
+// The durability series: those of durability_registry_ and the log's
+// health, read at scrape time; nothing while no Durability is attached.
+class Metrics::DurabilityCollector final : public prometheus::Collectable {
+ public:
+  explicit DurabilityCollector(std::shared_ptr<prometheus::Registry> series)
+      : series_(std::move(series)) {}
+
+  void Attach(const Durability* durability) {
+    absl::MutexLock lock(&mu_);
+    durability_ = durability;
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    absl::MutexLock lock(&mu_);
+    if (durability_ == nullptr) return {};
+    std::vector<prometheus::MetricFamily> out = series_->Collect();
+    prometheus::MetricFamily& healthy = out.emplace_back();
+    healthy.name = "statehub_log_healthy";
+    healthy.help =
+        "1 while the log takes changes; 0 while a write or fdatasync fails "
+        "(disk full, I/O error): changes are then refused and the server "
+        "logs why.";
+    healthy.type = prometheus::MetricType::Gauge;
+    healthy.metric.emplace_back().gauge.value =
+        durability_->health().ok() ? 1 : 0;
+    return out;
+  }
+
+ private:
+  const std::shared_ptr<prometheus::Registry> series_;
+  mutable absl::Mutex mu_;
+  const Durability* durability_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
 // The series of one rpc method over one transport. Counters per status
 // code are created on first use of that code and kept.
 struct Metrics::MethodSeries {
@@ -238,6 +285,53 @@ Metrics::Metrics(MetricsOptions options)
                            "once, when it closed), failed or not.")
                      .Register(*registry_)
                      .Add({})),
+      durability_registry_(std::make_shared<prometheus::Registry>()),
+      log_bytes_(BuildCounter()
+                     .Name("statehub_log_bytes_total")
+                     .Help("Bytes of change records written to the "
+                           "log's segments (frames, not segment headers).")
+                     .Register(*durability_registry_)
+                     .Add({})),
+      log_fsync_(BuildHistogram()
+                     .Name("statehub_log_fsync_seconds")
+                     .Help("Latency of each fdatasync of the log: per group "
+                           "of replies under --fsync=always, about once a "
+                           "second under everysec, at rolls and shutdown.")
+                     .Register(*durability_registry_)
+                     .Add({}, FsyncBuckets())),
+      recovery_records_(prometheus::BuildGauge()
+                            .Name("statehub_recovery_records")
+                            .Help("Change records replayed at start, by "
+                                  "source: the snapshot's and the log's "
+                                  "after it.")
+                            .Register(*durability_registry_)),
+      recovery_snapshot_records_(
+          recovery_records_.Add({{"source", "snapshot"}})),
+      recovery_log_records_(recovery_records_.Add({{"source", "log"}})),
+      recovery_seconds_(prometheus::BuildGauge()
+                            .Name("statehub_recovery_seconds")
+                            .Help("Time recovery took at start.")
+                            .Register(*durability_registry_)
+                            .Add({})),
+      recovery_bytes_(prometheus::BuildGauge()
+                          .Name("statehub_recovery_bytes")
+                          .Help("Bytes of snapshot and log read at start.")
+                          .Register(*durability_registry_)
+                          .Add({})),
+      snapshot_seconds_(prometheus::BuildGauge()
+                            .Name("statehub_snapshot_seconds")
+                            .Help("Time the last snapshot took; 0 before "
+                                  "the first.")
+                            .Register(*durability_registry_)
+                            .Add({})),
+      snapshot_bytes_(prometheus::BuildGauge()
+                          .Name("statehub_snapshot_bytes")
+                          .Help("Size of the last snapshot's file; 0 before "
+                                "the first.")
+                          .Register(*durability_registry_)
+                          .Add({})),
+      durability_collector_(
+          std::make_shared<DurabilityCollector>(durability_registry_)),
       collector_(std::make_shared<EngineCollector>(*this)) {
   {
     absl::MutexLock lock(&mu_);
@@ -315,11 +409,39 @@ Metrics::Metrics(MetricsOptions options)
 void Metrics::ServeOn(prometheus::Exposer& exposer) {
   exposer.RegisterCollectable(registry_);
   exposer.RegisterCollectable(collector_);
+  exposer.RegisterCollectable(durability_collector_);
 }
 
-Metrics::~Metrics() { collector_->Attach(nullptr); }
+Metrics::~Metrics() {
+  collector_->Attach(nullptr);
+  durability_collector_->Attach(nullptr);
+}
 
 void Metrics::AttachEngine(const Engine* engine) { collector_->Attach(engine); }
+
+void Metrics::AttachDurability(const Durability* durability) {
+  if (durability != nullptr) {
+    const RecoveryStats& r = durability->recovered();
+    recovery_snapshot_records_.Set(static_cast<double>(r.snapshot_records));
+    recovery_log_records_.Set(static_cast<double>(r.log_records));
+    recovery_seconds_.Set(Seconds(r.took));
+    recovery_bytes_.Set(static_cast<double>(r.bytes));
+  }
+  durability_collector_->Attach(durability);
+}
+
+void Metrics::SnapshotTaken(absl::Duration took, int64_t bytes) {
+  snapshot_seconds_.Set(Seconds(took));
+  snapshot_bytes_.Set(static_cast<double>(bytes));
+}
+
+void Metrics::Synced(absl::Duration latency) {
+  log_fsync_.Observe(Seconds(latency));
+}
+
+void Metrics::Wrote(int64_t bytes) {
+  log_bytes_.Increment(static_cast<double>(bytes));
+}
 
 void Metrics::ObserveMethods(const std::vector<std::string>& methods) {
   std::vector<std::unique_ptr<MethodSeries>> series;

@@ -9,7 +9,11 @@
 //   - per rpc method and transport (grpc, lane): requests by status code
 //     and latency (an RpcObserver, on the handlers' shared path);
 //   - objects by type, sessions, parked calls by object type, lease
-//     expiries.
+//     expiries, the server-wide revision;
+//   - with --data_dir (AttachDurability): bytes written to the log and
+//     fdatasync latency (a storage::LogObserver, on the log's writing
+//     thread), whether the log takes changes, what recovery replayed at
+//     start, and the last snapshot's duration and size.
 //
 // Cardinality: lock names get their own series up to `max_lock_names`, and
 // semaphore names as many again; the rest fold into name="_other", and
@@ -25,6 +29,9 @@
 //   engine.registry().set_observers(&metrics);
 //   metrics.AttachEngine(&engine);
 //   metrics.ObserveMethods({"statehub.v1.Dicts.Get", ...});  // table order
+//   DurabilityOptions durable{.data_dir = dir, .observer = &metrics};
+//   auto durability = Durability::Open(engine, durable);
+//   metrics.AttachDurability(durability->get());  // detach before it goes
 //   prometheus::Exposer exposer("127.0.0.1:9420");
 //   metrics.ServeOn(exposer);
 //
@@ -41,15 +48,18 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/durability/durability.h"
 #include "server/engine/engine.h"
 #include "server/engine/observer.h"
 #include "server/handlers/call.h"
+#include "server/storage/log.h"
 
 namespace statehub::metrics {
 
@@ -59,7 +69,9 @@ struct MetricsOptions {
   int max_lock_names = 100;
 };
 
-class Metrics final : public Observers, public handlers::RpcObserver {
+class Metrics final : public Observers,
+                      public handlers::RpcObserver,
+                      public storage::LogObserver {
  public:
   explicit Metrics(MetricsOptions options);
   Metrics(const Metrics&) = delete;
@@ -70,9 +82,27 @@ class Metrics final : public Observers, public handlers::RpcObserver {
   void ServeOn(prometheus::Exposer& exposer);
 
   // AttachEngine lets scrapes read the engine's gauges (objects, sessions,
-  // lock waiters). `engine` must outlive this object or be detached with
-  // AttachEngine(nullptr).
+  // lock waiters, revision). `engine` must outlive this object or be
+  // detached with AttachEngine(nullptr).
   void AttachEngine(const Engine* engine);
+
+  // AttachDurability exposes the durability series (statehub_log_*,
+  // statehub_recovery_*, statehub_snapshot_*): until it is called, and
+  // after AttachDurability(nullptr), a scrape shows none of them, so a
+  // server without --data_dir shows no log. Recovery's figures are read
+  // here, once; the log's health at each scrape. `durability` must stay
+  // alive until it is detached (a scrape may run at any moment).
+  void AttachDurability(const Durability* durability);
+
+  // SnapshotTaken records the last snapshot: how long taking it took and
+  // the size of its file (statehub_snapshot_seconds, _bytes; 0 until the
+  // first).
+  void SnapshotTaken(absl::Duration took, int64_t bytes);
+
+  // storage::LogObserver, called by the log's writer under its mutex: each
+  // is one update of a kept handle, no lookup, no lock of ours.
+  void Synced(absl::Duration latency) override;
+  void Wrote(int64_t bytes) override;
 
   // ObserveMethods names the methods RpcDone's method_index refers to (the
   // method table's order) and creates their series. Call once, before
@@ -107,6 +137,7 @@ class Metrics final : public Observers, public handlers::RpcObserver {
     absl::flat_hash_map<std::string, std::shared_ptr<AcquireSeries>> series;
   };
   class EngineCollector;
+  class DurabilityCollector;
   struct MethodSeries;
 
   const MetricsOptions options_;
@@ -118,6 +149,20 @@ class Metrics final : public Observers, public handlers::RpcObserver {
   prometheus::Counter& deadlocks_;
   // parked_ is indexed by ObjectType.
   std::vector<prometheus::Gauge*> parked_;
+
+  // The durability series live in a registry of their own, which
+  // durability_collector_ shows only while a Durability is attached.
+  const std::shared_ptr<prometheus::Registry> durability_registry_;
+  prometheus::Counter& log_bytes_;
+  prometheus::Histogram& log_fsync_;
+  prometheus::Family<prometheus::Gauge>& recovery_records_;
+  prometheus::Gauge& recovery_snapshot_records_;
+  prometheus::Gauge& recovery_log_records_;
+  prometheus::Gauge& recovery_seconds_;
+  prometheus::Gauge& recovery_bytes_;
+  prometheus::Gauge& snapshot_seconds_;
+  prometheus::Gauge& snapshot_bytes_;
+  std::shared_ptr<DurabilityCollector> durability_collector_;
 
   // Label is the `name` label the object `name` of `kind` reports under.
   std::string Label(const AcquireFamilies& kind, const std::string& name);
@@ -139,6 +184,10 @@ class Metrics final : public Observers, public handlers::RpcObserver {
 // Buckets of every latency histogram, in seconds: 10 µs to 5 minutes in
 // 1-2.5-5 steps (see docs/metrics.md for why).
 const std::vector<double>& LatencyBuckets();
+
+// Buckets of statehub_log_fsync_seconds: 50 µs (a write cache that
+// acknowledges at once) to 1 s (a disk in trouble) in 1-2.5-5 steps.
+const std::vector<double>& FsyncBuckets();
 
 }  // namespace statehub::metrics
 

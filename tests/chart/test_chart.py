@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "statehub"
 SOCKET_DIR = "/var/run/statehub"
 SOCKET = "unix:///var/run/statehub/statehub.sock"
+DATA_DIR = "/var/lib/statehub"
 LIMIT_KEYS = (
     "maxValueBytes",
     "maxDepth",
@@ -239,6 +240,7 @@ def test_every_flag_the_chart_passes_exists_in_the_server(helm: str) -> None:
         "tls": {"enabled": True, "existingSecret": "tls", "clientCA": True},
         "allowInsecureNonLoopback": True,
         "socket": {"groupAccess": True},
+        "durability": {"enabled": True, "fsync": "always"},
     }
     for mode in ("standalone", "sidecar"):
         manifests = render(helm, mode=mode, **everything)
@@ -256,6 +258,8 @@ def test_every_flag_the_chart_passes_exists_in_the_server(helm: str) -> None:
             "unix_socket_group_access",
             "max_sessions",
             "max_waiters_per_session",
+            "data_dir",
+            "fsync",
         } <= used, mode
 
 
@@ -289,6 +293,7 @@ def test_standalone_is_one_deployment_one_service_and_the_token(
         ("Deployment", "demo-statehub"),
         ("Service", "demo-statehub"),
         ("Secret", "demo-statehub-token"),
+        ("PersistentVolumeClaim", "demo-statehub-data"),
     }
 
 
@@ -514,8 +519,14 @@ def test_the_token_can_be_turned_off_in_sidecar_mode(helm: str) -> None:
     manifests = render(helm, mode="sidecar", auth={"token": {"enabled": False}})
     assert "Secret" not in {kind for kind, _ in manifests}
     assert flag(manifests, "auth_token_file") is None
-    assert [v["name"] for v in pod(manifests)["spec"]["volumes"]] == ["socket"]
-    assert [m["name"] for m in container(manifests)["volumeMounts"]] == ["socket"]
+    assert [v["name"] for v in pod(manifests)["spec"]["volumes"]] == [
+        "socket",
+        "data",
+    ]
+    assert [m["name"] for m in container(manifests)["volumeMounts"]] == [
+        "socket",
+        "data",
+    ]
     env = container(manifests, "app")["env"]
     assert "STATEHUB_TOKEN" not in {e["name"] for e in env}
     # The socket is the only listener: no need to allow anything.
@@ -606,6 +617,130 @@ def test_group_access_and_session_limits_become_flags(helm: str) -> None:
     assert flag(manifests, "max_waiters_per_session") == "64"
 
 
+# --- Durability: the data dir ---------------------------------------------
+
+
+def data_volume(manifests: Manifests) -> dict[str, Any] | None:
+    found = [v for v in pod(manifests)["spec"]["volumes"] if v["name"] == "data"]
+    return found[0] if found else None
+
+
+def data_mounts(manifests: Manifests, name: str = "statehub") -> list[str]:
+    return [
+        m["mountPath"]
+        for m in container(manifests, name)["volumeMounts"]
+        if m["name"] == "data"
+    ]
+
+
+def test_standalone_keeps_its_data_dir_on_a_persistent_volume_claim(
+    standalone: Manifests,
+) -> None:
+    claim = standalone["PersistentVolumeClaim", "demo-statehub-data"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"] == {"requests": {"storage": "1Gi"}}
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    assert "annotations" not in claim["metadata"]
+    assert claim["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
+    assert data_volume(standalone) == {
+        "name": "data",
+        "persistentVolumeClaim": {"claimName": "demo-statehub-data"},
+    }
+    assert data_mounts(standalone) == [DATA_DIR]
+    assert flag(standalone, "data_dir") == DATA_DIR
+    assert flag(standalone, "fsync") == "everysec"
+    # Two pods never share the ReadWriteOnce data dir: no rolling update.
+    deployment = standalone["Deployment", "demo-statehub"]["spec"]
+    assert deployment["strategy"] == {"type": "Recreate"}
+    # The non-root server can write the volume through the pod's group.
+    assert pod(standalone)["spec"]["securityContext"]["fsGroup"] == 65532
+
+
+def test_persistence_values_shape_the_claim(helm: str) -> None:
+    manifests = render(
+        helm,
+        persistence={
+            "size": "20Gi",
+            "storageClass": "fast-ssd",
+            "annotations": {"helm.sh/resource-policy": "keep"},
+        },
+        durability={"fsync": "always"},
+    )
+    claim = manifests["PersistentVolumeClaim", "demo-statehub-data"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert flag(manifests, "fsync") == "always"
+    # "-" asks for no StorageClass at all (a pre-made volume).
+    static = render(helm, persistence={"storageClass": "-"})
+    claim = static["PersistentVolumeClaim", "demo-statehub-data"]
+    assert claim["spec"]["storageClassName"] == ""
+
+
+def test_an_existing_claim_is_used_instead(helm: str) -> None:
+    manifests = render(helm, persistence={"existingClaim": "statehub-keep"})
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in manifests}
+    assert data_volume(manifests) == {
+        "name": "data",
+        "persistentVolumeClaim": {"claimName": "statehub-keep"},
+    }
+    assert data_mounts(manifests) == [DATA_DIR]
+
+
+def test_standalone_without_persistence_keeps_the_data_dir_on_an_emptydir(
+    helm: str,
+) -> None:
+    manifests = render(helm, persistence={"enabled": False})
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in manifests}
+    assert data_volume(manifests) == {"name": "data", "emptyDir": {}}
+    assert data_mounts(manifests) == [DATA_DIR]
+    assert flag(manifests, "data_dir") == DATA_DIR
+
+
+def test_sidecar_keeps_the_data_dir_on_an_emptydir(sidecar: Manifests) -> None:
+    # persistence.enabled is true by default, and ignored in sidecar mode.
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in sidecar}
+    assert data_volume(sidecar) == {"name": "data", "emptyDir": {}}
+    assert data_mounts(sidecar) == [DATA_DIR]
+    assert data_mounts(sidecar, "app") == []  # only statehub writes it
+    assert flag(sidecar, "data_dir") == DATA_DIR
+    assert flag(sidecar, "fsync") == "everysec"
+
+
+@pytest.mark.parametrize("mode", ["standalone", "sidecar"])
+def test_durability_off_passes_no_data_dir_and_mounts_nothing(
+    helm: str, mode: str
+) -> None:
+    manifests = render(helm, mode=mode, durability={"enabled": False})
+    assert "PersistentVolumeClaim" not in {kind for kind, _ in manifests}
+    assert data_volume(manifests) is None
+    assert data_mounts(manifests) == []
+    assert flag(manifests, "data_dir") is None
+    assert flag(manifests, "fsync") is None
+
+
+def test_an_unknown_fsync_policy_is_refused(helm: str) -> None:
+    error = render_error(helm, durability={"fsync": "sometimes"})
+    assert "durability.fsync must be always, everysec or no" in error
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"persistence": {"enabled": False}},
+        {"persistence": {"existingClaim": "mine", "storageClass": "-"}},
+        {"durability": {"enabled": False}},
+        {"mode": "sidecar", "durability": {"fsync": "always"}},
+    ],
+    ids=["no-persistence", "existing-claim", "no-durability", "sidecar-always"],
+)
+def test_helm_lint_passes_strict_with_durability_values(
+    helm: str, values: dict[str, Any]
+) -> None:
+    result = _run(helm, "lint", values)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # --- NOTES.txt ---------------------------------------------------------------
 
 
@@ -681,3 +816,26 @@ def test_notes_in_sidecar_mode_name_the_variables(helm: str, notes_chart: Path) 
     text = notes(helm, notes_chart, mode="sidecar")
     assert "$STATEHUB_ADDRESS" in text
     assert "$STATEHUB_TOKEN" in text
+
+
+def test_notes_say_where_the_state_is_kept(helm: str, notes_chart: Path) -> None:
+    inspect = (
+        "kubectl -n ns exec deploy/demo-statehub -c statehub -- "
+        "statehub-cli inspect --data_dir=/var/lib/statehub"
+    )
+    text = notes(helm, notes_chart)
+    assert "PersistentVolumeClaim demo-statehub-data" in text
+    assert "`helm uninstall` deletes the claim" in text
+    assert inspect in text
+    own = notes(helm, notes_chart, persistence={"existingClaim": "mine"})
+    assert "PersistentVolumeClaim mine" in own
+    assert "helm uninstall" not in own
+    ephemeral = notes(helm, notes_chart, persistence={"enabled": False})
+    assert "on an emptyDir" in ephemeral
+    assert "not of the pod" in ephemeral
+    off = notes(helm, notes_chart, durability={"enabled": False})
+    assert "Durability is off" in off
+    assert "inspect" not in off
+    sidecar = notes(helm, notes_chart, mode="sidecar")
+    assert "a restarted statehub container comes back with it" in sidecar
+    assert inspect in sidecar

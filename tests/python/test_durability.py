@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -244,7 +245,9 @@ def test_short_crash_loop_loses_nothing_acknowledged() -> None:
     """The test command's short run of tests/soak/crash_loop.py: a client
     counts through crashes; after each restart the count is at least the
     last value acknowledged, and at most one more (the call in flight)."""
-    running = Restartable("--fsync=always")
+    running = Restartable(
+        "--fsync=always", "--snapshot_log_bytes=4096", "--log_segment_bytes=4096"
+    )
     acknowledged = 0
     try:
         for _ in range(5):
@@ -254,7 +257,7 @@ def test_short_crash_loop_loses_nothing_acknowledged() -> None:
                 text=True,
             )
             assert client.stdout is not None
-            for _ in range(50):
+            for _ in range(300):
                 line = client.stdout.readline()
                 if line:
                     acknowledged = int(line)
@@ -288,6 +291,93 @@ def test_revision_and_state_survive_a_clean_restart() -> None:
     try:
         assert wait_until(lambda: not m.named.Lock("probe").locked())
         lock.release()  # still ours
+    finally:
+        close_all()
+        running.server.stop()
+
+
+def test_snapshots_compact_the_log_and_a_restart_starts_from_them() -> None:
+    running = Restartable(
+        "--snapshot_log_bytes=20000", "--log_segment_bytes=8192", "--fsync=no"
+    )
+    try:
+        m = statehub.Manager(running.address)
+        counts = m.named.dict("counts")
+        items = m.named.list("items")
+        q = m.named.Queue("q")
+        for i in range(600):
+            counts.increment(f"k{i % 7}", 1)
+            items.append(i)
+            q.put(i)
+            if i % 3 == 0:
+                q.get()
+
+        def snapshotted() -> bool:
+            return bool(glob.glob(os.path.join(running.data_dir, "snap-*.snap")))
+
+        assert wait_until(snapshotted, timeout=20)
+        # The snapshot deleted the segments it covers: the log stays short.
+        assert wait_until(lambda: len(running.segments()) < 6, timeout=20)
+        expected = (counts.copy(), list(items), q.qsize())
+        running.crash_and_restart()
+        assert (counts.copy(), list(items), q.qsize()) == expected
+        assert q.get() == 200  # 0..199 were taken, in order
+        m.shutdown()
+    finally:
+        close_all()
+        running.server.stop()
+
+
+def test_a_full_disk_refuses_changes_and_serves_reads() -> None:
+    """The log cannot grow (RLIMIT_FSIZE on the server stands in for a full
+    disk): changes are refused with an error naming the log, never
+    acknowledged; reads go on; once the log can grow again, so do changes,
+    and nothing acknowledged is lost."""
+    running = Restartable("--fsync=always")
+    try:
+        m = statehub.Manager(running.address)
+        d = m.named.dict("d")
+        d["before"] = 1
+        pid = running.server.process.pid
+        size = os.path.getsize(running.segments()[-1])
+        # The soft limit only: lifting it again needs no privilege.
+        resource.prlimit(
+            pid, resource.RLIMIT_FSIZE, (size + 2048, resource.RLIM_INFINITY)
+        )
+        acknowledged = []
+        refused = None
+        for i in range(200):
+            try:
+                d[f"k{i}"] = "x" * 100
+                acknowledged.append(f"k{i}")
+            except statehub.errors.StatehubError as e:
+                refused = e
+                break
+        assert refused is not None, "the log never filled up"
+        assert "cannot write the log" in str(refused)
+        assert d["before"] == 1  # reads are served
+        with pytest.raises(statehub.errors.StatehubError, match="log"):
+            d["refused"] = 1
+        resource.prlimit(
+            pid,
+            resource.RLIMIT_FSIZE,
+            (resource.RLIM_INFINITY, resource.RLIM_INFINITY),
+        )
+
+        def writable() -> bool:
+            try:
+                d["after"] = 2
+            except statehub.errors.StatehubError:
+                return False
+            return True
+
+        assert wait_until(writable, timeout=10)
+        running.crash_and_restart()
+        contents = d.copy()
+        for key in ["before", *acknowledged, "after"]:
+            assert key in contents
+        assert "refused" not in contents
+        m.shutdown()
     finally:
         close_all()
         running.server.stop()

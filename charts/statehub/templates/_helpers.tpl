@@ -60,6 +60,9 @@ each mode's workload so every render goes through it.
 {{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
 {{- fail "tls.enabled needs tls.existingSecret: a kubernetes.io/tls Secret with tls.crt and tls.key (and ca.crt for tls.clientCA)" }}
 {{- end }}
+{{- if not (has .Values.durability.fsync (list "always" "everysec" "no")) }}
+{{- fail (printf "durability.fsync must be always, everysec or no, not %q" (toString .Values.durability.fsync)) }}
+{{- end }}
 {{- if and .Values.tls.clientCA (not .Values.tls.enabled) }}
 {{- fail "tls.clientCA needs tls.enabled" }}
 {{- end }}
@@ -76,6 +79,20 @@ The Secret holding the token, and where it is mounted.
 {{- end }}
 
 {{- define "statehub.authDir" -}}/etc/statehub/auth{{- end }}
+{{- define "statehub.dataDir" -}}/var/lib/statehub{{- end }}
+
+{{/*
+The data dir's volume: a PersistentVolumeClaim in standalone mode with
+persistence on (the chart's or persistence.existingClaim), else an emptyDir.
+Only with durability.enabled.
+*/}}
+{{- define "statehub.persistent" -}}
+{{- if and (eq .Values.mode "standalone") .Values.persistence.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "statehub.claimName" -}}
+{{- default (printf "%s-data" (include "statehub.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
 {{- define "statehub.tlsDir" -}}/etc/statehub/tls{{- end }}
 
 {{/*
@@ -153,6 +170,10 @@ listeners and probes.
     {{- if .Values.socket.groupAccess }}
     - --unix_socket_group_access
     {{- end }}
+    {{- if .Values.durability.enabled }}
+    - --data_dir={{ include "statehub.dataDir" . }}
+    - --fsync={{ .Values.durability.fsync }}
+    {{- end }}
     {{- /* Numbers from a values file arrive as floats; int64 keeps
            16777216 from printing as 1.6777216e+07. */}}
     {{- range $key, $value := .Values.limits }}
@@ -207,6 +228,10 @@ listeners and probes.
       mountPath: {{ include "statehub.tlsDir" . }}
       readOnly: true
     {{- end }}
+    {{- if .Values.durability.enabled }}
+    - name: data
+      mountPath: {{ include "statehub.dataDir" . }}
+    {{- end }}
 {{- end }}
 
 {{/*
@@ -256,6 +281,17 @@ volumes:
     secret:
       secretName: {{ .Values.tls.existingSecret }}
       defaultMode: 0440
+  {{- end }}
+  {{- /* The pod's fsGroup makes the volume writable by the non-root
+         server. */}}
+  {{- if .Values.durability.enabled }}
+  - name: data
+    {{- if include "statehub.persistent" . }}
+    persistentVolumeClaim:
+      claimName: {{ include "statehub.claimName" . }}
+    {{- else }}
+    emptyDir: {}
+    {{- end }}
   {{- end }}
 {{- end }}
 
