@@ -57,6 +57,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/durability/durability.h"
 #include "server/engine/engine.h"
 #include "server/engine/lock.h"
 #include "server/engine/registry.h"
@@ -279,84 +280,6 @@ void PrintFile(const statehub::storage::FileStats& file, bool snapshot) {
   std::printf("\n");
 }
 
-// Replay feeds the snapshot and the log segments `stats` lists into
-// `engine`, as the server's recovery does (server/durability/durability.cc,
-// Durability::Recover over storage::ReplayLog), but from the listing
-// InspectDataDir made without the lock: the snapshot's records, then the
-// log's after the snapshot's revision, with ReplayLog's checks across
-// segments. Errors: DATA_LOSS naming the file and the byte offset.
-absl::Status Replay(statehub::Engine& engine,
-                    const statehub::storage::DirStats& stats) {
-  namespace storage = statehub::storage;
-  statehub::v1::ChangeRecord record;
-  uint64_t after = 0;
-  if (stats.snapshot) {
-    const std::string& path = stats.snapshot->path;
-    after = stats.snapshot->header_revision;
-    absl::StatusOr<std::unique_ptr<storage::RecordReader>> reader =
-        storage::RecordReader::OpenFile(
-            path, {.expect_kind = storage::FileKind::kSnapshot,
-                   .allow_torn_tail = false});
-    if (!reader.ok()) return reader.status();
-    storage::Frame frame;
-    while ((*reader)->Next(&frame)) {
-      if (!record.ParseFromArray(frame.payload.data(),
-                                 static_cast<int>(frame.payload.size()))) {
-        return absl::DataLossError(absl::StrFormat(
-            "snapshot %s: the record at byte offset %d (revision %d) is not "
-            "a change record this statehub-cli understands",
-            path, frame.offset, frame.revision));
-      }
-      if (absl::Status s = engine.ReplaySnapshot(after, record); !s.ok()) {
-        return absl::DataLossError(
-            absl::StrFormat("snapshot %s: at byte offset %d: %s", path,
-                            frame.offset, s.message()));
-      }
-    }
-    if (!(*reader)->status().ok()) return (*reader)->status();
-  }
-  uint64_t last = 0;
-  for (size_t i = 0; i < stats.segments.size(); ++i) {
-    const std::string& path = stats.segments[i].path;
-    const bool newest = i + 1 == stats.segments.size();
-    absl::StatusOr<std::unique_ptr<storage::RecordReader>> reader =
-        storage::RecordReader::OpenFile(path,
-                                        {.expect_kind = storage::FileKind::kLog,
-                                         .allow_torn_tail = newest});
-    if (!reader.ok()) return reader.status();
-    const uint64_t bound = newest ? std::numeric_limits<uint64_t>::max()
-                                  : stats.segments[i + 1].header_revision;
-    storage::Frame frame;
-    while ((*reader)->Next(&frame)) {
-      if (frame.revision <= last || frame.revision >= bound) {
-        return absl::DataLossError(absl::StrFormat(
-            "log segment %s is corrupt at byte offset %d: revision %d is out "
-            "of order across segments (the previous is %d, the next segment "
-            "starts at %d)",
-            path, frame.offset, frame.revision, last, bound));
-      }
-      last = frame.revision;
-      if (frame.revision <= after) continue;  // in the snapshot
-      if (!record.ParseFromArray(frame.payload.data(),
-                                 static_cast<int>(frame.payload.size())) ||
-          record.revision() != frame.revision) {
-        return absl::DataLossError(absl::StrFormat(
-            "log segment %s: the record at byte offset %d (revision %d) is "
-            "not a change record this statehub-cli understands",
-            path, frame.offset, frame.revision));
-      }
-      if (absl::Status s = engine.Replay(record); !s.ok()) {
-        return absl::DataLossError(absl::StrFormat(
-            "log segment %s: at byte offset %d: %s; the log does not fit "
-            "the state before it",
-            path, frame.offset, s.message()));
-      }
-    }
-    if (!(*reader)->status().ok()) return (*reader)->status();
-  }
-  return engine.FinishRecovery(absl::Now());
-}
-
 int Inspect(const std::string& dir) {
   absl::StatusOr<statehub::storage::DirStats> stats =
       statehub::storage::InspectDataDir(dir);
@@ -397,9 +320,16 @@ int Inspect(const std::string& dir) {
   limits.max_sessions = std::numeric_limits<int64_t>::max();
   limits.max_waiters_per_session = std::numeric_limits<int64_t>::max();
   statehub::Engine engine(limits, absl::Hours(1));
-  if (absl::Status s = Replay(engine, *stats); !s.ok()) {
+  // The server's own recovery, on the files listed without the lock.
+  absl::StatusOr<statehub::storage::RecoveryFiles> files =
+      statehub::storage::ReadRecoveryFiles(dir);
+  absl::Status replayed = files.status();
+  if (files.ok()) {
+    replayed = statehub::RecoverEngine(engine, *files, absl::Now()).status();
+  }
+  if (!replayed.ok()) {
     std::fprintf(stderr, "statehub-cli: inspect: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string(replayed.message()).c_str());
     return 1;
   }
 

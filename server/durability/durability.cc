@@ -10,12 +10,10 @@
 namespace statehub {
 namespace {
 
-absl::Status Unparsable(absl::string_view file, uint64_t revision) {
-  return absl::DataLossError(absl::StrFormat(
-      "%s: the record of revision %d passed its checksum but is not a "
-      "change record this server understands (written by a newer "
-      "statehub?)",
-      file, revision));
+absl::Status Unparsable() {
+  return absl::DataLossError(
+      "the record passed its checksum but is not a change record this "
+      "statehub understands (written by a newer statehub?)");
 }
 
 }  // namespace
@@ -46,9 +44,13 @@ absl::StatusOr<std::unique_ptr<Durability>> Durability::Open(
   return durable;
 }
 
-absl::Status Durability::Recover() {
+absl::StatusOr<RecoveryStats> RecoverEngine(Engine& engine,
+                                            const storage::RecoveryFiles& files,
+                                            absl::Time now) {
   const absl::Time start = absl::Now();
-  if (std::optional<storage::SnapshotInfo> snap = dir_->snapshot()) {
+  RecoveryStats recovered;
+  v1::ChangeRecord record;
+  if (const std::optional<storage::SnapshotInfo>& snap = files.snapshot) {
     storage::ReadOptions read;
     read.expect_kind = storage::FileKind::kSnapshot;
     read.allow_torn_tail = false;
@@ -56,50 +58,62 @@ absl::Status Durability::Recover() {
         storage::RecordReader::OpenFile(snap->path, read);
     if (!reader.ok()) return reader.status();
     storage::Frame frame;
-    v1::ChangeRecord record;
     while ((*reader)->Next(&frame)) {
+      absl::Status s;
       if (!record.ParseFromArray(frame.payload.data(),
                                  static_cast<int>(frame.payload.size()))) {
-        return Unparsable(snap->path, frame.revision);
+        s = Unparsable();
+      } else {
+        s = engine.ReplaySnapshot(snap->revision, record);
       }
-      if (absl::Status s = engine_.ReplaySnapshot(snap->revision, record);
-          !s.ok()) {
+      if (!s.ok()) {
         return absl::DataLossError(
-            absl::StrFormat("%s: %s", snap->path, s.message()));
+            absl::StrFormat("snapshot %s at byte offset %d: %s", snap->path,
+                            frame.offset, s.message()));
       }
-      ++recovered_.snapshot_records;
+      ++recovered.snapshot_records;
     }
     if (!(*reader)->status().ok()) return (*reader)->status();
-    recovered_.snapshot_revision = snap->revision;
-    recovered_.bytes += (*reader)->file_size();
+    recovered.snapshot_revision = snap->revision;
+    recovered.bytes += (*reader)->file_size();
   }
-
-  v1::ChangeRecord record;
-  absl::StatusOr<storage::ReplayResult> replayed = storage::ReplayLog(
-      *dir_, recovered_.snapshot_revision,
+  absl::StatusOr<storage::ReplayResult> replayed = storage::ReplaySegments(
+      files.segments, recovered.snapshot_revision,
       [&](uint64_t revision, absl::string_view payload) -> absl::Status {
-        recovered_.bytes += payload.size();
+        // As the bytes of the file: the frame's header and its payload.
+        recovered.bytes += storage::kFrameHeaderSize + payload.size();
         if (!record.ParseFromArray(payload.data(),
                                    static_cast<int>(payload.size())) ||
             record.revision() != revision) {
-          return Unparsable(dir_->path(), revision);
+          return Unparsable();
         }
-        if (absl::Status s = engine_.Replay(record); !s.ok()) {
+        if (absl::Status s = engine.Replay(record); !s.ok()) {
           return absl::DataLossError(absl::StrFormat(
-              "%s: log: %s; the log does not fit the state before it: "
-              "restore the data dir from a backup",
-              dir_->path(), s.message()));
+              "%s; the log does not fit the state before it: restore the "
+              "data dir from a backup",
+              s.message()));
         }
-        ++recovered_.log_records;
+        ++recovered.log_records;
         return absl::OkStatus();
       });
   if (!replayed.ok()) return replayed.status();
-  recovered_.torn_tail = replayed->torn_tail;
-  if (absl::Status s = engine_.FinishRecovery(absl::Now()); !s.ok()) return s;
-  recovered_.revision = engine_.changes().revision();
-  recovered_.took = absl::Now() - start;
-  recovered_.sessions = engine_.sessions().Count();
-  recovered_.objects = engine_.registry().Count();
+  recovered.torn_tail = replayed->torn_tail;
+  if (absl::Status s = engine.FinishRecovery(now); !s.ok()) return s;
+  recovered.revision = engine.changes().revision();
+  recovered.took = absl::Now() - start;
+  recovered.sessions = engine.sessions().Count();
+  recovered.objects = engine.registry().Count();
+  return recovered;
+}
+
+absl::Status Durability::Recover() {
+  absl::StatusOr<std::vector<storage::SegmentInfo>> segments =
+      dir_->LogSegments();
+  if (!segments.ok()) return segments.status();
+  absl::StatusOr<RecoveryStats> recovered = RecoverEngine(
+      engine_, {dir_->snapshot(), *std::move(segments)}, absl::Now());
+  if (!recovered.ok()) return recovered.status();
+  recovered_ = *std::move(recovered);
   if (recovered_.torn_tail) {
     spdlog::warn(
         "data dir {}: {}; the write a crash interrupted was cut off (its "

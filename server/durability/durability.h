@@ -79,6 +79,16 @@ struct RecoveryStats {
   int64_t objects = 0;
 };
 
+// RecoverEngine replays `files` (a snapshot, then the log after it) into a
+// fresh `engine` and finishes the recovery (Engine::FinishRecovery at
+// `now`). It reads the files and nothing else: no lock, no writes, so
+// statehub-cli inspect runs it on a live server's data dir.
+// Errors: DATA_LOSS naming the file, the byte offset and what to do;
+// FAILED_PRECONDITION (a newer format); UNAVAILABLE (I/O).
+absl::StatusOr<RecoveryStats> RecoverEngine(Engine& engine,
+                                            const storage::RecoveryFiles& files,
+                                            absl::Time now);
+
 class Durability final : public ChangeSink {
  public:
   // Open locks the data dir, recovers `engine`'s state from it, opens the

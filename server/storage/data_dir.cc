@@ -371,11 +371,33 @@ absl::StatusOr<std::string> SnapshotWriter::Finish() {
   return path_;
 }
 
+absl::StatusOr<RecoveryFiles> ReadRecoveryFiles(const std::string& path) {
+  absl::StatusOr<Layout> layout = ReadLayout(path);
+  if (!layout.ok()) return layout.status();
+  RecoveryFiles files;
+  files.snapshot = layout->snapshot;
+  files.segments = std::move(layout->segments);
+  if (files.snapshot) {
+    files.segments.erase(
+        files.segments.begin(),
+        files.segments.begin() +
+            CoveredSegments(files.segments, files.snapshot->revision));
+  }
+  return files;
+}
+
 absl::StatusOr<ReplayResult> ReplayLog(
     const DataDir& dir, uint64_t after_revision,
     absl::FunctionRef<absl::Status(uint64_t, absl::string_view)> fn) {
   absl::StatusOr<std::vector<SegmentInfo>> segments = dir.LogSegments();
   if (!segments.ok()) return segments.status();
+  return ReplaySegments(*segments, after_revision, fn);
+}
+
+absl::StatusOr<ReplayResult> ReplaySegments(
+    const std::vector<SegmentInfo>& all, uint64_t after_revision,
+    absl::FunctionRef<absl::Status(uint64_t, absl::string_view)> fn) {
+  const std::vector<SegmentInfo>* segments = &all;
   ReplayResult result;
   uint64_t last = 0;
   for (size_t i = 0; i < segments->size(); ++i) {
@@ -406,7 +428,9 @@ absl::StatusOr<ReplayResult> ReplayLog(
       last = frame.revision;
       if (frame.revision <= after_revision) continue;
       if (absl::Status s = fn(frame.revision, frame.payload); !s.ok()) {
-        return s;
+        return absl::Status(
+            s.code(), absl::StrFormat("log segment %s at byte offset %d: %s",
+                                      segment.path, frame.offset, s.message()));
       }
       result.last_revision = frame.revision;
       ++result.frames;

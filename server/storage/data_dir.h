@@ -165,13 +165,33 @@ struct ReplayResult {
   std::optional<TornTail> torn_tail;
 };
 
-// ReplayLog reads dir.LogSegments() in order and calls `fn` for every
-// frame with a revision after `after_revision` (the snapshot's), in
-// revision order. Only the newest segment may end in a torn tail; revisions
-// must increase across segments and stay below the next segment's first.
+// RecoveryFiles are what a recovery reads: the current snapshot, if any,
+// and the log segments after it, by first revision.
+struct RecoveryFiles {
+  std::optional<SnapshotInfo> snapshot;
+  std::vector<SegmentInfo> segments;
+};
+
+// ReadRecoveryFiles lists them without taking the data dir's lock and
+// without touching anything (statehub-cli inspect reads a running
+// server's). Errors: as DataDir::Open's reading of CURRENT.
+absl::StatusOr<RecoveryFiles> ReadRecoveryFiles(const std::string& path);
+
+// ReplaySegments reads `segments` in order and calls `fn` for every frame
+// with a revision after `after_revision` (the snapshot's), in revision
+// order. Only the newest segment may end in a torn tail; revisions must
+// increase across segments and stay below the next segment's first.
 // Errors: DATA_LOSS (corruption, from RecordReader or the cross-segment
 // checks, naming the file and offset); what `fn` returns, which stops the
-// replay; UNAVAILABLE / FAILED_PRECONDITION as RecordReader::OpenFile.
+// replay, its message prefixed with the segment and the frame's offset;
+// UNAVAILABLE / FAILED_PRECONDITION as RecordReader::OpenFile.
+absl::StatusOr<ReplayResult> ReplaySegments(
+    const std::vector<SegmentInfo>& segments, uint64_t after_revision,
+    absl::FunctionRef<absl::Status(uint64_t revision,
+                                   absl::string_view payload)>
+        fn);
+
+// ReplayLog is ReplaySegments over dir.LogSegments().
 absl::StatusOr<ReplayResult> ReplayLog(
     const DataDir& dir, uint64_t after_revision,
     absl::FunctionRef<absl::Status(uint64_t revision,

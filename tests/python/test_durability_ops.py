@@ -173,9 +173,9 @@ def test_recovery_metrics_say_what_the_restart_replayed(durable: DataDirServer) 
     assert samples['statehub_recovery_records{source="log"}'] == len(before)
     assert samples['statehub_recovery_records{source="snapshot"}'] == 0
     # RecoveryStats::bytes: the snapshot's file size (none here) plus the
-    # log records' payloads.
-    payload_bytes = sum(length - FRAME_HEADER for _, _, length in before)
-    assert samples["statehub_recovery_bytes"] == payload_bytes
+    # log's frames, header and payload, as they are in the file.
+    frame_bytes = sum(length for _, _, length in before)
+    assert samples["statehub_recovery_bytes"] == frame_bytes
     assert samples["statehub_recovery_seconds"] > 0
     assert samples["statehub_revision"] == revision
     # The new run writes a new segment and counts only its own bytes.
