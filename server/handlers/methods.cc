@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 
-#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -69,28 +68,6 @@ struct MethodTable::Handlers {
   BarrierHandlers barriers;
   QueueHandlers queues;
 };
-
-namespace {
-
-// The rpcs that change nothing: served while the log cannot take changes.
-// Waits that only wait (an event's, a join) change nothing either.
-constexpr absl::string_view kReadOnly[] = {
-    "statehub.v1.Objects.List",    "statehub.v1.Objects.Describe",
-    "statehub.v1.Dicts.Get",       "statehub.v1.Dicts.Contains",
-    "statehub.v1.Dicts.Len",       "statehub.v1.Dicts.Items",
-    "statehub.v1.Lists.Len",       "statehub.v1.Lists.Get",
-    "statehub.v1.Lists.Index",     "statehub.v1.Lists.Count",
-    "statehub.v1.Lists.Contains",  "statehub.v1.Namespaces.Get",
-    "statehub.v1.Namespaces.Items", "statehub.v1.Values.Get",
-    "statehub.v1.Arrays.Len",      "statehub.v1.Arrays.Get",
-    "statehub.v1.Locks.State",     "statehub.v1.Locks.Deadlocks",
-    "statehub.v1.Semaphores.State", "statehub.v1.Events.IsSet",
-    "statehub.v1.Events.Wait",     "statehub.v1.Barriers.State",
-    "statehub.v1.Queues.Join",     "statehub.v1.Queues.Size",
-    "statehub.v1.Queues.State",
-};
-
-}  // namespace
 
 MethodTable::MethodTable(Engine& engine)
     : engine_(engine), handlers_(std::make_unique<Handlers>(engine)) {
@@ -199,7 +176,7 @@ Method& MethodTable::Insert(absl::string_view full_name,
   m.grpc_path = absl::StrCat("/", descriptor->service()->full_name(), "/",
                              descriptor->name());
   m.lane_id = static_cast<uint16_t>(lane_id);
-  m.read_only = absl::c_linear_search(kReadOnly, full_name);
+  m.read_only = descriptor->options().GetExtension(v1::read_only);
   m.request =
       google::protobuf::MessageFactory::generated_factory()->GetPrototype(
           request);

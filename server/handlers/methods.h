@@ -44,10 +44,9 @@ struct Method {
   uint16_t lane_id = 0;
   // blocking: the call may park (acquire, wait, get, put, join).
   bool blocking = false;
-  // read_only: the rpc changes nothing (its records, if any, are holds a
-  // read takes on anonymous objects it returns). While the log cannot take
-  // changes (a full disk), every other rpc is refused before it runs, and
-  // these are served.
+  // read_only: the rpc's `(statehub.v1.read_only)` option: it changes
+  // nothing. While the log cannot take changes (a full disk), every other
+  // rpc is refused before it runs, and these are served.
   bool read_only = false;
   // request and response are prototypes: New() makes a message of the type.
   const google::protobuf::Message* request = nullptr;

@@ -220,8 +220,62 @@ void Log::Run() {
     if (!always && absl::Now() >= next_sync) {
       next_sync = absl::Now() + options_.sync_interval;
     }
-    RunAll(Pass(/*sync=*/options_.fsync != FsyncPolicy::kNo, 0));
+    if (options_.fsync == FsyncPolicy::kEverySec) {
+      RunAll(PassSyncingOutside());
+    } else {
+      RunAll(Pass(/*sync=*/options_.fsync != FsyncPolicy::kNo, 0));
+    }
   }
+}
+
+Log::Ready Log::PassSyncingOutside() {
+  int fd = -1;
+  size_t synced = 0;
+  uint64_t segment = 0;
+  uint64_t written = 0;
+  {
+    absl::MutexLock lock(&write_mu_);
+    absl::Status s = WriteLocked();
+    if (!s.ok() || !unsynced_ || fd_ < 0) {
+      return SettleLocked(std::move(s), /*attempted=*/true);
+    }
+    fd = dup(fd_);
+    if (fd < 0) return SettleLocked(SyncLocked(), /*attempted=*/true);
+    synced = tail_written_;
+    segment = segments_;
+    absl::MutexLock l(&mu_);
+    written = written_;
+  }
+  // The fdatasync of a second's writes may take long (a snapshot being
+  // written to the same disk): replies that write meanwhile (WhenDurable)
+  // must not wait behind it, so it runs without write_mu_, on its own
+  // descriptor of the same file.
+  const absl::Time start = absl::Now();
+  const bool synced_ok = ops_->Fdatasync(fd) == 0;
+  const int err = errno;
+  close(fd);
+  absl::MutexLock lock(&write_mu_);
+  if (segment != segments_ || tail_written_ < synced) {
+    // A roll synced that segment meanwhile, or a rewrite started over:
+    // the bookkeeping is theirs.
+    return SettleLocked(absl::OkStatus(), /*attempted=*/false);
+  }
+  if (!synced_ok) {
+    need_truncate_ = true;
+    return SettleLocked(Error(err, "sync", segment_path_), /*attempted=*/true);
+  }
+  if (options_.observer != nullptr) {
+    options_.observer->Synced(absl::Now() - start);
+  }
+  tail_offset_ += synced;
+  tail_.erase(0, synced);
+  tail_written_ -= synced;
+  unsynced_ = tail_written_ > 0;
+  {
+    absl::MutexLock l(&mu_);
+    durable_ = std::max(durable_, written);
+  }
+  return SettleLocked(absl::OkStatus(), /*attempted=*/true);
 }
 
 absl::Status Log::Close() {
@@ -345,6 +399,7 @@ absl::Status Log::SyncLocked() {
 }
 
 absl::Status Log::CreateSegmentLocked(uint64_t first_revision) {
+  ++segments_;
   // Written whole under a temporary name and renamed: a segment never
   // exists with a partial header.
   const std::string path = dir_.SegmentPath(first_revision);

@@ -174,6 +174,9 @@ class Log {
   // needed; not if `needed`, nonzero, is durable by now), sync if `sync`,
   // and settle the callbacks (returned, to be run with no lock held).
   Ready Pass(bool sync, uint64_t needed) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // PassSyncingOutside is everysec's periodic pass: write what is pending,
+  // then fdatasync without holding write_mu_.
+  Ready PassSyncingOutside() ABSL_LOCKS_EXCLUDED(write_mu_);
   absl::Status WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status WriteTailLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -209,6 +212,9 @@ class Log {
   bool need_truncate_ ABSL_GUARDED_BY(write_mu_) = false;
   bool unsynced_ ABSL_GUARDED_BY(write_mu_) = false;   // written since sync
   bool fd_closed_ ABSL_GUARDED_BY(write_mu_) = false;  // by Close
+  // segments_ counts the segments created, so that a sync made outside
+  // write_mu_ can tell whether the segment rolled meanwhile.
+  uint64_t segments_ ABSL_GUARDED_BY(write_mu_) = 0;
 
   // The buffer and the progress: short critical sections only.
   mutable absl::Mutex mu_;

@@ -4,8 +4,8 @@ real client processes, and checks what a user would: what was acknowledged
 is there, what was held is still held, and what a dead process held passes
 on with owner_died.
 
-The long crash loop is tests/soak/crash_loop.py (docs/reliability.md); a
-short run of the same loop is here."""
+The crash loop is tests/soak/crash_loop.py (docs/reliability.md); its short
+run is test_crash_loop_short.py."""
 
 from __future__ import annotations
 
@@ -229,54 +229,6 @@ def test_a_corrupt_record_in_the_middle_stops_the_start() -> None:
     assert started.returncode != 0
     assert segment in started.stderr
     assert "offset" in started.stderr
-
-
-COUNTER = """
-import sys, statehub
-m = statehub.Manager(sys.argv[1])
-d = m.named.dict("counter")
-while True:
-    value = d.increment("n", 1)
-    print(value, flush=True)
-"""
-
-
-def test_short_crash_loop_loses_nothing_acknowledged() -> None:
-    """The test command's short run of tests/soak/crash_loop.py: a client
-    counts through crashes; after each restart the count is at least the
-    last value acknowledged, and at most one more (the call in flight)."""
-    running = Restartable(
-        "--fsync=always", "--snapshot_log_bytes=4096", "--log_segment_bytes=4096"
-    )
-    acknowledged = 0
-    try:
-        for _ in range(5):
-            client = subprocess.Popen(
-                [sys.executable, "-c", COUNTER, running.address],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert client.stdout is not None
-            for _ in range(300):
-                line = client.stdout.readline()
-                if line:
-                    acknowledged = int(line)
-            running.server.kill()
-            client.kill()
-            for line in client.stdout:
-                if line.strip().isdigit():
-                    acknowledged = int(line)
-            client.wait()
-            running.server = start_server(
-                *running.flags, directory=running.server.directory
-            )
-            m = statehub.Manager(running.address)
-            value = m.named.dict("counter")["n"]
-            assert acknowledged <= value <= acknowledged + 1
-            m.shutdown()
-            close_all()
-    finally:
-        running.server.stop()
 
 
 def test_revision_and_state_survive_a_clean_restart() -> None:

@@ -79,10 +79,21 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
     const std::string& binary, std::vector<std::string> extra_flags) {
   // The object owns everything from here on, so every early return cleans
   // up (kills the child, removes the directory) in the destructor.
+  return StartIn(binary, std::move(extra_flags), "");
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartIn(
+    const std::string& binary, std::vector<std::string> extra_flags,
+    const std::string& reuse_dir) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
-  absl::StatusOr<std::string> dir = MakeTempDir();
+  server->binary_ = binary;
+  server->extra_flags_ = extra_flags;
+  absl::StatusOr<std::string> dir =
+      reuse_dir.empty() ? MakeTempDir()
+                        : absl::StatusOr<std::string>(reuse_dir);
   if (!dir.ok()) return dir.status();
-  server->temp_dir_ = *dir;
+  // A restart's directory stays the first server's to remove.
+  if (reuse_dir.empty()) server->temp_dir_ = *dir;
   const std::string socket_path = absl::StrCat(*dir, "/s.sock");
 
   std::vector<std::string> args = {
@@ -200,6 +211,34 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
     }
   });
   return server;
+}
+
+absl::Status ServerProcess::KillAndRestart() {
+  if (Alive()) {
+    kill(pid_, SIGKILL);
+    Reap(-1);
+  }
+  if (stdout_forwarder_.joinable()) stdout_forwarder_.join();
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+  stdout_fd_ = -1;
+  absl::StatusOr<std::unique_ptr<ServerProcess>> next =
+      StartIn(binary_, extra_flags_, temp_dir_);
+  if (!next.ok()) return next.status();
+  TakeChild(**next);
+  return absl::OkStatus();
+}
+
+void ServerProcess::TakeChild(ServerProcess& other) {
+  std::swap(unix_address_, other.unix_address_);
+  std::swap(tcp_address_, other.tcp_address_);
+  std::swap(metrics_url_, other.metrics_url_);
+  std::swap(pid_, other.pid_);
+  std::swap(stdout_fd_, other.stdout_fd_);
+  std::swap(stdout_forwarder_, other.stdout_forwarder_);
+  std::swap(exit_status_, other.exit_status_);
+  std::swap(stop_result_, other.stop_result_);
+  // `other` now holds the killed child: nothing left for it to stop.
+  other.stop_result_ = absl::OkStatus();
 }
 
 ServerProcess::~ServerProcess() {

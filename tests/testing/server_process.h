@@ -84,12 +84,23 @@ class ServerProcess {
   // about 10 s.
   absl::Status Stop();
 
+  // KillAndRestart SIGKILLs the server, as a crash would, and starts the
+  // same binary with the same flags again on the same Unix socket (the TCP
+  // port may change), returning once it is ready: with --data_dir, a
+  // restart on the same state. Errors as Start's. Blocks until ready.
+  absl::Status KillAndRestart();
+
   // Alive returns true while the child runs. Reaps it if it has exited; a
   // later Stop then reports how it exited.
   bool Alive();
 
  private:
   ServerProcess() = default;
+  // StartIn is StartBinary in `reuse_dir` (its socket) when not empty, or
+  // a fresh temporary directory.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartIn(
+      const std::string& binary, std::vector<std::string> extra_flags,
+      const std::string& reuse_dir);
 
   // Reaps the child if it exited (waits up to `timeout_ms`, 0 polls once).
   // Returns true once the child has been reaped.
@@ -97,6 +108,11 @@ class ServerProcess {
   // Describes exit_status_ ("exited with status 1", "killed by signal 9").
   std::string ExitDescription() const;
 
+  // Swaps in everything about the running child of `other` (a restart).
+  void TakeChild(ServerProcess& other);
+
+  std::string binary_;
+  std::vector<std::string> extra_flags_;
   std::string temp_dir_;
   std::string unix_address_;
   std::string tcp_address_;

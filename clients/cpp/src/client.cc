@@ -37,7 +37,7 @@ constexpr int kKeepaliveTimeMs = 30 * 1000;
 // (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is left alone: gRPC 1.51 uses it as the
 // minimum connect timeout, not as a backoff.)
 constexpr int kInitialReconnectBackoffMs = 100;
-constexpr int kMaxReconnectBackoffMs = 2 * 1000;
+constexpr int kMaxReconnectBackoffMs = 1000;
 
 std::string DefaultLabel() {
   char host[256] = {};

@@ -113,9 +113,12 @@ absl::StatusOr<std::unique_ptr<LaneTransport>> LaneTransport::Connect(
           s, absl::StrCat("statehub: opening a session on ", address));
     }
   }
-  // Over TCP the lease runs and needs keepalives; on a Unix socket the open
-  // primary connection is the keepalive.
-  if (!lane->address_.is_unix) {
+  // Over TCP the lease runs and needs keepalives. On a Unix socket the
+  // open primary connection holds the session, but the thread is still
+  // what notices a server that went away and reconnects at once: a server
+  // restarted on its data dir gives the session a fresh lease, which only
+  // a client that comes back within it keeps (docs/durability.md).
+  {
     absl::MutexLock lock(&lane->join_mu_);
     lane->keepalive_ = std::thread([l = lane.get()] { l->KeepaliveLoop(); });
   }
@@ -138,7 +141,7 @@ void LaneTransport::Release(uint64_t generation, std::string name) {
   // a hold the new session took on the same object.
   if (closing_ || id_.empty() || generation != generation_) return;
   pending_.push_back(std::move(name));
-  // The keepalive thread (TCP) sends them now; else the next call does.
+  // The keepalive thread sends them now; else the next call does.
   cv_.SignalAll();
 }
 

@@ -30,6 +30,7 @@ import threading
 from multiprocessing import util
 from typing import Any, Protocol
 
+from ._held import Held
 from ._proto import value_pb2
 from ._status import NO_KEY
 
@@ -53,9 +54,20 @@ HANDOFF_GRACE = 10.0
 _NO_KEY: Any = NO_KEY
 
 
-class ForkInterrupted(Exception):
+class Withdrawn(Exception):
+    """A parked call that the transport withdrew and that the proxy makes
+    again for what is left of its timeout (``BaseProxy._park``)."""
+
+
+class ForkInterrupted(Withdrawn):
     """A parked call that the gRPC transport cancelled so that the process
     could fork safely (see _grpc._ForkGate); the proxy makes it again."""
+
+
+class Reconnected(Withdrawn):
+    """A parked call whose connection broke (the server went away) and came
+    back with the session resumed, or replaced with nothing lost (the lane:
+    see _reconnect.py); the proxy makes it again."""
 
 
 class ManagerCount:
@@ -93,6 +105,8 @@ class Connection(Protocol):
     credentials: Credentials
     closed: bool
     _managers: int
+    #: What only this connection's session holds (statehub._held).
+    held: Held
 
     def call(
         self,
@@ -121,7 +135,12 @@ class Connection(Protocol):
 
         A call refused because the session had expired (SESSION_ERROR, which
         the server raises before doing anything) is retried once on a new
-        session.
+        session. If that new session replaced one that held locks or
+        anonymous objects, SessionLost is raised as statehub._held says. On
+        the lane, a call whose connection broke because the server went
+        away waits for it to come back, then is re-parked (raising
+        Reconnected to its proxy), retried (if it only reads) or failed
+        with ConnectionError (statehub._reconnect).
         """
         ...
 

@@ -92,6 +92,21 @@ def _method_table() -> dict[tuple[str, str], tuple[int, Any]]:
 METHODS = _method_table()
 
 
+def _read_only() -> frozenset[tuple[str, str]]:
+    return frozenset(
+        (service.name, method.name)
+        for module in _SERVICE_MODULES
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+        if method.GetOptions().Extensions[lane_pb2.read_only]
+    )
+
+
+#: The (service, method) pairs whose ``(statehub.v1.read_only)`` option says
+#: they change nothing, e.g. ``("Dicts", "Get")``.
+READ_ONLY = _read_only()
+
+
 class LinkError(Exception):
     """The connection broke or fell out of step with the protocol."""
 

@@ -40,6 +40,7 @@ import grpc
 
 from . import _connection, _metrics, errors
 from ._connection import Credentials, ManagerCount
+from ._held import Held
 from ._proto import (
     cell_pb2_grpc,
     dict_pb2_grpc,
@@ -228,6 +229,7 @@ class GrpcConnection(ManagerCount):
         self._lock = threading.RLock()
         # Holds this process has on anonymous objects: name -> [type, count].
         self._holds: dict[str, list[Any]] = {}
+        self.held = Held(address)
         self._session = Session(self, _SessionsStub(self._channel))
         self._gate = _ForkGate()
         self._managers = 0
@@ -265,6 +267,7 @@ class GrpcConnection(ManagerCount):
         try:
             for attempt in range(2):
                 session_id = self._session.ensure()
+                self.held.check()
                 metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
                 self._gate.enter()
                 try:
@@ -347,14 +350,18 @@ class GrpcConnection(ManagerCount):
                 if entry[1] <= 0:
                     del self._holds[name]
 
-    def _readopt(self) -> None:
+    def _session_replaced(self, old: str, new: str, ttl: float | None) -> None:
+        self.held.session_replaced(old, new, ttl)
+
+    def _readopt(self, new: str) -> None:
         """After the server replaced an expired session with a new one, takes
-        the holds this process had again (best effort: objects freed in
-        between are gone)."""
+        the holds this process had again; the objects that are gone count as
+        lost (statehub._held)."""
         with self._lock:
             # One C-level copy: a finalizer run by the garbage collector
             # could otherwise change the dict while Python iterates it.
             holds = self._holds.copy()
+        gone = []
         for name, (object_type, count) in holds.items():
             for _ in range(count):
                 try:
@@ -363,8 +370,12 @@ class GrpcConnection(ManagerCount):
                         "Open",
                         objects_pb2.OpenRequest(name=name, type=object_type),
                     )
+                except errors.ObjectNotFound:
+                    gone.append(name)
+                    break
                 except errors.StatehubError:
                     break
+        self.held.objects_gone(new, gone)
 
     # -- life cycle ---------------------------------------------------------
 

@@ -18,6 +18,11 @@ Layout of one process's :class:`LaneConnection` to one server:
   fell out of step is closed, never reused.
 - over TCP a daemon thread sends PING every ``ttl / 3`` on the primary
   (the lease runs there); on a Unix socket there is no keepalive at all.
+- a watcher thread notices at once when the primary closes (the server
+  went away) and reconnects in the background, resuming the session; calls
+  whose link broke meanwhile wait for it and are re-parked, retried or
+  failed (``_reconnect.py``), and a session that could not be resumed
+  raises SessionLost where ``_held.py`` says.
 - RELEASE frames for holds given back by proxies that died are queued
   (a finalizer may run on any thread, even one inside a call, so it does
   no I/O) and sent on the primary before the next call, or by a small timer
@@ -65,7 +70,9 @@ from ._frames import (
     LinkError,
     Refused,
 )
+from ._held import Held
 from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
+from ._reconnect import LinkBroken, Watcher, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
 
 #: How long connecting and the HELLO may take.
@@ -131,9 +138,7 @@ def _undo_barrier(request: Any, response: Any) -> tuple[str, Any] | None:
         return None
     # Told to run the action, which now never runs: the barrier breaks
     # rather than hold the other parties.
-    return "Barriers", sync_pb2.BarrierActionDoneRequest(
-        name=request.name, failed=True
-    )
+    return "Barriers", sync_pb2.BarrierActionDoneRequest(name=request.name, failed=True)
 
 
 # What gives back the result of an interrupted call that the server served
@@ -194,6 +199,10 @@ class LaneConnection(ManagerCount):
         # Releases held back until their time: a heap of (due, name).
         self._later: list[tuple[float, str]] = []
         self._thread: threading.Thread | None = None
+        self._watcher: Watcher | None = None
+        #: When the primary was lost (monotonic), while it is not back.
+        self.lost_at: float | None = None
+        self.held = Held(address)
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{_host}:{self.pid}:{program or 'python'}"
 
@@ -209,13 +218,16 @@ class LaneConnection(ManagerCount):
         key: Any = NO_KEY,
         attribute: str | None = None,
         parked: bool = False,
+        checked: bool = True,
     ) -> Any:
         """Runs one rpc as a REQUEST frame (see
         statehub._connection.Connection.call).
 
         A non-parked call's deadline is a socket timeout; a parked call's
         wait is bounded by the server from the request, and ``timeout`` (if
-        any) only guards against a server that never answers.
+        any) only guards against a server that never answers. ``checked``:
+        raise SessionLost in a thread not yet told of a lost session (off
+        for the client's own calls while it recovers).
         """
         entry = METHODS.get((service, method))
         if entry is None:
@@ -234,33 +246,58 @@ class LaneConnection(ManagerCount):
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
         body = request.SerializeToString()
+        rpc = (service, method)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        renewed = resent = redialed = False
+        session = ""
         try:
-            for attempt in range(2):
-                session = self._session if self._primary is not None else self._ensure()
+            while True:
                 try:
+                    session = (
+                        self._session if self._primary is not None else self._ensure()
+                    )
                     response, failure = self._exchange(
                         entry[0],
                         entry[1],
                         body,
                         timeout=timeout,
                         parked=parked,
-                        rpc=(service, method),
+                        rpc=rpc,
                         request=request,
+                        checked=checked,
                     )
-                except errors.SessionError:
-                    # A link could not join: the session is not live.
-                    if attempt == 0:
-                        self._renew(session)
-                        continue
-                    raise
-                if failure is None:
-                    return response
-                error = self._translate(failure, key, attribute)
-                if isinstance(error, errors.SessionError) and attempt == 0:
+                    if failure is None:
+                        return response
+                    error = self._translate(failure, key, attribute)
+                except LinkBroken as broken:
+                    if resent:
+                        raise self._broken(broken.cause) from None
+                    resent = True
+                    after_break(
+                        self, broken, rpc, request, parked=parked, deadline=deadline
+                    )
+                    continue
+                except errors.ConnectionError as failed:
+                    # No link could be opened, so nothing was sent: tried
+                    # once more, after the server is back if it went away
+                    # just now.
+                    if redialed or isinstance(failed, errors.DeadlineExceeded):
+                        raise
+                    redialed = True
+                    await_reconnect(self, failed, deadline)
+                    continue
+                except errors.SessionError as refused:
+                    error = refused  # a link could not join, or SessionLost
+                if (
+                    isinstance(error, errors.SessionError)
+                    and not isinstance(error, errors.SessionLost)
+                    and not renewed
+                ):
+                    # The session is not live: a new one, and one retry.
+                    renewed = True
                     self._renew(session)
                     continue
                 raise error
-            raise AssertionError("unreachable")
         finally:
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
@@ -290,11 +327,18 @@ class LaneConnection(ManagerCount):
         parked: bool,
         rpc: tuple[str, str],
         request: Any,
+        checked: bool = True,
     ) -> tuple[Any, lane_pb2.LaneError | None]:
         """Sends one REQUEST on a pooled link and reads its reply: (response,
-        None) or (None, the ERROR's LaneError)."""
+        None) or (None, the ERROR's LaneError). Raises LinkBroken if the
+        link broke."""
         pool = self._pool
         while True:
+            if checked:
+                # Here, so that no call goes out in a new session before its
+                # thread was told that the old one was lost (a release of a
+                # lock that may be another process's now, say).
+                self.held.check()
             fresh = False
             try:
                 link = pool.pop()
@@ -329,8 +373,7 @@ class LaneConnection(ManagerCount):
                 self._drop(link)
                 if not fresh:
                     continue
-                self._check_primary()
-                raise self._broken(failed) from failed
+                raise LinkBroken(failed, sent=False) from failed
             except BaseException:
                 # Interrupted in the middle of the frame: out of step.
                 self._drop(link)
@@ -389,8 +432,7 @@ class LaneConnection(ManagerCount):
         timed_out = isinstance(interrupt, TimeoutError)
         if isinstance(interrupt, (OSError, LinkError)) and not timed_out:
             self._drop(link)
-            self._check_primary()
-            raise self._broken(interrupt) from interrupt
+            raise LinkBroken(interrupt, sent=True) from interrupt
         if timed_out and not parked:
             # The server is still working on it: no CANCEL applies.
             self._drop(link)
@@ -574,20 +616,30 @@ class LaneConnection(ManagerCount):
                 lane_pb2.LaneHello(resume_session_id=self._session)
             )
             holds: dict[str, list[Any]] = {}
+            new_session = welcome.session_id != self._session
+            if had_session and new_session:
+                # Before any call can run in the new session: what the old
+                # one held is lost (statehub._held).
+                self.held.session_replaced(self._session, welcome.session_id, self._ttl)
             with self._primary_lock:
                 self._primary = primary
+                self.lost_at = None
                 if old is not None:
+                    old.shutdown()  # wakes the watcher
                     self._drop(old)
-                new_session = welcome.session_id != self._session
                 self._session = welcome.session_id
                 self._ttl = (
                     welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
                 )
-                if new_session:
+                if had_session:
+                    # A new session, or the old one back after the primary
+                    # broke: the links made before (to a server that may
+                    # have gone away) are not used again.
                     self._generation += 1
                     stale_links, self._pool = self._pool, []
                     for link in stale_links:
                         self._drop(link)
+                if new_session:
                     with self._holds_lock:
                         # Releases queued for the old session are moot; the
                         # new one takes what this process holds now.
@@ -603,11 +655,14 @@ class LaneConnection(ManagerCount):
                         holds = self._holds.copy()
             if not self._unix:
                 self._start_thread()
+            if self._watcher is None and self.pid == os.getpid():
+                self._watcher = Watcher(self, _CONNECT_TIMEOUT)
+                self._watcher.start()
         metrics = _metrics.current
         if had_session and metrics is not None:
             metrics.reconnected(resumed=welcome.resumed)
         if had_session and new_session:
-            self._readopt(holds)
+            self.held.objects_gone(welcome.session_id, self._readopt(holds))
         return welcome.session_id
 
     def _renew(self, stale: str) -> None:
@@ -644,12 +699,15 @@ class LaneConnection(ManagerCount):
         with self._lock:
             if self._primary is primary:
                 self._primary = None
+                self.lost_at = time.monotonic()
+                primary.shutdown()  # wakes the watcher
                 self._drop(primary)
 
-    def _readopt(self, holds: dict[str, list[Any]]) -> None:
+    def _readopt(self, holds: dict[str, list[Any]]) -> list[str]:
         """After the server replaced an ended session with a new one, takes
-        the holds this process had again (best effort: objects freed in
-        between are gone)."""
+        the holds this process had again; returns the names of the objects
+        that are gone (best effort: other failures are not counted)."""
+        gone = []
         for name, (object_type, count) in holds.items():
             for _ in range(count):
                 try:
@@ -657,9 +715,14 @@ class LaneConnection(ManagerCount):
                         "Objects",
                         "Open",
                         objects_pb2.OpenRequest(name=name, type=object_type),
+                        checked=False,
                     )
+                except errors.ObjectNotFound:
+                    gone.append(name)
+                    break
                 except errors.StatehubError:
                     break
+        return gone
 
     # -- holds on anonymous objects ------------------------------------------
 
@@ -829,6 +892,8 @@ class LaneConnection(ManagerCount):
             self.closed = True
         if self.pid == os.getpid():
             self._outbox.put(("stop",))
+            if self._watcher is not None:
+                self._watcher.stop()
             acquired = self._primary_lock.acquire(timeout=_GOODBYE_WAIT)
             try:
                 primary = self._primary
@@ -874,3 +939,4 @@ class LaneConnection(ManagerCount):
         self._pool = []
         self._primary = None
         self._thread = None
+        self._watcher = None

@@ -19,6 +19,11 @@ Example::
 Blocking calls park on the server (no deadline unless a timeout is given);
 Ctrl-C while one waits cancels it on the server. All proxies here are safe
 to use from several threads; RLock ownership is per thread, as in Python.
+
+The proxies count what this process acquired and has not released
+(statehub._held): if its session is lost, a release of what it held raises
+SessionLost instead of reaching the server, where another process may hold
+it by now.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from . import _metrics, errors
-from ._connection import ForkInterrupted, connection_for
+from ._connection import Withdrawn, connection_for
+from ._held import Held, Key
 from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
 from ._waits import call_deadline, clamp, lock_timeout
@@ -143,6 +149,26 @@ class AcquirerProxy(BaseProxy):
     def _getvalue(self) -> Any:
         raise TypeError(f"cannot copy a shared {self._token.typeid}")
 
+    def _held(self) -> Held:
+        return connection_for(self._token.address).held
+
+    def _release_held(self, key: Key, request: Any, n: int = 1) -> None:
+        """Sends ``request`` (a release of ``n`` of ``key``) and counts it;
+        raises SessionLost, without sending, for what a lost session held."""
+        held = self._held()
+        taken, lost = held.take_lost(key, n)
+        if taken < n:
+            if taken:
+                request.n = n - taken  # a semaphore's other units
+            try:
+                self._call("Release", request)
+            except errors.SessionLost:
+                held.take_lost(key, n - taken)
+                raise
+            held.released(key, n - taken)
+        if lost is not None:
+            raise lost
+
     def _acquire(self, request_type: Any, blocking: bool, seconds: float | None) -> Any:
         """Sends an acquire of ``request_type`` (LockAcquireRequest or
         SemaphoreAcquireRequest), parked on the server for up to ``seconds``
@@ -202,7 +228,35 @@ class LockProxy(AcquirerProxy):
         response = self._acquire(sync_pb2.LockAcquireRequest, blocking, seconds)
         if response.acquired:
             self._note(response)
+            self._held().acquired(self._key())
         return bool(response.acquired)
+
+    def _key(self, thread_id: int = 0) -> Key:
+        if self._token.type == value_pb2.RLOCK:
+            return ("rlock", self._token.name, thread_id or threading.get_ident())
+        return ("lock", self._token.name, 0)
+
+    def _served_before_break(self, request: Any) -> Any:
+        # The server may have granted the acquire just before it went away
+        # (the grant is in its log, the reply was lost): then this thread
+        # holds it now, once more than this process counted.
+        state = self._call("State", sync_pb2.LockStateRequest(name=self._token.name))
+        mine = connection_for(self._token.address).session_id()
+        if not state.locked or (
+            state.holder.session_id,
+            state.holder.thread_id,
+        ) != (mine, request.thread_id):
+            return None
+        counted = self._held().count(self._key(request.thread_id))
+        if self._token.type == value_pb2.RLOCK:
+            granted = state.recursion > counted
+        else:
+            granted = counted == 0
+        if not granted:
+            return None
+        return sync_pb2.LockAcquireResponse(
+            acquired=True, fencing_token=state.fencing_token
+        )
 
     def _note(self, response: Any) -> None:
         self._last.fencing_token = response.fencing_token
@@ -210,9 +264,11 @@ class LockProxy(AcquirerProxy):
 
     def release(self) -> None:
         """Releases the lock. RuntimeError if it is not held (for an RLock:
-        not held by this thread)."""
-        self._call(
-            "Release",
+        not held by this thread); SessionLost if this process's acquisition
+        was lost with its session (then nothing is sent: the lock may be
+        another process's by now)."""
+        self._release_held(
+            self._key(),
             sync_pb2.LockReleaseRequest(
                 name=self._token.name, thread_id=threading.get_ident()
             ),
@@ -283,15 +339,34 @@ class SemaphoreProxy(AcquirerProxy):
         response = self._acquire(
             sync_pb2.SemaphoreAcquireRequest, blocking, clamp(timeout)
         )
+        if response.acquired:
+            self._held().acquired(self._key())
         return bool(response.acquired)
+
+    def _key(self) -> Key:
+        return ("semaphore", self._token.name, 0)
+
+    def _served_before_break(self, request: Any) -> Any:
+        # As for a lock: a unit granted just before the server went away is
+        # counted against this session, one more than this process counted.
+        state = self._call(
+            "State", sync_pb2.SemaphoreStateRequest(name=self._token.name)
+        )
+        mine = connection_for(self._token.address).session_id()
+        units = sum(h.units for h in state.holders if h.session_id == mine)
+        if units > self._held().count(self._key()):
+            return sync_pb2.SemaphoreAcquireResponse(acquired=True)
+        return None
 
     def release(self, n: int = 1) -> None:
         """Releases n units. ValueError if n < 1, or if a BoundedSemaphore
-        would pass its initial value ("Semaphore released too many times")."""
+        would pass its initial value ("Semaphore released too many times").
+        SessionLost if units this process acquired were lost with its
+        session: those are not released again (its other units are)."""
         if n < 1:
             raise ValueError("n must be one or more")
-        self._call(
-            "Release", sync_pb2.SemaphoreReleaseRequest(name=self._token.name, n=n)
+        self._release_held(
+            self._key(), sync_pb2.SemaphoreReleaseRequest(name=self._token.name, n=n), n
         )
 
     def get_value(self) -> int:
@@ -387,11 +462,12 @@ class ConditionProxy(AcquirerProxy):
             )
         except errors.StatehubError:
             raise
-        except ForkInterrupted:
-            # Cancelled for a fork (gRPC only), with the lock released: it
-            # cannot simply be made again, so it ends as a spurious wakeup
-            # would, holding the lock again. Callers that loop on their
-            # predicate (wait_for, or `while not ...: wait()`) are unaffected.
+        except Withdrawn:
+            # Cancelled for a fork (gRPC), or cut when the server went away
+            # and came back (the lane), with the lock released: it cannot
+            # simply be made again, so it ends as a spurious wakeup would,
+            # holding the lock again. Callers that loop on their predicate
+            # (wait_for, or `while not ...: wait()`) are unaffected.
             self._reacquire_after_interrupt(threading.get_ident())
             return True
         except BaseException:
@@ -411,13 +487,15 @@ class ConditionProxy(AcquirerProxy):
         try:
             holder = lock.state().holder
             mine = connection_for(self._token.address).session_id()
-            if holder is None or (holder.session_id, holder.thread_id) != (
+            ours = holder is not None and (holder.session_id, holder.thread_id) == (
                 mine,
                 thread_id,
-            ):
-                # One level, even for an RLock held several levels deep: the
-                # depth is not known here. Enough for `with cond: cond.wait()`.
-                lock.acquire()
+            )
+            # One level, even for an RLock held several levels deep: the
+            # depth is not known here. Enough for `with cond: cond.wait()`.
+            # Not a new acquisition: this process counted it held all along.
+            if not ours and lock.acquire():
+                lock._held().released(lock._key(thread_id))
         except errors.StatehubError:
             pass  # the original exception matters more
 

@@ -201,9 +201,12 @@ class BaseProxy:
         ``request_type``, with ``fields``) names this object and the calling
         thread and asks the server to wait up to ``seconds`` (None: until
         served); the call's deadline is ``deadline`` seconds (None: none).
-        See the funnel's ``parked``. A call cancelled for a fork (gRPC
-        only) is made again, unless ``retry_after_fork`` is False: then
-        ForkInterrupted is raised."""
+        See the funnel's ``parked``. A call withdrawn by the transport (for
+        a fork on gRPC; on the lane, because the server went away and came
+        back) is made again, unless ``retry_after_fork`` is False: then the
+        Withdrawn exception is raised. Before a call is made again after a
+        reconnect, :meth:`_served_before_break` may say that the server had
+        served it already."""
         thread_id, label = caller()
         request = request_type(
             name=self._token.name, thread_id=thread_id, label=label, **fields
@@ -221,12 +224,22 @@ class BaseProxy:
                     timeout=None if deadline is None else deadline - elapsed,
                     parked=True,
                 )
-            except _connection.ForkInterrupted:
+            except _connection.Withdrawn as withdrawn:
                 if not retry_after_fork:
                     raise
-                # Cancelled so that the process could fork: made again for
-                # what is left of its timeout.
+                if isinstance(withdrawn, _connection.Reconnected):
+                    served = self._served_before_break(request)
+                    if served is not None:
+                        return served
+                # Cancelled so that the process could fork, or cut by a
+                # reconnect: made again for what is left of its timeout.
                 elapsed = time.monotonic() - started
+
+    def _served_before_break(self, request: Any) -> Any:
+        """After a parked call's connection broke and its session came back:
+        the reply the server had given it before (lost with the connection),
+        if the proxy can tell from the object's state, else None."""
+        return None
 
     # -- holds --------------------------------------------------------------
 

@@ -5,7 +5,9 @@ A session is a lease on the server kept alive by this stream
 one), a Keepalive every ``ttl / 3``, Release messages batched as proxies die,
 Goodbye at the end. When the stream breaks, the thread reconnects and resumes
 the session while its lease lasts; if the server has ended it meanwhile, the
-new session takes this process's holds on anonymous objects again.
+new session takes this process's holds on anonymous objects again, and what
+it cannot take back (locks, semaphore units, objects that are gone) raises
+SessionLost (statehub._held).
 
 Around a fork the stream is half-closed (:meth:`Session.pause`) and reopened
 afterwards (:meth:`Session.resume`): see ``_grpc.py`` for why.
@@ -45,7 +47,9 @@ class Owner(Protocol):
     #: Metadata every call carries to authenticate (the bearer token).
     auth_metadata: tuple[tuple[str, str], ...]
 
-    def _readopt(self) -> None: ...
+    def _session_replaced(self, old: str, new: str, ttl: float | None) -> None: ...
+
+    def _readopt(self, new: str) -> None: ...
 
     def _translate(
         self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
@@ -291,6 +295,12 @@ class Session:
 
     def _welcomed(self, welcome: session_pb2.Welcome) -> None:
         with self._cond:
+            old, ttl = self._id, self._ttl
+        if old and welcome.session_id != old:
+            # Before calls can use the new session: what the old one held is
+            # lost (statehub._held).
+            self._conn._session_replaced(old, welcome.session_id, ttl)
+        with self._cond:
             had_session = bool(self._id)
             planned = self._planned
             self._planned = False
@@ -303,7 +313,7 @@ class Session:
         if had_session and not planned and metrics is not None:
             metrics.reconnected(resumed=welcome.resumed)
         if had_session and not welcome.resumed:
-            self._conn._readopt()
+            self._conn._readopt(welcome.session_id)
 
     def _due_releases(
         self, stream: int, now: float

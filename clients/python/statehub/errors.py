@@ -46,6 +46,7 @@ __all__ = [
     "ObjectNotFound",
     "ServerNotFound",
     "SessionError",
+    "SessionLost",
     "StatehubAttributeError",
     "StatehubError",
     "StatehubIndexError",
@@ -179,6 +180,49 @@ class SessionError(StatehubError):
     The client renews its session and retries once by itself; this reaches
     you only when that failed too.
     """
+
+
+class SessionLost(SessionError):
+    """This process's session ended while the client was away, and what
+    only that session could hold is gone.
+
+    Raised when the client reconnects and gets a *new* session instead of
+    resuming its own (the server restarted without ``--data_dir``, or the
+    client was cut off longer than the lease), and the old session held
+    something the new one cannot take back: locks, rlock levels or
+    semaphore units this process acquired and had not released (the server
+    released them; another process may hold them now), or anonymous
+    objects that no longer exist. The message names them.
+
+    When it is raised (docs/durability.md, "Clients"): every thread of the
+    process that existed at the loss gets it once, from its next call (or
+    from the call it was making, which is not retried); and a ``release()``
+    of a lost acquisition raises it every time and never reaches the server,
+    so it cannot release what another process holds now. After that, calls
+    go on under the new session: proxies of named objects keep working.
+
+    Attributes: ``session_id`` (the session that ended), ``new_session_id``,
+    ``released`` (the names of the locks and semaphores whose holds were
+    lost) and ``objects`` (the anonymous objects that are gone).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        session_id: str = "",
+        new_session_id: str = "",
+        released: tuple[str, ...] = (),
+        objects: tuple[str, ...] = (),
+        object: str = "",
+        kind: str = "SESSION_ERROR",
+        code: str = "",
+    ) -> None:
+        super().__init__(message, object=object, kind=kind, code=code)
+        self.session_id = session_id
+        self.new_session_id = new_session_id
+        self.released = released
+        self.objects = objects
 
 
 class BrokenBarrierError(StatehubError, threading.BrokenBarrierError):

@@ -23,6 +23,7 @@ import builtins
 import dataclasses
 import multiprocessing
 import multiprocessing.pool
+import os
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing import util
 from typing import Any, NoReturn, cast
@@ -118,8 +119,12 @@ class SyncManager:
 
     ``timeout`` is the deadline of each call in seconds. ``server`` names the
     statehub-server binary and ``server_args`` adds flags (e.g.
-    ``["--lease_ttl=5s"]``) for a private server. ``ctx`` is the
-    multiprocessing context of :meth:`Pool`.
+    ``["--lease_ttl=5s"]``) for a private server. ``data_dir`` (a path) makes
+    a private server durable: it keeps its state there (``--data_dir``,
+    created if missing), so a later private manager on the same directory
+    finds every object as it was left (docs/durability.md); it is a
+    ValueError with :meth:`connect`. ``ctx`` is the multiprocessing context
+    of :meth:`Pool`.
 
     ``transport`` is how calls travel: ``"lane"`` (statehub's own framed
     protocol on the server's usual address, the default; needs no grpcio)
@@ -149,6 +154,7 @@ class SyncManager:
         server_args: Sequence[str] = (),
         ctx: Any = None,
         shutdown_timeout: float = 1.0,
+        data_dir: str | os.PathLike[str] | None = None,
         token: str | None = None,
         tls: bool = False,
         tls_ca: object = None,
@@ -164,6 +170,9 @@ class SyncManager:
         self._timeout = float(timeout)
         self._server_binary = server
         self._server_args = list(server_args)
+        self._data_dir = (
+            None if data_dir is None else os.path.abspath(os.fspath(data_dir))
+        )
         self._ctx = ctx or multiprocessing.get_context()
         self._shutdown_timeout = shutdown_timeout
         self._state = _INITIAL
@@ -190,9 +199,10 @@ class SyncManager:
         listen = None
         if self._address is not None:
             listen = self._address
-        server = ServerProcess(
-            self._server_binary, listen=listen, args=self._server_args
-        )
+        args = list(self._server_args)
+        if self._data_dir is not None:
+            args.insert(0, f"--data_dir={self._data_dir}")
+        server = ServerProcess(self._server_binary, listen=listen, args=args)
         server.start()
         self._server = server
         self._address = normalize_address(server.address)
@@ -219,6 +229,12 @@ class SyncManager:
         if self._address is None:
             raise ValueError(
                 "connect() needs the server's address: SyncManager(address)"
+            )
+        if self._data_dir is not None:
+            raise ValueError(
+                "data_dir is for a private server (Manager() or start()); the "
+                f"server at {self._address} keeps its state where its own "
+                "--data_dir says"
             )
         allow = False if self._allow_pickle is None else self._allow_pickle
         use_credentials(self._address, self._credentials)
@@ -742,6 +758,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     server: str | None = None,
     server_args: Sequence[str] = (),
     ctx: Any = None,
+    data_dir: str | os.PathLike[str] | None = None,
     token: str | None = None,
     tls: bool = False,
     tls_ca: object = None,
@@ -756,7 +773,8 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     (``"unix:///tmp/statehub.sock"``, ``"host:port"``, a socket path or a
     ``(host, port)`` tuple) it connects to a running server. See
     :class:`SyncManager` for the options (``transport``: the lane, the
-    default, or ``"grpc"``; ``token`` and ``tls*``: auth and TLS).
+    default, or ``"grpc"``; ``token`` and ``tls*``: auth and TLS;
+    ``data_dir``: a private server that keeps its state in that directory).
     """
     manager = SyncManager(
         address,
@@ -765,6 +783,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
         server=server,
         server_args=server_args,
         ctx=ctx,
+        data_dir=data_dir,
         token=token,
         tls=tls,
         tls_ca=tls_ca,
