@@ -254,17 +254,10 @@ absl::Status ArrayObject::Apply(const v1::ChangeRecord& record) {
 }
 
 uint64_t ArrayObject::Dump(std::vector<v1::ChangeRecord>* out) const {
-  uint64_t revision = 0;
-  v1::ChangeRecord record = Created();
+  auto [revision, items] = Copy([this] { return items_; });
+  v1::ChangeRecord& record = out->emplace_back(Created());
   record.mutable_created()->set_typecode(typecode_);
-  Value::Items items;
-  {
-    MutexLock lock(&mu_);
-    revision = RevisionLocked();
-    items = items_;
-  }
   records::AddItems(items, record.mutable_created()->mutable_items());
-  out->push_back(std::move(record));
   return revision;
 }
 

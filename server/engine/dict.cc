@@ -326,45 +326,15 @@ absl::StatusOr<std::optional<Value>> DictObject::GetAndSet(const Caller& caller,
 
 absl::Status DictObject::Apply(const v1::ChangeRecord& record) {
   MutexLock lock(&mu_);
-  switch (record.change_case()) {
-    case v1::ChangeRecord::kEntriesSet: {
-      absl::StatusOr<Value::Entries> entries =
-          records::DecodeEntries(record.entries_set().entries());
-      if (!entries.ok()) return entries.status();
-      for (auto& [key, value] : *entries) {
-        map_.Set(std::move(key), std::move(value));
-      }
-      return absl::OkStatus();
-    }
-    case v1::ChangeRecord::kEntriesRemoved:
-      for (const v1::Value& wire : record.entries_removed().keys()) {
-        absl::StatusOr<Value> key = records::Decode(wire);
-        if (!key.ok()) return key.status();
-        if (!map_.Erase(*key)) return CannotApply(record);
-      }
-      return absl::OkStatus();
-    case v1::ChangeRecord::kCleared:
-      map_.TakeValues();
-      return absl::OkStatus();
-    default:
-      return CannotApply(record);
-  }
+  absl::StatusOr<bool> applied = records::ApplyToMap(record, &map_);
+  if (!applied.ok()) return applied.status();
+  return *applied ? absl::OkStatus() : CannotApply(record);
 }
 
 uint64_t DictObject::Dump(std::vector<v1::ChangeRecord>* out) const {
-  uint64_t revision = 0;
-  v1::ChangeRecord record = Created();
-  Value::Entries entries;
-  {
-    MutexLock lock(&mu_);
-    revision = RevisionLocked();
-    entries.reserve(map_.size());
-    map_.Visit(0, 0, [&](const Value& key, const Value& value) {
-      entries.emplace_back(key, value);
-    });
-  }
+  auto [revision, entries] = Copy([this] { return records::Entries(map_); });
+  v1::ChangeRecord& record = out->emplace_back(Created());
   records::AddEntries(entries, record.mutable_created()->mutable_entries());
-  out->push_back(std::move(record));
   return revision;
 }
 

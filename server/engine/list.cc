@@ -489,16 +489,9 @@ absl::Status ListObject::Apply(const v1::ChangeRecord& record) {
 }
 
 uint64_t ListObject::Dump(std::vector<v1::ChangeRecord>* out) const {
-  uint64_t revision = 0;
-  v1::ChangeRecord record = Created();
-  Value::Items items;
-  {
-    MutexLock lock(&mu_);
-    revision = RevisionLocked();
-    items = items_;
-  }
+  auto [revision, items] = Copy([this] { return items_; });
+  v1::ChangeRecord& record = out->emplace_back(Created());
   records::AddItems(items, record.mutable_created()->mutable_items());
-  out->push_back(std::move(record));
   return revision;
 }
 

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -158,6 +160,15 @@ class Object : public std::enable_shared_from_this<Object> {
   // mu_, right where the change takes effect, so records keep the order of
   // the changes.
   void Emit(v1::ChangeRecord record) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copy returns the object's revision and what `copy` returns, both read
+  // under one hold of mu_: a Dump's copy of the state, encoded after mu_ is
+  // dropped, so that a large object's calls wait only for the copy.
+  template <typename Fn>
+  std::pair<uint64_t, std::invoke_result_t<Fn>> Copy(Fn copy) const
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return {RevisionLocked(), copy()};
+  }
   // RevisionLocked is revision() where mu_ is held: it matches the state.
   uint64_t RevisionLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return revision_.load(std::memory_order_relaxed);

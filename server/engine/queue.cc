@@ -357,23 +357,17 @@ absl::Status QueueObject::Apply(const v1::ChangeRecord& record) {
 }
 
 uint64_t QueueObject::Dump(std::vector<v1::ChangeRecord>* out) const {
-  uint64_t revision = 0;
-  v1::ChangeRecord created = Created();
+  auto [revision, state] = Copy([this] {
+    return std::make_pair(Value::Items(items_.begin(), items_.end()),
+                          unfinished_);
+  });
+  const auto& [items, unfinished] = state;
+  v1::ChangeRecord& created = out->emplace_back(Created());
   created.mutable_created()->set_maxsize(maxsize_);
-  Value::Items items;
-  int64_t unfinished = 0;
-  {
-    MutexLock lock(&mu_);
-    revision = RevisionLocked();
-    items.assign(items_.begin(), items_.end());
-    unfinished = unfinished_;
-  }
   records::AddItems(items, created.mutable_created()->mutable_items());
-  out->push_back(std::move(created));
   if (unfinished > 0) {
-    v1::ChangeRecord tasks = TasksChangedRecord(unfinished);
+    v1::ChangeRecord& tasks = out->emplace_back(TasksChangedRecord(unfinished));
     tasks.set_object(name());
-    out->push_back(std::move(tasks));
   }
   return revision;
 }

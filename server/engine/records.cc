@@ -107,4 +107,40 @@ absl::StatusOr<Value::Items> DecodeItems(
   return items;
 }
 
+absl::StatusOr<bool> ApplyToMap(const v1::ChangeRecord& record,
+                                OrderedMap* map) {
+  switch (record.change_case()) {
+    case v1::ChangeRecord::kEntriesSet: {
+      absl::StatusOr<Value::Entries> entries =
+          DecodeEntries(record.entries_set().entries());
+      if (!entries.ok()) return entries.status();
+      for (auto& [key, value] : *entries) {
+        map->Set(std::move(key), std::move(value));
+      }
+      return true;
+    }
+    case v1::ChangeRecord::kEntriesRemoved:
+      for (const v1::Value& wire : record.entries_removed().keys()) {
+        absl::StatusOr<Value> key = Decode(wire);
+        if (!key.ok()) return key.status();
+        if (!map->Erase(*key)) return false;
+      }
+      return true;
+    case v1::ChangeRecord::kCleared:
+      map->TakeValues();
+      return true;
+    default:
+      return false;
+  }
+}
+
+Value::Entries Entries(const OrderedMap& map) {
+  Value::Entries entries;
+  entries.reserve(map.size());
+  map.Visit(0, 0, [&](const Value& key, const Value& value) {
+    entries.emplace_back(key, value);
+  });
+  return entries;
+}
+
 }  // namespace statehub::records

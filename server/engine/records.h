@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "server/engine/ordered_map.h"
 #include "statehub/v1/change.pb.h"
 #include "statehub/value.h"
 
@@ -47,6 +48,18 @@ absl::StatusOr<Value::Entries> DecodeEntries(
     const google::protobuf::RepeatedPtrField<v1::MapEntry>& wire);
 absl::StatusOr<Value::Items> DecodeItems(
     const google::protobuf::RepeatedPtrField<v1::Value>& wire);
+
+// ApplyToMap applies an EntriesSet, EntriesRemoved or Cleared record to the
+// contents of a dict or namespace. Returns false, changing nothing, for a
+// record of another kind, and false for a removed key the map does not
+// hold (the caller's CannotApply). Errors: DATA_LOSS (a value that does not
+// decode).
+absl::StatusOr<bool> ApplyToMap(const v1::ChangeRecord& record,
+                                OrderedMap* map);
+
+// Entries copies a map's entries in order (a Dump's copy, made under the
+// object's mutex and encoded after it).
+Value::Entries Entries(const OrderedMap& map);
 
 }  // namespace statehub::records
 

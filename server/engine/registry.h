@@ -189,9 +189,10 @@ class Registry {
   void RestoreHolds(SessionId holder, absl::string_view name, int64_t count);
   void ForgetSession(SessionId session);
   // Recount sets every anonymous object's holders from the holds and its
-  // referrers from the refs stored in every object, then frees those that
-  // are neither held nor referred to. Returns how many it freed.
-  int64_t Recount();
+  // referrers from `referrers` (name -> refs stored in other objects, as
+  // Engine::FinishRecovery counted them), then frees those that are neither
+  // held nor referred to. Returns how many it freed.
+  int64_t Recount(const absl::flat_hash_map<std::string, int64_t>& referrers);
   // DumpHolds appends a HoldsChanged record per (session, anonymous object)
   // hold.
   void DumpHolds(std::vector<v1::ChangeRecord>* out) const;

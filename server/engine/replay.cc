@@ -208,17 +208,8 @@ void Registry::ForgetSession(SessionId session) {
   tracked_.erase(session);
 }
 
-int64_t Registry::Recount() {
-  std::vector<std::shared_ptr<Object>> all = Snapshot();
-  absl::flat_hash_map<std::string, int64_t> referrers;
-  std::vector<v1::ChangeRecord> dump;
-  for (const std::shared_ptr<Object>& object : all) {
-    dump.clear();
-    object->Dump(&dump);
-    ForEachStoredRef(dump, [&](const std::string& name) {
-      if (absl::StartsWith(name, kAnonymousPrefix)) ++referrers[name];
-    });
-  }
+int64_t Registry::Recount(
+    const absl::flat_hash_map<std::string, int64_t>& referrers) {
   std::vector<std::shared_ptr<Object>> dead;
   {
     MutexLock lock(&mu_);
@@ -363,12 +354,18 @@ absl::Status Engine::FinishRecovery(absl::Time now) {
   // A session's end is recorded before the releases it causes: a log cut
   // between them leaves locks or units held by a session that is gone.
   // They are released now, as that session's end would have.
+  // One pass over every object also counts the refs to anonymous objects
+  // stored in them, for Recount.
   absl::flat_hash_set<SessionId> live;
   for (const auto& [id, label] : sessions_.Labels()) live.insert(id);
+  absl::flat_hash_map<std::string, int64_t> referrers;
   std::vector<v1::ChangeRecord> dump;
   for (const std::shared_ptr<Object>& object : registry_.Snapshot()) {
     dump.clear();
     object->Dump(&dump);
+    ForEachStoredRef(dump, [&](const std::string& name) {
+      if (absl::StartsWith(name, kAnonymousPrefix)) ++referrers[name];
+    });
     absl::flat_hash_set<SessionId> gone;
     for (const v1::ChangeRecord& record : dump) {
       if (record.has_lock_changed() && record.lock_changed().held()) {
@@ -383,7 +380,7 @@ absl::Status Engine::FinishRecovery(absl::Time now) {
       if (!live.contains(session)) object->OnSessionEnd(session);
     }
   }
-  registry_.Recount();
+  registry_.Recount(referrers);
   sessions_.RenewAll(now);
   // Objects in a snapshot may be dumped past the log's end (a power cut
   // lost the log's tail): the revision goes on after both, never reusing

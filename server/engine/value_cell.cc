@@ -111,17 +111,10 @@ absl::Status ValueCell::Apply(const v1::ChangeRecord& record) {
 }
 
 uint64_t ValueCell::Dump(std::vector<v1::ChangeRecord>* out) const {
-  uint64_t revision = 0;
-  v1::ChangeRecord record = Created();
+  auto [revision, value] = Copy([this] { return value_; });
+  v1::ChangeRecord& record = out->emplace_back(Created());
   record.mutable_created()->set_typecode(typecode_);
-  Value value;
-  {
-    MutexLock lock(&mu_);
-    revision = RevisionLocked();
-    value = value_;
-  }
   internal::EncodeValue(value, record.mutable_created()->mutable_value());
-  out->push_back(std::move(record));
   return revision;
 }
 

@@ -171,6 +171,9 @@ uint64_t Log::written_revision() const {
 }
 
 absl::Status Log::health() const {
+  // Asked before every change (the server refuses changes while the log
+  // fails): no mutex while it is healthy.
+  if (healthy_.load(std::memory_order_acquire)) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   return health_;
 }
@@ -446,9 +449,11 @@ Log::Ready Log::SettleLocked(absl::Status status, bool attempted) {
   } else if (!status.ok()) {
     if (health_.ok()) spdlog::error("{}", std::string(status.message()));
     health_ = status;
+    healthy_.store(false, std::memory_order_release);
   } else if (!health_.ok()) {
     spdlog::info("the log writes again ({} recovered)", segment_path_);
     health_ = absl::OkStatus();
+    healthy_.store(true, std::memory_order_release);
   }
   const uint64_t threshold = ThresholdLocked();
   while (!waiters_.empty() &&

@@ -47,6 +47,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -225,6 +226,8 @@ class Log {
   uint64_t written_ ABSL_GUARDED_BY(mu_);
   uint64_t durable_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
+  // healthy_ is health_.ok(), readable without mu_.
+  std::atomic<bool> healthy_{true};
   std::multimap<uint64_t, Done> waiters_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -12,6 +12,7 @@ import re
 import selectors
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -38,6 +39,42 @@ def server_binary() -> str:
             returncode=2,
         )
     return binary
+
+
+def run_soak(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs tests/soak/<script> against the test's server binary to its end
+    (the short runs of the long soaks the test command holds)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "soak" / script),
+            *args,
+            f"--server={server_binary()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def run_server_to_exit(
+    *flags: str, socket_dir: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs the server on a Unix socket in ``socket_dir`` until it exits, for
+    starts that must fail; its stderr says why."""
+    return subprocess.run(
+        [
+            server_binary(),
+            "--listen=unix://" + os.path.join(socket_dir, "refused.sock"),
+            "--metrics_listen=",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 @dataclasses.dataclass

@@ -7,28 +7,13 @@ about a minute) is a separate command."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO, server_binary
+from conftest import run_soak
 
 
 @pytest.mark.processes
 def test_a_short_crash_loop_loses_nothing_acknowledged() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tests" / "soak" / "crash_loop.py"),
-            "--cycles=8",
-            "--workers=3",
-            f"--server={server_binary()}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_soak("crash_loop.py", "--cycles=8", "--workers=3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "crash loop: OK" in result.stdout

@@ -22,7 +22,7 @@ import pytest
 import statehub
 from statehub._connection import close_all
 
-from conftest import RunningServer, server_binary, start_server, wait_until
+from conftest import RunningServer, run_server_to_exit, start_server, wait_until
 
 
 class Restartable:
@@ -158,17 +158,8 @@ def test_holder_dying_while_the_server_is_down_frees_its_lock() -> None:
 def test_a_second_server_on_the_same_data_dir_is_refused() -> None:
     running = Restartable()
     try:
-        second = subprocess.run(
-            [
-                server_binary(),
-                f"--data_dir={running.data_dir}",
-                "--listen=unix://" + os.path.join(running.data_dir, "other.sock"),
-                "--metrics_listen=",
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
+        second = run_server_to_exit(
+            f"--data_dir={running.data_dir}", socket_dir=running.data_dir
         )
         assert second.returncode != 0
         assert "in use by" in second.stderr
@@ -214,18 +205,7 @@ def test_a_corrupt_record_in_the_middle_stops_the_start() -> None:
         byte = f.read(1)
         f.seek(size // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
-    started = subprocess.run(
-        [
-            server_binary(),
-            *running.flags,
-            "--listen=unix://" + os.path.join(running.data_dir, "again.sock"),
-            "--metrics_listen=",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    started = run_server_to_exit(*running.flags, socket_dir=running.data_dir)
     assert started.returncode != 0
     assert segment in started.stderr
     assert "offset" in started.stderr

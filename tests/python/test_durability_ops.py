@@ -21,7 +21,7 @@ import pytest
 import statehub
 from statehub._connection import close_all
 
-from conftest import REPO, RunningServer, server_binary, start_server, wait_until
+from conftest import REPO, RunningServer, run_server_to_exit, start_server, wait_until
 
 FILE_HEADER = 28  # docs/storage-format.md
 FRAME_HEADER = 20
@@ -261,17 +261,8 @@ def test_inspect_reads_a_running_servers_data_dir_without_its_lock(
     assert result.returncode == 0, result.stderr
     assert "objects: " in result.stdout
     # The server still holds its lock, and still serves.
-    second = subprocess.run(
-        [
-            server_binary(),
-            f"--data_dir={durable.data_dir}",
-            "--listen=unix://" + os.path.join(durable.data_dir, "other.sock"),
-            "--metrics_listen=",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
+    second = run_server_to_exit(
+        f"--data_dir={durable.data_dir}", socket_dir=durable.data_dir
     )
     assert second.returncode != 0 and "in use by" in second.stderr
     statehub.Manager(durable.server.unix).named.dict("jobs")["z"] = 26

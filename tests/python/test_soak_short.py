@@ -6,30 +6,15 @@ state. The long run (200 processes, minutes) is a separate command."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO, server_binary
+from conftest import run_soak
 
 
 @pytest.mark.processes
 def test_a_short_soak_leaves_nothing_behind() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tests" / "soak" / "soak.py"),
-            "--procs=20",
-            "--seconds=15",
-            "--warmup=8",
-            "--kill-every=0.5",
-            f"--server={server_binary()}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_soak(
+        "soak.py", "--procs=20", "--seconds=15", "--warmup=8", "--kill-every=0.5"
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "soak: OK" in result.stdout

@@ -100,6 +100,19 @@ def worker(address: str, index: int, seed: int) -> int:
                 say(f"unexpected {what}: {type(e).__name__}: {e}")
                 time.sleep(0.05)
 
+    def attempt(what: str, seq: int, call: Any, item: Any) -> None:
+        """Makes one change: `<what> <seq>` once acknowledged, `<what>lost
+        <seq>` if the server died under it (it may have been applied)."""
+        try:
+            call(item)
+            say(f"{what} {seq}")
+            return
+        except ConnectionError:
+            pass
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            say(f"unexpected {what}: {type(e).__name__}: {e}")
+        say(f"{what}lost {seq}")
+
     m = statehub.Manager(address, timeout=30)
     counters = m.named.dict(COUNTERS)
     appended = m.named.list(APPENDED)
@@ -138,26 +151,10 @@ def worker(address: str, index: int, seed: int) -> int:
             say(f"resync {until_answered('get', lambda: counters.get(key, 0))}")
         elif op < 0.8:
             append_seq += 1
-            try:
-                appended.append((index, append_seq))
-                say(f"append {append_seq}")
-                continue
-            except ConnectionError:
-                pass
-            except Exception as e:  # noqa: BLE001
-                say(f"unexpected append: {type(e).__name__}: {e}")
-            say(f"appendlost {append_seq}")
+            attempt("append", append_seq, appended.append, (index, append_seq))
         else:
             put_seq += 1
-            try:
-                q.put((index, put_seq))
-                say(f"put {put_seq}")
-                continue
-            except ConnectionError:
-                pass
-            except Exception as e:  # noqa: BLE001
-                say(f"unexpected put: {type(e).__name__}: {e}")
-            say(f"putlost {put_seq}")
+            attempt("put", put_seq, q.put, (index, put_seq))
 
     try:
         lock.release()
