@@ -141,6 +141,7 @@ def _extras() -> dict[str, list[str]]:
         "test": [
             grpcio,
             "pytest>=7",
+            "pytest-timeout>=2.1",
             "grpcio-tools>=1.51",
             "mypy>=1.5",
             "ruff>=0.4",

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import statehub
 from statehub._connection import close_all
+from statehub._reconnect import RECONNECT_WAIT
 
 import workers
-from conftest import RunningServer
+from conftest import RunningServer, start_server
 
 # A child that has not exited by then is hung: the test fails instead of
 # blocking the run.
@@ -94,6 +95,40 @@ def test_children_start_while_threads_wait_in_calls(
                     pytest.fail(f"{method} child {i} hung ({transport} transport)")
                 assert child.exitcode == 0, f"{method} child {i}"
         assert sorted(done.keys()) == list(range(FORKS[method]))
+    finally:
+        m.shutdown()
+        close_all()
+
+
+@pytest.mark.parametrize("transport", ["lane", "grpc"])
+def test_children_are_not_held_up_by_proxies_of_a_server_that_is_gone(
+    server: RunningServer, transport: str
+) -> None:
+    """A forked child adopts every proxy alive in its parent (as Manager's
+    incref after fork). One whose server was killed must not make the
+    child wait for that server to come back: the child starts, uses a proxy
+    of the live server and exits, well within the reconnect window."""
+    if transport == "grpc":
+        pytest.importorskip("grpc")
+    close_all()
+    gone = start_server()
+    stranded = statehub.Manager(gone.unix, transport=transport).dict()
+    gone.kill()
+    m = statehub.Manager(server.unix)
+    try:
+        done = m.dict()
+        ctx = multiprocessing.get_context("fork")
+        for i in range(3):
+            child = ctx.Process(target=workers.record_pid, args=(done, i))
+            child.start()
+            child.join(RECONNECT_WAIT / 3)
+            if child.is_alive():
+                child.kill()
+                child.join()
+                pytest.fail(f"child {i} waited for the server that is gone")
+            assert child.exitcode == 0
+        assert sorted(done.keys()) == [0, 1, 2]
+        del stranded  # alive in this process until now, so in every child
     finally:
         m.shutdown()
         close_all()

@@ -131,16 +131,17 @@ def await_reconnect(
     primary may look alive an instant longer). A server that was never
     reached, or is gone for longer, fails at once."""
     conn._check_primary()
+    if conn._primary is not None:
+        # The primary looks alive but a new link failed: the server may be
+        # dying, its primary not closed yet.
+        time.sleep(_FIRST_BACKOFF)
+        conn._check_primary()
+        if conn._primary is not None:
+            return  # alive after all: the call tries once more
     lost_at = conn.lost_at
-    if conn._primary is None and lost_at is not None:
-        if time.monotonic() - lost_at < RECONNECT_WAIT:
-            await_session(conn, deadline)
-            return
+    if lost_at is None or time.monotonic() - lost_at >= RECONNECT_WAIT:
         raise failed
-    time.sleep(_FIRST_BACKOFF)
-    conn._check_primary()
-    if conn._primary is None:
-        await_session(conn, deadline)
+    await_session(conn, deadline)
 
 
 def after_break(
