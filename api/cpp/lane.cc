@@ -97,9 +97,11 @@ bool FrameReader::Next(Frame* frame, std::optional<FrameError>* error) {
       h.kind > static_cast<uint8_t>(Kind::kEvent)) {
     error_ = FrameError{absl::InvalidArgumentError(
         absl::StrFormat("unknown lane frame kind %d", h.kind))};
-  } else if (h.flags != 0) {
+  } else if (h.flags != 0 && (h.kind != static_cast<uint8_t>(Kind::kRequest) ||
+                              h.flags != kNumbered)) {
     error_ = FrameError{absl::InvalidArgumentError(absl::StrFormat(
-        "lane %s frame with flags %#x: flags are reserved and must be 0",
+        "lane %s frame with flags %#x: only a REQUEST may have a flag, "
+        "NUMBERED (1)",
         KindName(h.kind), h.flags))};
   } else if (h.length > max_length_) {
     error_ = FrameError{

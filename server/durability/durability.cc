@@ -1,6 +1,8 @@
 #include "server/durability/durability.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -153,6 +155,21 @@ void Durability::Write(const v1::ChangeRecord& record) {
   record.AppendToString(&buffer_);
   log_->Append(record.revision(), buffer_);
   unsnapshotted_bytes_.fetch_add(buffer_.size(), std::memory_order_relaxed);
+}
+
+void Durability::WriteGroup(absl::Span<const v1::ChangeRecord> records) {
+  if (closed_.load(std::memory_order_relaxed)) return;
+  std::vector<std::string> payloads(records.size());
+  std::vector<storage::Log::Entry> entries;
+  entries.reserve(records.size());
+  size_t bytes = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].AppendToString(&payloads[i]);
+    entries.push_back({records[i].revision(), payloads[i]});
+    bytes += payloads[i].size();
+  }
+  log_->AppendGroup(entries);
+  unsnapshotted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 void Durability::RunSnapshots() {

@@ -127,6 +127,7 @@ class Durability final : public ChangeSink {
 
   // ChangeSink.
   void Write(const v1::ChangeRecord& record) override;
+  void WriteGroup(absl::Span<const v1::ChangeRecord> records) override;
   void WhenDurable(uint64_t revision, Done done) override;
 
  private:

@@ -1,8 +1,12 @@
 #include "server/engine/changes.h"
 
+#include <utility>
+#include <vector>
+
 namespace statehub {
 namespace {
 thread_local SessionId current_author = 0;
+thread_local NumberedCall* current_call = nullptr;
 }  // namespace
 
 void ChangeStream::set_sink(ChangeSink* sink) {
@@ -17,11 +21,37 @@ uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
   const uint64_t revision = revision_.load(std::memory_order_relaxed) + 1;
   record.set_revision(revision);
   if (record.session() == 0) record.set_session(current_author);
-  sink->Write(record);
-  // Published after the sink has the record, so a reader of revision()
-  // never waits for a record the sink has not seen.
+  NumberedCall* call = current_call;
+  if (call != nullptr && !call->closed_) {
+    record.set_call(call->number_);
+    if (call->first_ == 0) {
+      call->first_ = revision;
+      open_.insert(revision);
+    }
+  }
+  if (open_.empty()) {
+    sink->Write(record);
+  } else {
+    held_.push_back(record);
+  }
+  // Published after the sink has the record (or holds it back), so a
+  // reader of revision() that waits for it never waits for a record the
+  // sink will not see.
   revision_.store(revision, std::memory_order_release);
   return revision;
+}
+
+void ChangeStream::Close(uint64_t first) {
+  MutexLock lock(&mu_);
+  open_.erase(first);
+  const uint64_t limit = open_.empty() ? UINT64_MAX : *open_.begin();
+  std::vector<v1::ChangeRecord> ready;
+  while (!held_.empty() && held_.front().revision() < limit) {
+    ready.push_back(std::move(held_.front()));
+    held_.pop_front();
+  }
+  ChangeSink* sink = sink_.load(std::memory_order_relaxed);
+  if (sink != nullptr && !ready.empty()) sink->WriteGroup(ready);
 }
 
 void ChangeStream::AfterCommit(ChangeSink::Done done, bool read_only) const {
@@ -46,6 +76,35 @@ void ChangeStream::RunLocked(absl::FunctionRef<void(uint64_t)> fn) {
 void ChangeStream::set_revision(uint64_t revision) {
   MutexLock lock(&mu_);
   revision_.store(revision, std::memory_order_release);
+}
+
+NumberedCall::NumberedCall(ChangeStream& stream, SessionId session,
+                           uint64_t number)
+    : stream_(stream),
+      session_(session),
+      number_(number),
+      previous_(current_call) {
+  current_call = this;
+}
+
+NumberedCall::~NumberedCall() {
+  if (!closed_) {
+    closed_ = true;
+    if (first_ != 0) stream_.Close(first_);
+  }
+  current_call = previous_;
+}
+
+NumberedCall* NumberedCall::Current() { return current_call; }
+
+void NumberedCall::Answer(v1::ChangeRecord& answer) {
+  if (closed_) return;
+  if (first_ != 0) {
+    answer.set_session(session_);
+    stream_.Publish(answer);
+  }
+  closed_ = true;
+  if (first_ != 0) stream_.Close(first_);
 }
 
 ChangeAuthor::ChangeAuthor(SessionId session) : previous_(current_author) {

@@ -27,11 +27,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "server/engine/caller.h"
 #include "server/engine/mutex.h"
 #include "statehub/v1/change.pb.h"
@@ -47,6 +51,12 @@ class ChangeSink {
 
   virtual ~ChangeSink() = default;
   virtual void Write(const v1::ChangeRecord& record) = 0;
+  // WriteGroup takes consecutive records that must be kept all or none (a
+  // numbered call's changes and its answer): the log writes them in one
+  // go. The default writes them one by one.
+  virtual void WriteGroup(absl::Span<const v1::ChangeRecord> records) {
+    for (const v1::ChangeRecord& record : records) Write(record);
+  }
   // WhenDurable runs `done` once every record up to `revision` is as
   // durable as the sink promises (the log: on disk under --fsync=always,
   // written to the OS otherwise), with an error if it cannot be made so.
@@ -105,9 +115,62 @@ class ChangeStream {
   void set_revision(uint64_t revision) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  friend class NumberedCall;
+
+  // Close ends the numbered call whose first record took `first`: the
+  // records held back behind it go to the sink, up to the next open one.
+  void Close(uint64_t first) ABSL_LOCKS_EXCLUDED(mu_);
+
   Mutex mu_;
   std::atomic<ChangeSink*> sink_{nullptr};
   std::atomic<uint64_t> revision_{0};
+  // The first revision of every numbered call that has published and not
+  // closed, and the records published since the oldest of them, held
+  // back from the sink (revision order).
+  absl::btree_set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::ChangeRecord> held_ ABSL_GUARDED_BY(mu_);
+};
+
+// NumberedCall is a call the client numbered so that a retry is applied
+// exactly once (docs/durability.md, "Exactly once"), running on this
+// thread while it lives. Records published meanwhile carry its number, and
+// the stream holds them, and every later record, back from the sink until
+// the call closes: Answer publishes the call's CallAnswered record after
+// them, so the log never holds a call's changes without its answer (a
+// retry would apply them twice) nor an answer without its changes. Calls
+// that overlap hold each other back for as long as they run (microseconds:
+// a numbered call never parks while open).
+//
+// Thread safety: one thread; Answer may be called from that thread only.
+class NumberedCall {
+ public:
+  NumberedCall(ChangeStream& stream, SessionId session, uint64_t number);
+  NumberedCall(const NumberedCall&) = delete;
+  NumberedCall& operator=(const NumberedCall&) = delete;
+  // Closes the call if Answer did not.
+  ~NumberedCall();
+
+  // Current is the numbered call open on this thread, or null.
+  static NumberedCall* Current();
+
+  SessionId session() const { return session_; }
+  uint64_t number() const { return number_; }
+  // changed: a record of this call was published.
+  bool changed() const { return first_ != 0; }
+
+  // Answer publishes `answer` (a CallAnswered record, filled in) if the
+  // call changed something, then closes it. Once.
+  void Answer(v1::ChangeRecord& answer);
+
+ private:
+  friend class ChangeStream;
+
+  ChangeStream& stream_;
+  const SessionId session_;
+  const uint64_t number_;
+  NumberedCall* const previous_;
+  uint64_t first_ = 0;
+  bool closed_ = false;
 };
 
 // ChangeAuthor names, for the records published on this thread while it

@@ -30,6 +30,7 @@ Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
               record.mutable_session_ended()->set_id(id);
               changes().Publish(record);
             }
+            replies_.Forget(id);
             registry_.EndSession(id);
           },
           limits) {}

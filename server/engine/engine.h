@@ -28,6 +28,7 @@
 #include "server/engine/changes.h"
 #include "server/engine/limits.h"
 #include "server/engine/registry.h"
+#include "server/engine/replies.h"
 #include "server/engine/sessions.h"
 
 namespace statehub {
@@ -43,6 +44,9 @@ class Engine {
   const Registry& registry() const { return registry_; }
   SessionTable& sessions() { return sessions_; }
   const SessionTable& sessions() const { return sessions_; }
+  // replies remembers numbered calls' answers for their retries.
+  Replies& replies() { return replies_; }
+  const Replies& replies() const { return replies_; }
   const Limits& limits() const { return registry_.limits(); }
   // changes is the stream of change records (changes.h): attach a sink to
   // record every mutation.
@@ -67,7 +71,8 @@ class Engine {
   // lease from `now` and continues the revision after the last record.
   absl::Status FinishRecovery(absl::Time now);
   // DumpTo passes `fn` records that recreate the whole state (a snapshot),
-  // without stopping the engine: the sessions, then each object (conditions
+  // without stopping the engine: the sessions and the answers they keep
+  // for retries, then each object (conditions
   // after their locks) as its created record and state records, then the
   // holds on anonymous objects. Each object is read under its own mutex in
   // turn, and its records carry its revision as of what was read; the
@@ -95,6 +100,7 @@ class Engine {
 
  private:
   Registry registry_;
+  Replies replies_;
   SessionTable sessions_;
   // ApplyRecord applies one record, whatever its revision.
   absl::Status ApplyRecord(const v1::ChangeRecord& record);

@@ -283,6 +283,7 @@ bool Engine::CoveredBySnapshot(const v1::ChangeRecord& record) const {
     case v1::ChangeRecord::kSessionOpened:
     case v1::ChangeRecord::kSessionEnded:
     case v1::ChangeRecord::kHoldsChanged:
+    case v1::ChangeRecord::kCallAnswered:
       return false;
     default:
       break;
@@ -322,6 +323,10 @@ absl::Status Engine::ApplyRecord(const v1::ChangeRecord& record) {
     case v1::ChangeRecord::kSessionEnded:
       sessions_.Forget(record.session_ended().id());
       registry_.ForgetSession(record.session_ended().id());
+      replies_.Forget(record.session_ended().id());
+      break;
+    case v1::ChangeRecord::kCallAnswered:
+      replies_.Remember(record.session(), record.call_answered());
       break;
     case v1::ChangeRecord::kCreated:
       status = registry_.Restore(record);
@@ -381,6 +386,7 @@ absl::Status Engine::FinishRecovery(absl::Time now) {
     }
   }
   registry_.Recount(referrers);
+  replies_.KeepOnly(live);
   sessions_.RenewAll(now);
   // Objects in a snapshot may be dumped past the log's end (a power cut
   // lost the log's tail): the revision goes on after both, never reusing
@@ -407,6 +413,12 @@ uint64_t Engine::DumpTo(
     record.set_revision(start);
     record.mutable_session_opened()->set_id(id);
     record.mutable_session_opened()->set_label(label);
+    fn(record);
+  }
+  std::vector<v1::ChangeRecord> answers;
+  replies_.Dump(&answers);
+  for (v1::ChangeRecord& record : answers) {
+    record.set_revision(start);
     fn(record);
   }
   std::vector<std::shared_ptr<Object>> objects = registry_.Snapshot();

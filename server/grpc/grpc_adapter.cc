@@ -1,11 +1,15 @@
 #include "server/grpc/grpc_adapter.h"
 
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/impl/codegen/server_callback_handlers.h"
 #include "grpcpp/impl/rpc_service_method.h"
@@ -72,7 +76,7 @@ class ParkingCall final : public grpc::ServerUnaryReactor,
  public:
   ParkingCall(grpc::CallbackServerContext* ctx, grpc::ByteBuffer* out,
               const Method& m, Caller caller, handlers::Timers* timers,
-              handlers::RpcObserver* observer, const ChangeStream* changes)
+              handlers::RpcObserver* observer, ChangeStream* changes)
       : Call(handlers::Transport::kGrpc, caller, timers, observer, m.index,
              changes, m.read_only),
         ctx_(ctx),
@@ -139,6 +143,28 @@ absl::StatusOr<Caller> CallerOf(Engine& engine,
   return engine.ResolveCaller(session, absl::Now());
 }
 
+// NumberOf reads a numbered call's "statehub-call" metadata, "<number>
+// <seen>": {0, 0} when there is none. Errors: INVALID_ARGUMENT for a value
+// that is not two numbers, the first above 0.
+absl::StatusOr<std::pair<uint64_t, uint64_t>> NumberOf(
+    const grpc::ServerContextBase* ctx) {
+  const auto& metadata = ctx->client_metadata();
+  auto it = metadata.find(internal::kCallKey);
+  if (it == metadata.end()) return std::pair<uint64_t, uint64_t>{0, 0};
+  const absl::string_view value(it->second.data(), it->second.size());
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(value, absl::MaxSplits(' ', 1));
+  uint64_t number = 0;
+  uint64_t seen = 0;
+  if (!absl::SimpleAtoi(parts.first, &number) ||
+      !absl::SimpleAtoi(parts.second, &seen) || number == 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s metadata \"%s\" is not \"<number> <seen>\" with a number above 0",
+        internal::kCallKey, absl::CHexEscape(value)));
+  }
+  return std::pair<uint64_t, uint64_t>{number, seen};
+}
+
 // One proto service's methods, registered as callback methods over raw
 // byte buffers: the table's handler does the typed work.
 class GrpcAdapter::TableService final : public grpc::Service {
@@ -177,12 +203,15 @@ class GrpcAdapter::TableService final : public grpc::Service {
       auto* call =
           new ParkingCall(ctx, response, m, caller.ok() ? *caller : Caller{},
                           &timers_, observer_, &engine_.changes());
+      absl::StatusOr<std::pair<uint64_t, uint64_t>> number = NumberOf(ctx);
       absl::Status admitted = caller.status();
+      if (admitted.ok()) admitted = number.status();
       if (admitted.ok()) admitted = Parse(request, m, call->request());
       if (!admitted.ok()) {
         call->handlers::Call::Finish(admitted);
       } else {
-        m.run(call, *call->request(), call->response());
+        handlers::Serve(engine_, m, call, number->first, number->second,
+                        *call->request(), call->response());
       }
       return call;
     }
@@ -194,12 +223,18 @@ class GrpcAdapter::TableService final : public grpc::Service {
       call.Finish(caller.status());
       return reactor;
     }
+    absl::StatusOr<std::pair<uint64_t, uint64_t>> number = NumberOf(ctx);
+    if (!number.ok()) {
+      call.Finish(number.status());
+      return reactor;
+    }
     std::unique_ptr<Message> req(m.request->New());
     if (absl::Status s = Parse(request, m, req.get()); !s.ok()) {
       call.Finish(s);
       return reactor;
     }
-    m.run(&call, *req, call.response());
+    handlers::Serve(engine_, m, &call, number->first, number->second, *req,
+                    call.response());
     return reactor;
   }
 

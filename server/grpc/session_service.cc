@@ -58,6 +58,9 @@ class SessionReactor final
         welcome.mutable_welcome()->set_resumed(opened->resumed);
         welcome.mutable_welcome()->set_lease_ttl_ms(
             absl::ToInt64Milliseconds(engine_.sessions().ttl()));
+        // A gRPC session lives by its lease, so it outlives a lost
+        // connection: a retry may meet a call that ran.
+        welcome.mutable_welcome()->set_number_calls(true);
         Write(std::move(welcome));
         break;
       }

@@ -1,10 +1,41 @@
 #include "server/handlers/call.h"
 
+#include <utility>
+
 #include "absl/strings/str_format.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "server/engine/object.h"
 
 namespace statehub::handlers {
+
+void Call::Remember(const absl::Status& status) {
+  const uint64_t number = std::exchange(number_, 0);
+  NumberedCall* scope = NumberedCall::Current();
+  const bool here = scope != nullptr && scope->number() == number &&
+                    scope->session() == caller_.session;
+  v1::ChangeRecord record;
+  v1::CallAnswered* answer = record.mutable_call_answered();
+  answer->set_call(number);
+  const bool keep = status.ok() || (here && scope->changed());
+  if (keep) {
+    if (status.ok()) {
+      numbered_response_->SerializeToString(answer->mutable_response());
+    } else {
+      answer->set_code(static_cast<int32_t>(status.code()));
+      answer->set_message(std::string(status.message()));
+      answer->set_detail(SerializeErrorDetail(status));
+    }
+    replies_->Remember(caller_.session, *answer);
+  }
+  if (here) {
+    scope->Answer(record);
+  } else if (keep && changes_ != nullptr && changes_->recording()) {
+    // A parked call answered on another thread: what it changed was logged
+    // by the call that granted it; its answer follows.
+    record.set_session(caller_.session);
+    changes_->Publish(record);
+  }
+}
 
 absl::Status Decoder::CheckSize(int64_t bytes) const {
   if (bytes <= limits_.max_value_bytes) return absl::OkStatus();

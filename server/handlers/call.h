@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "server/engine/engine.h"
 #include "server/engine/slice.h"
 #include "statehub/internal/wire.h"
@@ -96,8 +97,8 @@ class Call {
   // `changes`, if not null, holds the reply until what the call changed
   // (and anything it saw) is durable: see Finish.
   Call(Transport transport, Caller caller, Timers* timers,
-       RpcObserver* observer, int method_index,
-       const ChangeStream* changes = nullptr, bool read_only = false)
+       RpcObserver* observer, int method_index, ChangeStream* changes = nullptr,
+       bool read_only = false)
       : transport_(transport),
         caller_(caller),
         timers_(timers),
@@ -113,11 +114,23 @@ class Call {
   const Caller& caller() const { return caller_; }
   Timers& timers() const { return *timers_; }
 
+  // Number makes this a numbered call (NumberedCall, changes.h) whose
+  // handler fills `response`: Finish remembers its answer in `replies` for
+  // a retry, and logs it if the call changed something.
+  void Number(uint64_t number, Replies* replies,
+              const google::protobuf::Message* response) {
+    number_ = number;
+    replies_ = replies;
+    numbered_response_ = response;
+  }
+
   // Finish sends the reply once every change published so far is as
   // durable as --fsync promises (ChangeStream::AfterCommit: with a data
   // dir, a reply never acknowledges nor shows a change that a crash could
   // lose); if the log cannot take them, the reply is that error instead.
+  // A numbered call's answer is remembered first.
   void Finish(const absl::Status& status) {
+    if (number_ != 0) Remember(status);
     if (changes_ == nullptr) {
       Done(status);
       return;
@@ -154,15 +167,24 @@ class Call {
   virtual void Send(const absl::Status& status) = 0;
 
  private:
+  // Remember keeps a numbered call's answer (Number): an OK one always,
+  // an error only if the call changed something first. Run on the call's
+  // own thread it closes the call's NumberedCall, logging the answer after
+  // the call's changes; a parked call answered later logs it on its own.
+  void Remember(const absl::Status& status);
+
   const Transport transport_;
   const Caller caller_;
   Timers* const timers_;
   RpcObserver* const observer_;
   const int method_index_;
-  const ChangeStream* const changes_;
+  ChangeStream* const changes_;
   const bool read_only_;
   const std::chrono::steady_clock::time_point start_;
   std::function<void()> canceller_;
+  uint64_t number_ = 0;
+  Replies* replies_ = nullptr;
+  const google::protobuf::Message* numbered_response_ = nullptr;
 };
 
 // Decoder turns request values into engine values, enforcing

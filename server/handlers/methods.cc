@@ -1,9 +1,11 @@
 #include "server/handlers/methods.h"
 
 #include <cstdlib>
+#include <optional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "server/handlers/cell_handlers.h"
 #include "server/handlers/dict_handlers.h"
@@ -14,10 +16,35 @@
 #include "server/handlers/queue_handlers.h"
 #include "server/handlers/sync_handlers.h"
 #include "spdlog/spdlog.h"
+#include "statehub/status.h"
 #include "statehub/v1/lane.pb.h"
 #include "statehub/v1/session.pb.h"
 
 namespace statehub::handlers {
+
+void Serve(Engine& engine, const Method& m, Call* call, uint64_t number,
+           uint64_t seen, const google::protobuf::Message& request,
+           google::protobuf::Message* response) {
+  if (number == 0) return m.run(call, request, response);
+  const SessionId session = call->caller().session;
+  if (std::optional<v1::CallAnswered> first =
+          engine.replies().Begin(session, number, seen)) {
+    if (first->code() != 0) {
+      return call->Finish(
+          StatusFromWire(static_cast<absl::StatusCode>(first->code()),
+                         first->message(), first->detail()));
+    }
+    if (!response->ParseFromString(first->response())) {
+      return call->Finish(absl::InternalError(absl::StrFormat(
+          "%s: the remembered answer of call %d is not a %s", m.full_name,
+          number, m.response->GetDescriptor()->full_name())));
+    }
+    return call->Finish(absl::OkStatus());
+  }
+  NumberedCall numbered(engine.changes(), session, number);
+  call->Number(number, &engine.replies(), response);
+  m.run(call, request, response);
+}
 namespace {
 
 // The proto files whose services the table must cover, one message of each

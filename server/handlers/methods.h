@@ -58,6 +58,15 @@ struct Method {
       run;
 };
 
+// Serve runs `m` for `call`, with `response` the message its handler
+// fills. A numbered call (`number` > 0, docs/durability.md "Exactly once";
+// its client has seen every answer numbered below `seen`) that was answered
+// before gets that answer again without running: it is a retry. Otherwise
+// it runs inside a NumberedCall and its answer is remembered.
+void Serve(Engine& engine, const Method& m, Call* call, uint64_t number,
+           uint64_t seen, const google::protobuf::Message& request,
+           google::protobuf::Message* response);
+
 class MethodTable {
  public:
   // Builds the table over `engine`. Aborts, naming the rpc, if an rpc of

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/base/internal/endian.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "server/engine/object.h"
@@ -288,6 +289,11 @@ void LaneSession::OnHello(const Frame& frame) {
   welcome.set_session_id(SessionTable::FormatId(session_));
   welcome.set_resumed(resumed);
   welcome.set_lease_ttl_ms(absl::ToInt64Milliseconds(engine_.sessions().ttl()));
+  // A session can outlive this connection with a data dir (a restart), or
+  // over TCP (a connection lost while the server runs): then a retry may
+  // meet a call that ran, and numbered calls make it run once.
+  welcome.set_number_calls(engine_.changes().recording() ||
+                           !options_.unix_socket);
   std::string out;
   AppendFrame(&out, Kind::kWelcome, 0, 0, &welcome);
   Out(std::move(out));
@@ -314,6 +320,25 @@ void LaneSession::OnRequest(const Frame& frame) {
                              "(api/LANE.md lists them)",
                              frame.header.method)));
   }
+  absl::string_view body = frame.body;
+  uint64_t number = 0;
+  uint64_t seen = 0;
+  if (frame.header.flags & kNumbered) {
+    if (body.size() < kNumberSize) {
+      return SendError(id, Protocol(absl::StrFormat(
+                               "a NUMBERED REQUEST of %d bytes: its body "
+                               "starts with 16 bytes, the call's number and "
+                               "the client's seen",
+                               body.size())));
+    }
+    number = absl::little_endian::Load64(body.data());
+    seen = absl::little_endian::Load64(body.data() + 8);
+    body.remove_prefix(kNumberSize);
+    if (number == 0) {
+      return SendError(id, Protocol("a NUMBERED REQUEST numbered 0: numbers "
+                                    "start at 1"));
+    }
+  }
   const absl::Status admitted = Admit();
   ChangeAuthor author(session_);
   // With a data dir a reply may wait for the log (Call::Finish), so the
@@ -331,9 +356,10 @@ void LaneSession::OnRequest(const Frame& frame) {
       }
     }
     absl::Status s = admitted;
-    if (s.ok()) s = Parse(*m, frame.body, call->request());
+    if (s.ok()) s = Parse(*m, body, call->request());
     if (!s.ok()) return call->Finish(s);
-    return m->run(call.get(), *call->request(), call->response());
+    return handlers::Serve(engine_, *m, call.get(), number, seen,
+                           *call->request(), call->response());
   }
   std::unique_ptr<Message>& request = requests_[m->index];
   std::unique_ptr<Message>& response = responses_[m->index];
@@ -346,9 +372,9 @@ void LaneSession::OnRequest(const Frame& frame) {
   }
   ImmediateCall call(*this, id, *m, response.get());
   absl::Status s = admitted;
-  if (s.ok()) s = Parse(*m, frame.body, request.get());
+  if (s.ok()) s = Parse(*m, body, request.get());
   if (!s.ok()) return call.Finish(s);
-  m->run(&call, *request, response.get());
+  handlers::Serve(engine_, *m, &call, number, seen, *request, response.get());
 }
 
 void LaneSession::OnCancel(uint32_t request_id) {

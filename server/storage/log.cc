@@ -126,6 +126,17 @@ void Log::Append(uint64_t revision, absl::string_view payload) {
   if (options_.fsync == FsyncPolicy::kAlways) wake_.Signal();
 }
 
+void Log::AppendGroup(absl::Span<const Entry> records) {
+  if (records.empty()) return;
+  absl::MutexLock lock(&mu_);
+  if (pending_.empty()) pending_first_ = records.front().revision;
+  for (const Entry& record : records) {
+    AppendFrame(&pending_, record.revision, record.payload);
+  }
+  pending_last_ = records.back().revision;
+  if (options_.fsync == FsyncPolicy::kAlways) wake_.Signal();
+}
+
 uint64_t Log::ThresholdLocked() const {
   return options_.fsync == FsyncPolicy::kAlways ? durable_ : written_;
 }

@@ -63,6 +63,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/storage/data_dir.h"
 
 namespace statehub::storage {
@@ -141,6 +142,14 @@ class Log {
   // orders its calls), at least next_revision; payload under 1 GiB; not
   // closed.
   void Append(uint64_t revision, absl::string_view payload);
+  // AppendGroup buffers several records, each as Append would, at once:
+  // the writer takes all of them or none, so a crash never leaves part of
+  // the group in the log (only a torn write can).
+  struct Entry {
+    uint64_t revision;
+    absl::string_view payload;
+  };
+  void AppendGroup(absl::Span<const Entry> records);
 
   // WhenDurable runs `done` exactly once: with OK once every record up to
   // `revision` is as durable as the policy promises (inline if it is

@@ -17,13 +17,14 @@
 // Invariants, besides "no sanitizer report, no abort":
 //   - the frames returned are the model's, in order, however the stream is
 //     cut: each one's body is the `length` bytes after its header, never
-//     more than max_length; its kind is known and its flags are 0;
+//     more than max_length; its kind is known and its flags are 0, or
+//     NUMBERED (1) on a REQUEST;
 //     re-encoding its header (EncodeHeader) gives the stream's 12 bytes,
 //     and AppendFrame the stream's bytes of the whole frame;
 //   - no frame is held back: once a frame's last byte is appended, Next
 //     returns it;
 //   - an error is reported exactly when the model finds one (a wrong
-//     preface, an unknown kind, nonzero flags: INVALID_ARGUMENT; a length
+//     preface, an unknown kind, any other flags: INVALID_ARGUMENT; a length
 //     past max_length: RESOURCE_EXHAUSTED, with the frame's request id;
 //     otherwise request id 0: api/LANE.md's Errors table), not before the
 //     bytes that show it have arrived, and with a message; once reported, every
@@ -66,6 +67,11 @@ bool SameHeader(const Header& a, const Header& b) {
          a.method == b.method && a.kind == b.kind && a.flags == b.flags;
 }
 
+// FlagsAllowed: no flags, or NUMBERED on a REQUEST (api/LANE.md).
+bool FlagsAllowed(const Header& h) {
+  return h.flags == 0 || (h.kind == 3 && h.flags == 1);
+}
+
 // Model is what api/LANE.md says of the whole stream.
 struct Model {
   struct Framed {
@@ -97,7 +103,7 @@ struct Model {
     }
     while (stream.size() - pos >= kHeaderSize) {
       const Header h = ParseHeader(stream.substr(pos, kHeaderSize));
-      if (h.kind < 1 || h.kind > 11 || h.flags != 0) {
+      if (h.kind < 1 || h.kind > 11 || !FlagsAllowed(h)) {
         error = absl::StatusCode::kInvalidArgument;
       } else if (h.length > max_length) {
         error = absl::StatusCode::kResourceExhausted;
@@ -145,7 +151,7 @@ void CheckFrame(const Frame& frame, const Model::Framed& want,
              want.offset, frame.body.size(), h.length);
   FUZZ_CHECK(h.length <= max_length, "frame at %d: %d bytes past max %d",
              want.offset, h.length, max_length);
-  FUZZ_CHECK(h.kind >= 1 && h.kind <= 11 && h.flags == 0,
+  FUZZ_CHECK(h.kind >= 1 && h.kind <= 11 && FlagsAllowed(h),
              "frame at %d: kind %d, flags %d", want.offset, h.kind, h.flags);
   FUZZ_CHECK(!KindName(h.kind).empty(), "kind %d has no name", h.kind);
   const absl::string_view bytes =

@@ -275,17 +275,19 @@ def test_inspect_reports_a_torn_tail(durable: DataDirServer) -> None:
     close_all()
     (segment,) = segments(durable.data_dir)
     whole = frames(segment)
-    offset, _, length = whole[-1]
-    # The last write cut short, as a crash in the middle of it leaves.
+    # The last write, the change and the answer the server remembers for a
+    # retry of the call (CallAnswered), cut short inside the change, as a
+    # crash in the middle of it leaves.
+    offset, _, length = whole[-2]
     os.truncate(segment, offset + length - 7)
 
     result = inspect(durable.data_dir)
 
     assert result.returncode == 0, result.stderr
-    assert f"revision {whole[-2][1]}\n" in result.stdout
+    assert f"revision {whole[-3][1]}\n" in result.stdout
     assert (
-        f"{len(whole) - 1} frames, {offset + length - 7} bytes, "
-        f"last revision {whole[-2][1]}, torn tail at byte offset {offset} "
+        f"{len(whole) - 2} frames, {offset + length - 7} bytes, "
+        f"last revision {whole[-3][1]}, torn tail at byte offset {offset} "
         f"({length - 7} bytes: "
     ) in result.stdout
     # The cut change ("last") is not among what a restart recovers.

@@ -37,6 +37,10 @@ PROTOCOL_VERSION = 1
 #: length, request_id, method, kind, flags (all little-endian).
 HEADER = struct.Struct("<IIHBB")
 HEADER_SIZE = HEADER.size
+#: The REQUEST flag of a numbered call, and what its body starts with: the
+#: call's number and the client's seen (api/LANE.md, "Numbered calls").
+NUMBERED = 0x01
+NUMBER = struct.Struct("<QQ")
 
 HELLO = 1
 WELCOME = 2

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import os
 import queue
 import select
@@ -59,9 +60,12 @@ from ._frames import (
     GOODBYE,
     HEADER,
     METHODS,
+    NUMBER,
+    NUMBERED,
     PING,
     PONG,
     PROTOCOL_VERSION,
+    READ_ONLY,
     RELEASE,
     REQUEST,
     RESPONSE,
@@ -89,6 +93,11 @@ _DEFAULT_KEEPALIVE = 1.0
 _GOODBYE_WAIT = 1.0
 #: The slices in which the main thread waits for a parked call's reply.
 _SLICE = 0.1
+#: Calls that may park and are numbered all the same (when the server
+#: advises numbering): a put is answered at once unless its queue is full,
+#: and a retry must not put the item twice. The other calls that park are
+#: made again by their proxies (statehub._reconnect.REPARKABLE) or fail.
+_NUMBERED_PARKED = frozenset({("Queues", "Put")})
 
 _MAIN_THREAD = threading.main_thread().ident
 
@@ -202,13 +211,19 @@ class LaneConnection(ManagerCount):
         self._watcher: Watcher | None = None
         #: When the primary was lost (monotonic), while it is not back.
         self.lost_at: float | None = None
+        # Numbered calls (the server's WELCOME advises them): the next
+        # number, and the numbers whose answers were not seen yet.
+        self._number_calls = False
+        self._next_number = itertools.count(1)
+        self._unseen: set[int] = set()
+        self._unseen_lock = threading.Lock()
         self.held = Held(address)
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{_host}:{self.pid}:{program or 'python'}"
 
     # -- the funnel ---------------------------------------------------------
 
-    def call(
+    def call(  # noqa: PLR0915 - the funnel: every retry rule in one loop
         self,
         service: str,
         method: str,
@@ -250,12 +265,17 @@ class LaneConnection(ManagerCount):
         deadline = None if timeout is None else time.monotonic() + timeout
         renewed = resent = redialed = False
         session = ""
+        number = 0
+        numbered_in = ""  # the session a numbered call was first sent in
         try:
             while True:
                 try:
                     session = (
                         self._session if self._primary is not None else self._ensure()
                     )
+                    if not number and self._number_calls:
+                        number, body = self._numbering(rpc, parked, body)
+                        numbered_in = session if number else ""
                     response, failure = self._exchange(
                         entry[0],
                         entry[1],
@@ -265,6 +285,7 @@ class LaneConnection(ManagerCount):
                         rpc=rpc,
                         request=request,
                         checked=checked,
+                        flags=NUMBERED if number else 0,
                     )
                     if failure is None:
                         return response
@@ -274,7 +295,13 @@ class LaneConnection(ManagerCount):
                         raise self._broken(broken.cause) from None
                     resent = True
                     after_break(
-                        self, broken, rpc, request, parked=parked, deadline=deadline
+                        self,
+                        broken,
+                        rpc,
+                        request,
+                        parked=parked,
+                        deadline=deadline,
+                        numbered_in=numbered_in,
                     )
                     continue
                 except errors.ConnectionError as failed:
@@ -299,8 +326,27 @@ class LaneConnection(ManagerCount):
                     continue
                 raise error
         finally:
+            if number:
+                with self._unseen_lock:
+                    self._unseen.discard(number)
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _numbering(
+        self, rpc: tuple[str, str], parked: bool, body: bytes
+    ) -> tuple[int, bytes]:
+        """Numbers a call that changes state (the server advised numbering): its
+        number (0: not numbered) and its body, prefixed with the number and
+        ``seen``, below which every answer was seen (so the server forgets
+        them). The number stays unseen until the call returns or fails for
+        good."""
+        if rpc in READ_ONLY or (parked and rpc not in _NUMBERED_PARKED):
+            return 0, body
+        number = next(self._next_number)
+        with self._unseen_lock:
+            self._unseen.add(number)
+            seen = min(self._unseen)
+        return number, NUMBER.pack(number, seen) + body
 
     def _translate(
         self,
@@ -328,6 +374,7 @@ class LaneConnection(ManagerCount):
         rpc: tuple[str, str],
         request: Any,
         checked: bool = True,
+        flags: int = 0,
     ) -> tuple[Any, lane_pb2.LaneError | None]:
         """Sends one REQUEST on a pooled link and reads its reply: (response,
         None) or (None, the ERROR's LaneError). Raises LinkBroken if the
@@ -364,7 +411,8 @@ class LaneConnection(ManagerCount):
             try:
                 link.set_timeout(wait)
                 link.sock.sendall(
-                    HEADER.pack(len(body), request_id, method_id, REQUEST, 0) + body,
+                    HEADER.pack(len(body), request_id, method_id, REQUEST, flags)
+                    + body,
                     SEND_FLAGS,
                 )
             except OSError as failed:
@@ -628,6 +676,7 @@ class LaneConnection(ManagerCount):
                     old.shutdown()  # wakes the watcher
                     self._drop(old)
                 self._session = welcome.session_id
+                self._number_calls = welcome.number_calls
                 self._ttl = (
                     welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
                 )

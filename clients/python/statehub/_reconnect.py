@@ -18,9 +18,11 @@ that were in flight (docs/durability.md, "Clients").
   session to come back (up to :data:`RECONNECT_WAIT` after the loss, and
   its own deadline), then a parked call is made again by its proxy
   (``Reconnected``) if it is one of :data:`REPARKABLE`, a call that never
-  reached the server or only reads is retried once, and any other raises
-  ConnectionError naming it: it may have been applied already, and the
-  server does not deduplicate retries yet.
+  reached the server or only reads is retried once, and so is a numbered
+  call (one that changes state, numbered where the server's WELCOME
+  advises it: the server answers it once per session, so a retry in the
+  same session gets the first answer if the call ran); any other raises
+  ConnectionError naming it: it may have been applied already.
 - A reconnect that gets a new session raises SessionLost where
   statehub._held says.
 """
@@ -52,9 +54,8 @@ _MAX_BACKOFF = 1.0
 _WATCH_SLICE_MS = 5000
 
 #: Calls that change nothing (their ``(statehub.v1.read_only)`` option):
-#: retried once when their connection broke after they were sent. (Every
-#: other call might be applied twice, since the server does not deduplicate
-#: retried requests yet.)
+#: retried once when their connection broke after they were sent. (Any
+#: other call is retried only if it was numbered.)
 SAFE_TO_REPEAT = READ_ONLY
 
 
@@ -63,7 +64,8 @@ SAFE_TO_REPEAT = READ_ONLY
 #: wakeup), acquires (the proxy first checks whether the server had granted
 #: it), and a get (an item served in the instant before the server died is
 #: lost either way: failing would not give it back). A put and a barrier
-#: arrival are not: they may have been applied, so they fail like writes.
+#: arrival are not: they may have been applied, so they fail like writes
+#: (a put is numbered where the server advises it, and then retried).
 REPARKABLE = frozenset(
     {
         ("Events", "Wait"),
@@ -152,22 +154,40 @@ def after_break(
     *,
     parked: bool,
     deadline: float | None,
+    numbered_in: str = "",
 ) -> None:
     """Decides what becomes of a call whose link broke: returns if it is to
     be sent again; raises Reconnected for a parked call (its proxy makes it
-    again), SessionLost, or ConnectionError."""
+    again), SessionLost, or ConnectionError. ``numbered_in``: the session
+    a numbered call was sent in ("" for a call that is not numbered)."""
     if conn.closed:
         raise conn._broken(broken.cause) from None
     conn._check_primary()
+    name = getattr(request, "name", "")
+    on = f' on "{name}"' if name else ""
+    if numbered_in and broken.sent:
+        # The server answers a numbered call once per session: sent again
+        # in the same session, it gets the first answer if it ran.
+        await_session(conn, deadline)
+        if conn._session == numbered_in:
+            return
+        conn.held.check()
+        raise errors.ConnectionError(
+            f"statehub-server at {conn.address}: the connection broke during "
+            f"{rpc[0]}.{rpc[1]}{on} ({broken.cause}), and the session it ran "
+            "in has ended (the server restarted without --data_dir, or the "
+            "lease ran out): it may or may not have been applied",
+            object=name,
+            code="UNAVAILABLE",
+        ) from None
     again = REPARKABLE if parked else SAFE_TO_REPEAT
     if broken.sent and rpc not in again:
-        name = getattr(request, "name", "")
-        on = f' on "{name}"' if name else ""
         raise errors.ConnectionError(
             f"statehub-server at {conn.address}: the connection broke during "
             f"{rpc[0]}.{rpc[1]}{on} ({broken.cause}); it may or may not have "
             "been applied, and it is not retried because it changes state "
-            "(exactly-once retries are not there yet)",
+            "(the server numbers calls only where a session can outlive its "
+            "connection: with --data_dir, or over TCP)",
             object=name,
             code="UNAVAILABLE",
         ) from None

@@ -54,6 +54,12 @@ enum class Kind : uint8_t {
   kEvent = 11,
 };
 
+// kNumbered, the one flag there is (REQUEST frames only): the body starts
+// with the call's number and the client's `seen`, 8 bytes each, before the
+// request message (api/LANE.md, "Numbered calls").
+inline constexpr uint8_t kNumbered = 0x01;
+inline constexpr size_t kNumberSize = 16;
+
 // KindName is "HELLO", "REQUEST", ... or "kind N" for an unknown one.
 std::string KindName(uint8_t kind);
 
@@ -105,8 +111,8 @@ class FrameReader {
   // false when more bytes are needed, or when the stream is malformed (then
   // *error says why). After an error the stream is unusable and every later
   // call reports the same error. Errors (INVALID_ARGUMENT unless said): a wrong
-  // preface; an unknown kind or nonzero flags; a body longer than
-  // max_length (RESOURCE_EXHAUSTED, with the frame's request id).
+  // preface; an unknown kind or flags (kNumbered on a REQUEST excepted); a body
+  // longer than max_length (RESOURCE_EXHAUSTED, with the frame's request id).
   bool Next(Frame* frame, std::optional<FrameError>* error);
 
   // buffered is the number of bytes held and not yet returned as frames.

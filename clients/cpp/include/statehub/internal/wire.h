@@ -26,6 +26,9 @@ inline constexpr char kErrorDetailKey[] = "statehub-error-bin";
 inline constexpr char kSessionKey[] = "statehub-session";
 // The request-metadata key of the bearer token: "Bearer <token>".
 inline constexpr char kAuthorizationKey[] = "authorization";
+// The request-metadata key of a numbered call (the lane's NUMBERED flag):
+// "<number> <seen>", in decimal (docs/durability.md, "Exactly once").
+inline constexpr char kCallKey[] = "statehub-call";
 
 // DurationFromWire and DurationToWire convert google.protobuf.Duration (the
 // wire form of every timeout and waited-for time).
