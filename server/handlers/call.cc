@@ -16,6 +16,7 @@ void Call::Remember(const absl::Status& status) {
   v1::ChangeRecord record;
   v1::CallAnswered* answer = record.mutable_call_answered();
   answer->set_call(number);
+  answer->set_method(lane_method_);
   const bool keep = status.ok() || (here && scope->changed());
   if (keep) {
     if (status.ok()) {

@@ -117,9 +117,10 @@ class Call {
   // Number makes this a numbered call (NumberedCall, changes.h) whose
   // handler fills `response`: Finish remembers its answer in `replies` for
   // a retry, and logs it if the call changed something.
-  void Number(uint64_t number, Replies* replies,
+  void Number(uint64_t number, uint32_t lane_method, Replies* replies,
               const google::protobuf::Message* response) {
     number_ = number;
+    lane_method_ = lane_method;
     replies_ = replies;
     numbered_response_ = response;
   }
@@ -183,6 +184,7 @@ class Call {
   const std::chrono::steady_clock::time_point start_;
   std::function<void()> canceller_;
   uint64_t number_ = 0;
+  uint32_t lane_method_ = 0;
   Replies* replies_ = nullptr;
   const google::protobuf::Message* numbered_response_ = nullptr;
 };

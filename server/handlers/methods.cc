@@ -29,6 +29,14 @@ void Serve(Engine& engine, const Method& m, Call* call, uint64_t number,
   const SessionId session = call->caller().session;
   if (std::optional<v1::CallAnswered> first =
           engine.replies().Begin(session, number, seen)) {
+    if (first->method() != m.lane_id) {
+      return call->Finish(MakeError(
+          absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+          absl::StrFormat("%s: call number %d of this session was another "
+                          "rpc (lane method id %d); each call takes a new "
+                          "number, sent again only with the same request",
+                          m.full_name, number, first->method())));
+    }
     if (first->code() != 0) {
       return call->Finish(
           StatusFromWire(static_cast<absl::StatusCode>(first->code()),
@@ -42,7 +50,7 @@ void Serve(Engine& engine, const Method& m, Call* call, uint64_t number,
     return call->Finish(absl::OkStatus());
   }
   NumberedCall numbered(engine.changes(), session, number);
-  call->Number(number, &engine.replies(), response);
+  call->Number(number, m.lane_id, &engine.replies(), response);
   m.run(call, request, response);
 }
 namespace {

@@ -10,7 +10,12 @@ twice."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import statehub
@@ -127,6 +132,21 @@ def test_bad_numbered_requests_are_refused_naming_what_is_wrong(
         m.named.dict("counts")
         assert _increment(raw, number=1, seen=1, request_id=3) == 1
         m.shutdown()
+        # Number 1 again, with another rpc: refused, not answered with the
+        # increment's response.
+        body = dict_pb2.DictDeleteRequest(
+            name="counts", key=value_pb2.Value(string_value="k")
+        ).SerializeToString()
+        delete = METHODS[("Dicts", "Delete")][0]
+        raw.send(
+            HEADER.pack(16 + len(body), 5, delete, REQUEST, NUMBERED)
+            + NUMBER.pack(1, 1)
+            + body
+        )
+        request_id, kind, body = raw.read()
+        error = lane_pb2.LaneError.FromString(body)
+        assert (request_id, kind, error.code) == (5, ERROR, INVALID_ARGUMENT)
+        assert "another rpc (lane method id 27)" in error.message
         # A flag that does not exist ends the connection.
         raw.send(HEADER.pack(0, 4, INCREMENT, REQUEST, 0x02))
         request_id, kind, body = raw.read()
@@ -157,9 +177,10 @@ def test_numbered_calls_over_grpc_are_answered_once(server: RunningServer) -> No
             metadata = (("statehub-session", session), ("statehub-call", call))
             return int(stub.Increment(request, metadata=metadata).value.int_value)
 
-        assert increment("1 1") == 1
-        assert increment("1 1") == 1
-        assert increment("2 1") == 2
+        # Numbers far past the client's own (it numbers its calls too).
+        assert increment("1001 1") == 1
+        assert increment("1001 1") == 1
+        assert increment("1002 1") == 2
         assert counts["k"] == 2
         with pytest.raises(grpc.RpcError) as refused:
             increment("0 1")
@@ -169,3 +190,41 @@ def test_numbered_calls_over_grpc_are_answered_once(server: RunningServer) -> No
     finally:
         m.shutdown()
         close_all()
+
+
+@pytest.mark.parametrize("transport", ["lane", "grpc"])
+def test_a_write_in_flight_when_the_server_dies_is_applied_once(
+    transport: str,
+) -> None:
+    """What a program sees: a pause, then the increment's answer; the
+    counter went up once."""
+    if transport == "grpc":
+        pytest.importorskip("grpc")
+    close_all()
+    running = Restartable("--fsync=always")
+    try:
+        m = statehub.Manager(running.address, transport=transport)
+        counts = m.named.dict("counts")
+        counts["k"] = 0
+        results: dict[str, Any] = {}
+
+        def increment() -> None:
+            try:
+                results["answer"] = counts.increment("k", 1)
+            except BaseException as error:
+                results["answer"] = error
+
+        # A stopped server reads nothing: the call is sent and unanswered
+        # when the server is killed.
+        os.kill(running.server.process.pid, signal.SIGSTOP)
+        thread = threading.Thread(target=increment)
+        thread.start()
+        time.sleep(0.5)
+        running.crash_and_restart()
+        thread.join(60)
+        assert results["answer"] == 1
+        assert counts["k"] == 1
+        m.shutdown()
+    finally:
+        close_all()
+        running.server.stop()

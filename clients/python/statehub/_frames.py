@@ -12,8 +12,10 @@ and response class with one dict lookup.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
 import struct
+import threading
 from typing import Any, cast
 
 from google.protobuf import message_factory
@@ -109,6 +111,39 @@ def _read_only() -> frozenset[tuple[str, str]]:
 #: The (service, method) pairs whose ``(statehub.v1.read_only)`` option says
 #: they change nothing, e.g. ``("Dicts", "Get")``.
 READ_ONLY = _read_only()
+
+#: Calls that may park and are numbered all the same: a put is answered at
+#: once unless its queue is full, and a retry must not put the item twice.
+#: The other calls that park are made again by their proxies
+#: (statehub._reconnect.REPARKABLE) or fail.
+NUMBERED_PARKED = frozenset({("Queues", "Put")})
+
+
+class CallNumbers:
+    """A connection's numbers for the calls that change state, where the
+    server advises numbering (docs/durability.md, "Exactly once"): a number
+    stays unseen from :meth:`take` until :meth:`done`, and ``seen`` tells
+    the server that every answer below it reached the client. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._next = itertools.count(1)
+        self._unseen: set[int] = set()
+        self._lock = threading.Lock()
+
+    def take(self, rpc: tuple[str, str], parked: bool) -> tuple[int, int]:
+        """(number, seen) for a call of ``rpc``; (0, 0) for one that is not
+        numbered (it changes nothing, or parks and is made again)."""
+        if rpc in READ_ONLY or (parked and rpc not in NUMBERED_PARKED):
+            return 0, 0
+        number = next(self._next)
+        with self._lock:
+            self._unseen.add(number)
+            return number, min(self._unseen)
+
+    def done(self, number: int) -> None:
+        """The call numbered ``number`` returned or failed for good."""
+        with self._lock:
+            self._unseen.discard(number)
 
 
 class LinkError(Exception):

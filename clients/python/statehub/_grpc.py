@@ -40,6 +40,7 @@ import grpc
 
 from . import _connection, _metrics, errors
 from ._connection import Credentials, ManagerCount
+from ._frames import CallNumbers
 from ._held import Held
 from ._proto import (
     cell_pb2_grpc,
@@ -57,6 +58,11 @@ from ._session import Session
 from ._status import NO_KEY, error_from_status
 
 SESSION_METADATA_KEY = "statehub-session"
+#: A numbered call's "<number> <seen>" (api/LANE.md, "Numbered calls").
+CALL_METADATA_KEY = "statehub-call"
+#: How long after a numbered call met an unreachable server it is sent
+#: again, at most (statehub._reconnect.RECONNECT_WAIT, as on the lane).
+_RESEND_WAIT = 15.0
 ERROR_METADATA_KEY = "statehub-error-bin"
 AUTHORIZATION_METADATA_KEY = "authorization"
 
@@ -231,6 +237,7 @@ class GrpcConnection(ManagerCount):
         self._holds: dict[str, list[Any]] = {}
         self.held = Held(address)
         self._session = Session(self, _SessionsStub(self._channel))
+        self._numbers = CallNumbers()
         self._gate = _ForkGate()
         self._managers = 0
         self.closed = False
@@ -264,21 +271,39 @@ class GrpcConnection(ManagerCount):
         )
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
+        number = 0
         try:
             for attempt in range(2):
                 session_id = self._session.ensure()
                 self.held.check()
-                metadata = ((SESSION_METADATA_KEY, session_id), *self.auth_metadata)
+                metadata: tuple[tuple[str, str], ...] = (
+                    (SESSION_METADATA_KEY, session_id),
+                    *self.auth_metadata,
+                )
+                if not number and self._session.number_calls:
+                    number, seen = self._numbers.take((service, method), parked)
+                if number:
+                    metadata += ((CALL_METADATA_KEY, f"{number} {seen}"),)
                 self._gate.enter()
                 try:
-                    if parked:
-                        return self._wait(
-                            stub_method.future(
-                                request, metadata=metadata, timeout=deadline
-                            )
-                        )
-                    return stub_method(request, metadata=metadata, timeout=deadline)
+                    return self._invoke(
+                        stub_method, request, metadata, deadline, parked
+                    )
                 except grpc.RpcError as rpc_error:
+                    if number and rpc_error.code() == grpc.StatusCode.UNAVAILABLE:
+                        # It may have run: sent again in its session, it
+                        # runs once (or gets its first answer).
+                        return self._resend(
+                            stub_method,
+                            request,
+                            metadata,
+                            deadline=deadline,
+                            parked=parked,
+                            session_id=session_id,
+                            failure=rpc_error,
+                            key=key,
+                            attribute=attribute,
+                        )
                     error = self._translate(rpc_error, key, attribute)
                     if isinstance(error, errors.SessionError) and attempt == 0:
                         self._session.renew(session_id)
@@ -291,8 +316,89 @@ class GrpcConnection(ManagerCount):
                     self._gate.exit()
             raise AssertionError("unreachable")
         finally:
+            if number:
+                self._numbers.done(number)
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _invoke(
+        self,
+        stub_method: Any,
+        request: Any,
+        metadata: tuple[tuple[str, str], ...],
+        deadline: float | None,
+        parked: bool,
+        *,
+        wait_for_ready: bool | None = None,
+    ) -> Any:
+        """One attempt of a call (a parked one in its future form)."""
+        if parked:
+            return self._wait(
+                stub_method.future(
+                    request,
+                    metadata=metadata,
+                    timeout=deadline,
+                    wait_for_ready=wait_for_ready,
+                )
+            )
+        return stub_method(
+            request, metadata=metadata, timeout=deadline, wait_for_ready=wait_for_ready
+        )
+
+    def _resend(
+        self,
+        stub_method: Any,
+        request: Any,
+        metadata: tuple[tuple[str, str], ...],
+        *,
+        deadline: float | None,
+        parked: bool,
+        session_id: str,
+        failure: grpc.RpcError,
+        key: Any,
+        attribute: str | None,
+    ) -> Any:
+        """Sends a numbered call again, unchanged, once the server is back
+        (within _RESEND_WAIT and the call's deadline): the server runs it
+        once per session, so a call it ran before the connection broke gets
+        its first answer. Raises ConnectionError if the server does not come
+        back in time or the session did not survive."""
+        limit = time.monotonic() + _RESEND_WAIT
+        if deadline is not None:
+            limit = min(limit, time.monotonic() + deadline)
+        while True:
+            remaining = limit - time.monotonic()
+            if remaining <= 0:
+                raise self._translate(failure, key, attribute) from None
+            try:
+                return self._invoke(
+                    stub_method,
+                    request,
+                    metadata,
+                    remaining,
+                    parked,
+                    wait_for_ready=True,
+                )
+            except grpc.RpcError as rpc_error:
+                if rpc_error.code() in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                ):
+                    failure = rpc_error
+                    continue
+                error = self._translate(rpc_error, key, attribute)
+                if isinstance(error, errors.SessionError):
+                    raise errors.ConnectionError(
+                        f"statehub-server at {self.address}: the connection "
+                        f"broke during a call in session {session_id}, which "
+                        "has ended (the server restarted without --data_dir, "
+                        "or the lease ran out): it may or may not have been "
+                        "applied",
+                        code="UNAVAILABLE",
+                    ) from None
+                if error.kind:
+                    raise error from None
+                raise error from rpc_error
 
     def _wait(self, future: Any) -> Any:
         """The response of a parked call made in future form. grpcio's

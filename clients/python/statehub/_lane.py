@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import os
 import queue
 import select
@@ -65,11 +64,11 @@ from ._frames import (
     PING,
     PONG,
     PROTOCOL_VERSION,
-    READ_ONLY,
     RELEASE,
     REQUEST,
     RESPONSE,
     SEND_FLAGS,
+    CallNumbers,
     Link,
     LinkError,
     Refused,
@@ -93,11 +92,6 @@ _DEFAULT_KEEPALIVE = 1.0
 _GOODBYE_WAIT = 1.0
 #: The slices in which the main thread waits for a parked call's reply.
 _SLICE = 0.1
-#: Calls that may park and are numbered all the same (when the server
-#: advises numbering): a put is answered at once unless its queue is full,
-#: and a retry must not put the item twice. The other calls that park are
-#: made again by their proxies (statehub._reconnect.REPARKABLE) or fail.
-_NUMBERED_PARKED = frozenset({("Queues", "Put")})
 
 _MAIN_THREAD = threading.main_thread().ident
 
@@ -214,9 +208,7 @@ class LaneConnection(ManagerCount):
         # Numbered calls (the server's WELCOME advises them): the next
         # number, and the numbers whose answers were not seen yet.
         self._number_calls = False
-        self._next_number = itertools.count(1)
-        self._unseen: set[int] = set()
-        self._unseen_lock = threading.Lock()
+        self._numbers = CallNumbers()
         self.held = Held(address)
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{_host}:{self.pid}:{program or 'python'}"
@@ -274,7 +266,9 @@ class LaneConnection(ManagerCount):
                         self._session if self._primary is not None else self._ensure()
                     )
                     if not number and self._number_calls:
-                        number, body = self._numbering(rpc, parked, body)
+                        number, seen = self._numbers.take(rpc, parked)
+                        if number:
+                            body = NUMBER.pack(number, seen) + body
                         numbered_in = session if number else ""
                     response, failure = self._exchange(
                         entry[0],
@@ -327,26 +321,9 @@ class LaneConnection(ManagerCount):
                 raise error
         finally:
             if number:
-                with self._unseen_lock:
-                    self._unseen.discard(number)
+                self._numbers.done(number)
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
-
-    def _numbering(
-        self, rpc: tuple[str, str], parked: bool, body: bytes
-    ) -> tuple[int, bytes]:
-        """Numbers a call that changes state (the server advised numbering): its
-        number (0: not numbered) and its body, prefixed with the number and
-        ``seen``, below which every answer was seen (so the server forgets
-        them). The number stays unseen until the call returns or fails for
-        good."""
-        if rpc in READ_ONLY or (parked and rpc not in _NUMBERED_PARKED):
-            return 0, body
-        number = next(self._next_number)
-        with self._unseen_lock:
-            self._unseen.add(number)
-            seen = min(self._unseen)
-        return number, NUMBER.pack(number, seen) + body
 
     def _translate(
         self,

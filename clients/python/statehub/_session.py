@@ -88,6 +88,8 @@ class Session:
         # across streams; streams overlap briefly when one replaces another.
         self._later: list[tuple[float, str]] = []
         self._later_lock = threading.Lock()
+        #: The server's advice to number calls that change state (Welcome).
+        self.number_calls = False
         host = socket.gethostname()
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self._label = f"{host}:{os.getpid()}:{program or 'python'}"
@@ -307,6 +309,7 @@ class Session:
             self._id = welcome.session_id
             self._stale = ""
             self._ttl = welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
+            self.number_calls = welcome.number_calls
             self._last_error = None
             self._cond.notify_all()
         metrics = _metrics.current
