@@ -159,17 +159,24 @@ void Durability::Write(const v1::ChangeRecord& record) {
 
 void Durability::WriteGroup(absl::Span<const v1::ChangeRecord> records) {
   if (closed_.load(std::memory_order_relaxed)) return;
-  std::vector<std::string> payloads(records.size());
+  // One buffer for the group (reused, as Write's), cut into the records.
+  buffer_.clear();
+  std::vector<size_t> ends;
+  ends.reserve(records.size());
+  for (const v1::ChangeRecord& record : records) {
+    record.AppendToString(&buffer_);
+    ends.push_back(buffer_.size());
+  }
   std::vector<storage::Log::Entry> entries;
   entries.reserve(records.size());
-  size_t bytes = 0;
+  size_t begin = 0;
   for (size_t i = 0; i < records.size(); ++i) {
-    records[i].AppendToString(&payloads[i]);
-    entries.push_back({records[i].revision(), payloads[i]});
-    bytes += payloads[i].size();
+    entries.push_back({records[i].revision(), absl::string_view(buffer_).substr(
+                                                  begin, ends[i] - begin)});
+    begin = ends[i];
   }
   log_->AppendGroup(entries);
-  unsnapshotted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  unsnapshotted_bytes_.fetch_add(buffer_.size(), std::memory_order_relaxed);
 }
 
 void Durability::RunSnapshots() {

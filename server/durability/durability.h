@@ -154,8 +154,9 @@ class Durability final : public ChangeSink {
   // closed_ is set by Close; closed_at_ is then the last revision logged.
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> closed_at_{0};
-  std::string
-      buffer_;  // Write's serialization buffer (under the stream's mutex)
+  // Write's and WriteGroup's serialization buffer (under the stream's
+  // mutex).
+  std::string buffer_;
 };
 
 }  // namespace statehub

@@ -138,8 +138,8 @@ class ChangeStream {
 // the call closes: Answer publishes the call's CallAnswered record after
 // them, so the log never holds a call's changes without its answer (a
 // retry would apply them twice) nor an answer without its changes. Calls
-// that overlap hold each other back for as long as they run (microseconds:
-// a numbered call never parks while open).
+// that overlap hold each other back for as long as their handlers run (a
+// numbered call never parks while open).
 //
 // Thread safety: one thread; Answer may be called from that thread only.
 class NumberedCall {

@@ -34,7 +34,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -54,15 +54,23 @@ from ._proto import (
     sync_pb2_grpc,
     value_pb2,
 )
+from ._reconnect import RECONNECT_WAIT
 from ._session import Session
 from ._status import NO_KEY, error_from_status
+
+
+def _raise(error: errors.StatehubError, cause: grpc.RpcError) -> NoReturn:
+    """Raises a call's error: a server verdict (it has a kind) as it is,
+    since the gRPC plumbing adds nothing; a transport failure chained to
+    grpcio's error."""
+    if error.kind:
+        raise error from None
+    raise error from cause
+
 
 SESSION_METADATA_KEY = "statehub-session"
 #: A numbered call's "<number> <seen>" (api/LANE.md, "Numbered calls").
 CALL_METADATA_KEY = "statehub-call"
-#: How long after a numbered call met an unreachable server it is sent
-#: again, at most (statehub._reconnect.RECONNECT_WAIT, as on the lane).
-_RESEND_WAIT = 15.0
 ERROR_METADATA_KEY = "statehub-error-bin"
 AUTHORIZATION_METADATA_KEY = "authorization"
 
@@ -308,10 +316,7 @@ class GrpcConnection(ManagerCount):
                     if isinstance(error, errors.SessionError) and attempt == 0:
                         self._session.renew(session_id)
                         continue
-                    if error.kind:
-                        # A server verdict: the gRPC plumbing adds nothing.
-                        raise error from None
-                    raise error from rpc_error
+                    _raise(error, rpc_error)
                 finally:
                     self._gate.exit()
             raise AssertionError("unreachable")
@@ -359,11 +364,12 @@ class GrpcConnection(ManagerCount):
         attribute: str | None,
     ) -> Any:
         """Sends a numbered call again, unchanged, once the server is back
-        (within _RESEND_WAIT and the call's deadline): the server runs it
-        once per session, so a call it ran before the connection broke gets
-        its first answer. Raises ConnectionError if the server does not come
-        back in time or the session did not survive."""
-        limit = time.monotonic() + _RESEND_WAIT
+        (within RECONNECT_WAIT, as on the lane, and the call's deadline):
+        the server runs it once per session, so a call it ran before the
+        connection broke gets its first answer. Raises ConnectionError if
+        the server does not come back in time or the session did not
+        survive."""
+        limit = time.monotonic() + RECONNECT_WAIT
         if deadline is not None:
             limit = min(limit, time.monotonic() + deadline)
         while True:
@@ -396,9 +402,7 @@ class GrpcConnection(ManagerCount):
                         "applied",
                         code="UNAVAILABLE",
                     ) from None
-                if error.kind:
-                    raise error from None
-                raise error from rpc_error
+                _raise(error, rpc_error)
 
     def _wait(self, future: Any) -> Any:
         """The response of a parked call made in future form. grpcio's
