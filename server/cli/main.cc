@@ -323,14 +323,20 @@ int Inspect(const std::string& dir) {
   // The server's own recovery, on the files listed without the lock.
   absl::StatusOr<statehub::storage::RecoveryFiles> files =
       statehub::storage::ReadRecoveryFiles(dir);
-  absl::Status replayed = files.status();
-  if (files.ok()) {
-    replayed = statehub::RecoverEngine(engine, *files, absl::Now()).status();
-  }
+  absl::StatusOr<statehub::RecoveryStats> replayed =
+      files.ok() ? statehub::RecoverEngine(engine, *files, absl::Now())
+                 : absl::StatusOr<statehub::RecoveryStats>(files.status());
   if (!replayed.ok()) {
     std::fprintf(stderr, "statehub-cli: inspect: %s\n",
-                 std::string(replayed.message()).c_str());
+                 std::string(replayed.status().message()).c_str());
     return 1;
+  }
+  if (const auto& cut = replayed->unfinished) {
+    std::printf(
+        "unfinished write group: %lld record(s) from revision %llu, not "
+        "recovered (a server cuts them off at its start)\n",
+        static_cast<long long>(cut->records),
+        static_cast<unsigned long long>(cut->first_revision));
   }
 
   const std::vector<statehub::ObjectInfo> objects =

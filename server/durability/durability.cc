@@ -79,6 +79,9 @@ absl::StatusOr<RecoveryStats> RecoverEngine(Engine& engine,
     recovered.snapshot_revision = snap->revision;
     recovered.bytes += (*reader)->file_size();
   }
+  // The records of a write group (ChangeRecord.more) wait here until its
+  // last one is read: a group the crash cut short is not applied.
+  std::vector<v1::ChangeRecord> group;
   absl::StatusOr<storage::ReplayResult> replayed = storage::ReplaySegments(
       files.segments, recovered.snapshot_revision,
       [&](uint64_t revision, absl::string_view payload) -> absl::Status {
@@ -89,17 +92,33 @@ absl::StatusOr<RecoveryStats> RecoverEngine(Engine& engine,
             record.revision() != revision) {
           return Unparsable();
         }
-        if (absl::Status s = engine.Replay(record); !s.ok()) {
-          return absl::DataLossError(absl::StrFormat(
-              "%s; the log does not fit the state before it: restore the "
-              "data dir from a backup",
-              s.message()));
+        if (record.more() || !group.empty()) {
+          group.push_back(record);
+          if (record.more()) return absl::OkStatus();
         }
-        ++recovered.log_records;
+        auto apply = [&](const v1::ChangeRecord& r) -> absl::Status {
+          if (absl::Status s = engine.Replay(r); !s.ok()) {
+            return absl::DataLossError(absl::StrFormat(
+                "revision %d: %s; the log does not fit the state before it: "
+                "restore the data dir from a backup",
+                r.revision(), s.message()));
+          }
+          ++recovered.log_records;
+          return absl::OkStatus();
+        };
+        if (group.empty()) return apply(record);
+        for (const v1::ChangeRecord& r : group) {
+          if (absl::Status s = apply(r); !s.ok()) return s;
+        }
+        group.clear();
         return absl::OkStatus();
       });
   if (!replayed.ok()) return replayed.status();
   recovered.torn_tail = replayed->torn_tail;
+  if (!group.empty()) {
+    recovered.unfinished = UnfinishedGroup{group.front().revision(),
+                                           static_cast<int64_t>(group.size())};
+  }
   if (absl::Status s = engine.FinishRecovery(now); !s.ok()) return s;
   recovered.revision = engine.changes().revision();
   recovered.took = absl::Now() - start;
@@ -112,8 +131,8 @@ absl::Status Durability::Recover() {
   absl::StatusOr<std::vector<storage::SegmentInfo>> segments =
       dir_->LogSegments();
   if (!segments.ok()) return segments.status();
-  absl::StatusOr<RecoveryStats> recovered = RecoverEngine(
-      engine_, {dir_->snapshot(), *std::move(segments)}, absl::Now());
+  absl::StatusOr<RecoveryStats> recovered =
+      RecoverEngine(engine_, {dir_->snapshot(), *segments}, absl::Now());
   if (!recovered.ok()) return recovered.status();
   recovered_ = *std::move(recovered);
   if (recovered_.torn_tail) {
@@ -121,6 +140,20 @@ absl::Status Durability::Recover() {
         "data dir {}: {}; the write a crash interrupted was cut off (its "
         "change was never acknowledged)",
         dir_->path(), recovered_.torn_tail->ToString());
+  }
+  if (const std::optional<UnfinishedGroup>& cut = recovered_.unfinished) {
+    // Its records are not applied; the log must not keep them either, or
+    // the next records written would follow half a group.
+    if (absl::Status s = storage::CutLog(*segments, cut->first_revision);
+        !s.ok()) {
+      return s;
+    }
+    spdlog::warn(
+        "data dir {}: the log ended inside a write group (a crash "
+        "interrupted it): its {} record(s) from revision {} on were cut off "
+        "(the numbered calls they belong to had not been logged whole; a "
+        "client's retry runs them again)",
+        dir_->path(), cut->records, cut->first_revision);
   }
   return absl::OkStatus();
 }

@@ -67,6 +67,14 @@ struct DurabilityOptions {
 };
 
 // What recovery found and did, for the start-up log line and metrics.
+// UnfinishedGroup is a write group (ChangeRecord.more) at the end of the
+// log whose last record is missing: the records of a write a crash cut
+// short, which recovery does not apply.
+struct UnfinishedGroup {
+  uint64_t first_revision = 0;
+  int64_t records = 0;
+};
+
 struct RecoveryStats {
   uint64_t snapshot_revision = 0;  // 0: no snapshot
   int64_t snapshot_records = 0;
@@ -75,6 +83,7 @@ struct RecoveryStats {
   uint64_t bytes = 0;     // of the snapshot and log segments read
   absl::Duration took;
   std::optional<storage::TornTail> torn_tail;
+  std::optional<UnfinishedGroup> unfinished;
   int64_t sessions = 0;
   int64_t objects = 0;
 };

@@ -1,5 +1,6 @@
 #include "server/engine/changes.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -26,10 +27,11 @@ uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
     record.set_call(call->number_);
     if (call->first_ == 0) {
       call->first_ = revision;
-      open_.insert(revision);
+      calls_.emplace(revision, 0);
     }
+    call->last_ = revision;
   }
-  if (open_.empty()) {
+  if (calls_.empty()) {
     sink->Write(record);
   } else {
     held_.push_back(record);
@@ -41,17 +43,33 @@ uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
   return revision;
 }
 
-void ChangeStream::Close(uint64_t first) {
+void ChangeStream::Close(uint64_t first, uint64_t last) {
   MutexLock lock(&mu_);
-  open_.erase(first);
-  const uint64_t limit = open_.empty() ? UINT64_MAX : *open_.begin();
+  calls_[first] = last;
+  // The held records below `end` can go: no open call has a record below
+  // it, and no call that closed has records on both sides of it (a crash
+  // between two groups would keep its changes without its answer).
+  uint64_t end = UINT64_MAX;
+  uint64_t reach = 0;  // the last revision of the calls passed so far
+  uint64_t gap = 0;    // the latest call start that no earlier call reaches
+  for (const auto& [call_first, call_last] : calls_) {
+    if (call_first > reach) gap = call_first;
+    if (call_last == 0) {
+      end = gap;
+      break;
+    }
+    reach = std::max(reach, call_last);
+  }
   std::vector<v1::ChangeRecord> ready;
-  while (!held_.empty() && held_.front().revision() < limit) {
+  while (!held_.empty() && held_.front().revision() < end) {
     ready.push_back(std::move(held_.front()));
     held_.pop_front();
   }
+  calls_.erase(calls_.begin(), calls_.lower_bound(end));
+  if (ready.empty()) return;
+  for (size_t i = 0; i + 1 < ready.size(); ++i) ready[i].set_more(true);
   ChangeSink* sink = sink_.load(std::memory_order_relaxed);
-  if (sink != nullptr && !ready.empty()) sink->WriteGroup(ready);
+  if (sink != nullptr) sink->WriteGroup(ready);
 }
 
 void ChangeStream::AfterCommit(ChangeSink::Done done, bool read_only) const {
@@ -90,7 +108,7 @@ NumberedCall::NumberedCall(ChangeStream& stream, SessionId session,
 NumberedCall::~NumberedCall() {
   if (!closed_) {
     closed_ = true;
-    if (first_ != 0) stream_.Close(first_);
+    if (first_ != 0) stream_.Close(first_, last_);
   }
   current_call = previous_;
 }
@@ -104,7 +122,7 @@ void NumberedCall::Answer(v1::ChangeRecord& answer) {
     stream_.Publish(answer);
   }
   closed_ = true;
-  if (first_ != 0) stream_.Close(first_);
+  if (first_ != 0) stream_.Close(first_, last_);
 }
 
 ChangeAuthor::ChangeAuthor(SessionId session) : previous_(current_author) {

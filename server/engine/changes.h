@@ -31,7 +31,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_set.h"
+#include "absl/container/btree_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -117,17 +117,21 @@ class ChangeStream {
  private:
   friend class NumberedCall;
 
-  // Close ends the numbered call whose first record took `first`: the
-  // records held back behind it go to the sink, up to the next open one.
-  void Close(uint64_t first) ABSL_LOCKS_EXCLUDED(mu_);
+  // Close ends the numbered call whose records took revisions `first` to
+  // `last`; then the held records that no open call needs go to the sink
+  // as one group.
+  void Close(uint64_t first, uint64_t last) ABSL_LOCKS_EXCLUDED(mu_);
 
   Mutex mu_;
   std::atomic<ChangeSink*> sink_{nullptr};
   std::atomic<uint64_t> revision_{0};
-  // The first revision of every numbered call that has published and not
-  // closed, and the records published since the oldest of them, held
-  // back from the sink (revision order).
-  absl::btree_set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
+  // The numbered calls that have published and whose records are still
+  // held: first revision -> last revision, 0 while the call is open. A
+  // call that closed stays until its records go, so that a group never
+  // ends inside it (Close).
+  absl::btree_map<uint64_t, uint64_t> calls_ ABSL_GUARDED_BY(mu_);
+  // The records published since the oldest of calls_, held back from the
+  // sink (revision order).
   std::deque<v1::ChangeRecord> held_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -169,7 +173,10 @@ class NumberedCall {
   const SessionId session_;
   const uint64_t number_;
   NumberedCall* const previous_;
+  // first_ and last_ are the revisions of the call's first and latest
+  // records; 0 while it published none.
   uint64_t first_ = 0;
+  uint64_t last_ = 0;
   bool closed_ = false;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/engine/engine.h"
@@ -117,12 +118,18 @@ class GroupSink final : public ChangeSink {
  public:
   void Write(const v1::ChangeRecord& record) override {
     groups.push_back({record.revision()});
+    more.push_back(record.more());
   }
   void WriteGroup(absl::Span<const v1::ChangeRecord> records) override {
     std::vector<uint64_t>& group = groups.emplace_back();
-    for (const v1::ChangeRecord& r : records) group.push_back(r.revision());
+    for (const v1::ChangeRecord& r : records) {
+      group.push_back(r.revision());
+      more.push_back(r.more());
+    }
   }
   std::vector<std::vector<uint64_t>> groups;
+  // ChangeRecord.more of every record, in order.
+  std::vector<bool> more;
 };
 
 TEST(NumberedCallGroupTest, ACallsChangesAndAnswerReachTheSinkAsOneGroup) {
@@ -143,6 +150,82 @@ TEST(NumberedCallGroupTest, ACallsChangesAndAnswerReachTheSinkAsOneGroup) {
   v1::ChangeRecord after = Cell(3);
   changes.Publish(after);
   EXPECT_THAT(sink.groups, ElementsAre(ElementsAre(1, 2, 3), ElementsAre(4)));
+  EXPECT_THAT(sink.more, ElementsAre(true, true, false, false));
+  changes.set_sink(nullptr);
+}
+
+TEST(NumberedCallGroupTest, AGroupNeverEndsInsideACall) {
+  // The first call opens, a second opens while it runs, then the first
+  // changes more and is answered: its records lie on both sides of the
+  // second's start, so nothing may go before the second is answered too.
+  ChangeStream changes;
+  GroupSink sink;
+  changes.set_sink(&sink);
+  absl::Notification second_published;
+  absl::Notification first_answered;
+  NumberedCall first(changes, 7, 1);
+  v1::ChangeRecord one = Cell(1);
+  changes.Publish(one);
+  std::thread second_thread([&] {
+    NumberedCall second(changes, 8, 1);
+    v1::ChangeRecord two = Cell(2);
+    changes.Publish(two);
+    second_published.Notify();
+    first_answered.WaitForNotification();
+    v1::ChangeRecord answer = Answered(1, "b");
+    second.Answer(answer);
+  });
+  second_published.WaitForNotification();
+  v1::ChangeRecord three = Cell(3);
+  changes.Publish(three);
+  v1::ChangeRecord answer = Answered(1, "a");
+  first.Answer(answer);
+  EXPECT_THAT(sink.groups, IsEmpty());
+  first_answered.Notify();
+  second_thread.join();
+  EXPECT_THAT(sink.groups, ElementsAre(ElementsAre(1, 2, 3, 4, 5)));
+  EXPECT_THAT(sink.more, ElementsAre(true, true, true, true, false));
+  changes.set_sink(nullptr);
+}
+
+TEST(NumberedCallGroupTest, RecordsBeforeAnOpenCallGoWhenNoCallStraddlesIt) {
+  ChangeStream changes;
+  GroupSink sink;
+  changes.set_sink(&sink);
+  absl::Notification third_published;
+  absl::Notification release_third;
+  std::thread third_thread;
+  {
+    NumberedCall first(changes, 7, 1);
+    v1::ChangeRecord one = Cell(1);
+    changes.Publish(one);
+    std::thread([&] {
+      NumberedCall second(changes, 8, 1);
+      v1::ChangeRecord two = Cell(2);
+      changes.Publish(two);
+      v1::ChangeRecord answer = Answered(1, "b");
+      second.Answer(answer);
+    }).join();
+    third_thread = std::thread([&] {
+      NumberedCall third(changes, 9, 1);
+      v1::ChangeRecord four = Cell(4);
+      changes.Publish(four);
+      third_published.Notify();
+      release_third.WaitForNotification();
+      v1::ChangeRecord answer = Answered(1, "c");
+      third.Answer(answer);
+    });
+    third_published.WaitForNotification();
+    EXPECT_THAT(sink.groups, IsEmpty());
+    // The first call ends without an answer (it changed nothing more).
+  }
+  // The first two calls lie wholly below the third's start: they go.
+  EXPECT_THAT(sink.groups, ElementsAre(ElementsAre(1, 2, 3)));
+  release_third.Notify();
+  third_thread.join();
+  EXPECT_THAT(sink.groups,
+              ElementsAre(ElementsAre(1, 2, 3), ElementsAre(4, 5)));
+  EXPECT_THAT(sink.more, ElementsAre(true, true, false, true, false));
   changes.set_sink(nullptr);
 }
 

@@ -441,6 +441,62 @@ absl::StatusOr<ReplayResult> ReplaySegments(
   return result;
 }
 
+absl::Status CutLog(const std::vector<SegmentInfo>& segments, uint64_t from) {
+  // The last segment whose first revision is not after `from` holds it.
+  auto holder = std::find_if(
+      segments.rbegin(), segments.rend(),
+      [from](const SegmentInfo& s) { return s.first_revision <= from; });
+  if (holder == segments.rend()) {
+    return absl::NotFoundError(
+        absl::StrFormat("no log segment holds revision %d", from));
+  }
+  const SegmentInfo& segment = *holder;
+  const bool newest = holder == segments.rbegin();
+  absl::StatusOr<std::unique_ptr<RecordReader>> reader = RecordReader::OpenFile(
+      segment.path, {.expect_kind = FileKind::kLog, .allow_torn_tail = newest});
+  if (!reader.ok()) return reader.status();
+  std::optional<uint64_t> offset;
+  Frame frame;
+  while ((*reader)->Next(&frame)) {
+    if (frame.revision >= from) {
+      offset = frame.offset;
+      break;
+    }
+  }
+  if (!(*reader)->status().ok()) return (*reader)->status();
+  if (!offset) {
+    return absl::NotFoundError(absl::StrFormat(
+        "log segment %s holds no frame of revision %d", segment.path, from));
+  }
+  // Later segments go first, newest first: a crash in between leaves the
+  // group's start in the log, and the next recovery cuts it again.
+  if (holder != segments.rbegin()) {
+    for (auto later = segments.rbegin(); later != holder; ++later) {
+      if (unlink(later->path.c_str()) != 0) {
+        return ErrnoError(errno, absl::StrCat("cannot remove ", later->path));
+      }
+    }
+    const std::string& path = segment.path;
+    if (absl::Status s =
+            storage_internal::SyncDirectory(path.substr(0, path.rfind('/')));
+        !s.ok()) {
+      return s;
+    }
+  }
+  const int fd = open(segment.path.c_str(), O_WRONLY | O_CLOEXEC);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    if (ftruncate(fd, static_cast<off_t>(*offset)) != 0 || fsync(fd) != 0) {
+      err = errno;
+    }
+    close(fd);
+  }
+  if (err != 0) {
+    return ErrnoError(err, absl::StrCat("cannot cut ", segment.path));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DirStats> InspectDataDir(const std::string& path) {
   absl::StatusOr<Layout> layout = ReadLayout(path);
   if (!layout.ok()) return layout.status();

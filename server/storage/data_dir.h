@@ -191,6 +191,14 @@ absl::StatusOr<ReplayResult> ReplaySegments(
                                    absl::string_view payload)>
         fn);
 
+// CutLog drops every frame of revision `from` or later from `segments`
+// (the log as ReplaySegments read it): the segment that holds `from` is
+// truncated before that frame and synced, and later segments are removed.
+// Recovery calls it for a write group that a crash cut short
+// (ChangeRecord.more). Errors: NOT_FOUND if no frame has revision `from`;
+// as ReplaySegments; UNAVAILABLE (I/O).
+absl::Status CutLog(const std::vector<SegmentInfo>& segments, uint64_t from);
+
 // ReplayLog is ReplaySegments over dir.LogSegments().
 absl::StatusOr<ReplayResult> ReplayLog(
     const DataDir& dir, uint64_t after_revision,

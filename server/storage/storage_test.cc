@@ -300,6 +300,41 @@ TEST(LogTest, OpenTruncatesTheTornTailOfThePreviousRun) {
   EXPECT_THAT(status.message(), HasSubstr(seg));
 }
 
+TEST(LogTest, CutLogDropsTheFramesFromARevisionOnAndTheSegmentsAfterIt) {
+  TempDir tmp;
+  auto dir = DataDir::Open(tmp.path());
+  ASSERT_TRUE(dir.ok());
+  {
+    auto log = Log::Open(
+        **dir, {.fsync = FsyncPolicy::kEverySec, .segment_bytes = 500});
+    for (uint64_t rev = 1; rev <= 60; ++rev) {
+      (*log)->Append(rev, Payload(rev));
+      // Written now, alone, so that segments roll between records.
+      (*log)->WhenDurable(rev, [](absl::Status s) { ASSERT_TRUE(s.ok()); });
+    }
+  }
+  absl::StatusOr<std::vector<SegmentInfo>> segments = (*dir)->LogSegments();
+  ASSERT_TRUE(segments.ok());
+  ASSERT_GE(segments->size(), 3u);
+  // A revision in the middle of the second segment.
+  const uint64_t from = (*segments)[1].first_revision + 2;
+  ASSERT_LT(from, (*segments)[2].first_revision);
+  ASSERT_TRUE(CutLog(*segments, from).ok());
+  EXPECT_EQ(Replay(**dir, 0), Iota(1, from - 1));
+  EXPECT_EQ((*dir)->LogSegments()->size(), 2u);
+  // The log goes on from there.
+  {
+    auto log = Log::Open(**dir, {.next_revision = from});
+    ASSERT_TRUE(log.ok()) << log.status();
+    (*log)->Append(from, Payload(from));
+  }
+  EXPECT_EQ(Replay(**dir, 0), Iota(1, from));
+  // A revision no frame has is an error, and cuts nothing.
+  segments = (*dir)->LogSegments();
+  EXPECT_EQ(CutLog(*segments, from + 1).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Replay(**dir, 0), Iota(1, from));
+}
+
 class CountingObserver : public LogObserver {
  public:
   void Synced(absl::Duration) override { ++syncs; }

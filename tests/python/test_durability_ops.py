@@ -302,6 +302,45 @@ def test_inspect_reports_a_torn_tail(durable: DataDirServer) -> None:
     assert "log segments: 2\n" in again.stdout
 
 
+def test_a_write_group_cut_short_is_not_recovered(durable: DataDirServer) -> None:
+    m = write_some(durable.server.unix)
+    m.named.dict("jobs")["last"] = "y" * 50
+    durable.server.kill()
+    close_all()
+    (segment,) = segments(durable.data_dir)
+    whole = frames(segment)
+    # The last write is one group: the change (ChangeRecord.more set) and
+    # the numbered call's answer. Cut between the two, on a frame boundary
+    # (no torn tail), as a crash between two pages of one write can leave:
+    # the change alone would be applied again by the client's retry.
+    os.truncate(segment, whole[-1][0])
+
+    result = inspect(durable.data_dir)
+
+    assert result.returncode == 0, result.stderr
+    assert "torn tail" not in result.stdout
+    assert (
+        f"unfinished write group: 1 record(s) from revision {whole[-2][1]}, "
+        "not recovered"
+    ) in result.stdout
+    assert re.search(r"^  jobs +dict +3$", result.stdout, re.M), result.stdout
+
+    with tempfile.TemporaryFile() as log:
+        durable.server = start_server(
+            *durable.flags, directory=durable.server.directory, stderr=log
+        )
+        jobs = statehub.Manager(durable.server.unix).named.dict("jobs")
+        assert "last" not in jobs
+        log.seek(0)
+        assert "the log ended inside a write group" in log.read().decode()
+    # The log goes on from the cut: what is written now outlives a restart.
+    jobs["next"] = 1
+    durable.restart_after_kill()
+    jobs = statehub.Manager(durable.server.unix).named.dict("jobs")
+    assert sorted(jobs.keys()) == ["a", "b", "c", "next"]
+    assert "unfinished" not in inspect(durable.data_dir).stdout
+
+
 def test_inspect_replays_a_snapshot_and_the_log_after_it() -> None:
     # Small segments and snapshot threshold: the server snapshots in the
     # background and deletes the segments the snapshot covers.

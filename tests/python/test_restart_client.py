@@ -154,11 +154,14 @@ m.shutdown()
 """
 
 
-def test_parked_calls_are_parked_again_after_a_restart(durable: Restartable) -> None:
+@pytest.mark.parametrize("transport", ["lane", "grpc"])
+def test_parked_calls_are_parked_again_after_a_restart(
+    durable: Restartable, transport: str
+) -> None:
     holder = _python(HOLDER, durable.address())
     try:
         assert _line(holder) == "held"
-        m = statehub.Manager(durable.address())
+        m = statehub.Manager(durable.address(), transport=transport)
         jobs = m.named.Queue("jobs")
         idle = m.named.Queue("idle")
         go = m.named.Event("go")
@@ -220,10 +223,11 @@ def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
     return True
 
 
+@pytest.mark.parametrize("transport", ["lane", "grpc"])
 def test_calls_in_flight_are_retried_and_a_write_is_applied_once(
-    durable: Restartable,
+    durable: Restartable, transport: str
 ) -> None:
-    m = statehub.Manager(durable.address())
+    m = statehub.Manager(durable.address(), transport=transport)
     d = m.named.dict("d")
     d["k"] = 1
     # Two links in the pool (a call made while another waits opens a second

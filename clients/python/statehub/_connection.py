@@ -136,11 +136,12 @@ class Connection(Protocol):
         A call refused because the session had expired (SESSION_ERROR, which
         the server raises before doing anything) is retried once on a new
         session. If that new session replaced one that held locks or
-        anonymous objects, SessionLost is raised as statehub._held says. On
-        the lane, a call whose connection broke because the server went
-        away waits for it to come back, then is re-parked (raising
-        Reconnected to its proxy), retried (if it only reads) or failed
-        with ConnectionError (statehub._reconnect).
+        anonymous objects, SessionLost is raised as statehub._held says. A
+        call whose connection broke because the server went away waits for
+        it to come back, then is re-parked (raising Reconnected to its
+        proxy), sent again (if it only reads, or is numbered) or failed
+        with ConnectionError (the lane: statehub._reconnect; gRPC: its
+        ``call``).
         """
         ...
 

@@ -54,7 +54,7 @@ from ._proto import (
     sync_pb2_grpc,
     value_pb2,
 )
-from ._reconnect import RECONNECT_WAIT
+from ._reconnect import RECONNECT_WAIT, REPARKABLE, SAFE_TO_REPEAT
 from ._session import Session
 from ._status import NO_KEY, error_from_status
 
@@ -280,8 +280,9 @@ class GrpcConnection(ManagerCount):
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
         number = 0
+        renewed = resent = False
         try:
-            for attempt in range(2):
+            while True:
                 session_id = self._session.ensure()
                 self.held.check()
                 metadata: tuple[tuple[str, str], ...] = (
@@ -298,7 +299,8 @@ class GrpcConnection(ManagerCount):
                         stub_method, request, metadata, deadline, parked
                     )
                 except grpc.RpcError as rpc_error:
-                    if number and rpc_error.code() == grpc.StatusCode.UNAVAILABLE:
+                    broke = rpc_error.code() == grpc.StatusCode.UNAVAILABLE
+                    if broke and number:
                         # It may have run: sent again in its session, it
                         # runs once (or gets its first answer).
                         return self._resend(
@@ -312,19 +314,45 @@ class GrpcConnection(ManagerCount):
                             key=key,
                             attribute=attribute,
                         )
+                    again = REPARKABLE if parked else SAFE_TO_REPEAT
+                    if broke and not resent and (service, method) in again:
+                        # Safe to make again once the server is back: a read,
+                        # or a wait its proxy parks again for the rest of its
+                        # timeout (after asking whether it was served).
+                        resent = True
+                        self._await_server(deadline, rpc_error, key, attribute)
+                        if parked:
+                            raise _connection.Reconnected() from None
+                        continue
                     error = self._translate(rpc_error, key, attribute)
-                    if isinstance(error, errors.SessionError) and attempt == 0:
+                    if isinstance(error, errors.SessionError) and not renewed:
+                        renewed = True
                         self._session.renew(session_id)
                         continue
                     _raise(error, rpc_error)
                 finally:
                     self._gate.exit()
-            raise AssertionError("unreachable")
         finally:
             if number:
                 self._numbers.done(number)
             if metrics is not None:
                 metrics.observe_call(service, method, time.monotonic() - started)
+
+    def _await_server(
+        self,
+        deadline: float | None,
+        failure: grpc.RpcError,
+        key: Any,
+        attribute: str | None,
+    ) -> None:
+        """Waits for the channel to reach the server again, within
+        RECONNECT_WAIT and the call's ``deadline`` (seconds); raises the
+        call's ``failure`` if it does not."""
+        wait = RECONNECT_WAIT if deadline is None else min(RECONNECT_WAIT, deadline)
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=wait)
+        except grpc.FutureTimeoutError:
+            _raise(self._translate(failure, key, attribute), failure)
 
     def _invoke(
         self,
