@@ -118,6 +118,10 @@ class Durability final : public ChangeSink {
   storage::FsyncPolicy policy() const { return log_->policy(); }
   // health is the log's: OK, or why it cannot take changes (disk full).
   absl::Status health() const override { return log_->health(); }
+  // Under --fsync=always a reply waits for the sync thread.
+  bool answers_inline() const override {
+    return log_->policy() != storage::FsyncPolicy::kAlways;
+  }
 
   // Close stops logging: every change published so far is written and
   // fsynced, and later ones are not logged, their replies failing with

@@ -86,6 +86,11 @@ absl::Status ChangeStream::health() const {
   return sink == nullptr ? absl::OkStatus() : sink->health();
 }
 
+bool ChangeStream::commits_inline() const {
+  ChangeSink* sink = sink_.load(std::memory_order_acquire);
+  return sink == nullptr || sink->answers_inline();
+}
+
 void ChangeStream::RunLocked(absl::FunctionRef<void(uint64_t)> fn) {
   MutexLock lock(&mu_);
   fn(revision_.load(std::memory_order_relaxed));

@@ -68,6 +68,9 @@ class ChangeSink {
   // health is OK while the sink can take records; otherwise why not (a
   // full disk), in a message for the callers it refuses.
   virtual absl::Status health() const { return absl::OkStatus(); }
+  // answers_inline: WhenDurable always runs `done` before it returns, so a
+  // transport may answer a call from the stack that made it.
+  virtual bool answers_inline() const { return true; }
 };
 
 class ChangeStream {
@@ -100,6 +103,9 @@ class ChangeStream {
   void AfterCommit(ChangeSink::Done done, bool read_only = false) const;
   // health is the sink's (ChangeSink::health); OK without one.
   absl::Status health() const;
+  // commits_inline: AfterCommit runs `done` before it returns (no sink, or
+  // one that answers inline).
+  bool commits_inline() const;
 
   // RunLocked runs `fn` with the last revision while no record can be
   // published (the sink's shutdown draws its line there).

@@ -93,7 +93,10 @@ class LaneSession::ImmediateCall final : public handlers::Call {
   ImmediateCall(LaneSession& session, uint32_t request_id, const Method& m,
                 Message* response)
       : Call(handlers::Transport::kLane, Caller{session.session_},
-             &session.timers_, session.observer_, m.index),
+             &session.timers_, session.observer_, m.index,
+             session.engine_.changes().recording() ? &session.engine_.changes()
+                                                   : nullptr,
+             m.read_only),
         session_(session),
         request_id_(request_id),
         response_(response) {}
@@ -341,9 +344,10 @@ void LaneSession::OnRequest(const Frame& frame) {
   }
   const absl::Status admitted = Admit();
   ChangeAuthor author(session_);
-  // With a data dir a reply may wait for the log (Call::Finish), so the
-  // call must outlive this frame: it goes the parked calls' way.
-  if (m->blocking || engine_.changes().recording()) {
+  // Under --fsync=always a reply waits for the log's sync thread
+  // (Call::Finish), so the call must outlive this frame: it goes the
+  // parked calls' way. Otherwise the log is written before Finish returns.
+  if (m->blocking || !engine_.changes().commits_inline()) {
     auto call = std::make_shared<LaneCall>(shared_from_this(), id, *m,
                                            Caller{session_});
     {

@@ -143,6 +143,7 @@ uint64_t Log::ThresholdLocked() const {
 
 void Log::WhenDurable(uint64_t revision, Done done) {
   absl::Status now;  // the result, when known at once
+  bool write = false;
   {
     absl::MutexLock lock(&mu_);
     if (revision <= ThresholdLocked()) {
@@ -159,16 +160,28 @@ void Log::WhenDurable(uint64_t revision, Done done) {
       }
       now = health_;
     } else {
-      // Written by this thread, below; Pass settles the waiter.
-      waiters_.emplace(revision, std::move(done));
-      done = nullptr;
+      write = true;
     }
   }
-  if (done) {
-    std::move(done)(std::move(now));
-  } else {
-    RunAll(Pass(/*sync=*/false, revision));
+  if (write) now = WriteThrough(revision);
+  std::move(done)(std::move(now));
+}
+
+absl::Status Log::WriteThrough(uint64_t revision) {
+  absl::Status s;
+  Ready ready;
+  {
+    absl::MutexLock lock(&write_mu_);
+    {
+      absl::MutexLock l(&mu_);
+      // Another thread's write took this record along.
+      if (revision <= written_) return absl::OkStatus();
+    }
+    s = WriteLocked();
+    ready = SettleLocked(s, /*attempted=*/true);
   }
+  RunAll(std::move(ready));
+  return s;
 }
 
 uint64_t Log::durable_revision() const {
@@ -193,16 +206,8 @@ void Log::RunAll(Ready ready) {
   for (auto& [done, status] : ready) std::move(done)(std::move(status));
 }
 
-Log::Ready Log::Pass(bool sync, uint64_t needed) {
+Log::Ready Log::Pass(bool sync) {
   absl::MutexLock lock(&write_mu_);
-  bool done = false;
-  {
-    absl::MutexLock l(&mu_);
-    done = needed != 0 && needed <= ThresholdLocked();
-  }
-  // Another thread's group write took this one's record along: nothing to
-  // write for it.
-  if (done) return SettleLocked(absl::OkStatus(), /*attempted=*/false);
   absl::Status s = WriteLocked();
   if (s.ok() && sync) s = SyncLocked();
   return SettleLocked(std::move(s), /*attempted=*/true);
@@ -237,7 +242,7 @@ void Log::Run() {
     if (options_.fsync == FsyncPolicy::kEverySec) {
       RunAll(PassSyncingOutside());
     } else {
-      RunAll(Pass(/*sync=*/options_.fsync != FsyncPolicy::kNo, 0));
+      RunAll(Pass(/*sync=*/options_.fsync != FsyncPolicy::kNo));
     }
   }
 }

@@ -157,7 +157,8 @@ class Log {
   // fails first, or if the log is failed when called; with
   // FAILED_PRECONDITION after Close. Under kEverySec and kNo a record not
   // yet written is written by this call (with everything pending), so it
-  // may block for a write(2); under kAlways it never blocks.
+  // may block for a write(2), and `done` always runs before it returns;
+  // under kAlways it never blocks.
   void WhenDurable(uint64_t revision, Done done);
 
   // durable_revision: every record up to it is written and synced.
@@ -181,9 +182,13 @@ class Log {
   Log(DataDir& dir, LogOptions options);
   void Run();
   // One pass of the writer: write what is pending (rolling or retrying as
-  // needed; not if `needed`, nonzero, is durable by now), sync if `sync`,
-  // and settle the callbacks (returned, to be run with no lock held).
-  Ready Pass(bool sync, uint64_t needed) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // needed), sync if `sync`, and settle the callbacks (returned, to be run
+  // with no lock held).
+  Ready Pass(bool sync) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // WriteThrough is WhenDurable's write under kEverySec and kNo: writes
+  // everything pending unless `revision` is written already, and returns
+  // the outcome for that revision.
+  absl::Status WriteThrough(uint64_t revision) ABSL_LOCKS_EXCLUDED(write_mu_);
   // PassSyncingOutside is everysec's periodic pass: write what is pending,
   // then fdatasync without holding write_mu_.
   Ready PassSyncingOutside() ABSL_LOCKS_EXCLUDED(write_mu_);
