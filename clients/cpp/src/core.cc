@@ -119,6 +119,21 @@ bool Core::Broke(const grpc::Status& status, const grpc::ClientContext& ctx) {
              ctx.GetServerTrailingMetadata().end();
 }
 
+absl::Time Core::ReconnectLimit(absl::Time deadline) const {
+  const absl::Time now = absl::Now();
+  // Without a session nothing tells when the server was last seen: each
+  // call waits its own kReconnectWait.
+  if (session_ == nullptr) return std::min(deadline, now + kReconnectWait);
+  const absl::Time welcomed = session_->welcomed_at();
+  absl::MutexLock lock(&lost_mu_);
+  // A stream welcomed since the server was first found gone means that it
+  // came back in between: this is a new absence.
+  if (lost_since_ == absl::InfiniteFuture() || welcomed > lost_since_) {
+    lost_since_ = now;
+  }
+  return std::min(deadline, lost_since_ + kReconnectWait);
+}
+
 std::optional<SessionTag> Core::AwaitSession(const SessionTag& tag,
                                              absl::Time limit) const {
   if (session_ == nullptr) {
@@ -129,11 +144,16 @@ std::optional<SessionTag> Core::AwaitSession(const SessionTag& tag,
   // stream once it is back and resumes the session (or gets a new one).
   absl::StatusOr<SessionTag> back = session_->AwaitStream(tag.stream, limit);
   if (!back.ok()) return std::nullopt;
+  absl::MutexLock lock(&lost_mu_);
+  lost_since_ = absl::InfiniteFuture();
   return *std::move(back);
 }
 
 bool Core::AwaitChannel(absl::Time limit) const {
-  return channel_->WaitForConnected(absl::ToChronoTime(limit));
+  if (!channel_->WaitForConnected(absl::ToChronoTime(limit))) return false;
+  absl::MutexLock lock(&lost_mu_);
+  lost_since_ = absl::InfiniteFuture();
+  return true;
 }
 
 absl::Status Core::Failed(const grpc::Status& status,

@@ -14,11 +14,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
@@ -160,6 +162,11 @@ class Core : public std::enable_shared_from_this<Core> {
   // Broke is whether a call failed because the server could not be reached
   // or the connection broke: UNAVAILABLE from gRPC itself, not the server.
   static bool Broke(const grpc::Status& status, const grpc::ClientContext& ctx);
+  // ReconnectLimit is how long a call that found the server gone waits for
+  // it: kReconnectWait after the server was first found gone (so that calls
+  // to a server that stays away soon fail at once), and never past the
+  // call's `deadline`.
+  absl::Time ReconnectLimit(absl::Time deadline) const;
   // AwaitSession waits until the session stream is back after a call made
   // under `tag` broke (or, without a session, the channel is connected)
   // and returns the session to make the call again in; false at `limit`.
@@ -182,6 +189,11 @@ class Core : public std::enable_shared_from_this<Core> {
   const ClientOptions options_;
   // numbers_ numbers the calls that change state, on either transport.
   mutable CallNumbers numbers_;
+  // lost_since_ is when a gRPC call first found the server gone,
+  // InfiniteFuture while it is not.
+  mutable absl::Mutex lost_mu_;
+  mutable absl::Time lost_since_ ABSL_GUARDED_BY(lost_mu_) =
+      absl::InfiniteFuture();
   std::tuple<
       std::unique_ptr<v1::Objects::Stub>, std::unique_ptr<v1::Dicts::Stub>,
       std::unique_ptr<v1::Lists::Stub>, std::unique_ptr<v1::Namespaces::Stub>,
@@ -265,7 +277,7 @@ absl::StatusOr<SessionTag> Core::CallGrpc(
   }
   // gRPC cannot tell a call that never went out from one whose connection
   // broke after it did: every UNAVAILABLE is taken for the latter.
-  absl::Time limit = std::min(deadline, absl::Now() + kReconnectWait);
+  absl::Time limit = ReconnectLimit(deadline);
   switch (plan.after_break) {
     case AfterBreak::kFail:
       return BrokenCallError(address_, plan, failure);
@@ -290,7 +302,7 @@ absl::StatusOr<SessionTag> Core::CallGrpc(
   }
   // Sent again unchanged, in the session it was numbered in, as soon as
   // the server is back: the server answers a number once per session.
-  while (true) {
+  for (int attempt = 2;; ++attempt) {
     if (!AwaitChannel(limit)) return NotBackError(address_, plan, failure);
     grpc::ClientContext ctx;
     Prepare(&ctx, deadline, tag, plan.number);
@@ -298,9 +310,9 @@ absl::StatusOr<SessionTag> Core::CallGrpc(
         (StubFor<Stub>()->*method)(&ctx, request, response);
     if (status.ok()) return tag;
     absl::Status error = Failed(status, ctx, tag);
-    if (Broke(status, ctx)) {
+    if (Broke(status, ctx) && attempt < kMaxAttempts) {
       failure = std::move(error);
-      limit = std::min(deadline, absl::Now() + kReconnectWait);
+      limit = ReconnectLimit(deadline);
       continue;
     }
     if (GetErrorKind(error) == ErrorKind::kSessionError) {

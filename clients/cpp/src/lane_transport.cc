@@ -244,9 +244,11 @@ absl::StatusOr<SessionTag> LaneTransport::Call(
   // The session a numbered call went out in (0: any, until it went out):
   // only that session answers its number.
   uint64_t numbered_in = 0;
-  bool redialed = false;
-  bool repeated = false;
-  while (true) {
+  // A server that is dying closes its connections one by one, so the
+  // primary may still look alive when a call's connection has broken: the
+  // call is made again at once, and after a pause if it breaks again.
+  absl::Duration pause = absl::ZeroDuration();
+  for (int attempt = 1;; ++attempt) {
     SessionTag tag;
     Delivery delivery;
     absl::Status status = Attempt(plan, request, response, deadline,
@@ -255,42 +257,41 @@ absl::StatusOr<SessionTag> LaneTransport::Call(
       if (!status.ok()) return status;
       return tag;
     }
-    // Waiting for the server to come back is bounded by kReconnectWait
-    // from now, and by the call's deadline.
-    const absl::Time limit = std::min(deadline, absl::Now() + kReconnectWait);
-    if (delivery == Delivery::kNotSent) {
-      // Nothing reached the server: made again once it is back, once.
-      if (redialed) return status;
-      redialed = true;
-      if (absl::StatusOr<SessionTag> back = AwaitSession(limit); !back.ok()) {
-        return NotBackError(address_.target, plan, status);
-      }
-      continue;
-    }
-    switch (plan.after_break) {
-      case AfterBreak::kFail:
+    // A request that never went out is made again whatever it is.
+    if (delivery == Delivery::kLost) {
+      if (plan.after_break == AfterBreak::kFail) {
         return BrokenCallError(address_.target, plan, status);
-      case AfterBreak::kRepeat:
-        if (repeated) return status;
-        repeated = true;
-        break;
-      case AfterBreak::kResend:
-        if (numbered_in == 0) numbered_in = tag.generation;
-        break;
-      case AfterBreak::kRepark:
-        break;
+      }
+      if (plan.after_break == AfterBreak::kResend && numbered_in == 0) {
+        numbered_in = tag.generation;
+      }
     }
+    if (attempt == kMaxAttempts) return status;
+    const absl::Time limit = ReconnectLimit(deadline);
+    if (pause > absl::ZeroDuration() &&
+        !PauseUntil(std::min(limit, absl::Now() + pause))) {
+      return absl::CancelledError("statehub: client closed");
+    }
+    pause = std::min(std::max(pause * 2, kMinBackoff), kMaxBackoff);
     absl::StatusOr<SessionTag> back = AwaitSession(limit);
     if (!back.ok()) return NotBackError(address_.target, plan, status);
-    if (plan.after_break == AfterBreak::kResend &&
-        back->generation != numbered_in) {
+    if (numbered_in != 0 && back->generation != numbered_in) {
       return SessionEndedError(address_.target, plan, status);
     }
-    if (plan.after_break == AfterBreak::kRepark) {
+    if (delivery == Delivery::kLost &&
+        plan.after_break == AfterBreak::kRepark) {
       *remake = true;
       return status;
     }
   }
+}
+
+bool LaneTransport::PauseUntil(absl::Time until) {
+  absl::MutexLock lock(&mu_);
+  while (!closing_) {
+    if (cv_.WaitWithDeadline(&mu_, until)) break;
+  }
+  return !closing_;
 }
 
 absl::Status LaneTransport::Attempt(
@@ -329,31 +330,42 @@ absl::Status LaneTransport::Attempt(
   return status;
 }
 
+absl::Time LaneTransport::ReconnectLimit(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (lost_since_ == absl::InfiniteFuture()) lost_since_ = absl::Now();
+  return std::min(deadline, lost_since_ + kReconnectWait);
+}
+
 absl::StatusOr<SessionTag> LaneTransport::AwaitSession(absl::Time limit) {
   absl::Duration backoff = kMinBackoff;
   while (true) {
     absl::Status last;
     {
       absl::MutexLock primary(&primary_mu_);
-      {
+      // The keepalive thread reads the primary only under primary_mu_, so
+      // anything readable on it now means the server closed it.
+      bool up = primary_ != nullptr && !primary_->PeerClosed();
+      if (!up) {
         absl::MutexLock lock(&mu_);
         if (closing_) return absl::CancelledError("statehub: client closed");
         // Without a session there is no primary: any connection will do.
-        if (id_.empty()) return SessionTag{};
+        up = id_.empty();
       }
-      // The keepalive thread reads the primary only under primary_mu_, so
-      // anything readable on it now means the server closed it.
-      if (primary_ != nullptr && !primary_->PeerClosed()) return Current();
-      primary_.reset();
-      last = OpenPrimary(std::min(limit, absl::Now() + connect_timeout_));
-      if (last.ok()) return Current();
+      if (!up) {
+        primary_.reset();
+        last = OpenPrimary(std::min(limit, absl::Now() + connect_timeout_));
+        up = last.ok();
+      }
+      if (up) {
+        absl::MutexLock lock(&mu_);
+        lost_since_ = absl::InfiniteFuture();
+        return SessionTag{id_, generation_};
+      }
     }
-    absl::MutexLock lock(&mu_);
     const absl::Time now = absl::Now();
     if (now >= limit) return last;
-    const absl::Time retry = std::min(limit, now + backoff);
-    while (!closing_) {
-      if (cv_.WaitWithDeadline(&mu_, retry)) break;
+    if (!PauseUntil(std::min(limit, now + backoff))) {
+      return absl::CancelledError("statehub: client closed");
     }
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
@@ -392,6 +404,7 @@ absl::Status LaneTransport::OpenPrimary(absl::Time deadline) {
       dropped.swap(pool_);
     }
     number_calls_.store(welcome.number_calls(), std::memory_order_relaxed);
+    lost_since_ = absl::InfiniteFuture();
     lease_ttl_ = welcome.lease_ttl_ms() > 0
                      ? absl::Milliseconds(welcome.lease_ttl_ms())
                      : kDefaultLease;

@@ -133,6 +133,13 @@ class LaneTransport {
                        google::protobuf::MessageLite* response,
                        absl::Time deadline, uint64_t generation,
                        SessionTag* tag, Delivery* delivery);
+  // ReconnectLimit is how long a call that found the server gone at `now`
+  // waits for it: kReconnectWait after the server was first found gone (so
+  // that calls to a server that stays away soon fail at once), and never
+  // past the call's `deadline`.
+  absl::Time ReconnectLimit(absl::Time deadline);
+  // PauseUntil waits until `until`; false if the transport was closed.
+  bool PauseUntil(absl::Time until);
   // AwaitSession waits until the primary connection is open (reopening it,
   // resuming the session if the server still has it, with a backoff) or
   // `limit` passes, and returns the session then current. Errors:
@@ -175,6 +182,9 @@ class LaneTransport {
   // number_calls_ is the last WELCOME's number_calls, read without mu_ on
   // every call.
   std::atomic<bool> number_calls_{false};
+  // lost_since_ is when a call first found the server gone, InfiniteFuture
+  // while it is not.
+  absl::Time lost_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   // pending_ holds names to release, all of the current generation.
   std::vector<std::string> pending_ ABSL_GUARDED_BY(mu_);

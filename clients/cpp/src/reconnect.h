@@ -32,6 +32,12 @@ namespace statehub::client_internal {
 // RECONNECT_WAIT. A restart on a data dir takes well under a second.
 inline constexpr absl::Duration kReconnectWait = absl::Seconds(15);
 
+// How many times one call is made at most when its connection keeps
+// breaking (or no connection can be opened) while the server looks up: a
+// bound, so that a call never goes round for ever; a restart costs one or
+// two.
+inline constexpr int kMaxAttempts = 10;
+
 // Rpc is what the client knows of one statehub rpc, read once from its
 // descriptor and options (api/statehub/v1/lane.proto). See RpcOf in
 // lane_transport.h.

@@ -70,6 +70,11 @@ SessionTag Session::Current() const {
   return SessionTag{id_, generation_, streams_};
 }
 
+absl::Time Session::welcomed_at() const {
+  absl::MutexLock lock(&mu_);
+  return welcomed_at_;
+}
+
 absl::StatusOr<SessionTag> Session::AwaitStream(uint64_t after,
                                                 absl::Time limit) {
   absl::MutexLock lock(&mu_);
@@ -249,6 +254,7 @@ absl::Status Session::Handshake(Stream* stream, absl::Duration timeout) {
   number_calls_.store(welcome.number_calls(), std::memory_order_relaxed);
   ++streams_;
   live_ = true;
+  welcomed_at_ = last_received_;
   cv_.SignalAll();  // AwaitStream
   if (!start_result_.has_value()) {
     start_result_ = absl::OkStatus();

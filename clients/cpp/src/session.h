@@ -71,6 +71,10 @@ class Session {
     return number_calls_.load(std::memory_order_relaxed);
   }
 
+  // welcomed_at is when the server last welcomed a session stream
+  // (InfinitePast before Start). Thread-safe.
+  absl::Time welcomed_at() const;
+
   // AwaitStream waits until a session stream later than stream number
   // `after` (SessionTag::stream) has been welcomed and is still up, and
   // returns the session then current: after a call broke because the
@@ -129,6 +133,7 @@ class Session {
   // streams_ counts the streams welcomed; live_ is true while the last one
   // is served.
   uint64_t streams_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time welcomed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool live_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> number_calls_{false};
   // start_result_ is set once, by the first handshake.
