@@ -277,45 +277,44 @@ absl::StatusOr<SessionTag> Core::CallGrpc(
   }
   // gRPC cannot tell a call that never went out from one whose connection
   // broke after it did: every UNAVAILABLE is taken for the latter.
-  absl::Time limit = ReconnectLimit(deadline);
-  switch (plan.after_break) {
-    case AfterBreak::kFail:
-      return BrokenCallError(address_, plan, failure);
-    case AfterBreak::kRepark:
-      if (!AwaitSession(tag, limit).has_value()) {
-        return NotBackError(address_, plan, failure);
-      }
-      *remake = true;
-      return failure;
-    case AfterBreak::kRepeat: {
-      const std::optional<SessionTag> back = AwaitSession(tag, limit);
-      if (!back.has_value()) return NotBackError(address_, plan, failure);
-      grpc::ClientContext ctx;
-      Prepare(&ctx, deadline, *back, plan.number);
-      const grpc::Status status =
-          (StubFor<Stub>()->*method)(&ctx, request, response);
-      if (status.ok()) return *back;
-      return Failed(status, ctx, *back);
-    }
-    case AfterBreak::kResend:
-      break;
-  }
-  // Sent again unchanged, in the session it was numbered in, as soon as
-  // the server is back: the server answers a number once per session.
+  SessionTag sent_in = tag;
   for (int attempt = 2;; ++attempt) {
-    if (!AwaitChannel(limit)) return NotBackError(address_, plan, failure);
+    const absl::Time limit = ReconnectLimit(deadline);
+    switch (plan.after_break) {
+      case AfterBreak::kFail:
+        return BrokenCallError(address_, plan, failure);
+      case AfterBreak::kRepark:
+        if (!AwaitSession(sent_in, limit).has_value()) {
+          return NotBackError(address_, plan, failure);
+        }
+        *remake = true;
+        return failure;
+      case AfterBreak::kRepeat: {
+        // Made again in the session the server came back with.
+        std::optional<SessionTag> back = AwaitSession(sent_in, limit);
+        if (!back.has_value()) return NotBackError(address_, plan, failure);
+        sent_in = *std::move(back);
+        break;
+      }
+      case AfterBreak::kResend:
+        // Sent again unchanged, in the session it was numbered in, as soon
+        // as the server is back: the server answers a number once per
+        // session.
+        if (!AwaitChannel(limit)) return NotBackError(address_, plan, failure);
+        break;
+    }
     grpc::ClientContext ctx;
-    Prepare(&ctx, deadline, tag, plan.number);
+    Prepare(&ctx, deadline, sent_in, plan.number);
     const grpc::Status status =
         (StubFor<Stub>()->*method)(&ctx, request, response);
-    if (status.ok()) return tag;
-    absl::Status error = Failed(status, ctx, tag);
+    if (status.ok()) return sent_in;
+    absl::Status error = Failed(status, ctx, sent_in);
     if (Broke(status, ctx) && attempt < kMaxAttempts) {
       failure = std::move(error);
-      limit = ReconnectLimit(deadline);
       continue;
     }
-    if (GetErrorKind(error) == ErrorKind::kSessionError) {
+    if (plan.after_break == AfterBreak::kResend &&
+        GetErrorKind(error) == ErrorKind::kSessionError) {
       return SessionEndedError(address_, plan, failure);
     }
     return error;

@@ -301,8 +301,13 @@ absl::Status LaneTransport::Attempt(
   *delivery = Delivery::kAnswered;
   absl::StatusOr<Pooled> pooled = Take(tag);
   if (!pooled.ok()) {
-    if (absl::IsUnavailable(pooled.status()) &&
-        GetErrorKind(pooled.status()) == ErrorKind::kUnspecified) {
+    // A session that no longer lets a connection join has been replaced
+    // (Take recovers): the call is made in the new one, unless it is a
+    // numbered call sent before, which only the old session may answer.
+    const ErrorKind kind = GetErrorKind(pooled.status());
+    if ((absl::IsUnavailable(pooled.status()) &&
+         kind == ErrorKind::kUnspecified) ||
+        (kind == ErrorKind::kSessionError && !tag->id.empty())) {
       *delivery = Delivery::kNotSent;
     }
     return pooled.status();
