@@ -160,7 +160,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
         absl::StrFormat("statehub: cannot connect to %s within %s", address,
                         absl::FormatDuration(options.connect_timeout)));
   }
-  auto core = std::make_shared<Core>(std::move(channel), std::move(options));
+  auto core = std::make_shared<Core>(std::move(channel), std::string(address),
+                                     std::move(options));
   if (absl::Status s = core->StartSession(); !s.ok()) {
     return WithContext(
         s, absl::StrCat("statehub: opening a session on ", address));

@@ -39,8 +39,10 @@ struct AnonymousHold {
   const uint64_t generation;
 };
 
-Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+Core::Core(std::shared_ptr<grpc::Channel> channel, std::string address,
+           ClientOptions options)
     : channel_(std::move(channel)),
+      address_(std::move(address)),
       options_(std::move(options)),
       stubs_(v1::Objects::NewStub(channel_), v1::Dicts::NewStub(channel_),
              v1::Lists::NewStub(channel_), v1::Namespaces::NewStub(channel_),
@@ -54,7 +56,9 @@ Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
                    : nullptr) {}
 
 Core::Core(std::unique_ptr<LaneTransport> lane, ClientOptions options)
-    : options_(std::move(options)), lane_(std::move(lane)) {}
+    : address_(lane->target()),
+      options_(std::move(options)),
+      lane_(std::move(lane)) {}
 
 Core::~Core() = default;
 
@@ -79,20 +83,77 @@ void Core::CloseSession() {
   if (session_ != nullptr) session_->Close();
 }
 
-SessionTag Core::Prepare(grpc::ClientContext* ctx, absl::Duration wait) const {
+bool Core::number_calls() const {
+  if (lane_ != nullptr) return lane_->number_calls();
+  return session_ != nullptr && session_->number_calls();
+}
+
+absl::Time Core::Deadline(absl::Duration wait) const {
   // A negative timeout is the server's to refuse: it must get the call.
   // Infinite plus anything stays infinite: no deadline.
   const absl::Duration budget =
       std::max(wait, absl::ZeroDuration()) + options_.call_timeout;
-  if (budget != absl::InfiniteDuration()) {
-    ctx->set_deadline(absl::ToChronoTime(absl::Now() + budget));
+  return budget == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                            : absl::Now() + budget;
+}
+
+void Core::Prepare(grpc::ClientContext* ctx, absl::Time deadline,
+                   const SessionTag& tag, const CallNumber& number) const {
+  if (deadline != absl::InfiniteFuture()) {
+    ctx->set_deadline(absl::ToChronoTime(deadline));
   }
-  SessionTag tag = CurrentSession();
   if (!tag.id.empty()) ctx->AddMetadata(internal::kSessionKey, tag.id);
+  if (number.number != 0) {
+    ctx->AddMetadata(internal::kCallKey,
+                     absl::StrCat(number.number, " ", number.seen));
+  }
   if (!options_.token.empty()) {
     ctx->AddMetadata(internal::kAuthorizationKey, "Bearer " + options_.token);
   }
-  return tag;
+}
+
+bool Core::Broke(const grpc::Status& status, const grpc::ClientContext& ctx) {
+  // The server's own UNAVAILABLE carries a statehub error detail.
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         ctx.GetServerTrailingMetadata().find(internal::kErrorDetailKey) ==
+             ctx.GetServerTrailingMetadata().end();
+}
+
+absl::Time Core::ReconnectLimit(absl::Time deadline) const {
+  const absl::Time now = absl::Now();
+  // Without a session nothing tells when the server was last seen: each
+  // call waits its own kReconnectWait.
+  if (session_ == nullptr) return std::min(deadline, now + kReconnectWait);
+  const absl::Time welcomed = session_->welcomed_at();
+  absl::MutexLock lock(&lost_mu_);
+  // A stream welcomed since the server was first found gone means that it
+  // came back in between: this is a new absence.
+  if (lost_since_ == absl::InfiniteFuture() || welcomed > lost_since_) {
+    lost_since_ = now;
+  }
+  return std::min(deadline, lost_since_ + kReconnectWait);
+}
+
+std::optional<SessionTag> Core::AwaitSession(const SessionTag& tag,
+                                             absl::Time limit) const {
+  if (session_ == nullptr) {
+    if (!AwaitChannel(limit)) return std::nullopt;
+    return SessionTag{};
+  }
+  // The session thread notices that the server went away, opens a new
+  // stream once it is back and resumes the session (or gets a new one).
+  absl::StatusOr<SessionTag> back = session_->AwaitStream(tag.stream, limit);
+  if (!back.ok()) return std::nullopt;
+  absl::MutexLock lock(&lost_mu_);
+  lost_since_ = absl::InfiniteFuture();
+  return *std::move(back);
+}
+
+bool Core::AwaitChannel(absl::Time limit) const {
+  if (!channel_->WaitForConnected(absl::ToChronoTime(limit))) return false;
+  absl::MutexLock lock(&lost_mu_);
+  lost_since_ = absl::InfiniteFuture();
+  return true;
 }
 
 absl::Status Core::Failed(const grpc::Status& status,

@@ -14,17 +14,20 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "grpcpp/grpcpp.h"
 #include "lane_transport.h"
+#include "reconnect.h"
 #include "session.h"
 #include "statehub/client.h"
 #include "statehub/internal/handle.h"
@@ -71,8 +74,9 @@ inline absl::string_view RpcName(absl::string_view request_message) {
 
 class Core : public std::enable_shared_from_this<Core> {
  public:
-  // A core on gRPC: `channel` is connected.
-  Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options);
+  // A core on gRPC: `channel` is connected to `address`.
+  Core(std::shared_ptr<grpc::Channel> channel, std::string address,
+       ClientOptions options);
   // A core on the lane: `lane` is connected (its session open if
   // options.open_session).
   Core(std::unique_ptr<LaneTransport> lane, ClientOptions options);
@@ -102,12 +106,18 @@ class Core : public std::enable_shared_from_this<Core> {
   // the call ran under (holds in the reply belong to it), or the failure as
   // a statehub error (kind and object from the `statehub-error-bin`
   // trailer, or from the lane's ERROR frame: the same either way).
+  //
+  // A call that changes state is numbered where the server advises it, and
+  // a call whose connection broke (the server went away) is sent again or
+  // fails as reconnect.h says. `remake` is non-null for a call that parks
+  // (CallParked): if it is to be made again once the session is back, Call
+  // sets *remake and returns the break's error.
   template <typename Stub, typename Request, typename Response>
   absl::StatusOr<SessionTag> Call(
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                    Response*),
       const Request& request, Response* response,
-      absl::Duration wait = absl::ZeroDuration()) const;
+      absl::Duration wait = absl::ZeroDuration(), bool* remake = nullptr) const;
 
   // Decode converts a value from a reply made under `tag`, giving each ref
   // to an anonymous object the hold the server granted for it.
@@ -136,12 +146,34 @@ class Core : public std::enable_shared_from_this<Core> {
   absl::StatusOr<SessionTag> CallGrpc(
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                    Response*),
-      const Request& request, Response* response, absl::Duration wait) const;
+      const Request& request, Response* response, absl::Duration wait,
+      const CallPlan& plan, bool* remake) const;
+  // number_calls is the server's advice to number calls that change state.
+  bool number_calls() const;
   void AttachHolds(Value& value, const SessionTag& tag) const;
   // Release drops one hold (called by hold tokens as they die).
   void Release(uint64_t generation, std::string name) const;
-  // Prepare fills a context for one call and returns the session it names.
-  SessionTag Prepare(grpc::ClientContext* ctx, absl::Duration wait) const;
+  // Deadline is a call's deadline for `wait` (see Call).
+  absl::Time Deadline(absl::Duration wait) const;
+  // Prepare fills a context for one call in session `tag` (numbered if
+  // number.number is not 0).
+  void Prepare(grpc::ClientContext* ctx, absl::Time deadline,
+               const SessionTag& tag, const CallNumber& number) const;
+  // Broke is whether a call failed because the server could not be reached
+  // or the connection broke: UNAVAILABLE from gRPC itself, not the server.
+  static bool Broke(const grpc::Status& status, const grpc::ClientContext& ctx);
+  // ReconnectLimit is how long a call that found the server gone waits for
+  // it: kReconnectWait after the server was first found gone (so that calls
+  // to a server that stays away soon fail at once), and never past the
+  // call's `deadline`.
+  absl::Time ReconnectLimit(absl::Time deadline) const;
+  // AwaitSession waits until the session stream is back after a call made
+  // under `tag` broke (or, without a session, the channel is connected)
+  // and returns the session to make the call again in; false at `limit`.
+  std::optional<SessionTag> AwaitSession(const SessionTag& tag,
+                                         absl::Time limit) const;
+  // AwaitChannel waits until the channel is connected; false at `limit`.
+  bool AwaitChannel(absl::Time limit) const;
   // Failed converts a failed call's status; a SESSION_ERROR for the current
   // session kicks the session thread.
   absl::Status Failed(const grpc::Status& status,
@@ -152,7 +184,16 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // channel_ and stubs_ are null on the lane.
   const std::shared_ptr<grpc::Channel> channel_;
+  // address_ is the server's address, for messages.
+  const std::string address_;
   const ClientOptions options_;
+  // numbers_ numbers the calls that change state, on either transport.
+  mutable CallNumbers numbers_;
+  // lost_since_ is when a gRPC call first found the server gone,
+  // InfiniteFuture while it is not.
+  mutable absl::Mutex lost_mu_;
+  mutable absl::Time lost_since_ ABSL_GUARDED_BY(lost_mu_) =
+      absl::InfiniteFuture();
   std::tuple<
       std::unique_ptr<v1::Objects::Stub>, std::unique_ptr<v1::Dicts::Stub>,
       std::unique_ptr<v1::Lists::Stub>, std::unique_ptr<v1::Namespaces::Stub>,
@@ -172,30 +213,44 @@ template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> Core::Call(
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    const Request& request, Response* response, absl::Duration wait) const {
+    const Request& request, Response* response, absl::Duration wait,
+    bool* remake) const {
   const absl::Time start =
       options_.observer ? absl::Now() : absl::InfinitePast();
+  // Looked up once per request type, so a call costs no lookup at all.
+  static const Rpc& rpc = RpcOf(Request::descriptor());
+  const bool parked = remake != nullptr;
+  bool unused = false;
+  if (remake == nullptr) remake = &unused;
+  CallPlan plan;
+  plan.rpc = &rpc;
+  if constexpr (requires { absl::string_view(request.name()); }) {
+    plan.object = request.name();
+  }
+  plan.numbering_advised = number_calls();
+  const bool numbered = plan.numbering_advised && Numbered(rpc, parked);
+  if (numbered) plan.number = numbers_.Take();
+  plan.after_break = AfterBreakOf(rpc, parked, numbered);
   absl::StatusOr<SessionTag> result;
   if (lane_ != nullptr) {
-    // Looked up once per request type, so a call costs no lookup at all.
-    static const uint16_t lane_method = LaneMethodId(Request::descriptor());
-    if (lane_method == 0) {
+    if (rpc.lane_method == 0) {
       result = absl::InternalError(
           absl::StrCat("statehub: ", Request::descriptor()->full_name(),
                        " has no (statehub.v1.lane_method)"));
     } else {
-      result = lane_->Call(lane_method, request, response, wait);
+      result = lane_->Call(plan, request, response, wait, remake);
     }
   } else {
-    result = CallGrpc(method, request, response, wait);
+    result = CallGrpc(method, request, response, wait, plan, remake);
   }
+  if (numbered) numbers_.Done(plan.number.number);
   if (options_.observer) {
-    const absl::string_view rpc = RpcName(Request::descriptor()->name());
+    const absl::string_view rpc_name = RpcName(Request::descriptor()->name());
     const absl::Duration latency = absl::Now() - start;
-    options_.observer->CallDone(rpc, latency, result.status().code());
+    options_.observer->CallDone(rpc_name, latency, result.status().code());
     if constexpr (requires { response->acquired(); }) {
       if (result.ok()) {
-        options_.observer->AcquireDone(rpc, latency, response->acquired());
+        options_.observer->AcquireDone(rpc_name, latency, response->acquired());
       }
     }
   }
@@ -206,50 +261,132 @@ template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> Core::CallGrpc(
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    const Request& request, Response* response, absl::Duration wait) const {
-  grpc::ClientContext ctx;
-  SessionTag tag = Prepare(&ctx, wait);
-  const grpc::Status status =
-      (StubFor<Stub>()->*method)(&ctx, request, response);
-  if (!status.ok()) return Failed(status, ctx, tag);
-  return tag;
+    const Request& request, Response* response, absl::Duration wait,
+    const CallPlan& plan, bool* remake) const {
+  const absl::Time deadline = Deadline(wait);
+  const SessionTag tag = CurrentSession();
+  absl::Status failure;
+  {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, deadline, tag, plan.number);
+    const grpc::Status status =
+        (StubFor<Stub>()->*method)(&ctx, request, response);
+    if (status.ok()) return tag;
+    failure = Failed(status, ctx, tag);
+    if (!Broke(status, ctx)) return failure;
+  }
+  // gRPC cannot tell a call that never went out from one whose connection
+  // broke after it did: every UNAVAILABLE is taken for the latter.
+  SessionTag sent_in = tag;
+  for (int attempt = 2;; ++attempt) {
+    const absl::Time limit = ReconnectLimit(deadline);
+    switch (plan.after_break) {
+      case AfterBreak::kFail:
+        return BrokenCallError(address_, plan, failure);
+      case AfterBreak::kRepark:
+        if (!AwaitSession(sent_in, limit).has_value()) {
+          return NotBackError(address_, plan, failure);
+        }
+        *remake = true;
+        return failure;
+      case AfterBreak::kRepeat: {
+        // Made again in the session the server came back with.
+        std::optional<SessionTag> back = AwaitSession(sent_in, limit);
+        if (!back.has_value()) return NotBackError(address_, plan, failure);
+        sent_in = *std::move(back);
+        break;
+      }
+      case AfterBreak::kResend:
+        // Sent again unchanged, in the session it was numbered in, as soon
+        // as the server is back: the server answers a number once per
+        // session.
+        if (!AwaitChannel(limit)) return NotBackError(address_, plan, failure);
+        break;
+    }
+    grpc::ClientContext ctx;
+    Prepare(&ctx, deadline, sent_in, plan.number);
+    const grpc::Status status =
+        (StubFor<Stub>()->*method)(&ctx, request, response);
+    if (status.ok()) return sent_in;
+    absl::Status error = Failed(status, ctx, sent_in);
+    if (Broke(status, ctx) && attempt < kMaxAttempts) {
+      failure = std::move(error);
+      continue;
+    }
+    if (plan.after_break == AfterBreak::kResend &&
+        GetErrorKind(error) == ErrorKind::kSessionError) {
+      return SessionEndedError(address_, plan, failure);
+    }
+    return error;
+  }
 }
 
 // MovedFromError is what a moved-from handle returns from every call.
 absl::Status MovedFromError();
 
 // CallOn makes one call on the object of handle `h`: it names the object in
-// `request` and calls through the handle's core (`wait` as for Core::Call).
+// `request` and calls through the handle's core (`wait` and `remake` as for
+// Core::Call).
 template <typename Stub, typename Request, typename Response>
 absl::StatusOr<SessionTag> CallOn(
     const HandleState& h,
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
     Request& request, Response* response,
-    absl::Duration wait = absl::ZeroDuration()) {
+    absl::Duration wait = absl::ZeroDuration(), bool* remake = nullptr) {
   if (h.core == nullptr) return MovedFromError();
   request.set_name(h.name);
-  return h.core->Call(method, request, response, wait);
+  return h.core->Call(method, request, response, wait, remake);
 }
+
+// NeverServed is CallParked's default `served_before_break`.
+struct NeverServed {
+  template <typename Response>
+  absl::StatusOr<bool> operator()(Response*) const {
+    return false;
+  }
+};
 
 // CallParked is CallOn for a call that may park on the server (acquire,
 // wait, get, put, join): it also sends the caller's thread id and
 // `timeout`. nullopt and absl::InfiniteDuration() leave the request's
 // timeout unset (wait until served) and the call without a deadline; a
 // negative timeout is sent as is, for the server to refuse with VALUE_ERROR.
-template <typename Stub, typename Request, typename Response>
+//
+// A call cut by the server going away is made again once the session is
+// back (Core::Call's `remake`), with what is left of `timeout`. Before
+// that, `served_before_break(response)` may say that the server had served
+// it already (an acquire granted just before the server died, its reply
+// lost): it then fills *response and returns true, and the call returns
+// that instead of being made again.
+template <typename Stub, typename Request, typename Response,
+          typename ServedBefore = NeverServed>
 absl::StatusOr<SessionTag> CallParked(
     const HandleState& h,
     grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                  Response*),
-    Request& request, Response* response,
-    std::optional<absl::Duration> timeout) {
+    Request& request, Response* response, std::optional<absl::Duration> timeout,
+    ServedBefore served_before_break = {}) {
   request.set_thread_id(CurrentThreadId());
   const absl::Duration wait = timeout.value_or(absl::InfiniteDuration());
-  if (wait != absl::InfiniteDuration()) {
-    internal::DurationToWire(wait, request.mutable_timeout());
+  const absl::Time start = absl::Now();
+  absl::Duration left = wait;
+  while (true) {
+    if (left != absl::InfiniteDuration()) {
+      internal::DurationToWire(left, request.mutable_timeout());
+    }
+    bool remake = false;
+    absl::StatusOr<SessionTag> result =
+        CallOn(h, method, request, response, left, &remake);
+    if (!remake) return result;
+    absl::StatusOr<bool> served = served_before_break(response);
+    if (!served.ok()) return served.status();
+    if (*served) return h.core->CurrentSession();
+    // A negative timeout was refused, never parked: `left` is not.
+    if (wait != absl::InfiniteDuration()) {
+      left = std::max(wait - (absl::Now() - start), absl::ZeroDuration());
+    }
   }
-  return CallOn(h, method, request, response, wait);
 }
 
 // WaitersFromWire converts the parked calls of a State reply received at

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/internal/endian.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -271,22 +272,28 @@ absl::StatusOr<std::unique_ptr<LaneConnection>> LaneConnection::Open(
   }
 }
 
-absl::Status LaneConnection::Call(uint16_t method,
+absl::Status LaneConnection::Call(uint16_t method, const CallNumber& number,
                                   const google::protobuf::MessageLite& request,
                                   google::protobuf::MessageLite* response,
                                   absl::string_view prefix, absl::Time deadline,
-                                  absl::Duration cancel_grace) {
+                                  absl::Duration cancel_grace, bool* sent) {
+  *sent = false;
   if (broken_)
     return absl::UnavailableError("statehub: lane connection broken");
   const uint32_t id = next_id_++;
   if (next_id_ == 0) next_id_ = 1;  // 0 is the server's own
   out_.assign(prefix.data(), prefix.size());
-  lane::AppendFrame(&out_, lane::Kind::kRequest, id, method, &request);
+  if (number.number == 0) {
+    lane::AppendFrame(&out_, lane::Kind::kRequest, id, method, &request);
+  } else {
+    AppendNumbered(id, method, number, request);
+  }
   if (absl::Status s = WriteAll(out_, deadline); !s.ok()) {
     // A request not wholly written leaves the stream mid-frame.
     broken_ = true;
     return s;
   }
+  *sent = true;
   bool cancelled = false;
   while (true) {
     lane::Frame frame;
@@ -346,6 +353,26 @@ absl::Status LaneConnection::Call(uint16_t method,
       return s;
     }
   }
+}
+
+void LaneConnection::AppendNumbered(
+    uint32_t id, uint16_t method, const CallNumber& number,
+    const google::protobuf::MessageLite& request) {
+  // The header goes in last: the body's length is known once it is
+  // serialized in place.
+  const size_t at = out_.size();
+  out_.resize(at + lane::kHeaderSize + lane::kNumberSize);
+  char* prefix = out_.data() + at + lane::kHeaderSize;
+  absl::little_endian::Store64(prefix, number.number);
+  absl::little_endian::Store64(prefix + 8, number.seen);
+  request.AppendToString(&out_);
+  lane::Header header;
+  header.length = static_cast<uint32_t>(out_.size() - at - lane::kHeaderSize);
+  header.request_id = id;
+  header.method = method;
+  header.kind = static_cast<uint8_t>(lane::Kind::kRequest);
+  header.flags = lane::kNumbered;
+  lane::EncodeHeader(header, out_.data() + at);
 }
 
 absl::Status LaneConnection::Ping(absl::string_view prefix,

@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
+#include "reconnect.h"
 #include "statehub/internal/lane.h"
 #include "statehub/v1/lane.pb.h"
 #include "statehub/v1/session.pb.h"
@@ -71,17 +72,19 @@ class LaneConnection {
   ~LaneConnection();
 
   // Call sends `prefix` (whole frames, e.g. RELEASE; may be empty) and a
-  // REQUEST of `method` carrying `request`, then reads until its reply and
-  // parses a RESPONSE into *response. Frames for other ids and server-started
-  // frames it does not know are skipped. At `deadline` it sends CANCEL and
-  // waits up to `cancel_grace` more for the reply (see the file comment).
+  // REQUEST of `method` carrying `request`, NUMBERED if number.number is
+  // not 0, then reads until its reply and parses a RESPONSE into *response.
+  // Frames for other ids and server-started frames it does not know are
+  // skipped. At `deadline` it sends CANCEL and waits up to `cancel_grace`
+  // more for the reply (see the file comment). *sent is set once the whole
+  // REQUEST is written: from then on the server may have run it.
   // Errors: the server's ERROR as a statehub status; DEADLINE_EXCEEDED;
   // UNAVAILABLE if the connection breaks (then broken() is true).
-  absl::Status Call(uint16_t method,
+  absl::Status Call(uint16_t method, const CallNumber& number,
                     const google::protobuf::MessageLite& request,
                     google::protobuf::MessageLite* response,
                     absl::string_view prefix, absl::Time deadline,
-                    absl::Duration cancel_grace);
+                    absl::Duration cancel_grace, bool* sent);
 
   // Ping sends `prefix` and a PING and waits for its PONG by `deadline`.
   absl::Status Ping(absl::string_view prefix, absl::Time deadline);
@@ -104,6 +107,9 @@ class LaneConnection {
  private:
   LaneConnection(int fd, bool is_unix);
 
+  // AppendNumbered appends a NUMBERED REQUEST frame to out_.
+  void AppendNumbered(uint32_t id, uint16_t method, const CallNumber& number,
+                      const google::protobuf::MessageLite& request);
   // WriteAll writes `bytes` by `deadline`.
   absl::Status WriteAll(absl::string_view bytes, absl::Time deadline);
   // ReadFrame waits for the next whole frame by `deadline`.

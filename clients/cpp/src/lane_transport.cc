@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -42,6 +43,21 @@ constexpr const char* kServices[] = {
     "statehub.v1.Barriers",   "statehub.v1.Queues",
 };
 
+// Parked calls made again after a reconnect (CallParked): waits that
+// change nothing (an event's, a join), a condition wait (which ends as a
+// spurious wakeup would), acquires (which check first whether the server
+// had granted them) and a get (an item served in the instant before the
+// server died is lost either way: failing would not give it back). A
+// barrier arrival is not: it may have been counted. As the Python
+// client's REPARKABLE.
+constexpr absl::string_view kReparkable[] = {
+    "Events.Wait",   "Queues.Join",        "Conditions.Wait",
+    "Locks.Acquire", "Semaphores.Acquire", "Queues.Get",
+};
+// Parked calls numbered all the same: a put is answered at once unless its
+// queue is full, and a retry must not put the item twice.
+constexpr absl::string_view kNumberedWhenParked[] = {"Queues.Put"};
+
 // Contextualize prefixes a status message, keeping its error kind and
 // object.
 absl::Status Contextualize(const absl::Status& status, absl::string_view what) {
@@ -53,9 +69,8 @@ absl::Status Contextualize(const absl::Status& status, absl::string_view what) {
 
 }  // namespace
 
-uint16_t LaneMethodId(const google::protobuf::Descriptor* request) {
-  using Table =
-      absl::flat_hash_map<const google::protobuf::Descriptor*, uint16_t>;
+const Rpc& RpcOf(const google::protobuf::Descriptor* request) {
+  using Table = absl::flat_hash_map<const google::protobuf::Descriptor*, Rpc>;
   static const Table* const table = [] {
     auto* t = new Table;
     const google::protobuf::DescriptorPool* pool =
@@ -66,15 +81,22 @@ uint16_t LaneMethodId(const google::protobuf::Descriptor* request) {
       if (service == nullptr) continue;
       for (int i = 0; i < service->method_count(); ++i) {
         const google::protobuf::MethodDescriptor* method = service->method(i);
+        Rpc rpc;
+        rpc.name = absl::StrCat(service->name(), ".", method->name());
         const uint32_t id = method->options().GetExtension(v1::lane_method);
-        if (id == 0 || id > 0xffff) continue;
-        t->emplace(method->input_type(), static_cast<uint16_t>(id));
+        if (id <= 0xffff) rpc.lane_method = static_cast<uint16_t>(id);
+        rpc.read_only = method->options().GetExtension(v1::read_only);
+        rpc.reparkable = absl::c_linear_search(kReparkable, rpc.name);
+        rpc.numbered_when_parked =
+            absl::c_linear_search(kNumberedWhenParked, rpc.name);
+        t->emplace(method->input_type(), std::move(rpc));
       }
     }
     return t;
   }();
+  static const Rpc* const unknown = new Rpc{"an unknown rpc"};
   auto it = table->find(request);
-  return it == table->end() ? 0 : it->second;
+  return it == table->end() ? *unknown : it->second;
 }
 
 LaneTransport::LaneTransport(LaneAddress address, const ClientOptions& options)
@@ -209,13 +231,9 @@ void LaneTransport::Put(Pooled pooled) {
 }
 
 absl::StatusOr<SessionTag> LaneTransport::Call(
-    uint16_t method, const google::protobuf::MessageLite& request,
-    google::protobuf::MessageLite* response, absl::Duration wait) {
-  SessionTag tag;
-  absl::StatusOr<Pooled> pooled = Take(&tag);
-  if (!pooled.ok()) return pooled.status();
-  const std::string releases =
-      tag.id.empty() ? std::string() : TakeReleases(tag.generation);
+    const CallPlan& plan, const google::protobuf::MessageLite& request,
+    google::protobuf::MessageLite* response, absl::Duration wait,
+    bool* remake) {
   // The server enforces `wait`; call_timeout is the margin for the reply.
   // A negative timeout is the server's to refuse: it must get the call.
   const absl::Duration budget =
@@ -223,16 +241,139 @@ absl::StatusOr<SessionTag> LaneTransport::Call(
   const absl::Time deadline = budget == absl::InfiniteDuration()
                                   ? absl::InfiniteFuture()
                                   : absl::Now() + budget;
-  absl::Status status = pooled->conn->Call(method, request, response, releases,
-                                           deadline, kCancelGrace);
+  // The session a numbered call went out in (0: any, until it went out):
+  // only that session answers its number.
+  uint64_t numbered_in = 0;
+  // A server that is dying closes its connections one by one, so the
+  // primary may still look alive when a call's connection has broken: the
+  // call is made again at once, and after a pause if it breaks again.
+  absl::Duration pause = absl::ZeroDuration();
+  for (int attempt = 1;; ++attempt) {
+    SessionTag tag;
+    Delivery delivery;
+    absl::Status status = Attempt(plan, request, response, deadline,
+                                  numbered_in, &tag, &delivery);
+    if (delivery == Delivery::kAnswered) {
+      if (!status.ok()) return status;
+      return tag;
+    }
+    // A request that never went out is made again whatever it is.
+    if (delivery == Delivery::kLost) {
+      if (plan.after_break == AfterBreak::kFail) {
+        return BrokenCallError(address_.target, plan, status);
+      }
+      if (plan.after_break == AfterBreak::kResend && numbered_in == 0) {
+        numbered_in = tag.generation;
+      }
+    }
+    if (attempt == kMaxAttempts) return status;
+    const absl::Time limit = ReconnectLimit(deadline);
+    if (pause > absl::ZeroDuration() &&
+        !PauseUntil(std::min(limit, absl::Now() + pause))) {
+      return absl::CancelledError("statehub: client closed");
+    }
+    pause = std::min(std::max(pause * 2, kMinBackoff), kMaxBackoff);
+    absl::StatusOr<SessionTag> back = AwaitSession(limit);
+    if (!back.ok()) return NotBackError(address_.target, plan, status);
+    if (numbered_in != 0 && back->generation != numbered_in) {
+      return SessionEndedError(address_.target, plan, status);
+    }
+    if (delivery == Delivery::kLost &&
+        plan.after_break == AfterBreak::kRepark) {
+      *remake = true;
+      return status;
+    }
+  }
+}
+
+bool LaneTransport::PauseUntil(absl::Time until) {
+  absl::MutexLock lock(&mu_);
+  while (!closing_) {
+    if (cv_.WaitWithDeadline(&mu_, until)) break;
+  }
+  return !closing_;
+}
+
+absl::Status LaneTransport::Attempt(
+    const CallPlan& plan, const google::protobuf::MessageLite& request,
+    google::protobuf::MessageLite* response, absl::Time deadline,
+    uint64_t generation, SessionTag* tag, Delivery* delivery) {
+  *delivery = Delivery::kAnswered;
+  absl::StatusOr<Pooled> pooled = Take(tag);
+  if (!pooled.ok()) {
+    // A session that no longer lets a connection join has been replaced
+    // (Take recovers): the call is made in the new one, unless it is a
+    // numbered call sent before, which only the old session may answer.
+    const ErrorKind kind = GetErrorKind(pooled.status());
+    if ((absl::IsUnavailable(pooled.status()) &&
+         kind == ErrorKind::kUnspecified) ||
+        (kind == ErrorKind::kSessionError && !tag->id.empty())) {
+      *delivery = Delivery::kNotSent;
+    }
+    return pooled.status();
+  }
+  if (generation != 0 && tag->generation != generation) {
+    Put(*std::move(pooled));
+    return SessionEndedError(
+        address_.target, plan,
+        absl::UnavailableError("the session was replaced"));
+  }
+  const std::string releases =
+      tag->id.empty() ? std::string() : TakeReleases(tag->generation);
+  bool sent = false;
+  absl::Status status =
+      pooled->conn->Call(plan.rpc->lane_method, plan.number, request, response,
+                         releases, deadline, kCancelGrace, &sent);
+  if (!status.ok() && pooled->conn->broken() && absl::IsUnavailable(status) &&
+      GetErrorKind(status) == ErrorKind::kUnspecified) {
+    *delivery = sent ? Delivery::kLost : Delivery::kNotSent;
+  }
   const bool session_error = GetErrorKind(status) == ErrorKind::kSessionError;
   // A connection of its own session that lost it is no use any more.
-  if (!(session_error && tag.id.empty())) Put(*std::move(pooled));
-  if (!status.ok()) {
-    if (session_error && !tag.id.empty()) Recover(tag.generation);
-    return status;
+  if (!(session_error && tag->id.empty())) Put(*std::move(pooled));
+  if (session_error && !tag->id.empty()) Recover(tag->generation);
+  return status;
+}
+
+absl::Time LaneTransport::ReconnectLimit(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (lost_since_ == absl::InfiniteFuture()) lost_since_ = absl::Now();
+  return std::min(deadline, lost_since_ + kReconnectWait);
+}
+
+absl::StatusOr<SessionTag> LaneTransport::AwaitSession(absl::Time limit) {
+  absl::Duration backoff = kMinBackoff;
+  while (true) {
+    absl::Status last;
+    {
+      absl::MutexLock primary(&primary_mu_);
+      // The keepalive thread reads the primary only under primary_mu_, so
+      // anything readable on it now means the server closed it.
+      bool up = primary_ != nullptr && !primary_->PeerClosed();
+      if (!up) {
+        absl::MutexLock lock(&mu_);
+        if (closing_) return absl::CancelledError("statehub: client closed");
+        // Without a session there is no primary: any connection will do.
+        up = id_.empty();
+      }
+      if (!up) {
+        primary_.reset();
+        last = OpenPrimary(std::min(limit, absl::Now() + connect_timeout_));
+        up = last.ok();
+      }
+      if (up) {
+        absl::MutexLock lock(&mu_);
+        lost_since_ = absl::InfiniteFuture();
+        return SessionTag{id_, generation_};
+      }
+    }
+    const absl::Time now = absl::Now();
+    if (now >= limit) return last;
+    if (!PauseUntil(std::min(limit, now + backoff))) {
+      return absl::CancelledError("statehub: client closed");
+    }
+    backoff = std::min(backoff * 2, kMaxBackoff);
   }
-  return tag;
 }
 
 absl::Status LaneTransport::OpenPrimary(absl::Time deadline) {
@@ -267,6 +408,8 @@ absl::Status LaneTransport::OpenPrimary(absl::Time deadline) {
       pending_.clear();
       dropped.swap(pool_);
     }
+    number_calls_.store(welcome.number_calls(), std::memory_order_relaxed);
+    lost_since_ = absl::InfiniteFuture();
     lease_ttl_ = welcome.lease_ttl_ms() > 0
                      ? absl::Milliseconds(welcome.lease_ttl_ms())
                      : kDefaultLease;

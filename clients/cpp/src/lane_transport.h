@@ -27,6 +27,7 @@
 #ifndef STATEHUB_CLIENTS_CPP_SRC_LANE_TRANSPORT_H_
 #define STATEHUB_CLIENTS_CPP_SRC_LANE_TRANSPORT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,15 +42,18 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message_lite.h"
 #include "lane_connection.h"
+#include "reconnect.h"
 #include "session.h"
 #include "statehub/client.h"
 
 namespace statehub::client_internal {
 
-// LaneMethodId is the lane method id of the rpc whose request message is
-// `request` (its `(statehub.v1.lane_method)` option), or 0 if no statehub
-// rpc takes it. The table is built once, on first use. Thread-safe.
-uint16_t LaneMethodId(const google::protobuf::Descriptor* request);
+// RpcOf describes the rpc whose request message is `request`: its name,
+// its `(statehub.v1.lane_method)` and `(statehub.v1.read_only)` options and
+// what becomes of it when parked and broken (reconnect.h); lane_method 0
+// if no statehub rpc takes it. The table is built once, on first use, and
+// lives as long as the process. Thread-safe.
+const Rpc& RpcOf(const google::protobuf::Descriptor* request);
 
 class LaneTransport {
  public:
@@ -66,13 +70,27 @@ class LaneTransport {
   // ~LaneTransport calls Close().
   ~LaneTransport();
 
-  // Call runs one call of lane method `method` on a pooled connection under
-  // the current session (`wait` and the deadline as for Core::Call) and
-  // returns the session it ran under. Thread-safe; blocks for the call.
-  absl::StatusOr<SessionTag> Call(uint16_t method,
+  // Call runs one call of `plan` on a pooled connection under the current
+  // session (`wait` and the deadline as for Core::Call) and returns the
+  // session it ran under. A call that could not be sent waits for the
+  // server (kReconnectWait, within its deadline) and is made once more; one
+  // whose connection broke after it was sent is handled as
+  // plan.after_break says (reconnect.h): for kRepark, Call waits until the
+  // session is back, sets *remake and returns the break's error, for the
+  // caller to make the call again. Thread-safe; blocks for the call.
+  absl::StatusOr<SessionTag> Call(const CallPlan& plan,
                                   const google::protobuf::MessageLite& request,
                                   google::protobuf::MessageLite* response,
-                                  absl::Duration wait);
+                                  absl::Duration wait, bool* remake);
+
+  // number_calls is the server's advice, in the primary connection's
+  // WELCOME, to number calls that change state. Thread-safe; lock-free.
+  bool number_calls() const {
+    return number_calls_.load(std::memory_order_relaxed);
+  }
+
+  // target is the address as the caller gave it, for messages.
+  const std::string& target() const { return address_.target; }
 
   // Current, lease_ttl and Release are Session's. Thread-safe; never block
   // on the network.
@@ -96,9 +114,38 @@ class LaneTransport {
 
   LaneTransport(LaneAddress address, const ClientOptions& options);
 
+  // Delivery is how far one attempt at a call got.
+  enum class Delivery {
+    kAnswered,  // the server answered (or the call failed before going out
+                // for a reason a retry would not mend)
+    kNotSent,   // no connection, or the request was not wholly written
+    kLost,      // the request went out and the connection broke
+  };
+
   // Take returns an idle connection of the current session or opens one;
   // *tag is the session it runs under.
   absl::StatusOr<Pooled> Take(SessionTag* tag);
+  // Attempt makes one attempt at a call by `deadline`; *delivery says how
+  // far it got. A numbered call is only sent in session `generation`: in
+  // another one it fails with SessionEndedError, unsent.
+  absl::Status Attempt(const CallPlan& plan,
+                       const google::protobuf::MessageLite& request,
+                       google::protobuf::MessageLite* response,
+                       absl::Time deadline, uint64_t generation,
+                       SessionTag* tag, Delivery* delivery);
+  // ReconnectLimit is how long a call that found the server gone at `now`
+  // waits for it: kReconnectWait after the server was first found gone (so
+  // that calls to a server that stays away soon fail at once), and never
+  // past the call's `deadline`.
+  absl::Time ReconnectLimit(absl::Time deadline);
+  // PauseUntil waits until `until`; false if the transport was closed.
+  bool PauseUntil(absl::Time until);
+  // AwaitSession waits until the primary connection is open (reopening it,
+  // resuming the session if the server still has it, with a backoff) or
+  // `limit` passes, and returns the session then current. Errors:
+  // UNAVAILABLE with the last reason the server could not be reached;
+  // CANCELLED once closed.
+  absl::StatusOr<SessionTag> AwaitSession(absl::Time limit);
   // Put returns a connection to the pool if it is still good for its
   // session.
   void Put(Pooled pooled);
@@ -132,6 +179,12 @@ class LaneTransport {
   std::string id_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration lease_ttl_ ABSL_GUARDED_BY(mu_);
+  // number_calls_ is the last WELCOME's number_calls, read without mu_ on
+  // every call.
+  std::atomic<bool> number_calls_{false};
+  // lost_since_ is when a call first found the server gone, InfiniteFuture
+  // while it is not.
+  absl::Time lost_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   // pending_ holds names to release, all of the current generation.
   std::vector<std::string> pending_ ABSL_GUARDED_BY(mu_);

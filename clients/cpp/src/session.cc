@@ -67,7 +67,26 @@ absl::Status Session::Start(absl::Duration timeout) {
 
 SessionTag Session::Current() const {
   absl::MutexLock lock(&mu_);
-  return SessionTag{id_, generation_};
+  return SessionTag{id_, generation_, streams_};
+}
+
+absl::Time Session::welcomed_at() const {
+  absl::MutexLock lock(&mu_);
+  return welcomed_at_;
+}
+
+absl::StatusOr<SessionTag> Session::AwaitStream(uint64_t after,
+                                                absl::Time limit) {
+  absl::MutexLock lock(&mu_);
+  while (!closing_ && !(live_ && streams_ > after)) {
+    if (cv_.WaitWithDeadline(&mu_, limit)) break;
+  }
+  if (closing_) return absl::CancelledError("statehub: client closed");
+  if (!(live_ && streams_ > after)) {
+    return absl::DeadlineExceededError(
+        "statehub: the session stream did not come back in time");
+  }
+  return SessionTag{id_, generation_, streams_};
 }
 
 absl::Duration Session::lease_ttl() const {
@@ -138,6 +157,8 @@ void Session::Run(absl::Duration first_timeout) {
       first = false;
       backoff = kMinBackoff;
       outcome = Serve(conn.stream.get());
+      absl::MutexLock lock(&mu_);
+      live_ = false;
     }
     absl::Status final_status =
         Teardown(conn, /*goodbye=*/outcome == Outcome::kClosing);
@@ -230,6 +251,11 @@ absl::Status Session::Handshake(Stream* stream, absl::Duration timeout) {
                    ? absl::Milliseconds(welcome.lease_ttl_ms())
                    : kDefaultLease;
   last_received_ = absl::Now();
+  number_calls_.store(welcome.number_calls(), std::memory_order_relaxed);
+  ++streams_;
+  live_ = true;
+  welcomed_at_ = last_received_;
+  cv_.SignalAll();  // AwaitStream
   if (!start_result_.has_value()) {
     start_result_ = absl::OkStatus();
     cv_.SignalAll();

@@ -11,6 +11,7 @@
 #ifndef STATEHUB_CLIENTS_CPP_SRC_SESSION_H_
 #define STATEHUB_CLIENTS_CPP_SRC_SESSION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -35,6 +37,9 @@ struct SessionTag {
   std::string id;
   // generation counts the sessions this client has had (0 before the first).
   uint64_t generation = 0;
+  // stream counts the session streams opened so far (gRPC only; 0 on the
+  // lane): a call that broke waits for a later one (Session::AwaitStream).
+  uint64_t stream = 0;
 };
 
 class Session {
@@ -59,6 +64,24 @@ class Session {
   // lease_ttl returns the lease granted by the server (zero before Start and
   // after Close). Thread-safe.
   absl::Duration lease_ttl() const;
+
+  // number_calls is the server's advice, in its last Welcome, to number
+  // calls that change state. Thread-safe; lock-free.
+  bool number_calls() const {
+    return number_calls_.load(std::memory_order_relaxed);
+  }
+
+  // welcomed_at is when the server last welcomed a session stream
+  // (InfinitePast before Start). Thread-safe.
+  absl::Time welcomed_at() const;
+
+  // AwaitStream waits until a session stream later than stream number
+  // `after` (SessionTag::stream) has been welcomed and is still up, and
+  // returns the session then current: after a call broke because the
+  // server went away, the session it comes back with (resumed, or new).
+  // Errors: DEADLINE_EXCEEDED at `limit`; CANCELLED once closed.
+  // Thread-safe; blocks.
+  absl::StatusOr<SessionTag> AwaitStream(uint64_t after, absl::Time limit);
 
   // Release queues the release of one hold on `name` granted under session
   // `generation`; the session thread sends it promptly. Holds of an earlier
@@ -107,6 +130,12 @@ class Session {
   std::string id_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration lease_ttl_ ABSL_GUARDED_BY(mu_);
+  // streams_ counts the streams welcomed; live_ is true while the last one
+  // is served.
+  uint64_t streams_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time welcomed_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool live_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> number_calls_{false};
   // start_result_ is set once, by the first handshake.
   std::optional<absl::Status> start_result_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;

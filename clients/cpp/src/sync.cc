@@ -1,5 +1,7 @@
 #include "statehub/sync.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
 
 #include "core.h"
@@ -22,9 +24,24 @@ absl::StatusOr<bool> Semaphore::Acquire(bool blocking,
   v1::SemaphoreAcquireRequest request;
   request.set_blocking(blocking);
   v1::SemaphoreAcquireResponse response;
-  STATEHUB_RETURN_IF_ERROR(
-      CallParked(state_, &Semaphores::Acquire, request, &response, timeout)
-          .status());
+  // As for a lock: a unit granted just before the server went away is
+  // counted against this session, one more than this handle counted.
+  auto granted_before_break =
+      [this](v1::SemaphoreAcquireResponse* r) -> absl::StatusOr<bool> {
+    STATEHUB_ASSIGN_OR_RETURN(const SemaphoreState state, State());
+    const std::string mine = state_.core->CurrentSession().id;
+    int64_t units = 0;
+    for (const SemaphoreState::Holding& h : state.holders) {
+      if (h.session_id == mine) units += h.units;
+    }
+    if (units <= units_->load()) return false;
+    r->set_acquired(true);
+    return true;
+  };
+  STATEHUB_RETURN_IF_ERROR(CallParked(state_, &Semaphores::Acquire, request,
+                                      &response, timeout, granted_before_break)
+                               .status());
+  if (response.acquired()) ++*units_;
   return response.acquired();
 }
 
@@ -32,7 +49,13 @@ absl::Status Semaphore::Release(int64_t n) {
   v1::SemaphoreReleaseRequest request;
   request.set_n(n);
   v1::SemaphoreReleaseResponse response;
-  return CallOn(state_, &Semaphores::Release, request, &response).status();
+  STATEHUB_RETURN_IF_ERROR(
+      CallOn(state_, &Semaphores::Release, request, &response).status());
+  // Any caller may release: never below what this handle acquired.
+  int64_t held = units_->load();
+  while (!units_->compare_exchange_weak(held, std::max<int64_t>(held - n, 0))) {
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SemaphoreState> Semaphore::State() const {

@@ -77,6 +77,11 @@
 
 namespace statehub {
 
+namespace v1 {
+class LockAcquireResponse;
+class ConditionWaitResponse;
+}  // namespace v1
+
 class Client;
 class Condition;
 
@@ -228,8 +233,13 @@ class BasicLock {
     return absl::FromChrono(std::chrono::ceil<std::chrono::nanoseconds>(d));
   }
   bool TryLockFor(absl::Duration timeout);
-  // Record notes a successful acquisition through this handle.
-  void Record(const Acquisition& acquisition);
+  // Record notes a successful acquisition through this handle; `new_level`
+  // unless it gives back levels the thread held (a Condition wait).
+  void Record(const Acquisition& acquisition, bool new_level);
+  // GrantedBeforeBreak is whether an acquire cut by the server going away
+  // had been granted already (then it fills *response).
+  absl::StatusOr<bool> GrantedBeforeBreak(
+      v1::LockAcquireResponse* response) const;
 
   client_internal::HandleState state_;
   std::shared_ptr<HeldRecord> held_;
@@ -388,6 +398,11 @@ class Condition {
   // it updates); returns whether notified.
   absl::StatusOr<bool> WaitOn(BasicLock* lock,
                               std::optional<absl::Duration> timeout);
+  // ReacquireAfterBreak ends a wait cut by the server going away: it takes
+  // `lock` again unless this thread holds it, and fills *response as a
+  // notified wait's.
+  static absl::StatusOr<bool> ReacquireAfterBreak(
+      BasicLock* lock, v1::ConditionWaitResponse* response);
 
   client_internal::HandleState state_;
   std::unique_ptr<RLock> own_lock_;

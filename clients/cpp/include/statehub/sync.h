@@ -49,7 +49,9 @@
 #ifndef STATEHUB_SYNC_H_
 #define STATEHUB_SYNC_H_
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -120,9 +122,15 @@ class Semaphore {
  private:
   friend class Client;
   explicit Semaphore(client_internal::HandleState state)
-      : state_(std::move(state)) {}
+      : state_(std::move(state)),
+        units_(std::make_shared<std::atomic<int64_t>>(0)) {}
 
   client_internal::HandleState state_;
+  // units_ counts the units acquired through this handle and not released
+  // through it: what tells an acquire that the server granted just before
+  // it went away (its reply lost) from units the session held already.
+  // Behind a pointer so the handle stays movable.
+  std::shared_ptr<std::atomic<int64_t>> units_;
 };
 
 class Event {
