@@ -12,10 +12,10 @@ std::optional<v1::CallAnswered> Replies::Begin(SessionId session,
   if (it == by_session_.end()) return std::nullopt;
   auto& answers = it->second;
   answers.erase(answers.begin(), answers.lower_bound(seen));
-  std::optional<v1::CallAnswered> found;
-  if (auto a = answers.find(number); a != answers.end()) found = a->second;
-  if (answers.empty()) by_session_.erase(it);
-  return found;
+  // The session's entry stays while empty: its next call would make it
+  // again (Forget drops it when the session ends).
+  if (auto a = answers.find(number); a != answers.end()) return a->second;
+  return std::nullopt;
 }
 
 void Replies::Remember(SessionId session, v1::CallAnswered answer) {
