@@ -79,45 +79,48 @@ absl::StatusOr<RecoveryStats> RecoverEngine(Engine& engine,
     recovered.snapshot_revision = snap->revision;
     recovered.bytes += (*reader)->file_size();
   }
-  // The records of a write group (ChangeRecord.more) wait here until its
-  // last one is read: a group the crash cut short is not applied.
-  std::vector<v1::ChangeRecord> group;
+  // The records of a write group (ChangeRecord.more) wait in `group` until
+  // its last one is read: a group the crash cut short is not applied. Each
+  // frame is parsed into the next slot, reused from record to record (a
+  // parse keeps the message's allocations), so that a replay copies no
+  // record and allocates little.
+  std::vector<v1::ChangeRecord> group(1);
+  size_t held = 0;  // records of the current group in group[0, held)
+  auto apply = [&](const v1::ChangeRecord& r) -> absl::Status {
+    if (absl::Status s = engine.Replay(r); !s.ok()) {
+      return absl::DataLossError(absl::StrFormat(
+          "revision %d: %s; the log does not fit the state before it: "
+          "restore the data dir from a backup",
+          r.revision(), s.message()));
+    }
+    ++recovered.log_records;
+    return absl::OkStatus();
+  };
   absl::StatusOr<storage::ReplayResult> replayed = storage::ReplaySegments(
       files.segments, recovered.snapshot_revision,
       [&](uint64_t revision, absl::string_view payload) -> absl::Status {
         // As the bytes of the file: the frame's header and its payload.
         recovered.bytes += storage::kFrameHeaderSize + payload.size();
-        if (!record.ParseFromArray(payload.data(),
-                                   static_cast<int>(payload.size())) ||
-            record.revision() != revision) {
+        if (held == group.size()) group.emplace_back();
+        v1::ChangeRecord& slot = group[held];
+        if (!slot.ParseFromArray(payload.data(),
+                                 static_cast<int>(payload.size())) ||
+            slot.revision() != revision) {
           return Unparsable();
         }
-        if (record.more() || !group.empty()) {
-          group.push_back(record);
-          if (record.more()) return absl::OkStatus();
+        ++held;
+        if (slot.more()) return absl::OkStatus();
+        for (size_t i = 0; i < held; ++i) {
+          if (absl::Status s = apply(group[i]); !s.ok()) return s;
         }
-        auto apply = [&](const v1::ChangeRecord& r) -> absl::Status {
-          if (absl::Status s = engine.Replay(r); !s.ok()) {
-            return absl::DataLossError(absl::StrFormat(
-                "revision %d: %s; the log does not fit the state before it: "
-                "restore the data dir from a backup",
-                r.revision(), s.message()));
-          }
-          ++recovered.log_records;
-          return absl::OkStatus();
-        };
-        if (group.empty()) return apply(record);
-        for (const v1::ChangeRecord& r : group) {
-          if (absl::Status s = apply(r); !s.ok()) return s;
-        }
-        group.clear();
+        held = 0;
         return absl::OkStatus();
       });
   if (!replayed.ok()) return replayed.status();
   recovered.torn_tail = replayed->torn_tail;
-  if (!group.empty()) {
-    recovered.unfinished = UnfinishedGroup{group.front().revision(),
-                                           static_cast<int64_t>(group.size())};
+  if (held > 0) {
+    recovered.unfinished =
+        UnfinishedGroup{group.front().revision(), static_cast<int64_t>(held)};
   }
   if (absl::Status s = engine.FinishRecovery(now); !s.ok()) return s;
   recovered.revision = engine.changes().revision();

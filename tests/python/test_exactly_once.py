@@ -228,3 +228,50 @@ def test_a_write_in_flight_when_the_server_dies_is_applied_once(
     finally:
         close_all()
         running.server.stop()
+
+
+@pytest.mark.parametrize("transport", ["lane", "grpc"])
+def test_a_put_parked_across_a_restart_waits_as_long_as_it_would_have(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put parked on a full queue when the server dies is sent again
+    (numbered) and parks again for as long as it was going to: not only
+    for the client's wait for the server to come back."""
+    if transport == "grpc":
+        pytest.importorskip("grpc")
+        import statehub._grpc as grpc_transport
+
+        monkeypatch.setattr(grpc_transport, "RECONNECT_WAIT", 3.0)
+    import statehub._reconnect as reconnect
+
+    monkeypatch.setattr(reconnect, "RECONNECT_WAIT", 3.0)
+    close_all()
+    running = Restartable("--fsync=always")
+    try:
+        m = statehub.Manager(running.address, transport=transport)
+        q = m.named.Queue("full", 1)
+        q.put("first")
+        results: dict[str, Any] = {}
+
+        def put() -> None:
+            try:
+                q.put("second")
+                results["put"] = "done"
+            except BaseException as error:
+                results["put"] = error
+
+        thread = threading.Thread(target=put)
+        thread.start()
+        time.sleep(0.5)  # parked on the full queue
+        running.crash_and_restart()
+        time.sleep(4.5)  # well past the (shortened) wait for the server
+        assert thread.is_alive(), results
+        assert q.get(timeout=10) == "first"
+        thread.join(30)
+        assert results["put"] == "done"
+        assert q.get(timeout=10) == "second"
+        assert q.qsize() == 0
+        m.shutdown()
+    finally:
+        close_all()
+        running.server.stop()

@@ -91,6 +91,10 @@ _STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
 
 _SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
 
+#: How many times a numbered call is sent again when its connection keeps
+#: breaking while the server looks up (a restart costs one or two).
+_MAX_RESENDS = 10
+
 
 def _check_fork_support() -> None:
     from grpc._cython import cygrpc
@@ -162,6 +166,16 @@ def translate_rpc_error(
         key=key,
         attribute=attribute,
     )
+
+
+def _broke(rpc_error: grpc.RpcError) -> bool:
+    """Whether a call failed because its connection broke or the server
+    could not be reached (UNAVAILABLE from grpcio itself), rather than by
+    the server's verdict, which carries a statehub error detail."""
+    if rpc_error.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    metadata = rpc_error.trailing_metadata() or ()
+    return not any(key == ERROR_METADATA_KEY for key, _ in metadata)
 
 
 #: How long a fork waits for the gRPC calls in flight to end before it goes
@@ -299,7 +313,7 @@ class GrpcConnection(ManagerCount):
                         stub_method, request, metadata, deadline, parked
                     )
                 except grpc.RpcError as rpc_error:
-                    broke = rpc_error.code() == grpc.StatusCode.UNAVAILABLE
+                    broke = _broke(rpc_error)
                     if broke and number:
                         # It may have run: sent again in its session, it
                         # runs once (or gets its first answer).
@@ -392,33 +406,27 @@ class GrpcConnection(ManagerCount):
         attribute: str | None,
     ) -> Any:
         """Sends a numbered call again, unchanged, once the server is back
-        (within RECONNECT_WAIT, as on the lane, and the call's deadline):
-        the server runs it once per session, so a call it ran before the
-        connection broke gets its first answer. Raises ConnectionError if
-        the server does not come back in time or the session did not
-        survive."""
-        limit = time.monotonic() + RECONNECT_WAIT
-        if deadline is not None:
-            limit = min(limit, time.monotonic() + deadline)
-        while True:
-            remaining = limit - time.monotonic()
-            if remaining <= 0:
-                raise self._translate(failure, key, attribute) from None
+        (within RECONNECT_WAIT of each break, as on the lane, and the call's
+        deadline): the server runs it once per session, so a call it ran
+        before the connection broke gets its first answer. The call sent
+        again keeps its own deadline (a put parked on a full queue may wait
+        as long as it was going to). Raises ConnectionError if the server
+        does not come back in time or the session did not survive."""
+        started = time.monotonic()
+        for _ in range(_MAX_RESENDS):
+            self._await_server(self._left(deadline, started), failure, key, attribute)
             try:
                 return self._invoke(
                     stub_method,
                     request,
                     metadata,
-                    remaining,
+                    self._left(deadline, started),
                     parked,
                     wait_for_ready=True,
                 )
             except grpc.RpcError as rpc_error:
-                if rpc_error.code() in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                ):
-                    failure = rpc_error
+                if _broke(rpc_error):
+                    failure = rpc_error  # broke again: another wait
                     continue
                 error = self._translate(rpc_error, key, attribute)
                 if isinstance(error, errors.SessionError):
@@ -431,6 +439,15 @@ class GrpcConnection(ManagerCount):
                         code="UNAVAILABLE",
                     ) from None
                 _raise(error, rpc_error)
+        _raise(self._translate(failure, key, attribute), failure)
+
+    @staticmethod
+    def _left(deadline: float | None, started: float) -> float | None:
+        """What is left at this moment of a timeout of ``deadline`` seconds
+        counted from ``started`` (monotonic); None for none."""
+        if deadline is None:
+            return None
+        return max(deadline - (time.monotonic() - started), 0.0)
 
     def _wait(self, future: Any) -> Any:
         """The response of a parked call made in future form. grpcio's
