@@ -7,9 +7,7 @@
 // dir a write in flight fails with a clear error instead. Over the
 // transport the test run chooses (testing/transport.h).
 
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -263,22 +261,6 @@ TEST_F(DurabilityE2eTest, ParkedCallsAreMadeAgainAcrossASigkill) {
   EXPECT_TRUE(lock->Release().ok());
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Without --data_dir the session dies with the server: a write in flight
 // may or may not have been applied, and says so instead of waiting or
 // running twice. Over TCP (and always on gRPC) writes are numbered and the
@@ -289,7 +271,7 @@ TEST(DurabilityNoDataDirE2eTest, WriteInFlightFailsClearlyWhenItsSessionEnds) {
   char dir[] = "/tmp/statehub-socket-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   // A fixed TCP port, so that the restarted server is found on it again.
-  const int port = FreePort();
+  const int port = testing::FreePort();
   ASSERT_NE(port, 0);
   auto server = testing::ServerProcess::Start(
       {absl::StrCat("--listen=unix://", dir, "/s.sock,127.0.0.1:", port)});

@@ -2,11 +2,8 @@
 // every step is deterministic, then scrapes of /metrics over HTTP checking
 // the counts, histogram counts and gauges exactly.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,22 +43,10 @@ extern char** environ;
 namespace statehub {
 namespace {
 
+using testing::FreePort;
 using testing::HttpGet;
 using testing::MetricValue;
 using testing::Shell;
-
-// A port nobody listens on now (bound, read and released).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Runs `promtool check metrics` on `scrape`; returns its exit status and
 // puts what it printed in `output`.

@@ -268,13 +268,22 @@ def test_inspect_reads_a_running_servers_data_dir_without_its_lock(
     statehub.Manager(durable.server.unix).named.dict("jobs")["z"] = 26
 
 
-def test_inspect_reports_a_torn_tail(durable: DataDirServer) -> None:
+def killed_after_a_last_write(
+    durable: DataDirServer,
+) -> tuple[str, list[tuple[int, int, int]]]:
+    """Writes some state, then jobs["last"] (its last write: the change and
+    the answer of the numbered call, one group), SIGKILLs the server, and
+    returns its one log segment and that segment's frames."""
     m = write_some(durable.server.unix)
     m.named.dict("jobs")["last"] = "y" * 50
     durable.server.kill()
     close_all()
     (segment,) = segments(durable.data_dir)
-    whole = frames(segment)
+    return segment, frames(segment)
+
+
+def test_inspect_reports_a_torn_tail(durable: DataDirServer) -> None:
+    segment, whole = killed_after_a_last_write(durable)
     # The last write, the change and the answer the server remembers for a
     # retry of the call (CallAnswered), cut short inside the change, as a
     # crash in the middle of it leaves.
@@ -303,12 +312,7 @@ def test_inspect_reports_a_torn_tail(durable: DataDirServer) -> None:
 
 
 def test_a_write_group_cut_short_is_not_recovered(durable: DataDirServer) -> None:
-    m = write_some(durable.server.unix)
-    m.named.dict("jobs")["last"] = "y" * 50
-    durable.server.kill()
-    close_all()
-    (segment,) = segments(durable.data_dir)
-    whole = frames(segment)
+    segment, whole = killed_after_a_last_write(durable)
     # The last write is one group: the change (ChangeRecord.more set) and
     # the numbered call's answer. Cut between the two, on a frame boundary
     # (no torn tail), as a crash between two pages of one write can leave:

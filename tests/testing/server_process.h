@@ -128,6 +128,11 @@ class ServerProcess {
   std::optional<absl::Status> stop_result_;
 };
 
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now
+// (bound, read and released), or 0 if none could be had: for a server a
+// test starts on a fixed port, so that it can start it again there.
+int FreePort();
+
 }  // namespace statehub::testing
 
 #endif  // STATEHUB_TESTS_TESTING_SERVER_PROCESS_H_
