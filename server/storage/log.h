@@ -242,6 +242,8 @@ class Log {
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   // healthy_ is health_.ok(), readable without mu_.
   std::atomic<bool> healthy_{true};
+  // waiters_ are the replies waiting for the sync thread (kAlways only:
+  // the other policies write through in WhenDurable).
   std::multimap<uint64_t, Done> waiters_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -54,7 +54,7 @@ from ._proto import (
     sync_pb2_grpc,
     value_pb2,
 )
-from ._reconnect import RECONNECT_WAIT, REPARKABLE, SAFE_TO_REPEAT
+from ._reconnect import RECONNECT_WAIT, made_again
 from ._session import Session
 from ._status import NO_KEY, error_from_status
 
@@ -328,8 +328,7 @@ class GrpcConnection(ManagerCount):
                             key=key,
                             attribute=attribute,
                         )
-                    again = REPARKABLE if parked else SAFE_TO_REPEAT
-                    if broke and not resent and (service, method) in again:
+                    if broke and not resent and made_again((service, method), parked):
                         # Safe to make again once the server is back: a read,
                         # or a wait its proxy parks again for the rest of its
                         # timeout (after asking whether it was served).

@@ -78,6 +78,13 @@ REPARKABLE = frozenset(
 )
 
 
+def made_again(rpc: tuple[str, str], parked: bool) -> bool:
+    """Whether a call of ``rpc`` that was not numbered may be made again
+    after its connection broke: a parked call of REPARKABLE (its proxy
+    parks it again), or a call that only reads. Both transports ask."""
+    return rpc in (REPARKABLE if parked else SAFE_TO_REPEAT)
+
+
 class LinkBroken(Exception):
     """A call's link broke. ``sent``: the whole REQUEST frame was written
     (the server may have run it), rather than failing to go out."""
@@ -180,8 +187,7 @@ def after_break(
             object=name,
             code="UNAVAILABLE",
         ) from None
-    again = REPARKABLE if parked else SAFE_TO_REPEAT
-    if broken.sent and rpc not in again:
+    if broken.sent and not made_again(rpc, parked):
         raise errors.ConnectionError(
             f"statehub-server at {conn.address}: the connection broke during "
             f"{rpc[0]}.{rpc[1]}{on} ({broken.cause}); it may or may not have "
