@@ -409,11 +409,13 @@ void LaneSession::Closed() {
     absl::MutexLock lock(&mu_);
     if (link_ == nullptr) return;
     link_.reset();
-    for (auto& [id, call] : parked_) calls.push_back(std::move(call));
-    parked_.clear();
+    for (const auto& [id, call] : parked_) calls.push_back(call);
   }
   state_ = State::kClosed;
-  // Withdrawn as if cancelled; their replies go nowhere.
+  // Withdrawn as if cancelled; their replies go nowhere. A call stays in
+  // the table until it is finished (Deliver): one that another thread
+  // claimed already (a grant, a timeout, its session's end) is finished
+  // there, after this, and must still be alive then.
   for (const auto& call : calls) call->Cancel();
   if (session_ == 0) return;
   if (owner_ && options_.unix_socket) {

@@ -132,6 +132,9 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<Link> link_ ABSL_GUARDED_BY(mu_);
+  // Calls that may park, until finished; after Closed too, for those
+  // another thread finishes (a LaneCall keeps its session: the cycle ends
+  // at Deliver).
   absl::flat_hash_map<uint32_t, std::shared_ptr<LaneCall>> parked_
       ABSL_GUARDED_BY(mu_);
 };

@@ -82,8 +82,8 @@ class Listener::Acceptor final : public std::enable_shared_from_this<Acceptor> {
       shared->close(ignored);
       if (fd < 0) return;
       if (first == 'P') {
-        // HTTP/2's preface: gRPC's. It takes the descriptor.
-        grpc::AddInsecureChannelFromFd(self->listener_.grpc_server_, fd);
+        // HTTP/2's preface: gRPC's.
+        self->listener_.HandToGrpc(fd);
         return;
       }
       self->listener_.Adopt(fd, self->unix_socket_);
