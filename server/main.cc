@@ -45,8 +45,9 @@ ABSL_FLAG(std::string, listen, "unix:///tmp/statehub.sock,127.0.0.1:7420",
           "host:port (port 0 picks a free port). Each serves gRPC and the "
           "lane (statehub's framed transport; not on TLS addresses).");
 ABSL_FLAG(int, event_threads, 2,
-          "Threads of the event loop that serves the lane (handlers run "
-          "inline on them) and every parked call's timeout; 1 to 16.");
+          "Event loops, a thread each, that serve the lane's connections "
+          "(each on one loop, its handlers inline) and time every parked "
+          "call; 1 to 16.");
 ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(10),
           "A session ends this long after its last message (keepalive); "
           "everything it held is then released.");

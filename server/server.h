@@ -56,9 +56,9 @@ struct ServerOptions {
   // unix_socket_mode is the file mode of every Unix socket: owner only by
   // default, 0660 to let the group in.
   mode_t unix_socket_mode = 0600;
-  // event_threads is how many threads run the event loop: the lane's
-  // connections, with their handlers inline, and every parked call's
-  // timeout.
+  // event_threads is how many event loops run, a thread each: the lane's
+  // connections, each on one loop with its handlers inline, and every
+  // parked call's timeout.
   int event_threads = 2;
   // allow_insecure_non_loopback lets the server listen on an address other
   // than loopback with neither TLS nor a token (Engine::RequireToken).

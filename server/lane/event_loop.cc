@@ -9,6 +9,10 @@
 namespace statehub::lane {
 namespace {
 
+// The loop this thread runs, and whose it is, if it is a loop's thread.
+thread_local const EventLoop* current_owner = nullptr;
+thread_local asio::io_context* current_loop = nullptr;
+
 // One armed timeout. The handler holds only a weak reference to the timer's
 // state, so destroying the Timer (which cancels it) is safe from any thread,
 // including from inside `fire` itself.
@@ -36,14 +40,21 @@ class AsioTimer final : public handlers::Timer {
 
 }  // namespace
 
-EventLoop::EventLoop(int threads) : work_(asio::make_work_guard(io_)) {
+EventLoop::Loop::Loop() : work(asio::make_work_guard(io)) {}
+
+EventLoop::EventLoop(int threads) {
   threads = std::max(threads, 1);
   for (int i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
+    loops_.push_back(std::make_unique<Loop>());
+  }
+  for (const std::unique_ptr<Loop>& loop : loops_) {
+    loop->thread = std::thread([this, io = &loop->io] {
+      current_owner = this;
+      current_loop = io;
       // A handler that throws is a bug; log it and keep serving.
       for (;;) {
         try {
-          io_.run();
+          io->run();
           return;
         } catch (const std::exception& e) {
           SPDLOG_ERROR("event loop handler threw: {}", e.what());
@@ -55,17 +66,25 @@ EventLoop::EventLoop(int threads) : work_(asio::make_work_guard(io_)) {
 
 EventLoop::~EventLoop() { Stop(); }
 
+asio::io_context& EventLoop::Next() {
+  return loops_[next_.fetch_add(1, std::memory_order_relaxed) % loops_.size()]
+      ->io;
+}
+
 std::unique_ptr<handlers::Timer> EventLoop::At(absl::Time deadline,
                                                std::function<void()> fire) {
-  return std::make_unique<AsioTimer>(io_, deadline, std::move(fire));
+  asio::io_context& io = current_owner == this ? *current_loop : Next();
+  return std::make_unique<AsioTimer>(io, deadline, std::move(fire));
 }
 
 void EventLoop::Stop() {
-  if (threads_.empty()) return;
-  work_.reset();
-  io_.stop();
-  for (std::thread& t : threads_) t.join();
-  threads_.clear();
+  for (const std::unique_ptr<Loop>& loop : loops_) {
+    loop->work.reset();
+    loop->io.stop();
+  }
+  for (const std::unique_ptr<Loop>& loop : loops_) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
 }
 
 }  // namespace statehub::lane

@@ -10,10 +10,10 @@
 // it closes.
 //
 // The Link is the connection: it writes bytes in order and runs functions
-// in the connection's serial context (an Asio strand, or the caller's
-// thread in tests and fuzzing). Feed and Closed run in that context;
-// replies of parked calls, finished on whatever thread granted them, are
-// carried into it with Link::Dispatch.
+// in the connection's serial context (its event loop's thread, or the
+// caller's thread in tests and fuzzing). Feed and Closed run in that
+// context; replies of parked calls, finished on whatever thread granted
+// them, are carried into it with Link::Dispatch.
 //
 // Example:
 //

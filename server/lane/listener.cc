@@ -13,12 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "asio/bind_executor.hpp"
 #include "asio/dispatch.hpp"
 #include "asio/generic/stream_protocol.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/local/stream_protocol.hpp"
-#include "asio/strand.hpp"
 #include "asio/write.hpp"
 #include "grpcpp/server_posix.h"
 #include "server/lane/lane_session.h"
@@ -28,7 +26,6 @@ namespace statehub::lane {
 namespace {
 
 using Socket = asio::generic::stream_protocol::socket;
-using Strand = asio::strand<asio::io_context::executor_type>;
 
 constexpr absl::string_view kUnixScheme = "unix://";
 // A connection stops reading while this much of its output waits to be
@@ -95,22 +92,25 @@ class Listener::Acceptor final : public std::enable_shared_from_this<Acceptor> {
   asio::basic_socket_acceptor<asio::generic::stream_protocol> acceptor_;
 };
 
-// One lane connection: the socket, its strand, its output, and the
-// LaneSession that speaks the protocol on it.
+// One lane connection: the socket, its output, and the LaneSession that
+// speaks the protocol on it. All of it lives on one of the event loops
+// (EventLoop::Next) and is touched only on that loop's thread, the
+// LaneSession's serial context.
 class Listener::Connection final
     : public LaneSession::Link,
       public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Listener& listener, Socket socket)
+  Connection(Listener& listener, Socket socket, asio::io_context& loop)
       : listener_(listener),
         socket_(std::move(socket)),
-        strand_(asio::make_strand(listener.loop_.context())) {}
+        executor_(loop.get_executor()) {}
 
   void Start(std::shared_ptr<LaneSession> session) {
     session_ = std::move(session);
     std::error_code ignored;
     socket_.non_blocking(true, ignored);
-    asio::dispatch(strand_, [self = shared_from_this()] { self->WaitRead(); });
+    asio::dispatch(executor_,
+                   [self = shared_from_this()] { self->WaitRead(); });
   }
 
   // LaneSession::Link:
@@ -128,50 +128,60 @@ class Listener::Connection final
     if (!writing_ && out_.empty()) Shut();
   }
   void Dispatch(std::function<void()> fn) override {
-    asio::dispatch(strand_, std::move(fn));
+    asio::dispatch(executor_, std::move(fn));
   }
 
-  // Closes at once, from outside the strand (server shutdown).
+  // Closes at once, from any thread (server shutdown).
   void Abort() {
-    asio::dispatch(strand_, [self = shared_from_this()] { self->Shut(); });
+    asio::dispatch(executor_, [self = shared_from_this()] { self->Shut(); });
   }
 
  private:
+  // WaitRead reads with the reactor: Asio registers the socket once,
+  // edge-triggered, and reads it when the edge comes, with no re-arming of
+  // the descriptor (async_wait would re-arm it each time). Asio first
+  // tries a speculative read, which finds nothing after a call served
+  // alone (docs/decisions.md, "Reads go through the reactor").
   void WaitRead() {
     if (closed_ || reading_) return;
     reading_ = true;
-    socket_.async_wait(
-        Socket::wait_read,
-        asio::bind_executor(
-            strand_, [self = shared_from_this()](const std::error_code& ec) {
-              self->reading_ = false;
-              if (ec) return self->Shut();
-              self->OnReadable();
-            }));
+    socket_.async_read_some(
+        asio::buffer(first_),
+        [self = shared_from_this()](const std::error_code& ec, size_t n) {
+          self->reading_ = false;
+          if (ec) return self->Shut();  // end of stream, or reset
+          self->OnRead(n);
+        });
   }
 
-  void OnReadable() {
-    // One buffer per thread, not per connection: an idle connection costs
-    // no read buffer. On the heap: glibc carves static TLS out of every
-    // thread's stack in the process, and civetweb's (the metrics endpoint)
-    // are 100 KB, which a 64 KB thread_local array overflowed under ASan.
-    thread_local const std::unique_ptr<std::array<char, 64 << 10>> storage =
-        std::make_unique<std::array<char, 64 << 10>>();
-    std::array<char, 64 << 10>& buffer = *storage;
+  // OnRead serves the `n` bytes read into first_ and what follows them,
+  // then writes the replies of the whole batch at once.
+  void OnRead(size_t n) {
     in_read_ = true;
+    // Feed may close the connection, dropping session_: keep it alive.
+    std::shared_ptr<LaneSession> session = session_;
+    session->Feed(absl::string_view(first_.data(), n));
     bool gone = false;
-    for (int i = 0; i < 4 && !closed_; ++i) {
-      std::error_code ec;
-      const size_t n = socket_.read_some(asio::buffer(buffer), ec);
-      if (ec == asio::error::would_block) break;
-      if (ec) {
-        gone = true;  // end of stream, or reset
-        break;
+    if (n == first_.size()) {
+      // More may wait. Drained through a buffer per thread, not per
+      // connection: an idle connection costs only first_. On the heap:
+      // glibc carves static TLS out of every thread's stack in the
+      // process, and civetweb's (the metrics endpoint) are 100 KB, which a
+      // 64 KB thread_local array overflowed under ASan.
+      thread_local const std::unique_ptr<std::array<char, 64 << 10>> storage =
+          std::make_unique<std::array<char, 64 << 10>>();
+      std::array<char, 64 << 10>& buffer = *storage;
+      for (int i = 0; i < 4 && !closed_; ++i) {
+        std::error_code ec;
+        const size_t more = socket_.read_some(asio::buffer(buffer), ec);
+        if (ec == asio::error::would_block) break;
+        if (ec) {
+          gone = true;
+          break;
+        }
+        session->Feed(absl::string_view(buffer.data(), more));
+        if (more < buffer.size()) break;
       }
-      // Feed may close the connection, dropping session_: keep it alive.
-      std::shared_ptr<LaneSession> session = session_;
-      session->Feed(absl::string_view(buffer.data(), n));
-      if (n < buffer.size()) break;
     }
     in_read_ = false;
     if (gone) return Shut();
@@ -199,14 +209,13 @@ class Listener::Connection final
     sending_.swap(out_);
     asio::async_write(
         socket_, asio::buffer(sending_),
-        asio::bind_executor(strand_, [self = shared_from_this()](
-                                         const std::error_code& ec, size_t) {
+        [self = shared_from_this()](const std::error_code& ec, size_t) {
           self->writing_ = false;
           self->sending_.clear();
           if (ec) return self->Shut();
           self->Flush();
           self->WaitRead();
-        }));
+        });
   }
 
   void Shut() {
@@ -223,9 +232,11 @@ class Listener::Connection final
 
   Listener& listener_;
   Socket socket_;
-  Strand strand_;
+  const asio::io_context::executor_type executor_;
   std::shared_ptr<LaneSession> session_;
-  // Strand state.
+  // Loop-thread state.
+  // first_ takes each read the reactor makes: a small call fits whole.
+  std::array<char, 4096> first_;
   std::string out_;
   std::string sending_;
   bool writing_ = false;
@@ -322,7 +333,8 @@ void Listener::HandToGrpc(int fd) {
 }
 
 void Listener::Adopt(int fd, bool unix_socket) {
-  Socket socket(loop_.context());
+  asio::io_context& loop = loop_.Next();
+  Socket socket(loop);
   std::error_code ec;
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
@@ -333,7 +345,8 @@ void Listener::Adopt(int fd, bool unix_socket) {
     return;
   }
   if (!unix_socket) socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  auto connection = std::make_shared<Connection>(*this, std::move(socket));
+  auto connection =
+      std::make_shared<Connection>(*this, std::move(socket), loop);
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
