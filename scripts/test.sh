@@ -35,6 +35,7 @@ run_ctest release --test-dir build
 echo "== build and test (ASan + UBSan)"
 scripts/build.sh asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
   run_ctest asan --test-dir build-asan
 
 echo "== build and test the engine (TSan)"

@@ -17,6 +17,7 @@ from . import _codec
 from ._list import subscript
 from ._proto import cell_pb2, objects_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
+from ._wire import value_field
 
 T = TypeVar("T")
 
@@ -72,14 +73,20 @@ class ValueProxy(_TypecodeMixin, Generic[T]):
 
     def get(self) -> T:
         """Returns the value."""
-        response = self._call("Get", cell_pb2.ValueGetRequest(name=self._token.name))
+        response = self._call(
+            "Get",
+            self._encoded(cell_pb2.ValueGetRequest)
+            or cell_pb2.ValueGetRequest(name=self._token.name),
+        )
         return self._dec(response.value)  # type: ignore[no-any-return]
 
     def set(self, value: T) -> None:
         """Replaces the value."""
         self._call(
             "Set",
-            cell_pb2.ValueSetRequest(name=self._token.name, value=self._enc(value)),
+            # ValueSetRequest.value is field 2.
+            self._encoded(cell_pb2.ValueSetRequest, value_field(b"\x12", value))
+            or cell_pb2.ValueSetRequest(name=self._token.name, value=self._enc(value)),
         )
 
     value = property(get, set, doc="The value (one read or one write).")

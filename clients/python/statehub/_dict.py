@@ -17,6 +17,11 @@ from . import _codec
 from ._codec import MISSING, encode_key
 from ._proto import dict_pb2, value_pb2
 from ._proxy import BaseProxy, register
+from ._wire import value_field
+
+# The dict requests' Value fields (statehub._wire): key 2, value 3; a null
+# default (DictGetRequest.default = Value(), field 3).
+_KEY, _VALUE, _NULL_DEFAULT = b"\x12", b"\x1a", b"\x1a\x00"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -65,7 +70,8 @@ class DictProxy(BaseProxy, Generic[K, V]):
     def __getitem__(self, key: K) -> V:
         response = self._call(
             "Get",
-            dict_pb2.DictGetRequest(name=self._token.name, key=encode_key(key)),
+            self._encoded(dict_pb2.DictGetRequest, value_field(_KEY, key))
+            or dict_pb2.DictGetRequest(name=self._token.name, key=encode_key(key)),
             key=key,
         )
         return self._dec(response.value)  # type: ignore[no-any-return]
@@ -73,7 +79,12 @@ class DictProxy(BaseProxy, Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         self._call(
             "Set",
-            dict_pb2.DictSetRequest(
+            self._encoded(
+                dict_pb2.DictSetRequest,
+                value_field(_KEY, key),
+                value_field(_VALUE, value),
+            )
+            or dict_pb2.DictSetRequest(
                 name=self._token.name, key=encode_key(key), value=self._enc(value)
             ),
         )
@@ -88,7 +99,8 @@ class DictProxy(BaseProxy, Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         response = self._call(
             "Contains",
-            dict_pb2.DictContainsRequest(name=self._token.name, key=encode_key(key)),
+            self._encoded(dict_pb2.DictContainsRequest, value_field(_KEY, key))
+            or dict_pb2.DictContainsRequest(name=self._token.name, key=encode_key(key)),
         )
         return bool(response.contains)
 
@@ -148,7 +160,10 @@ class DictProxy(BaseProxy, Generic[K, V]):
         # the very object given, and a proxy default takes no server hold.
         response = self._call(
             "Get",
-            dict_pb2.DictGetRequest(
+            self._encoded(
+                dict_pb2.DictGetRequest, value_field(_KEY, key), _NULL_DEFAULT
+            )
+            or dict_pb2.DictGetRequest(
                 name=self._token.name, key=encode_key(key), default=value_pb2.Value()
             ),
         )

@@ -172,10 +172,10 @@ class Link:
         "_end",
         "_next_id",
         "_start",
-        "_timeout",
         "_view",
         "generation",
         "sock",
+        "timeout",
     )
 
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
@@ -186,7 +186,8 @@ class Link:
         self.sock = sock
         #: The session generation this link belongs to (its connection's).
         self.generation = 0
-        self._timeout: float | None = -1.0
+        #: The timeout of sends and receives now (set_timeout).
+        self.timeout: float | None = -1.0
         self.set_timeout(timeout)
         self._next_id = 0
         self._buf = bytearray(_BUFFER_SIZE)
@@ -244,7 +245,7 @@ class Link:
     def set_timeout(self, timeout: float | None) -> None:
         """The timeout of each next send and receive (None: block). A receive
         that times out raises TimeoutError; a send, an OSError."""
-        if timeout != self._timeout:
+        if timeout != self.timeout:
             if timeout is None:
                 value = _TIMEVAL.pack(0, 0)
             else:
@@ -252,7 +253,7 @@ class Link:
                 value = _TIMEVAL.pack(int(whole), int((whole % 1) * 1e6))
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-            self._timeout = timeout
+            self.timeout = timeout
 
     def send(self, kind: int, request_id: int = 0, body: bytes = b"") -> None:
         """Sends one frame that is not a REQUEST."""

@@ -57,6 +57,7 @@ from ._proto import (
 from ._reconnect import RECONNECT_WAIT, made_again
 from ._session import Session
 from ._status import NO_KEY, error_from_status
+from ._wire import Encoded
 
 
 def _raise(error: errors.StatehubError, cause: grpc.RpcError) -> NoReturn:
@@ -284,6 +285,8 @@ class GrpcConnection(ManagerCount):
         while it waits cancels it on the server; one cancelled so that the
         process could fork raises ForkInterrupted (the caller makes it again).
         """
+        if type(request) is Encoded:
+            request = request.message()
         stub_method = self._methods.get((service, method))
         if stub_method is None:
             stub_method = getattr(self._stubs[service], method)

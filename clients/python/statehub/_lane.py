@@ -77,6 +77,7 @@ from ._held import Held
 from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
 from ._reconnect import LinkBroken, Watcher, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
+from ._wire import Encoded
 
 #: How long connecting and the HELLO may take.
 _CONNECT_TIMEOUT = 15.0
@@ -252,7 +253,9 @@ class LaneConnection(ManagerCount):
             )
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
-        body = request.SerializeToString()
+        body = (
+            request.body if type(request) is Encoded else request.SerializeToString()
+        )
         rpc = (service, method)
         deadline = None if timeout is None else time.monotonic() + timeout
         renewed = resent = redialed = False
@@ -386,7 +389,8 @@ class LaneConnection(ManagerCount):
                     # between slices.
                     wait = _SLICE if timeout is None else min(timeout, _SLICE)
             try:
-                link.set_timeout(wait)
+                if wait != link.timeout:
+                    link.set_timeout(wait)
                 link.sock.sendall(
                     HEADER.pack(len(body), request_id, method_id, REQUEST, flags)
                     + body,
@@ -404,8 +408,10 @@ class LaneConnection(ManagerCount):
                 self._drop(link)
                 raise
             try:
-                kind, payload = _await_reply(
-                    link, request_id, wait != timeout, deadline
+                kind, payload = (
+                    link.read_reply(request_id)
+                    if wait == timeout
+                    else _await_reply(link, request_id, True, deadline)
                 )
             except BaseException as interrupt:
                 return self._interrupted(

@@ -15,6 +15,10 @@ from typing import Any
 from . import _codec
 from ._proto import namespace_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
+from ._wire import string_field, value_field
+
+# The namespace requests' fields (statehub._wire): attribute 2, value 3.
+_ATTRIBUTE, _VALUE = b"\x12", b"\x1a"
 
 
 @register(value_pb2.NAMESPACE)
@@ -53,7 +57,10 @@ class NamespaceProxy(BaseProxy):
                 ) from None
         response = self._call(
             "Get",
-            namespace_pb2.NamespaceGetRequest(name=self._token.name, attribute=name),
+            self._encoded(
+                namespace_pb2.NamespaceGetRequest, string_field(_ATTRIBUTE, name)
+            )
+            or namespace_pb2.NamespaceGetRequest(name=self._token.name, attribute=name),
             attribute=name,
         )
         return _codec.decode(response.value, self._token.address, self._options)
@@ -68,7 +75,12 @@ class NamespaceProxy(BaseProxy):
             return
         self._call(
             "Set",
-            namespace_pb2.NamespaceSetRequest(
+            self._encoded(
+                namespace_pb2.NamespaceSetRequest,
+                string_field(_ATTRIBUTE, name),
+                value_field(_VALUE, value),
+            )
+            or namespace_pb2.NamespaceSetRequest(
                 name=self._token.name,
                 attribute=name,
                 value=_codec.encode(value, self._token.address, self._options),

@@ -26,6 +26,7 @@ from . import _connection
 from ._connection import Connection, Credentials, connection_for, use_credentials
 from ._proto import objects_pb2, value_pb2
 from ._waits import caller, duration
+from ._wire import Encoded, string_field
 
 ANONYMOUS_PREFIX = "_anon/"
 
@@ -147,6 +148,7 @@ class BaseProxy:
         "_options",
         "_pickled",
         "_token",
+        "_wire_name",
     )
 
     _token: Token
@@ -156,6 +158,8 @@ class BaseProxy:
     # [True] once pickled: the process that unpickles it adopts the object,
     # so this one's release waits a grace period (Session.send_release).
     _pickled: list[bool]
+    # The name as a request's field 1 (statehub._wire).
+    _wire_name: bytes | None
 
     #: The rpc service of this proxy's type, e.g. "Dicts".
     _service: ClassVar[str] = ""
@@ -169,6 +173,8 @@ class BaseProxy:
         object.__setattr__(self, "_finalizer", None)
         object.__setattr__(self, "_hold_pid", 0)
         object.__setattr__(self, "_pickled", [False])
+        # None for a name protobuf would refuse: no request is encoded then.
+        object.__setattr__(self, "_wire_name", string_field(b"\x0a", token.name))
         if held:
             self._note_hold(connection_for(token.address))
 
@@ -185,6 +191,18 @@ class BaseProxy:
             request,
             timeout=self._options.timeout,
             **kwargs,
+        )
+
+    def _encoded(self, message_type: Any, *fields: bytes | None) -> Any:
+        """A ``message_type`` request naming this object with ``fields``
+        after the name, each already in wire form (statehub._wire) or None
+        for "not encodable": then None."""
+        if self._wire_name is None or None in fields:
+            return None
+        return Encoded(
+            message_type,
+            self._token.name,
+            self._wire_name + b"".join(fields),  # type: ignore[arg-type]
         )
 
     def _park(

@@ -1,0 +1,111 @@
+"""Requests in wire form, written without building protobuf messages.
+
+The hottest calls (a dict's get and set, a namespace's attribute, a value's
+get and set) carry the object's name and one or two scalars. Building their
+request messages field by field costs more than the rest of the call's
+Python, so a proxy keeps its name's field encoded once and these calls
+write the scalars' bytes straight after it: the bytes ``SerializeToString``
+would give for the same message (tests/python/test_wire.py checks that
+they are equal). Anything that is not an exact scalar (a subclass, a
+container, a proxy, a str with lone surrogates) returns None here, and the
+caller builds the message as usual.
+
+An :class:`Encoded` request travels through the connection's funnel like a
+message: the lane sends its bytes as they are; gRPC parses them back into
+the message first.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_UINT64: Final = 2**64
+_DOUBLE = struct.Struct("<d").pack
+
+# One byte each for 0 .. 127.
+_BYTES: Final = tuple(bytes((i,)) for i in range(128))
+# Value{int_value: i} for 0 .. 127: the most common ints, ready made.
+_SMALL_INTS: Final = tuple(b"\x18" + _BYTES[i] for i in range(128))
+
+
+def varint(n: int) -> bytes:
+    """The base-128 varint of ``n`` (0 <= n < 2**64)."""
+    if n < 0x80:
+        return _BYTES[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def string_field(tag: bytes, text: str) -> bytes | None:
+    """A string field (``tag`` its key byte) holding ``text``; None if
+    ``text`` is not valid Unicode (lone surrogates), which protobuf refuses
+    with its own error. An empty string is no field at all, as in proto3."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        return None
+    return tag + varint(len(data)) + data if data else b""
+
+
+def scalar_value(obj: Any) -> bytes | None:
+    """The serialized ``statehub.v1.Value`` of an exact scalar (None, bool,
+    an int64 int, float, str, bytes), as statehub._codec would encode it;
+    None for anything else."""
+    t = type(obj)
+    if t is str:
+        try:
+            data: bytes = obj.encode()
+        except UnicodeEncodeError:
+            return None
+        n = len(data)
+        return b"\x2a" + (_BYTES[n] if n < 0x80 else varint(n)) + data
+    if t is int:
+        if 0 <= obj < 0x80:
+            small: bytes = _SMALL_INTS[obj]
+            return small
+        if _INT64_MIN <= obj <= _INT64_MAX:
+            return b"\x18" + varint(obj % _UINT64)
+        return None
+    if t is float:
+        return b"\x21" + _DOUBLE(obj)
+    if obj is None:
+        return b""
+    if t is bool:
+        return b"\x10\x01" if obj else b"\x10\x00"
+    if t is bytes:
+        raw: bytes = obj
+        return b"\x32" + varint(len(raw)) + raw
+    return None
+
+
+def value_field(tag: bytes, obj: object) -> bytes | None:
+    """A Value field (``tag`` its key byte) holding the exact scalar
+    ``obj``; None if ``obj`` is not one."""
+    inner = scalar_value(obj)
+    if inner is None:
+        return None
+    n = len(inner)
+    return tag + (_BYTES[n] if n < 0x80 else varint(n)) + inner
+
+
+class Encoded:
+    """A request already serialized: ``body``, the bytes of a
+    ``message_type`` message whose ``name`` (the object's) errors quote."""
+
+    __slots__ = ("body", "message_type", "name")
+
+    def __init__(self, message_type: Any, name: str, body: bytes) -> None:
+        self.message_type = message_type
+        self.name = name
+        self.body = body
+
+    def message(self) -> Any:
+        """The request as a message (for a transport that needs one)."""
+        return self.message_type.FromString(self.body)
