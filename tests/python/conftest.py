@@ -227,9 +227,9 @@ def pickling_manager(server: RunningServer) -> Iterator[statehub.SyncManager]:
 def short_handoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Releases of proxies handed to a child wait 0.2 s, not the default
     grace, in tests that watch holds drop after the child has adopted."""
-    from statehub import _connection
+    from statehub import _transport
 
-    monkeypatch.setattr(_connection, "HANDOFF_GRACE", 0.2)
+    monkeypatch.setattr(_transport, "HANDOFF_GRACE", 0.2)
 
 
 def process_alive(pid: int) -> bool:

@@ -33,13 +33,13 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
 
-from . import _connection, _metrics, errors
-from ._connection import Credentials, ManagerCount
+from . import _metrics, _transport, errors
 from ._frames import CallNumbers
 from ._held import Held
 from ._proto import (
@@ -57,6 +57,7 @@ from ._proto import (
 from ._reconnect import RECONNECT_WAIT, made_again
 from ._session import Session
 from ._status import NO_KEY, error_from_status
+from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
 
 
@@ -264,6 +265,7 @@ class GrpcConnection(ManagerCount):
         self._gate = _ForkGate()
         self._managers = 0
         self.closed = False
+        _live.add(self)
         _register_hooks()
 
     # -- the funnel ---------------------------------------------------------
@@ -279,7 +281,7 @@ class GrpcConnection(ManagerCount):
         attribute: str | None = None,
         parked: bool = False,
     ) -> Any:
-        """Runs one unary rpc (see statehub._connection.Connection.call).
+        """Runs one unary rpc (see statehub._transport.Connection.call).
 
         A parked call is made in its future form so that an exception raised
         while it waits cancels it on the server; one cancelled so that the
@@ -292,7 +294,7 @@ class GrpcConnection(ManagerCount):
             stub_method = getattr(self._stubs[service], method)
             self._methods[(service, method)] = stub_method
         deadline = (
-            _connection.DEFAULT_TIMEOUT if timeout is None and not parked else timeout
+            _transport.DEFAULT_TIMEOUT if timeout is None and not parked else timeout
         )
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
@@ -338,7 +340,7 @@ class GrpcConnection(ManagerCount):
                         resent = True
                         self._await_server(deadline, rpc_error, key, attribute)
                         if parked:
-                            raise _connection.Reconnected() from None
+                            raise _transport.Reconnected() from None
                         continue
                     error = self._translate(rpc_error, key, attribute)
                     if isinstance(error, errors.SessionError) and not renewed:
@@ -461,7 +463,7 @@ class GrpcConnection(ManagerCount):
             return future.result()
         except grpc.FutureCancelledError:
             if self._gate.cancelled_for_fork(future):
-                raise _connection.ForkInterrupted() from None
+                raise _transport.ForkInterrupted() from None
             raise
         except grpc.RpcError:
             raise
@@ -550,7 +552,6 @@ class GrpcConnection(ManagerCount):
         if self.pid == os.getpid():
             self._session.close()
             self._channel.close()
-        _connection.unregister(self)
 
     def _pause_for_fork(self) -> None:
         in_flight = self._gate.close(FORK_DRAIN_TIMEOUT)
@@ -578,6 +579,8 @@ class GrpcConnection(ManagerCount):
 
 # -- fork and exit hooks ----------------------------------------------------
 
+# Every gRPC connection made in this process (or inherited by a fork).
+_live: weakref.WeakSet[GrpcConnection] = weakref.WeakSet()
 _hooks_registered = False
 _hooks_lock = threading.Lock()
 
@@ -592,12 +595,19 @@ def _register_hooks() -> None:
         if _hooks_registered:
             return
         os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent)
-        atexit.register(_connection.close_all)
+        atexit.register(_close_all)
         _hooks_registered = True
 
 
 def _grpc_connections() -> list[GrpcConnection]:
-    return [c for c in _connection.connections() if isinstance(c, GrpcConnection)]
+    """This process's open gRPC connections."""
+    pid = os.getpid()
+    return [c for c in list(_live) if c.pid == pid and not c.closed]
+
+
+def _close_all() -> None:
+    for conn in _grpc_connections():
+        conn.close()
 
 
 def _before_fork() -> None:

@@ -52,8 +52,7 @@ import threading
 import time
 from typing import Any
 
-from . import _connection, _metrics, errors
-from ._connection import Credentials, ManagerCount
+from . import _metrics, _transport, errors
 from ._frames import (
     CANCEL,
     GOODBYE,
@@ -77,6 +76,7 @@ from ._held import Held
 from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
 from ._reconnect import LinkBroken, Watcher, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
+from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
 
 #: How long connecting and the HELLO may take.
@@ -229,7 +229,7 @@ class LaneConnection(ManagerCount):
         checked: bool = True,
     ) -> Any:
         """Runs one rpc as a REQUEST frame (see
-        statehub._connection.Connection.call).
+        statehub._transport.Connection.call).
 
         A non-parked call's deadline is a socket timeout; a parked call's
         wait is bounded by the server from the request, and ``timeout`` (if
@@ -244,7 +244,7 @@ class LaneConnection(ManagerCount):
             self._flush_releases()
         if timeout is None:
             if not parked:
-                timeout = _connection.DEFAULT_TIMEOUT
+                timeout = _transport.DEFAULT_TIMEOUT
         elif timeout <= 0:
             raise errors.DeadlineExceeded(
                 f"statehub-server at {self.address}: the deadline has passed "
@@ -774,7 +774,7 @@ class LaneConnection(ManagerCount):
         ``handed_off``: the proxy may have been passed to another process
         (pickled, or alive when this process forked), which adopts the
         object by taking a hold of its own when it starts; the release waits
-        :data:`statehub._connection.HANDOFF_GRACE` seconds first.
+        :data:`statehub._transport.HANDOFF_GRACE` seconds first.
 
         Safe to call from a finalizer on any thread: no I/O, and only a
         reentrant lock and a SimpleQueue.
@@ -788,7 +788,7 @@ class LaneConnection(ManagerCount):
                 if entry[1] <= 0:
                     del self._holds[name]
             if handed_off:
-                due = time.monotonic() + _connection.HANDOFF_GRACE
+                due = time.monotonic() + _transport.HANDOFF_GRACE
                 self._outbox.put(("later", due, name))
             else:
                 self._outbox.put(("now", name))
@@ -943,7 +943,6 @@ class LaneConnection(ManagerCount):
             # closed and close the link themselves).
             for link in list(self._links):
                 link.shutdown()
-        _connection.unregister(self)
 
     def _goodbye(self, primary: Link) -> None:
         try:

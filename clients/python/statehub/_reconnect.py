@@ -36,7 +36,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import _connection, errors
+from . import _transport, errors
 from ._frames import ERROR, READ_ONLY, Link, LinkError
 
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ def after_break(
     await_session(conn, deadline)
     conn.held.check()
     if parked and broken.sent:
-        raise _connection.Reconnected()
+        raise _transport.Reconnected()
 
 
 class Watcher:

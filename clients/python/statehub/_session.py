@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from . import _connection, _metrics, errors
+from . import _metrics, _transport, errors
 from ._proto import session_pb2
 
 #: How long a call waits for the session to be established.
@@ -165,10 +165,10 @@ class Session:
         drops its proxy right after ``Process.start()`` (which drops its
         args) would otherwise free the object before the child adopts it,
         as happens with multiprocessing.Manager; the release waits
-        :data:`statehub._connection.HANDOFF_GRACE` seconds instead.
+        :data:`statehub._transport.HANDOFF_GRACE` seconds instead.
         """
         if handed_off:
-            due = time.monotonic() + _connection.HANDOFF_GRACE
+            due = time.monotonic() + _transport.HANDOFF_GRACE
             self._outbox.put(("release_later", due, name))
         else:
             self._outbox.put(("release", name))
