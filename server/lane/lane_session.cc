@@ -21,6 +21,10 @@ using handlers::Method;
 // inside Feed joins the batch Feed writes at its end.
 thread_local const LaneSession* current_feed = nullptr;
 
+// The sessions of this thread (an event loop) with replies held for the
+// log write at the end of the loop's pass (LaneSession::Hold).
+thread_local std::vector<std::shared_ptr<LaneSession>> pass_sessions;
+
 std::string ErrorFrame(uint32_t request_id, const absl::Status& status) {
   v1::LaneError error;
   error.set_code(static_cast<int32_t>(status.code()));
@@ -87,28 +91,37 @@ class LaneSession::LaneCall final : public handlers::Call {
   const std::unique_ptr<Message> response_;
 };
 
-// A call that answers before its handler returns: on Feed's stack.
+// A call that answers before its handler returns: on Feed's stack. On a
+// data dir its reply is held for the log write at the end of the loop's
+// pass (Hold) rather than waiting for a write of its own (Call::Finish).
 class LaneSession::ImmediateCall final : public handlers::Call {
  public:
   ImmediateCall(LaneSession& session, uint32_t request_id, const Method& m,
                 Message* response)
       : Call(handlers::Transport::kLane, Caller{session.session_},
              &session.timers_, session.observer_, m.index,
-             session.engine_.changes().recording() ? &session.engine_.changes()
-                                                   : nullptr,
-             m.read_only),
+             /*changes=*/nullptr, m.read_only),
         session_(session),
         request_id_(request_id),
+        read_only_(m.read_only),
+        hold_(session.engine_.changes().recording()),
         response_(response) {}
   ~ImmediateCall() override = default;
 
  private:
   void Send(const absl::Status& status) override {
-    session_.Out(ReplyFrame(request_id_, status, *response_));
+    std::string frame = ReplyFrame(request_id_, status, *response_);
+    if (hold_) {
+      session_.Hold(request_id_, read_only_, std::move(frame));
+    } else {
+      session_.Out(std::move(frame));
+    }
   }
 
   LaneSession& session_;
   const uint32_t request_id_;
+  const bool read_only_;
+  const bool hold_;
   Message* const response_;
 };
 
@@ -128,6 +141,11 @@ LaneSession::LaneSession(Engine& engine, const handlers::MethodTable& table,
 
 LaneSession::~LaneSession() = default;
 
+std::shared_ptr<LaneSession::Link> LaneSession::CurrentLink() const {
+  absl::MutexLock lock(&mu_);
+  return link_;
+}
+
 size_t LaneSession::parked_calls() const {
   absl::MutexLock lock(&mu_);
   return parked_.size();
@@ -146,33 +164,87 @@ void LaneSession::Feed(absl::string_view bytes) {
   if (error && state_ != State::kClosed) Fail(error->request_id, error->status);
   feeding_ = false;
   current_feed = nullptr;
-  std::shared_ptr<Link> link;
-  {
-    absl::MutexLock lock(&mu_);
-    link = link_;
-  }
+  const std::shared_ptr<Link> link = CurrentLink();
   if (link == nullptr) return;
   if (!batch_.empty()) {
     link->Write(std::move(batch_));
     batch_.clear();
   }
   if (state_ == State::kClosed) {
+    // The connection ends (GOODBYE, a protocol error): what is held goes
+    // now, after the log write it waits for, not at the pass's end.
+    if (!held_.empty()) Release(WriteLog(engine_));
     link->Close();
     Closed();
   }
 }
 
+absl::Status LaneSession::WriteLog(Engine& engine) {
+  // Hold is only used when the log answers inline.
+  absl::Status durable = absl::InternalError("the log did not answer");
+  engine.changes().AfterCommit(
+      [&durable](absl::Status s) { durable = std::move(s); });
+  return durable;
+}
+
 void LaneSession::Out(std::string frame) {
+  if (!held_.empty()) {
+    held_.push_back(HeldReply{0, false, false, std::move(frame)});
+    return;
+  }
   if (feeding_) {
     batch_.append(frame);
     return;
   }
-  std::shared_ptr<Link> link;
-  {
-    absl::MutexLock lock(&mu_);
-    link = link_;
-  }
+  const std::shared_ptr<Link> link = CurrentLink();
   if (link != nullptr) link->Write(std::move(frame));
+}
+
+void LaneSession::Hold(uint32_t request_id, bool read_only, std::string frame) {
+  const bool first = held_.empty();
+  held_.push_back(HeldReply{request_id, true, read_only, std::move(frame)});
+  if (!first) return;
+  const std::shared_ptr<Link> link = CurrentLink();
+  if (link == nullptr) {
+    held_.clear();  // closed: the replies go nowhere
+    return;
+  }
+  const bool start = pass_sessions.empty();
+  pass_sessions.push_back(shared_from_this());
+  if (start) link->Defer(&LaneSession::EndPass);
+}
+
+void LaneSession::EndPass() {
+  std::vector<std::shared_ptr<LaneSession>> sessions;
+  sessions.swap(pass_sessions);
+  if (sessions.empty()) return;
+  // One write of everything published so far covers every held reply.
+  const absl::Status durable = WriteLog(sessions.front()->engine_);
+  for (const std::shared_ptr<LaneSession>& session : sessions) {
+    session->Release(durable);
+  }
+}
+
+void LaneSession::Release(const absl::Status& durable) {
+  std::vector<HeldReply> held;
+  held.swap(held_);
+  std::string out;
+  for (HeldReply& reply : held) {
+    // A call that only read is answered while changes cannot be logged
+    // (ChangeStream::AfterCommit).
+    if (!reply.held || reply.read_only || durable.ok()) {
+      out.append(reply.frame);
+    } else {
+      out.append(ErrorFrame(reply.request_id, durable));
+    }
+  }
+  if (out.empty()) return;
+  if (feeding_) {
+    batch_.append(out);
+    return;
+  }
+  const std::shared_ptr<Link> link = CurrentLink();
+  if (link != nullptr) link->Write(std::move(out));
 }
 
 void LaneSession::Deliver(uint32_t request_id, std::string frame) {
@@ -346,7 +418,8 @@ void LaneSession::OnRequest(const Frame& frame) {
   ChangeAuthor author(session_);
   // Under --fsync=always a reply waits for the log's sync thread
   // (Call::Finish), so the call must outlive this frame: it goes the
-  // parked calls' way. Otherwise the log is written before Finish returns.
+  // parked calls' way. Otherwise the reply is held until the log is
+  // written at the end of the loop's pass (Hold).
   if (m->blocking || !engine_.changes().commits_inline()) {
     auto call = std::make_shared<LaneCall>(shared_from_this(), id, *m,
                                            Caller{session_});
@@ -412,6 +485,7 @@ void LaneSession::Closed() {
     for (const auto& [id, call] : parked_) calls.push_back(call);
   }
   state_ = State::kClosed;
+  held_.clear();
   // Withdrawn as if cancelled; their replies go nowhere. A call stays in
   // the table until it is finished (Deliver): one that another thread
   // claimed already (a grant, a timeout, its session's end) is finished

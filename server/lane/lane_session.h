@@ -59,6 +59,11 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
     // Dispatch runs `fn` in the serial context: now if the caller is in it,
     // else soon. Any thread.
     virtual void Dispatch(std::function<void()> fn) = 0;
+    // Defer runs `fn` in the serial context once what is ready to run there
+    // now has run (on an event loop: after the other connections that are
+    // ready, before it waits again). Serial context. The default runs it
+    // at once.
+    virtual void Defer(std::function<void()> fn) { fn(); }
   };
 
   struct Options {
@@ -109,8 +114,25 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   absl::Status Admit();
   // Deliver writes a parked call's reply (any thread) and forgets it.
   void Deliver(uint32_t request_id, std::string frame);
-  // Out appends a frame for the current Feed, or writes it at once.
+  // CurrentLink is the link, or null once the connection is closed.
+  std::shared_ptr<Link> CurrentLink() const;
+  // Out appends a frame for the current Feed, or writes it at once; behind
+  // held replies while there are any.
   void Out(std::string frame);
+  // Hold keeps the reply of an immediate call until the log has been
+  // written for this loop's pass (EndPass), on a data dir whose log answers
+  // inline (--fsync=everysec or no): one write for every call the loop
+  // answered in that pass, rather than one per call.
+  void Hold(uint32_t request_id, bool read_only, std::string frame);
+  // EndPass writes the log once and releases every held reply of the
+  // sessions in this thread's pass. Serial context.
+  static void EndPass();
+  // WriteLog makes everything published so far durable (the log answers
+  // inline) and returns why not if it cannot.
+  static absl::Status WriteLog(Engine& engine);
+  // Release sends the held replies: as they are if `durable` is OK (or for
+  // a call that only read), else as that error.
+  void Release(const absl::Status& durable);
 
   Engine& engine_;
   const handlers::MethodTable& table_;
@@ -125,6 +147,15 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   bool pinned_ = false;
   bool feeding_ = false;
   std::string batch_;
+  // Replies held for the pass's log write (Hold), in order; a frame that is
+  // not a held reply but came after one (request_id 0 here) waits too.
+  struct HeldReply {
+    uint32_t request_id = 0;
+    bool held = false;
+    bool read_only = false;
+    std::string frame;
+  };
+  std::vector<HeldReply> held_;
   // Reused request and response messages of immediate calls, by method
   // index: an immediate call is finished before the next frame is read.
   std::vector<std::unique_ptr<google::protobuf::Message>> requests_;

@@ -13,11 +13,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "server/engine/changes.h"
 #include "server/engine/engine.h"
 #include "server/engine/lock.h"
 #include "server/engine/waiter.h"
 #include "server/handlers/methods.h"
 #include "statehub/internal/lane.h"
+#include "statehub/v1/dict.pb.h"
 #include "statehub/v1/lane.pb.h"
 #include "statehub/v1/sync.pb.h"
 
@@ -34,9 +36,28 @@ class RecordingLink final : public LaneSession::Link {
   }
   void Close() override {}
   void Dispatch(std::function<void()> fn) override { fn(); }
+  // Deferred work waits for RunDeferred, as an event loop's posted handler
+  // waits for the connections that are ready before it.
+  void Defer(std::function<void()> fn) override {
+    absl::MutexLock lock(&mu_);
+    deferred_.push_back(std::move(fn));
+  }
+  void RunDeferred() {
+    std::vector<std::function<void()>> deferred;
+    {
+      absl::MutexLock lock(&mu_);
+      deferred.swap(deferred_);
+    }
+    for (auto& fn : deferred) fn();
+  }
 
-  // replies counts the RESPONSE and ERROR frames written.
-  int replies() {
+  // replies counts the RESPONSE and ERROR frames written; errors, the
+  // ERRORs among them.
+  int errors() { return Count(Kind::kError); }
+  int replies() { return Count(Kind::kResponse) + Count(Kind::kError); }
+
+ private:
+  int Count(Kind wanted) {
     absl::MutexLock lock(&mu_);
     FrameReader reader(UINT32_MAX, /*expect_preface=*/false);
     reader.Append(out_);
@@ -44,15 +65,14 @@ class RecordingLink final : public LaneSession::Link {
     std::optional<FrameError> error;
     int n = 0;
     while (reader.Next(&frame, &error)) {
-      const auto kind = static_cast<Kind>(frame.header.kind);
-      n += kind == Kind::kResponse || kind == Kind::kError;
+      n += static_cast<Kind>(frame.header.kind) == wanted;
     }
     return n;
   }
 
- private:
   absl::Mutex mu_;
   std::string out_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> deferred_ ABSL_GUARDED_BY(mu_);
 };
 
 // Timeouts that never fire: the calls here wait forever.
@@ -75,6 +95,40 @@ std::string Hello(SessionId resume) {
   hello.set_label("lane_session_test");
   std::string out(kPreface);
   AppendFrame(&out, Kind::kHello, 0, 0, &hello);
+  return out;
+}
+
+// A log that answers inline (as --fsync=everysec and no do) and counts its
+// writes; `fail` makes the next writes fail, as a full disk does.
+class CountingLog final : public ChangeSink {
+ public:
+  void Write(const v1::ChangeRecord&) override { ++records; }
+  void WhenDurable(uint64_t, Done done) override {
+    ++writes;
+    done(fail);
+  }
+  bool answers_inline() const override { return true; }
+
+  int records = 0;
+  int writes = 0;
+  absl::Status fail;
+};
+
+std::string DictSet(uint32_t request_id, const std::string& dict) {
+  v1::DictSetRequest request;
+  request.set_name(dict);
+  request.mutable_key()->set_string_value("k");
+  request.mutable_value()->set_int_value(request_id);
+  std::string out;
+  AppendFrame(&out, Kind::kRequest, request_id, /*Dicts.Set*/ 17, &request);
+  return out;
+}
+
+std::string DictLen(uint32_t request_id, const std::string& dict) {
+  v1::DictLenRequest request;
+  request.set_name(dict);
+  std::string out;
+  AppendFrame(&out, Kind::kRequest, request_id, /*Dicts.Len*/ 20, &request);
   return out;
 }
 
@@ -128,6 +182,57 @@ TEST(LaneSessionTest, AParkedCallClaimedElsewhereOutlivesItsConnection) {
   EXPECT_FALSE(lock->Acquire(Caller{holder}, 1, nullptr, "holder")->acquired);
   // Nothing went out after the connection closed.
   EXPECT_EQ(link->replies(), 0);
+}
+
+// On a data dir whose log answers inline, the replies of every connection
+// served in one pass of the event loop wait for one log write at the end of
+// the pass, rather than one write each; a write that fails turns the reply
+// of a call that changed something into that error, and a read's stays.
+TEST(LaneSessionTest, RepliesOfAPassWaitForOneLogWrite) {
+  Engine engine(Limits{}, absl::Seconds(30));
+  handlers::MethodTable table(engine);
+  NoTimers timers;
+  CountingLog log;
+  engine.changes().set_sink(&log);
+  const absl::Time now = absl::Now();
+  ASSERT_TRUE(engine.registry()
+                  .Open("d", ObjectType::kDict, {},
+                        Caller{engine.sessions().Open(0, "x", now)->id})
+                  .ok());
+
+  auto link_a = std::make_shared<RecordingLink>();
+  auto link_b = std::make_shared<RecordingLink>();
+  auto a = std::make_shared<LaneSession>(engine, table, timers, nullptr,
+                                         LaneSession::Options{}, link_a);
+  auto b = std::make_shared<LaneSession>(engine, table, timers, nullptr,
+                                         LaneSession::Options{}, link_b);
+  a->Feed(Hello(engine.sessions().Open(0, "a", now)->id));
+  b->Feed(Hello(engine.sessions().Open(0, "b", now)->id));
+  link_a->RunDeferred();
+  link_b->RunDeferred();
+  const int writes_before = log.writes;
+
+  a->Feed(DictSet(1, "d") + DictSet(2, "d"));
+  b->Feed(DictSet(3, "d"));
+  EXPECT_EQ(link_a->replies() + link_b->replies(), 0)
+      << "a reply went out before the log was written";
+  EXPECT_EQ(log.writes, writes_before);
+  link_a->RunDeferred();  // the end of the pass: the first Defer posted
+  link_b->RunDeferred();
+  EXPECT_EQ(log.writes, writes_before + 1);
+  EXPECT_EQ(link_a->replies(), 2);
+  EXPECT_EQ(link_b->replies(), 1);
+  EXPECT_EQ(link_a->errors() + link_b->errors(), 0);
+
+  log.fail = absl::ResourceExhaustedError("no space left on device");
+  a->Feed(DictSet(4, "d") + DictLen(5, "d"));
+  link_a->RunDeferred();
+  EXPECT_EQ(link_a->replies(), 4);
+  EXPECT_EQ(link_a->errors(), 1) << "the set fails, the read is answered";
+
+  engine.changes().set_sink(nullptr);
+  a->Closed();
+  b->Closed();
 }
 
 }  // namespace

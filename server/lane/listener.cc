@@ -17,6 +17,7 @@
 #include "asio/generic/stream_protocol.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/local/stream_protocol.hpp"
+#include "asio/post.hpp"
 #include "asio/write.hpp"
 #include "grpcpp/server_posix.h"
 #include "server/lane/lane_session.h"
@@ -129,6 +130,11 @@ class Listener::Connection final
   }
   void Dispatch(std::function<void()> fn) override {
     asio::dispatch(executor_, std::move(fn));
+  }
+  void Defer(std::function<void()> fn) override {
+    // Posted from the loop's own thread: it runs after the handlers that
+    // are ready now, with no wakeup (EventLoop).
+    asio::post(executor_, std::move(fn));
   }
 
   // Closes at once, from any thread (server shutdown).
