@@ -159,6 +159,14 @@ class Refused(Exception):
         self.error = error
 
 
+def _timeval(timeout: float | None) -> bytes:
+    """A socket timeout as SO_RCVTIMEO/SO_SNDTIMEO take it (None: block)."""
+    if timeout is None:
+        return _TIMEVAL.pack(0, 0)
+    whole = max(timeout, 1e-3)
+    return _TIMEVAL.pack(int(whole), int((whole % 1) * 1e6))
+
+
 class Link:
     """One lane connection: a socket, its receive buffer, its request ids.
 
@@ -174,8 +182,9 @@ class Link:
         "_start",
         "_view",
         "generation",
+        "receive_timeout",
+        "send_timeout",
         "sock",
-        "timeout",
     )
 
     def __init__(self, sock: socket.socket, timeout: float | None) -> None:
@@ -186,8 +195,9 @@ class Link:
         self.sock = sock
         #: The session generation this link belongs to (its connection's).
         self.generation = 0
-        #: The timeout of sends and receives now (set_timeout).
-        self.timeout: float | None = -1.0
+        #: The timeouts of sends and of receives now (set_timeouts).
+        self.send_timeout: float | None = -1.0
+        self.receive_timeout: float | None = -1.0
         self.set_timeout(timeout)
         self._next_id = 0
         self._buf = bytearray(_BUFFER_SIZE)
@@ -245,15 +255,19 @@ class Link:
     def set_timeout(self, timeout: float | None) -> None:
         """The timeout of each next send and receive (None: block). A receive
         that times out raises TimeoutError; a send, an OSError."""
-        if timeout != self.timeout:
-            if timeout is None:
-                value = _TIMEVAL.pack(0, 0)
-            else:
-                whole = max(timeout, 1e-3)
-                value = _TIMEVAL.pack(int(whole), int((whole % 1) * 1e6))
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-            self.timeout = timeout
+        self.set_timeouts(timeout, timeout)
+
+    def set_timeouts(self, send: float | None, receive: float | None) -> None:
+        """The timeouts of each next send and of each next receive, each set
+        on the socket only when it changes (a system call each)."""
+        if send != self.send_timeout:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(send))
+            self.send_timeout = send
+        if receive != self.receive_timeout:
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(receive)
+            )
+            self.receive_timeout = receive
 
     def send(self, kind: int, request_id: int = 0, body: bytes = b"") -> None:
         """Sends one frame that is not a REQUEST."""

@@ -91,8 +91,10 @@ _MAX_RELEASE_BATCH = 4096
 _DEFAULT_KEEPALIVE = 1.0
 #: How long close() waits for the server to finish the GOODBYE.
 _GOODBYE_WAIT = 1.0
-#: The slices in which the main thread waits for a parked call's reply.
+#: The slices in which the main thread waits for a reply.
 _SLICE = 0.1
+#: The slices in which other threads wait for a parked call's reply.
+_LONG_SLICE = _transport.DEFAULT_TIMEOUT
 
 _MAIN_THREAD = threading.main_thread().ident
 
@@ -157,15 +159,15 @@ _UNDO = {
 
 
 def _await_reply(
-    link: Link, request_id: int, sliced: bool, deadline: float | None
+    link: Link, request_id: int, deadline: float | None
 ) -> tuple[int, bytes]:
-    """The reply of call ``request_id``. ``sliced``: the link's timeout is a
+    """The reply of call ``request_id``, when the link's receive timeout is a
     slice of the wait, which goes on until ``deadline`` (None: forever)."""
     while True:
         try:
             return link.read_reply(request_id)
         except TimeoutError:
-            if not sliced or (deadline is not None and time.monotonic() >= deadline):
+            if deadline is not None and time.monotonic() >= deadline:
                 raise
 
 
@@ -376,21 +378,24 @@ class LaneConnection(ManagerCount):
                 self._drop(link)
                 continue
             request_id = link.next_id()
-            deadline = None
-            wait = timeout
-            if parked:
-                if timeout is not None:
-                    deadline = time.monotonic() + timeout
-                if threading.get_ident() == _MAIN_THREAD:
-                    # Wait in slices, as grpcio's future.result() does: a
-                    # signal may be delivered to another thread, and
-                    # _thread.interrupt_main() interrupts no system call;
-                    # either way the KeyboardInterrupt is raised here
-                    # between slices.
-                    wait = _SLICE if timeout is None else min(timeout, _SLICE)
+            # The main thread waits in slices, as grpcio's future.result()
+            # does: a signal may be delivered to another thread, and
+            # _thread.interrupt_main() interrupts no system call; either way
+            # the KeyboardInterrupt is raised here between slices. Other
+            # threads wait for a parked call in long slices. A link's
+            # timeouts then stay put from call to call (a lock's acquire and
+            # release alike), and setting them costs no system call.
+            limit = _SLICE if threading.get_ident() == _MAIN_THREAD else _LONG_SLICE
+            wait = limit if timeout is None else min(timeout, limit)
+            deadline = (
+                None
+                if wait == timeout or timeout is None
+                else time.monotonic() + timeout
+            )
             try:
-                if wait != link.timeout:
-                    link.set_timeout(wait)
+                link.set_timeouts(
+                    _transport.DEFAULT_TIMEOUT if timeout is None else timeout, wait
+                )
                 link.sock.sendall(
                     HEADER.pack(len(body), request_id, method_id, REQUEST, flags)
                     + body,
@@ -411,7 +416,7 @@ class LaneConnection(ManagerCount):
                 kind, payload = (
                     link.read_reply(request_id)
                     if wait == timeout
-                    else _await_reply(link, request_id, True, deadline)
+                    else _await_reply(link, request_id, deadline)
                 )
             except BaseException as interrupt:
                 return self._interrupted(
