@@ -52,13 +52,16 @@ class DictProxy(BaseProxy, Generic[K, V]):
     def _dec(self, value: value_pb2.Value) -> Any:
         return _codec.decode(value, self._token.address, self._options)
 
-    def _entries(self, *, keys_only: bool = False) -> list[tuple[Any, Any]]:
-        response = self._call(
+    def _items(self, *, keys_only: bool) -> Any:
+        return self._call(
             "Items",
             dict_pb2.DictItemsRequest(
                 name=self._token.name, keys_only=keys_only, columns=True
             ),
         )
+
+    def _entries(self, *, keys_only: bool = False) -> list[tuple[Any, Any]]:
+        response = self._items(keys_only=keys_only)
         if response.HasField("columns"):
             return _codec.decode_columns(response.columns, keys_only)
         return _codec.decode_entries(
@@ -146,7 +149,12 @@ class DictProxy(BaseProxy, Generic[K, V]):
 
     def copy(self) -> dict[K, V]:
         """A plain dict with the current contents (one atomic snapshot)."""
-        return dict(self._entries())
+        response = self._items(keys_only=False)
+        if response.HasField("columns"):
+            return _codec.columns_dict(response.columns)
+        return dict(
+            _codec.decode_entries(response.entries, self._token.address, self._options)
+        )
 
     @overload
     def get(self, key: K, /) -> V | None: ...

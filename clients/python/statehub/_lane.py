@@ -233,9 +233,11 @@ class LaneConnection(ManagerCount):
         """Runs one rpc as a REQUEST frame (see
         statehub._transport.Connection.call).
 
-        A non-parked call's deadline is a socket timeout; a parked call's
-        wait is bounded by the server from the request, and ``timeout`` (if
-        any) only guards against a server that never answers. ``checked``:
+        A non-parked call's deadline is ``timeout``, kept by the socket's
+        receive timeout (in slices on the main thread, see _exchange); a
+        parked call's wait is bounded by the server from the request, and
+        ``timeout`` (if any) only guards against a server that never
+        answers. ``checked``:
         raise SessionLost in a thread not yet told of a lost session (off
         for the client's own calls while it recovers).
         """
