@@ -138,6 +138,29 @@ absl::Status Decoder::Columns(const v1::EntryColumns& wire,
   return absl::OkStatus();
 }
 
+absl::Status Decoder::Columns(const v1::ItemColumns& wire,
+                              Value::Items* out) const {
+  const int ints = wire.int_values_size();
+  const int doubles = wire.double_values_size();
+  const int strings = wire.string_values_size();
+  if ((ints > 0) + (doubles > 0) + (strings > 0) > 1) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+        absl::StrFormat("%s: item columns hold %d int, %d float and %d str "
+                        "values; one column may be in use",
+                        ObjectLabel(type_, name_), ints, doubles, strings),
+        name_);
+  }
+  out->reserve(out->size() + ints + doubles + strings);
+  for (const int64_t v : wire.int_values()) out->emplace_back(v);
+  for (const double v : wire.double_values()) out->emplace_back(v);
+  for (const std::string& v : wire.string_values()) {
+    STATEHUB_RETURN_IF_ERROR(CheckStringSize(v.size()));
+    out->emplace_back(v);
+  }
+  return absl::OkStatus();
+}
+
 bool EncodeColumns(const Value::Entries& entries, bool keys_only,
                    v1::EntryColumns* wire) {
   if (entries.empty()) return false;

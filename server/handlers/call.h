@@ -210,6 +210,10 @@ class Decoder {
   // one included), LIMIT_EXCEEDED for a key or value over
   // --max_value_bytes.
   absl::Status Columns(const v1::EntryColumns& wire, Value::Entries* out) const;
+  // Columns appends the items of an ItemColumns batch (value.proto) to
+  // `out`. Errors: VALUE_ERROR for more than one column in use,
+  // LIMIT_EXCEEDED for a str over --max_value_bytes.
+  absl::Status Columns(const v1::ItemColumns& wire, Value::Items* out) const;
 
  private:
   // Checks a value of `bytes` on the wire against --max_value_bytes.

@@ -88,6 +88,9 @@ absl::Status ListHandlers::Extend(const Caller&,
                                   v1::ListExtendResponse* resp) {
   STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
   STATEHUB_ASSIGN_OR_RETURN(Value::Items items, t.decode.Items(req->items()));
+  if (req->has_columns()) {
+    STATEHUB_RETURN_IF_ERROR(t.decode.Columns(req->columns(), &items));
+  }
   STATEHUB_ASSIGN_OR_RETURN(int64_t length, t.list->Extend(std::move(items)));
   resp->set_length(length);
   return absl::OkStatus();

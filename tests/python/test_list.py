@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import statehub
+from statehub._connection import connection_for
+from statehub._proto import list_pb2, value_pb2
 
+from conftest import start_server
 from oracle import check_same
 
 
@@ -223,3 +226,65 @@ def test_iterator_sees_changes_made_while_it_runs(
     # As Python's list iterator (and Manager's proxy): by index, live.
     items = [0, 1, 2, 3, 4, 5]
     check_same(op, manager.list(items), list(items), op.__name__)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        list(range(1000)),
+        [-(2**63), 2**63 - 1, 0],
+        [0.5, -0.0, float("inf"), 1e300],
+        ["a", "", "ключ", "x" * 300],
+        [1, 2.5, "three"],  # a mix: one Value each
+        [True, 1, False],  # bools are not ints here
+        [2**63, 1],  # beyond int64
+    ],
+    ids=["ints", "int64 bounds", "floats", "strs", "mixed", "bools", "big int"],
+)
+def test_extend_keeps_every_item_and_its_type(
+    manager: statehub.SyncManager, items: list[Any]
+) -> None:
+    """Homogeneous ints, floats or strs travel in one column
+    (ItemColumns); anything else one Value per item; either way the list
+    ends as a list would."""
+    lst = manager.list(["before"])
+    if items[0] == 2**63:
+        with pytest.raises(OverflowError):
+            lst.extend(items)
+        assert lst[:] == ["before"]
+        return
+    lst.extend(items)
+    got = lst[:]
+    assert got == ["before", *items]
+    assert [type(x) for x in got] == [str] + [type(x) for x in items]
+
+
+def test_malformed_item_columns_are_a_value_error_and_change_nothing(
+    manager: statehub.SyncManager,
+) -> None:
+    lst = manager.list([0])
+    request = list_pb2.ListExtendRequest(
+        name=lst._token.name,
+        columns=value_pb2.ItemColumns(int_values=[1], string_values=["a"]),
+    )
+    with pytest.raises(statehub.StatehubValueError) as caught:
+        connection_for(lst._token.address).call("Lists", "Extend", request)
+    assert "item columns" in str(caught.value)
+    assert lst._token.name in str(caught.value)
+    assert lst[:] == [0]
+
+
+def test_item_columns_count_against_max_value_bytes() -> None:
+    running = start_server("--max_value_bytes=256")
+    m = statehub.Manager(running.unix)
+    try:
+        lst = m.list()
+        with pytest.raises(statehub.LimitExceeded) as caught:
+            lst.extend(["x" * 1000, "y"])
+        assert caught.value.limit == "max_value_bytes"
+        assert lst[:] == []
+        lst.extend(["x" * 200, "y"])
+        assert lst[:] == ["x" * 200, "y"]
+    finally:
+        m.shutdown()
+        running.stop()

@@ -160,9 +160,11 @@ class ListProxy(BaseProxy, Generic[T]):
     def extend(self, values: Iterable[T]) -> None:
         """Appends every item of values, in one atomic operation."""
         request = list_pb2.ListExtendRequest(name=self._token.name)
-        _codec.encode_items(
-            _items(values), request.items, self._token.address, self._options
-        )
+        items = list(_items(values))
+        if not _codec.encode_item_columns(items, request.columns):
+            _codec.encode_items(
+                items, request.items, self._token.address, self._options
+            )
         self._call("Extend", request)
 
     def insert(self, index: SupportsIndex, value: T) -> None:
