@@ -161,6 +161,33 @@ absl::Status Decoder::Columns(const v1::ItemColumns& wire,
   return absl::OkStatus();
 }
 
+bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire) {
+  if (items.empty()) return false;
+  const Value::Kind kind = items.front().kind();
+  if (kind != Value::Kind::kInt && kind != Value::Kind::kDouble &&
+      kind != Value::Kind::kString) {
+    return false;
+  }
+  for (const Value& item : items) {
+    if (item.kind() != kind) return false;
+  }
+  const int n = static_cast<int>(items.size());
+  switch (kind) {
+    case Value::Kind::kInt:
+      wire->mutable_int_values()->Reserve(n);
+      for (const Value& item : items) wire->add_int_values(item.AsInt());
+      break;
+    case Value::Kind::kDouble:
+      wire->mutable_double_values()->Reserve(n);
+      for (const Value& item : items) wire->add_double_values(item.AsDouble());
+      break;
+    default:
+      wire->mutable_string_values()->Reserve(n);
+      for (const Value& item : items) wire->add_string_values(item.AsString());
+  }
+  return true;
+}
+
 bool EncodeColumns(const Value::Entries& entries, bool keys_only,
                    v1::EntryColumns* wire) {
   if (entries.empty()) return false;

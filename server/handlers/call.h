@@ -239,6 +239,10 @@ void EncodeEntries(const Value::Entries& entries,
 // doubles or all strings. Returns false, writing nothing, if they do not.
 bool EncodeColumns(const Value::Entries& entries, bool keys_only,
                    v1::EntryColumns* wire);
+// EncodeColumns lays `items` out as an ItemColumns batch if they fit its
+// shape: at least one, and all ints, all doubles or all strings. Returns
+// false, writing nothing, if they do not.
+bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire);
 
 }  // namespace statehub::handlers
 

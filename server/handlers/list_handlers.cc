@@ -48,6 +48,11 @@ absl::Status ListHandlers::Get(const Caller& caller,
           ? t.list->Get(caller, req->at().index())
           : t.list->GetSlice(caller, SliceOf(req->at().slice()));
   if (!value.ok()) return value.status();
+  if (req->columns() && !req->at().has_index() &&
+      EncodeColumns(value->AsItems(), resp->mutable_columns())) {
+    return absl::OkStatus();
+  }
+  resp->clear_columns();
   EncodeValue(*value, resp->mutable_value());
   return absl::OkStatus();
 }

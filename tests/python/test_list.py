@@ -288,3 +288,38 @@ def test_item_columns_count_against_max_value_bytes() -> None:
     finally:
         m.shutdown()
         running.stop()
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        list(range(-5, 1000)),
+        [0.5, -0.0, float("inf")],
+        ["a", "", "ключ"],
+        [True, False],  # bools: not ints, one Value each
+        [1, 2.5, "three", None, b"x", (1, 2)],
+    ],
+    ids=["ints", "floats", "strs", "bools", "mixed"],
+)
+def test_reads_of_a_slice_keep_every_item_and_its_type(
+    manager: statehub.SyncManager, items: list[Any]
+) -> None:
+    """A slice of all ints, floats or strs comes back in one column
+    (ItemColumns); any other one Value per item; either way as a list's."""
+    lst = manager.list(items)
+    for got, want in (
+        (lst.copy(), items),
+        (lst[:], items[:]),
+        (lst[1::2], items[1::2]),
+        (list(reversed(lst)), list(reversed(items))),
+    ):
+        assert got == want
+        assert [type(x) for x in got] == [type(x) for x in want]
+
+
+def test_a_slice_of_proxies_still_holds_them(manager: statehub.SyncManager) -> None:
+    inner = manager.dict({"k": 1})
+    lst = manager.list([inner, inner])
+    got = lst[:]
+    del inner
+    assert [d["k"] for d in got] == [1, 1]

@@ -234,6 +234,11 @@ def encode_item_columns(items: list[Any], out: Any) -> bool:
     return True
 
 
+def column_items(columns: Any) -> list[Any]:
+    """The items of an ItemColumns batch, as a list."""
+    return list(columns.int_values or columns.double_values or columns.string_values)
+
+
 def columns_dict(columns: Any) -> dict[Any, Any]:
     """The dict an EntryColumns batch holds, built straight from its columns
     (a copy() of a big dict spends most of its time here)."""

@@ -98,10 +98,21 @@ class ListProxy(BaseProxy, Generic[T]):
     def __getitem__(self, index: slice) -> list[T]: ...
 
     def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self._slice(subscript(index))
         response = self._call(
             "Get", list_pb2.ListGetRequest(name=self._token.name, at=subscript(index))
         )
         return self._dec(response.value)
+
+    def _slice(self, at: list_pb2.Subscript | None) -> list[Any]:
+        """The items of slice ``at`` (None: all) in one reply; in one column
+        when they are all ints, floats or strs (ItemColumns)."""
+        request = list_pb2.ListGetRequest(name=self._token.name, at=at, columns=True)
+        response = self._call("Get", request)
+        if response.HasField("columns"):
+            return _codec.column_items(response.columns)
+        return self._dec(response.value)  # type: ignore[no-any-return]
 
     @overload
     def __setitem__(self, index: SupportsIndex, value: T) -> None: ...
@@ -139,14 +150,7 @@ class ListProxy(BaseProxy, Generic[T]):
         return ListIterator(self)
 
     def __reversed__(self) -> Iterator[T]:
-        response = self._call(
-            "Get",
-            list_pb2.ListGetRequest(
-                name=self._token.name,
-                at=list_pb2.Subscript(slice=list_pb2.Slice(step=-1)),
-            ),
-        )
-        return iter(self._dec(response.value))
+        return iter(self._slice(list_pb2.Subscript(slice=list_pb2.Slice(step=-1))))
 
     # -- list methods -------------------------------------------------------
 
@@ -249,8 +253,7 @@ class ListProxy(BaseProxy, Generic[T]):
 
     def copy(self) -> list[T]:
         """A plain list with the current items (one atomic snapshot)."""
-        response = self._call("Get", list_pb2.ListGetRequest(name=self._token.name))
-        return self._dec(response.value)  # type: ignore[no-any-return]
+        return self._slice(None)
 
     def __iadd__(self, values: Iterable[T]) -> ListProxy[T]:
         self.extend(values)
