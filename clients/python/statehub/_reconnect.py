@@ -34,13 +34,31 @@ import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _transport, errors
 from ._frames import ERROR, READ_ONLY, Link, LinkError
+from ._held import Held
 
-if TYPE_CHECKING:
-    from ._lane import LaneConnection
+
+class LaneConnection(Protocol):
+    """What reconnecting reads and does of a lane connection
+    (statehub._lane.LaneConnection): this module is the part of it that
+    deals with a server that went away, kept apart from its calls."""
+
+    address: str
+    closed: bool
+    lost_at: float | None
+    held: Held
+    _primary: Link | None
+    _primary_lock: threading.Lock
+    _session: str
+    _ttl: float | None
+
+    def _broken(self, cause: BaseException) -> errors.StatehubError: ...
+    def _ensure(self) -> str: ...
+    def _check_primary(self) -> None: ...
+    def _lose_primary(self, primary: Link) -> None: ...
 
 #: How long after the server went away calls wait for it to come back
 #: (then they fail at once with ConnectionError; the watcher goes on).
