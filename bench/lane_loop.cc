@@ -54,7 +54,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "bench/bench_util.h"
 #include "statehub/internal/lane.h"
 #include "statehub/v1/dict.pb.h"

@@ -161,30 +161,52 @@ absl::Status Decoder::Columns(const v1::ItemColumns& wire,
   return absl::OkStatus();
 }
 
-bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire) {
-  if (items.empty()) return false;
-  const Value::Kind kind = items.front().kind();
-  if (kind != Value::Kind::kInt && kind != Value::Kind::kDouble &&
-      kind != Value::Kind::kString) {
-    return false;
-  }
-  for (const Value& item : items) {
-    if (item.kind() != kind) return false;
-  }
-  const int n = static_cast<int>(items.size());
+namespace {
+
+// IsColumnKind is whether values of `kind` may travel in a value column.
+bool IsColumnKind(Value::Kind kind) {
+  return kind == Value::Kind::kInt || kind == Value::Kind::kDouble ||
+         kind == Value::Kind::kString;
+}
+
+// AppendColumn appends value_of(x) for every x of `range`, all values of
+// `kind` (IsColumnKind), to the column of that kind of `wire`: an
+// EntryColumns or an ItemColumns, whose value columns have the same names.
+template <typename Wire, typename Range, typename ValueOf>
+void AppendColumn(Value::Kind kind, const Range& range, ValueOf value_of,
+                  Wire* wire) {
+  const int n = static_cast<int>(range.size());
   switch (kind) {
     case Value::Kind::kInt:
       wire->mutable_int_values()->Reserve(n);
-      for (const Value& item : items) wire->add_int_values(item.AsInt());
+      for (const auto& x : range) wire->add_int_values(value_of(x).AsInt());
       break;
     case Value::Kind::kDouble:
       wire->mutable_double_values()->Reserve(n);
-      for (const Value& item : items) wire->add_double_values(item.AsDouble());
+      for (const auto& x : range) {
+        wire->add_double_values(value_of(x).AsDouble());
+      }
       break;
     default:
       wire->mutable_string_values()->Reserve(n);
-      for (const Value& item : items) wire->add_string_values(item.AsString());
+      for (const auto& x : range) {
+        wire->add_string_values(value_of(x).AsString());
+      }
   }
+}
+
+}  // namespace
+
+bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire) {
+  if (items.empty()) return false;
+  const Value::Kind kind = items.front().kind();
+  if (!IsColumnKind(kind)) return false;
+  for (const Value& item : items) {
+    if (item.kind() != kind) return false;
+  }
+  AppendColumn(
+      kind, items, [](const Value& item) -> const Value& { return item; },
+      wire);
   return true;
 }
 
@@ -192,36 +214,16 @@ bool EncodeColumns(const Value::Entries& entries, bool keys_only,
                    v1::EntryColumns* wire) {
   if (entries.empty()) return false;
   const Value::Kind kind = entries.front().second.kind();
-  if (!keys_only && kind != Value::Kind::kInt && kind != Value::Kind::kDouble &&
-      kind != Value::Kind::kString) {
-    return false;
-  }
+  if (!keys_only && !IsColumnKind(kind)) return false;
   for (const auto& [key, value] : entries) {
     if (!key.is_string() || (!keys_only && value.kind() != kind)) return false;
   }
-  const int n = static_cast<int>(entries.size());
-  wire->mutable_keys()->Reserve(n);
+  wire->mutable_keys()->Reserve(static_cast<int>(entries.size()));
   for (const auto& [key, value] : entries) wire->add_keys(key.AsString());
   if (keys_only) return true;
-  switch (kind) {
-    case Value::Kind::kInt:
-      wire->mutable_int_values()->Reserve(n);
-      for (const auto& [key, value] : entries) {
-        wire->add_int_values(value.AsInt());
-      }
-      break;
-    case Value::Kind::kDouble:
-      wire->mutable_double_values()->Reserve(n);
-      for (const auto& [key, value] : entries) {
-        wire->add_double_values(value.AsDouble());
-      }
-      break;
-    default:
-      wire->mutable_string_values()->Reserve(n);
-      for (const auto& [key, value] : entries) {
-        wire->add_string_values(value.AsString());
-      }
-  }
+  AppendColumn(
+      kind, entries,
+      [](const auto& entry) -> const Value& { return entry.second; }, wire);
   return true;
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import statehub
 from statehub._connection import connection_for
-from statehub._proto import list_pb2, value_pb2
+from statehub._proto import list_pb2, objects_pb2, value_pb2
 
 from conftest import start_server
 from oracle import check_same
@@ -317,9 +317,21 @@ def test_reads_of_a_slice_keep_every_item_and_its_type(
         assert [type(x) for x in got] == [type(x) for x in want]
 
 
-def test_a_slice_of_proxies_still_holds_them(manager: statehub.SyncManager) -> None:
-    inner = manager.dict({"k": 1})
-    lst = manager.list([inner, inner])
-    got = lst[:]
-    del inner
-    assert [d["k"] for d in got] == [1, 1]
+def test_a_slice_of_proxies_holds_what_it_returns(
+    manager: statehub.SyncManager,
+) -> None:
+    """Proxies in a slice come back as Values, not in a column, with a
+    hold each: what the slice returned outlives the list's refs; what it
+    did not return goes with them."""
+    kept = manager.dict({"k": 1})
+    dropped = manager.dict({"k": 2})
+    dropped_name = dropped._token.name
+    lst = manager.list([kept, dropped])
+    got = lst[:1]
+    del kept, dropped
+    lst.clear()
+    assert [d["k"] for d in got] == [1]
+    with pytest.raises(statehub.ObjectNotFound):
+        connection_for(lst._token.address).call(
+            "Objects", "Describe", objects_pb2.DescribeRequest(name=dropped_name)
+        )

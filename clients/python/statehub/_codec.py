@@ -169,6 +169,29 @@ def encode_entries(
 # path.
 
 
+def _value_column(values: list[Any], out: Any) -> Any:
+    """The column of ``out`` (an EntryColumns or ItemColumns message: both
+    name theirs int_values, double_values and string_values) that
+    ``values`` go in when they are all ints, all floats or all strs, exactly
+    (not a bool, not a subclass); None when they are none of these."""
+    types = set(map(type, values))
+    if len(types) != 1:
+        return None
+    t = types.pop()
+    if t is int:
+        return out.int_values
+    if t is float:
+        return out.double_values
+    if t is str:
+        return out.string_values
+    return None
+
+
+def _column_values(columns: Any) -> Any:
+    """The one value column in use of an EntryColumns or ItemColumns batch."""
+    return columns.int_values or columns.double_values or columns.string_values
+
+
 def encode_columns(mapping: dict[Any, Any], out: Any) -> bool:
     """Lays ``mapping`` out in ``out``, an EntryColumns message, when every
     key is a str and the values are all ints (within int64), all floats or
@@ -179,9 +202,6 @@ def encode_columns(mapping: dict[Any, Any], out: Any) -> bool:
         return False
     keys = list(mapping)
     values = list(mapping.values())
-    types = set(map(type, values))
-    if len(types) != 1:
-        return False
     try:
         # Every key a str (a subclass travels as str, as a key does): join
         # checks it in C, four times faster than a set of their types, and
@@ -189,14 +209,8 @@ def encode_columns(mapping: dict[Any, Any], out: Any) -> bool:
         "".join(keys)
     except TypeError:
         return False
-    t = types.pop()
-    if t is int:
-        column = out.int_values
-    elif t is float:
-        column = out.double_values
-    elif t is str:
-        column = out.string_values
-    else:
+    column = _value_column(values, out)
+    if column is None:
         return False
     try:
         out.keys.extend(keys)
@@ -212,19 +226,8 @@ def encode_item_columns(items: list[Any], out: Any) -> bool:
     all ints (within int64), all floats or all strs: one ``extend()`` in C
     rather than a Value per item. Returns False, with ``out`` left empty,
     when they do not fit (a subclass, a bool, a mix, a big int)."""
-    if not items:
-        return False
-    types = set(map(type, items))
-    if len(types) != 1:
-        return False
-    t = types.pop()
-    if t is int:
-        column = out.int_values
-    elif t is float:
-        column = out.double_values
-    elif t is str:
-        column = out.string_values
-    else:
+    column = _value_column(items, out) if items else None
+    if column is None:
         return False
     try:
         column.extend(items)
@@ -236,14 +239,13 @@ def encode_item_columns(items: list[Any], out: Any) -> bool:
 
 def column_items(columns: Any) -> list[Any]:
     """The items of an ItemColumns batch, as a list."""
-    return list(columns.int_values or columns.double_values or columns.string_values)
+    return list(_column_values(columns))
 
 
 def columns_dict(columns: Any) -> dict[Any, Any]:
     """The dict an EntryColumns batch holds, built straight from its columns
     (a copy() of a big dict spends most of its time here)."""
-    values = columns.int_values or columns.double_values or columns.string_values
-    return dict(zip(columns.keys, values, strict=True))
+    return dict(zip(columns.keys, _column_values(columns), strict=True))
 
 
 def decode_columns(columns: Any, keys_only: bool) -> list[tuple[Any, Any]]:
@@ -252,8 +254,7 @@ def decode_columns(columns: Any, keys_only: bool) -> list[tuple[Any, Any]]:
     keys = list(columns.keys)
     if keys_only:
         return [(k, None) for k in keys]
-    values = columns.int_values or columns.double_values or columns.string_values
-    return list(zip(keys, values, strict=True))
+    return list(zip(keys, _column_values(columns), strict=True))
 
 
 def _encode_items(

@@ -35,7 +35,7 @@ DEFAULT_TIMEOUT = 60.0
 #: loaded machine. Read at each release (tests shorten it).
 HANDOFF_GRACE = 10.0
 
-# Re-exported for the funnels and proxies.
+# The default of Connection.call's `key`: no dict key to name.
 _NO_KEY: Any = NO_KEY
 
 
