@@ -232,7 +232,8 @@ BarrierState BarrierObject::State() const {
   return state;
 }
 
-std::vector<Completion> BarrierObject::OnSessionEnd(SessionId session) {
+std::vector<Completion> BarrierObject::OnSessionEnd(SessionId session,
+                                                    SessionEnd /*how*/) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   std::vector<Parked> ended = wait_queue_internal::FailSession(

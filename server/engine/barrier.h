@@ -157,7 +157,8 @@ class BarrierObject final : public Object {
 
   // OnSessionEnd ends the session's parked waits with SESSION_ERROR and, if
   // it had any, breaks the barrier for the others.
-  std::vector<Completion> OnSessionEnd(SessionId session) override;
+  std::vector<Completion> OnSessionEnd(SessionId session,
+                                       SessionEnd how) override;
 
   // Recovery (object.h). Apply takes BarrierChanged and sets the generation
   // and the broken flag; a generation going back is DATA_LOSS. Dump gives

@@ -22,7 +22,7 @@ Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
             }
             registry_.BeginSession(id);
           },
-          [this](SessionId id) {
+          [this](SessionId id, SessionEnd how) {
             // Published before the releases it causes, which follow as
             // records of their own.
             if (changes().recording()) {
@@ -31,7 +31,7 @@ Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
               changes().Publish(record);
             }
             replies_.Forget(id);
-            registry_.EndSession(id);
+            registry_.EndSession(id, how);
           },
           limits) {}
 

@@ -91,7 +91,8 @@ EventState EventObject::State() const {
   return EventState{flag_, wait_queue_internal::Infos(queue_)};
 }
 
-std::vector<Completion> EventObject::OnSessionEnd(SessionId session) {
+std::vector<Completion> EventObject::OnSessionEnd(SessionId session,
+                                                  SessionEnd /*how*/) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   wait_queue_internal::FailSession(

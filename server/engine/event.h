@@ -87,7 +87,8 @@ class EventObject final : public Object {
   EventState State() const;
 
   // OnSessionEnd ends the session's parked waits with SESSION_ERROR.
-  std::vector<Completion> OnSessionEnd(SessionId session) override;
+  std::vector<Completion> OnSessionEnd(SessionId session,
+                                       SessionEnd how) override;
 
   // Recovery (object.h). Apply takes EventChanged and sets the flag. Dump
   // gives the created record, then an EventChanged if the flag is set.

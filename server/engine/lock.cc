@@ -71,6 +71,7 @@ v1::ChangeRecord LockObject::StateRecordLocked() const {
     state->set_holder_thread(holding_->who.thread_id);
     state->set_holder_label(holding_->who.label);
     state->set_recursion(holding_->recursion);
+    state->set_holder_left(holding_->left);
   }
   // The holder's token is always the last one given.
   state->set_fencing_token(last_token_);
@@ -90,12 +91,16 @@ absl::Status LockObject::Apply(const v1::ChangeRecord& record) {
     if (state.holder_session() == 0 || state.recursion() < 1) {
       return CannotApply(record);
     }
-    holding_ = Holding{HolderInfo{state.holder_session(), state.holder_thread(),
-                                  state.holder_label(), absl::Now()},
-                       state.recursion(), state.fencing_token()};
+    holding_ =
+        Holding{HolderInfo{state.holder_session(), state.holder_thread(),
+                           state.holder_label(), absl::Now()},
+                state.recursion(), state.fencing_token(), state.holder_left()};
     // Tracked, so that the holder's session ending (its lease running out
-    // after a restart) releases the lock with owner_died.
-    (void)registry_->Track(state.holder_session(), shared_from_this());
+    // after a restart) releases the lock with owner_died. A holder that
+    // left it held has ended already.
+    if (!holding_->left) {
+      (void)registry_->Track(state.holder_session(), shared_from_this());
+    }
   } else {
     holding_.reset();
   }
@@ -392,7 +397,8 @@ LockObject::Load LockObject::CurrentLoad() const {
   return load;
 }
 
-std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
+std::vector<Completion> LockObject::OnSessionEnd(SessionId session,
+                                                 SessionEnd how) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   const absl::Status ended =
@@ -409,8 +415,14 @@ std::vector<Completion> LockObject::OnSessionEnd(SessionId session) {
     wait_queue_internal::FailSession(waiting, session, ended, &out);
   }
   if (holding_ && holding_->who.session == session) {
-    owner_died_ = true;
-    ReleaseLocked(&out);
+    if (how == SessionEnd::kLeaveLocks && !reentrant()) {
+      // As with Manager: held until someone releases it.
+      holding_->left = true;
+      RecordLocked();
+    } else {
+      owner_died_ = true;
+      ReleaseLocked(&out);
+    }
   }
   return out;
 }

@@ -5,7 +5,9 @@
 //
 //   - Holdings belong to a session (an RLock to a session and a client
 //     thread, counting recursion). When the holder's session ends, the lock
-//     is released and the next acquirer is told owner_died.
+//     is released and the next acquirer is told owner_died; a Lock whose
+//     holder said Goodbye with leave_locks stays held instead, as
+//     multiprocessing.Manager leaves it (SessionEnd::kLeaveLocks).
 //   - Every acquisition gets a fencing token that only grows per lock.
 //   - Blocked acquirers park in FIFO order as Waiters (waiter.h); a grant
 //     whose call was cancelled at the same moment is rolled back by token.
@@ -137,7 +139,12 @@ class LockObject final : public Object {
   };
   Load CurrentLoad() const;
 
-  std::vector<Completion> OnSessionEnd(SessionId session) override;
+  // OnSessionEnd fails the session's parked calls and releases the lock if
+  // the session holds it (the next acquirer is told owner_died), except
+  // that after SessionEnd::kLeaveLocks a Lock (not an RLock) stays held,
+  // marked left, until someone releases it.
+  std::vector<Completion> OnSessionEnd(SessionId session,
+                                       SessionEnd how) override;
   absl::Status Apply(const v1::ChangeRecord& record) override;
   uint64_t Dump(std::vector<v1::ChangeRecord>* out) const override;
 
@@ -157,6 +164,8 @@ class LockObject final : public Object {
     HolderInfo who;
     int64_t recursion = 0;
     uint64_t token = 0;
+    // left: the holder's session ended with SessionEnd::kLeaveLocks.
+    bool left = false;
   };
 
   LockObject(std::string name, ObjectType type, Registry* registry,

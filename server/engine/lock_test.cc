@@ -104,6 +104,32 @@ TEST_F(LockTest, OwnerDiedIsReportedToTheNextAcquirerWhenNobodyWaited) {
   EXPECT_TRUE(next->owner_died);
 }
 
+TEST_F(LockTest, ALockLeftByAGoodbyeStaysHeldUntilAnotherSessionReleasesIt) {
+  auto lock = Open("l", ObjectType::kLock);
+  ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);
+  auto waiter = TestWaiter::Make(b_.session, 1);
+  ASSERT_TRUE(lock->Acquire(b_, 1, waiter, "b")->parked);
+
+  engine_.sessions().End(a_.session, SessionEnd::kLeaveLocks);
+  EXPECT_FALSE(waiter->done());
+  EXPECT_TRUE(lock->State().locked);
+  EXPECT_EQ(lock->State().holder.session, a_.session);
+
+  // As with Manager, anyone may release it; nobody died holding it.
+  DeliverCompletions(*lock->Release(c_, 7));
+  ASSERT_TRUE(waiter->done());
+  EXPECT_TRUE(waiter->result().granted);
+  EXPECT_FALSE(waiter->result().owner_died);
+}
+
+TEST_F(LockTest, AnRLockIsReleasedEvenByAGoodbyeThatLeavesLocks) {
+  auto rlock = Open("r", ObjectType::kRLock);
+  ASSERT_TRUE(rlock->Acquire(a_, 1, nullptr, "a")->acquired);
+  engine_.sessions().End(a_.session, SessionEnd::kLeaveLocks);
+  EXPECT_FALSE(rlock->State().locked);
+  EXPECT_TRUE(rlock->Acquire(b_, 1, nullptr, "b")->owner_died);
+}
+
 TEST_F(LockTest, EndedSessionsParkedCallsEndWithSessionError) {
   auto lock = Open("l", ObjectType::kLock);
   ASSERT_TRUE(lock->Acquire(a_, 1, nullptr, "a")->acquired);

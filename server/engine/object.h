@@ -54,12 +54,15 @@ class Object : public std::enable_shared_from_this<Object> {
   // other types.
   virtual std::string BoundLock() const { return ""; }
 
-  // OnSessionEnd releases what `session` held in this object and removes its
-  // parked calls; returns their completions (deliver with no mutex held).
-  // Objects a session holds or waits on are tracked by the registry
-  // (Registry::Track), which calls this when the session ends.
-  virtual std::vector<Completion> OnSessionEnd(SessionId session) {
+  // OnSessionEnd releases what `session` held in this object (but see
+  // SessionEnd::kLeaveLocks) and removes its parked calls; returns their
+  // completions (deliver with no mutex held). Objects a session holds or
+  // waits on are tracked by the registry (Registry::Track), which calls this
+  // when the session ends.
+  virtual std::vector<Completion> OnSessionEnd(SessionId session,
+                                               SessionEnd how) {
     (void)session;
+    (void)how;
     return {};
   }
 

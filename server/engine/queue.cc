@@ -302,7 +302,8 @@ QueueState QueueObject::State(bool include_waiters) const {
   return state;
 }
 
-std::vector<Completion> QueueObject::OnSessionEnd(SessionId session) {
+std::vector<Completion> QueueObject::OnSessionEnd(SessionId session,
+                                                  SessionEnd /*how*/) {
   std::vector<Completion> out;
   std::vector<Value> dropped;
   {

@@ -168,7 +168,8 @@ class QueueObject final : public Object {
   // OnSessionEnd ends the session's parked calls with SESSION_ERROR; items
   // of its parked putters are dropped (never stored) and their refs
   // released.
-  std::vector<Completion> OnSessionEnd(SessionId session) override
+  std::vector<Completion> OnSessionEnd(SessionId session,
+                                       SessionEnd how) override
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Recovery (object.h). RestoreContents loads the created record's items,

@@ -434,7 +434,7 @@ bool Registry::Track(SessionId session, std::shared_ptr<Object> object) {
   return true;
 }
 
-void Registry::EndSession(SessionId session) {
+void Registry::EndSession(SessionId session, SessionEnd how) {
   absl::flat_hash_map<std::string, int64_t> held;
   absl::flat_hash_set<std::shared_ptr<Object>> tracked;
   {
@@ -451,7 +451,7 @@ void Registry::EndSession(SessionId session) {
     }
   }
   for (const std::shared_ptr<Object>& object : tracked) {
-    DeliverCompletions(object->OnSessionEnd(session));
+    DeliverCompletions(object->OnSessionEnd(session, how));
   }
   std::vector<std::shared_ptr<Object>> dead;
   {

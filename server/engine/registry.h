@@ -176,7 +176,7 @@ class Registry {
   // BeginSession lets `session` take holds; EndSession drops all of them and
   // releases what it held in tracked objects.
   void BeginSession(SessionId session);
-  void EndSession(SessionId session);
+  void EndSession(SessionId session, SessionEnd how = SessionEnd::kReleased);
 
   // Recovery (replay.cc; Engine::Replay drives it, before serving). Restore
   // creates an object from its created record, contents included, counting

@@ -373,16 +373,20 @@ absl::Status Engine::FinishRecovery(absl::Time now) {
     });
     absl::flat_hash_set<SessionId> gone;
     for (const v1::ChangeRecord& record : dump) {
-      if (record.has_lock_changed() && record.lock_changed().held()) {
+      // Holdings a session left taken (Goodbye.leave_locks) stay.
+      if (record.has_lock_changed() && record.lock_changed().held() &&
+          !record.lock_changed().holder_left()) {
         gone.insert(record.lock_changed().holder_session());
       }
       for (const v1::SemaphoreUnits& units :
            record.semaphore_changed().holdings()) {
-        gone.insert(units.session());
+        if (!units.left()) gone.insert(units.session());
       }
     }
     for (SessionId session : gone) {
-      if (!live.contains(session)) object->OnSessionEnd(session);
+      if (!live.contains(session)) {
+        object->OnSessionEnd(session, SessionEnd::kReleased);
+      }
     }
   }
   registry_.Recount(referrers);

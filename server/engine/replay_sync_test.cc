@@ -11,6 +11,7 @@
 #include "server/engine/barrier.h"
 #include "server/engine/engine.h"
 #include "server/engine/event.h"
+#include "server/engine/lock.h"
 #include "server/engine/queue.h"
 #include "server/engine/semaphore.h"
 #include "server/engine/test_recorder.h"
@@ -247,6 +248,33 @@ TEST_F(ReplaySyncTest, ReplayedSemaphoreReleasesUnitsWhenAHolderEnds) {
   fresh.sessions().End(b);
   EXPECT_EQ(replayed->State().value, 3);
   EXPECT_TRUE(replayed->State().holders.empty());
+}
+
+TEST_F(ReplaySyncTest, LocksAndUnitsLeftByAGoodbyeStayTakenAfterRecovery) {
+  auto sem = OpenSemaphore("slots", 2, /*bounded=*/true);
+  auto lock = Open<LockObject>("lk", ObjectType::kLock);
+  const SessionId leaving = NewSession();
+  AcquireNow(*sem, leaving);
+  ASSERT_TRUE(lock->Acquire(Caller{leaving}, 1, nullptr, "w")->acquired);
+  engine_.sessions().End(leaving, SessionEnd::kLeaveLocks);
+  ExpectReplaysTo(engine_, sink_.records());
+
+  // FinishRecovery frees what ended sessions held, but not what they left.
+  Engine fresh(engine_.limits(), engine_.sessions().ttl());
+  for (const v1::ChangeRecord& record : sink_.records()) {
+    ASSERT_TRUE(fresh.Replay(record).ok()) << record.ShortDebugString();
+  }
+  ASSERT_TRUE(fresh.FinishRecovery(absl::Now()).ok());
+  auto replayed_sem = *fresh.registry().Find<SemaphoreObject>("slots");
+  auto replayed_lock = *fresh.registry().Find<LockObject>("lk");
+  EXPECT_EQ(replayed_sem->State().value, 1);
+  EXPECT_TRUE(replayed_lock->State().locked);
+  // Another session releases both, as with Manager.
+  const SessionId other = fresh.sessions().Open(0, "o", absl::Now())->id;
+  Deliver(replayed_sem->Release(Caller{other}, 1));
+  Deliver(replayed_lock->Release(Caller{other}, 1));
+  EXPECT_EQ(replayed_sem->State().value, 2);
+  EXPECT_FALSE(replayed_lock->State().locked);
 }
 
 TEST_F(ReplaySyncTest, EventRecordsOnlyChangesOfItsFlag) {

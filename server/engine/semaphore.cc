@@ -70,7 +70,9 @@ v1::SemaphoreChanged SemaphoreObject::StateRecordLocked() const {
   for (const auto& [order, holder] : by_age) {
     v1::SemaphoreUnits* holding = changed.add_holdings();
     holding->set_session(holder);
-    holding->set_units(held_.at(holder).units);
+    const Holding& held = held_.at(holder);
+    holding->set_units(held.units);
+    holding->set_left(held.left);
   }
   return changed;
 }
@@ -217,7 +219,8 @@ SemaphoreState SemaphoreObject::State() const {
   return state;
 }
 
-std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
+std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session,
+                                                      SessionEnd how) {
   std::vector<Completion> out;
   MutexLock lock(&mu_);
   const size_t failed =
@@ -231,7 +234,11 @@ std::vector<Completion> SemaphoreObject::OnSessionEnd(SessionId session) {
     for (size_t i = 0; i < failed; ++i) observer_->NotAcquired(false);
   }
   auto it = held_.find(session);
-  if (it != held_.end()) {
+  if (it != held_.end() && how == SessionEnd::kLeaveLocks) {
+    // As with Manager: the units stay taken until someone releases them.
+    it->second.left = true;
+    if (recording()) EmitStateLocked();
+  } else if (it != held_.end()) {
     // Conservation keeps a bounded semaphore within its bound here: its
     // value plus all held units is its initial value.
     value_ += it->second.units;
@@ -265,7 +272,7 @@ absl::Status SemaphoreObject::Apply(const v1::ChangeRecord& record) {
     }
     // Orders 1..n keep the recorded age order.
     const uint64_t order = held.size() + 1;
-    held[holding.session()] = Holding{holding.units(), order};
+    held[holding.session()] = Holding{holding.units(), order, holding.left()};
   }
   MutexLock lock(&mu_);
   value_ = changed.value();
@@ -275,7 +282,7 @@ absl::Status SemaphoreObject::Apply(const v1::ChangeRecord& record) {
   // holder that is not live has ended: later records release its units, or
   // Engine::FinishRecovery ends it.
   for (const auto& [session, holding] : held_) {
-    (void)registry_->Track(session, shared_from_this());
+    if (!holding.left) (void)registry_->Track(session, shared_from_this());
   }
   return absl::OkStatus();
 }

@@ -134,13 +134,17 @@ class SemaphoreObject final : public Object {
   Load CurrentLoad() const;
 
   // OnSessionEnd ends the session's parked calls with SESSION_ERROR and
-  // releases the units it held, granting parked callers.
-  std::vector<Completion> OnSessionEnd(SessionId session) override;
+  // releases the units it held, granting parked callers; after
+  // SessionEnd::kLeaveLocks the units stay taken (marked left), until
+  // releases by other sessions credit them.
+  std::vector<Completion> OnSessionEnd(SessionId session,
+                                       SessionEnd how) override;
 
   // Recovery (object.h). Apply takes SemaphoreChanged: it sets the value
   // and the holdings (keeping their age order) and tracks each live holder
   // session, so that its end after recovery releases its units; a holder
-  // that is not live is left to Engine::FinishRecovery. A negative value,
+  // that is not live is left to Engine::FinishRecovery (unless it left its
+  // units taken: SemaphoreUnits.left). A negative value,
   // a holding of session 0, of no units or of one session twice, or a
   // bounded semaphore past its initial value is DATA_LOSS. Dump gives the
   // created record (semaphore_value: the initial value) and the state.
@@ -151,10 +155,12 @@ class SemaphoreObject final : public Object {
 
  private:
   // The units one session holds; `order` ranks holdings by age for
-  // releases credited to other holders.
+  // releases credited to other holders. `left`: the session ended with
+  // SessionEnd::kLeaveLocks and left them taken.
   struct Holding {
     int64_t units = 0;
     uint64_t order = 0;
+    bool left = false;
   };
 
   SemaphoreObject(std::string name, ObjectType type, int64_t value,

@@ -231,6 +231,24 @@ TEST_F(SemaphoreTest, EndedSessionReleasesItsUnitsToTheNextWaiter) {
   EXPECT_THAT(state.holders, ElementsAre(Pair(other, 1)));
 }
 
+TEST_F(SemaphoreTest, UnitsLeftByAGoodbyeStayTakenUntilReleased) {
+  auto sem = Open("b", 2, /*bounded=*/true);
+  const SessionId leaving = NewSession();
+  const SessionId other = NewSession();
+  AcquireNow(*sem, leaving);
+  AcquireNow(*sem, leaving);
+  engine_.sessions().End(leaving, SessionEnd::kLeaveLocks);
+  EXPECT_EQ(sem->State().value, 0);
+  EXPECT_THAT(sem->State().holders, ElementsAre(Pair(leaving, 2)));
+  // Another process gives them back (Manager's semantics), within the bound.
+  Release(*sem, other);
+  Release(*sem, other);
+  EXPECT_EQ(sem->State().value, 2);
+  EXPECT_THAT(sem->State().holders, ElementsAre());
+  auto third = sem->Release(Caller{other}, 1);
+  EXPECT_EQ(GetErrorKind(third.status()), ErrorKind::kValueError);
+}
+
 TEST_F(SemaphoreTest, EndedSessionsParkedCallsEndWithSessionError) {
   auto sem = Open("s", 0);
   const SessionId dying = NewSession();

@@ -100,12 +100,12 @@ bool SessionTable::IsLive(SessionId id, absl::Time now) const {
          (it->second.pins > 0 || it->second.deadline > now);
 }
 
-void SessionTable::End(SessionId id) {
+void SessionTable::End(SessionId id, SessionEnd how) {
   {
     MutexLock lock(&mu_);
     if (sessions_.erase(id) == 0) return;
   }
-  on_end_(id);
+  on_end_(id, how);
 }
 
 std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
@@ -121,7 +121,7 @@ std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
       }
     }
   }
-  for (SessionId id : expired) on_end_(id);
+  for (SessionId id : expired) on_end_(id, SessionEnd::kReleased);
   return expired;
 }
 
@@ -148,7 +148,7 @@ void SessionTable::EndAll() {
     for (const auto& [id, session] : sessions_) all.push_back(id);
     sessions_.clear();
   }
-  for (SessionId id : all) on_end_(id);
+  for (SessionId id : all) on_end_(id, SessionEnd::kReleased);
 }
 
 int64_t SessionTable::Count() const {

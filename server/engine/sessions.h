@@ -34,7 +34,7 @@ namespace statehub {
 
 class SessionTable {
  public:
-  using OnEnd = std::function<void(SessionId)>;
+  using OnEnd = std::function<void(SessionId, SessionEnd)>;
   using OnBegin = std::function<void(SessionId)>;
 
   // `limits` supplies max_sessions and max_waiters_per_session.
@@ -70,8 +70,9 @@ class SessionTable {
   void Unpin(SessionId id, absl::Time now);
   // IsLive is true if the session exists and its lease has not run out.
   bool IsLive(SessionId id, absl::Time now) const;
-  // End ends a session now (Goodbye); no-op if it is not live.
-  void End(SessionId id);
+  // End ends a session now (Goodbye; `how` says what becomes of its locks);
+  // no-op if it is not live.
+  void End(SessionId id, SessionEnd how = SessionEnd::kReleased);
   // ExpireDue ends every session whose lease ran out by `now`; returns them.
   std::vector<SessionId> ExpireDue(absl::Time now);
   // EndAll ends every session (server shutdown).

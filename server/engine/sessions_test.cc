@@ -13,7 +13,7 @@ class SessionTableTest : public ::testing::Test {
   SessionTableTest()
       : table_(
             absl::Seconds(2), [this](SessionId id) { begun_.push_back(id); },
-            [this](SessionId id) { ended_.push_back(id); }) {}
+            [this](SessionId id, SessionEnd) { ended_.push_back(id); }) {}
 
   const absl::Time t0_ = absl::FromUnixSeconds(1'000'000);
   std::vector<SessionId> begun_;
@@ -62,7 +62,7 @@ TEST(SessionLimitsTest, OpeningOneSessionTooManyNamesTheLimit) {
   Limits limits;
   limits.max_sessions = 2;
   SessionTable table(
-      absl::Seconds(2), [](SessionId) {}, [](SessionId) {}, limits);
+      absl::Seconds(2), [](SessionId) {}, [](SessionId, SessionEnd) {}, limits);
   const absl::Time now = absl::FromUnixSeconds(1'000'000);
   const SessionId first = table.Open(0, "a", now)->id;
   ASSERT_TRUE(table.Open(0, "b", now).ok());
@@ -82,7 +82,7 @@ TEST(SessionLimitsTest, WaitersPerSessionAreCountedUntilTheyEnd) {
   Limits limits;
   limits.max_waiters_per_session = 2;
   SessionTable table(
-      absl::Seconds(2), [](SessionId) {}, [](SessionId) {}, limits);
+      absl::Seconds(2), [](SessionId) {}, [](SessionId, SessionEnd) {}, limits);
   const absl::Time now = absl::FromUnixSeconds(1'000'000);
   const SessionId a = table.Open(0, "a", now)->id;
   const SessionId b = table.Open(0, "b", now)->id;

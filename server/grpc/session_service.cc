@@ -79,7 +79,11 @@ class SessionReactor final
         break;
       }
       case v1::SessionRequest::kGoodbye: {
-        if (session_ != 0) engine_.sessions().End(session_);
+        if (session_ != 0) {
+          engine_.sessions().End(session_, request_.goodbye().leave_locks()
+                                               ? SessionEnd::kLeaveLocks
+                                               : SessionEnd::kReleased);
+        }
         FinishWhenIdle(grpc::Status::OK);
         return;
       }

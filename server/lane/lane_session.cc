@@ -304,13 +304,21 @@ void LaneSession::OnFrame(const Frame& frame) {
           session_, {release.names().begin(), release.names().end()});
       return;
     }
-    case Kind::kGoodbye:
+    case Kind::kGoodbye: {
+      v1::Goodbye goodbye;
+      if (!goodbye.ParseFromArray(frame.body.data(),
+                                  static_cast<int>(frame.body.size()))) {
+        return Fail(0, Protocol("GOODBYE body is not a statehub.v1.Goodbye"));
+      }
       SPDLOG_DEBUG("session {} said goodbye on the lane",
                    SessionTable::FormatId(session_));
-      engine_.sessions().End(session_);
+      engine_.sessions().End(session_, goodbye.leave_locks()
+                                           ? SessionEnd::kLeaveLocks
+                                           : SessionEnd::kReleased);
       pinned_ = false;
       state_ = State::kClosed;
       return;
+    }
     case Kind::kHello:
       return Fail(0, Protocol("HELLO sent twice on one connection"));
     default:

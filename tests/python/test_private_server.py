@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import statehub
 
-from conftest import process_alive, wait_until
+from conftest import process_alive, server_binary, wait_until
 
 # How long a private server may outlive its owner. It notices at once (its
 # standard input closes); the bound leaves room for a loaded machine.
@@ -132,3 +132,65 @@ def test_a_shell_capturing_the_owners_output_is_not_kept_waiting(
 def test_a_server_that_fails_to_start_quotes_its_log() -> None:
     with pytest.raises(statehub.StatehubError, match="its log says"):
         statehub.Manager(server_args=["--lease_ttl=0s"])
+
+
+def test_proxies_keep_a_dropped_manager_s_server() -> None:
+    # `q = Manager().Queue()`: the manager is not kept, its proxies are.
+    import gc
+
+    q = statehub.Manager(server=server_binary()).Queue()
+    shared = statehub.Manager(server=server_binary()).dict(a=1)
+    gc.collect()
+    q.put("job")
+    assert q.get(timeout=10) == "job"
+    shared["b"] = 2
+    nested = shared.copy()
+    assert nested == {"a": 1, "b": 2}
+
+
+def test_a_private_server_stops_once_its_manager_and_proxies_are_gone() -> None:
+    import gc
+
+    m = statehub.Manager(server=server_binary())
+    server = m._server
+    assert server is not None and server.process is not None
+    process = server.process
+    d = m.dict()
+    d["inner"] = m.list([1])  # a proxy decoded from a read holds it too
+    inner = d["inner"]
+    del m, d
+    gc.collect()
+    assert process.poll() is None
+    assert inner[0] == 1
+    del inner
+    gc.collect()
+    assert wait_until(lambda: process.poll() is not None, EXIT_BOUND_SECONDS)
+
+
+def test_a_proxy_of_a_shut_down_manager_says_so() -> None:
+    m = statehub.Manager(server=server_binary())
+    d = m.dict()
+    m.shutdown()
+    with pytest.raises(statehub.ConnectionError, match="was shut down"):
+        d["x"] = 1
+
+
+def _use_dict(d: object) -> object:
+    return d["x"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_pool_task_given_a_proxy_of_a_gone_server_fails_with_the_reason(
+    method: str,
+) -> None:
+    # The worker unpickles the proxy without error (an OSError there would
+    # end the worker and lose the task) and the task raises when it uses it.
+    import multiprocessing
+
+    m = statehub.Manager(server=server_binary())
+    d = m.dict(x=1)
+    with multiprocessing.get_context(method).Pool(1) as pool:
+        assert pool.apply_async(_use_dict, (d,)).get(60) == 1
+        m.shutdown()
+        with pytest.raises(ConnectionError, match="has shut it down"):
+            pool.apply_async(_use_dict, (d,)).get(60)

@@ -62,6 +62,45 @@ def test_seed_program_queue_dict_list_and_value_under_lock(
     assert jobs.empty()
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_locks_of_a_child_that_exits_normally_stay_taken(
+    m: statehub.SyncManager, method: str
+) -> None:
+    # As with Manager: a child that exits holding a Lock or semaphore units
+    # leaves them taken, and another process may release them.
+    ctx = multiprocessing.get_context(method)
+    lock, bounded, plain = m.Lock(), m.BoundedSemaphore(1), m.Semaphore(1)
+    for held in (lock, bounded, plain):
+        child = ctx.Process(target=workers.acquire_and_exit, args=(held,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert held.acquire(False) is False  # still taken, no unit gained
+        held.release()  # by another process, as Python allows
+        assert held.acquire(False) is True
+        held.release()
+    assert lock.owner_died is False
+    with pytest.raises(ValueError, match="released too many times"):
+        bounded.release()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_rlock_of_a_child_that_exits_normally_is_released(
+    m: statehub.SyncManager, method: str
+) -> None:
+    # An RLock belongs to a thread of the child: it cannot be released by
+    # anyone else, so its owner's exit frees it (told as owner_died).
+    ctx = multiprocessing.get_context(method)
+    rlock = m.RLock()
+    child = ctx.Process(target=workers.acquire_and_exit, args=(rlock,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert rlock.acquire(timeout=10) is True
+    assert rlock.owner_died is True
+    rlock.release()
+
+
 def test_lock_of_a_killed_worker_passes_on_with_owner_died(
     m: statehub.SyncManager,
 ) -> None:

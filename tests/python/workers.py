@@ -201,3 +201,9 @@ def lock_ring_member(
         out[key] = ("acquired" if got else "timeout", "")
         if got:
             next_lock.release()
+
+
+def acquire_and_exit(lock: Any) -> None:
+    """Takes a Lock, RLock or semaphore unit and exits normally, holding it
+    (CPython's manager tests do this; the parent then releases it)."""
+    lock.acquire()

@@ -55,6 +55,7 @@ from ._metrics import disable_metrics, enable_metrics
 from ._namespace import NamespaceProxy
 from ._proxy import BaseProxy, Token
 from ._queue import JoinableQueueProxy, QueueProxy
+from ._set import SetProxy
 from .errors import (
     AuthenticationError,
     BrokenBarrierError,
@@ -117,6 +118,7 @@ __all__ = [
     "ServerNotFound",
     "SessionError",
     "SessionLost",
+    "SetProxy",
     "StatehubAttributeError",
     "StatehubError",
     "StatehubIndexError",

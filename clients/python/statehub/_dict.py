@@ -10,7 +10,7 @@ changes size after ``iter(d)`` (:class:`KeyIterator`).
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar, overload
 
 from . import _codec
@@ -133,7 +133,17 @@ class DictProxy(BaseProxy, Generic[K, V]):
             ),
         )
 
+    def __reversed__(self) -> Iterator[K]:
+        """The keys in reverse insertion order, from one snapshot (CPython
+        3.12+ proxies serve ``reversed(d)`` the same way)."""
+        return reversed(self.keys())
+
     # -- dict methods -------------------------------------------------------
+
+    def fromkeys(self, iterable: Iterable[Any], value: Any = None, /) -> dict[Any, Any]:
+        """``dict.fromkeys(iterable, value)``: a new plain dict, as CPython's
+        proxy returns (the shared dict is not changed)."""
+        return dict.fromkeys(iterable, value)
 
     def keys(self) -> list[K]:
         """The keys, in insertion order, as a list (as Manager returns)."""

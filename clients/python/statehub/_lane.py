@@ -91,6 +91,7 @@ _MAX_RELEASE_BATCH = 4096
 _DEFAULT_KEEPALIVE = 1.0
 #: How long close() waits for the server to finish the GOODBYE.
 _GOODBYE_WAIT = 1.0
+_GOODBYE_BODY = _transport.GOODBYE.SerializeToString()
 #: The slices in which the main thread waits for a reply.
 _SLICE = 0.1
 #: The slices in which other threads wait for a parked call's reply.
@@ -586,7 +587,7 @@ class LaneConnection(ManagerCount):
         except OSError as failed:
             raise errors.ConnectionError(
                 f"cannot open a session with statehub-server at {self.address}: "
-                f"{failed}",
+                f"{failed}{_transport.why_unreachable(self.address)}",
                 code="UNAVAILABLE",
             ) from None
         try:
@@ -598,7 +599,7 @@ class LaneConnection(ManagerCount):
             link.close()
             raise errors.ConnectionError(
                 f"cannot open a session with statehub-server at {self.address}: "
-                f"{failed}",
+                f"{failed}{_transport.why_unreachable(self.address)}",
                 code="UNAVAILABLE",
             ) from None
         except BaseException:
@@ -953,7 +954,7 @@ class LaneConnection(ManagerCount):
 
     def _goodbye(self, primary: Link) -> None:
         try:
-            primary.send(GOODBYE)
+            primary.send(GOODBYE, 0, _GOODBYE_BODY)
             # Wait for the server to close its side: GOODBYE is then done
             # (closing first could reset a TCP connection before the server
             # read it).

@@ -22,7 +22,7 @@ import weakref
 from multiprocessing import util
 from typing import Any, ClassVar, TypeVar
 
-from . import _connection
+from . import _connection, _transport, errors
 from ._connection import Connection, Credentials, connection_for, use_credentials
 from ._proto import objects_pb2, value_pb2
 from ._waits import caller, duration
@@ -82,12 +82,38 @@ class Options:
     ``allow_pickle``: store other objects as pickle blobs and unpickle blobs
     read back. ``timeout``: the deadline of each call, in seconds.
     ``credentials``: the token and TLS settings a process that unpickles a
-    proxy connects with (None: whatever it already uses).
+    proxy connects with (None: whatever it already uses). ``owner``: see
+    below; an error about a private server that is gone names it.
     """
 
     allow_pickle: bool
     timeout: float
     credentials: Credentials | None = None
+    #: The pid of the process whose manager started the (private) server;
+    #: 0 for a server the manager connected to.
+    owner: int = 0
+
+
+class ServerLife:
+    """Keeps a private server running. The manager that started the server
+    holds one, and so does every proxy of that server in this process (as
+    CPython's proxies hold their manager): the server stops when the last of
+    them is gone, or at shutdown(). Proxies in other processes hold none:
+    there the server lives as long as the process that started it."""
+
+    __slots__ = ("__weakref__",)
+
+
+#: The private servers this process started, by address.
+_lives: weakref.WeakValueDictionary[str, ServerLife] = weakref.WeakValueDictionary()
+
+
+def keep_alive(address: str) -> ServerLife:
+    """A new ServerLife for the private server at ``address``, which every
+    proxy of it made from now on in this process holds."""
+    life = ServerLife()
+    _lives[address] = life
+    return life
 
 
 _PROXY_TYPES: dict[value_pb2.ObjectType, type[BaseProxy]] = {}
@@ -145,6 +171,7 @@ class BaseProxy:
         "__weakref__",
         "_finalizer",
         "_hold_pid",
+        "_life",
         "_options",
         "_pickled",
         "_token",
@@ -155,6 +182,8 @@ class BaseProxy:
     _options: Options
     _finalizer: weakref.finalize[..., BaseProxy] | None
     _hold_pid: int
+    # The ServerLife of the private server this process started, or None.
+    _life: ServerLife | None
     # [True] once pickled: the process that unpickles it adopts the object,
     # so this one's release waits a grace period (Session.send_release).
     _pickled: list[bool]
@@ -173,6 +202,7 @@ class BaseProxy:
         object.__setattr__(self, "_finalizer", None)
         object.__setattr__(self, "_hold_pid", 0)
         object.__setattr__(self, "_pickled", [False])
+        object.__setattr__(self, "_life", _lives.get(token.address))
         # None for a name protobuf would refuse: no request is encoded then.
         object.__setattr__(self, "_wire_name", string_field(b"\x0a", token.name))
         if held:
@@ -348,12 +378,23 @@ def _rebuild_proxy(
     cls: type[BaseProxy], token: Token, options: Options, extra: Any = None
 ) -> BaseProxy:
     """Unpickles a proxy: an anonymous object is adopted by this process's
-    session (Objects.Open of its ``_anon/`` name adds a hold)."""
+    session (Objects.Open of its ``_anon/`` name adds a hold).
+
+    A server that cannot be reached does not fail the unpickling (a Pool
+    worker would take that OSError for the end of its input and exit,
+    losing the task): the proxy is made without a hold, and its first use
+    raises the ConnectionError, saying what became of the server."""
     if options.credentials is not None:
         use_credentials(token.address, options.credentials)
-    if token.anonymous:
-        _open_anonymous(token)
-    proxy = cls(token, options, held=token.anonymous)
+    if options.owner and options.owner != os.getpid():
+        _transport.note_private_server(token.address, options.owner)
+    held = token.anonymous
+    if held:
+        try:
+            _open_anonymous(token)
+        except errors.ConnectionError:
+            held = False
+    proxy = cls(token, options, held=held)
     if extra is not None:
         proxy._restore_extra(extra)
     return proxy

@@ -124,6 +124,7 @@ class Session:
                     message = (
                         f"cannot open a session with statehub-server at "
                         f"{self._conn.address}: {self._last_details}"
+                        f"{_transport.why_unreachable(self._conn.address)}"
                     )
                     if last.kind:
                         # The server's verdict (a wrong token, a limit):
@@ -395,7 +396,7 @@ class Session:
             if control is None:
                 continue
             if control[0] == "goodbye":
-                yield session_pb2.SessionRequest(goodbye=session_pb2.Goodbye())
+                yield session_pb2.SessionRequest(goodbye=_transport.GOODBYE)
                 return
             if control[0] == "stop" and control[1] == stream:
                 # Half-close: the server ends the stream and keeps the

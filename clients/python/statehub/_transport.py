@@ -16,7 +16,7 @@ import threading
 from typing import Any, Protocol
 
 from ._held import Held
-from ._proto import value_pb2
+from ._proto import session_pb2, value_pb2
 from ._status import NO_KEY
 
 #: The environment variable a token is read from when none is given.
@@ -35,8 +35,67 @@ DEFAULT_TIMEOUT = 60.0
 #: loaded machine. Read at each release (tests shorten it).
 HANDOFF_GRACE = 10.0
 
+#: The Goodbye that ends this process's session when it exits normally or
+#: its manager shuts down. It leaves the Lock holdings and semaphore units of
+#: the session taken, for another process to release, as a
+#: multiprocessing.Manager client's exit does; a process that dies without
+#: it (killed, crashed) has them released, the next acquirer told
+#: owner_died (docs/python.md, "Locks of a process that exits").
+GOODBYE = session_pb2.Goodbye(leave_locks=True)
+
 # The default of Connection.call's `key`: no dict key to name.
 _NO_KEY: Any = NO_KEY
+
+
+#: The private servers (statehub.Manager() without an address) this process
+#: has proxies of: address -> the pid of the process whose manager started
+#: it, and which stops it.
+_private_owners: dict[str, int] = {}
+#: Those of them a manager of this process has shut down.
+_shut_down: set[str] = set()
+
+
+def note_private_server(address: str, owner: int) -> None:
+    """Records that ``address`` is a private server that process ``owner``
+    started (for :func:`why_unreachable`)."""
+    _private_owners[address] = owner
+    _shut_down.discard(address)
+
+
+def note_shut_down(address: str) -> None:
+    """Records that this process shut the private server at ``address``
+    down."""
+    _shut_down.add(address)
+
+
+def why_unreachable(address: str) -> str:
+    """What became of the server at ``address`` if it was a private one,
+    to end an error message with ("" for any other server)."""
+    owner = _private_owners.get(address)
+    if owner is None:
+        return ""
+    if owner == os.getpid():
+        if address in _shut_down:
+            return (
+                "; it was the private server of a statehub manager of this "
+                "process, which was shut down (shutdown(), the end of its with "
+                "block, or the manager and all its proxies were dropped)"
+            )
+        return ""
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return (
+            "; it was the private server of the statehub manager of process "
+            f"{owner}, which has exited (a private server ends with the "
+            "process that started it)"
+        )
+    except OSError:
+        pass
+    return (
+        "; it is the private server of the statehub manager of process "
+        f"{owner}, which has shut it down"
+    )
 
 
 class Withdrawn(Exception):

@@ -54,11 +54,15 @@ from ._proxy import (
     ANONYMOUS_PREFIX,
     BaseProxy,
     Options,
+    ServerLife,
     Token,
+    keep_alive,
     make_proxy,
 )
 from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
+from ._set import SetProxy
+from ._transport import note_private_server, note_shut_down
 from .errors import StatehubRemoteError
 
 __all__ = ["Manager", "NamedObjects", "ObjectInfo", "SyncManager"]
@@ -179,11 +183,16 @@ class SyncManager:
         self._server: ServerProcess | None = None
         self._options: Options | None = None
         self._finalizer: util.Finalize | None = None
+        # A private server's keep-alive, which its proxies hold too.
+        self._life: ServerLife | None = None
         self._credentials = make_credentials(
             token, tls, tls_ca, tls_cert, tls_key, transport=transport
         )
-        #: Named objects, opened or created by name: ``m.named.dict("jobs")``.
-        self.named = NamedObjects(self)
+
+    @property
+    def named(self) -> NamedObjects:
+        """Named objects, opened or created by name: ``m.named.dict("jobs")``."""
+        return NamedObjects(self)
 
     # -- life cycle (BaseManager's) -----------------------------------------
 
@@ -209,13 +218,22 @@ class SyncManager:
         allow = True if self._allow_pickle is None else self._allow_pickle
         use_credentials(self._address, self._credentials)
         self._options = Options(
-            allow_pickle=allow, timeout=self._timeout, credentials=self._credentials
+            allow_pickle=allow,
+            timeout=self._timeout,
+            credentials=self._credentials,
+            owner=os.getpid(),
         )
         self._state = _STARTED
         conn = connection_for(self._address)
         conn.attach_manager()
+        note_private_server(self._address, os.getpid())
+        # The server stops at shutdown(), at exit, or once this manager and
+        # every proxy of the server in this process are gone: they all hold
+        # its ServerLife (a dropped manager whose proxies are in use keeps
+        # its server, as CPython's proxies keep their manager).
+        self._life = keep_alive(self._address)
         self._finalizer = util.Finalize(
-            self,
+            self._life,
             _finalize_manager,
             args=(server, conn, self._shutdown_timeout),
             exitpriority=0,
@@ -316,22 +334,29 @@ class SyncManager:
 
     # -- opening objects ----------------------------------------------------
 
-    def _open(self, request: objects_pb2.OpenRequest) -> Any:
-        return self._open_response(request)[0]
+    def _open(
+        self,
+        request: objects_pb2.OpenRequest,
+        proxy_class: type[BaseProxy] | None = None,
+    ) -> Any:
+        return self._open_response(request, proxy_class)[0]
 
     def _open_response(
-        self, request: objects_pb2.OpenRequest
+        self,
+        request: objects_pb2.OpenRequest,
+        proxy_class: type[BaseProxy] | None = None,
     ) -> tuple[Any, objects_pb2.OpenResponse]:
-        """Opens an object; returns its proxy and the server's answer."""
+        """Opens an object; returns its proxy (of ``proxy_class``, else the
+        class registered for its type) and the server's answer."""
         address, options = self._started()
         response = connection_for(address).call(
             "Objects", "Open", request, timeout=options.timeout
         )
         token = Token(address, response.name, response.type, response.typecode)
-        proxy = make_proxy(
-            token, options, held=response.name.startswith(ANONYMOUS_PREFIX)
-        )
-        return proxy, response
+        held = response.name.startswith(ANONYMOUS_PREFIX)
+        if proxy_class is not None:
+            return proxy_class(token, options, held=held), response
+        return make_proxy(token, options, held=held), response
 
     def _encode_entries(self, out: value_pb2.ValueMap, mapping: dict[Any, Any]) -> None:
         address, options = self._started()
@@ -400,6 +425,14 @@ class SyncManager:
     def list(self, sequence: Iterable[Any] = (), /) -> ListProxy[Any]:
         """A new shared list with the items of sequence: ``m.list(range(3))``."""
         return self._open(self._list_request("", sequence))  # type: ignore[no-any-return]
+
+    def set(self, iterable: Iterable[Any] = (), /) -> SetProxy[Any]:
+        """A new shared set (CPython 3.14's ``SyncManager.set()``), made from
+        ``iterable``; a dict of its members to other clients (statehub._set)."""
+        return self._open(  # type: ignore[no-any-return]
+            self._dict_request("", (builtins.dict.fromkeys(iterable),), {}),
+            SetProxy,
+        )
 
     def Namespace(self, **kwds: Any) -> NamespaceProxy:  # noqa: N802 - Manager's name
         """A new shared namespace with the given attributes."""
@@ -641,6 +674,17 @@ class NamedObjects:
         m = self._manager
         return m._open(m._list_request(_check_name(name), sequence))  # type: ignore[no-any-return]
 
+    def set(self, name: str, iterable: Iterable[Any] = (), /) -> SetProxy[Any]:
+        """The set called name (a dict of its members), with the members of
+        ``iterable`` if new."""
+        m = self._manager
+        return m._open(  # type: ignore[no-any-return]
+            m._dict_request(
+                _check_name(name), (builtins.dict.fromkeys(iterable),), {}
+            ),
+            SetProxy,
+        )
+
     def Namespace(self, name: str, /, **kwds: Any) -> NamespaceProxy:  # noqa: N802
         """The namespace called name, created with kwds as attributes if new."""
         m = self._manager
@@ -805,6 +849,7 @@ def _finalize_manager(
         # The server goes away: say goodbye now rather than leave other
         # managers of this process talking to a dead socket.
         conn.close()
+        note_shut_down(conn.address)
     else:
         conn.detach_manager()
     if server is not None:
