@@ -380,6 +380,7 @@ LockState LockObject::State() const {
   state.locked = holding_.has_value();
   if (holding_) {
     state.holder = holding_->who;
+    state.holder_left = holding_->left;
     state.recursion = holding_->recursion;
   }
   state.fencing_token = last_token_;

@@ -47,6 +47,8 @@ namespace statehub {
 struct LockState {
   bool locked = false;
   HolderInfo holder;
+  // holder_left: the holder's session ended leaving the lock held.
+  bool holder_left = false;
   int64_t recursion = 0;
   uint64_t fencing_token = 0;
   std::vector<HolderInfo> waiters;  // in the order they will be served

@@ -113,6 +113,7 @@ TEST_F(LockTest, ALockLeftByAGoodbyeStaysHeldUntilAnotherSessionReleasesIt) {
   engine_.sessions().End(a_.session, SessionEnd::kLeaveLocks);
   EXPECT_FALSE(waiter->done());
   EXPECT_TRUE(lock->State().locked);
+  EXPECT_TRUE(lock->State().holder_left);
   EXPECT_EQ(lock->State().holder.session, a_.session);
 
   // As with Manager, anyone may release it; nobody died holding it.

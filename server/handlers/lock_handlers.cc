@@ -78,6 +78,7 @@ absl::Status LockHandlers::State(const Caller&, const v1::LockStateRequest* req,
     internal::DurationToWire(now - state.holder.since,
                              resp->mutable_held_for());
   }
+  resp->set_holder_left(state.holder_left);
   resp->set_recursion(state.recursion);
   resp->set_fencing_token(state.fencing_token);
   WaitersToWire(state.waiters, now, resp->mutable_waiters());

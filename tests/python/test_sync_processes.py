@@ -75,6 +75,9 @@ def test_locks_of_a_child_that_exits_normally_stay_taken(
         child.start()
         child.join(60)
         assert child.exitcode == 0
+        if held is lock:
+            # The child's session has ended; the lock stays held.
+            assert wait_until(lambda: lock.state().holder_left, 30)
         assert held.acquire(False) is False  # still taken, no unit gained
         held.release()  # by another process, as Python allows
         assert held.acquire(False) is True
@@ -82,6 +85,20 @@ def test_locks_of_a_child_that_exits_normally_stay_taken(
     assert lock.owner_died is False
     with pytest.raises(ValueError, match="released too many times"):
         bounded.release()
+
+
+def test_a_grpc_client_leaves_its_locks_taken_at_exit_too() -> None:
+    with statehub.Manager(server=server_binary(), transport="grpc") as g:
+        ctx = multiprocessing.get_context("spawn")
+        lock = g.Lock()
+        child = ctx.Process(target=workers.acquire_and_exit, args=(lock,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert wait_until(lambda: lock.state().holder_left, 30)
+        assert lock.acquire(False) is False
+        lock.release()
+        assert lock.acquire(False) is True
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -92,8 +92,8 @@ class Deadlock:
 class LockState:
     """A lock as the server sees it (``Locks.State``): whether it is held,
     by whom, its RLock recursion depth, the last fencing token, the parked
-    acquirers in the order they will be served, and the deadlocks present
-    now that go through it."""
+    acquirers in the order they will be served, the deadlocks present now
+    that go through it, and whether its holder has exited leaving it held."""
 
     locked: bool
     holder: Holder | None
@@ -102,6 +102,9 @@ class LockState:
     fencing_token: int
     waiters: tuple[Holder, ...]
     deadlocks: tuple[Deadlock, ...] = ()
+    #: The holder's process exited normally leaving the lock held, as a
+    #: Manager client may; any process may release it.
+    holder_left: bool = False
 
 
 def _holder(wire: sync_pb2.Holder) -> Holder:
@@ -306,6 +309,7 @@ class LockProxy(AcquirerProxy):
             fencing_token=r.fencing_token,
             waiters=tuple(_holder(w.holder) for w in r.waiters),
             deadlocks=tuple(deadlock_from_wire(d) for d in r.deadlocks),
+            holder_left=r.holder_left,
         )
 
     def _str(self) -> str:
