@@ -3,6 +3,7 @@ fork, used safely by many threads; fork support set before grpc loads."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -137,3 +138,22 @@ def test_an_explicit_setting_is_respected(value: str) -> None:
         {"GRPC_ENABLE_FORK_SUPPORT": value},
     )
     assert result.stdout.strip() == value
+
+
+def test_grpc_releases_the_hold_of_a_dropped_proxy(
+    grpc_manager: statehub.SyncManager,
+) -> None:
+    d = grpc_manager.dict(a=1)
+    name = d._token.name
+    assert grpc_manager.describe(d).holders == 1
+    del d
+    gc.collect()
+
+    def gone() -> bool:
+        try:
+            grpc_manager.describe(name)
+        except statehub.ObjectNotFound:
+            return True
+        return False
+
+    assert wait_until(gone, 10)

@@ -42,7 +42,6 @@ Thread safety: a LaneConnection is safe to share between threads.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import os
 import queue
 import select
@@ -75,6 +74,7 @@ from ._frames import (
 from ._held import Held
 from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
 from ._reconnect import LinkBroken, Watcher, after_break, await_reconnect
+from ._releases import ReleaseQueue
 from ._status import NO_KEY, code_name, error_from_status
 from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
@@ -200,11 +200,9 @@ class LaneConnection(ManagerCount):
         self._links: set[Link] = set()
         # Holds this process has on anonymous objects: name -> [type, count].
         self._holds: dict[str, list[Any]] = {}
-        # Releases not sent yet: ("now", name) and ("later", due, name),
-        # put by finalizers (SimpleQueue.put is reentrant), and ("stop",).
-        self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        # Releases held back until their time: a heap of (due, name).
-        self._later: list[tuple[float, str]] = []
+        # Releases not sent yet (statehub._releases), and ("stop",) for the
+        # timer thread.
+        self._releases = ReleaseQueue()
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
         #: When the primary was lost (monotonic), while it is not back.
@@ -245,7 +243,7 @@ class LaneConnection(ManagerCount):
         entry = METHODS.get((service, method))
         if entry is None:
             raise errors.StatehubError(f"{service}.{method} has no lane method id")
-        if not self._outbox.empty():
+        if self._releases.pending():
             self._flush_releases()
         if timeout is None:
             if not parked:
@@ -683,15 +681,7 @@ class LaneConnection(ManagerCount):
                     with self._holds_lock:
                         # Releases queued for the old session are moot; the
                         # new one takes what this process holds now.
-                        while True:
-                            try:
-                                item = self._outbox.get_nowait()
-                            except queue.Empty:
-                                break
-                            if item[0] == "stop":
-                                self._outbox.put(item)
-                                break
-                        self._later.clear()
+                        self._releases.clear()
                         holds = self._holds.copy()
             if not self._unix:
                 self._start_thread()
@@ -795,11 +785,7 @@ class LaneConnection(ManagerCount):
                 entry[1] -= 1
                 if entry[1] <= 0:
                     del self._holds[name]
-            if handed_off:
-                due = time.monotonic() + _transport.HANDOFF_GRACE
-                self._outbox.put(("later", due, name))
-            else:
-                self._outbox.put(("now", name))
+            self._releases.put(name, handed_off=handed_off)
 
     def _flush_releases(self, carried: tuple[Any, ...] | None = None) -> float | None:
         """Sends the releases that are due; returns when the next held-back
@@ -810,31 +796,19 @@ class LaneConnection(ManagerCount):
         try:
             names: list[str] = []
             now = time.monotonic()
+            releases = self._releases
             with self._holds_lock:
-                item = carried
-                while True:
-                    if item is not None:
-                        if item[0] == "now":
-                            names.append(item[1])
-                        elif item[0] == "later":
-                            heapq.heappush(self._later, (item[1], item[2]))
-                    try:
-                        item = self._outbox.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item[0] == "stop":
-                        self._outbox.put(item)
-                        break
-                later = self._later
-                while later and later[0][0] <= now:
-                    names.append(heapq.heappop(later)[1])
+                first = carried if carried and carried[0] != "tick" else None
+                control = releases.collect(names, first)
+                if control is not None:
+                    releases.outbox.put(control)  # "stop", for the thread
+                next_due = releases.due(names, now)
                 primary = self._primary
                 if primary is None and names:
                     # No session to send them on yet: keep them for the next.
-                    for name in names:
-                        heapq.heappush(later, (now, name))
+                    releases.hold(names, now)
                     names = []
-                next_due = later[0][0] if later else None
+                    next_due = now
             if names and primary is not None:
                 try:
                     for i in range(0, len(names), _MAX_RELEASE_BATCH):
@@ -882,7 +856,7 @@ class LaneConnection(ManagerCount):
                 ping_in = last_ping + interval - now
                 wait = ping_in if wait is None else min(wait, ping_in)
             try:
-                item = self._outbox.get(timeout=wait)
+                item = self._releases.outbox.get(timeout=wait)
             except queue.Empty:
                 item = None
             if item is not None and item[0] == "stop":
@@ -931,7 +905,7 @@ class LaneConnection(ManagerCount):
                 return
             self.closed = True
         if self.pid == os.getpid():
-            self._outbox.put(("stop",))
+            self._releases.outbox.put(("stop",))
             if self._watcher is not None:
                 self._watcher.stop()
             acquired = self._primary_lock.acquire(timeout=_GOODBYE_WAIT)

@@ -15,7 +15,6 @@ afterwards (:meth:`Session.resume`): see ``_grpc.py`` for why.
 
 from __future__ import annotations
 
-import heapq
 import os
 import queue
 import socket
@@ -29,6 +28,7 @@ import grpc
 
 from . import _metrics, _transport, errors
 from ._proto import session_pb2
+from ._releases import ReleaseQueue
 
 #: How long a call waits for the session to be established.
 _SESSION_WAIT = 15.0
@@ -62,8 +62,9 @@ class Session:
     """The session stream of one connection, run by a background thread.
 
     States: ``idle`` (not started), ``running``, ``paused`` (around a fork),
-    ``closed``. Outgoing messages come from :attr:`_outbox`, a SimpleQueue of
-    ``("release", name)``, ``("stop", stream)`` and ``("goodbye",)``.
+    ``closed``. Outgoing messages come from :attr:`_releases`
+    (statehub._releases): releases, and the control messages
+    ``("stop", stream)`` and ``("goodbye",)``.
     """
 
     def __init__(self, conn: Owner, stub: Any) -> None:
@@ -83,11 +84,9 @@ class Session:
         self._planned = False
         self._last_error: errors.StatehubError | None = None
         self._last_details = ""
-        self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        # Releases held back until their time: (due, name), a heap kept
-        # across streams; streams overlap briefly when one replaces another.
-        self._later: list[tuple[float, str]] = []
-        self._later_lock = threading.Lock()
+        # Kept across streams (held-back releases too); streams overlap
+        # briefly when one replaces another.
+        self._releases = ReleaseQueue()
         #: The server's advice to number calls that change state (Welcome).
         self.number_calls = False
         host = socket.gethostname()
@@ -155,7 +154,7 @@ class Session:
                 return
             self._stale = stale_id
             stream = self._stream
-        self._outbox.put(("stop", stream))
+        self._releases.outbox.put(("stop", stream))
 
     def send_release(self, name: str, *, handed_off: bool = False) -> None:
         """Queues a Release of one hold on ``name``.
@@ -168,11 +167,7 @@ class Session:
         as happens with multiprocessing.Manager; the release waits
         :data:`statehub._transport.HANDOFF_GRACE` seconds instead.
         """
-        if handed_off:
-            due = time.monotonic() + _transport.HANDOFF_GRACE
-            self._outbox.put(("release_later", due, name))
-        else:
-            self._outbox.put(("release", name))
+        self._releases.put(name, handed_off=handed_off)
         self._conn._forget_hold(name)
 
     # -- life cycle ---------------------------------------------------------
@@ -194,7 +189,7 @@ class Session:
             self._cond.notify_all()
         if state != "running" or thread is None:
             return
-        self._outbox.put(("goodbye",))
+        self._releases.outbox.put(("goodbye",))
         thread.join(_PAUSE_WAIT)
         if thread.is_alive():
             self._cancel()
@@ -227,7 +222,7 @@ class Session:
             self._cond.notify_all()  # wakes a reconnect backoff
         if thread is None:
             return
-        self._outbox.put(("stop", stream))
+        self._releases.outbox.put(("stop", stream))
         thread.join(_PAUSE_WAIT)
         if thread.is_alive():
             self._cancel()
@@ -324,33 +319,10 @@ class Session:
     ) -> tuple[list[str], float | None] | None:
         """Pops the held-back releases due by ``now``; returns them and when
         the next one is due, or None if ``stream`` is no longer current."""
+        if stream != self._stream:
+            return None
         names: list[str] = []
-        with self._later_lock:
-            if stream != self._stream:
-                return None
-            later = self._later
-            while later and later[0][0] <= now and len(names) < _MAX_RELEASE_BATCH:
-                names.append(heapq.heappop(later)[1])
-            return names, (later[0][0] if later else None)
-
-    def _drain(self, item: tuple[Any, ...], names: list[str]) -> tuple[Any, ...] | None:
-        """Collects ``item`` and the queued messages after it: releases into
-        ``names`` (a batch), held-back releases into their heap, up to the
-        first control message, which it returns."""
-        while True:
-            if item[0] == "release":
-                names.append(item[1])
-            elif item[0] == "release_later":
-                with self._later_lock:
-                    heapq.heappush(self._later, (item[1], item[2]))
-            else:
-                return item
-            if len(names) >= _MAX_RELEASE_BATCH:
-                return None
-            try:
-                item = self._outbox.get_nowait()
-            except queue.Empty:
-                return None
+        return names, self._releases.due(names, now, _MAX_RELEASE_BATCH)
 
     def _requests(
         self, stream: int, resume: str
@@ -358,7 +330,7 @@ class Session:
         yield session_pb2.SessionRequest(
             hello=session_pb2.Hello(resume_session_id=resume, label=self._label)
         )
-        outbox = self._outbox
+        outbox = self._releases.outbox
         last_sent = time.monotonic()
         while True:
             interval = (self._ttl / 3.0) if self._ttl else _DEFAULT_KEEPALIVE
@@ -387,7 +359,7 @@ class Session:
                 # A newer stream exists; leave the message to it.
                 outbox.put(item)
                 return
-            control = self._drain(item, names)
+            control = self._releases.collect(names, item, _MAX_RELEASE_BATCH)
             if names:
                 yield session_pb2.SessionRequest(
                     release=session_pb2.Release(names=names)
