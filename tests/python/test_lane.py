@@ -285,7 +285,7 @@ def test_a_broken_tcp_connection_resumes_the_session(server: RunningServer) -> N
         before = conn.session_id()
         for link in list(conn._links):
             link.shutdown()  # every connection breaks, as on a network blip
-        assert wait_until(lambda: conn._primary is not None and d["a"] == 1)
+        assert wait_until(lambda: conn.session.primary is not None and d["a"] == 1)
         assert conn.session_id() == before
         assert m.describe(d).holders == 1
     finally:

@@ -79,7 +79,7 @@ def test_lane_reconnects_over_tcp_are_counted(
         conn = connection_for(m.address or "")
         # The connection that owns the session breaks (over TCP that ends
         # no session): the keepalive notices and resumes it.
-        conn._primary.shutdown()  # type: ignore[attr-defined]
+        conn.session.primary.shutdown()  # type: ignore[attr-defined]
         name = "statehub_client_reconnects_total"
         assert wait_until(
             lambda: (registry.get_sample_value(name, {"session": "resumed"}) or 0) >= 1

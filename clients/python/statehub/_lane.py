@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import select
 import socket
 import sys
 import threading
@@ -54,15 +52,11 @@ from typing import Any
 from . import _metrics, _transport, errors
 from ._frames import (
     CANCEL,
-    GOODBYE,
     HEADER,
     METHODS,
     NUMBER,
     NUMBERED,
-    PING,
-    PONG,
     PROTOCOL_VERSION,
-    RELEASE,
     REQUEST,
     RESPONSE,
     SEND_FLAGS,
@@ -72,26 +66,17 @@ from ._frames import (
     Refused,
 )
 from ._held import Held
-from ._proto import lane_pb2, objects_pb2, session_pb2, sync_pb2, value_pb2
-from ._reconnect import LinkBroken, Watcher, after_break, await_reconnect
-from ._releases import ReleaseQueue
+from ._lane_session import CONNECT_TIMEOUT, LaneSession
+from ._proto import lane_pb2, session_pb2, sync_pb2, value_pb2
+from ._reconnect import LinkBroken, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
 from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
 
-#: How long connecting and the HELLO may take.
-_CONNECT_TIMEOUT = 15.0
 #: How long an interrupted call waits for its reply after CANCEL.
 _DRAIN_WAIT = 10.0
 #: Idle links kept in the pool; more are closed when given back.
 _MAX_IDLE = 64
-#: Most names in one RELEASE frame.
-_MAX_RELEASE_BATCH = 4096
-#: Keepalive period over TCP before WELCOME has said the lease TTL.
-_DEFAULT_KEEPALIVE = 1.0
-#: How long close() waits for the server to finish the GOODBYE.
-_GOODBYE_WAIT = 1.0
-_GOODBYE_BODY = _transport.GOODBYE.SerializeToString()
 #: The slices in which the main thread waits for a reply.
 _SLICE = 0.1
 #: The slices in which other threads wait for a parked call's reply.
@@ -182,34 +167,21 @@ class LaneConnection(ManagerCount):
         self.closed = False
         self._managers = 0
         self._family, self._sockaddr = _target(address)
-        self._unix = self._family == socket.AF_UNIX
-        # Lock order: _lock (session changes), then _primary_lock (frames
-        # on the primary), then _holds_lock. Finalizers take only
-        # _holds_lock, which is reentrant.
+        # Guards the manager count, closing, and session changes (shared
+        # with the session, so that a close waits for a session opening).
         self._lock = threading.RLock()
-        self._primary_lock = threading.Lock()
-        self._holds_lock = threading.RLock()
-        self._primary: Link | None = None
-        self._session = ""
-        # Bumps when the session id changes: links of an older session are
-        # closed rather than pooled.
+        #: The primary link, the session it owns, its holds and releases.
+        self.session = LaneSession(
+            self, self._lock, unix=self._family == socket.AF_UNIX
+        )
+        # Bumps when the session is replaced or comes back: links of before
+        # are closed rather than pooled.
         self._generation = 0
-        self._ttl: float | None = None
         self._pool: list[Link] = []
         # Every open link (pooled or in use), for close() and a forked child.
         self._links: set[Link] = set()
-        # Holds this process has on anonymous objects: name -> [type, count].
-        self._holds: dict[str, list[Any]] = {}
-        # Releases not sent yet (statehub._releases), and ("stop",) for the
-        # timer thread.
-        self._releases = ReleaseQueue()
-        self._thread: threading.Thread | None = None
-        self._watcher: Watcher | None = None
-        #: When the primary was lost (monotonic), while it is not back.
-        self.lost_at: float | None = None
         # Numbered calls (the server's WELCOME advises them): the next
         # number, and the numbers whose answers were not seen yet.
-        self._number_calls = False
         self._numbers = CallNumbers()
         self.held = Held(address)
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -243,8 +215,9 @@ class LaneConnection(ManagerCount):
         entry = METHODS.get((service, method))
         if entry is None:
             raise errors.StatehubError(f"{service}.{method} has no lane method id")
-        if self._releases.pending():
-            self._flush_releases()
+        session = self.session
+        if session.releases_pending():
+            session.flush_releases()
         if timeout is None:
             if not parked:
                 timeout = _transport.DEFAULT_TIMEOUT
@@ -262,20 +235,20 @@ class LaneConnection(ManagerCount):
         rpc = (service, method)
         deadline = None if timeout is None else time.monotonic() + timeout
         renewed = resent = redialed = False
-        session = ""
+        session_id = ""
         number = 0
         numbered_in = ""  # the session a numbered call was first sent in
         try:
             while True:
                 try:
-                    session = (
-                        self._session if self._primary is not None else self._ensure()
+                    session_id = (
+                        session.id if session.primary is not None else session.ensure()
                     )
-                    if not number and self._number_calls:
+                    if not number and session.number_calls:
                         number, seen = self._numbers.take(rpc, parked)
                         if number:
                             body = NUMBER.pack(number, seen) + body
-                        numbered_in = session if number else ""
+                        numbered_in = session_id if number else ""
                     response, failure = self._exchange(
                         entry[0],
                         entry[1],
@@ -322,7 +295,7 @@ class LaneConnection(ManagerCount):
                 ):
                     # The session is not live: a new one, and one retry.
                     renewed = True
-                    self._renew(session)
+                    session.renew(session_id)
                     continue
                 raise error
         finally:
@@ -581,7 +554,7 @@ class LaneConnection(ManagerCount):
         if self.credentials.token:
             hello.token = self.credentials.token
         try:
-            link = Link.dial(self._family, self._sockaddr, _CONNECT_TIMEOUT)
+            link = Link.dial(self._family, self._sockaddr, CONNECT_TIMEOUT)
         except OSError as failed:
             raise errors.ConnectionError(
                 f"cannot open a session with statehub-server at {self.address}: "
@@ -626,144 +599,26 @@ class LaneConnection(ManagerCount):
     def _open_link(self) -> Link:
         """A new link that joins the current session. Raises SessionError if
         the session is not live any more."""
-        session = self._ensure()
+        session = self.session.ensure()
         generation = self._generation
         link, _ = self._dial(lane_pb2.LaneHello(join_session_id=session))
         link.generation = generation
         return link
 
-    # -- the session ----------------------------------------------------------
-
-    def _ensure(self) -> str:
-        """The live session's id, opening the session (the primary) if there
-        is none."""
-        if self._primary is not None:
-            return self._session
-        return self._open_session("")
-
-    def _open_session(self, stale: str) -> str:
-        with self._lock:
-            if self.closed:
-                raise self._broken(LinkError("closed"))
-            if self._primary is not None and self._session != stale:
-                return self._session
-            old = self._primary
-            had_session = bool(self._session)
-            primary, welcome = self._dial(
-                lane_pb2.LaneHello(resume_session_id=self._session)
-            )
-            holds: dict[str, list[Any]] = {}
-            new_session = welcome.session_id != self._session
-            if had_session and new_session:
-                # Before any call can run in the new session: what the old
-                # one held is lost (statehub._held).
-                self.held.session_replaced(self._session, welcome.session_id, self._ttl)
-            with self._primary_lock:
-                self._primary = primary
-                self.lost_at = None
-                if old is not None:
-                    old.shutdown()  # wakes the watcher
-                    self._drop(old)
-                self._session = welcome.session_id
-                self._number_calls = welcome.number_calls
-                self._ttl = (
-                    welcome.lease_ttl_ms / 1000.0 if welcome.lease_ttl_ms else None
-                )
-                if had_session:
-                    # A new session, or the old one back after the primary
-                    # broke: the links made before (to a server that may
-                    # have gone away) are not used again.
-                    self._generation += 1
-                    stale_links, self._pool = self._pool, []
-                    for link in stale_links:
-                        self._drop(link)
-                if new_session:
-                    with self._holds_lock:
-                        # Releases queued for the old session are moot; the
-                        # new one takes what this process holds now.
-                        self._releases.clear()
-                        holds = self._holds.copy()
-            if not self._unix:
-                self._start_thread()
-            if self._watcher is None and self.pid == os.getpid():
-                self._watcher = Watcher(self, _CONNECT_TIMEOUT)
-                self._watcher.start()
-        metrics = _metrics.current
-        if had_session and metrics is not None:
-            metrics.reconnected(resumed=welcome.resumed)
-        if had_session and new_session:
-            self.held.objects_gone(welcome.session_id, self._readopt(holds))
-        return welcome.session_id
-
-    def _renew(self, stale: str) -> None:
-        """The server said session ``stale`` is not live: opens a new one
-        (unless another thread did already)."""
-        if self._session == stale:
-            self._open_session(stale)
-
-    def _check_primary(self) -> None:
-        """After a link broke: if the primary is gone too (the server went
-        away), forget it, so that the next call opens a new session."""
-        primary = self._primary
-        if primary is None:
-            return
-        dead = False
-        try:
-            poller = select.poll()
-            poller.register(primary.sock, select.POLLIN)
-            events = poller.poll(0)
-            if events:
-                if events[0][1] & (select.POLLHUP | select.POLLERR):
-                    dead = True
-                else:
-                    peeked = primary.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-                    dead = not peeked
-        except BlockingIOError:
-            pass
-        except (OSError, ValueError):
-            dead = True
-        if dead:
-            self._lose_primary(primary)
-
-    def _lose_primary(self, primary: Link) -> None:
-        with self._lock:
-            if self._primary is primary:
-                self._primary = None
-                self.lost_at = time.monotonic()
-                primary.shutdown()  # wakes the watcher
-                self._drop(primary)
-
-    def _readopt(self, holds: dict[str, list[Any]]) -> list[str]:
-        """After the server replaced an ended session with a new one, takes
-        the holds this process had again; returns the names of the objects
-        that are gone (best effort: other failures are not counted)."""
-        gone = []
-        for name, (object_type, count) in holds.items():
-            for _ in range(count):
-                try:
-                    self.call(
-                        "Objects",
-                        "Open",
-                        objects_pb2.OpenRequest(name=name, type=object_type),
-                        checked=False,
-                    )
-                except errors.ObjectNotFound:
-                    gone.append(name)
-                    break
-                except errors.StatehubError:
-                    break
-        return gone
+    def _retire_links(self) -> None:
+        """The session was replaced or came back after the primary broke:
+        the links made before (to a server that may have gone away) are not
+        used again."""
+        self._generation += 1
+        stale_links, self._pool = self._pool, []
+        for link in stale_links:
+            self._drop(link)
 
     # -- holds on anonymous objects ------------------------------------------
 
     def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
         """Notes one server hold of this process's session on ``name``."""
-        with self._holds_lock:
-            entry = self._holds.get(name)
-            if entry is None:
-                self._holds[name] = [object_type, 1]
-            else:
-                entry[1] += 1
+        self.session.add_hold(name, object_type)
 
     def release(self, name: str, *, handed_off: bool = False) -> None:
         """Drops one hold on ``name``: queued, and sent in a RELEASE frame on
@@ -774,150 +629,26 @@ class LaneConnection(ManagerCount):
         object by taking a hold of its own when it starts; the release waits
         :data:`statehub._transport.HANDOFF_GRACE` seconds first.
 
-        Safe to call from a finalizer on any thread: no I/O, and only a
-        reentrant lock and a SimpleQueue.
+        Safe to call from a finalizer on any thread (no I/O).
         """
-        if self.closed:
-            return
-        with self._holds_lock:
-            entry = self._holds.get(name)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._holds[name]
-            self._releases.put(name, handed_off=handed_off)
-
-    def _flush_releases(self, carried: tuple[Any, ...] | None = None) -> float | None:
-        """Sends the releases that are due; returns when the next held-back
-        one is due (None: none is). Skips if another thread is sending.
-        Never called from a finalizer."""
-        if not self._primary_lock.acquire(blocking=carried is not None):
-            return None
-        try:
-            names: list[str] = []
-            now = time.monotonic()
-            releases = self._releases
-            with self._holds_lock:
-                first = carried if carried and carried[0] != "tick" else None
-                control = releases.collect(names, first)
-                if control is not None:
-                    releases.outbox.put(control)  # "stop", for the thread
-                next_due = releases.due(names, now)
-                primary = self._primary
-                if primary is None and names:
-                    # No session to send them on yet: keep them for the next.
-                    releases.hold(names, now)
-                    names = []
-                    next_due = now
-            if names and primary is not None:
-                try:
-                    for i in range(0, len(names), _MAX_RELEASE_BATCH):
-                        batch = session_pb2.Release(
-                            names=names[i : i + _MAX_RELEASE_BATCH]
-                        )
-                        primary.send(RELEASE, 0, batch.SerializeToString())
-                except OSError:
-                    pass  # the primary is gone, and with it the session's holds
-        finally:
-            self._primary_lock.release()
-        if next_due is not None and carried is None:
-            self._start_thread()
-        return next_due
-
-    # -- the timer and keepalive thread ----------------------------------------
-
-    def _start_thread(self) -> None:
-        """Starts the thread that sends held-back releases (and, over TCP,
-        keepalives), once. Never called from a finalizer."""
-        if self._thread is not None or self.closed or self.pid != os.getpid():
-            return
-        with self._lock:
-            # Checked again: another thread may have started it meanwhile.
-            if self._thread is None:
-                thread = threading.Thread(
-                    target=self._run, name=f"statehub-lane {self.address}", daemon=True
-                )
-                self._thread = thread
-                thread.start()
-
-    def _run(self) -> None:
-        last_ping = time.monotonic()
-        item: tuple[Any, ...] | None = None
-        while not self.closed:
-            next_due = self._flush_releases(item or ("tick",))
-            now = time.monotonic()
-            wait = None if next_due is None else max(next_due - now, 0.0)
-            if not self._unix:
-                interval = self._ttl / 3.0 if self._ttl else _DEFAULT_KEEPALIVE
-                if now - last_ping >= interval:
-                    self._ping(interval)
-                    last_ping = time.monotonic()
-                    continue
-                ping_in = last_ping + interval - now
-                wait = ping_in if wait is None else min(wait, ping_in)
-            try:
-                item = self._releases.outbox.get(timeout=wait)
-            except queue.Empty:
-                item = None
-            if item is not None and item[0] == "stop":
-                return
-
-    def _ping(self, interval: float) -> None:
-        """Renews the lease over TCP; a primary that does not answer is
-        replaced, resuming the session."""
-        primary = self._primary
-        if primary is None:
-            self._reconnect("")
-            return
-        with self._primary_lock:
-            if self._primary is not primary or self.closed:
-                return
-            try:
-                primary.set_timeout(max(interval, 1.0))
-                request_id = primary.next_id()
-                primary.send(PING, request_id)
-                while True:
-                    rid, kind, _ = primary.read_frame()
-                    if kind == PONG and rid == request_id:
-                        return
-            except (OSError, LinkError):
-                pass
-        self._lose_primary(primary)
-        self._reconnect(self._session)
-
-    def _reconnect(self, session: str) -> None:
-        # The server may be away: calls will say so, and the next ping tries
-        # again.
-        with contextlib.suppress(errors.StatehubError):
-            self._open_session(session)
+        if not self.closed:
+            self.session.release(name, handed_off=handed_off)
 
     # -- life cycle -------------------------------------------------------------
 
     def session_id(self) -> str:
         """The current session id, connecting first if needed."""
-        return self._ensure()
+        return self.session.ensure()
 
     def close(self) -> None:
-        """Ends the session (GOODBYE: the server releases everything it held
-        at once) and closes every link. Idempotent."""
+        """Ends the session (GOODBYE, leaving locks taken: see
+        statehub._transport.GOODBYE) and closes every link. Idempotent."""
         with self._lock:
             if self.closed:
                 return
             self.closed = True
         if self.pid == os.getpid():
-            self._releases.outbox.put(("stop",))
-            if self._watcher is not None:
-                self._watcher.stop()
-            acquired = self._primary_lock.acquire(timeout=_GOODBYE_WAIT)
-            try:
-                primary = self._primary
-                self._primary = None
-                if primary is not None:
-                    self._goodbye(primary)
-                    self._drop(primary)
-            finally:
-                if acquired:
-                    self._primary_lock.release()
+            self.session.close()
             pooled, self._pool = self._pool, []
             for link in pooled:
                 self._drop(link)
@@ -925,19 +656,6 @@ class LaneConnection(ManagerCount):
             # closed and close the link themselves).
             for link in list(self._links):
                 link.shutdown()
-
-    def _goodbye(self, primary: Link) -> None:
-        try:
-            primary.send(GOODBYE, 0, _GOODBYE_BODY)
-            # Wait for the server to close its side: GOODBYE is then done
-            # (closing first could reset a TCP connection before the server
-            # read it).
-            primary.sock.shutdown(socket.SHUT_WR)
-            primary.set_timeout(_GOODBYE_WAIT)
-            while primary.sock.recv(4096):
-                pass
-        except OSError:
-            pass
 
     def _abandon_in_child(self) -> None:
         # Close this process's copies of the descriptors, nothing more: no
@@ -950,6 +668,4 @@ class LaneConnection(ManagerCount):
                 link.close()
         self._links.clear()
         self._pool = []
-        self._primary = None
-        self._thread = None
-        self._watcher = None
+        self.session.abandon()

@@ -41,6 +41,28 @@ from ._frames import ERROR, READ_ONLY, Link, LinkError
 from ._held import Held
 
 
+class Session(Protocol):
+    """What reconnecting reads and does of a lane connection's session
+    (statehub._lane_session.LaneSession)."""
+
+    primary: Link | None
+    primary_lock: threading.Lock
+    id: str
+    ttl: float | None
+    lost_at: float | None
+
+    def ensure(self) -> str: ...
+    def check_primary(self) -> None: ...
+    def lose_primary(self, primary: Link) -> None: ...
+
+
+class Watched(Protocol):
+    """What the watcher reads of a lane connection."""
+
+    address: str
+    closed: bool
+
+
 class LaneConnection(Protocol):
     """What reconnecting reads and does of a lane connection
     (statehub._lane.LaneConnection): this module is the part of it that
@@ -48,17 +70,12 @@ class LaneConnection(Protocol):
 
     address: str
     closed: bool
-    lost_at: float | None
     held: Held
-    _primary: Link | None
-    _primary_lock: threading.Lock
-    _session: str
-    _ttl: float | None
+
+    @property
+    def session(self) -> Session: ...
 
     def _broken(self, cause: BaseException) -> errors.StatehubError: ...
-    def _ensure(self) -> str: ...
-    def _check_primary(self) -> None: ...
-    def _lose_primary(self, primary: Link) -> None: ...
 
 #: How long after the server went away calls wait for it to come back
 #: (then they fail at once with ConnectionError; the watcher goes on).
@@ -123,7 +140,8 @@ def await_session(conn: LaneConnection, deadline: float | None) -> None:
     with a backoff, until ``deadline`` (monotonic; None: none) or
     RECONNECT_WAIT after the server went away. Raises ConnectionError if it
     does not come back in time, or the server's refusal."""
-    lost_at = conn.lost_at if conn.lost_at is not None else time.monotonic()
+    session = conn.session
+    lost_at = session.lost_at if session.lost_at is not None else time.monotonic()
     limit = lost_at + RECONNECT_WAIT
     if deadline is not None:
         limit = min(limit, deadline)
@@ -132,7 +150,7 @@ def await_session(conn: LaneConnection, deadline: float | None) -> None:
         if conn.closed:
             raise conn._broken(LinkError("closed"))
         try:
-            conn._ensure()
+            session.ensure()
             return
         except errors.ConnectionError as failed:
             if isinstance(failed, errors.DeadlineExceeded):
@@ -146,7 +164,7 @@ def await_session(conn: LaneConnection, deadline: float | None) -> None:
                 code="UNAVAILABLE",
             ) from None
         time.sleep(min(backoff, remaining))
-        backoff = min(backoff * 2, backoff_cap(conn._ttl))
+        backoff = min(backoff * 2, backoff_cap(session.ttl))
 
 
 def await_reconnect(
@@ -157,15 +175,16 @@ def await_reconnect(
     briefly (the server's connections close one by one as it dies, so the
     primary may look alive an instant longer). A server that was never
     reached, or is gone for longer, fails at once."""
-    conn._check_primary()
-    if conn._primary is not None:
+    session = conn.session
+    session.check_primary()
+    if session.primary is not None:
         # The primary looks alive but a new link failed: the server may be
         # dying, its primary not closed yet.
         time.sleep(_FIRST_BACKOFF)
-        conn._check_primary()
-        if conn._primary is not None:
+        session.check_primary()
+        if session.primary is not None:
             return  # alive after all: the call tries once more
-    lost_at = conn.lost_at
+    lost_at = session.lost_at
     if lost_at is None or time.monotonic() - lost_at >= RECONNECT_WAIT:
         raise failed
     await_session(conn, deadline)
@@ -187,14 +206,14 @@ def after_break(
     a numbered call was sent in ("" for a call that is not numbered)."""
     if conn.closed:
         raise conn._broken(broken.cause) from None
-    conn._check_primary()
+    conn.session.check_primary()
     name = getattr(request, "name", "")
     on = f' on "{name}"' if name else ""
     if numbered_in and broken.sent:
         # The server answers a numbered call once per session: sent again
         # in the same session, it gets the first answer if it ran.
         await_session(conn, deadline)
-        if conn._session == numbered_in:
+        if conn.session.id == numbered_in:
             return
         conn.held.check()
         raise errors.ConnectionError(
@@ -226,8 +245,11 @@ class Watcher:
     docstring). Started with the first session; ends when the connection is
     closed."""
 
-    def __init__(self, conn: LaneConnection, restore_timeout: float) -> None:
+    def __init__(
+        self, conn: Watched, session: Session, restore_timeout: float
+    ) -> None:
         self._conn = conn
+        self._session = session
         self._restore_timeout = restore_timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -242,33 +264,33 @@ class Watcher:
         self._stop.set()
 
     def _run(self) -> None:
-        conn = self._conn
+        conn, session = self._conn, self._session
         backoff = _FIRST_BACKOFF
         while not conn.closed and not self._stop.is_set():
-            primary = conn._primary
+            primary = session.primary
             if primary is not None:
                 backoff = _FIRST_BACKOFF
                 if self._lost(primary):
-                    conn._lose_primary(primary)
+                    session.lose_primary(primary)
                 continue
             try:
-                conn._ensure()
+                session.ensure()
                 continue
             except Exception:
                 pass  # away, or refusing us for now: try again
             self._stop.wait(backoff)
-            backoff = min(backoff * 2, backoff_cap(conn._ttl))
+            backoff = min(backoff * 2, backoff_cap(session.ttl))
 
     def _lost(self, primary: Link) -> bool:
         """Waits until ``primary`` closes (True), or is replaced or the
         connection closed (False)."""
-        conn = self._conn
+        conn, session = self._conn, self._session
         poller = select.poll()
         try:
             poller.register(primary.sock, select.POLLIN)
         except (OSError, ValueError):
-            return conn._primary is primary  # closed under us
-        while not conn.closed and conn._primary is primary:
+            return session.primary is primary  # closed under us
+        while not conn.closed and session.primary is primary:
             if poller.poll(_WATCH_SLICE_MS) and self._closed(primary):
                 return True
         return False
@@ -278,9 +300,9 @@ class Watcher:
         for (a late PONG, a connection-level ERROR before the server closes,
         an EVENT) are read and dropped; a keepalive in progress reads its own
         PONG (it holds the primary's lock meanwhile)."""
-        conn = self._conn
-        with conn._primary_lock:
-            if conn._primary is not primary or conn.closed:
+        conn, session = self._conn, self._session
+        with session.primary_lock:
+            if session.primary is not primary or conn.closed:
                 return False
             try:
                 peeked = primary.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
