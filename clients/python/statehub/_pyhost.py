@@ -59,6 +59,8 @@ class Server(managers.Server):
     before answering ``shutdown`` and, when :meth:`BaseManager.start` started
     it, stops once the process that started it has ended."""
 
+    __module__ = "statehub.managers"  # its public home
+
     def accepter(self) -> None:
         # serve_forever() runs this in a thread after making stop_event,
         # which the watch needs.
@@ -112,8 +114,10 @@ class BaseManager(managers.BaseManager):
     method that returns one by value hands the caller a working proxy to an
     object on the statehub server). For objects that programs in other
     languages must reach, use ``statehub.Manager(address)`` and named objects
-    instead (docs/python.md, "Remote managers").
+    instead (docs/python.md, "Customized and remote managers").
     """
+
+    __module__ = "statehub.managers"  # its public home
 
     _Server = Server
 
@@ -182,6 +186,8 @@ class PoolProxy(_CPythonPoolProxy):  # type: ignore[misc]
     (Manager's ``PoolProxy``); ``with`` terminates the pool on exit. Unlike
     CPython's, it makes ``apply_async``/``map_async``/``imap`` results in
     every process it is passed to, not only where it was made."""
+
+    __module__ = "statehub.managers"  # its public home
 
     def _callmethod(
         self, methodname: str, args: tuple[Any, ...] = (), kwds: Any = None
