@@ -64,6 +64,19 @@ class Maker:
         return Counter(start)
 
 
+class Holder:
+    """Keeps one item: a statehub proxy, say."""
+
+    def __init__(self) -> None:
+        self.item: Any = None
+
+    def put(self, item: Any) -> None:
+        self.item = item
+
+    def get(self) -> Any:
+        return self.item
+
+
 class MyManager(statehub.SyncManager):
     """statehub's SyncManager with types of its own."""
 
@@ -74,6 +87,7 @@ MyManager.register("baz", callable=baz, proxytype=IteratorProxy)
 MyManager.register("Counter", Counter)
 MyManager.register("CounterOnly", create_method=False)
 MyManager.register("Maker", Maker, method_to_typeid={"counter": "CounterOnly"})
+MyManager.register("Holder", Holder)
 
 
 class OtherManager(statehub.SyncManager):

@@ -27,7 +27,7 @@ import statehub
 import statehub.managers
 
 import hosted
-from conftest import process_alive, wait_until
+from conftest import RunningServer, process_alive, wait_until
 
 METHODS = ["fork", "spawn", "forkserver"]
 JOIN_TIMEOUT = 60
@@ -244,6 +244,38 @@ def test_remote_manager_recipe_with_a_local_process(tmp_path: Path) -> None:
         server.communicate()
 
 
+def test_the_native_version_of_the_remote_recipe(
+    server: RunningServer, manager: statehub.SyncManager
+) -> None:
+    # docs/python.md: the same job with a named queue on a statehub server.
+    host, port = server.tcp.rsplit(":", 1)
+    program = textwrap.dedent(
+        f"""
+        import sys
+        import statehub
+        m = statehub.Manager(({host!r}, {port}))
+        jobs = m.named.Queue("test-register-jobs")
+        if sys.argv[1] == "put":
+            jobs.put("hello")
+        else:
+            print(jobs.get(timeout=30))
+        """
+    )
+    try:
+        for role in ("put", "get"):
+            run = subprocess.run(
+                [sys.executable, "-c", program, role],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+        assert run.stdout == "hello\n"
+    finally:
+        manager.named.delete("test-register-jobs")
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_base_manager_start_serves_other_processes(method: str) -> None:
     ctx = multiprocessing.get_context(method)
@@ -307,6 +339,16 @@ def test_exposed_method_to_typeid_and_create_method_as_in_cpython() -> None:
         # statehub's own types are alongside, on the server.
         d = m.dict(counter=counter.add(0))
         assert isinstance(d, statehub.DictProxy) and d["counter"] == 6
+
+
+def test_hosted_objects_hold_and_return_statehub_proxies() -> None:
+    with hosted.MyManager() as m:
+        holder, d = m.Holder(), m.dict(a=1)
+        holder.put(d)
+        back = holder.get()
+        assert isinstance(back, statehub.DictProxy)
+        back["b"] = 2
+        assert d.copy() == {"a": 1, "b": 2}
 
 
 def test_a_plain_manager_starts_no_python_process() -> None:

@@ -110,9 +110,9 @@ class BaseManager(managers.BaseManager):
     - a server terminates the process pools it holds (a registered
       ``multiprocessing.Pool``) before it answers ``shutdown``.
 
-    Its registered callables may return statehub proxies (they pickle, so a
-    method that returns one by value hands the caller a working proxy to an
-    object on the statehub server). For objects that programs in other
+    Hosted objects may hold statehub proxies (they pickle, so a method that
+    returns one hands the caller a working proxy to an object on the
+    statehub server). For objects that programs in other
     languages must reach, use ``statehub.Manager(address)`` and named objects
     instead (docs/python.md, "Customized and remote managers").
     """
