@@ -17,10 +17,13 @@ multiprocessing passes. Example::
     python tests/python/cpython_manager_suite.py forkserver -k Containers
 
 The MyManager, RemoteManager and ManagerRestart classes test BaseManager
-subclasses of their own and run the same under both passes (only their
-class fixtures use the replaced manager). The statehub pass starts one
-private server per class, found as statehub.Manager() finds it
-($STATEHUB_SERVER, $PATH, build/server/statehub-server).
+subclasses of their own (MyManager, QueueManager, QueueManager2): the
+statehub pass replaces them with the same subclasses of
+statehub.managers.BaseManager, registered the same way, in this process and
+in every child (it sets $STATEHUB_SUITE_PASS, which children inherit). The
+statehub pass starts one private server per class, found as
+statehub.Manager() finds it ($STATEHUB_SERVER, $PATH,
+build/server/statehub-server).
 
 Each pass runs under a watchdog: a test that runs past ``--test-timeout``
 seconds, or whose process dies, is recorded as "timeout" or "crash"; its
@@ -47,6 +50,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 import statehub
+import statehub.managers
 import test._test_multiprocessing as cpython
 
 MANAGERS = ("multiprocessing", "statehub")
@@ -77,6 +81,45 @@ class SuiteManager(statehub.SyncManager):
             f"  {o.name} ({o.type}): holders={o.holders} referrers={o.referrers}"
             for o in self.objects(include_anonymous=True)
         )
+
+
+class MyManager(statehub.managers.BaseManager):
+    """CPython's _TestMyManager.MyManager on statehub's BaseManager."""
+
+
+MyManager.register("Foo", callable=cpython.FooBar)
+MyManager.register("Bar", callable=cpython.FooBar, exposed=("f", "_h"))
+MyManager.register("baz", callable=cpython.baz, proxytype=cpython.IteratorProxy)
+
+
+class QueueManager(statehub.managers.BaseManager):
+    """CPython's _TestRemoteManager.QueueManager on statehub's BaseManager."""
+
+
+QueueManager.register("get_queue", callable=cpython.get_queue)
+
+
+class QueueManager2(statehub.managers.BaseManager):
+    """CPython's QueueManager2: the same interface, no callable."""
+
+
+QueueManager2.register("get_queue")
+
+#: Set in the statehub pass, for its children too.
+PASS_ENV = "STATEHUB_SUITE_PASS"
+
+
+def use_statehub_base_managers() -> None:
+    """The statehub pass: CPython's tests find statehub's BaseManager
+    subclasses under the names they use (module globals of
+    test._test_multiprocessing)."""
+    cpython.MyManager = MyManager  # type: ignore[misc]
+    cpython.QueueManager = QueueManager  # type: ignore[misc]
+    cpython.QueueManager2 = QueueManager2  # type: ignore[misc]
+
+
+if os.environ.get(PASS_ENV) == "statehub":
+    use_statehub_base_managers()
 
 
 def statehub_manager() -> SuiteManager:
@@ -225,6 +268,8 @@ def run_pass(
         # ManagerMixin.setUpClass calls multiprocessing.Manager() when each
         # class starts.
         multiprocessing.Manager = statehub_manager  # type: ignore[assignment]
+        os.environ[PASS_ENV] = "statehub"
+        use_statehub_base_managers()
     module = sys.modules[__name__]
     suite = unittest.TestSuite(
         unittest.defaultTestLoader.loadTestsFromName(test, module) for test in tests

@@ -149,7 +149,7 @@ def test_every_manager_type_is_served(manager: statehub.SyncManager) -> None:
         "Value": ("i", 0),
         "Array": ("i", [1, 2]),
     }
-    # Pool is a local pool (test_pool_is_a_local_pool), not a proxy.
+    # Pool lives in the manager's Python host (test_register.py).
     assert callable(manager.Pool)
     typeids.discard("Pool")
     names = []
@@ -170,8 +170,9 @@ def test_every_manager_type_is_served(manager: statehub.SyncManager) -> None:
                 manager.named.delete(name)
 
 
-def test_pool_is_a_local_pool(manager: statehub.SyncManager) -> None:
+def test_pool_is_a_proxy(manager: statehub.SyncManager) -> None:
     with manager.Pool(2) as pool:
+        assert isinstance(pool, multiprocessing.managers.BaseProxy)
         assert pool.map(abs, [-1, -2]) == [1, 2]
 
 

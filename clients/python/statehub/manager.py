@@ -22,13 +22,13 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import multiprocessing
-import multiprocessing.pool
 import os
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing import util
-from typing import Any, NoReturn, cast
+from typing import Any, ClassVar, NoReturn, cast
 
-from . import _codec
+from . import _codec, _pyhost
 from ._cells import ArrayProxy, ValueProxy
 from ._connection import (
     DEFAULT_TIMEOUT,
@@ -107,8 +107,8 @@ class ObjectInfo:
 class SyncManager:
     """Manager's SyncManager for statehub: shared dict, list, Namespace,
     Value, Array, Lock, RLock, Condition, Semaphore, BoundedSemaphore,
-    Event, Barrier, Queue and JoinableQueue objects on a statehub-server
-    (and Pool, a local process pool).
+    Event, Barrier, Queue and JoinableQueue objects on a statehub-server;
+    Pool and the types of :meth:`register` in a Python process of its own.
 
     ``SyncManager(address)`` then :meth:`start` runs a private server (on
     ``address`` if given, else on a private Unix socket), as
@@ -128,7 +128,10 @@ class SyncManager:
     created if missing), so a later private manager on the same directory
     finds every object as it was left (docs/durability.md); it is a
     ValueError with :meth:`connect`. ``ctx`` is the multiprocessing context
-    of :meth:`Pool`.
+    of the Python host (see :meth:`register`) and of its pools.
+
+    ``authkey`` is the Python host's, as BaseManager's (default:
+    ``current_process().authkey``); the statehub server's is ``token``.
 
     ``transport`` is how calls travel: ``"lane"`` (statehub's own framed
     protocol on the server's usual address, the default; needs no grpcio)
@@ -148,6 +151,11 @@ class SyncManager:
     A manager and its proxies are safe to use from several threads.
     """
 
+    #: What the Python host serves (Pool, and the types of register()):
+    #: BaseManager's registry, typeid -> (callable, exposed,
+    #: method_to_typeid, proxytype). A subclass that registers gets a copy.
+    _registry: ClassVar[dict[str, tuple[Any, ...]]] = _pyhost.default_registry()
+
     def __init__(
         self,
         address: object = None,
@@ -165,6 +173,7 @@ class SyncManager:
         tls_cert: object = None,
         tls_key: object = None,
         transport: str | None = None,
+        authkey: bytes | None = None,
     ) -> None:
         self._requested_address = address
         self._address: str | None = (
@@ -179,6 +188,10 @@ class SyncManager:
         )
         self._ctx = ctx or multiprocessing.get_context()
         self._shutdown_timeout = shutdown_timeout
+        self._authkey = authkey
+        # The Python host, started on first use (register(), Pool()).
+        self._host: _pyhost.PythonHost | None = None
+        self._host_lock = threading.Lock()
         self._state = _INITIAL
         self._server: ServerProcess | None = None
         self._options: Options | None = None
@@ -281,7 +294,9 @@ class SyncManager:
     def shutdown(self) -> None:
         """Ends this process's session (its anonymous objects are released)
         and stops the private server, if this manager started one.
-        Idempotent."""
+        Idempotent. The Python host (if any) stops first, with its pools."""
+        if self._host is not None:
+            _pyhost.stop_host(self._host)
         if self._finalizer is not None:
             self._finalizer()
         self._state = _SHUTDOWN
@@ -331,6 +346,60 @@ class SyncManager:
                 else "Manager has shut down"
             )
         return self._address, self._options
+
+    # -- objects only Python can run (issue 24) ----------------------------
+
+    @classmethod
+    def register(  # noqa: PLR0917 - BaseManager.register's signature
+        cls,
+        typeid: str,
+        callable: Callable[..., object] | None = None,
+        proxytype: Any = None,
+        exposed: Sequence[str] | None = None,
+        method_to_typeid: Mapping[str, str] | None = None,
+        create_method: bool = True,
+    ) -> None:
+        """``BaseManager.register()``: objects that ``callable`` makes live in
+        this manager's Python host, a ``multiprocessing.managers`` server
+        process that the manager starts on first use (with its ``ctx`` and
+        ``authkey``) and stops in :meth:`shutdown`. Their proxies are
+        CPython's (``AutoProxy`` unless ``proxytype`` says otherwise), so
+        ``exposed``, ``method_to_typeid``, ``create_method`` and pickling to
+        child processes behave as with ``multiprocessing.managers``; the
+        statehub server never sees them. Registering on a subclass leaves
+        its base classes unchanged. Example::
+
+            class MyManager(statehub.SyncManager): ...
+            MyManager.register("Maths", MathsClass)
+            with MyManager() as m:
+                maths = m.Maths()
+        """
+        _pyhost.register(
+            cls,
+            typeid,
+            callable=callable,
+            proxytype=proxytype,
+            exposed=exposed,
+            method_to_typeid=method_to_typeid,
+            create_method=create_method,
+        )
+
+    def _python_host(self) -> _pyhost.PythonHost:
+        """The Python host of this manager, started on first use."""
+        self._started()
+        with self._host_lock:
+            if self._host is None:
+                # It stops at shutdown(), at exit (before the private
+                # server: its finalizer is younger), or once this manager
+                # and the hosted objects' proxies, which hold it as
+                # CPython's hold their manager, are gone.
+                self._host = _pyhost.start_host(
+                    type(self)._registry,
+                    self._authkey,
+                    self._ctx,
+                    max(self._shutdown_timeout, 5.0),
+                )
+            return self._host
 
     # -- opening objects ----------------------------------------------------
 
@@ -455,18 +524,21 @@ class SyncManager:
         initializer: Callable[..., object] | None = None,
         initargs: Iterable[Any] = (),
         maxtasksperchild: int | None = None,
-    ) -> multiprocessing.pool.Pool:
-        """A process pool of this program (``ctx.Pool``, not on the server,
-        unlike Manager's, whose pool runs in the manager process): proxies
-        passed to its tasks work in the workers.
+    ) -> _pyhost.PoolProxy:
+        """A proxy to a new process pool in this manager's Python host, as
+        Manager's ``Pool()`` is (its workers are of the manager's ``ctx``).
+        The proxy pickles to child processes of every start method, where
+        ``apply_async``, ``imap`` and the like work too; the pool's workers
+        end with the manager (``shutdown()``, a ``with`` block, exit), or
+        when the proxy's ``with`` block ends (``terminate()``).
 
         ``processes`` below 1 or a ``maxtasksperchild`` that is not a
         positive int raise :class:`~statehub.errors.StatehubRemoteError`,
         both the ``RemoteError`` Manager raises and the ``ValueError``
         ``multiprocessing.Pool`` raises.
         """
-        # Checked here, before ctx.Pool opens its pipes, so the error can be
-        # Manager's type (issue 14) and name the value.
+        # Checked here, before the host is asked, so the error can be both
+        # Manager's type and ValueError (issue 14) and name the value.
         if processes is not None and processes < 1:
             raise StatehubRemoteError(
                 f"Number of processes must be at least 1, not {processes!r}"
@@ -478,7 +550,13 @@ class SyncManager:
                 "maxtasksperchild must be a positive int or None, not "
                 f"{maxtasksperchild!r}"
             )
-        return self._ctx.Pool(processes, initializer, initargs, maxtasksperchild)
+        return _pyhost.create(  # type: ignore[no-any-return]
+            self._python_host(),
+            "Pool",
+            _pyhost.PoolProxy,
+            (processes, initializer, initargs, maxtasksperchild),
+            {},
+        )
 
     # -- Manager's synchronization objects (anonymous) ---------------------
 
@@ -809,6 +887,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     tls_cert: object = None,
     tls_key: object = None,
     transport: str | None = None,
+    authkey: bytes | None = None,
 ) -> SyncManager:
     """A started manager, the way ``multiprocessing.Manager()`` returns one.
 
@@ -818,7 +897,8 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
     ``(host, port)`` tuple) it connects to a running server. See
     :class:`SyncManager` for the options (``transport``: the lane, the
     default, or ``"grpc"``; ``token`` and ``tls*``: auth and TLS;
-    ``data_dir``: a private server that keeps its state in that directory).
+    ``data_dir``: a private server that keeps its state in that directory;
+    ``authkey``: the Python host's, for Pool and registered types).
     """
     manager = SyncManager(
         address,
@@ -834,6 +914,7 @@ def Manager(  # noqa: N802 - multiprocessing.Manager's name
         tls_cert=tls_cert,
         tls_key=tls_key,
         transport=transport,
+        authkey=authkey,
     )
     if address is None:
         manager.start()
