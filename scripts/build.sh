@@ -12,7 +12,7 @@
 #                                     a binary wheel that carries build/'s
 #                                     statehub-server and statehub-cli and
 #                                     their shared libraries, manylinux tag;
-#                                     needs scripts/setup.sh)
+#                                     needs scripts/setup.sh --wheel)
 # Extra arguments name Ninja targets (default: all; for fuzz, the fuzz
 # targets only; wheel takes none).
 set -euo pipefail
