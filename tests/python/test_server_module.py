@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import statehub
 from statehub import _server
 
 from conftest import server_binary
@@ -95,5 +96,5 @@ def test_the_cli_is_the_one_beside_the_server(
     copy.write_bytes(b"#!/bin/sh\n")
     copy.chmod(0o755)
     monkeypatch.setenv("STATEHUB_SERVER", str(copy))
-    with pytest.raises(_server.errors.ServerNotFound, match="statehub-cli"):
+    with pytest.raises(statehub.ServerNotFound, match="statehub-cli"):
         _server.find_cli_binary()
