@@ -6,14 +6,20 @@
 #   scripts/setup.sh --server   only what building statehub-server and
 #                               statehub-cli needs (scripts/build.sh server;
 #                               server/Dockerfile's build stage)
+#   scripts/setup.sh --wheel    only what scripts/build.sh wheel needs: the
+#                               server's, GoogleTest (the wheel ships the
+#                               release tree's binaries, and that tree is
+#                               configured with its tests) and Python's venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 server_only=false
+wheel_only=false
 case "${1:-}" in
   "") ;;
   --server) server_only=true ;;
-  *) echo "setup.sh: unknown argument '$1' (--server, or none)" >&2; exit 2 ;;
+  --wheel) wheel_only=true ;;
+  *) echo "setup.sh: unknown argument '$1' (--server, --wheel, or none)" >&2; exit 2 ;;
 esac
 
 # What the server and the CLI are built from.
@@ -26,7 +32,9 @@ packages=(
   # The token check (SHA-256).
   libssl-dev
 )
-if ! $server_only; then
+if $wheel_only; then
+  packages+=(libgtest-dev libgmock-dev python3 python3-venv)
+elif ! $server_only; then
   packages+=(
     git libgtest-dev libgmock-dev clang libclang-rt-14-dev clang-format
     # Makes the TLS tests' certificates.
@@ -50,7 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if $server_only; then
+if $server_only || $wheel_only; then
   exit 0
 fi
 

@@ -11,7 +11,10 @@
 #   7. the Helm chart: helm lint and helm template in both modes, then its
 #      tests (tests/chart, pytest);
 #   8. the Python client's tests (pytest, against the real server), ruff and
-#      mypy.
+#      mypy;
+#   9. the binary wheel: built from step 1's statehub-server and statehub-cli
+#      (no C++ compiled again), installed into a fresh virtual environment
+#      and run there (tests/wheel, pytest).
 # Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,8 +81,17 @@ echo "== Python client: pytest, ruff, mypy"
   | tee "$logs/python.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 .venv/bin/ruff check --no-cache clients/python tests/python tests/chart \
-  tests/container
+  tests/container tests/wheel
 (cd clients/python && ../../.venv/bin/mypy --no-incremental)
+
+echo "== the binary wheel: build, install into a fresh venv, run"
+# scripts/build.sh wheel takes build/'s statehub-server and statehub-cli,
+# which the release build above made: it compiles nothing, and costs the
+# packaging (pip wheel, auditwheel repair) and the install, under a minute.
+scripts/build.sh wheel
+.venv/bin/python -m pytest tests/wheel -q -p no:cacheprovider 2>&1 \
+  | tee "$logs/wheel.log"
+[ "${PIPESTATUS[0]}" -eq 0 ]
 
 # One closing line that counts every test run above.
 passed=$(cat "$logs"/release.log "$logs"/asan.log \
@@ -90,5 +102,6 @@ pytest_passed() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/$1.log" | tail -1;
 python=$(pytest_passed python)
 chart=$(pytest_passed chart)
 container=$(pytest_passed container)
+wheel=$(pytest_passed wheel)
 fuzz=$(grep -c '^fuzz .*: ok' "$logs/fuzz.log")
-echo "statehub: $((passed + tsan + python + chart + container + fuzz)) passed, 0 failed"
+echo "statehub: $((passed + tsan + python + chart + container + wheel + fuzz)) passed, 0 failed"

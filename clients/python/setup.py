@@ -14,6 +14,14 @@ built there (``<repo>/build/server/statehub-server``).
 
 Where the .proto files are looked for, in order: ``$STATEHUB_API_DIR``,
 ``../../api`` (a checkout), ``./api`` (an sdist).
+
+With ``$STATEHUB_WHEEL_BINARIES`` set to a directory holding
+``statehub-server`` and ``statehub-cli`` (``scripts/build.sh wheel`` sets
+it), the package carries those binaries in ``statehub/_bin/``: the wheel is
+then platform-specific (``py3-none-linux_*``, for ``auditwheel repair`` to
+bundle their shared libraries and retag), gets the ``statehub-server`` and
+``statehub-cli`` commands, and records no source root. Without it the
+package is pure Python, as before.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py as _build_py
 from setuptools.command.sdist import sdist as _sdist
 
@@ -33,6 +41,26 @@ PROTO_PACKAGE = Path("statehub") / "v1"
 OUT_DIR = HERE / "statehub" / "_proto"
 
 _ABSOLUTE_IMPORT = re.compile(r"^from statehub\.v1 import ", re.MULTILINE)
+
+BINARIES_ENV = "STATEHUB_WHEEL_BINARIES"
+BINARIES = ("statehub-server", "statehub-cli")
+# Where the binaries sit inside the package; statehub/_server.py looks there.
+BIN_DIR = Path("statehub") / "_bin"
+
+
+def _binaries_dir() -> Path | None:
+    """The directory of the binaries to ship, or None for a pure package."""
+    given = os.environ.get(BINARIES_ENV)
+    if not given:
+        return None
+    directory = Path(given).resolve()
+    missing = [b for b in BINARIES if not os.access(directory / b, os.X_OK)]
+    if missing:
+        raise SystemExit(
+            f"statehub: ${BINARIES_ENV} is {given!r}, which holds no executable "
+            + " or ".join(missing)
+        )
+    return directory
 
 
 def _api_dir() -> Path:
@@ -87,9 +115,12 @@ def generate_stubs() -> None:
     (OUT_DIR / "__init__.py").write_text(
         '"""Generated from api/statehub/v1/*.proto at build time; do not edit."""\n'
     )
+    # A wheel that carries the server points at no checkout: the build
+    # machine's paths mean nothing where it is installed.
+    source_root = "" if _binaries_dir() else _source_root(api_dir)
     (OUT_DIR / "_build_info.py").write_text(
         '"""Written by setup.py at build time; do not edit."""\n\n'
-        f"SOURCE_ROOT = {_source_root(api_dir)!r}\n"
+        f"SOURCE_ROOT = {source_root!r}\n"
         f"GRPC_TOOLS_VERSION = {_grpc_tools_version()!r}\n"
     )
 
@@ -152,11 +183,43 @@ def _extras() -> dict[str, list[str]]:
 
 
 class build_py(_build_py):  # noqa: N801 - setuptools' command naming
-    """build_py that first generates statehub/_proto from the .proto files."""
+    """build_py that first generates statehub/_proto from the .proto files,
+    and copies the binaries in when the wheel is to carry them."""
 
     def run(self) -> None:
         generate_stubs()
         super().run()
+        target = Path(self.build_lib) / BIN_DIR
+        # A build directory used before by a wheel build must not slip its
+        # binaries into a pure package.
+        shutil.rmtree(target, ignore_errors=True)
+        source = _binaries_dir()
+        if source is None:
+            return
+        target.mkdir(parents=True)
+        for binary in BINARIES:
+            shutil.copy2(source / binary, target / binary)
+
+
+class BinaryDistribution(Distribution):
+    """A distribution with binaries in it: installed into platlib, and its
+    wheel is platform-specific."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+def _bdist_wheel() -> type:
+    """bdist_wheel tagged for any Python 3 on this platform: the binaries do
+    not load into the interpreter, so no Python version or ABI is named.
+    (setuptools 70.1 or later has it; pip's isolated build gets the newest.)"""
+    from setuptools.command.bdist_wheel import bdist_wheel
+
+    class platform_wheel(bdist_wheel):  # noqa: N801
+        def get_tag(self) -> tuple[str, str, str]:
+            return "py3", "none", super().get_tag()[2]
+
+    return platform_wheel
 
 
 class sdist(_sdist):  # noqa: N801
@@ -177,8 +240,23 @@ if not (OUT_DIR / "__init__.py").exists():
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "__init__.py").write_text('"""Filled by build_py from api/."""\n')
 
+commands: dict[str, type] = {"build_py": build_py, "sdist": sdist}
+distribution: type[Distribution] = Distribution
+scripts: list[str] = []
+if _binaries_dir() is not None:
+    commands["bdist_wheel"] = _bdist_wheel()
+    distribution = BinaryDistribution
+    # Python entry points that exec the binaries in statehub/_bin/; a pure
+    # package has no binary for them to run.
+    scripts = [
+        "statehub-server = statehub.server:main",
+        "statehub-cli = statehub.server:cli",
+    ]
+
 setup(
-    cmdclass={"build_py": build_py, "sdist": sdist},
+    distclass=distribution,
+    cmdclass=commands,
     install_requires=_dependencies(),
     extras_require=_extras(),
+    entry_points={"console_scripts": scripts},
 )

@@ -4,8 +4,10 @@ starts a private server process.
 The binary is looked for in this order:
 
 1. ``$STATEHUB_SERVER``;
-2. ``statehub-server`` on ``$PATH``;
-3. the build output of the source checkout this package was built from
+2. the binary inside this package (``statehub/_bin/statehub-server``), which
+   only the binary wheel carries (``scripts/build.sh wheel``);
+3. ``statehub-server`` on ``$PATH``;
+4. the build output of the source checkout this package was built from
    (``<repo>/build/server/statehub-server``; the path is recorded at build
    time in ``statehub/_proto/_build_info.py``), or of the checkout this
    module sits in (an editable install).
@@ -29,6 +31,9 @@ from . import errors
 
 SERVER_ENV = "STATEHUB_SERVER"
 _BINARY = "statehub-server"
+_CLI = "statehub-cli"
+#: Where the binary wheel puts statehub-server and statehub-cli.
+BUNDLED_DIR = Path(__file__).resolve().parent / "_bin"
 _BUILD_PATH = Path("build") / "server" / _BINARY
 _READY = "statehub-server ready"
 _LISTENING = "statehub-server listening on "
@@ -57,6 +62,9 @@ def find_server_binary() -> str:
         raise errors.ServerNotFound(
             f"${SERVER_ENV} is {from_env!r}, which is not an executable file"
         )
+    bundled = BUNDLED_DIR / _BINARY
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return str(bundled)
     on_path = shutil.which(_BINARY)
     if on_path:
         return on_path
@@ -72,6 +80,23 @@ def find_server_binary() -> str:
         f"(ninja -C <statehub checkout>/build {_BINARY}), set "
         f"{SERVER_ENV}=/path/to/{_BINARY}, or connect to a running server "
         "with statehub.Manager('unix:///tmp/statehub.sock')"
+    )
+
+
+def find_cli_binary() -> str:
+    """The path of statehub-cli: the one inside this package, else the one
+    beside the statehub-server :func:`find_server_binary` finds (one build
+    makes both); ServerNotFound if none."""
+    bundled = BUNDLED_DIR / _CLI
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return str(bundled)
+    server = find_server_binary()
+    beside = Path(server).resolve().with_name(_CLI)
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise errors.ServerNotFound(
+        f"cannot find {_CLI}: not inside the statehub package and not beside "
+        f"{server}. Build it (ninja -C <statehub checkout>/build {_CLI})"
     )
 
 
