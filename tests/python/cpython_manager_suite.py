@@ -16,7 +16,9 @@ multiprocessing passes. Example::
     python tests/python/cpython_manager_suite.py spawn --json out.json
     python tests/python/cpython_manager_suite.py forkserver -k Containers
 
-The MyManager, RemoteManager and ManagerRestart classes test BaseManager
+TestSyncManagerTypes (as WithManagerTestSyncManagerTypes) starts a
+SyncManager per test, which the statehub pass makes statehub's. The
+MyManager, RemoteManager and ManagerRestart classes test BaseManager
 subclasses of their own (MyManager, QueueManager, QueueManager2): the
 statehub pass replaces them with the same subclasses of
 statehub.managers.BaseManager, registered the same way, in this process and
@@ -104,6 +106,14 @@ class QueueManager2(statehub.managers.BaseManager):
 
 
 QueueManager2.register("get_queue")
+
+class WithManagerTestSyncManagerTypes(cpython.TestSyncManagerTypes):
+    """CPython's TestSyncManagerTypes: every type, made by a SyncManager the
+    test starts itself and used in a child (a lock or semaphore unit taken
+    there and released here, a pool entered there). It is no WithManager*
+    class, so it is installed here by hand; the statehub pass gives it
+    statehub's SyncManager."""
+
 
 #: Set in the statehub pass, for its children too.
 PASS_ENV = "STATEHUB_SUITE_PASS"
@@ -268,6 +278,7 @@ def run_pass(
         # ManagerMixin.setUpClass calls multiprocessing.Manager() when each
         # class starts.
         multiprocessing.Manager = statehub_manager  # type: ignore[assignment]
+        WithManagerTestSyncManagerTypes.manager_class = SuiteManager
         os.environ[PASS_ENV] = "statehub"
         use_statehub_base_managers()
     module = sys.modules[__name__]
