@@ -194,3 +194,28 @@ def test_a_pool_task_given_a_proxy_of_a_gone_server_fails_with_the_reason(
         m.shutdown()
         with pytest.raises(ConnectionError, match="has shut it down"):
             pool.apply_async(_use_dict, (d,)).get(60)
+
+
+def test_a_proxy_whose_owner_exited_says_so(tmp_path: Path) -> None:
+    # A program starts a private server, hands a proxy over (a pickle in a
+    # file) and exits: its server goes with it.
+    import pickle
+
+    script = tmp_path / "owner.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import pickle, sys
+            import statehub
+            m = statehub.Manager(server={server_binary()!r})
+            d = m.named.dict("handed-over", a=1)
+            with open(sys.argv[1], "wb") as out:
+                pickle.dump(d, out)
+            """
+        )
+    )
+    handed = tmp_path / "proxy.pickle"
+    subprocess.run([sys.executable, str(script), str(handed)], check=True, timeout=60)
+    d = pickle.loads(handed.read_bytes())
+    with pytest.raises(statehub.ConnectionError, match="which has exited"):
+        d["a"]
