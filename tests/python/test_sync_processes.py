@@ -62,6 +62,14 @@ def test_seed_program_queue_dict_list_and_value_under_lock(
     assert jobs.empty()
 
 
+def _acquire_in_a_child_that_exits(ctx: Any, lock: Any) -> None:
+    """A child of ``ctx`` takes ``lock`` (or a unit) and exits normally."""
+    child = ctx.Process(target=workers.acquire_and_exit, args=(lock,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_locks_of_a_child_that_exits_normally_stay_taken(
     m: statehub.SyncManager, method: str
@@ -71,10 +79,7 @@ def test_locks_of_a_child_that_exits_normally_stay_taken(
     ctx = multiprocessing.get_context(method)
     lock, bounded, plain = m.Lock(), m.BoundedSemaphore(1), m.Semaphore(1)
     for held in (lock, bounded, plain):
-        child = ctx.Process(target=workers.acquire_and_exit, args=(held,))
-        child.start()
-        child.join(60)
-        assert child.exitcode == 0
+        _acquire_in_a_child_that_exits(ctx, held)
         if held is lock:
             # The child's session has ended; the lock stays held.
             assert wait_until(lambda: lock.state().holder_left, 30)
@@ -91,10 +96,7 @@ def test_a_grpc_client_leaves_its_locks_taken_at_exit_too() -> None:
     with statehub.Manager(server=server_binary(), transport="grpc") as g:
         ctx = multiprocessing.get_context("spawn")
         lock = g.Lock()
-        child = ctx.Process(target=workers.acquire_and_exit, args=(lock,))
-        child.start()
-        child.join(60)
-        assert child.exitcode == 0
+        _acquire_in_a_child_that_exits(ctx, lock)
         assert wait_until(lambda: lock.state().holder_left, 30)
         assert lock.acquire(False) is False
         lock.release()
@@ -109,10 +111,7 @@ def test_an_rlock_of_a_child_that_exits_normally_is_released(
     # anyone else, so its owner's exit frees it (told as owner_died).
     ctx = multiprocessing.get_context(method)
     rlock = m.RLock()
-    child = ctx.Process(target=workers.acquire_and_exit, args=(rlock,))
-    child.start()
-    child.join(60)
-    assert child.exitcode == 0
+    _acquire_in_a_child_that_exits(ctx, rlock)
     assert rlock.acquire(timeout=10) is True
     assert rlock.owner_died is True
     rlock.release()

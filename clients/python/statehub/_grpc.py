@@ -47,7 +47,6 @@ from ._proto import (
     dict_pb2_grpc,
     list_pb2_grpc,
     namespace_pb2_grpc,
-    objects_pb2,
     objects_pb2_grpc,
     queue_pb2_grpc,
     session_pb2_grpc,
@@ -55,6 +54,7 @@ from ._proto import (
     value_pb2,
 )
 from ._reconnect import RECONNECT_WAIT, made_again
+from ._releases import Holds, take_again
 from ._session import Session
 from ._status import NO_KEY, error_from_status
 from ._transport import Credentials, ManagerCount
@@ -257,8 +257,8 @@ class GrpcConnection(ManagerCount):
         # Reentrant: a proxy's finalizer may run (from the garbage collector)
         # on a thread that already holds it.
         self._lock = threading.RLock()
-        # Holds this process has on anonymous objects: name -> [type, count].
-        self._holds: dict[str, list[Any]] = {}
+        # Holds this process has on anonymous objects.
+        self._holds = Holds()
         self.held = Held(address)
         self._session = Session(self, _SessionsStub(self._channel))
         self._numbers = CallNumbers()
@@ -482,12 +482,7 @@ class GrpcConnection(ManagerCount):
 
     def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
         """Notes one server hold of this process's session on ``name``."""
-        with self._lock:
-            entry = self._holds.get(name)
-            if entry is None:
-                self._holds[name] = [object_type, 1]
-            else:
-                entry[1] += 1
+        self._holds.add(name, object_type)
 
     def release(self, name: str, *, handed_off: bool = False) -> None:
         """Drops one hold on ``name``: sent, batched, on the session stream
@@ -502,12 +497,7 @@ class GrpcConnection(ManagerCount):
         self._session.send_release(name, handed_off=handed_off)
 
     def _forget_hold(self, name: str) -> None:
-        with self._lock:
-            entry = self._holds.get(name)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._holds[name]
+        self._holds.drop(name)
 
     def _session_replaced(self, old: str, new: str, ttl: float | None) -> None:
         self.held.session_replaced(old, new, ttl)
@@ -516,24 +506,7 @@ class GrpcConnection(ManagerCount):
         """After the server replaced an expired session with a new one, takes
         the holds this process had again; the objects that are gone count as
         lost (statehub._held)."""
-        with self._lock:
-            # One C-level copy: a finalizer run by the garbage collector
-            # could otherwise change the dict while Python iterates it.
-            holds = self._holds.copy()
-        gone = []
-        for name, (object_type, count) in holds.items():
-            for _ in range(count):
-                try:
-                    self.call(
-                        "Objects",
-                        "Open",
-                        objects_pb2.OpenRequest(name=name, type=object_type),
-                    )
-                except errors.ObjectNotFound:
-                    gone.append(name)
-                    break
-                except errors.StatehubError:
-                    break
+        gone = take_again(self.call, self._holds.copy())
         self.held.objects_gone(new, gone)
 
     # -- life cycle ---------------------------------------------------------

@@ -39,9 +39,9 @@ from typing import Any, Protocol
 from . import _metrics, _transport, errors
 from ._frames import GOODBYE, PING, PONG, RELEASE, Link, LinkError
 from ._held import Held
-from ._proto import lane_pb2, objects_pb2, session_pb2, value_pb2
+from ._proto import lane_pb2, session_pb2, value_pb2
 from ._reconnect import Watcher
-from ._releases import ReleaseQueue
+from ._releases import Holds, ReleaseQueue, take_again
 
 #: How long connecting and the HELLO may take (also the watcher's socket
 #: timeout).
@@ -82,7 +82,6 @@ class LaneSession:
         #: it holds to close.
         self.lock = lock
         self.primary_lock = threading.Lock()
-        self._holds_lock = threading.RLock()
         #: The link that owns the session; None before the first session
         #: and while it is lost.
         self.primary: Link | None = None
@@ -94,8 +93,8 @@ class LaneSession:
         self.number_calls = False
         #: When the primary was lost (monotonic), while it is not back.
         self.lost_at: float | None = None
-        # Holds this process has on anonymous objects: name -> [type, count].
-        self._holds: dict[str, list[Any]] = {}
+        # Holds this process has on anonymous objects.
+        self._holds = Holds()
         # Releases not sent yet, and ("stop",) for the timer thread.
         self._releases = ReleaseQueue()
         self._thread: threading.Thread | None = None
@@ -145,7 +144,7 @@ class LaneSession:
                     # have gone away) are not used again.
                     conn._retire_links()
                 if new_session:
-                    with self._holds_lock:
+                    with self._holds.lock:
                         # Releases queued for the old session are moot; the
                         # new one takes what this process holds now.
                         self._releases.clear()
@@ -203,47 +202,25 @@ class LaneSession:
                 self._conn._drop(primary)
 
     def _readopt(self, holds: dict[str, list[Any]]) -> list[str]:
-        """After the server replaced an ended session with a new one, takes
-        the holds this process had again; returns the names of the objects
-        that are gone (best effort: other failures are not counted)."""
-        gone = []
-        for name, (object_type, count) in holds.items():
-            for _ in range(count):
-                try:
-                    self._conn.call(
-                        "Objects",
-                        "Open",
-                        objects_pb2.OpenRequest(name=name, type=object_type),
-                        checked=False,
-                    )
-                except errors.ObjectNotFound:
-                    gone.append(name)
-                    break
-                except errors.StatehubError:
-                    break
-        return gone
+        conn = self._conn
+
+        def call(service: str, method: str, request: Any) -> Any:
+            return conn.call(service, method, request, checked=False)
+
+        return take_again(call, holds)
 
     # -- holds on anonymous objects ----------------------------------------
 
     def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
         """Notes one server hold of this session on ``name``."""
-        with self._holds_lock:
-            entry = self._holds.get(name)
-            if entry is None:
-                self._holds[name] = [object_type, 1]
-            else:
-                entry[1] += 1
+        self._holds.add(name, object_type)
 
     def release(self, name: str, *, handed_off: bool = False) -> None:
         """Drops one hold on ``name`` (see LaneConnection.release). Safe to
         call from a finalizer on any thread: no I/O, and only a reentrant
         lock and a SimpleQueue."""
-        with self._holds_lock:
-            entry = self._holds.get(name)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._holds[name]
+        with self._holds.lock:
+            self._holds.drop(name)
             self._releases.put(name, handed_off=handed_off)
 
     def releases_pending(self) -> bool:
@@ -259,7 +236,7 @@ class LaneSession:
             names: list[str] = []
             now = time.monotonic()
             releases = self._releases
-            with self._holds_lock:
+            with self._holds.lock:
                 first = carried if carried and carried[0] != "tick" else None
                 control = releases.collect(names, first)
                 if control is not None:

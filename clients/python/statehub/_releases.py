@@ -1,5 +1,8 @@
-"""The holds that proxies give back, on their way to the server: one queue
-for both transports (the lane's RELEASE frames, gRPC's Release messages).
+"""The holds of this process's session on anonymous objects, and the
+releases on their way to the server, for both transports (the lane's
+RELEASE frames, gRPC's Release messages): :class:`Holds` counts them, so
+that a new session can take them again (:func:`take_again`), and
+:class:`ReleaseQueue` carries what proxies give back.
 
 A proxy of an anonymous object releases its hold when it is collected, so
 :meth:`ReleaseQueue.put` runs in a finalizer, on any thread, possibly one in
@@ -25,9 +28,70 @@ import heapq
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from . import _transport
+from . import _transport, errors
+from ._proto import objects_pb2
+
+
+class Holds:
+    """The holds of this process's session: name -> [object type, count].
+
+    :attr:`lock` is reentrant: a proxy's finalizer may run (from the
+    garbage collector) on a thread that already holds it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._counts: dict[str, list[Any]] = {}
+
+    def add(self, name: str, object_type: Any) -> None:
+        """One more hold on ``name``."""
+        with self.lock:
+            entry = self._counts.get(name)
+            if entry is None:
+                self._counts[name] = [object_type, 1]
+            else:
+                entry[1] += 1
+
+    def drop(self, name: str) -> None:
+        """One hold on ``name`` fewer."""
+        with self.lock:
+            entry = self._counts.get(name)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._counts[name]
+
+    def copy(self) -> dict[str, list[Any]]:
+        """A snapshot (one C-level copy: a finalizer could otherwise change
+        the dict while Python iterates it)."""
+        with self.lock:
+            return {name: list(entry) for name, entry in self._counts.items()}
+
+
+def take_again(call: Callable[..., Any], holds: dict[str, list[Any]]) -> list[str]:
+    """After the server replaced an ended session with a new one, takes the
+    holds ``holds`` (a :meth:`Holds.copy`) again with ``call`` (the
+    transport's funnel: Objects.Open of each name); returns the names of
+    the objects that are gone (best effort: other failures are not
+    counted)."""
+    gone = []
+    for name, (object_type, count) in holds.items():
+        for _ in range(count):
+            try:
+                call(
+                    "Objects",
+                    "Open",
+                    objects_pb2.OpenRequest(name=name, type=object_type),
+                )
+            except errors.ObjectNotFound:
+                gone.append(name)
+                break
+            except errors.StatehubError:
+                break
+    return gone
+
 
 _NOW = "release"
 _LATER = "release_later"
