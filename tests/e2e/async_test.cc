@@ -8,6 +8,8 @@
 
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <optional>
@@ -32,6 +34,24 @@ using testing::ServerProcess;
 
 // Generous: reached only if something hangs.
 constexpr absl::Duration kHang = absl::Seconds(60);
+
+// Stopped is whether every thread of process `pid` is stopped (SIGSTOP
+// takes effect on each thread in its own time).
+bool Stopped(pid_t pid) {
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // "tid (comm) S ...": the state follows the last ')'.
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= line.size() ||
+        line[paren + 2] != 'T') {
+      return false;
+    }
+  }
+  return true;
+}
 
 class AsyncTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -281,6 +301,7 @@ TEST_P(AsyncTest, AKilledServerFailsEveryCallInFlightWithUnavailable) {
       });
   ASSERT_TRUE(PollUntil([&] { return held->State()->waiters.size() == 1; }));
   kill(server_->pid(), SIGSTOP);
+  ASSERT_TRUE(PollUntil([&] { return Stopped(server_->pid()); }));
   AsyncDict dict = client_->dict("async/doomed");
   constexpr int kWrites = 500;
   for (int i = 0; i < kWrites; ++i) {
