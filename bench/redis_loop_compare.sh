@@ -4,11 +4,12 @@
 # redis-benchmark -c CLIENTS -P P for Redis; for statehub, on the same
 # shape (--connections=CLIENTS --pipeline=P, one thread), each of
 # STATEHUB_CLIENTS:
-#   async  build/bench/async_loop: the C++ client's asynchronous API
-#          (statehub/async.h), what an application gets
-#   raw    build/bench/lane_loop: raw lane frames written by hand, what the
-#          server serves a client that costs next to nothing (it numbers
-#          writes over TCP, as WELCOME advises; the async client does not)
+#   async  build/bench/lane_loop --client=async: the C++ client's
+#          asynchronous API (statehub/async.h), what an application gets
+#   raw    build/bench/lane_loop --client=raw: lane frames written by hand,
+#          what the server serves a client that costs next to nothing (it
+#          numbers writes over TCP, as WELCOME advises; the async client
+#          does not)
 # on TCP loopback, for each P in PIPELINES.
 #
 # ROUNDS rounds; odd rounds run Redis first, then async, then raw; even
@@ -42,7 +43,7 @@ keyspace=${KEYSPACE:-100000}
 statehub_clients=${STATEHUB_CLIENTS:-"async raw"}
 
 require_redis
-scripts/build.sh release statehub-server lane_loop async_loop
+scripts/build.sh release statehub-server lane_loop
 
 # system,round,pipeline,op,ops_per_s,p50_us[,statehub op,errors]
 rows="$bench_tmp/rows.csv"
@@ -71,19 +72,18 @@ run_redis() {
 }
 
 run_statehub() {
-  local kind=$1 round=$2 p=$3 program
+  local kind=$1 round=$2 p=$3
   case "$kind" in
-    async) program=async_loop ;;
-    raw) program=lane_loop ;;
+    async | raw) ;;
     *)
       echo "$0: STATEHUB_CLIENTS: unknown client '$kind' (async, raw)" >&2
       exit 2
       ;;
   esac
-  echo "$program --connections=$clients --pipeline=$p" >&2
+  echo "lane_loop --client=$kind --connections=$clients --pipeline=$p" >&2
   # The private server's startup lines share stdout; keep the CSV rows.
-  "build/bench/$program" --connections="$clients" --pipeline="$p" \
-    --seconds="$seconds" --warmup="$warmup" --csv |
+  build/bench/lane_loop --client="$kind" --connections="$clients" \
+    --pipeline="$p" --seconds="$seconds" --warmup="$warmup" --csv |
     grep -E '^(dict_|list_)' |
     awk -F, -v s="$kind" -v r="$round" -v p="$p" '{
       op = $1
@@ -106,7 +106,7 @@ for p in $pipelines; do
 done
 
 echo
-echo "statehub-server (async: the C++ async client; raw: lane_loop's hand-made" \
+echo "statehub-server (lane_loop: async, the C++ async client; raw, hand-made" \
   "frames) vs redis-server (redis-benchmark), $clients connections, one" \
   "client thread each, TCP loopback, $rounds rounds alternating who goes" \
   "first; ops/s the mean of the rounds'; p50 (us) the median of the rounds'"

@@ -53,6 +53,15 @@ bool Stopped(pid_t pid) {
   return true;
 }
 
+// AcquireRequest is a Locks.Acquire of lock `name`, for AsyncClient::Call.
+v1::LockAcquireRequest AcquireRequest(const std::string& name, bool blocking) {
+  v1::LockAcquireRequest request;
+  request.set_name(name);
+  request.set_blocking(blocking);
+  request.set_thread_id(1);
+  return request;
+}
+
 class AsyncTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
@@ -257,13 +266,10 @@ TEST_P(AsyncTest, AParkedCallIsAnsweredAfterLaterCalls) {
   auto held = blocking_->OpenLock("async/lock");
   ASSERT_TRUE(held.ok());
   ASSERT_TRUE(held->Acquire()->acquired);
-  v1::LockAcquireRequest acquire;
-  acquire.set_name("async/lock");
-  acquire.set_blocking(true);
-  acquire.set_thread_id(1);
   std::optional<absl::StatusOr<v1::LockAcquireResponse>> granted;
   client_->Call<v1::LockAcquireResponse>(
-      acquire, [&](absl::StatusOr<v1::LockAcquireResponse> r) {
+      AcquireRequest("async/lock", true),
+      [&](absl::StatusOr<v1::LockAcquireResponse> r) {
         granted = std::move(r);
       });
   // Calls issued after the parked acquire complete while it waits.
@@ -291,12 +297,10 @@ TEST_P(AsyncTest, AKilledServerFailsEveryCallInFlightWithUnavailable) {
   ASSERT_TRUE(held.ok());
   ASSERT_TRUE(held->Acquire()->acquired);
   // A parked call, and then writes the server will never read.
-  v1::LockAcquireRequest acquire;
-  acquire.set_name("async/doomed-lock");
-  acquire.set_blocking(true);
   std::vector<absl::Status> statuses;
   client_->Call<v1::LockAcquireResponse>(
-      acquire, [&](absl::StatusOr<v1::LockAcquireResponse> r) {
+      AcquireRequest("async/doomed-lock", true),
+      [&](absl::StatusOr<v1::LockAcquireResponse> r) {
         statuses.push_back(r.status());
       });
   ASSERT_TRUE(PollUntil([&] { return held->State()->waiters.size() == 1; }));
@@ -397,12 +401,9 @@ TEST_P(AsyncTest, AJoinedClientRunsUnderTheBlockingClientsSession) {
   EXPECT_EQ((*joined)->session_id(), blocking_->session_id());
   auto held = blocking_->OpenLock("async/joined");
   ASSERT_TRUE(held.ok());
-  v1::LockAcquireRequest acquire;
-  acquire.set_name("async/joined");
-  acquire.set_blocking(false);
   std::optional<absl::StatusOr<v1::LockAcquireResponse>> got;
   (*joined)->Call<v1::LockAcquireResponse>(
-      acquire,
+      AcquireRequest("async/joined", false),
       [&](absl::StatusOr<v1::LockAcquireResponse> r) { got = std::move(r); });
   ASSERT_TRUE(
       loop_.RunUntil([&] { return got.has_value(); }, absl::Now() + kHang));

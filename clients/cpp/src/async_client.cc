@@ -54,6 +54,14 @@ void IssueDone(AsyncConnection& conn, const Request& request, AsyncDone done) {
       });
 }
 
+// Field returns the converter of a reply whose result is one field of it.
+template <typename Response, typename T>
+auto Field(T (Response::*get)() const) {
+  return [get](const Response& response, const AsyncConnection&) {
+    return absl::StatusOr<T>((response.*get)());
+  };
+}
+
 // DecodeValue converts the value of a reply.
 struct DecodeValue {
   template <typename Response>
@@ -67,8 +75,7 @@ struct DecodeValue {
 template <typename Handle>
 void Open(const std::shared_ptr<AsyncConnection>& conn, absl::string_view name,
           ObjectType type, AsyncCallback<Handle> done,
-          Handle (*make)(std::shared_ptr<AsyncConnection>, std::string,
-                         std::shared_ptr<const void>)) {
+          Handle (*make)(client_internal::AsyncHandleState)) {
   v1::OpenRequest request;
   request.set_name(std::string(name));
   request.set_type(internal::ToWire(type));
@@ -82,7 +89,7 @@ void Open(const std::shared_ptr<AsyncConnection>& conn, absl::string_view name,
                              client_internal::kAnonymousPrefix)) {
           hold = conn->MakeHold(response.name());
         }
-        return make(conn, response.name(), std::move(hold));
+        return make({conn, response.name(), std::move(hold)});
       });
 }
 
@@ -149,30 +156,26 @@ size_t AsyncClient::in_flight() const { return conn_->in_flight(); }
 void AsyncClient::Close() { conn_->Close(); }
 
 AsyncDict AsyncClient::dict(std::string name) const {
-  return AsyncDict(conn_, std::move(name), nullptr);
+  return AsyncDict({conn_, std::move(name), nullptr});
 }
 
 AsyncList AsyncClient::list(std::string name) const {
-  return AsyncList(conn_, std::move(name), nullptr);
+  return AsyncList({conn_, std::move(name), nullptr});
 }
 
 void AsyncClient::OpenDict(absl::string_view name,
                            AsyncCallback<AsyncDict> done) {
   Open<AsyncDict>(conn_, name, ObjectType::kDict, std::move(done),
-                  [](std::shared_ptr<AsyncConnection> conn, std::string name,
-                     std::shared_ptr<const void> hold) {
-                    return AsyncDict(std::move(conn), std::move(name),
-                                     std::move(hold));
+                  [](client_internal::AsyncHandleState state) {
+                    return AsyncDict(std::move(state));
                   });
 }
 
 void AsyncClient::OpenList(absl::string_view name,
                            AsyncCallback<AsyncList> done) {
   Open<AsyncList>(conn_, name, ObjectType::kList, std::move(done),
-                  [](std::shared_ptr<AsyncConnection> conn, std::string name,
-                     std::shared_ptr<const void> hold) {
-                    return AsyncList(std::move(conn), std::move(name),
-                                     std::move(hold));
+                  [](client_internal::AsyncHandleState state) {
+                    return AsyncList(std::move(state));
                   });
 }
 
@@ -186,55 +189,50 @@ void AsyncClient::CallRaw(
 
 void AsyncDict::Get(const Value& key, AsyncCallback<Value> done) const {
   v1::DictGetRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(key, request.mutable_key());
-  Issue<v1::DictGetResponse>(*conn_, request, std::move(done), DecodeValue());
+  Issue<v1::DictGetResponse>(*state_.conn, request, std::move(done),
+                             DecodeValue());
 }
 
 void AsyncDict::Set(const Value& key, const Value& value,
                     AsyncDone done) const {
   v1::DictSetRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(key, request.mutable_key());
   EncodeValue(value, request.mutable_value());
-  IssueDone(*conn_, request, std::move(done));
+  IssueDone(*state_.conn, request, std::move(done));
 }
 
 void AsyncDict::Delete(const Value& key, AsyncDone done) const {
   v1::DictDeleteRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(key, request.mutable_key());
-  IssueDone(*conn_, request, std::move(done));
+  IssueDone(*state_.conn, request, std::move(done));
 }
 
 void AsyncDict::Contains(const Value& key, AsyncCallback<bool> done) const {
   v1::DictContainsRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(key, request.mutable_key());
-  Issue<v1::DictContainsResponse>(
-      *conn_, request, std::move(done),
-      [](const v1::DictContainsResponse& response, const AsyncConnection&) {
-        return absl::StatusOr<bool>(response.contains());
-      });
+  Issue<v1::DictContainsResponse>(*state_.conn, request, std::move(done),
+                                  Field(&v1::DictContainsResponse::contains));
 }
 
 void AsyncDict::Len(AsyncCallback<int64_t> done) const {
   v1::DictLenRequest request;
-  request.set_name(name_);
-  Issue<v1::DictLenResponse>(
-      *conn_, request, std::move(done),
-      [](const v1::DictLenResponse& response, const AsyncConnection&) {
-        return absl::StatusOr<int64_t>(response.length());
-      });
+  request.set_name(state_.name);
+  Issue<v1::DictLenResponse>(*state_.conn, request, std::move(done),
+                             Field(&v1::DictLenResponse::length));
 }
 
 void AsyncDict::Increment(const Value& key, const Value& delta,
                           AsyncCallback<Value> done) const {
   v1::DictIncrementRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(key, request.mutable_key());
   EncodeValue(delta, request.mutable_delta());
-  Issue<v1::DictIncrementResponse>(*conn_, request, std::move(done),
+  Issue<v1::DictIncrementResponse>(*state_.conn, request, std::move(done),
                                    DecodeValue());
 }
 
@@ -242,36 +240,32 @@ void AsyncDict::Increment(const Value& key, const Value& delta,
 
 void AsyncList::Len(AsyncCallback<int64_t> done) const {
   v1::ListLenRequest request;
-  request.set_name(name_);
-  Issue<v1::ListLenResponse>(
-      *conn_, request, std::move(done),
-      [](const v1::ListLenResponse& response, const AsyncConnection&) {
-        return absl::StatusOr<int64_t>(response.length());
-      });
+  request.set_name(state_.name);
+  Issue<v1::ListLenResponse>(*state_.conn, request, std::move(done),
+                             Field(&v1::ListLenResponse::length));
 }
 
 void AsyncList::Get(int64_t index, AsyncCallback<Value> done) const {
   v1::ListGetRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   request.mutable_at()->set_index(index);
-  Issue<v1::ListGetResponse>(*conn_, request, std::move(done), DecodeValue());
+  Issue<v1::ListGetResponse>(*state_.conn, request, std::move(done),
+                             DecodeValue());
 }
 
 void AsyncList::Append(const Value& value, AsyncCallback<int64_t> done) const {
   v1::ListAppendRequest request;
-  request.set_name(name_);
+  request.set_name(state_.name);
   EncodeValue(value, request.mutable_value());
-  Issue<v1::ListAppendResponse>(
-      *conn_, request, std::move(done),
-      [](const v1::ListAppendResponse& response, const AsyncConnection&) {
-        return absl::StatusOr<int64_t>(response.length());
-      });
+  Issue<v1::ListAppendResponse>(*state_.conn, request, std::move(done),
+                                Field(&v1::ListAppendResponse::length));
 }
 
 void AsyncList::Pop(AsyncCallback<Value> done) const {
   v1::ListPopRequest request;
-  request.set_name(name_);
-  Issue<v1::ListPopResponse>(*conn_, request, std::move(done), DecodeValue());
+  request.set_name(state_.name);
+  Issue<v1::ListPopResponse>(*state_.conn, request, std::move(done),
+                             DecodeValue());
 }
 
 }  // namespace statehub

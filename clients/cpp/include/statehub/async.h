@@ -90,6 +90,15 @@ namespace statehub {
 namespace client_internal {
 class AsyncConnection;
 class AsyncLoopState;
+
+// AsyncHandleState is what an async handle holds: its connection, the
+// object's name and, for an anonymous object, the hold that keeps it alive
+// (shared by the handle's copies).
+struct AsyncHandleState {
+  std::shared_ptr<AsyncConnection> conn;
+  std::string name;
+  std::shared_ptr<const void> hold;
+};
 }  // namespace client_internal
 
 // AsyncCallback receives a call's result; AsyncDone the status of a call
@@ -253,7 +262,7 @@ class AsyncClient {
 class AsyncDict {
  public:
   // name returns the dict's name (server-made, "_anon/...", if anonymous).
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return state_.name; }
 
   // Get gets d[key]. Errors: KEY_ERROR if the key is missing.
   void Get(const Value& key, AsyncCallback<Value> done) const;
@@ -273,23 +282,17 @@ class AsyncDict {
 
  private:
   friend class AsyncClient;
-  AsyncDict(std::shared_ptr<client_internal::AsyncConnection> conn,
-            std::string name, std::shared_ptr<const void> hold)
-      : conn_(std::move(conn)),
-        name_(std::move(name)),
-        hold_(std::move(hold)) {}
+  explicit AsyncDict(client_internal::AsyncHandleState state)
+      : state_(std::move(state)) {}
 
-  std::shared_ptr<client_internal::AsyncConnection> conn_;
-  std::string name_;
-  // hold_ is set for an anonymous dict this session holds.
-  std::shared_ptr<const void> hold_;
+  client_internal::AsyncHandleState state_;
 };
 
 // AsyncList is AsyncDict for a shared list, with List's semantics (list.h).
 class AsyncList {
  public:
   // name returns the list's name (server-made, "_anon/...", if anonymous).
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return state_.name; }
 
   // Len gets len(l).
   void Len(AsyncCallback<int64_t> done) const;
@@ -303,15 +306,10 @@ class AsyncList {
 
  private:
   friend class AsyncClient;
-  AsyncList(std::shared_ptr<client_internal::AsyncConnection> conn,
-            std::string name, std::shared_ptr<const void> hold)
-      : conn_(std::move(conn)),
-        name_(std::move(name)),
-        hold_(std::move(hold)) {}
+  explicit AsyncList(client_internal::AsyncHandleState state)
+      : state_(std::move(state)) {}
 
-  std::shared_ptr<client_internal::AsyncConnection> conn_;
-  std::string name_;
-  std::shared_ptr<const void> hold_;
+  client_internal::AsyncHandleState state_;
 };
 
 template <typename Response, typename Request>
