@@ -411,6 +411,22 @@ TEST_P(AsyncTest, AJoinedClientRunsUnderTheBlockingClientsSession) {
   EXPECT_TRUE((*got)->acquired());
   EXPECT_EQ(held->State()->holder.session_id, blocking_->session_id());
 
+  // Closing the joined client ends its connection, not the session.
+  (*joined)->Close();
+  ASSERT_TRUE(loop_.RunUntil([&] { return (*joined)->in_flight() == 0; },
+                             absl::Now() + kHang));
+  std::optional<absl::Status> after_close;
+  (*joined)->dict("async/any").Len([&](absl::StatusOr<int64_t> n) {
+    after_close = n.status();
+  });
+  ASSERT_TRUE(loop_.RunUntil([&] { return after_close.has_value(); },
+                             absl::Now() + kHang));
+  EXPECT_EQ(after_close->code(), absl::StatusCode::kUnavailable);
+  joined->reset();
+  loop_.Poll();
+  EXPECT_EQ(held->State()->holder.session_id, blocking_->session_id())
+      << "the session and the lock it holds live on";
+
   options.join_session_id = "no-such-session";
   auto refused = AsyncClient::Connect(loop_, address(), options);
   EXPECT_EQ(GetErrorKind(refused.status()), ErrorKind::kSessionError)

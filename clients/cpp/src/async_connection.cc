@@ -81,7 +81,8 @@ absl::StatusOr<std::shared_ptr<AsyncConnection>> AsyncConnection::Open(
                                    ? absl::Milliseconds(welcome.lease_ttl_ms())
                                    : absl::InfiniteDuration();
   std::shared_ptr<AsyncConnection> conn(new AsyncConnection(
-      loop, *parsed, welcome.session_id(), lease, (*opened)->Detach()));
+      loop, *parsed, welcome.session_id(), options.join_session_id.empty(),
+      lease, (*opened)->Detach()));
   if (!conn->socket_->is_open()) {
     return absl::InternalError(
         absl::StrCat("statehub: cannot put the lane connection to ",
@@ -97,12 +98,14 @@ absl::StatusOr<std::shared_ptr<AsyncConnection>> AsyncConnection::Open(
 
 AsyncConnection::AsyncConnection(AsyncLoopState& loop,
                                  const LaneAddress& address,
-                                 std::string session_id, absl::Duration lease,
+                                 std::string session_id, bool owns_session,
+                                 absl::Duration lease,
                                  LaneConnection::Detached detached)
     : io_(loop.io()),
       target_(address.target),
       is_unix_(address.is_unix),
       session_id_(std::move(session_id)),
+      owns_session_(owns_session),
       lease_(lease),
       reader_(std::move(detached.reader)),
       read_buffer_(kReadChunk) {
@@ -250,6 +253,8 @@ void AsyncConnection::OnRead(const std::error_code& error, size_t bytes) {
     return Fail(absl::StrCat("from the server is malformed: ",
                              frame_error->status.message()));
   }
+  CloseIfDrained();
+  if (broken_) return;
   Flush();
   StartRead();
 }
@@ -304,10 +309,19 @@ void AsyncConnection::Close() {
 void AsyncConnection::DoClose() {
   if (closing_ || broken_) return;
   closing_ = true;
+  if (!owns_session_) {
+    // GOODBYE would end the session it joined: close once answered.
+    CloseIfDrained();
+    return;
+  }
   // The server answers what came before, then closes: the read handler
   // sees the end of the stream and fails whatever is left.
   lane::AppendFrame(&out_, lane::Kind::kGoodbye, 0, 0, absl::string_view());
   ScheduleFlush();
+}
+
+void AsyncConnection::CloseIfDrained() {
+  if (closing_ && !owns_session_ && pending_.empty()) Fail("is closed");
 }
 
 void AsyncConnection::Fail(absl::string_view why) {

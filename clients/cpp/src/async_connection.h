@@ -138,8 +138,8 @@ class AsyncConnection final
   };
 
   AsyncConnection(AsyncLoopState& loop, const LaneAddress& address,
-                  std::string session_id, absl::Duration lease,
-                  LaneConnection::Detached detached);
+                  std::string session_id, bool owns_session,
+                  absl::Duration lease, LaneConnection::Detached detached);
 
   bool OnLoopThread() const;
   // Start queues a REQUEST frame of `rpc`: `request` serialized now, or
@@ -160,6 +160,9 @@ class AsyncConnection final
   // ArmKeepalive PINGs every lease/3 while nothing else is written (TCP).
   void ArmKeepalive();
   void DoClose();
+  // CloseIfDrained closes a joined connection that is closing once its
+  // last call is answered.
+  void CloseIfDrained();
   // Fail ends the connection: every call in flight fails with UNAVAILABLE
   // saying `why`. Loop thread (or Shutdown's).
   void Fail(absl::string_view why);
@@ -168,6 +171,9 @@ class AsyncConnection final
   const std::string target_;
   const bool is_unix_;
   const std::string session_id_;
+  // owns_session_ is false for a connection that joined another's session:
+  // its Close must not say GOODBYE, which would end that session.
+  const bool owns_session_;
   const absl::Duration lease_;
 
   // dead_ is set once the loop is gone: calls then fail inside Send.

@@ -48,6 +48,11 @@
 // when the AsyncLoop is destroyed are called then, with UNAVAILABLE (and
 // calls issued after that fail inside the call: there is no loop left).
 //
+// Flow: nothing bounds the calls in flight but the caller. Requests wait in
+// the client's output buffer while the socket is busy, so a caller that
+// issues faster than the server answers grows it: keep a bound, as a
+// pipeline depth does (in_flight() counts them).
+//
 // Thread safety: an AsyncLoop is run by one thread at a time; Stop is
 // thread-safe. AsyncClient and handle methods may be called from any
 // thread: from the loop's own thread a request is queued at once, from
@@ -55,11 +60,13 @@
 // thread go out in the order issued.
 //
 // Sessions: Connect says HELLO and waits for WELCOME, as the blocking
-// client's connections do. The connection owns a new session (on a Unix
-// socket it ends when the connection closes; over TCP the client PINGs
-// every lease/3 while idle, and the lease ends it after Close), or, with
+// client's connections do. The connection owns a new session, or, with
 // AsyncClientOptions::join_session_id, joins the live session of another
-// client (a blocking Client's session_id()) without owning it.
+// client (a blocking Client's session_id()) without owning it. Close
+// (GOODBYE) ends an owned session at once, never a joined one. Otherwise, on a
+// Unix socket the session ends when the connection closes (the process died);
+// over TCP the client PINGs every lease/3 while idle, and the lease ends the
+// session of a connection that broke.
 
 #ifndef STATEHUB_ASYNC_H_
 #define STATEHUB_ASYNC_H_
@@ -174,7 +181,7 @@ struct AsyncClientOptions {
   // join_session_id, if set, joins that live session (another client's,
   // e.g. a blocking Client's session_id()) instead of opening one: calls
   // run under it and see its anonymous objects, and closing this client
-  // ends nothing.
+  // ends nothing but its connection.
   std::string join_session_id;
 };
 
@@ -240,10 +247,12 @@ class AsyncClient {
   size_t in_flight() const;
 
   // Close sends GOODBYE after the requests already issued: the server
-  // answers them, ends the session (or, for a joined one, only this
-  // connection) and closes the connection. Calls issued later, and calls
-  // left unanswered when it closes, fail with UNAVAILABLE. Idempotent;
-  // never blocks. Thread-safe.
+  // answers them, ends the session and closes the connection. A client
+  // that joined another's session does not end it: its connection closes
+  // once the calls already issued are answered (a parked call keeps it
+  // open until served). Calls issued later, and calls left unanswered when
+  // the connection closes, fail with UNAVAILABLE. Idempotent; never
+  // blocks. Thread-safe.
   void Close();
 
  private:
