@@ -1,17 +1,24 @@
 // lane_loop: statehub's dict and list calls driven from one event loop, as
 // redis-benchmark drives Redis: --connections lane connections served by
-// one thread (epoll), each with --pipeline calls in flight, written and
-// read as raw lane frames (api/LANE.md) by this program. Where loadgen
-// measures the C++ client library with a thread per caller, this measures
-// what the server can do for a client that costs next to nothing, so that
-// the comparison with redis-benchmark -c N -P M is like for like.
+// one thread, each with --pipeline calls in flight, by one of two clients
+// (--client):
 //
-// Each connection opens its own session (HELLO) and follows the server's
-// advice in WELCOME: over TCP, calls that change state are numbered
-// (api/LANE.md, "Numbered calls"), as the clients number them. Replies of
-// one connection come back in order (none of these calls parks), so the
-// latency of a call is the time from the write that carried its request to
-// the read that brought its reply.
+//   async  the C++ client's asynchronous API (statehub/async.h): one
+//          AsyncClient per connection, all on one AsyncLoop
+//          (bench/async_load.h). What an application gets.
+//   raw    raw lane frames (api/LANE.md) written and read by this program
+//          on an epoll loop: what the server can do for a client that
+//          costs next to nothing. Each connection opens its own session
+//          (HELLO) and follows the server's advice in WELCOME: over TCP,
+//          calls that change state are numbered (api/LANE.md, "Numbered
+//          calls"), as the blocking clients number them. Replies of one
+//          connection come back in order (none of these calls parks), so
+//          the latency of a call is the time from the write that carried
+//          its request to the read that brought its reply.
+//
+// Where loadgen measures the blocking C++ client with a thread per caller,
+// this is redis-benchmark's shape, so that the comparison with
+// redis-benchmark -c N -P M is like for like.
 //
 // Ops (--ops, in the order given; list_pop pops what list_append pushed):
 //   dict_set     Dicts.Set of an int on key "k<connection>" of one dict
@@ -23,8 +30,8 @@
 // loopback address (--unix_socket: its Unix socket).
 //
 //   scripts/build.sh release lane_loop && build/bench/lane_loop
-//       [--address=host:port|unix:///path] [--connections=50]
-//       [--pipeline=1] [--seconds=5] [--warmup=1]
+//       [--client=async|raw] [--address=host:port|unix:///path]
+//       [--connections=50] [--pipeline=1] [--seconds=5] [--warmup=1]
 //       [--ops=dict_set,dict_get,list_append,list_pop] [--csv]
 
 #include <arpa/inet.h>
@@ -41,6 +48,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +62,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "bench/async_load.h"
 #include "bench/bench_util.h"
 #include "statehub/internal/lane.h"
 #include "statehub/v1/dict.pb.h"
@@ -62,6 +71,9 @@
 #include "statehub/v1/objects.pb.h"
 #include "statehub/v1/session.pb.h"
 
+ABSL_FLAG(std::string, client, "async",
+          "async: the C++ client's asynchronous API; raw: lane frames "
+          "written by hand.");
 ABSL_FLAG(std::string, address, "",
           "Server to drive (host:port or unix:///path); empty starts a "
           "private statehub-server.");
@@ -293,18 +305,11 @@ void Queue(Connection& c, const Op& op, int64_t now) {
   c.numbers.push_back(number);
 }
 
-struct Result {
-  int64_t ops = 0;
-  int64_t errors = 0;
-  double seconds = 0;
-  std::vector<int64_t> latencies_ns;
-};
-
 // Runs `op` on every connection from one epoll loop: warmup, then the
 // measured window. Returns what the window saw.
-absl::StatusOr<Result> Run(std::vector<std::unique_ptr<Connection>>& conns,
-                           const Op& op, int pipeline, double warmup,
-                           double seconds) {
+absl::StatusOr<LoopResult> Run(std::vector<std::unique_ptr<Connection>>& conns,
+                               const Op& op, int pipeline, double warmup,
+                               double seconds) {
   const int ep = ::epoll_create1(0);
   for (auto& c : conns) {
     c->body = Body(op, c->index);
@@ -322,7 +327,7 @@ absl::StatusOr<Result> Run(std::vector<std::unique_ptr<Connection>>& conns,
     if (absl::Status s = WriteAll(c->fd, c->out); !s.ok()) return s;
     c->out.clear();
   }
-  Result result;
+  LoopResult result;
   result.latencies_ns.reserve(1 << 20);
   std::vector<epoll_event> events(conns.size());
   char buffer[64 << 10];
@@ -398,20 +403,42 @@ int Main(int argc, char** argv) {
   absl::StatusOr<Target> target = Target::Resolve(
       absl::GetFlag(FLAGS_address), absl::GetFlag(FLAGS_unix_socket));
   DieIfError(target.status(), "server");
-  std::string address = target->address();
+  const std::string address = target->address();
+  const std::string client = absl::GetFlag(FLAGS_client);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  // run measures one op on the chosen client's connections.
+  std::function<absl::StatusOr<LoopResult>(const Op&)> run;
+  std::unique_ptr<AsyncLoad> load;
   std::vector<std::unique_ptr<Connection>> conns;
-  for (int i = 0; i < connections; ++i) {
-    absl::StatusOr<std::unique_ptr<Connection>> c = Open(address, i);
-    DieIfError(c.status(), "connect");
-    conns.push_back(*std::move(c));
+  if (client == "async") {
+    absl::StatusOr<std::unique_ptr<AsyncLoad>> connected =
+        AsyncLoad::Connect(address, connections);
+    DieIfError(connected.status(), "connect");
+    load = *std::move(connected);
+    run = [&](const Op& op) {
+      return load->Run(op.name, pipeline, warmup, seconds);
+    };
+  } else if (client == "raw") {
+    for (int i = 0; i < connections; ++i) {
+      absl::StatusOr<std::unique_ptr<Connection>> c = Open(address, i);
+      DieIfError(c.status(), "connect");
+      conns.push_back(*std::move(c));
+    }
+    v1::OpenRequest open;
+    open.set_name(kDict);
+    open.set_type(v1::DICT);
+    DieIfError(Call(*conns[0], kObjectsOpen, open), "open the dict");
+    open.set_name(kList);
+    open.set_type(v1::LIST);
+    DieIfError(Call(*conns[0], kObjectsOpen, open), "open the list");
+    run = [&](const Op& op) {
+      return Run(conns, op, pipeline, warmup, seconds);
+    };
+  } else {
+    std::fprintf(stderr, "lane_loop: --client must be async or raw\n");
+    return 2;
   }
-  v1::OpenRequest open;
-  open.set_name(kDict);
-  open.set_type(v1::DICT);
-  DieIfError(Call(*conns[0], kObjectsOpen, open), "open the dict");
-  open.set_name(kList);
-  open.set_type(v1::LIST);
-  DieIfError(Call(*conns[0], kObjectsOpen, open), "open the list");
 
   const bool csv = absl::GetFlag(FLAGS_csv);
   if (csv) {
@@ -421,10 +448,13 @@ int Main(int argc, char** argv) {
                 "pipeline", "ops/s", "p50 us", "p99 us", "errors");
   }
   for (const Op& op : ops) {
-    absl::StatusOr<Result> r =
-        Run(conns, op, pipeline, absl::GetFlag(FLAGS_warmup),
-            absl::GetFlag(FLAGS_seconds));
+    absl::StatusOr<LoopResult> r = run(op);
     DieIfError(r.status(), op.name);
+    // list_pop's errors are pops of an emptied list, as Redis's nils.
+    if (r->errors > 0 && !r->first_error.empty() && op.name != "list_pop") {
+      std::fprintf(stderr, "lane_loop: %s: %s\n", op.name.c_str(),
+                   r->first_error.c_str());
+    }
     const double rate = static_cast<double>(r->ops) / r->seconds;
     const double p50 = Percentile(r->latencies_ns, 0.50) / 1e3;
     const double p99 = Percentile(r->latencies_ns, 0.99) / 1e3;

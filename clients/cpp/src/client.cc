@@ -1,8 +1,5 @@
 #include "statehub/client.h"
 
-#include <errno.h>  // program_invocation_short_name (glibc)
-#include <unistd.h>
-
 #include <functional>
 #include <string>
 #include <utility>
@@ -38,12 +35,6 @@ constexpr int kKeepaliveTimeMs = 30 * 1000;
 // minimum connect timeout, not as a backoff.)
 constexpr int kInitialReconnectBackoffMs = 100;
 constexpr int kMaxReconnectBackoffMs = 1000;
-
-std::string DefaultLabel() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return absl::StrCat(host, ":", getpid(), ":", program_invocation_short_name);
-}
 
 // WithContext prefixes a status message, keeping its error kind and object.
 absl::Status WithContext(const absl::Status& status, absl::string_view what) {
@@ -127,7 +118,7 @@ void EncodeEntries(const Value::Entries& entries, v1::ValueMap* wire) {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
     absl::string_view address, ClientOptions options) {
-  if (options.label.empty()) options.label = DefaultLabel();
+  if (options.label.empty()) options.label = client_internal::DefaultLabel();
   // The server has no lane on TLS listeners (api/LANE.md): TLS means gRPC.
   if (options.transport == Transport::kLane && !options.tls.has_value()) {
     absl::StatusOr<std::unique_ptr<client_internal::LaneTransport>> lane =

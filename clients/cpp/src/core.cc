@@ -1,5 +1,8 @@
 #include "core.h"
 
+#include <errno.h>  // program_invocation_short_name (glibc)
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -10,34 +13,6 @@
 #include "statehub/status.h"
 
 namespace statehub::client_internal {
-namespace {
-
-// Servers name anonymous objects with this prefix (objects.proto).
-constexpr absl::string_view kAnonymousPrefix = "_anon/";
-
-}  // namespace
-
-// AnonymousHold is the object behind a hold token. It keeps only a weak
-// pointer to the core, so a Ref that outlives its client releases nothing
-// and harms nothing.
-struct AnonymousHold {
-  AnonymousHold(std::weak_ptr<const Core> core, std::string name,
-                uint64_t generation)
-      : core(std::move(core)), name(std::move(name)), generation(generation) {}
-  // Exactly one object per hold: a copy would release twice.
-  AnonymousHold(const AnonymousHold&) = delete;
-  AnonymousHold& operator=(const AnonymousHold&) = delete;
-
-  ~AnonymousHold() {
-    if (std::shared_ptr<const Core> c = core.lock()) {
-      c->Release(generation, std::move(name));
-    }
-  }
-
-  const std::weak_ptr<const Core> core;
-  std::string name;
-  const uint64_t generation;
-};
 
 Core::Core(std::shared_ptr<grpc::Channel> channel, std::string address,
            ClientOptions options)
@@ -190,7 +165,10 @@ absl::Status Core::Failed(const grpc::Status& status,
 absl::StatusOr<Value> Core::Decode(const v1::Value& wire,
                                    const SessionTag& tag) const {
   absl::StatusOr<Value> value = internal::DecodeValue(wire, kMaxDecodeDepth);
-  if (value.ok() && !tag.id.empty()) AttachHolds(*value, tag);
+  if (value.ok() && !tag.id.empty()) {
+    AttachHolds(*value,
+                [&](const std::string& name) { return MakeHold(name, tag); });
+  }
   return value;
 }
 
@@ -219,43 +197,24 @@ absl::StatusOr<Value::Entries> Core::DecodeEntries(
   return entries;
 }
 
-void Core::AttachHolds(Value& value, const SessionTag& tag) const {
-  switch (value.kind()) {
-    case Value::Kind::kRef: {
-      const Ref& ref = value.AsRef();
-      if (absl::StartsWith(ref.name, kAnonymousPrefix)) {
-        value = Value(Ref{ref.name, ref.type, MakeHold(ref.name, tag)});
-      }
-      break;
-    }
-    case Value::Kind::kList:
-    case Value::Kind::kTuple:
-      for (Value& item : value.MutableItems()) AttachHolds(item, tag);
-      break;
-    case Value::Kind::kMap:
-      // Keys are scalars or tuples of scalars: never refs.
-      for (auto& entry : value.MutableEntries()) {
-        AttachHolds(entry.second, tag);
-      }
-      break;
-    default:
-      break;
-  }
-}
-
 std::shared_ptr<const void> Core::MakeHold(std::string name,
                                            const SessionTag& tag) const {
   if (tag.id.empty()) return nullptr;
-  return std::make_shared<const AnonymousHold>(weak_from_this(),
-                                               std::move(name), tag.generation);
+  return MakeHoldToken(weak_from_this(), std::move(name), tag.generation);
 }
 
-void Core::Release(uint64_t generation, std::string name) const {
+void Core::ReleaseHold(uint64_t generation, std::string name) const {
   if (lane_ != nullptr) {
     lane_->Release(generation, std::move(name));
   } else if (session_ != nullptr) {
     session_->Release(generation, std::move(name));
   }
+}
+
+std::string DefaultLabel() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host, ":", getpid(), ":", program_invocation_short_name);
 }
 
 absl::Status MovedFromError() {

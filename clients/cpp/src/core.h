@@ -26,6 +26,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "grpcpp/grpcpp.h"
+#include "holds.h"
 #include "lane_transport.h"
 #include "reconnect.h"
 #include "session.h"
@@ -72,7 +73,7 @@ inline absl::string_view RpcName(absl::string_view request_message) {
   return request_message;
 }
 
-class Core : public std::enable_shared_from_this<Core> {
+class Core : public HoldKeeper, public std::enable_shared_from_this<Core> {
  public:
   // A core on gRPC: `channel` is connected to `address`.
   Core(std::shared_ptr<grpc::Channel> channel, std::string address,
@@ -82,7 +83,7 @@ class Core : public std::enable_shared_from_this<Core> {
   Core(std::unique_ptr<LaneTransport> lane, ClientOptions options);
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
-  ~Core();
+  ~Core() override;
 
   const ClientOptions& options() const { return options_; }
 
@@ -150,9 +151,8 @@ class Core : public std::enable_shared_from_this<Core> {
       const CallPlan& plan, bool* remake) const;
   // number_calls is the server's advice to number calls that change state.
   bool number_calls() const;
-  void AttachHolds(Value& value, const SessionTag& tag) const;
-  // Release drops one hold (called by hold tokens as they die).
-  void Release(uint64_t generation, std::string name) const;
+  // ReleaseHold drops one hold (called by hold tokens as they die).
+  void ReleaseHold(uint64_t generation, std::string name) const override;
   // Deadline is a call's deadline for `wait` (see Call).
   absl::Time Deadline(absl::Duration wait) const;
   // Prepare fills a context for one call in session `tag` (numbered if
@@ -179,8 +179,6 @@ class Core : public std::enable_shared_from_this<Core> {
   absl::Status Failed(const grpc::Status& status,
                       const grpc::ClientContext& ctx,
                       const SessionTag& tag) const;
-
-  friend struct AnonymousHold;
 
   // channel_ and stubs_ are null on the lane.
   const std::shared_ptr<grpc::Channel> channel_;
@@ -320,6 +318,10 @@ absl::StatusOr<SessionTag> Core::CallGrpc(
     return error;
   }
 }
+
+// DefaultLabel is the label of a client whose options give none:
+// "<hostname>:<pid>:<program>".
+std::string DefaultLabel();
 
 // MovedFromError is what a moved-from handle returns from every call.
 absl::Status MovedFromError();

@@ -223,7 +223,16 @@ absl::Status LaneErrorStatus(absl::string_view body) {
 LaneConnection::LaneConnection(int fd, bool is_unix)
     : fd_(fd), is_unix_(is_unix), reader_(kMaxReceiveBytes, false) {}
 
-LaneConnection::~LaneConnection() { close(fd_); }
+LaneConnection::~LaneConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+LaneConnection::Detached LaneConnection::Detach() {
+  Detached detached{fd_, std::move(reader_)};
+  fd_ = -1;
+  broken_ = true;
+  return detached;
+}
 
 absl::Status LaneConnection::Probe(const LaneAddress& address,
                                    absl::Time deadline) {

@@ -104,6 +104,17 @@ class LaneConnection {
 
   bool is_unix() const { return is_unix_; }
 
+  // Detached is a welcomed connection's socket handed over to another
+  // owner, with the frame reader holding whatever arrived after WELCOME.
+  struct Detached {
+    int fd;
+    lane::FrameReader reader;
+  };
+  // Detach hands the socket and its reader over (the asynchronous client
+  // runs it on its event loop from then on); this connection is left
+  // broken and closes nothing. Call once, between calls.
+  Detached Detach();
+
  private:
   LaneConnection(int fd, bool is_unix);
 
@@ -120,7 +131,8 @@ class LaneConnection {
   // Break marks the stream unusable and returns UNAVAILABLE with `why`.
   absl::Status Break(absl::string_view why);
 
-  const int fd_;
+  // fd_ is -1 once detached.
+  int fd_;
   const bool is_unix_;
   bool broken_ = false;
   uint32_t next_id_ = 1;

@@ -99,6 +99,27 @@ const Rpc& RpcOf(const google::protobuf::Descriptor* request) {
   return it == table->end() ? *unknown : it->second;
 }
 
+std::string ReleaseFrames(std::vector<std::string> names) {
+  std::string frames;
+  for (size_t i = 0; i < names.size(); i += kMaxReleaseBatch) {
+    v1::Release release;
+    const size_t end = std::min(names.size(), i + kMaxReleaseBatch);
+    for (size_t j = i; j < end; ++j) release.add_names(std::move(names[j]));
+    lane::AppendFrame(&frames, lane::Kind::kRelease, 0, 0, &release);
+  }
+  return frames;
+}
+
+absl::Status HelloRefused(const absl::Status& status,
+                          absl::string_view address) {
+  if (absl::IsUnavailable(status) &&
+      GetErrorKind(status) == ErrorKind::kUnspecified) {
+    return status;  // no server there: the message names the address
+  }
+  return Contextualize(
+      status, absl::StrCat("statehub: opening a session on ", address));
+}
+
 LaneTransport::LaneTransport(LaneAddress address, const ClientOptions& options)
     : address_(std::move(address)),
       label_(options.label),
@@ -127,12 +148,7 @@ absl::StatusOr<std::unique_ptr<LaneTransport>> LaneTransport::Connect(
   {
     absl::MutexLock lock(&lane->primary_mu_);
     if (absl::Status s = lane->OpenPrimary(deadline); !s.ok()) {
-      if (absl::IsUnavailable(s) &&
-          GetErrorKind(s) == ErrorKind::kUnspecified) {
-        return s;  // no server there: the message names the address
-      }
-      return Contextualize(
-          s, absl::StrCat("statehub: opening a session on ", address));
+      return HelloRefused(s, address);
     }
   }
   // Over TCP the lease runs and needs keepalives. On a Unix socket the
@@ -174,14 +190,7 @@ std::string LaneTransport::TakeReleases(uint64_t generation) {
     if (pending_.empty() || generation != generation_) return {};
     names.swap(pending_);
   }
-  std::string frames;
-  for (size_t i = 0; i < names.size(); i += kMaxReleaseBatch) {
-    v1::Release release;
-    const size_t end = std::min(names.size(), i + kMaxReleaseBatch);
-    for (size_t j = i; j < end; ++j) release.add_names(std::move(names[j]));
-    lane::AppendFrame(&frames, lane::Kind::kRelease, 0, 0, &release);
-  }
-  return frames;
+  return ReleaseFrames(std::move(names));
 }
 
 absl::StatusOr<LaneTransport::Pooled> LaneTransport::Take(SessionTag* tag) {

@@ -55,6 +55,16 @@ namespace statehub::client_internal {
 // lives as long as the process. Thread-safe.
 const Rpc& RpcOf(const google::protobuf::Descriptor* request);
 
+// ReleaseFrames returns RELEASE frames dropping one hold on each of `names`,
+// in batches that stay far below the server's message size limit.
+std::string ReleaseFrames(std::vector<std::string> names);
+
+// HelloRefused is the error a client returns when opening its session on
+// `address` failed with `status`: as it is if no server was reached there
+// (the message names the address), else prefixed with what was being done.
+absl::Status HelloRefused(const absl::Status& status,
+                          absl::string_view address);
+
 class LaneTransport {
  public:
   // Connect opens the session's primary connection to `address` (if
