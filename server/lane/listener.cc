@@ -60,9 +60,15 @@ class Listener::Acceptor final : public std::enable_shared_from_this<Acceptor> {
         });
   }
 
+  // Close stops accepting, from any thread: on the acceptor's loop, which
+  // may be in the middle of its async_accept (an Asio socket is not
+  // thread-safe; TSan saw the race when Stop closed it from another
+  // thread).
   void Close() {
-    std::error_code ignored;
-    acceptor_.close(ignored);
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      std::error_code ignored;
+      self->acceptor_.close(ignored);
+    });
   }
 
  private:
