@@ -3,8 +3,8 @@
 #include <deque>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/engine/mutex.h"
 #include "server/grpc/grpc_adapter.h"
 #include "spdlog/spdlog.h"
 
@@ -94,7 +94,7 @@ class SessionReactor final
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
     if (ok && !pending_.empty()) {
       WriteLocked();
@@ -128,7 +128,7 @@ class SessionReactor final
   }
 
   void Write(v1::SessionResponse response) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pending_.push_back(std::move(response));
     if (!writing_) WriteLocked();
   }
@@ -141,7 +141,7 @@ class SessionReactor final
   }
 
   void FinishWhenIdle(grpc::Status status) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finish_) return;
     finish_ = std::move(status);
     if (!writing_) FinishLocked();
@@ -160,7 +160,7 @@ class SessionReactor final
   v1::SessionRequest request_;
   SessionId session_ = 0;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::deque<v1::SessionResponse> pending_ ABSL_GUARDED_BY(mu_);
   v1::SessionResponse in_flight_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

@@ -31,7 +31,7 @@ ParkedCall::ParkedCall(Call* call, uint64_t thread_id, std::string label,
 void ParkedCall::Complete(WaitResult result) {
   bool cancelled;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     completed_ = true;
     cancelled = cancelled_;
     if (timer_) timer_->Cancel();
@@ -49,7 +49,7 @@ void ParkedCall::Finish(const WaitResult& result) {
   Call* call;
   std::unique_ptr<Timer> timer;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     finished_ = true;
     on_finish = std::move(on_finish_);
     call = std::exchange(call_, nullptr);
@@ -71,7 +71,7 @@ void ParkedCall::FinishNow(const WaitResult& result) {
   {
     // Kept for Cancel: over gRPC an immediate grant whose reply never
     // reached the client is rolled back like a parked one.
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     completed_ = true;
     result_ = result;
   }
@@ -83,7 +83,7 @@ void ParkedCall::Park(std::optional<absl::Time> deadline,
   if (on_finish) {
     bool finished;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       finished = finished_;
       if (!finished) on_finish_ = std::move(on_finish);
     }
@@ -93,7 +93,7 @@ void ParkedCall::Park(std::optional<absl::Time> deadline,
 }
 
 void ParkedCall::Arm(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (completed_ || cancelled_ || finished_ || call_ == nullptr) return;
   timer_ = call_->timers().At(
       deadline, [weak = std::weak_ptr<ParkedCall>(shared_from_this())] {
@@ -104,7 +104,7 @@ void ParkedCall::Arm(absl::Time deadline) {
 void ParkedCall::Cancel() {
   std::optional<WaitResult> granted;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (finished_ && !rollback_on_cancel_) return;
     cancelled_ = true;
     if (timer_) timer_->Cancel();

@@ -28,8 +28,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/engine/mutex.h"
 #include "server/engine/waiter.h"
 #include "server/handlers/call.h"
 
@@ -88,7 +88,7 @@ class ParkedCall final : public Waiter,
   const bool rollback_on_cancel_;
   const Fill fill_;
   const Hooks hooks_;
-  absl::Mutex mu_;
+  Mutex mu_;
   bool completed_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

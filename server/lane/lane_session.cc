@@ -142,12 +142,12 @@ LaneSession::LaneSession(Engine& engine, const handlers::MethodTable& table,
 LaneSession::~LaneSession() = default;
 
 std::shared_ptr<LaneSession::Link> LaneSession::CurrentLink() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return link_;
 }
 
 size_t LaneSession::parked_calls() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return parked_.size();
 }
 
@@ -251,7 +251,7 @@ void LaneSession::Deliver(uint32_t request_id, std::string frame) {
   std::shared_ptr<LaneCall> done;
   std::shared_ptr<Link> link;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = parked_.find(request_id);
     if (it != parked_.end()) {
       done = std::move(it->second);
@@ -432,7 +432,7 @@ void LaneSession::OnRequest(const Frame& frame) {
     auto call = std::make_shared<LaneCall>(shared_from_this(), id, *m,
                                            Caller{session_});
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (!parked_.emplace(id, call).second) {
         // Not the table's: finishing it must not touch the call in flight.
         SendError(id, Protocol(absl::StrFormat(
@@ -465,7 +465,7 @@ void LaneSession::OnRequest(const Frame& frame) {
 void LaneSession::OnCancel(uint32_t request_id) {
   std::shared_ptr<LaneCall> call;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = parked_.find(request_id);
     if (it == parked_.end()) return;  // answered already, or unknown
     call = it->second;
@@ -487,7 +487,7 @@ void LaneSession::Fail(uint32_t request_id, const absl::Status& status) {
 void LaneSession::Closed() {
   std::vector<std::shared_ptr<LaneCall>> calls;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (link_ == nullptr) return;
     link_.reset();
     for (const auto& [id, call] : parked_) calls.push_back(call);

@@ -37,9 +37,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "google/protobuf/message.h"
 #include "server/engine/engine.h"
+#include "server/engine/mutex.h"
 #include "server/handlers/call.h"
 #include "server/handlers/methods.h"
 #include "statehub/internal/lane.h"
@@ -161,7 +161,7 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   std::vector<std::unique_ptr<google::protobuf::Message>> requests_;
   std::vector<std::unique_ptr<google::protobuf::Message>> responses_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::shared_ptr<Link> link_ ABSL_GUARDED_BY(mu_);
   // Calls that may park, until finished; after Closed too, for those
   // another thread finishes (a LaneCall keeps its session: the cycle ends

@@ -336,7 +336,7 @@ void Listener::Serve(grpc::Server* grpc_server) {
 void Listener::HandToGrpc(int fd) {
   // Under the lock, so that Stop (before gRPC shuts down) waits for a
   // hand-off in progress and no hand-off follows it.
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopped_) {
     ::close(fd);
     return;
@@ -360,7 +360,7 @@ void Listener::Adopt(int fd, bool unix_socket) {
   auto connection =
       std::make_shared<Connection>(*this, std::move(socket), loop);
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopped_) return;
     connections_.emplace(connection.get(), connection);
   }
@@ -373,7 +373,7 @@ void Listener::Adopt(int fd, bool unix_socket) {
 
 void Listener::Forget(Connection* connection) {
   std::shared_ptr<Connection> last;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = connections_.find(connection);
   if (it == connections_.end()) return;
   // Destroyed after the lock is dropped, with the caller's reference.
@@ -384,7 +384,7 @@ void Listener::Forget(Connection* connection) {
 void Listener::Stop() {
   std::vector<std::shared_ptr<Connection>> open;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     for (const auto& [raw, connection] : connections_)
@@ -395,7 +395,7 @@ void Listener::Stop() {
 }
 
 size_t Listener::lane_connections() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return connections_.size();
 }
 

@@ -30,9 +30,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "server/engine/engine.h"
+#include "server/engine/mutex.h"
 #include "server/handlers/methods.h"
 #include "server/lane/event_loop.h"
 
@@ -85,7 +85,7 @@ class Listener {
   grpc::Server* grpc_server_ = nullptr;
   std::vector<std::shared_ptr<Acceptor>> acceptors_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections_
       ABSL_GUARDED_BY(mu_);

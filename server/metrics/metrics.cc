@@ -118,12 +118,12 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
   explicit EngineCollector(Metrics& metrics) : metrics_(metrics) {}
 
   void Attach(const Engine* engine) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     engine_ = engine;
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (engine_ == nullptr) return {};
     std::array<int64_t, kObjectTypes> objects{};
     // Per label: waiters, and locks held or semaphore units free.
@@ -214,7 +214,7 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
   }
 
   Metrics& metrics_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   const Engine* engine_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
@@ -226,12 +226,12 @@ class Metrics::DurabilityCollector final : public prometheus::Collectable {
       : series_(std::move(series)) {}
 
   void Attach(const Durability* durability) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     durability_ = durability;
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (durability_ == nullptr) return {};
     std::vector<prometheus::MetricFamily> out = series_->Collect();
     prometheus::MetricFamily& healthy = out.emplace_back();
@@ -248,7 +248,7 @@ class Metrics::DurabilityCollector final : public prometheus::Collectable {
 
  private:
   const std::shared_ptr<prometheus::Registry> series_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   const Durability* durability_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
@@ -334,7 +334,7 @@ Metrics::Metrics(MetricsOptions options)
           std::make_shared<DurabilityCollector>(durability_registry_)),
       collector_(std::make_shared<EngineCollector>(*this)) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     locks_.wait = &BuildHistogram()
                        .Name("statehub_lock_wait_seconds")
                        .Help(
@@ -473,7 +473,7 @@ void Metrics::RpcDone(int method_index, handlers::Transport transport,
     i = static_cast<size_t>(absl::StatusCode::kUnknown);
   Counter* c = series.requests[i].load(std::memory_order_acquire);
   if (c == nullptr) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     c = series.requests[i].load(std::memory_order_relaxed);
     if (c == nullptr) {
       c = &rpc_requests_.Add({{"method", series.method},
@@ -494,7 +494,7 @@ void Metrics::DeadlockFound() { deadlocks_.Increment(); }
 std::string Metrics::Label(const AcquireFamilies& kind,
                            const std::string& name) {
   if (absl::StartsWith(name, kAnonymousPrefix)) return kAnonymousLabel;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return kind.series.contains(name) ? name : kOtherLabel;
 }
 
@@ -502,7 +502,7 @@ std::shared_ptr<AcquireObserver> Metrics::SeriesFor(AcquireFamilies& kind,
                                                     const std::string& name) {
   std::string label = kAnonymousLabel;
   if (!absl::StartsWith(name, kAnonymousPrefix)) label = name;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = kind.series.find(label);
   if (it != kind.series.end()) return it->second;
   // The two fold labels do not count against the cap.

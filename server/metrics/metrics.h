@@ -47,7 +47,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -57,6 +56,7 @@
 #include "prometheus/registry.h"
 #include "server/durability/durability.h"
 #include "server/engine/engine.h"
+#include "server/engine/mutex.h"
 #include "server/engine/observer.h"
 #include "server/handlers/call.h"
 #include "server/storage/log.h"
@@ -171,7 +171,7 @@ class Metrics final : public Observers,
   std::shared_ptr<AcquireObserver> SeriesFor(AcquireFamilies& kind,
                                              const std::string& name);
 
-  absl::Mutex mu_;
+  Mutex mu_;
   // Series are shared by every object reporting under the same label.
   AcquireFamilies locks_ ABSL_GUARDED_BY(mu_);
   AcquireFamilies semaphores_ ABSL_GUARDED_BY(mu_);
