@@ -199,8 +199,14 @@ int Locks(const std::shared_ptr<grpc::Channel>& channel,
           state.recursion() > 1
               ? absl::StrFormat(", recursion %d", state.recursion())
               : "";
+      // A holder that exited normally leaves a Lock held, as Manager's
+      // clients do (Goodbye.leave_locks); anyone may release it.
+      const std::string who =
+          state.holder_left()
+              ? Who(state.holder()) + " (exited, leaving it held)"
+              : Who(state.holder());
       std::printf("%s %s: held by %s for %s (fencing token %llu%s)\n", type,
-                  info.name().c_str(), Who(state.holder()).c_str(),
+                  info.name().c_str(), who.c_str(),
                   absl::FormatDuration(
                       statehub::internal::DurationFromWire(state.held_for()))
                       .c_str(),

@@ -520,3 +520,35 @@ def test_a_cycle_through_a_condition_reacquire_fails_the_plain_acquire(
     assert not l1.locked() and not l2.locked()
     assert h.found() == 1
     assert m.deadlocks() == []
+
+
+def test_cli_says_a_lock_was_left_held_by_a_process_that_exited(
+    server: RunningServer,
+) -> None:
+    # A child that exits normally holding a Lock leaves it held (as with
+    # Manager); `statehub-cli locks` says so beside the holder.
+    m = statehub.Manager(server.unix)
+    try:
+        lock = m.named.Lock("test_deadlocks/left")
+        ctx = multiprocessing.get_context("spawn")
+        child = ctx.Process(target=workers.acquire_and_exit, args=(lock,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        assert wait_until(lambda: lock.state().holder_left, 30)
+        line = next(
+            line
+            for line in cli(server, "locks").splitlines()
+            if "test_deadlocks/left" in line
+        )
+        assert "held by session" in line
+        assert "(exited, leaving it held)" in line
+        lock.release()
+        assert "free" in next(
+            line
+            for line in cli(server, "locks").splitlines()
+            if "test_deadlocks/left" in line
+        )
+        m.named.delete("test_deadlocks/left")
+    finally:
+        m.shutdown()
