@@ -108,6 +108,11 @@ void SessionTable::End(SessionId id, SessionEnd how) {
   on_end_(id, how);
 }
 
+void SessionTable::End(SessionId id, const v1::Goodbye& goodbye) {
+  End(id,
+      goodbye.leave_locks() ? SessionEnd::kLeaveLocks : SessionEnd::kReleased);
+}
+
 std::vector<SessionId> SessionTable::ExpireDue(absl::Time now) {
   std::vector<SessionId> expired;
   {

@@ -29,6 +29,7 @@
 #include "server/engine/limits.h"
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
+#include "statehub/v1/session.pb.h"
 
 namespace statehub {
 
@@ -73,6 +74,9 @@ class SessionTable {
   // End ends a session now (Goodbye; `how` says what becomes of its locks);
   // no-op if it is not live.
   void End(SessionId id, SessionEnd how = SessionEnd::kReleased);
+  // End ends a session as the client's Goodbye asks (leave_locks:
+  // SessionEnd::kLeaveLocks); both transports' Goodbye comes here.
+  void End(SessionId id, const v1::Goodbye& goodbye);
   // ExpireDue ends every session whose lease ran out by `now`; returns them.
   std::vector<SessionId> ExpireDue(absl::Time now);
   // EndAll ends every session (server shutdown).

@@ -80,9 +80,7 @@ class SessionReactor final
       }
       case v1::SessionRequest::kGoodbye: {
         if (session_ != 0) {
-          engine_.sessions().End(session_, request_.goodbye().leave_locks()
-                                               ? SessionEnd::kLeaveLocks
-                                               : SessionEnd::kReleased);
+          engine_.sessions().End(session_, request_.goodbye());
         }
         FinishWhenIdle(grpc::Status::OK);
         return;

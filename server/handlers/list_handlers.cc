@@ -52,7 +52,7 @@ absl::Status ListHandlers::Get(const Caller& caller,
       EncodeColumns(value->AsItems(), resp->mutable_columns())) {
     return absl::OkStatus();
   }
-  resp->clear_columns();
+  resp->clear_columns();  // mutable_columns() above marked it present
   EncodeValue(*value, resp->mutable_value());
   return absl::OkStatus();
 }

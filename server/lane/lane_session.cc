@@ -312,9 +312,7 @@ void LaneSession::OnFrame(const Frame& frame) {
       }
       SPDLOG_DEBUG("session {} said goodbye on the lane",
                    SessionTable::FormatId(session_));
-      engine_.sessions().End(session_, goodbye.leave_locks()
-                                           ? SessionEnd::kLeaveLocks
-                                           : SessionEnd::kReleased);
+      engine_.sessions().End(session_, goodbye);
       pinned_ = false;
       state_ = State::kClosed;
       return;

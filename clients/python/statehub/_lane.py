@@ -556,11 +556,7 @@ class LaneConnection(ManagerCount):
         try:
             link = Link.dial(self._family, self._sockaddr, CONNECT_TIMEOUT)
         except OSError as failed:
-            raise errors.ConnectionError(
-                f"cannot open a session with statehub-server at {self.address}: "
-                f"{failed}{_transport.why_unreachable(self.address)}",
-                code="UNAVAILABLE",
-            ) from None
+            raise self._unreachable(failed) from None
         try:
             welcome = link.hello(hello)
         except Refused as refused:
@@ -568,16 +564,17 @@ class LaneConnection(ManagerCount):
             raise self._refusal(refused.error) from None
         except (OSError, LinkError) as failed:
             link.close()
-            raise errors.ConnectionError(
-                f"cannot open a session with statehub-server at {self.address}: "
-                f"{failed}{_transport.why_unreachable(self.address)}",
-                code="UNAVAILABLE",
-            ) from None
+            raise self._unreachable(failed) from None
         except BaseException:
             link.close()
             raise
         self._links.add(link)
         return link, welcome
+
+    def _unreachable(self, failed: BaseException) -> errors.ConnectionError:
+        return errors.ConnectionError(
+            _transport.cannot_open_session(self.address, failed), code="UNAVAILABLE"
+        )
 
     def _refusal(self, failure: lane_pb2.LaneError) -> errors.StatehubError:
         """The exception for a refused HELLO, as the gRPC session says it."""

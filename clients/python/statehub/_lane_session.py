@@ -226,18 +226,20 @@ class LaneSession:
     def releases_pending(self) -> bool:
         return self._releases.pending()
 
-    def flush_releases(self, carried: tuple[Any, ...] | None = None) -> float | None:
-        """Sends the releases that are due; returns when the next held-back
-        one is due (None: none is). Skips if another thread is sending.
-        Never called from a finalizer."""
-        if not self.primary_lock.acquire(blocking=carried is not None):
+    def flush_releases(
+        self, first: tuple[Any, ...] | None = None, *, timer: bool = False
+    ) -> float | None:
+        """Sends the releases that are due (``first``: one the timer thread
+        already took from the queue); returns when the next held-back one is
+        due (None: none is). A call skips it if another thread is sending;
+        the timer thread waits its turn. Never called from a finalizer."""
+        if not self.primary_lock.acquire(blocking=timer):
             return None
         try:
             names: list[str] = []
             now = time.monotonic()
             releases = self._releases
             with self._holds.lock:
-                first = carried if carried and carried[0] != "tick" else None
                 control = releases.collect(names, first)
                 if control is not None:
                     releases.outbox.put(control)  # "stop", for the thread
@@ -259,7 +261,7 @@ class LaneSession:
                     pass  # the primary is gone, and with it the session's holds
         finally:
             self.primary_lock.release()
-        if next_due is not None and carried is None:
+        if next_due is not None and not timer:
             self._start_thread()
         return next_due
 
@@ -284,7 +286,7 @@ class LaneSession:
         last_ping = time.monotonic()
         item: tuple[Any, ...] | None = None
         while not self._conn.closed:
-            next_due = self.flush_releases(item or ("tick",))
+            next_due = self.flush_releases(item, timer=True)
             now = time.monotonic()
             wait = None if next_due is None else max(next_due - now, 0.0)
             if not self._unix:

@@ -120,10 +120,8 @@ class Session:
                     )
                 if self._failures > failures and self._last_error is not None:
                     last = self._last_error
-                    message = (
-                        f"cannot open a session with statehub-server at "
-                        f"{self._conn.address}: {self._last_details}"
-                        f"{_transport.why_unreachable(self._conn.address)}"
+                    message = _transport.cannot_open_session(
+                        self._conn.address, self._last_details
                     )
                     if last.kind:
                         # The server's verdict (a wrong token, a limit):

@@ -87,12 +87,14 @@ class SetProxy(BaseProxy, Generic[T]):
             self.discard(element)
 
     def intersection_update(self, *others: Iterable[Any]) -> None:
-        for element in self.copy().difference(self.copy().intersection(*others)):
+        members = self.copy()
+        for element in members - members.intersection(*others):
             self.discard(element)
 
     def symmetric_difference_update(self, other: Iterable[T]) -> None:
+        members = self.copy()
         for element in set(other):
-            if element in self._members:
+            if element in members:
                 self.discard(element)
             else:
                 self.add(element)

@@ -57,7 +57,7 @@ _shut_down: set[str] = set()
 
 def note_private_server(address: str, owner: int) -> None:
     """Records that ``address`` is a private server that process ``owner``
-    started (for :func:`why_unreachable`)."""
+    started (for :func:`cannot_open_session`)."""
     _private_owners[address] = owner
     _shut_down.discard(address)
 
@@ -68,7 +68,17 @@ def note_shut_down(address: str) -> None:
     _shut_down.add(address)
 
 
-def why_unreachable(address: str) -> str:
+def cannot_open_session(address: str, why: object) -> str:
+    """The message of a session that could not be opened because the
+    server at ``address`` could not be reached (``why``), saying what became
+    of it if it was a private server (both transports say it so)."""
+    return (
+        f"cannot open a session with statehub-server at {address}: {why}"
+        f"{_why_unreachable(address)}"
+    )
+
+
+def _why_unreachable(address: str) -> str:
     """What became of the server at ``address`` if it was a private one,
     to end an error message with ("" for any other server)."""
     owner = _private_owners.get(address)

@@ -57,7 +57,7 @@ from ._proxy import (
     ServerLife,
     Token,
     keep_alive,
-    make_proxy,
+    proxy_type,
 )
 from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
@@ -422,10 +422,9 @@ class SyncManager:
             "Objects", "Open", request, timeout=options.timeout
         )
         token = Token(address, response.name, response.type, response.typecode)
+        cls = proxy_class or proxy_type(response.type)
         held = response.name.startswith(ANONYMOUS_PREFIX)
-        if proxy_class is not None:
-            return proxy_class(token, options, held=held), response
-        return make_proxy(token, options, held=held), response
+        return cls(token, options, held=held), response
 
     def _encode_entries(self, out: value_pb2.ValueMap, mapping: dict[Any, Any]) -> None:
         address, options = self._started()
