@@ -117,6 +117,14 @@ ABSL_FLAG(int64_t, snapshot_log_bytes, int64_t{64} << 20,
 ABSL_FLAG(int64_t, log_segment_bytes, int64_t{64} << 20,
           "With --data_dir, start a new log segment once the current one "
           "holds this many bytes (a snapshot deletes only whole segments).");
+ABSL_FLAG(int64_t, watch_history, 100'000,
+          "How many recent changes the server keeps (at most 64 MiB of "
+          "them) so that a watch can resume after a revision; a watch that "
+          "resumes from further back is told it is too old.");
+ABSL_FLAG(int64_t, watch_backlog, 10'000,
+          "How many changes may wait for one watcher that reads too slowly "
+          "before its watch is ended (it may resume from its last revision "
+          "while the server keeps it).");
 ABSL_FLAG(bool, watch_stdin, false,
           "Shut down when standard input reaches end of file. A client "
           "library that starts a private server holds the other end of the "
@@ -363,6 +371,15 @@ int main(int argc, char** argv) {
         seconds > 0 ? static_cast<double>(r.bytes) / 1e6 / seconds : 0.0,
         std::string(statehub::storage::FsyncPolicyName(*fsync)));
   }
+
+  statehub::WatchHub::Options watch_options;
+  watch_options.history_records = static_cast<size_t>(
+      std::max<int64_t>(absl::GetFlag(FLAGS_watch_history), 0));
+  watch_options.max_backlog = static_cast<size_t>(
+      std::max<int64_t>(absl::GetFlag(FLAGS_watch_backlog), 1));
+  engine.watches().set_options(watch_options);
+  // With a data dir, a watch can resume from any revision since the start.
+  if (durability != nullptr) engine.watches().Listen();
 
   statehub::ServerOptions options;
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

@@ -18,6 +18,8 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/grpc/session_service.h"
+#include "server/grpc/watch_service.h"
+#include "asio/post.hpp"
 #include "spdlog/spdlog.h"
 
 namespace statehub {
@@ -103,6 +105,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->adapter_ = std::make_unique<grpc_transport::GrpcAdapter>(
       engine, *server->table_, *server->loop_, observer);
   server->sessions_ = std::make_unique<grpc_transport::SessionService>(engine);
+  server->watches_ = std::make_unique<grpc_transport::WatchService>(
+      engine, [loop = server->loop_.get()](std::function<void()> fn) {
+        asio::post(loop->Next(), std::move(fn));
+      });
   lane::ListenerOptions listener_options;
   listener_options.max_message_bytes =
       static_cast<uint32_t>(options.max_message_bytes);
@@ -151,6 +157,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     builder.RegisterService(service);
   }
   builder.RegisterService(server->sessions_.get());
+  builder.RegisterService(server->watches_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
     return absl::UnavailableError(absl::StrFormat(
@@ -178,8 +185,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->expiry_ = std::thread(
       [raw, interval = options.expiry_interval, metrics = options.metrics] {
         while (!raw->stop_.WaitForNotificationWithTimeout(interval)) {
+          const absl::Time now = absl::Now();
+          raw->engine_.watches().Tick(now);
           const std::vector<SessionId> expired =
-              raw->engine_.sessions().ExpireDue(absl::Now());
+              raw->engine_.sessions().ExpireDue(now);
           for (SessionId id : expired) {
             SPDLOG_INFO("session {} expired: no keepalive within the lease",
                         SessionTable::FormatId(id));

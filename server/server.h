@@ -99,6 +99,7 @@ class Server {
   std::unique_ptr<handlers::MethodTable> table_;
   std::unique_ptr<grpc_transport::GrpcAdapter> adapter_;
   std::unique_ptr<grpc::Service> sessions_;
+  std::unique_ptr<grpc::Service> watches_;
   std::unique_ptr<lane::Listener> listener_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> addresses_;

@@ -47,6 +47,24 @@ std::string GetErrorObject(const absl::Status& status) {
   return detail ? detail->object() : "";
 }
 
+absl::Status WatchTooOld(absl::string_view message, absl::string_view object,
+                         uint64_t revision, uint64_t oldest_revision) {
+  absl::Status status(absl::StatusCode::kOutOfRange, message);
+  v1::ErrorDetail detail;
+  detail.set_kind(v1::WATCH_TOO_OLD);
+  detail.set_object(std::string(object));
+  detail.set_revision(revision);
+  detail.set_oldest_revision(oldest_revision);
+  status.SetPayload(kDetailUrl, absl::Cord(detail.SerializeAsString()));
+  return status;
+}
+
+std::pair<uint64_t, uint64_t> GetWatchRevisions(const absl::Status& status) {
+  std::optional<v1::ErrorDetail> detail = Detail(status);
+  if (!detail) return {0, 0};
+  return {detail->revision(), detail->oldest_revision()};
+}
+
 std::string GetErrorLimit(const absl::Status& status) {
   std::optional<v1::ErrorDetail> detail = Detail(status);
   return detail ? detail->limit() : "";

@@ -13,12 +13,39 @@ thread_local NumberedCall* current_call = nullptr;
 void ChangeStream::set_sink(ChangeSink* sink) {
   MutexLock lock(&mu_);
   sink_.store(sink, std::memory_order_release);
+  recording_.store(sink != nullptr || listener_.load(std::memory_order_relaxed),
+                   std::memory_order_release);
+}
+
+uint64_t ChangeStream::set_listener(ChangeSink* listener) {
+  MutexLock lock(&mu_);
+  listener_.store(listener, std::memory_order_release);
+  recording_.store(listener != nullptr || sink_.load(std::memory_order_relaxed),
+                   std::memory_order_release);
+  return revision_.load(std::memory_order_relaxed);
+}
+
+void ChangeStream::Deliver(const v1::ChangeRecord& record) {
+  if (ChangeSink* sink = sink_.load(std::memory_order_relaxed)) {
+    sink->Write(record);
+  }
+  if (ChangeSink* listener = listener_.load(std::memory_order_relaxed)) {
+    listener->Write(record);
+  }
+}
+
+void ChangeStream::DeliverGroup(absl::Span<const v1::ChangeRecord> records) {
+  if (ChangeSink* sink = sink_.load(std::memory_order_relaxed)) {
+    sink->WriteGroup(records);
+  }
+  if (ChangeSink* listener = listener_.load(std::memory_order_relaxed)) {
+    listener->WriteGroup(records);
+  }
 }
 
 uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
   MutexLock lock(&mu_);
-  ChangeSink* sink = sink_.load(std::memory_order_relaxed);
-  if (sink == nullptr) return 0;
+  if (!recording_.load(std::memory_order_relaxed)) return 0;
   const uint64_t revision = revision_.load(std::memory_order_relaxed) + 1;
   record.set_revision(revision);
   if (record.session() == 0) record.set_session(current_author);
@@ -32,7 +59,7 @@ uint64_t ChangeStream::Publish(v1::ChangeRecord& record) {
     call->last_ = revision;
   }
   if (calls_.empty()) {
-    sink->Write(record);
+    Deliver(record);
   } else {
     held_.push_back(record);
   }
@@ -68,8 +95,7 @@ void ChangeStream::Close(uint64_t first, uint64_t last) {
   calls_.erase(calls_.begin(), calls_.lower_bound(end));
   if (ready.empty()) return;
   for (size_t i = 0; i + 1 < ready.size(); ++i) ready[i].set_more(true);
-  ChangeSink* sink = sink_.load(std::memory_order_relaxed);
-  if (sink != nullptr) sink->WriteGroup(ready);
+  DeliverGroup(ready);
 }
 
 void ChangeStream::AfterCommit(ChangeSink::Done done, bool read_only) const {

@@ -79,13 +79,27 @@ class ChangeStream {
   ChangeStream(const ChangeStream&) = delete;
   ChangeStream& operator=(const ChangeStream&) = delete;
 
-  // recording is true while a sink listens: only then do objects build
-  // records.
-  bool recording() const { return sink_.load(std::memory_order_acquire); }
+  // recording is true while a sink or a listener listens: only then do
+  // objects build records.
+  bool recording() const {
+    return recording_.load(std::memory_order_acquire);
+  }
+
+  // durable is true while a sink (the log) listens: a reply may then wait
+  // for it (AfterCommit), and its health decides what is refused.
+  bool durable() const {
+    return sink_.load(std::memory_order_acquire) != nullptr;
+  }
 
   // set_sink attaches the sink (null detaches it: later mutations record
   // nothing, e.g. while the server shuts down).
   void set_sink(ChangeSink* sink) ABSL_LOCKS_EXCLUDED(mu_);
+  // set_listener attaches a second consumer, the watches (watches.h): it
+  // gets every record the sink gets, in the same order, after the sink;
+  // only its Write and WriteGroup are used (durability is the sink's).
+  // May be called while serving. Returns the last revision published
+  // before it listens: it sees every record after that one.
+  uint64_t set_listener(ChangeSink* listener) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Publish stamps `record` with the next revision and, if the record has
   // no author yet, the session of the call running on this thread
@@ -128,8 +142,16 @@ class ChangeStream {
   // as one group.
   void Close(uint64_t first, uint64_t last) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deliver hands records to the sink and the listener.
+  void Deliver(const v1::ChangeRecord& record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeliverGroup(absl::Span<const v1::ChangeRecord> records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   Mutex mu_;
   std::atomic<ChangeSink*> sink_{nullptr};
+  std::atomic<ChangeSink*> listener_{nullptr};
+  std::atomic<bool> recording_{false};
   std::atomic<uint64_t> revision_{0};
   // The numbered calls that have published and whose records are still
   // held: first revision -> last revision, 0 while the call is open. A

@@ -33,7 +33,8 @@ Engine::Engine(const Limits& limits, absl::Duration lease_ttl)
             replies_.Forget(id);
             registry_.EndSession(id, how);
           },
-          limits) {}
+          limits),
+      watches_(registry_.changes(), registry_, sessions_) {}
 
 Engine::~Engine() { sessions_.EndAll(); }
 

@@ -30,6 +30,7 @@
 #include "server/engine/registry.h"
 #include "server/engine/replies.h"
 #include "server/engine/sessions.h"
+#include "server/engine/watches.h"
 
 namespace statehub {
 
@@ -45,6 +46,8 @@ class Engine {
   SessionTable& sessions() { return sessions_; }
   const SessionTable& sessions() const { return sessions_; }
   // replies remembers numbered calls' answers for their retries.
+  // watches serves watches on the change stream (watches.h).
+  WatchHub& watches() { return watches_; }
   Replies& replies() { return replies_; }
   const Replies& replies() const { return replies_; }
   const Limits& limits() const { return registry_.limits(); }
@@ -102,6 +105,8 @@ class Engine {
   Registry registry_;
   Replies replies_;
   SessionTable sessions_;
+  // Declared last: it stops listening to the registry's stream first.
+  WatchHub watches_;
   // ApplyRecord applies one record, whatever its revision.
   absl::Status ApplyRecord(const v1::ChangeRecord& record);
   // CoveredBySnapshot: a log record the snapshot's state already holds.

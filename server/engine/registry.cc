@@ -262,6 +262,21 @@ ObjectInfo Complete(std::pair<ObjectInfo, std::shared_ptr<Object>> partial) {
 }
 }  // namespace
 
+void Registry::WithNames(
+    absl::string_view prefix, bool include_anonymous,
+    absl::FunctionRef<
+        void(const std::vector<std::pair<std::string, ObjectType>>& names)>
+        fn) const {
+  ReaderMutexLock lock(&mu_);
+  std::vector<std::pair<std::string, ObjectType>> names;
+  for (auto it = objects_.lower_bound(prefix);
+       it != objects_.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (!include_anonymous && it->second.object->anonymous()) continue;
+    names.emplace_back(it->first, it->second.object->type());
+  }
+  fn(names);
+}
+
 std::vector<ObjectInfo> Registry::List(absl::string_view prefix,
                                        bool include_anonymous) const {
   std::vector<std::pair<ObjectInfo, std::shared_ptr<Object>>> partial;

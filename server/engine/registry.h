@@ -29,12 +29,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -147,6 +149,15 @@ class Registry {
   // List returns objects whose names start with `prefix`, in name order.
   std::vector<ObjectInfo> List(absl::string_view prefix,
                                bool include_anonymous) const;
+  // WithNames calls `fn` with the name and type of every object whose name
+  // starts with `prefix`, in name order, while no object can be created or
+  // deleted: the registry's lock is held, so `fn` must not call the
+  // registry or lock an object (a watch starts there, watches.h).
+  void WithNames(
+      absl::string_view prefix, bool include_anonymous,
+      absl::FunctionRef<void(
+          const std::vector<std::pair<std::string, ObjectType>>& names)>
+          fn) const;
   // Describe returns one object's info. Errors: OBJECT_NOT_FOUND.
   absl::StatusOr<ObjectInfo> Describe(absl::string_view name) const;
   // Count returns the number of objects.

@@ -199,7 +199,7 @@ class GrpcAdapter::TableService final : public grpc::Service {
     ChangeAuthor author(caller.ok() ? caller->session : 0);
     // With a data dir a reply may wait for the log (Call::Finish), so the
     // call must outlive this function: it goes the parked calls' way.
-    if (m.blocking || engine_.changes().recording()) {
+    if (m.blocking || engine_.changes().durable()) {
       auto* call =
           new ParkingCall(ctx, response, m, caller.ok() ? *caller : Caller{},
                           &timers_, observer_, &engine_.changes());

@@ -255,7 +255,7 @@ void MethodTable::Add(absl::string_view full_name, H* handlers,
 }
 
 absl::Status MethodTable::Refused(bool read_only) const {
-  if (read_only || !engine_.changes().recording()) return absl::OkStatus();
+  if (read_only || !engine_.changes().durable()) return absl::OkStatus();
   return engine_.changes().health();
 }
 

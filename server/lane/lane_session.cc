@@ -6,10 +6,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "server/engine/object.h"
+#include "server/handlers/watch_handlers.h"
 #include "spdlog/spdlog.h"
 #include "statehub/status.h"
 #include "statehub/v1/lane.pb.h"
 #include "statehub/v1/session.pb.h"
+#include "statehub/v1/watch.pb.h"
 
 namespace statehub::lane {
 namespace {
@@ -104,7 +106,7 @@ class LaneSession::ImmediateCall final : public handlers::Call {
         session_(session),
         request_id_(request_id),
         read_only_(m.read_only),
-        hold_(session.engine_.changes().recording()),
+        hold_(session.engine_.changes().durable()),
         response_(response) {}
   ~ImmediateCall() override = default;
 
@@ -139,7 +141,9 @@ LaneSession::LaneSession(Engine& engine, const handlers::MethodTable& table,
       responses_(table.methods().size()),
       link_(std::move(link)) {}
 
-LaneSession::~LaneSession() = default;
+LaneSession::~LaneSession() {
+  for (auto& [id, watch] : watches_) watch.watch->Cancel();
+}
 
 std::shared_ptr<LaneSession::Link> LaneSession::CurrentLink() const {
   MutexLock lock(&mu_);
@@ -373,7 +377,7 @@ void LaneSession::OnHello(const Frame& frame) {
   // A session can outlive this connection with a data dir (a restart), or
   // over TCP (a connection lost while the server runs): then a retry may
   // meet a call that ran, and numbered calls make it run once.
-  welcome.set_number_calls(engine_.changes().recording() ||
+  welcome.set_number_calls(engine_.changes().durable() ||
                            !options_.unix_socket);
   std::string out;
   AppendFrame(&out, Kind::kWelcome, 0, 0, &welcome);
@@ -395,6 +399,14 @@ absl::Status LaneSession::Admit() {
 void LaneSession::OnRequest(const Frame& frame) {
   const uint32_t id = frame.header.request_id;
   const Method* m = table_.ByLaneId(frame.header.method);
+  if (m == nullptr && frame.header.method == handlers::WatchLaneId()) {
+    absl::string_view body = frame.body;
+    // A watch changes nothing, so a number has nothing to guard.
+    if ((frame.header.flags & kNumbered) && body.size() >= kNumberSize) {
+      body.remove_prefix(kNumberSize);
+    }
+    return OnWatch(id, body);
+  }
   if (m == nullptr) {
     return SendError(id, absl::UnimplementedError(absl::StrFormat(
                              "lane method id %d is not an rpc of this server "
@@ -460,7 +472,98 @@ void LaneSession::OnRequest(const Frame& frame) {
   handlers::Serve(engine_, *m, &call, number, seen, *request, response.get());
 }
 
+void LaneSession::OnWatch(uint32_t request_id, absl::string_view body) {
+  if (absl::Status s = Admit(); !s.ok()) return SendError(request_id, s);
+  bool in_flight = watches_.contains(request_id);
+  if (!in_flight) {
+    MutexLock lock(&mu_);
+    in_flight = parked_.contains(request_id);
+  }
+  if (in_flight) {
+    return SendError(request_id,
+                     Protocol(absl::StrFormat(
+                         "request id %d is already in flight", request_id)));
+  }
+  v1::WatchRequest request;
+  if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return SendError(request_id,
+                     Protocol("the body of a Watches.Watch REQUEST is not a "
+                              "statehub.v1.WatchRequest"));
+  }
+  std::weak_ptr<LaneSession> self = weak_from_this();
+  std::weak_ptr<Link> link = CurrentLink();
+  absl::StatusOr<std::shared_ptr<Watch>> watch = engine_.watches().Start(
+      handlers::WatchSpecOf(request), [self, link, request_id] {
+        if (std::shared_ptr<Link> l = link.lock()) {
+          l->Post([self, request_id] {
+            if (std::shared_ptr<LaneSession> s = self.lock()) {
+              s->FlushWatch(request_id);
+            }
+          });
+        }
+      });
+  if (!watch.ok()) return SendError(request_id, watch.status());
+  watches_[request_id].watch = *watch;
+  v1::WatchResponse started;
+  handlers::FillStarted(**watch, &started);
+  std::string frame;
+  AppendFrame(&frame, Kind::kEvent, request_id, 0, &started);
+  Out(std::move(frame));
+  FlushWatch(request_id);
+}
+
+void LaneSession::FlushWatch(uint32_t request_id) {
+  auto it = watches_.find(request_id);
+  if (it == watches_.end() || state_ == State::kClosed) return;
+  const std::shared_ptr<Link> link = CurrentLink();
+  if (link == nullptr) return;
+  // A watcher that does not read is held here, not in the connection's
+  // output: its backlog in the hub is bounded, and ends it when full.
+  constexpr size_t kRoom = 4 << 20;
+  for (int round = 0; round < 4; ++round) {
+    if (link->pending_output() > kRoom) {
+      it->second.blocked = true;
+      return;
+    }
+    Watch::Batch batch = it->second.watch->Take(handlers::kWatchBatchChanges,
+                                                handlers::kWatchBatchBytes);
+    v1::WatchResponse response;
+    if (handlers::FillBatch(batch, &response)) {
+      std::string frame;
+      AppendFrame(&frame, Kind::kEvent, request_id, 0, &response);
+      Out(std::move(frame));
+    }
+    if (!batch.end.ok()) {
+      it->second.watch->Cancel();
+      watches_.erase(it);
+      return SendError(request_id, batch.end);
+    }
+    if (!batch.more) return;
+  }
+  // More is pending: after the other connections' turn.
+  std::weak_ptr<LaneSession> self = weak_from_this();
+  link->Post([self, request_id] {
+    if (std::shared_ptr<LaneSession> s = self.lock()) s->FlushWatch(request_id);
+  });
+}
+
+void LaneSession::OutputDrained() {
+  std::vector<uint32_t> blocked;
+  for (auto& [id, watch] : watches_) {
+    if (watch.blocked) {
+      watch.blocked = false;
+      blocked.push_back(id);
+    }
+  }
+  for (uint32_t id : blocked) FlushWatch(id);
+}
+
 void LaneSession::OnCancel(uint32_t request_id) {
+  if (auto it = watches_.find(request_id); it != watches_.end()) {
+    it->second.watch->Cancel();
+    watches_.erase(it);
+    return SendError(request_id, absl::CancelledError("watch cancelled"));
+  }
   std::shared_ptr<LaneCall> call;
   {
     MutexLock lock(&mu_);
@@ -492,6 +595,8 @@ void LaneSession::Closed() {
   }
   state_ = State::kClosed;
   held_.clear();
+  for (auto& [id, watch] : watches_) watch.watch->Cancel();
+  watches_.clear();
   // Withdrawn as if cancelled; their replies go nowhere. A call stays in
   // the table until it is finished (Deliver): one that another thread
   // claimed already (a grant, a timeout, its session's end) is finished

@@ -40,6 +40,7 @@
 #include "google/protobuf/message.h"
 #include "server/engine/engine.h"
 #include "server/engine/mutex.h"
+#include "server/engine/watches.h"
 #include "server/handlers/call.h"
 #include "server/handlers/methods.h"
 #include "statehub/internal/lane.h"
@@ -64,6 +65,13 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
     // ready, before it waits again). Serial context. The default runs it
     // at once.
     virtual void Defer(std::function<void()> fn) { fn(); }
+    // Post runs `fn` in the serial context later, never before it returns.
+    // Any thread, with any lock held (a watch's wake). The default is
+    // Dispatch, for links whose Dispatch never runs inline.
+    virtual void Post(std::function<void()> fn) { Dispatch(std::move(fn)); }
+    // pending_output is how many bytes were written and are not yet sent.
+    // Serial context.
+    virtual size_t pending_output() const { return 0; }
   };
 
   struct Options {
@@ -94,6 +102,10 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   // socket. Idempotent.
   void Closed();
 
+  // OutputDrained is told that what was written has been sent: watches
+  // that waited for room go on. Serial context.
+  void OutputDrained();
+
   // session_id is the session this connection belongs to; 0 before HELLO.
   SessionId session_id() const { return session_; }
   // parked_calls counts calls in flight that parked.
@@ -107,6 +119,12 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   void OnHello(const Frame& frame);
   void OnRequest(const Frame& frame);
   void OnCancel(uint32_t request_id);
+  // OnWatch starts a watch (Watches.Watch): EVENT frames with the call's
+  // request id carry its responses until an ERROR frame ends it.
+  void OnWatch(uint32_t request_id, absl::string_view body);
+  // FlushWatch sends what the watch has pending, while the connection's
+  // output has room. Serial context.
+  void FlushWatch(uint32_t request_id);
   // Fails the connection: an ERROR frame, then close.
   void Fail(uint32_t request_id, const absl::Status& status);
   void SendError(uint32_t request_id, const absl::Status& status);
@@ -160,6 +178,14 @@ class LaneSession final : public std::enable_shared_from_this<LaneSession> {
   // index: an immediate call is finished before the next frame is read.
   std::vector<std::unique_ptr<google::protobuf::Message>> requests_;
   std::vector<std::unique_ptr<google::protobuf::Message>> responses_;
+
+  // The connection's watches, by request id. Serial context.
+  struct LaneWatch {
+    std::shared_ptr<Watch> watch;
+    // blocked: output was full; OutputDrained flushes it.
+    bool blocked = false;
+  };
+  absl::flat_hash_map<uint32_t, LaneWatch> watches_;
 
   mutable Mutex mu_;
   std::shared_ptr<Link> link_ ABSL_GUARDED_BY(mu_);

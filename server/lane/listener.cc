@@ -137,6 +137,12 @@ class Listener::Connection final
   void Dispatch(std::function<void()> fn) override {
     asio::dispatch(executor_, std::move(fn));
   }
+  void Post(std::function<void()> fn) override {
+    asio::post(executor_, std::move(fn));
+  }
+  size_t pending_output() const override {
+    return out_.size() + sending_.size();
+  }
   void Defer(std::function<void()> fn) override {
     // Posted from the loop's own thread: it runs after the handlers that
     // are ready now, with no wakeup (EventLoop).
@@ -226,6 +232,9 @@ class Listener::Connection final
           self->sending_.clear();
           if (ec) return self->Shut();
           self->Flush();
+          if (!self->writing_ && self->session_ != nullptr) {
+            self->session_->OutputDrained();
+          }
           self->WaitRead();
         });
   }

@@ -56,6 +56,7 @@ from ._namespace import NamespaceProxy
 from ._proxy import BaseProxy, Token
 from ._queue import JoinableQueueProxy, QueueProxy
 from ._set import SetProxy
+from ._watch import Watch, WatchEvent
 from .errors import (
     AuthenticationError,
     BrokenBarrierError,
@@ -74,6 +75,7 @@ from .errors import (
     StatehubRuntimeError,
     StatehubTypeError,
     StatehubValueError,
+    WatchTooOld,
 )
 from .errors import (  # public as statehub.ConnectionError; see __all__
     ConnectionError as ConnectionError,
@@ -130,6 +132,9 @@ __all__ = [
     "SyncManager",
     "Token",
     "ValueProxy",
+    "Watch",
+    "WatchEvent",
+    "WatchTooOld",
     "__version__",
     "disable_metrics",
     "enable_metrics",

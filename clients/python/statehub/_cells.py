@@ -17,6 +17,7 @@ from . import _codec
 from ._list import subscript
 from ._proto import cell_pb2, objects_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
+from ._watch import Watchable
 from ._wire import value_field
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ T = TypeVar("T")
 _ARRAY_MODULE_TYPECODES = frozenset(array.typecodes)
 
 
-class _TypecodeMixin(BaseProxy):
+class _TypecodeMixin(Watchable, BaseProxy):
     """Knows its object's typecode, asking the server (Describe) at most once
     when the token did not carry it."""
 

@@ -17,6 +17,7 @@ from . import _codec
 from ._codec import MISSING, encode_key
 from ._proto import dict_pb2, value_pb2
 from ._proxy import BaseProxy, register
+from ._watch import Watchable
 from ._wire import value_field
 
 # The dict requests' Value fields (statehub._wire): key 2, value 3; a null
@@ -32,7 +33,7 @@ ITER_PAGE = 1000
 
 
 @register(value_pb2.DICT)
-class DictProxy(BaseProxy, Generic[K, V]):
+class DictProxy(Watchable, BaseProxy, Generic[K, V]):
     """A shared dict. Supports every method of Manager's DictProxy, plus
     atomic :meth:`increment`, :meth:`compare_and_set` and :meth:`get_and_set`.
 

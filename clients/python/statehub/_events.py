@@ -20,10 +20,11 @@ from typing import Any
 from ._proto import sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, register
 from ._waits import call_deadline, clamp
+from ._watch import Watchable
 
 
 @register(value_pb2.EVENT)
-class EventProxy(BaseProxy):
+class EventProxy(Watchable, BaseProxy):
     """A shared ``threading.Event`` (``m.Event()``): a flag that waiters
     wait for."""
 
@@ -63,7 +64,7 @@ class EventProxy(BaseProxy):
 
 
 @register(value_pb2.BARRIER)
-class BarrierProxy(BaseProxy):
+class BarrierProxy(Watchable, BaseProxy):
     """A shared ``threading.Barrier`` (``m.Barrier(parties, action=None,
     timeout=None)``).
 

@@ -30,6 +30,7 @@ from ._proto import (
     queue_pb2,
     session_pb2,
     sync_pb2,
+    watch_pb2,
 )
 
 #: The client's first four bytes on a new connection.
@@ -75,6 +76,7 @@ _SERVICE_MODULES = (
     cell_pb2,
     sync_pb2,
     queue_pb2,
+    watch_pb2,
 )
 
 

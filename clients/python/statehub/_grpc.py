@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import queue
 import threading
 import time
 import warnings
@@ -52,6 +53,7 @@ from ._proto import (
     session_pb2_grpc,
     sync_pb2_grpc,
     value_pb2,
+    watch_pb2_grpc,
 )
 from ._reconnect import RECONNECT_WAIT, made_again
 from ._releases import Holds, take_again
@@ -180,6 +182,49 @@ def _broke(rpc_error: grpc.RpcError) -> bool:
     return not any(key == ERROR_METADATA_KEY for key, _ in metadata)
 
 
+class GrpcWatchStream:
+    """A watch on a gRPC server stream (statehub._watch.WatchStream), read
+    by a daemon thread into a queue so that :meth:`next` can time out."""
+
+    def __init__(self, connection: GrpcConnection, request: Any) -> None:
+        self._address = connection.address
+        self._closed = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        metadata = (
+            (SESSION_METADATA_KEY, connection.session_id()),
+            *connection.auth_metadata,
+        )
+        self._call = connection._watches.Watch(request, metadata=metadata)
+        threading.Thread(target=self._read, name="statehub-watch", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                self._queue.put(response)
+            self._queue.put(grpc.StatusCode.UNAVAILABLE)
+        except grpc.RpcError as rpc_error:
+            self._queue.put(rpc_error)
+
+    def next(self, timeout: float | None) -> Any:
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if not isinstance(item, grpc.RpcError | grpc.StatusCode):
+            return item
+        self._queue.put(item)  # every later next() fails alike
+        if self._closed or not isinstance(item, grpc.RpcError) or _broke(item):
+            raise errors.ConnectionError(
+                f"the watch's stream to statehub-server at {self._address} broke",
+                code="UNAVAILABLE",
+            )
+        raise translate_rpc_error(item, self._address) from None
+
+    def close(self) -> None:
+        self._closed = True
+        self._call.cancel()
+
+
 #: How long a fork waits for the gRPC calls in flight to end before it goes
 #: ahead anyway (with a warning).
 FORK_DRAIN_TIMEOUT = 5.0
@@ -253,6 +298,7 @@ class GrpcConnection(ManagerCount):
         self.auth_metadata = auth_metadata(credentials)
         self._channel = make_channel(credentials, address)
         self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
+        self._watches = watch_pb2_grpc.WatchesStub(self._channel)
         self._methods: dict[tuple[str, str], Any] = {}
         # Reentrant: a proxy's finalizer may run (from the garbage collector)
         # on a thread that already holds it.
@@ -477,6 +523,10 @@ class GrpcConnection(ManagerCount):
         self, rpc_error: grpc.RpcError, key: Any, attribute: str | None
     ) -> errors.StatehubError:
         return translate_rpc_error(rpc_error, self.address, key, attribute)
+
+    def open_watch(self, request: Any) -> GrpcWatchStream:
+        """A watch on a server stream of its own."""
+        return GrpcWatchStream(self, request)
 
     # -- holds on anonymous objects ----------------------------------------
 

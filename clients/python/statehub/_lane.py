@@ -67,6 +67,7 @@ from ._frames import (
 )
 from ._held import Held
 from ._lane_session import CONNECT_TIMEOUT, LaneSession
+from ._lane_watch import LaneWatchStream
 from ._proto import lane_pb2, session_pb2, sync_pb2, value_pb2
 from ._reconnect import LinkBroken, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
@@ -610,6 +611,10 @@ class LaneConnection(ManagerCount):
         stale_links, self._pool = self._pool, []
         for link in stale_links:
             self._drop(link)
+
+    def open_watch(self, request: Any) -> LaneWatchStream:
+        """A watch on a link of its own (statehub._lane_watch)."""
+        return LaneWatchStream(self, self._open_link(), request)
 
     # -- holds on anonymous objects ------------------------------------------
 

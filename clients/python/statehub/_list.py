@@ -17,6 +17,7 @@ from . import _codec
 from ._codec import _INT64_MAX, _INT64_MIN, MISSING
 from ._proto import list_pb2, value_pb2
 from ._proxy import BaseProxy, register
+from ._watch import Watchable
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ def subscript(index: Any, what: str = "list") -> list_pb2.Subscript:
 
 
 @register(value_pb2.LIST)
-class ListProxy(BaseProxy, Generic[T]):
+class ListProxy(Watchable, BaseProxy, Generic[T]):
     """A shared list. Supports every method of Manager's ListProxy, plus
     ``clear()`` and ``copy()`` (a plain list, in one reply).
 

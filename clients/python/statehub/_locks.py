@@ -40,6 +40,7 @@ from ._held import Held, Key
 from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
 from ._waits import call_deadline, clamp, lock_timeout
+from ._watch import Watchable
 
 T = TypeVar("T")
 
@@ -129,7 +130,7 @@ def deadlock_from_wire(wire: sync_pb2.Deadlock) -> Deadlock:
     )
 
 
-class AcquirerProxy(BaseProxy):
+class AcquirerProxy(Watchable, BaseProxy):
     """What Manager's ``AcquirerProxy`` offers: ``acquire``, ``release`` and
     the context manager protocol. The base of the lock and semaphore
     proxies (``isinstance(m.Lock(), statehub.AcquirerProxy)``)."""

@@ -29,12 +29,13 @@ from . import _codec
 from ._proto import queue_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._waits import call_deadline, queue_timeout
+from ._watch import Watchable
 
 T = TypeVar("T")
 
 
 @register(value_pb2.QUEUE)
-class QueueProxy(BaseProxy, Generic[T]):
+class QueueProxy(Watchable, BaseProxy, Generic[T]):
     """A shared ``queue.Queue`` (``m.Queue(maxsize=0)``), with Manager's
     methods: put, get (block, timeout), put_nowait, get_nowait, qsize,
     empty, full, task_done, join. A full or empty queue raises queue.Full

@@ -21,11 +21,12 @@ from typing import Any, Generic, TypeVar
 
 from ._dict import DictProxy
 from ._proxy import BaseProxy, Options, Token
+from ._watch import Watchable
 
 T = TypeVar("T")
 
 
-class SetProxy(BaseProxy, Generic[T]):
+class SetProxy(Watchable, BaseProxy, Generic[T]):
     """A shared set: every method and operator of ``set``, as CPython 3.14's
     ``SetProxy`` has them (see the module for which are atomic)."""
 

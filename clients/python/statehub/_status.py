@@ -68,6 +68,15 @@ def error_from_status(
     ``key`` (a dict key) and ``attribute`` (a namespace attribute) only
     decorate a KeyError or AttributeError the way Python's own would be.
     """
+    if detail is not None and detail.kind == value_pb2.WATCH_TOO_OLD:
+        return errors.WatchTooOld(
+            message,
+            object=detail.object,
+            kind="WATCH_TOO_OLD",
+            code=code,
+            revision=detail.revision,
+            oldest_revision=detail.oldest_revision,
+        )
     if detail is not None and detail.kind != value_pb2.ERROR_KIND_UNSPECIFIED:
         return errors.error_for_kind(
             value_pb2.ErrorKind.Name(detail.kind),

@@ -213,6 +213,12 @@ class Connection(Protocol):
         """The current session id, connecting first if needed."""
         ...
 
+    def open_watch(self, request: Any) -> Any:
+        """Starts a watch (a ``statehub.v1.WatchRequest``) on a stream of
+        its own: a statehub._watch.WatchStream. Raises ConnectionError if
+        the server cannot be reached."""
+        ...
+
     def attach_manager(self) -> None:
         """A manager of this process started using this connection."""
         ...

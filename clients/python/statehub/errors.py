@@ -55,6 +55,7 @@ __all__ = [
     "StatehubRuntimeError",
     "StatehubTypeError",
     "StatehubValueError",
+    "WatchTooOld",
 ]
 
 
@@ -246,6 +247,32 @@ class DeadlockError(StatehubError, RuntimeError):
     """
 
 
+class WatchTooOld(StatehubError):
+    """A watch cannot go on without a gap (kind WATCH_TOO_OLD): the changes
+    after the revision it resumes from are no longer kept by the server, or
+    its reader fell too far behind.
+
+    ``revision`` is the server's revision and ``oldest_revision`` the oldest
+    one a watch can resume from. Read the current state (``initial=True``)
+    and watch again from there.
+    """
+
+    revision: int
+    oldest_revision: int
+
+    def __init__(
+        self,
+        message: str = "",
+        *args: Any,
+        revision: int = 0,
+        oldest_revision: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, *args, **kwargs)
+        self.revision = revision
+        self.oldest_revision = oldest_revision
+
+
 class AuthenticationError(StatehubError, multiprocessing.AuthenticationError):
     """No or a wrong token (kind UNAUTHENTICATED).
 
@@ -284,6 +311,7 @@ _BY_KIND: dict[str, type[StatehubError]] = {
     "BROKEN_BARRIER": BrokenBarrierError,
     "UNAUTHENTICATED": AuthenticationError,
     "DEADLOCK": DeadlockError,
+    "WATCH_TOO_OLD": WatchTooOld,
 }
 
 

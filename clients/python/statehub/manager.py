@@ -63,6 +63,7 @@ from ._queue import JoinableQueueProxy, QueueProxy
 from ._server import ServerProcess
 from ._set import SetProxy
 from ._transport import note_private_server, note_shut_down
+from ._watch import Watch, open_watch
 from .errors import StatehubRemoteError
 
 __all__ = ["Manager", "NamedObjects", "ObjectInfo", "SyncManager"]
@@ -708,6 +709,27 @@ class SyncManager:
         )
         return ObjectInfo._from_wire(response.info)
 
+    def watch(
+        self,
+        prefix: str = "",
+        *,
+        name: str | None = None,
+        since: int | None = None,
+        initial: bool = False,
+    ) -> Watch:
+        """Watches the names under ``prefix`` ("" for all): a
+        :class:`statehub.Watch` whose events are ``created`` (``value`` is
+        the type) and ``deleted``, with ``object`` naming the object;
+        ``initial=True`` fills ``watch.initial`` with ``{name: type}`` of
+        the objects there at the start. With ``name=``, watches that one
+        object instead (as ``proxy.watch()``; a namespace's way, whose
+        attributes are its own). ``since`` resumes after a revision.
+        """
+        address, options = self._started()
+        if name is not None:
+            return open_watch(address, options, name=name, since=since, initial=initial)
+        return open_watch(address, options, prefix=prefix, since=since, initial=initial)
+
     def deadlocks(self) -> builtins.list[Deadlock]:
         """The deadlocks present now among the server's locks and rlocks
         (``Locks.Deadlocks``), oldest first: cycles of threads each parked
@@ -756,9 +778,7 @@ class NamedObjects:
         ``iterable`` if new."""
         m = self._manager
         return m._open(  # type: ignore[no-any-return]
-            m._dict_request(
-                _check_name(name), (builtins.dict.fromkeys(iterable),), {}
-            ),
+            m._dict_request(_check_name(name), (builtins.dict.fromkeys(iterable),), {}),
             SetProxy,
         )
 

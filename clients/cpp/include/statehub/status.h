@@ -20,6 +20,7 @@
 #ifndef STATEHUB_STATUS_H_
 #define STATEHUB_STATUS_H_
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -44,6 +45,7 @@ enum class ErrorKind {
   kBrokenBarrier = 10,  // ABORTED
   kUnauthenticated = 11,
   kDeadlock = 12,  // ABORTED: the acquire would close a cycle of waits
+  kWatchTooOld = 13,  // OUT_OF_RANGE: a watch cannot go on without a gap
 };
 
 // ErrorKindName returns the wire name, e.g. "KEY_ERROR".
@@ -61,6 +63,15 @@ absl::Status MakeError(absl::StatusCode code, ErrorKind kind,
 ErrorKind GetErrorKind(const absl::Status& status);
 // GetErrorObject returns the object name carried by `status`, or "".
 std::string GetErrorObject(const absl::Status& status);
+
+// WatchTooOld is the WATCH_TOO_OLD error of a watch that cannot go on
+// without a gap: the server is at `revision`, and can resume a watch from
+// `oldest_revision` on.
+absl::Status WatchTooOld(absl::string_view message, absl::string_view object,
+                         uint64_t revision, uint64_t oldest_revision);
+// GetWatchRevisions returns what a WATCH_TOO_OLD error carries: the
+// server's revision and the oldest it can resume from ({0, 0} otherwise).
+std::pair<uint64_t, uint64_t> GetWatchRevisions(const absl::Status& status);
 // GetErrorLimit returns the limit flag named by `status`, or "".
 std::string GetErrorLimit(const absl::Status& status);
 
