@@ -14,12 +14,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "asio/post.hpp"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/grpc/session_service.h"
 #include "server/grpc/watch_service.h"
-#include "asio/post.hpp"
 #include "spdlog/spdlog.h"
 
 namespace statehub {

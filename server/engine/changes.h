@@ -81,9 +81,7 @@ class ChangeStream {
 
   // recording is true while a sink or a listener listens: only then do
   // objects build records.
-  bool recording() const {
-    return recording_.load(std::memory_order_acquire);
-  }
+  bool recording() const { return recording_.load(std::memory_order_acquire); }
 
   // durable is true while a sink (the log) listens: a reply may then wait
   // for it (AfterCommit), and its health decides what is refused.

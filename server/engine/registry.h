@@ -155,8 +155,8 @@ class Registry {
   // registry or lock an object (a watch starts there, watches.h).
   void WithNames(
       absl::string_view prefix, bool include_anonymous,
-      absl::FunctionRef<void(
-          const std::vector<std::pair<std::string, ObjectType>>& names)>
+      absl::FunctionRef<
+          void(const std::vector<std::pair<std::string, ObjectType>>& names)>
           fn) const;
   // Describe returns one object's info. Errors: OBJECT_NOT_FOUND.
   absl::StatusOr<ObjectInfo> Describe(absl::string_view name) const;

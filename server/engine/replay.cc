@@ -272,7 +272,10 @@ absl::Status Engine::Replay(const v1::ChangeRecord& record) {
   }
   absl::Status status =
       CoveredBySnapshot(record) ? absl::OkStatus() : ApplyRecord(record);
-  if (status.ok()) log_revision_ = record.revision();
+  if (!status.ok()) return status;
+  log_revision_ = record.revision();
+  // The log's tail, kept for watches that resume across the restart.
+  if (record.revision() > snapshot_revision_) watches_.Recovered(record);
   return status;
 }
 

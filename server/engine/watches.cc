@@ -49,9 +49,9 @@ bool Follows(const WatchSpec& spec, const v1::ChangeRecord& record) {
 }
 
 std::string Describe(const WatchSpec& spec) {
-  return spec.by_prefix ? absl::StrFormat("watch of names under \"%s\"",
-                                          spec.name)
-                        : absl::StrFormat("watch of \"%s\"", spec.name);
+  return spec.by_prefix
+             ? absl::StrFormat("watch of names under \"%s\"", spec.name)
+             : absl::StrFormat("watch of \"%s\"", spec.name);
 }
 
 }  // namespace
@@ -68,8 +68,12 @@ Watch::Batch Watch::Take(size_t max_changes, size_t max_bytes) {
     pending_.pop_front();
   }
   batch.more = !pending_.empty();
-  batch.revision = batch.more ? batch.changes.back()->record.revision()
-                              : std::max(seen, floor_);
+  // The hub offers records in order: every record below the last one
+  // taken was offered before it.
+  batch.revision = batch.changes.empty()
+                       ? 0
+                       : batch.changes.back()->record.revision();
+  if (!batch.more) batch.revision = std::max({batch.revision, seen, floor_});
   batch.progress = progress_;
   progress_ = false;
   if (ended_ && !batch.more) batch.end = end_;
@@ -156,7 +160,11 @@ void WatchHub::Listen() {
     const uint64_t at = stream_.set_listener(this);
     MutexLock lock(&mu_);
     listening_ = true;
-    floor_ = std::max(floor_, at);
+    // After a recovery the history holds the log's tail; otherwise (or if
+    // records went by that the hub never saw) it starts now.
+    if (!recovered_ || at > seen_.load(std::memory_order_relaxed)) {
+      floor_ = std::max(floor_, at);
+    }
     for (auto& [id, label] : labels) labels_.try_emplace(id, std::move(label));
     if (seen_.load(std::memory_order_relaxed) < at) {
       seen_.store(at, std::memory_order_release);
@@ -234,9 +242,9 @@ absl::StatusOr<std::shared_ptr<Watch>> WatchHub::Start(
   {
     MutexLock lock(&mu_);
     if (spec.since.has_value() && *spec.since < floor_) {
-      return TooOld(absl::StrFormat("%s since revision %d", Describe(spec),
-                                    *spec.since),
-                    spec.by_prefix ? "" : spec.name);
+      return TooOld(
+          absl::StrFormat("%s since revision %d", Describe(spec), *spec.since),
+          spec.by_prefix ? "" : spec.name);
     }
     RegisterLocked(watch, spec.since,
                    spec.since.value_or(seen_.load(std::memory_order_relaxed)));
@@ -297,17 +305,26 @@ void WatchHub::Forget(Watch* watch) {
   };
   if (watch->spec_.by_prefix) {
     drop(by_prefix_);
-  } else if (auto it = by_name_.find(watch->spec_.name);
-             it != by_name_.end()) {
+  } else if (auto it = by_name_.find(watch->spec_.name); it != by_name_.end()) {
     drop(it->second);
     if (it->second.empty()) by_name_.erase(it);
   }
   count_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void WatchHub::Write(const v1::ChangeRecord& record) {
+void WatchHub::Recovered(const v1::ChangeRecord& record) {
   MutexLock lock(&mu_);
-  const uint64_t revision = record.revision();
+  if (listening_) return;
+  if (!recovered_) {
+    recovered_ = true;
+    floor_ = record.revision() - 1;
+  }
+  KeepLocked(record);
+  seen_.store(record.revision(), std::memory_order_release);
+}
+
+std::shared_ptr<const WatchedChange> WatchHub::KeepLocked(
+    const v1::ChangeRecord& record) {
   if (record.has_session_opened()) {
     labels_[record.session_opened().id()] = record.session_opened().label();
   } else if (record.has_session_ended()) {
@@ -317,25 +334,31 @@ void WatchHub::Write(const v1::ChangeRecord& record) {
       ended_.pop_front();
     }
   }
-  if (Watched(record) && revision > floor_) {
-    auto change = std::make_shared<WatchedChange>();
-    change->record = record;
-    if (record.session() != 0) {
-      if (auto it = labels_.find(record.session()); it != labels_.end()) {
-        change->label = it->second;
-      }
+  if (!Watched(record) || record.revision() <= floor_) return nullptr;
+  auto change = std::make_shared<WatchedChange>();
+  change->record = record;
+  if (record.session() != 0) {
+    if (auto it = labels_.find(record.session()); it != labels_.end()) {
+      change->label = it->second;
     }
-    change->bytes = change->record.ByteSizeLong() + change->label.size();
-    std::shared_ptr<const WatchedChange> shared = std::move(change);
-    history_.push_back(shared);
-    history_bytes_ += shared->bytes;
-    while (!history_.empty() &&
-           (history_.size() > options_.history_records ||
-            history_bytes_ > options_.history_bytes)) {
-      floor_ = std::max(floor_, history_.front()->record.revision());
-      history_bytes_ -= history_.front()->bytes;
-      history_.pop_front();
-    }
+  }
+  change->bytes = change->record.ByteSizeLong() + change->label.size();
+  std::shared_ptr<const WatchedChange> shared = std::move(change);
+  history_.push_back(shared);
+  history_bytes_ += shared->bytes;
+  while (!history_.empty() && (history_.size() > options_.history_records ||
+                               history_bytes_ > options_.history_bytes)) {
+    floor_ = std::max(floor_, history_.front()->record.revision());
+    history_bytes_ -= history_.front()->bytes;
+    history_.pop_front();
+  }
+  return shared;
+}
+
+void WatchHub::Write(const v1::ChangeRecord& record) {
+  MutexLock lock(&mu_);
+  const uint64_t revision = record.revision();
+  if (std::shared_ptr<const WatchedChange> shared = KeepLocked(record)) {
     auto offer = [&](const std::shared_ptr<Watch>& watch) {
       if (watch->Offer(shared, options_.max_backlog) && watch->wake_) {
         watch->wake_();

@@ -197,6 +197,11 @@ class WatchHub final : public ChangeSink {
                                                std::function<void()> wake)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Recovered keeps a record replayed from the log at start (before
+  // Listen), so that a watch can resume across a restart from any revision
+  // the log still held.
+  void Recovered(const v1::ChangeRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Tick sends progress notices to the watches idle since
   // progress_interval (the server calls it often).
   void Tick(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
@@ -213,6 +218,10 @@ class WatchHub final : public ChangeSink {
   friend class Watch;
 
   void Forget(Watch* watch) ABSL_LOCKS_EXCLUDED(mu_);
+  // Keep notes a record's session label and keeps it in the history;
+  // returns it as kept, or null for a record no watch sees.
+  std::shared_ptr<const WatchedChange> KeepLocked(
+      const v1::ChangeRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Register adds `watch` to the indexes and queues the history above
   // `since` (if set) for it; `start` is its start revision.
   void RegisterLocked(const std::shared_ptr<Watch>& watch,
@@ -237,12 +246,14 @@ class WatchHub final : public ChangeSink {
   std::deque<std::shared_ptr<const WatchedChange>> history_
       ABSL_GUARDED_BY(mu_);
   size_t history_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // recovered_: Recovered filled the history before the hub listened.
+  bool recovered_ ABSL_GUARDED_BY(mu_) = false;
   // Session labels, for the changes' authors.
   absl::flat_hash_map<uint64_t, std::string> labels_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> ended_ ABSL_GUARDED_BY(mu_);
   // The watches by the name they follow, and the prefix watches.
-  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Watch>>>
-      by_name_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Watch>>> by_name_
+      ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Watch>> by_prefix_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};
 };

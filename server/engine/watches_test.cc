@@ -152,8 +152,8 @@ TEST_F(WatchesTest, ASlowWatcherIsEndedWithBoundedBacklog) {
 TEST_F(WatchesTest, PrefixWatchSeesCreationAndDeletionUnderIt) {
   ASSERT_TRUE(
       engine_.registry().Open("cfg/a", ObjectType::kDict, {}, Caller{}).ok());
-  std::shared_ptr<Watch> watch = Start({.name = "cfg/", .by_prefix = true,
-                                        .initial = true});
+  std::shared_ptr<Watch> watch =
+      Start({.name = "cfg/", .by_prefix = true, .initial = true});
   ASSERT_EQ(watch->initial().size(), 1u);
   EXPECT_EQ(watch->initial()[0].object(), "cfg/a");
   watch->Take(10, 1 << 20);
@@ -177,8 +177,7 @@ TEST_F(WatchesTest, BadRequestsGetClearErrors) {
   absl::Status missing = start({.name = "nope"});
   EXPECT_EQ(GetErrorKind(missing), ErrorKind::kObjectNotFound);
   EXPECT_THAT(missing.message(), ::testing::HasSubstr("nope"));
-  EXPECT_EQ(GetErrorKind(start({.name = "bad name!"})),
-            ErrorKind::kValueError);
+  EXPECT_EQ(GetErrorKind(start({.name = "bad name!"})), ErrorKind::kValueError);
   absl::Status future = start({.name = "jobs", .since = 1'000'000});
   EXPECT_EQ(future.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(future.message(), ::testing::HasSubstr("after the server"));

@@ -84,8 +84,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   // PumpLocked writes the next response, if the last write is done.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     if (writing_ || finishing_ || watch_ == nullptr) return;
-    Watch::Batch batch = watch_->Take(handlers::kWatchBatchChanges,
-                                      handlers::kWatchBatchBytes);
+    Watch::Batch batch =
+        watch_->Take(handlers::kWatchBatchChanges, handlers::kWatchBatchBytes);
     in_flight_.Clear();
     const bool send = handlers::FillBatch(batch, &in_flight_);
     if (!batch.end.ok()) {
@@ -100,8 +100,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
     if (end_.has_value()) finishing_after_write_ = true;
   }
 
-  void EndLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
-      shared_->mu) {
+  void EndLocked(grpc::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
     if (finishing_) return;
     if (writing_) {
       // Finish waits for the write in flight.

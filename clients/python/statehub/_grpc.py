@@ -94,6 +94,7 @@ _STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
 }
 
 _SessionsStub: Callable[[grpc.Channel], Any] = session_pb2_grpc.SessionsStub
+_WatchesStub: Callable[[grpc.Channel], Any] = watch_pb2_grpc.WatchesStub
 
 #: How many times a numbered call is sent again when its connection keeps
 #: breaking while the server looks up (a restart costs one or two).
@@ -298,7 +299,7 @@ class GrpcConnection(ManagerCount):
         self.auth_metadata = auth_metadata(credentials)
         self._channel = make_channel(credentials, address)
         self._stubs = {name: make(self._channel) for name, make in _STUBS.items()}
-        self._watches = watch_pb2_grpc.WatchesStub(self._channel)
+        self._watches = _WatchesStub(self._channel)
         self._methods: dict[tuple[str, str], Any] = {}
         # Reentrant: a proxy's finalizer may run (from the garbage collector)
         # on a thread that already holds it.

@@ -44,7 +44,7 @@ enum class ErrorKind {
   kSessionError = 9,    // FAILED_PRECONDITION: the call needs a live session
   kBrokenBarrier = 10,  // ABORTED
   kUnauthenticated = 11,
-  kDeadlock = 12,  // ABORTED: the acquire would close a cycle of waits
+  kDeadlock = 12,     // ABORTED: the acquire would close a cycle of waits
   kWatchTooOld = 13,  // OUT_OF_RANGE: a watch cannot go on without a gap
 };
 
