@@ -191,6 +191,7 @@ def test_every_kind_has_its_class() -> None:
             multiprocessing.AuthenticationError,
         ),
         "DEADLOCK": (statehub.DeadlockError, RuntimeError),
+        "WATCH_TOO_OLD": (statehub.WatchTooOld, statehub.StatehubError),
     }
     names = {value_pb2.ErrorKind.Name(k) for k in value_pb2.ErrorKind.values()}
     assert names - {"ERROR_KIND_UNSPECIFIED"} == set(expected)
