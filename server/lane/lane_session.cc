@@ -474,6 +474,11 @@ void LaneSession::OnRequest(const Frame& frame) {
 
 void LaneSession::OnWatch(uint32_t request_id, absl::string_view body) {
   if (absl::Status s = Admit(); !s.ok()) return SendError(request_id, s);
+  if (request_id == 0) {
+    // Its EVENT frames carry the id, and 0 is the server's own frames'.
+    return SendError(0, Protocol("a Watches.Watch REQUEST needs a request "
+                                 "id other than 0"));
+  }
   bool in_flight = watches_.contains(request_id);
   if (!in_flight) {
     MutexLock lock(&mu_);

@@ -24,6 +24,7 @@ inline bool KindAgrees(v1::ErrorKind kind, absl::StatusCode code) {
     case v1::OBJECT_NOT_FOUND:
       return code == C::kNotFound;
     case v1::INDEX_ERROR:
+    case v1::WATCH_TOO_OLD:
       return code == C::kOutOfRange;
     case v1::VALUE_ERROR:
       return code == C::kNotFound || code == C::kInvalidArgument;

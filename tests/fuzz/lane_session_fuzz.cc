@@ -17,16 +17,23 @@
 // Invariants (api/LANE.md), besides "no sanitizer report, no abort, no
 // leak":
 //   - the server writes whole frames of the kinds a server sends (WELCOME,
-//     RESPONSE, ERROR, PONG), method and flags 0; WELCOME only first, once,
+//     RESPONSE, ERROR, PONG, EVENT), method and flags 0; WELCOME only first,
+//     once,
 //     naming the connection's session; every ERROR a LaneError with a
 //     nonzero code, a message and a kind that agrees with the code;
 //   - it never answers a call twice or one never made: per request id, no
 //     more replies than REQUEST and PING frames (one connection-ending
 //     ERROR aside); while the connection is open every REQUEST and PING is
 //     answered except the calls parked;
+//   - a watch (Watches.Watch) is answered by EVENT frames carrying its
+//     request id and a WatchResponse, the first one `started`, revisions
+//     never going back, events in revision order; a CANCELLED or
+//     WATCH_TOO_OLD ERROR for its id ends it (no EVENT after); the started
+//     EVENT counts as the call's reply;
 //   - nothing is written after the server closed the connection;
 //   - once it is closed, no call is parked (the engine's count of parked
-//     calls is back to 0), no timeout is armed, the LaneSession is freed,
+//     calls is back to 0), no timeout is armed, no watch is left in the
+//     engine, the LaneSession is freed,
 //     and a Unix socket's own session has ended.
 
 #include <cstddef>
@@ -36,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -50,6 +58,7 @@
 #include "statehub/internal/lane.h"
 #include "statehub/v1/lane.pb.h"
 #include "statehub/v1/session.pb.h"
+#include "statehub/v1/watch.pb.h"
 #include "tests/fuzz/check.h"
 #include "tests/fuzz/error_kinds.h"
 #include "tests/fuzz/fake_transport.h"
@@ -84,6 +93,18 @@ class RecordingLink final : public LaneSession::Link {
   }
   // One thread: every context is the serial one.
   void Dispatch(std::function<void()> fn) override { fn(); }
+  // Posted work (a watch's flush) waits for RunPosted, as an event loop's
+  // posted handler waits for the loop.
+  void Post(std::function<void()> fn) override {
+    posted_.push_back(std::move(fn));
+  }
+  void RunPosted() {
+    while (!posted_.empty()) {
+      std::vector<std::function<void()>> now;
+      now.swap(posted_);
+      for (auto& fn : now) fn();
+    }
+  }
 
   const std::string& out() const { return out_; }
   bool closed() const { return closed_; }
@@ -91,6 +112,7 @@ class RecordingLink final : public LaneSession::Link {
  private:
   std::string out_;
   bool closed_ = false;
+  std::vector<std::function<void()>> posted_;
 };
 
 // ParkedCount counts the blocking calls parked on the engine's objects
@@ -158,6 +180,8 @@ std::map<uint32_t, int64_t> CheckOutput(const std::string& out,
   Frame frame;
   std::optional<FrameError> error;
   std::map<uint32_t, int64_t> replies;
+  // The watches running, by request id: the last revision each sent.
+  std::map<uint32_t, uint64_t> watches;
   size_t n = 0;
   bool last_closes = false;
   uint32_t last_id = 0;
@@ -197,7 +221,41 @@ std::map<uint32_t, int64_t> CheckOutput(const std::string& out,
                    "ERROR %d: code %s with kind %s ('%s')", h.request_id,
                    absl::StatusCodeToString(code),
                    v1::ErrorKind_Name(e.detail().kind()), e.message());
-        ++replies[h.request_id];
+        // A running watch ends with CANCELLED or WATCH_TOO_OLD; any other
+        // ERROR for its id answers a REQUEST that reused the id.
+        const bool ends_watch = code == absl::StatusCode::kCancelled ||
+                                e.detail().kind() == v1::WATCH_TOO_OLD;
+        if (!ends_watch || watches.erase(h.request_id) == 0) {
+          ++replies[h.request_id];
+        }
+        break;
+      }
+      case Kind::kEvent: {
+        v1::WatchResponse r;
+        FUZZ_CHECK(r.ParseFromArray(frame.body.data(),
+                                    static_cast<int>(frame.body.size())),
+                   "EVENT %d: the body is not a statehub.v1.WatchResponse",
+                   h.request_id);
+        auto it = watches.find(h.request_id);
+        FUZZ_CHECK(h.request_id != 0 && r.started() == (it == watches.end()),
+                   "EVENT %d: started %d, the watch %s", h.request_id,
+                   r.started(), it == watches.end() ? "was not" : "was on");
+        if (it == watches.end()) {
+          ++replies[h.request_id];
+          it = watches.emplace(h.request_id, 0).first;
+        }
+        uint64_t last = it->second;
+        FUZZ_CHECK(r.revision() >= last, "EVENT %d: revision %d after %d",
+                   h.request_id, r.revision(), last);
+        for (const v1::WatchEvent& e : r.events()) {
+          FUZZ_CHECK(e.change().revision() > last &&
+                         e.change().revision() <= r.revision(),
+                     "EVENT %d: a change of revision %d after %d, in a "
+                     "response of revision %d",
+                     h.request_id, e.change().revision(), last, r.revision());
+          last = e.change().revision();
+        }
+        it->second = r.revision();
         break;
       }
       case Kind::kResponse:
@@ -254,6 +312,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     session->Feed(stream.substr(fed, n));
     fed += n;
     timers.FireDue(absl::Now());
+    link->RunPosted();
   }
 
   const SessionId id = session->session_id();
@@ -289,6 +348,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   timers.FireDue(absl::Now());
   FUZZ_CHECK(timers.armed() == 0, "%d timeouts armed after the close",
              timers.armed());
+  FUZZ_CHECK(engine.watches().watches() == 0,
+             "%d watches left after the connection closed",
+             engine.watches().watches());
+  link->RunPosted();
   if (options.unix_socket && id != 0) {
     FUZZ_CHECK(!engine.sessions().IsLive(id, absl::Now()),
                "session %d outlived its Unix socket connection", id);

@@ -789,6 +789,7 @@ HELLO, WELCOME, REQUEST, RESPONSE, ERROR, CANCEL, PING, PONG, RELEASE, \
 M_OPEN, M_DICT_GET, M_DICT_SET, M_LOCK_ACQUIRE, M_LOCK_RELEASE = 1, 16, 17, \
     80, 81
 M_QUEUE_GET = 105
+M_WATCH = 112
 
 
 def frame(kind, request_id=0, method=0, body=b"", flags=0, length=None):
@@ -926,6 +927,32 @@ SESSION_SEEDS = {
                                  request(7, M_QUEUE_GET, text(1, "q") + field(
                                      2, 0, 1)),
                                  frame(CANCEL, 7)),
+    # Watches: EVENT frames with the Watch call's id until an ERROR ends it.
+    "watch-dict-and-prefix": lane(0, 5, PREFACE, lane_hello(),
+                                  request(1, M_OPEN, open_body("a", DICT)),
+                                  request(2, M_WATCH,
+                                          text(1, "a") + field(4, 0, 1)),
+                                  request(3, M_WATCH, text(2, "")),
+                                  request(4, M_DICT_SET, text(1, "a") + field(
+                                      2, 2, W.str("k")) + field(
+                                      3, 2, W.int(1))),
+                                  request(5, M_OPEN, open_body("b", DICT)),
+                                  frame(CANCEL, 2),
+                                  request(6, M_DICT_SET, text(1, "a") + field(
+                                      2, 2, W.str("k")) + field(
+                                      3, 2, W.int(2)))),
+    "watch-bad": lane(UNIX, 0, PREFACE, lane_hello(),
+                      request(1, M_WATCH, text(1, "missing")),
+                      request(2, M_WATCH, text(1, "bad name!")),
+                      request(3, M_OPEN, open_body("a", DICT)),
+                      request(4, M_WATCH, text(1, "a") + field(3, 0, 999)),
+                      request(5, M_WATCH, text(1, "a") + field(3, 0, 0) +
+                              field(4, 0, 1)),
+                      request(6, M_WATCH, b"\xff\xff"),
+                      request(7, M_WATCH, text(1, "a")),
+                      request(7, M_WATCH, text(1, "a")),
+                      frame(REQUEST, 8, M_WATCH, b"\0" * 16 + text(1, "a"),
+                            flags=1)),
 }
 
 
