@@ -345,6 +345,8 @@ def open_watch(
 class Watchable:
     """What proxies of watchable objects share: :meth:`watch`."""
 
+    __slots__ = ()
+
     _token: Token
     _options: Options
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import multiprocessing
 import os
 import threading
@@ -29,6 +30,7 @@ from multiprocessing import util
 from typing import Any, ClassVar, NoReturn, cast
 
 from . import _codec, _pyhost
+from ._cache import CachedDictProxy
 from ._cells import ArrayProxy, ValueProxy
 from ._connection import (
     DEFAULT_TIMEOUT,
@@ -486,10 +488,18 @@ class SyncManager:
 
     # -- Manager's data objects (anonymous) --------------------------------
 
-    def dict(self, *args: Any, **kwargs: Any) -> DictProxy[Any, Any]:
+    def dict(
+        self, *args: Any, cache: bool | int = False, **kwargs: Any
+    ) -> DictProxy[Any, Any]:
         """A new shared dict: ``m.dict()``, ``m.dict({'a': 1})``,
-        ``m.dict(a=1)``, ``m.dict([('a', 1)])``, as ``dict(...)`` takes."""
-        return self._open(self._dict_request("", args, kwargs))  # type: ignore[no-any-return]
+        ``m.dict(a=1)``, ``m.dict([('a', 1)])``, as ``dict(...)`` takes.
+
+        ``cache=True`` (or a number of keys to keep) serves ``d[k]``,
+        ``d.get(k)`` and ``k in d`` from this process's memory after the
+        first read, kept correct by the server's invalidations
+        (docs/watches.md, "The near cache"). A dict with a key "cache" is
+        made from a mapping: ``m.dict({'cache': 1})``."""
+        return self._open(self._dict_request("", args, kwargs), _cached(cache))  # type: ignore[no-any-return]
 
     def list(self, sequence: Iterable[Any] = (), /) -> ListProxy[Any]:
         """A new shared list with the items of sequence: ``m.list(range(3))``."""
@@ -747,6 +757,21 @@ class SyncManager:
         return [deadlock_from_wire(d) for d in response.deadlocks]
 
 
+def _cached(cache: bool | int) -> type[BaseProxy] | None:
+    """The proxy class for ``cache=``: None (the registered DictProxy) for
+    False, else a CachedDictProxy keeping at most that many keys (True: the
+    default)."""
+    if cache is False:
+        return None
+    if cache is True:
+        return CachedDictProxy
+    if isinstance(cache, bool) or not isinstance(cache, int) or cache < 1:
+        raise ValueError(
+            f"cache must be True, False or a number of keys >= 1, not {cache!r}"
+        )
+    return functools.partial(CachedDictProxy, max_entries=cache)  # type: ignore[return-value]
+
+
 class NamedObjects:
     """Objects opened by name: get-or-create, with a type check.
 
@@ -761,10 +786,15 @@ class NamedObjects:
     def __init__(self, manager: SyncManager) -> None:
         self._manager = manager
 
-    def dict(self, name: str, /, *args: Any, **kwargs: Any) -> DictProxy[Any, Any]:
-        """The dict called name, created from ``dict(*args, **kwargs)`` if new."""
+    def dict(
+        self, name: str, /, *args: Any, cache: bool | int = False, **kwargs: Any
+    ) -> DictProxy[Any, Any]:
+        """The dict called name, created from ``dict(*args, **kwargs)`` if new;
+        ``cache=`` as :meth:`SyncManager.dict`."""
         m = self._manager
-        return m._open(m._dict_request(_check_name(name), args, kwargs))  # type: ignore[no-any-return]
+        return m._open(  # type: ignore[no-any-return]
+            m._dict_request(_check_name(name), args, kwargs), _cached(cache)
+        )
 
     def list(
         self, name: str, sequence: Iterable[Any] | None = None, /

@@ -1,0 +1,421 @@
+"""The near cache: a process's copy of a shared dict's entries that it has
+read, kept correct by the server's pushed invalidations
+(``m.dict(cache=True)``, ``m.named.dict(name, cache=True)``;
+docs/watches.md, "The near cache").
+
+How it stays correct:
+
+- A daemon thread watches the dict (a watch of its own, statehub._watch's
+  stream); every change event drops the keys it names, and a ``clear``, a
+  deletion or a broken watch drops everything. Until the watch has started,
+  and while it is broken, nothing is cached: every read goes to the server.
+- A read that misses registers a placeholder for its key before it asks the
+  server. An invalidation of the key that arrives while the read is in
+  flight spoils the placeholder, and the reply is then returned but not
+  kept: a reply older than an invalidation is never cached (the race the
+  Redis client-side caching docs describe).
+- This process's own writes drop the key before they are sent and again
+  when they are answered, so a thread's next read after its write goes to
+  the server (read-your-writes).
+- The cache holds at most ``max_entries`` keys (the oldest go first).
+
+Only scalar values and plain containers of them are kept (a hit returns a
+copy of a container, as Manager returns a fresh object each time); a value
+holding a proxy is read from the server every time.
+
+Thread safety: hits read a dict without a lock (atomic under the GIL);
+misses, invalidations and flushes take the cache's lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+import weakref
+from typing import Any, NamedTuple
+
+from . import _codec, errors
+from ._connection import connection_for
+from ._dict import DictProxy
+from ._proto import watch_pb2
+from ._proxy import BaseProxy, Options, Token
+
+#: Keys a cache keeps by default.
+DEFAULT_MAX_ENTRIES = 100_000
+#: The pause between attempts to watch again, at most.
+_MAX_PAUSE = 1.0
+
+_MISS: Any = object()
+_ABSENT: Any = object()  # a key the server said is not there
+_SCALARS = (int, float, str, bytes, bool, complex, type(None))
+
+_caches: weakref.WeakSet[NearCache] = weakref.WeakSet()
+
+
+def _cacheable(value: Any, depth: int = 0) -> bool:
+    """Whether a value may be kept: scalars, and plain containers of them."""
+    if isinstance(value, _SCALARS):
+        return True
+    if depth > 8 or isinstance(value, BaseProxy):
+        return False
+    if type(value) in (list, tuple, set, frozenset):
+        return all(_cacheable(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(
+            _cacheable(k, depth + 1) and _cacheable(v, depth + 1)
+            for k, v in value.items()
+        )
+    return False
+
+
+class _Placeholder:
+    """A read in flight; ``valid`` is False once an invalidation spoilt
+    it. Compared by identity."""
+
+    __slots__ = ("valid",)
+
+    def __init__(self) -> None:
+        self.valid = True
+
+
+class CacheInfo(NamedTuple):
+    """A near cache's counters (``d.cache_info()``)."""
+
+    hits: int
+    misses: int
+    invalidations: int
+    size: int
+    max_entries: int
+
+
+class NearCache:
+    """One process's cache of one shared dict."""
+
+    def __init__(
+        self, token: Token, options: Options, max_entries: int = DEFAULT_MAX_ENTRIES
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, not {max_entries}")
+        self.entries: dict[Any, Any] = {}
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
+        self.max_entries = max_entries
+        self._token = token
+        self._options = options
+        self._lock = threading.Lock()
+        # Reads in flight, by key.
+        self._inflight: dict[Any, list[_Placeholder]] = {}
+        self._live = False  # the watch runs: what is kept stays right
+        self._closed = False
+        self._stream: Any = None
+        self._pid = 0
+        _caches.add(self)
+        self._start()
+
+    # -- the watch ------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        threading.Thread(
+            target=self._run,
+            name=f"statehub-cache {self._token.name}",
+            daemon=True,
+        ).start()
+
+    def _run(self) -> None:
+        pause = 0.05
+        request = watch_pb2.WatchRequest(name=self._token.name)
+        pid = self._pid
+        while pid == os.getpid() and not self.closed():
+            try:
+                stream = connection_for(self._token.address).open_watch(request)
+            except errors.StatehubError:
+                time.sleep(pause)
+                pause = min(pause * 2, _MAX_PAUSE)
+                continue
+            with self._lock:
+                self._stream = stream
+            if self.closed():  # close() may have missed the stream
+                stream.close()
+                return
+            try:
+                self._follow(stream)
+                pause = 0.05
+            except errors.StatehubError:
+                # Broken, too old, or the dict is gone: start over.
+                time.sleep(pause)
+                pause = min(pause * 2, _MAX_PAUSE)
+            finally:
+                stream.close()
+                self._go_dark()
+
+    def _follow(self, stream: Any) -> None:
+        started = stream.next(None)
+        if started is None or not started.started:
+            return
+        self.flush(live=True)
+        while True:
+            response = stream.next(None)
+            if response is None:
+                continue
+            for event in response.events:
+                self._apply(event.change)
+
+    def _apply(self, record: Any) -> None:
+        change = record.WhichOneof("change")
+        if change == "entries_set":
+            keys = [e.key for e in record.entries_set.entries]
+        elif change == "entries_removed":
+            keys = list(record.entries_removed.keys)
+        else:  # a clear, a deletion, anything else: drop everything
+            self.flush()
+            return
+        for key in keys:
+            self.invalidate(
+                _codec.decode(key, self._token.address, self._options)
+            )
+
+    def _go_dark(self) -> None:
+        """The watch broke: nothing cached can be trusted until it runs again."""
+        with self._lock:
+            self._live = False
+            self._stream = None
+            self._drop_all_locked()
+
+    # -- entries ----------------------------------------------------------------
+
+    def _drop_all_locked(self) -> None:
+        self.entries.clear()
+        for cells in self._inflight.values():
+            for cell in cells:
+                cell.valid = False
+
+    def flush(self, *, live: bool | None = None) -> None:
+        """Drops every entry and spoils every read in flight."""
+        with self._lock:
+            self._drop_all_locked()
+            self.invalidations += 1
+            if live is not None:
+                self._live = live
+
+    def invalidate(self, key: Any) -> None:
+        """Drops ``key`` and spoils the reads of it in flight."""
+        try:
+            hash(key)
+        except TypeError:
+            return
+        with self._lock:
+            self.entries.pop(key, None)
+            for cell in self._inflight.get(key, ()):
+                cell.valid = False
+            self.invalidations += 1
+
+    def begin(self, key: Any) -> _Placeholder | None:
+        """A placeholder for a read of ``key`` about to be sent; None when
+        its reply must not be kept (no watch running, or not hashable)."""
+        self.misses += 1
+        if self._pid != os.getpid():
+            self._after_fork()
+        if not self._live:
+            return None
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        cell = _Placeholder()
+        with self._lock:
+            self._inflight.setdefault(key, []).append(cell)
+        return cell
+
+    def finish(self, key: Any, cell: _Placeholder | None, value: Any) -> None:
+        """Keeps a read's reply unless an invalidation spoilt it."""
+        if cell is None:
+            return
+        with self._lock:
+            cells = self._inflight.get(key)
+            if cells is not None:
+                cells.remove(cell)
+                if not cells:
+                    del self._inflight[key]
+            if not (cell.valid and self._live):
+                return
+            if value is not _ABSENT and not _cacheable(value):
+                return
+            if not isinstance(value, _SCALARS) and value is not _ABSENT:
+                value = copy.deepcopy(value)  # the caller may change its own
+            entries = self.entries
+            if key not in entries and len(entries) >= self.max_entries:
+                del entries[next(iter(entries))]
+            entries[key] = value
+
+    def lookup(self, key: Any) -> Any:
+        """The kept value, _ABSENT, or _MISS."""
+        try:
+            value = self.entries.get(key, _MISS)
+        except TypeError:  # unhashable: the server says why
+            return _MISS
+        if value is _MISS:
+            return _MISS
+        self.hits += 1
+        if isinstance(value, _SCALARS) or value is _ABSENT:
+            return value
+        return copy.deepcopy(value)
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(
+            self.hits, self.misses, self.invalidations, len(self.entries),
+            self.max_entries,
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's watch thread did not come along."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._live = False
+            self._stream = None
+            self._drop_all_locked()
+            self._inflight.clear()
+            self._start()
+
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._live = False
+            self._drop_all_locked()
+            stream = self._stream
+        if stream is not None:
+            stream.close()
+
+
+def _forget_in_child() -> None:
+    for cache in list(_caches):
+        cache.entries.clear()
+        cache._live = False
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def _keyed_write(name: str) -> Any:
+    base = getattr(DictProxy, name)
+
+    def write(self: CachedDictProxy, key: Any, *args: Any, **kwargs: Any) -> Any:
+        cache = self._near
+        cache.invalidate(key)
+        try:
+            return base(self, key, *args, **kwargs)
+        finally:
+            cache.invalidate(key)
+
+    write.__name__ = name
+    write.__doc__ = base.__doc__
+    return write
+
+
+def _bulk_write(name: str) -> Any:
+    base = getattr(DictProxy, name)
+
+    def write(self: CachedDictProxy, *args: Any, **kwargs: Any) -> Any:
+        cache = self._near
+        cache.flush()
+        try:
+            return base(self, *args, **kwargs)
+        finally:
+            cache.flush()
+
+    write.__name__ = name
+    write.__doc__ = base.__doc__
+    return write
+
+
+class CachedDictProxy(DictProxy[Any, Any]):
+    """A DictProxy whose ``d[k]``, ``d.get(k)`` and ``k in d`` are served
+    from this process's memory after the first read, and stay correct
+    because the server pushes an invalidation when an entry changes
+    (statehub._cache). Every other method is DictProxy's."""
+
+    __slots__ = ("_near",)
+    _manager_class = "DictProxy"
+
+    _near: NearCache
+
+    def __init__(
+        self,
+        token: Token,
+        options: Options,
+        *,
+        held: bool,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        super().__init__(token, options, held=held)
+        cache = NearCache(token, options, max_entries)
+        object.__setattr__(self, "_near", cache)
+        weakref.finalize(self, cache.close)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._near.lookup(key)
+        if value is _MISS:
+            cell = self._near.begin(key)
+            try:
+                value = DictProxy.__getitem__(self, key)
+            except KeyError:
+                self._near.finish(key, cell, _ABSENT)
+                raise
+            self._near.finish(key, cell, value)
+            return value
+        if value is _ABSENT:
+            # The server's own message, as a miss would raise it.
+            return DictProxy.__getitem__(self, key)
+        return value
+
+    def get(self, key: Any, default: Any = None, /) -> Any:
+        value = self._near.lookup(key)
+        if value is _MISS:
+            cell = self._near.begin(key)
+            try:
+                value = DictProxy.__getitem__(self, key)
+            except KeyError:
+                self._near.finish(key, cell, _ABSENT)
+                return default
+            self._near.finish(key, cell, value)
+            return value
+        return default if value is _ABSENT else value
+
+    def __contains__(self, key: object) -> bool:
+        value = self._near.lookup(key)
+        if value is _MISS:
+            return self.get(key, _MISS) is not _MISS
+        return value is not _ABSENT
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, invalidations and size of this process's cache."""
+        return self._near.info()
+
+    def cache_clear(self) -> None:
+        """Drops what this process keeps (the next reads go to the server)."""
+        self._near.flush()
+
+
+for _name in (
+    "__setitem__",
+    "__delitem__",
+    "pop",
+    "setdefault",
+    "increment",
+    "compare_and_set",
+    "get_and_set",
+    "set",
+    "expire",
+):
+    if hasattr(DictProxy, _name):
+        setattr(CachedDictProxy, _name, _keyed_write(_name))
+for _name in ("update", "clear", "popitem", "__ior__"):
+    if hasattr(DictProxy, _name):
+        setattr(CachedDictProxy, _name, _bulk_write(_name))

@@ -1,0 +1,255 @@
+"""The near cache (``m.dict(cache=True)``) against the real server: hits,
+invalidations pushed by the server when other processes write, a
+process's own writes, races of writes, reads and a server restart, and
+fork (docs/watches.md, "The near cache")."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+import statehub
+from statehub._connection import close_all
+
+from conftest import RunningServer, start_server, wait_until
+
+
+def _name() -> str:
+    return f"cached-{uuid.uuid4().hex[:8]}"
+
+
+def _set(address: str, name: str, key: str, value: Any) -> None:
+    with statehub.Manager(address) as m:
+        m.named.dict(name)[key] = value
+
+
+def _live(d: Any) -> None:
+    """Waits until the cache's watch runs (before it, nothing is kept)."""
+    d["_warm"] = 0
+    assert wait_until(lambda: (d.get("_warm"), d.cache_info().size > 0)[1], 10)
+
+
+def test_reads_are_served_from_memory_after_the_first(
+    server: RunningServer, manager: statehub.SyncManager
+) -> None:
+    d = manager.named.dict(_name(), {"a": 1, "b": [1, 2]}, cache=True)
+    _live(d)
+    assert d["a"] == 1
+    before = d.cache_info()
+    assert [d["a"] for _ in range(100)] == [1] * 100
+    assert d.get("missing", "dflt") == "dflt"
+    assert "missing" not in d
+    assert "a" in d
+    after = d.cache_info()
+    assert after.hits >= before.hits + 100
+    # A container comes back as a copy: changing it changes nothing shared.
+    b = d["b"]
+    b.append(3)
+    assert d["b"] == [1, 2]
+    with pytest.raises(KeyError):
+        d["missing"]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_another_processs_write_is_seen(
+    server: RunningServer, manager: statehub.SyncManager, method: str
+) -> None:
+    name = _name()
+    d = manager.named.dict(name, {"a": 1}, cache=True)
+    _live(d)
+    assert d["a"] == 1
+    child = multiprocessing.get_context(method).Process(
+        target=_set, args=(server.unix, name, "a", 2)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert wait_until(lambda: d["a"] == 2, 5)
+    assert d.cache_info().invalidations > 0
+
+
+def test_a_process_reads_its_own_writes_at_once(manager: statehub.SyncManager) -> None:
+    d = manager.dict(cache=True)
+    _live(d)
+    rng = random.Random(7)
+    model: dict[str, int] = {}
+    for i in range(500):
+        key = f"k{rng.randrange(5)}"
+        op = rng.random()
+        if op < 0.4:
+            d[key] = i
+            model[key] = i
+        elif op < 0.5:
+            d.pop(key, None)
+            model.pop(key, None)
+        elif op < 0.55:
+            d.update({key: -i})
+            model[key] = -i
+        elif op < 0.6:
+            assert d.increment("n", 1) == model.get("n", 0) + 1
+            model["n"] = model.get("n", 0) + 1
+        assert d.get(key) == model.get(key), (i, key)
+        assert (key in d) == (key in model)
+
+
+def _writer(address: str, name: str, seed: int, stop: Any) -> None:
+    rng = random.Random(seed)
+    with statehub.Manager(address) as m:
+        d = m.named.dict(name)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            key = f"k{rng.randrange(8)}"
+            op = rng.random()
+            try:
+                if op < 0.6:
+                    d[key] = (seed, i)
+                elif op < 0.8:
+                    d.pop(key, None)
+                elif op < 0.95:
+                    d.update({key: [seed, i], f"k{rng.randrange(8)}": i})
+                else:
+                    d.clear()
+            except statehub.StatehubError:
+                time.sleep(0.05)  # the server is restarting: a pause
+
+
+def test_no_stale_read_survives_races_and_a_server_restart() -> None:
+    data_dir = tempfile.mkdtemp(prefix="statehub-cache-data-")
+    running = start_server(f"--data_dir={data_dir}")
+    name = _name()
+    try:
+        with statehub.Manager(running.unix) as m:
+            d = m.named.dict(name, cache=True)
+            _live(d)
+            ctx = multiprocessing.get_context("fork")
+            stop_writing = ctx.Event()
+            writers = [
+                ctx.Process(
+                    target=_writer, args=(running.unix, name, seed, stop_writing)
+                )
+                for seed in range(3)
+            ]
+            for w in writers:
+                w.start()
+            stop = threading.Event()
+            failures: list[BaseException] = []
+
+            def read() -> None:
+                rng = random.Random(threading.get_ident())
+                while not stop.is_set():
+                    try:
+                        d.get(f"k{rng.randrange(8)}")
+                    except statehub.StatehubError:
+                        time.sleep(0.01)
+                    except BaseException as e:
+                        failures.append(e)
+                        return
+
+            readers = [threading.Thread(target=read) for _ in range(2)]
+            for r in readers:
+                r.start()
+            time.sleep(0.5)
+            running.kill()
+            running = start_server(
+                f"--data_dir={data_dir}", directory=running.directory
+            )
+            time.sleep(1.0)
+            stop_writing.set()
+            for w in writers:
+                w.join(120)
+                assert w.exitcode == 0
+            stop.set()
+            for r in readers:
+                r.join(30)
+            assert not failures
+            # Quiescence: once the last invalidations arrive, every cached
+            # read agrees with the server, and stays so.
+            truth = m.named.dict(name).copy()
+
+            def agrees() -> bool:
+                return all(d.get(f"k{i}") == truth.get(f"k{i}") for i in range(8))
+
+            assert wait_until(agrees, 10)
+            time.sleep(0.3)
+            assert agrees()
+            assert d.cache_info().hits > 0
+    finally:
+        close_all()
+        running.stop()
+
+
+def test_the_cache_is_bounded(manager: statehub.SyncManager) -> None:
+    d = manager.dict({f"k{i}": i for i in range(50)}, cache=10)
+    _live(d)
+    for i in range(50):
+        assert d[f"k{i}"] == i
+    assert d.cache_info().size <= 10
+    assert d.cache_info().max_entries == 10
+
+
+def test_bad_cache_options_are_refused(manager: statehub.SyncManager) -> None:
+    for bad in (0, -1, "yes", 2.5):
+        with pytest.raises(ValueError, match="cache"):
+            manager.dict(cache=bad)
+    # A dict with a key "cache" comes from a mapping.
+    assert manager.dict({"cache": 1}).copy() == {"cache": 1}
+
+
+def _read_in_child(d: Any, out: Any) -> None:
+    # The parent's entries came along in memory; none may be served here,
+    # and a cache of this process's own starts.
+    out.put(d.cache_info().size)
+    out.put(d["a"])
+    _live(d)
+    out.put(d["a"])
+
+
+def test_a_forked_child_does_not_trust_its_parents_cache(
+    manager: statehub.SyncManager,
+) -> None:
+    d = manager.named.dict(_name(), {"a": 1}, cache=True)
+    _live(d)
+    assert d["a"] == 1
+    assert d.cache_info().size > 0
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_read_in_child, args=(d, out))
+    child.start()
+    assert out.get(timeout=30) == 0
+    assert out.get(timeout=30) == 1
+    d["a"] = 2
+    assert out.get(timeout=30) == 2
+    child.join(30)
+    assert child.exitcode == 0
+
+
+def test_a_reply_older_than_an_invalidation_is_not_kept(
+    server: RunningServer, manager: statehub.SyncManager
+) -> None:
+    """The race the placeholders close, made to happen: a read's reply
+    (holding the old value) is processed after the invalidation of a write
+    that the server made after that read."""
+    name = _name()
+    d = manager.named.dict(name, {"k": "old"}, cache=True)
+    _live(d)
+    near = d._near
+    cell = near.begin("k")  # a read of "k" goes out...
+    stale = "old"  # ...and the server answers it before the write below
+    seen = near.info().invalidations
+    child = multiprocessing.get_context("spawn").Process(
+        target=_set, args=(server.unix, name, "k", "new")
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert wait_until(lambda: near.info().invalidations > seen, 5)
+    near.finish("k", cell, stale)  # the old reply arrives last
+    assert d["k"] == "new"
+    assert d.get("k") == "new"
