@@ -18,6 +18,10 @@ How it stays correct:
   when they are answered, so a thread's next read after its write goes to
   the server (read-your-writes).
 - The cache holds at most ``max_entries`` keys (the oldest go first).
+- A process with a cache switches threads at least every
+  :data:`SWITCH_INTERVAL` (0.5 ms, not CPython's 5 ms), so that a thread
+  reading the cache in a tight loop does not keep an invalidation waiting
+  for the GIL.
 
 Only scalar values and plain containers of them are kept (a hit returns a
 copy of a container, as Manager returns a fresh object each time); a value
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 import time
 import weakref
@@ -46,6 +51,11 @@ from ._proxy import BaseProxy, Options, Token
 DEFAULT_MAX_ENTRIES = 100_000
 #: The pause between attempts to watch again, at most.
 _MAX_PAUSE = 1.0
+#: The interpreter's thread switch interval while a cache runs, at most
+#: (sys.setswitchinterval; CPython's default is 5 ms). A thread that reads
+#: a cached dict in a loop holds the GIL; the cache's watch thread, woken by
+#: an invalidation, gets it after at most this long.
+SWITCH_INTERVAL = 0.0005
 
 _MISS: Any = object()
 _ABSENT: Any = object()  # a key the server said is not there
@@ -119,6 +129,8 @@ class NearCache:
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         threading.Thread(
             target=self._run,
             name=f"statehub-cache {self._token.name}",
