@@ -253,3 +253,64 @@ def test_a_reply_older_than_an_invalidation_is_not_kept(
     near.finish("k", cell, stale)  # the old reply arrives last
     assert d["k"] == "new"
     assert d.get("k") == "new"
+
+
+def _set_value(address: str, name: str, value: Any) -> None:
+    with statehub.Manager(address) as m:
+        m.named.Value(name).value = value
+
+
+def _set_attribute(address: str, name: str, value: Any) -> None:
+    with statehub.Manager(address) as m:
+        m.named.Namespace(name).x = value
+
+
+def test_a_cached_value(server: RunningServer, manager: statehub.SyncManager) -> None:
+    name = _name()
+    v = manager.named.Value(name, "i", 1, cache=True)
+    assert wait_until(lambda: (v.value, v.cache_info().size)[1] == 1, 10)
+    hits = v.cache_info().hits
+    assert [v.value for _ in range(50)] == [1] * 50
+    assert v.cache_info().hits >= hits + 50
+    v.value = 2  # read-your-writes
+    assert v.value == 2
+    assert v.increment(3) == 5
+    assert v.get() == 5
+    child = multiprocessing.get_context("spawn").Process(
+        target=_set_value, args=(server.unix, name, 9)
+    )
+    child.start()
+    child.join(30)
+    assert wait_until(lambda: v.value == 9, 5)
+
+
+def test_a_cached_namespace(
+    server: RunningServer, manager: statehub.SyncManager
+) -> None:
+    name = _name()
+    ns = statehub.cached(manager.named.Namespace(name, x=1))
+    assert statehub.cached(ns) is ns
+    assert wait_until(lambda: (ns.x, ns.cache_info().size)[1] == 1, 10)
+    with pytest.raises(AttributeError):
+        _ = ns.missing
+    with pytest.raises(AttributeError):
+        _ = ns.missing  # from memory now, with the server's message
+    ns.y = 2
+    assert ns.y == 2
+    del ns.y
+    assert not hasattr(ns, "y")
+    ns._local_only = 3  # the proxy's own attribute, never sent
+    assert ns._local_only == 3
+    child = multiprocessing.get_context("spawn").Process(
+        target=_set_attribute, args=(server.unix, name, 7)
+    )
+    child.start()
+    child.join(30)
+    assert wait_until(lambda: ns.x == 7, 5)
+
+
+def test_only_dicts_values_and_namespaces_are_cached(
+    manager: statehub.SyncManager,
+) -> None:
+    with pytest.raises(TypeError, match="ListProxy"):
+        statehub.cached(manager.list())

@@ -35,6 +35,7 @@ if "grpc" not in sys.modules:
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "1")
 
 from . import errors
+from ._cache import CacheInfo, cached
 from ._cells import ArrayProxy, ValueProxy
 from ._codec import MISSING, Blob
 from ._connection import DEFAULT_TIMEOUT
@@ -94,6 +95,7 @@ __all__ = [
     "BaseProxy",
     "Blob",
     "BrokenBarrierError",
+    "CacheInfo",
     # ConnectionError is left out on purpose: a star import would shadow the
     # builtin, and `except ConnectionError` would then miss OSError's kind.
     # Use statehub.ConnectionError.
@@ -136,6 +138,7 @@ __all__ = [
     "WatchEvent",
     "WatchTooOld",
     "__version__",
+    "cached",
     "disable_metrics",
     "enable_metrics",
     "errors",

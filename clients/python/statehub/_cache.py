@@ -1,7 +1,8 @@
-"""The near cache: a process's copy of a shared dict's entries that it has
-read, kept correct by the server's pushed invalidations
-(``m.dict(cache=True)``, ``m.named.dict(name, cache=True)``;
-docs/watches.md, "The near cache").
+"""The near cache: a process's copy of what it has read of a shared dict,
+value or namespace, kept correct by the server's pushed invalidations
+(``m.dict(cache=True)``, ``m.named.dict(name, cache=True)``,
+``m.Value(..., cache=True)``, ``statehub.cached(proxy)``; docs/watches.md,
+"The near cache").
 
 How it stays correct:
 
@@ -34,6 +35,7 @@ misses, invalidations and flushes take the cache's lock.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 import threading
@@ -42,8 +44,10 @@ import weakref
 from typing import Any, NamedTuple
 
 from . import _codec, errors
+from ._cells import ValueProxy
 from ._connection import connection_for
 from ._dict import DictProxy
+from ._namespace import NamespaceProxy
 from ._proto import watch_pb2
 from ._proxy import BaseProxy, Options, Token
 
@@ -315,39 +319,74 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def _keyed_write(name: str) -> Any:
-    base = getattr(DictProxy, name)
-
-    def write(self: CachedDictProxy, key: Any, *args: Any, **kwargs: Any) -> Any:
-        cache = self._near
-        cache.invalidate(key)
+def read_through(
+    cache: NearCache, key: Any, fetch: Any, absent: type[Exception]
+) -> Any:
+    """``fetch()`` served from ``cache`` under ``key``: a hit from memory, a
+    miss from the server (kept unless spoilt). ``absent`` is the exception
+    by which ``fetch`` says the key is not there (remembered too, and raised
+    again by the server's own call, for its message)."""
+    value = cache.lookup(key)
+    if value is _MISS:
+        cell = cache.begin(key)
         try:
-            return base(self, key, *args, **kwargs)
-        finally:
-            cache.invalidate(key)
+            value = fetch()
+        except absent:
+            cache.finish(key, cell, _ABSENT)
+            raise
+        cache.finish(key, cell, value)
+        return value
+    if value is _ABSENT:
+        return fetch()
+    return value
 
-    write.__name__ = name
-    write.__doc__ = base.__doc__
-    return write
 
+def _around(base: Any, before_after: Any) -> Any:
+    """``base`` wrapped so that ``before_after(self, args)`` runs before it
+    and after it, whatever it raises: a write drops what it changes from
+    the cache when it is sent and again when it is answered."""
 
-def _bulk_write(name: str) -> Any:
-    base = getattr(DictProxy, name)
-
-    def write(self: CachedDictProxy, *args: Any, **kwargs: Any) -> Any:
-        cache = self._near
-        cache.flush()
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        before_after(self, args)
         try:
             return base(self, *args, **kwargs)
         finally:
-            cache.flush()
+            before_after(self, args)
 
-    write.__name__ = name
+    write.__name__ = getattr(base, "__name__", "write")
     write.__doc__ = base.__doc__
     return write
 
 
-class CachedDictProxy(DictProxy[Any, Any]):
+def _drop_key(self: Any, args: tuple[Any, ...]) -> None:
+    self._near.invalidate(args[0])
+
+
+def _drop_all(self: Any, args: tuple[Any, ...]) -> None:
+    self._near.flush()
+
+
+class _Cached:
+    """What cached proxies share: their NearCache, its counters."""
+
+    __slots__ = ()
+    _near: NearCache
+
+    def _start_cache(self, token: Token, options: Options, max_entries: int) -> None:
+        cache = NearCache(token, options, max_entries)
+        object.__setattr__(self, "_near", cache)
+        weakref.finalize(self, cache.close)
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, invalidations and size of this process's cache."""
+        return self._near.info()
+
+    def cache_clear(self) -> None:
+        """Drops what this process keeps (the next reads go to the server)."""
+        self._near.flush()
+
+
+class CachedDictProxy(_Cached, DictProxy[Any, Any]):
     """A DictProxy whose ``d[k]``, ``d.get(k)`` and ``k in d`` are served
     from this process's memory after the first read, and stay correct
     because the server pushes an invalidation when an entry changes
@@ -355,8 +394,6 @@ class CachedDictProxy(DictProxy[Any, Any]):
 
     __slots__ = ("_near",)
     _manager_class = "DictProxy"
-
-    _near: NearCache
 
     def __init__(
         self,
@@ -367,52 +404,21 @@ class CachedDictProxy(DictProxy[Any, Any]):
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         super().__init__(token, options, held=held)
-        cache = NearCache(token, options, max_entries)
-        object.__setattr__(self, "_near", cache)
-        weakref.finalize(self, cache.close)
+        self._start_cache(token, options, max_entries)
 
     def __getitem__(self, key: Any) -> Any:
-        value = self._near.lookup(key)
-        if value is _MISS:
-            cell = self._near.begin(key)
-            try:
-                value = DictProxy.__getitem__(self, key)
-            except KeyError:
-                self._near.finish(key, cell, _ABSENT)
-                raise
-            self._near.finish(key, cell, value)
-            return value
-        if value is _ABSENT:
-            # The server's own message, as a miss would raise it.
-            return DictProxy.__getitem__(self, key)
-        return value
+        return read_through(
+            self._near, key, lambda: DictProxy.__getitem__(self, key), KeyError
+        )
 
     def get(self, key: Any, default: Any = None, /) -> Any:
-        value = self._near.lookup(key)
-        if value is _MISS:
-            cell = self._near.begin(key)
-            try:
-                value = DictProxy.__getitem__(self, key)
-            except KeyError:
-                self._near.finish(key, cell, _ABSENT)
-                return default
-            self._near.finish(key, cell, value)
-            return value
-        return default if value is _ABSENT else value
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __contains__(self, key: object) -> bool:
-        value = self._near.lookup(key)
-        if value is _MISS:
-            return self.get(key, _MISS) is not _MISS
-        return value is not _ABSENT
-
-    def cache_info(self) -> CacheInfo:
-        """Hits, misses, invalidations and size of this process's cache."""
-        return self._near.info()
-
-    def cache_clear(self) -> None:
-        """Drops what this process keeps (the next reads go to the server)."""
-        self._near.flush()
+        return self.get(key, _MISS) is not _MISS
 
 
 for _name in (
@@ -427,7 +433,127 @@ for _name in (
     "expire",
 ):
     if hasattr(DictProxy, _name):
-        setattr(CachedDictProxy, _name, _keyed_write(_name))
+        setattr(CachedDictProxy, _name, _around(getattr(DictProxy, _name), _drop_key))
 for _name in ("update", "clear", "popitem", "__ior__"):
     if hasattr(DictProxy, _name):
-        setattr(CachedDictProxy, _name, _bulk_write(_name))
+        setattr(CachedDictProxy, _name, _around(getattr(DictProxy, _name), _drop_all))
+
+
+class CachedValueProxy(_Cached, ValueProxy[Any]):
+    """A ValueProxy whose ``v.value`` and ``v.get()`` are served from this
+    process's memory after the first read (statehub._cache)."""
+
+    __slots__ = ("_near",)
+    _manager_class = "ValueProxy"
+
+    def __init__(
+        self,
+        token: Token,
+        options: Options,
+        *,
+        held: bool,
+        max_entries: int = 1,
+    ) -> None:
+        super().__init__(token, options, held=held)
+        self._start_cache(token, options, 1)
+
+    def get(self) -> Any:
+        return read_through(self._near, None, lambda: ValueProxy.get(self), LookupError)
+
+    set = _around(ValueProxy.set, _drop_all)
+    value = property(get, set, doc="The value (from memory once read).")
+    increment = _around(ValueProxy.increment, _drop_all)
+    compare_and_set = _around(ValueProxy.compare_and_set, _drop_all)
+    get_and_set = _around(ValueProxy.get_and_set, _drop_all)
+
+
+class CachedNamespaceProxy(_Cached, NamespaceProxy):
+    """A NamespaceProxy whose attribute reads are served from this
+    process's memory after the first (statehub._cache)."""
+
+    __slots__ = ("_near",)
+    _manager_class = "NamespaceProxy"
+
+    def __init__(
+        self,
+        token: Token,
+        options: Options,
+        *,
+        held: bool,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        super().__init__(token, options, held=held)
+        self._start_cache(token, options, max_entries)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            return NamespaceProxy.__getattr__(self, name)
+        return read_through(
+            self._near,
+            name,
+            lambda: NamespaceProxy.__getattr__(self, name),
+            AttributeError,
+        )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            NamespaceProxy.__setattr__(self, name, value)
+            return
+        self._near.invalidate(name)
+        try:
+            NamespaceProxy.__setattr__(self, name, value)
+        finally:
+            self._near.invalidate(name)
+
+    def __delattr__(self, name: str) -> None:
+        if name.startswith("_"):
+            NamespaceProxy.__delattr__(self, name)
+            return
+        self._near.invalidate(name)
+        try:
+            NamespaceProxy.__delattr__(self, name)
+        finally:
+            self._near.invalidate(name)
+
+
+_CACHED: dict[type[BaseProxy], Any] = {
+    DictProxy: CachedDictProxy,
+    ValueProxy: CachedValueProxy,
+    NamespaceProxy: CachedNamespaceProxy,
+}
+
+
+def cached_class(proxy_class: type[BaseProxy], cache: bool | int) -> Any:
+    """The proxy class (or factory) for ``cache=``: None for False (the
+    class registered for the type), else the cached class of
+    ``proxy_class`` keeping at most ``cache`` keys (True: the default)."""
+    if cache is False:
+        return None
+    if cache is not True and (
+        isinstance(cache, bool) or not isinstance(cache, int) or cache < 1
+    ):
+        raise ValueError(
+            f"cache must be True, False or a number of keys >= 1, not {cache!r}"
+        )
+    cls = _CACHED[proxy_class]
+    if cache is True:
+        return cls
+    return functools.partial(cls, max_entries=cache)
+
+
+def cached(proxy: Any, max_entries: int | None = None) -> Any:
+    """A proxy of the same shared dict, value or namespace whose reads are
+    served from this process's memory after the first, kept correct by the
+    server's invalidations (docs/watches.md, "The near cache"). The way to
+    cache a namespace, whose keyword arguments are its attributes."""
+    for base, cls in _CACHED.items():
+        if type(proxy) is base:
+            token = proxy._token
+            kwargs = {} if max_entries is None else {"max_entries": max_entries}
+            return cls(token, proxy._options, held=token.anonymous, **kwargs)
+        if type(proxy) is cls:
+            return proxy
+    raise TypeError(
+        f"only dict, Value and Namespace proxies can be cached, not "
+        f"{type(proxy).__name__}"
+    )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import functools
 import multiprocessing
 import os
 import threading
@@ -30,7 +29,7 @@ from multiprocessing import util
 from typing import Any, ClassVar, NoReturn, cast
 
 from . import _codec, _pyhost
-from ._cache import CachedDictProxy
+from ._cache import cached_class
 from ._cells import ArrayProxy, ValueProxy
 from ._connection import (
     DEFAULT_TIMEOUT,
@@ -499,7 +498,9 @@ class SyncManager:
         first read, kept correct by the server's invalidations
         (docs/watches.md, "The near cache"). A dict with a key "cache" is
         made from a mapping: ``m.dict({'cache': 1})``."""
-        return self._open(self._dict_request("", args, kwargs), _cached(cache))  # type: ignore[no-any-return]
+        return self._open(  # type: ignore[no-any-return]
+            self._dict_request("", args, kwargs), cached_class(DictProxy, cache)
+        )
 
     def list(self, sequence: Iterable[Any] = (), /) -> ListProxy[Any]:
         """A new shared list with the items of sequence: ``m.list(range(3))``."""
@@ -517,11 +518,17 @@ class SyncManager:
         """A new shared namespace with the given attributes."""
         return self._open(self._namespace_request("", kwds))  # type: ignore[no-any-return]
 
-    def Value(self, typecode: Any, value: Any, lock: bool = True) -> ValueProxy[Any]:  # noqa: N802
+    def Value(  # noqa: N802
+        self, typecode: Any, value: Any, lock: bool = True, *, cache: bool = False
+    ) -> ValueProxy[Any]:
         """A new shared value; ``typecode`` (e.g. 'i') is only shown by
         repr(), as with Manager. ``lock`` is accepted and ignored, as Manager
-        does (every operation is atomic on the server)."""
-        return self._open(self._value_request("", typecode, value, True))  # type: ignore[no-any-return]
+        does (every operation is atomic on the server). ``cache=True`` serves
+        ``v.value`` from memory once read (docs/watches.md)."""
+        return self._open(  # type: ignore[no-any-return]
+            self._value_request("", typecode, value, True),
+            cached_class(ValueProxy, cache),
+        )
 
     def Array(self, typecode: str, sequence: Any, lock: bool = True) -> ArrayProxy[Any]:  # noqa: N802
         """A new shared fixed-length array of ``typecode`` cells, from a
@@ -757,21 +764,6 @@ class SyncManager:
         return [deadlock_from_wire(d) for d in response.deadlocks]
 
 
-def _cached(cache: bool | int) -> type[BaseProxy] | None:
-    """The proxy class for ``cache=``: None (the registered DictProxy) for
-    False, else a CachedDictProxy keeping at most that many keys (True: the
-    default)."""
-    if cache is False:
-        return None
-    if cache is True:
-        return CachedDictProxy
-    if isinstance(cache, bool) or not isinstance(cache, int) or cache < 1:
-        raise ValueError(
-            f"cache must be True, False or a number of keys >= 1, not {cache!r}"
-        )
-    return functools.partial(CachedDictProxy, max_entries=cache)  # type: ignore[return-value]
-
-
 class NamedObjects:
     """Objects opened by name: get-or-create, with a type check.
 
@@ -793,7 +785,8 @@ class NamedObjects:
         ``cache=`` as :meth:`SyncManager.dict`."""
         m = self._manager
         return m._open(  # type: ignore[no-any-return]
-            m._dict_request(_check_name(name), args, kwargs), _cached(cache)
+            m._dict_request(_check_name(name), args, kwargs),
+            cached_class(DictProxy, cache),
         )
 
     def list(
@@ -818,15 +811,21 @@ class NamedObjects:
         return m._open(m._namespace_request(_check_name(name), kwds))  # type: ignore[no-any-return]
 
     def Value(  # noqa: N802
-        self, name: str, typecode: Any = None, value: Any = _codec.MISSING, /
+        self,
+        name: str,
+        typecode: Any = None,
+        value: Any = _codec.MISSING,
+        /,
+        *,
+        cache: bool = False,
     ) -> ValueProxy[Any]:
         """The value called name, created holding value (None if not given)
-        if new."""
+        if new; ``cache=`` as :meth:`SyncManager.Value`."""
         m = self._manager
         request = m._value_request(
             _check_name(name), typecode, value, value is not _codec.MISSING
         )
-        return m._open(request)  # type: ignore[no-any-return]
+        return m._open(request, cached_class(ValueProxy, cache))  # type: ignore[no-any-return]
 
     def Array(  # noqa: N802
         self, name: str, typecode: str | None = None, sequence: Any = (), /
