@@ -101,3 +101,23 @@ def test_metrics_can_be_disabled(manager: statehub.SyncManager) -> None:
         )
         is None
     )
+
+
+def test_near_cache_counters_are_scraped(
+    manager: statehub.SyncManager, registry: CollectorRegistry
+) -> None:
+    d = manager.named.dict("metrics-cached", {"a": 1}, cache=True)
+    assert wait_until(lambda: (d["a"], d.cache_info().size)[1] == 1, 10)
+    for _ in range(10):
+        assert d["a"] == 1
+    d["a"] = 2  # an invalidation
+    info = d.cache_info()
+
+    def sample(name: str) -> float:
+        value = registry.get_sample_value(name, {"object": "metrics-cached"})
+        return 0.0 if value is None else value
+
+    assert sample("statehub_client_cache_hits_total") >= info.hits >= 10
+    assert sample("statehub_client_cache_misses_total") >= 1
+    assert sample("statehub_client_cache_invalidations_total") >= 1
+    assert sample("statehub_client_cache_entries") <= info.max_entries

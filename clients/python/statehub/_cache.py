@@ -43,7 +43,7 @@ import time
 import weakref
 from typing import Any, NamedTuple
 
-from . import _codec, errors
+from . import _codec, _metrics, errors
 from ._cells import ValueProxy
 from ._connection import connection_for
 from ._dict import DictProxy
@@ -308,6 +308,16 @@ class NearCache:
             stream = self._stream
         if stream is not None:
             stream.close()
+
+
+def _counters() -> list[tuple[str, int, int, int, int]]:
+    return [
+        (c._token.name, c.hits, c.misses, c.invalidations, len(c.entries))
+        for c in list(_caches)
+    ]
+
+
+_metrics.cache_counters.append(_counters)
 
 
 def _forget_in_child() -> None:

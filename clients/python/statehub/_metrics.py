@@ -11,6 +11,12 @@ the session stream and the acquiring proxies of this process report to them:
     How long a blocking acquire took, by object type (``lock``, ``rlock``,
     ``semaphore``, ``bounded_semaphore``) and result (``acquired`` or
     ``timeout``).
+``statehub_client_cache_hits_total``, ``..._misses_total``,
+``..._invalidations_total`` (counters) and ``statehub_client_cache_entries``
+(gauge), label ``object``
+    The near caches of this process (statehub._cache), read when scraped:
+    reads served from memory, reads that went to the server, entries
+    dropped because the server said they changed, and entries kept.
 ``statehub_client_reconnects_total`` (counter, label ``session``)
     Session streams re-established after breaking: ``resumed`` kept the
     session, ``new`` got a new one (the lease had passed). The planned
@@ -34,6 +40,7 @@ Metrics are per process: a child started by spawn or forkserver must call
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["disable_metrics", "enable_metrics"]
@@ -58,6 +65,52 @@ _CALL_BUCKETS = (
     30.0,
     60.0,
 )
+
+
+#: Sources of near-cache counters: each returns (object name, hits,
+#: misses, invalidations, entries) per cache (statehub._cache adds one).
+cache_counters: list[Callable[[], Iterable[tuple[str, int, int, int, int]]]] = []
+
+
+class _CacheCollector:
+    """Reads the near caches' counters at scrape time, so that a cache hit
+    costs no call into prometheus_client."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        totals: dict[str, list[int]] = {}
+        for source in cache_counters:
+            for name, *counts in source():
+                sums = totals.setdefault(name, [0, 0, 0, 0])
+                for i, n in enumerate(counts):
+                    sums[i] += n
+        families: list[Any] = [
+            CounterMetricFamily(
+                "statehub_client_cache_hits",
+                "Reads served from a near cache",
+                labels=["object"],
+            ),
+            CounterMetricFamily(
+                "statehub_client_cache_misses",
+                "Reads of a near-cached object that went to the server",
+                labels=["object"],
+            ),
+            CounterMetricFamily(
+                "statehub_client_cache_invalidations",
+                "Near-cache entries dropped because the server said they changed",
+                labels=["object"],
+            ),
+            GaugeMetricFamily(
+                "statehub_client_cache_entries",
+                "Entries a near cache keeps",
+                labels=["object"],
+            ),
+        ]
+        for name, counts in sorted(totals.items()):
+            for family, n in zip(families, counts, strict=True):
+                family.add_metric([name], n)
+        yield from families
 
 
 class Metrics:
@@ -92,6 +145,8 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[str, ...], Any] = {}
+        self._caches = _CacheCollector()
+        registry.register(self._caches)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric._name, *labels)
@@ -112,7 +167,7 @@ class Metrics:
         self._child(self._reconnects, "resumed" if resumed else "new").inc()
 
     def unregister(self) -> None:
-        for metric in (self._calls, self._lock_waits, self._reconnects):
+        for metric in (self._calls, self._lock_waits, self._reconnects, self._caches):
             self.registry.unregister(metric)
 
 
