@@ -48,6 +48,7 @@ class Engine {
   // replies remembers numbered calls' answers for their retries.
   // watches serves watches on the change stream (watches.h).
   WatchHub& watches() { return watches_; }
+  const WatchHub& watches() const { return watches_; }
   Replies& replies() { return replies_; }
   const Replies& replies() const { return replies_; }
   const Limits& limits() const { return registry_.limits(); }

@@ -70,9 +70,8 @@ Watch::Batch Watch::Take(size_t max_changes, size_t max_bytes) {
   batch.more = !pending_.empty();
   // The hub offers records in order: every record below the last one
   // taken was offered before it.
-  batch.revision = batch.changes.empty()
-                       ? 0
-                       : batch.changes.back()->record.revision();
+  batch.revision =
+      batch.changes.empty() ? 0 : batch.changes.back()->record.revision();
   if (!batch.more) batch.revision = std::max({batch.revision, seen, floor_});
   batch.progress = progress_;
   progress_ = false;
@@ -83,6 +82,11 @@ Watch::Batch Watch::Take(size_t max_changes, size_t max_bytes) {
 }
 
 void Watch::Cancel() { hub_->Forget(this); }
+
+bool Watch::ended() {
+  MutexLock lock(&mu_);
+  return ended_;
+}
 
 bool Watch::Offer(const std::shared_ptr<const WatchedChange>& change,
                   size_t max_backlog) {
@@ -360,8 +364,14 @@ void WatchHub::Write(const v1::ChangeRecord& record) {
   const uint64_t revision = record.revision();
   if (std::shared_ptr<const WatchedChange> shared = KeepLocked(record)) {
     auto offer = [&](const std::shared_ptr<Watch>& watch) {
+      events_.fetch_add(1, std::memory_order_relaxed);
+      const bool was_ended = watch->ended_for_hub_;
       if (watch->Offer(shared, options_.max_backlog) && watch->wake_) {
         watch->wake_();
+      }
+      if (!was_ended && watch->ended()) {
+        watch->ended_for_hub_ = true;
+        overflows_.fetch_add(1, std::memory_order_relaxed);
       }
     };
     if (auto it = by_name_.find(record.object()); it != by_name_.end()) {
@@ -392,6 +402,11 @@ void WatchHub::Tick(absl::Time now) {
 
 size_t WatchHub::watches() const {
   return count_.load(std::memory_order_relaxed);
+}
+
+size_t WatchHub::history() const {
+  MutexLock lock(&mu_);
+  return history_.size();
 }
 
 uint64_t WatchHub::oldest_revision() const {

@@ -133,6 +133,8 @@ class Watch {
   // Nudge asks for a progress notice if nothing went out for `interval`;
   // false if the watch needs no waking.
   bool Nudge(absl::Time now, absl::Duration interval) ABSL_LOCKS_EXCLUDED(mu_);
+  // ended: the watch is over (overflowed, or ended by the hub).
+  bool ended() ABSL_LOCKS_EXCLUDED(mu_);
   // Raise moves the start to `revision` (the initial contents' revision)
   // and drops what is queued at or below it.
   void Raise(uint64_t revision) ABSL_LOCKS_EXCLUDED(mu_);
@@ -144,7 +146,8 @@ class Watch {
   uint64_t start_ = 0;
   uint64_t oldest_ = 0;
   std::vector<v1::ChangeRecord> initial_;
-  bool cancelled_ = false;  // the hub's lock
+  bool cancelled_ = false;      // the hub's lock
+  bool ended_for_hub_ = false;  // the hub's lock: counted as an overflow
 
   Mutex mu_;
   std::deque<std::shared_ptr<const WatchedChange>> pending_
@@ -208,6 +211,14 @@ class WatchHub final : public ChangeSink {
 
   // watches counts the live watches.
   size_t watches() const ABSL_LOCKS_EXCLUDED(mu_);
+  // events counts the changes queued for watches; overflows the watches
+  // ended because their reader fell behind (metrics).
+  uint64_t events() const { return events_.load(std::memory_order_relaxed); }
+  uint64_t overflows() const {
+    return overflows_.load(std::memory_order_relaxed);
+  }
+  // history counts the changes kept for watches that resume.
+  size_t history() const ABSL_LOCKS_EXCLUDED(mu_);
   // oldest_revision is the oldest `since` a watch can resume from now.
   uint64_t oldest_revision() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -256,6 +267,8 @@ class WatchHub final : public ChangeSink {
       ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<Watch>> by_prefix_ ABSL_GUARDED_BY(mu_);
   std::atomic<size_t> count_{0};
+  std::atomic<uint64_t> events_{0};
+  std::atomic<uint64_t> overflows_{0};
 };
 
 }  // namespace statehub

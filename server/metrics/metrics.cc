@@ -165,9 +165,28 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     // Read without the stream's mutex: a scrape may be a record behind.
     AddGauge(&Gauges("statehub_revision",
                      "The server-wide revision: the last change record "
-                     "published (0 without --data_dir, which records none).",
+                     "published (0 until something records: --data_dir, or "
+                     "the first watch).",
                      &out),
              {}, static_cast<int64_t>(engine_->changes().revision()));
+    const WatchHub& hub = engine_->watches();
+    AddGauge(&Gauges("statehub_watches", "Watches running now.", &out), {},
+             static_cast<int64_t>(hub.watches()));
+    AddGauge(&Gauges("statehub_watch_history",
+                     "Changes kept for watches that resume (--watch_history).",
+                     &out),
+             {}, static_cast<int64_t>(hub.history()));
+    AddCounter(&Counters("statehub_watch_events_total",
+                         "Changes queued for watches (one per watch a change "
+                         "reaches).",
+                         &out),
+               static_cast<double>(hub.events()));
+    AddCounter(&Counters("statehub_watch_overflows_total",
+                         "Watches ended with WATCH_TOO_OLD because their "
+                         "reader fell more than --watch_backlog changes "
+                         "behind.",
+                         &out),
+               static_cast<double>(hub.overflows()));
     AddGauge(&Gauges("statehub_deadlocks",
                      "Cycles of waits among locks present now "
                      "(statehub-cli deadlocks lists them).",
@@ -204,6 +223,17 @@ class Metrics::EngineCollector final : public prometheus::Collectable {
     family.help = std::move(help);
     family.type = prometheus::MetricType::Gauge;
     return family;
+  }
+  static prometheus::MetricFamily& Counters(
+      std::string name, std::string help,
+      std::deque<prometheus::MetricFamily>* out) {
+    prometheus::MetricFamily& family =
+        Gauges(std::move(name), std::move(help), out);
+    family.type = prometheus::MetricType::Counter;
+    return family;
+  }
+  static void AddCounter(prometheus::MetricFamily* family, double value) {
+    family->metric.emplace_back().counter.value = value;
   }
   static void AddGauge(prometheus::MetricFamily* family,
                        std::vector<prometheus::ClientMetric::Label> labels,

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import statehub
@@ -260,6 +261,51 @@ def test_a_watch_rides_through_a_server_restart_on_its_data_dir() -> None:
             keys = [e.key for e in drain(watch, quiet=2.0)]
             assert keys == ["unseen", "after"]
             watch.close()
+    finally:
+        close_all()
+        running.stop()
+
+
+def _watch_forever(address: str, name: str, started: Any) -> None:
+    with statehub.Manager(address) as m:
+        watch = m.named.dict(name).watch()
+        started.set()
+        for _ in watch:
+            pass
+
+
+@pytest.mark.parametrize("address", ["unix", "tcp"])
+def test_a_killed_watcher_leaves_no_watch_behind(address: str) -> None:
+    running = start_server("--metrics_listen=127.0.0.1:0")
+    try:
+        target = running.unix if address == "unix" else running.tcp
+        with statehub.Manager(target) as m:
+            d = m.named.dict("watched-by-a-victim")
+            ctx = multiprocessing.get_context("spawn")
+            started = ctx.Event()
+            victims = [
+                ctx.Process(
+                    target=_watch_forever, args=(target, d._token.name, started)
+                )
+                for _ in range(3)
+            ]
+            for victim in victims:
+                started.clear()
+                victim.start()
+                assert started.wait(30)
+            assert wait_until(lambda: running.metric("statehub_watches") == 3)
+            d["x"] = 1
+            events = "statehub_watch_events_total"
+            assert wait_until(lambda: running.metric(events) >= 3)
+            for victim in victims:
+                victim.kill()
+                victim.join(10)
+            # Their connections closed with them: the server forgot the
+            # watches, and goes on serving.
+            assert wait_until(lambda: running.metric("statehub_watches") == 0)
+            d["x"] = 2
+            with d.watch(initial=True) as watch:
+                assert watch.initial == {"x": 2}
     finally:
         close_all()
         running.stop()
