@@ -185,6 +185,29 @@ TEST_F(WatchesTest, BadRequestsGetClearErrors) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(WatchesTest, ThousandsOfWatchesOnOneObjectEachGetEveryChange) {
+  std::vector<std::shared_ptr<Watch>> watches;
+  for (int i = 0; i < 5000; ++i) {
+    watches.push_back(Start({.name = "jobs"}));
+    watches.back()->Take(10, 1 << 20);
+  }
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(jobs_->Set("k", i).ok());
+  EXPECT_EQ(wakes_.load(), 5000);  // each woken once
+  const WatchedChange* first = nullptr;
+  for (const std::shared_ptr<Watch>& watch : watches) {
+    Watch::Batch batch = watch->Take(100, 1 << 20);
+    ASSERT_EQ(batch.changes.size(), 10u);
+    // One copy of a record, shared by every watch.
+    if (first == nullptr) first = batch.changes[0].get();
+    EXPECT_EQ(batch.changes[0].get(), first);
+  }
+  EXPECT_EQ(engine_.watches().events(), 50'000u);
+  for (const std::shared_ptr<Watch>& watch : watches) watch->Cancel();
+  EXPECT_EQ(engine_.watches().watches(), 0u);
+  ASSERT_TRUE(jobs_->Set("k", 11).ok());
+  EXPECT_EQ(wakes_.load(), 5000);
+}
+
 TEST_F(WatchesTest, IdleWatchesGetProgressNotices) {
   WatchHub::Options options;
   options.progress_interval = absl::Milliseconds(1);
