@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -309,3 +310,61 @@ def test_a_killed_watcher_leaves_no_watch_behind(address: str) -> None:
     finally:
         close_all()
         running.stop()
+
+
+def _write_sequence(address: str, name: str, count: int) -> None:
+    with statehub.Manager(address) as m:
+        d = m.named.dict(name)
+        for i in range(count):
+            d["seq"] = i
+            time.sleep(0.001)
+
+
+def _record_events(address: str, name: str, since: int | None, path: str) -> None:
+    """Appends "revision seq" per event to path, flushed line by line, so
+    that what it wrote survives its SIGKILL."""
+    with statehub.Manager(address) as m, open(path, "a") as out:
+        watch = m.named.dict(name).watch(since=since)
+        for event in watch:
+            out.write(f"{event.revision} {event.value}\n")
+            out.flush()
+
+
+def test_killed_watchers_resume_with_nothing_lost_twice_or_out_of_order(
+    server: RunningServer, manager: statehub.SyncManager, tmp_path: Any
+) -> None:
+    name = f"resumed-{uuid.uuid4().hex[:8]}"
+    manager.named.dict(name)["seq"] = -1
+    ctx = multiprocessing.get_context("spawn")
+    count = 1500
+    writer = ctx.Process(target=_write_sequence, args=(server.unix, name, count))
+    log = tmp_path / "events"
+    log.touch()
+    start = manager.named.dict(name).watch()
+    since = start.revision
+    start.close()
+    writer.start()
+    for _ in range(3):  # three watchers killed in turn, each resuming
+        watcher = ctx.Process(
+            target=_record_events, args=(server.unix, name, since, str(log))
+        )
+        watcher.start()
+        time.sleep(0.4)
+        watcher.kill()
+        watcher.join(10)
+        lines = log.read_text().splitlines()
+        if lines:
+            since = int(lines[-1].split()[0])
+    writer.join(60)
+    assert writer.exitcode == 0
+    last = ctx.Process(target=_record_events, args=(server.unix, name, since, str(log)))
+    last.start()
+    assert wait_until(lambda: log.read_text().endswith(f" {count - 1}\n"), 30)
+    last.kill()
+    last.join(10)
+    # A killed watcher may die between an event and its line: the next one
+    # resumes after the last line, so a line is never written twice.
+    pairs = [tuple(map(int, line.split())) for line in log.read_text().splitlines()]
+    revisions = [r for r, _ in pairs]
+    assert revisions == sorted(set(revisions))
+    assert [seq for _, seq in pairs] == list(range(count))
