@@ -29,6 +29,14 @@ def _set(address: str, name: str, key: str, value: Any) -> None:
         m.named.dict(name)[key] = value
 
 
+def _in_a_spawned_child(target: Any, *args: Any) -> None:
+    """Runs target(*args) in a spawned process, to its end."""
+    child = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+
+
 def _live(d: Any) -> None:
     """Waits until the cache's watch runs (before it, nothing is kept)."""
     d["_warm"] = 0
@@ -243,12 +251,7 @@ def test_a_reply_older_than_an_invalidation_is_not_kept(
     cell = near.begin("k")  # a read of "k" goes out...
     stale = "old"  # ...and the server answers it before the write below
     seen = near.info().invalidations
-    child = multiprocessing.get_context("spawn").Process(
-        target=_set, args=(server.unix, name, "k", "new")
-    )
-    child.start()
-    child.join(30)
-    assert child.exitcode == 0
+    _in_a_spawned_child(_set, server.unix, name, "k", "new")
     assert wait_until(lambda: near.info().invalidations > seen, 5)
     near.finish("k", cell, stale)  # the old reply arrives last
     assert d["k"] == "new"
@@ -276,11 +279,7 @@ def test_a_cached_value(server: RunningServer, manager: statehub.SyncManager) ->
     assert v.value == 2
     assert v.increment(3) == 5
     assert v.get() == 5
-    child = multiprocessing.get_context("spawn").Process(
-        target=_set_value, args=(server.unix, name, 9)
-    )
-    child.start()
-    child.join(30)
+    _in_a_spawned_child(_set_value, server.unix, name, 9)
     assert wait_until(lambda: v.value == 9, 5)
 
 
@@ -301,11 +300,7 @@ def test_a_cached_namespace(
     assert not hasattr(ns, "y")
     ns._local_only = 3  # the proxy's own attribute, never sent
     assert ns._local_only == 3
-    child = multiprocessing.get_context("spawn").Process(
-        target=_set_attribute, args=(server.unix, name, 7)
-    )
-    child.start()
-    child.join(30)
+    _in_a_spawned_child(_set_attribute, server.unix, name, 7)
     assert wait_until(lambda: ns.x == 7, 5)
 
 

@@ -377,12 +377,26 @@ def _drop_all(self: Any, args: tuple[Any, ...]) -> None:
 
 
 class _Cached:
-    """What cached proxies share: their NearCache, its counters."""
+    """What cached proxies share: their NearCache, started with the proxy,
+    closed when it goes; its counters. First among the bases, so that its
+    ``__init__`` wraps the proxy's."""
 
     __slots__ = ()
     _near: NearCache
+    #: The keys kept when ``cache=True`` names no number.
+    _entries_default = DEFAULT_MAX_ENTRIES
 
-    def _start_cache(self, token: Token, options: Options, max_entries: int) -> None:
+    def __init__(
+        self,
+        token: Token,
+        options: Options,
+        *,
+        held: bool,
+        max_entries: int | None = None,
+    ) -> None:
+        super().__init__(token, options, held=held)  # type: ignore[call-arg]
+        if self._entries_default == 1 or max_entries is None:
+            max_entries = self._entries_default
         cache = NearCache(token, options, max_entries)
         object.__setattr__(self, "_near", cache)
         weakref.finalize(self, cache.close)
@@ -404,17 +418,6 @@ class CachedDictProxy(_Cached, DictProxy[Any, Any]):
 
     __slots__ = ("_near",)
     _manager_class = "DictProxy"
-
-    def __init__(
-        self,
-        token: Token,
-        options: Options,
-        *,
-        held: bool,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-    ) -> None:
-        super().__init__(token, options, held=held)
-        self._start_cache(token, options, max_entries)
 
     def __getitem__(self, key: Any) -> Any:
         return read_through(
@@ -456,16 +459,7 @@ class CachedValueProxy(_Cached, ValueProxy[Any]):
     __slots__ = ("_near",)
     _manager_class = "ValueProxy"
 
-    def __init__(
-        self,
-        token: Token,
-        options: Options,
-        *,
-        held: bool,
-        max_entries: int = 1,
-    ) -> None:
-        super().__init__(token, options, held=held)
-        self._start_cache(token, options, 1)
+    _entries_default = 1  # one value: nothing else to keep
 
     def get(self) -> Any:
         return read_through(self._near, None, lambda: ValueProxy.get(self), LookupError)
@@ -483,17 +477,6 @@ class CachedNamespaceProxy(_Cached, NamespaceProxy):
 
     __slots__ = ("_near",)
     _manager_class = "NamespaceProxy"
-
-    def __init__(
-        self,
-        token: Token,
-        options: Options,
-        *,
-        held: bool,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-    ) -> None:
-        super().__init__(token, options, held=held)
-        self._start_cache(token, options, max_entries)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
