@@ -25,6 +25,7 @@
 #include "statehub/statehub.h"
 #include "statehub/v1/change.pb.h"
 #include "statehub/v1/dict.grpc.pb.h"
+#include "statehub/v1/watch.pb.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/shell.h"
 #include "tests/testing/transport.h"
@@ -175,8 +176,10 @@ TEST_F(SecurityTest, EveryStatehubMethodRefusesACallWithoutTheToken) {
 
   // Every service of every file in api/statehub/v1, so a new one is covered
   // the day it is added. change.proto has no service and nothing else here
-  // uses it: name it, so that the linker keeps its descriptor.
+  // uses it, nor (yet) watch.proto: name them, so that the linker keeps
+  // their descriptors.
   ASSERT_NE(v1::ChangeRecord::descriptor(), nullptr);
+  ASSERT_NE(v1::WatchRequest::descriptor(), nullptr);
   int methods = 0;
   for (const auto& entry : fs::directory_iterator(STATEHUB_API_DIR)) {
     const std::string file =
