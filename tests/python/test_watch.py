@@ -267,8 +267,17 @@ def test_a_watch_rides_through_a_server_restart_on_its_data_dir() -> None:
         running.stop()
 
 
-def _watch_forever(address: str, name: str, started: Any) -> None:
+def _watch_forever(address: str, name: str, started: Any, cached: bool) -> None:
     with statehub.Manager(address) as m:
+        if cached:  # a near cache watches too
+            d = m.named.dict(name, cache=True)
+            while d.cache_info().size == 0:
+                d.get("x")
+                time.sleep(0.01)
+            started.set()
+            while True:
+                d.get("x")
+                time.sleep(0.001)
         watch = m.named.dict(name).watch()
         started.set()
         for _ in watch:
@@ -276,7 +285,7 @@ def _watch_forever(address: str, name: str, started: Any) -> None:
 
 
 @pytest.mark.parametrize("address", ["unix", "tcp"])
-def test_a_killed_watcher_leaves_no_watch_behind(address: str) -> None:
+def test_killed_watchers_and_caches_leave_no_watch_behind(address: str) -> None:
     running = start_server("--metrics_listen=127.0.0.1:0")
     try:
         target = running.unix if address == "unix" else running.tcp
@@ -286,9 +295,10 @@ def test_a_killed_watcher_leaves_no_watch_behind(address: str) -> None:
             started = ctx.Event()
             victims = [
                 ctx.Process(
-                    target=_watch_forever, args=(target, d._token.name, started)
+                    target=_watch_forever,
+                    args=(target, d._token.name, started, i == 2),
                 )
-                for _ in range(3)
+                for i in range(3)
             ]
             for victim in victims:
                 started.clear()
