@@ -3,7 +3,7 @@
 // the events of each type in revision order, initial contents that race
 // writes without a gap or a repeat, prefix watches, resuming with `since`
 // and across a server restart, WATCH_TOO_OLD, Close from another thread,
-// missing objects.
+// missing objects; and `statehub-cli watch`.
 
 #include <stdlib.h>
 
@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/shell.h"
 #include "tests/testing/transport.h"
 
 namespace statehub {
@@ -441,6 +442,65 @@ TEST(WatchRestartE2eTest, AWatchResumesAcrossAServerRestart) {
   }
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
+}
+
+// --- statehub-cli watch -------------------------------------------------
+
+std::string Cli(const std::string& address, const std::string& args,
+                int* status) {
+  return testing::Shell(
+      absl::StrCat("timeout --preserve-status -s INT 3 ", STATEHUB_CLI_PATH,
+                   " --address=", address, " ", args),
+      status);
+}
+
+TEST_F(WatchE2eTest, CliPrintsInitialContentsThenEachChange) {
+  absl::StatusOr<Dict> d = client_->OpenDict(Name("d"), {{"k1", 1}});
+  ASSERT_TRUE(d.ok());
+  int status = -1;
+  std::string out;
+  std::thread cli([&] {
+    out = Cli(server_->unix_address(),
+              absl::StrCat("watch --initial ", d->name()), &status);
+  });
+  // Each change is in the initial contents or an event, whenever the CLI
+  // starts watching: never both, never neither.
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(d->Set("k2", "two").ok());
+  ASSERT_TRUE(d->Delete("k1").ok());
+  cli.join();
+  EXPECT_EQ(status, 0) << out;
+  const bool k2_initial = absl::StrContains(out, " initial 'k2' 'two'\n");
+  const bool k2_set =
+      absl::StrContains(out, " set 'k2' 'two' watch-test:writer\n");
+  EXPECT_NE(k2_initial, k2_set) << out;
+  EXPECT_EQ(absl::StrContains(out, " initial 'k1' 1\n"),
+            absl::StrContains(out, " delete 'k1' - watch-test:writer\n"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "initial") || k2_set) << out;
+}
+
+TEST_F(WatchE2eTest, CliWatchesNamesUnderAPrefixAndFailsOnAMissingObject) {
+  const std::string prefix = Name("");
+  int status = -1;
+  std::string out;
+  std::thread cli([&] {
+    out = Cli(server_->unix_address(),
+              absl::StrCat("watch --initial --prefix ", prefix), &status);
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(client_->OpenQueue(prefix + "q").ok());
+  cli.join();
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(
+      absl::StrContains(out, absl::StrCat(" initial ", prefix, "q 'queue'\n")),
+      absl::StrContains(out, absl::StrCat(" created ", prefix,
+                                          "q 'queue' watch-test:writer\n")))
+      << out;
+
+  out = Cli(server_->unix_address(), "watch " + Name("missing"), &status);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "not found")) << out;
 }
 
 }  // namespace
