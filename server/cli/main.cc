@@ -528,9 +528,12 @@ int WatchLoop(statehub::v1::Watches::Stub& stub,
       std::lock_guard<std::mutex> lock(mu);
       current = nullptr;
     }
-    if (stop.load()) break;
+    // A stream is finished, whatever ended it: cancelled first if it goes
+    // on, so that Finish does not wait for the server.
+    if (stop.load()) stream.Cancel();
     bool broke = false;
     const absl::Status end = stream.Finish(&broke);
+    if (stop.load()) break;
     // A watch the server never started (a missing object) is not resumed.
     if (!broke || !started_once) return WatchFailed(end);
     const absl::Time now = absl::Now();
@@ -581,8 +584,10 @@ int Watch(const std::shared_ptr<grpc::Channel>& channel,
   });
   const timespec tick = {0, 100 * 1000 * 1000};
   while (!done.load()) {
-    if (sigtimedwait(&signals, nullptr, &tick) > 0) {
-      stop.store(true);
+    if (sigtimedwait(&signals, nullptr, &tick) > 0) stop.store(true);
+    // Again at every tick: a stream may have started just as the signal
+    // came.
+    if (stop.load()) {
       std::lock_guard<std::mutex> lock(mu);
       if (current != nullptr) current->Cancel();
     }

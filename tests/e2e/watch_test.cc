@@ -157,6 +157,21 @@ TEST_F(WatchE2eTest, DictEventsComeInRevisionOrderWithWhoMadeThem) {
   ExpectQuiet(*watch);
 }
 
+TEST_F(WatchE2eTest, WatchesWorkOverTcpAndWithoutASession) {
+  ClientOptions options;
+  options.open_session = false;
+  auto client =
+      Client::Connect(server_->tcp_address(), testing::TestOptions(options));
+  ASSERT_TRUE(client.ok()) << client.status();
+  absl::StatusOr<Dict> d = (*client)->OpenDict(Name("d"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<Watch> watch = d->Watch({.initial = true});
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_TRUE(watch->initial().entries.empty());
+  ASSERT_TRUE(client_->OpenDict(d->name())->Set("k", "v").ok());
+  EXPECT_THAT(Reduce(Events(*watch, 1)), ElementsAre(Seen{"set", "k", "v"}));
+}
+
 TEST_F(WatchE2eTest, EventsOfListsValuesQueuesAndSynchronization) {
   absl::StatusOr<List> list = client_->OpenList(Name("list"), {1, 2});
   absl::StatusOr<ValueCell> cell = client_->OpenValue(Name("value"), 0, "i");
