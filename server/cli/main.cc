@@ -5,6 +5,8 @@
 //   statehub-cli [--address=unix:///tmp/statehub.sock] ls [PREFIX]
 //   statehub-cli [--address=...] locks [PREFIX]
 //   statehub-cli [--address=...] deadlocks
+//   statehub-cli [--address=...] watch [--initial] [--since=N] NAME
+//   statehub-cli [--address=...] watch --prefix [--initial] [PREFIX]
 //   statehub-cli inspect --data_dir=DIR
 //
 // A server with --auth_token_file takes the token from --token_file or
@@ -21,6 +23,18 @@
 // by whom), or "no deadlocks". Both exit 0 whatever they find; 1 when a
 // call fails, 2 for bad usage.
 //
+// `watch` follows one object's changes (with --prefix, the objects created
+// and deleted under PREFIX; every name without one) until Ctrl-C, one line
+// per event: revision, op (as docs/watches.md names them), key (a prefix
+// watch: the object's name), value, and the label of the session that made
+// the change; "-" where there is none; a list's remove and splice add
+// "removed=N". With --initial it first prints the contents as of the
+// start, op "initial"; --since=N goes on after revision N. When its stream
+// breaks (the server restarted) it watches again from the last revision
+// for up to 30 s. It exits 0 on Ctrl-C (SIGINT, SIGTERM), 1 on an error,
+// such as WATCH_TOO_OLD when the server can no longer deliver every change
+// (the message gives the revisions).
+//
 // `inspect` needs no server: it reads a data dir (--data_dir of a server
 // that runs or ran) without taking its lock and without changing a byte,
 // and prints its revision, snapshot and log segments (a torn tail, if
@@ -34,18 +48,26 @@
 //
 // C++ rather than Python so that it ships beside statehub-server (in the
 // same build and container image) with nothing else to install. It uses
-// only the public rpcs Objects.List, Locks.State and Locks.Deadlocks, and
-// for `inspect` the server's own storage and engine libraries.
+// only the public rpcs Objects.List, Locks.State, Locks.Deadlocks and
+// Watches.Watch, and for `inspect` the server's own storage and engine
+// libraries. (Not the C++ client library: its statehub::ObjectInfo and
+// statehub::Watch are other classes than the engine's of the same names.)
+
+#include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -63,10 +85,13 @@
 #include "server/engine/registry.h"
 #include "server/storage/data_dir.h"
 #include "server/storage/record_file.h"
+#include "statehub/internal/value_codec.h"
 #include "statehub/internal/wire.h"
+#include "statehub/status.h"
 #include "statehub/v1/change.pb.h"
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
+#include "statehub/v1/watch.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "unix:///tmp/statehub.sock",
           "The server: unix:///path or host:port.");
@@ -81,6 +106,14 @@ ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate, for a server that requires one (with "
           "--tls_key).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(bool, prefix, false,
+          "watch: follow the objects created and deleted under the "
+          "argument, a name prefix (none: every name).");
+ABSL_FLAG(bool, initial, false,
+          "watch: print the contents as of the start first.");
+ABSL_FLAG(int64_t, since, -1,
+          "watch: go on after this revision (a previous watch's last); "
+          "negative: from now.");
 ABSL_FLAG(std::string, data_dir, "",
           "inspect: the data dir to read (a server's --data_dir).");
 
@@ -257,6 +290,312 @@ int Deadlocks(statehub::v1::Locks::Stub& locks) {
   return 0;
 }
 
+// --- watch: changes as they happen ----------------------------------------
+
+// How long a broken watch tries to watch again, as the clients do.
+constexpr absl::Duration kResumeFor = absl::Seconds(30);
+
+// Shown is how a watch line shows a wire value: Python's repr.
+std::string Shown(const statehub::v1::Value& wire) {
+  absl::StatusOr<statehub::Value> value =
+      statehub::internal::DecodeValue(wire, 1000);
+  return value.ok() ? value->Repr() : "<undecodable>";
+}
+
+std::string ShownItems(
+    const google::protobuf::RepeatedPtrField<statehub::v1::Value>& items) {
+  std::string out = "[";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ", ";
+    out += Shown(item);
+  }
+  return out + "]";
+}
+
+std::string TypeName(statehub::v1::ObjectType type) {
+  return std::string(
+      statehub::ObjectTypeName(statehub::internal::FromWire(type)));
+}
+
+// PrintEvents prints the lines of one change record: the ops and their
+// keys and values as the C++ and Python clients decode them
+// (docs/watches.md, "What a watch sees").
+void PrintEvents(const statehub::v1::WatchEvent& event, bool by_prefix) {
+  const statehub::v1::ChangeRecord& r = event.change();
+  const std::string session =
+      event.session_label().empty() ? "-" : event.session_label();
+  auto line = [&](absl::string_view op, const std::string& key,
+                  const std::string& value, const std::string& more = "") {
+    std::printf(
+        "%llu %s %s %s %s%s\n", static_cast<unsigned long long>(r.revision()),
+        std::string(op).c_str(), by_prefix ? r.object().c_str() : key.c_str(),
+        value.c_str(), session.c_str(), more.c_str());
+  };
+  using Change = statehub::v1::ChangeRecord;
+  switch (r.change_case()) {
+    case Change::kEntriesSet:
+      for (const auto& e : r.entries_set().entries()) {
+        line("set", Shown(e.key()), Shown(e.value()));
+      }
+      return;
+    case Change::kEntriesRemoved: {
+      // "expired" comes with entry TTLs: read by name until then.
+      const auto* expired =
+          r.entries_removed().GetDescriptor()->FindFieldByName("expired");
+      const bool expire =
+          expired != nullptr &&
+          expired->type() == google::protobuf::FieldDescriptor::TYPE_BOOL &&
+          !expired->is_repeated() &&
+          r.entries_removed().GetReflection()->GetBool(r.entries_removed(),
+                                                       expired);
+      for (const auto& key : r.entries_removed().keys()) {
+        line(expire ? "expire" : "delete", Shown(key), "-");
+      }
+      return;
+    }
+    case Change::kItemsSpliced: {
+      const auto& s = r.items_spliced();
+      const std::string start = absl::StrCat(s.start());
+      if (s.removed() == 1 && s.items_size() == 1) {
+        line("set", start, Shown(s.items(0)));
+      } else if (s.removed() == 0) {
+        line("insert", start, ShownItems(s.items()));
+      } else if (s.items_size() == 0) {
+        line("remove", start, "-", absl::StrCat(" removed=", s.removed()));
+      } else {
+        line("splice", start, ShownItems(s.items()),
+             absl::StrCat(" removed=", s.removed()));
+      }
+      return;
+    }
+    case Change::kCellSet:
+      return line("set", "-", Shown(r.cell_set().value()));
+    case Change::kCleared:
+      return line("clear", "-", "-");
+    case Change::kCreated:
+      return line("created", "-", "'" + TypeName(r.created().type()) + "'");
+    case Change::kDeleted:
+      return line("deleted", "-", "-");
+    case Change::kQueuePut:
+      return line("put", "-", Shown(r.queue_put().item()));
+    case Change::kQueueTaken:
+      return line("get", "-", "-");
+    case Change::kTasksChanged:
+      return line("tasks", "-", absl::StrCat(r.tasks_changed().unfinished()));
+    case Change::kLockChanged:
+      if (r.lock_changed().held()) {
+        return line("acquire", "-",
+                    statehub::Value(r.lock_changed().holder_label()).Repr());
+      }
+      return line("release", "-", "-");
+    case Change::kSemaphoreChanged:
+      return line("semaphore", "-",
+                  absl::StrCat(r.semaphore_changed().value()));
+    case Change::kEventChanged:
+      return line(r.event_changed().set() ? "set" : "clear", "-", "-");
+    case Change::kBarrierChanged:
+      return line("barrier", "-",
+                  absl::StrCat(r.barrier_changed().generation()));
+    default:
+      return line("unknown", "-", "-");
+  }
+}
+
+// PrintInitial prints a started response's contents (WatchResponse.initial).
+void PrintInitial(const statehub::v1::WatchResponse& started, bool by_prefix) {
+  const unsigned long long at = started.revision();
+  for (const statehub::v1::ChangeRecord& r : started.initial()) {
+    if (!r.has_created()) continue;
+    const statehub::v1::ObjectCreated& c = r.created();
+    if (by_prefix) {
+      std::printf("%llu initial %s '%s'\n", at, r.object().c_str(),
+                  TypeName(c.type()).c_str());
+      continue;
+    }
+    for (const auto& e : c.entries()) {
+      std::printf("%llu initial %s %s\n", at, Shown(e.key()).c_str(),
+                  Shown(e.value()).c_str());
+    }
+    for (int i = 0; i < c.items_size(); ++i) {
+      std::printf("%llu initial %d %s\n", at, i, Shown(c.items(i)).c_str());
+    }
+    if (c.has_value()) {
+      std::printf("%llu initial - %s\n", at, Shown(c.value()).c_str());
+    }
+    return;  // the records after it are the object's state
+  }
+}
+
+// WatchStream is the gRPC stream of one Watches.Watch call; Cancel may be
+// called from another thread.
+class WatchStream {
+ public:
+  WatchStream(statehub::v1::Watches::Stub& stub,
+              const statehub::v1::WatchRequest& request) {
+    if (!token.empty()) {
+      ctx_.AddMetadata(statehub::internal::kAuthorizationKey,
+                       "Bearer " + token);
+    }
+    reader_ = stub.Watch(&ctx_, request);
+  }
+  bool Read(statehub::v1::WatchResponse* response) {
+    return reader_->Read(response);
+  }
+  // Finish returns how the stream ended; *broke is whether it broke (the
+  // server went away), rather than the server ending the watch.
+  absl::Status Finish(bool* broke) {
+    const grpc::Status status = reader_->Finish();
+    absl::string_view detail;
+    const auto& trailers = ctx_.GetServerTrailingMetadata();
+    if (auto it = trailers.find(statehub::internal::kErrorDetailKey);
+        it != trailers.end()) {
+      detail = absl::string_view(it->second.data(), it->second.size());
+    }
+    *broke =
+        detail.empty() &&
+        (status.ok() || status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         status.error_code() == grpc::StatusCode::CANCELLED);
+    if (status.ok()) return absl::UnavailableError("the stream ended");
+    return statehub::internal::FromGrpcStatus(status, detail);
+  }
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<statehub::v1::WatchResponse>> reader_;
+};
+
+int WatchFailed(const absl::Status& status) {
+  std::fprintf(stderr, "statehub-cli: watch: %s\n",
+               std::string(status.message()).c_str());
+  if (statehub::GetErrorKind(status) == statehub::ErrorKind::kWatchTooOld) {
+    const auto [revision, oldest] = statehub::GetWatchRevisions(status);
+    std::fprintf(stderr,
+                 "statehub-cli: the server is at revision %llu and can "
+                 "resume a watch from revision %llu on; watch again with "
+                 "--initial\n",
+                 static_cast<unsigned long long>(revision),
+                 static_cast<unsigned long long>(oldest));
+  }
+  return 1;
+}
+
+// WatchLoop runs the watch `request` until it fails or *stop is set,
+// printing as it goes; watches again from the last revision when the
+// stream breaks. `current` is the stream being read, for the signal
+// thread to cancel.
+int WatchLoop(statehub::v1::Watches::Stub& stub,
+              statehub::v1::WatchRequest request, const std::atomic<bool>& stop,
+              std::mutex& mu, WatchStream*& current) {
+  const bool by_prefix = request.has_prefix();
+  const std::string what = by_prefix ? "names under" : "object";
+  const std::string target = by_prefix ? request.prefix() : request.name();
+  bool started_once = false;
+  uint64_t revision = 0;
+  absl::Time broke_at = absl::InfiniteFuture();
+  absl::Duration pause = absl::Milliseconds(50);
+  while (!stop.load()) {
+    WatchStream stream(stub, request);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      current = &stream;
+    }
+    statehub::v1::WatchResponse response;
+    bool started = false;
+    while (!stop.load() && stream.Read(&response)) {
+      if (response.started() && !started) {
+        started = true;
+        broke_at = absl::InfiniteFuture();
+        pause = absl::Milliseconds(50);
+        if (!started_once) {
+          started_once = true;
+          std::fprintf(stderr,
+                       "statehub-cli: watching %s \"%s\" from revision %llu "
+                       "(Ctrl-C stops)\n",
+                       what.c_str(), target.c_str(),
+                       static_cast<unsigned long long>(response.revision()));
+          if (request.initial()) PrintInitial(response, by_prefix);
+        }
+      }
+      for (const auto& event : response.events()) {
+        PrintEvents(event, by_prefix);
+      }
+      revision = std::max(revision, response.revision());
+      // Line by line, for a reader at the other end of a pipe.
+      std::fflush(stdout);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      current = nullptr;
+    }
+    // A stream is finished, whatever ended it: cancelled first if it goes
+    // on, so that Finish does not wait for the server.
+    if (stop.load()) stream.Cancel();
+    bool broke = false;
+    const absl::Status end = stream.Finish(&broke);
+    if (stop.load()) break;
+    // A watch the server never started (a missing object) is not resumed.
+    if (!broke || !started_once) return WatchFailed(end);
+    const absl::Time now = absl::Now();
+    if (broke_at == absl::InfiniteFuture()) {
+      broke_at = now;
+      std::fprintf(stderr,
+                   "statehub-cli: the watch's stream broke (%s); watching "
+                   "again from revision %llu\n",
+                   std::string(end.message()).c_str(),
+                   static_cast<unsigned long long>(revision));
+    }
+    if (now - broke_at > kResumeFor) return WatchFailed(end);
+    request.set_initial(false);
+    request.set_since(revision);
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Seconds(1));
+  }
+  return 0;
+}
+
+int Watch(const std::shared_ptr<grpc::Channel>& channel,
+          const std::string& target, bool by_prefix) {
+  statehub::v1::WatchRequest request;
+  if (by_prefix) {
+    request.set_prefix(target);
+  } else {
+    request.set_name(target);
+  }
+  request.set_initial(absl::GetFlag(FLAGS_initial));
+  if (const int64_t since = absl::GetFlag(FLAGS_since); since >= 0) {
+    request.set_since(static_cast<uint64_t>(since));
+  }
+  // The signals go to sigtimedwait below, not to a handler: the thread
+  // that reads the stream is cancelled from here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  auto stub = statehub::v1::Watches::NewStub(channel);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  std::mutex mu;
+  WatchStream* current = nullptr;
+  int result = 0;
+  std::thread reader([&] {
+    result = WatchLoop(*stub, request, stop, mu, current);
+    done.store(true);
+  });
+  const timespec tick = {0, 100 * 1000 * 1000};
+  while (!done.load()) {
+    if (sigtimedwait(&signals, nullptr, &tick) > 0) stop.store(true);
+    // Again at every tick: a stream may have started just as the signal
+    // came.
+    if (stop.load()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (current != nullptr) current->Cancel();
+    }
+  }
+  reader.join();
+  return result;
+}
+
 // --- inspect: a data dir, read without a server ---------------------------
 
 // Base is the file name of `path`, for the tables.
@@ -388,10 +727,14 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "statehub-cli [--address=ADDR] ls [PREFIX] | locks [PREFIX] | "
       "deadlocks\n"
+      "statehub-cli [--address=ADDR] watch [--initial] [--since=N] NAME\n"
+      "statehub-cli [--address=ADDR] watch --prefix [--initial] [PREFIX]\n"
       "statehub-cli inspect --data_dir=DIR\n"
       "  ls         list objects (name, type, size)\n"
       "  locks      show each lock's holder and waiters, since when\n"
       "  deadlocks  show the cycles of waits among locks present now\n"
+      "  watch      print an object's changes (--prefix: the objects\n"
+      "             created and deleted under PREFIX) until Ctrl-C\n"
       "  inspect    read a data dir without a server: revision, snapshot,\n"
       "             log segments, and the objects and sessions it holds");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
@@ -416,8 +759,26 @@ int main(int argc, char** argv) {
   } else if (const char* env = std::getenv("STATEHUB_TOKEN")) {
     token = env;
   }
+  if (command == "watch") {
+    // Before gRPC starts its threads, which must not take the signals that
+    // end a watch (Watch waits for them).
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  }
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_address), Credentials());
+  if (command == "watch") {
+    const bool by_prefix = absl::GetFlag(FLAGS_prefix);
+    if (args.size() != 3 && !by_prefix) {
+      std::fprintf(stderr, "statehub-cli: watch takes a NAME\n%s\n",
+                   absl::ProgramUsageMessage().data());
+      return 2;
+    }
+    return Watch(channel, prefix, by_prefix);
+  }
   if (command == "ls") {
     return Ls(*statehub::v1::Objects::NewStub(channel), prefix);
   }

@@ -114,4 +114,14 @@ absl::Status Array::SetSlice(const Slice& slice, Value::Items items) {
   return CallOn(state_, &Arrays::Set, request, &response).status();
 }
 
+absl::StatusOr<statehub::Watch> ValueCell::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
+absl::StatusOr<statehub::Watch> Array::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

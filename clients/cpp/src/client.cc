@@ -401,4 +401,15 @@ absl::StatusOr<ObjectInfo> Client::Describe(absl::string_view name) {
   return FromWire(response.info());
 }
 
+absl::StatusOr<Watch> Client::WatchObject(absl::string_view name,
+                                          WatchOptions options) {
+  return client_internal::StartWatch(core_, name, /*by_prefix=*/false, options);
+}
+
+absl::StatusOr<Watch> Client::WatchNames(absl::string_view prefix,
+                                         WatchOptions options) {
+  return client_internal::StartWatch(core_, prefix, /*by_prefix=*/true,
+                                     options);
+}
+
 }  // namespace statehub

@@ -25,6 +25,7 @@ Core::Core(std::shared_ptr<grpc::Channel> channel, std::string address,
              v1::Locks::NewStub(channel_), v1::Conditions::NewStub(channel_),
              v1::Semaphores::NewStub(channel_), v1::Events::NewStub(channel_),
              v1::Barriers::NewStub(channel_), v1::Queues::NewStub(channel_)),
+      watches_(v1::Watches::NewStub(channel_)),
       session_(options_.open_session
                    ? std::make_unique<Session>(channel_, options_.label,
                                                options_.token)
@@ -160,6 +161,21 @@ absl::Status Core::Failed(const grpc::Status& status,
     session_->Kick(tag.generation);
   }
   return result;
+}
+
+absl::StatusOr<std::unique_ptr<WatchStream>> Core::OpenWatch(
+    const v1::WatchRequest& request, bool resuming, absl::Time deadline) const {
+  if (lane_ != nullptr) {
+    return StartLaneWatch(*lane_, request, resuming, deadline);
+  }
+  if (resuming && !channel_->WaitForConnected(absl::ToChronoTime(deadline))) {
+    return absl::UnavailableError(absl::StrCat("statehub: cannot reach ",
+                                               address_, " to resume a watch"));
+  }
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  // A watch's stream lasts: no deadline.
+  Prepare(ctx.get(), absl::InfiniteFuture(), SessionTag{}, CallNumber{});
+  return StartGrpcWatch(*watches_, std::move(ctx), request, address_);
 }
 
 absl::StatusOr<Value> Core::Decode(const v1::Value& wire,

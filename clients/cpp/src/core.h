@@ -41,7 +41,9 @@
 #include "statehub/v1/objects.grpc.pb.h"
 #include "statehub/v1/queue.grpc.pb.h"
 #include "statehub/v1/sync.grpc.pb.h"
+#include "statehub/v1/watch.grpc.pb.h"
 #include "statehub/value.h"
+#include "watch_stream.h"
 
 // Internal shorthands for the Status plumbing of the handle methods.
 #define STATEHUB_CONCAT_INNER_(a, b) a##b
@@ -119,6 +121,20 @@ class Core : public HoldKeeper, public std::enable_shared_from_this<Core> {
                                    Response*),
       const Request& request, Response* response,
       absl::Duration wait = absl::ZeroDuration(), bool* remake = nullptr) const;
+
+  // OpenWatch starts the watch `request` on its own stream: on the lane a
+  // connection that joins the session, on gRPC a server stream (which
+  // names no session: a watch needs none, and so survives the session's
+  // loss). `resuming` (a watch whose stream broke) first waits, until
+  // `deadline`, for the server to be back. Errors: as the transport's
+  // connect; the server's refusal of the watch comes from the stream's
+  // first Next.
+  absl::StatusOr<std::unique_ptr<WatchStream>> OpenWatch(
+      const v1::WatchRequest& request, bool resuming,
+      absl::Time deadline) const;
+
+  // address is the server's address, for messages.
+  const std::string& address() const { return address_; }
 
   // Decode converts a value from a reply made under `tag`, giving each ref
   // to an anonymous object the hold the server granted for it.
@@ -200,6 +216,8 @@ class Core : public HoldKeeper, public std::enable_shared_from_this<Core> {
       std::unique_ptr<v1::Semaphores::Stub>, std::unique_ptr<v1::Events::Stub>,
       std::unique_ptr<v1::Barriers::Stub>, std::unique_ptr<v1::Queues::Stub>>
       stubs_;
+  // watches_ is Watches' stub (a streaming rpc: not one of stubs_).
+  std::unique_ptr<v1::Watches::Stub> watches_;
   // session_ is the gRPC session; null on the lane and when the client was
   // connected without a session.
   const std::unique_ptr<Session> session_;

@@ -237,4 +237,9 @@ absl::StatusOr<std::optional<Value>> Dict::GetAndSet(const Value& key,
   return std::optional<Value>(std::move(previous));
 }
 
+absl::StatusOr<statehub::Watch> Dict::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

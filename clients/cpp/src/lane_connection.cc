@@ -413,6 +413,40 @@ absl::Status LaneConnection::Ping(absl::string_view prefix,
   }
 }
 
+absl::StatusOr<uint32_t> LaneConnection::StartCall(
+    uint16_t method, const google::protobuf::MessageLite& request,
+    absl::Time deadline) {
+  if (broken_)
+    return absl::UnavailableError("statehub: lane connection broken");
+  const uint32_t id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  out_.clear();
+  lane::AppendFrame(&out_, lane::Kind::kRequest, id, method, &request);
+  if (absl::Status s = WriteAll(out_, deadline); !s.ok()) {
+    broken_ = true;
+    return s;
+  }
+  return id;
+}
+
+absl::Status LaneConnection::SendPing(absl::Time deadline) {
+  if (broken_)
+    return absl::UnavailableError("statehub: lane connection broken");
+  const uint32_t id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  out_.clear();
+  lane::AppendFrame(&out_, lane::Kind::kPing, id, 0, absl::string_view());
+  if (absl::Status s = WriteAll(out_, deadline); !s.ok()) {
+    broken_ = true;
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+void LaneConnection::Shutdown() {
+  if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+}
+
 void LaneConnection::Goodbye(absl::Time deadline) {
   if (broken_) return;
   out_.clear();

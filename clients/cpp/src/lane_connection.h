@@ -89,6 +89,32 @@ class LaneConnection {
   // Ping sends `prefix` and a PING and waits for its PONG by `deadline`.
   absl::Status Ping(absl::string_view prefix, absl::Time deadline);
 
+  // StartCall sends a REQUEST of `method` carrying `request` by `deadline`
+  // and returns its request id, without waiting for a reply: for a call
+  // answered by frames of its own (Watches.Watch, answered by EVENT frames
+  // until an ERROR), read with Read. Errors: UNAVAILABLE if the connection
+  // is or becomes broken; DEADLINE_EXCEEDED (then broken too).
+  absl::StatusOr<uint32_t> StartCall(
+      uint16_t method, const google::protobuf::MessageLite& request,
+      absl::Time deadline);
+
+  // SendPing sends a PING by `deadline` without waiting for its PONG (a
+  // reader of StartCall's frames skips it). Errors as StartCall's.
+  absl::Status SendPing(absl::Time deadline);
+
+  // Read waits for the next whole frame by `deadline`; `frame->body` points
+  // into this connection's buffer until the next read. Errors:
+  // DEADLINE_EXCEEDED at the deadline (the connection stays usable);
+  // UNAVAILABLE if it broke or the server closed it.
+  absl::Status Read(lane::Frame* frame, absl::Time deadline) {
+    return ReadFrame(frame, deadline);
+  }
+
+  // Shutdown shuts the socket down in both directions, without closing it:
+  // a thread blocked reading it wakes up and finds it closed. The one
+  // method that may be called while another thread uses the connection.
+  void Shutdown();
+
   // Goodbye sends GOODBYE and waits (until `deadline`) for the server to
   // close the connection. Leaves the connection broken.
   void Goodbye(absl::Time deadline);

@@ -41,6 +41,7 @@ constexpr const char* kServices[] = {
     "statehub.v1.Locks",      "statehub.v1.Conditions",
     "statehub.v1.Semaphores", "statehub.v1.Events",
     "statehub.v1.Barriers",   "statehub.v1.Queues",
+    "statehub.v1.Watches",
 };
 
 // Parked calls made again after a reconnect (CallParked): waits that
@@ -230,6 +231,43 @@ absl::StatusOr<LaneTransport::Pooled> LaneTransport::Take(SessionTag* tag) {
     return conn.status();
   }
   return Pooled{*std::move(conn), tag->id, tag->generation};
+}
+
+absl::StatusOr<LaneTransport::WatchConnection>
+LaneTransport::OpenWatchConnection(bool resuming, absl::Time deadline) {
+  SessionTag tag = Current();
+  if (resuming && !tag.id.empty()) {
+    absl::StatusOr<SessionTag> back = AwaitSession(deadline);
+    if (!back.ok()) return back.status();
+    tag = *std::move(back);
+  }
+  v1::LaneHello hello;
+  hello.set_protocol_version(lane::kProtocolVersion);
+  hello.set_token(token_);
+  hello.set_label(label_);
+  if (!tag.id.empty()) hello.set_join_session_id(tag.id);
+  v1::Welcome welcome;
+  absl::StatusOr<std::unique_ptr<LaneConnection>> conn =
+      LaneConnection::Open(address_, hello, deadline, &welcome);
+  if (!conn.ok()) {
+    if (!tag.id.empty() &&
+        (absl::IsUnavailable(conn.status()) ||
+         GetErrorKind(conn.status()) == ErrorKind::kSessionError)) {
+      Recover(tag.generation);
+    }
+    return conn.status();
+  }
+  WatchConnection out;
+  // A connection under a session of its own holds that session's lease
+  // by itself over TCP: its watch must not end with the lease.
+  if (tag.id.empty() && !(*conn)->is_unix()) {
+    const absl::Duration lease =
+        welcome.lease_ttl_ms() > 0 ? absl::Milliseconds(welcome.lease_ttl_ms())
+                                   : kDefaultLease;
+    out.ping_every = lease / 3;
+  }
+  out.conn = *std::move(conn);
+  return out;
 }
 
 void LaneTransport::Put(Pooled pooled) {

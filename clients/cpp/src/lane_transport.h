@@ -93,6 +93,24 @@ class LaneTransport {
                                   google::protobuf::MessageLite* response,
                                   absl::Duration wait, bool* remake);
 
+  // WatchConnection is a connection of a watch's own (api/LANE.md,
+  // "Watches"), and how often it must PING to keep its session's lease
+  // (InfiniteDuration when it need not: it joined this client's session,
+  // whose primary connection keeps it, or it is on a Unix socket).
+  struct WatchConnection {
+    std::unique_ptr<LaneConnection> conn;
+    absl::Duration ping_every = absl::InfiniteDuration();
+  };
+  // OpenWatchConnection opens a connection that joins the current session
+  // (without one, that runs under a session of its own), by `deadline`.
+  // `resuming` (a watch whose connection broke) first waits, until
+  // `deadline`, for the primary connection to be back. A join the server
+  // refuses (the session was lost) or that cannot reach it has the session
+  // replaced for the next attempt, as Take does. Errors: as
+  // LaneConnection::Open. Thread-safe.
+  absl::StatusOr<WatchConnection> OpenWatchConnection(bool resuming,
+                                                      absl::Time deadline);
+
   // number_calls is the server's advice, in the primary connection's
   // WELCOME, to number calls that change state. Thread-safe; lock-free.
   bool number_calls() const {

@@ -185,4 +185,9 @@ absl::StatusOr<int64_t> List::Repeat(int64_t times) {
   return response.length();
 }
 
+absl::StatusOr<statehub::Watch> List::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

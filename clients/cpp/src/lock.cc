@@ -220,4 +220,9 @@ absl::StatusOr<int64_t> Condition::NotifyAll() {
   return NotifyWaiters(state_, 0, /*all=*/true);
 }
 
+absl::StatusOr<statehub::Watch> BasicLock::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

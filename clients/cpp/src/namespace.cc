@@ -49,4 +49,9 @@ absl::StatusOr<Value::Entries> Namespace::Items() const {
   return state_.core->DecodeEntries(response.attributes().entries(), tag);
 }
 
+absl::StatusOr<statehub::Watch> Namespace::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

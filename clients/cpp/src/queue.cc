@@ -95,4 +95,9 @@ absl::StatusOr<QueueState> Queue::State() const {
   return state;
 }
 
+absl::StatusOr<statehub::Watch> Queue::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

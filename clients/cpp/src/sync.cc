@@ -137,4 +137,19 @@ absl::StatusOr<BarrierState> Barrier::State() const {
   return state;
 }
 
+absl::StatusOr<statehub::Watch> Semaphore::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
+absl::StatusOr<statehub::Watch> Event::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
+absl::StatusOr<statehub::Watch> Barrier::Watch(WatchOptions options) const {
+  return client_internal::StartWatch(state_.core, state_.name,
+                                     /*by_prefix=*/false, options);
+}
+
 }  // namespace statehub

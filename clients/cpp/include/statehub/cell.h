@@ -45,6 +45,7 @@
 #include "statehub/list.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -86,6 +87,15 @@ class ValueCell {
   // GetAndSet atomically stores `value` and returns the previous value.
   // Blocks for one round trip.
   absl::StatusOr<Value> GetAndSet(const Value& value);
+
+  // Watch follows this value cell's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the value cell
+  // does not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;
@@ -131,6 +141,15 @@ class Array {
   // VALUE_ERROR if the typecode does not allow an item.
   // Blocks for one round trip.
   absl::Status SetSlice(const Slice& slice, Value::Items items);
+
+  // Watch follows this array's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the array does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;

@@ -81,6 +81,7 @@
 #include "statehub/status.h"
 #include "statehub/sync.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -311,6 +312,26 @@ class Client {
   // Describe returns one object's type and size. Errors: OBJECT_NOT_FOUND.
   // Blocks for one round trip. Thread-safe.
   absl::StatusOr<ObjectInfo> Describe(absl::string_view name);
+
+  // WatchObject follows the changes of the object called `name`, whatever
+  // its type, as the handles' Watch methods do (statehub/watch.h): a watch
+  // follows the name, so it sees the object's deletion, and a new object
+  // created under that name later. Errors: OBJECT_NOT_FOUND if nothing is
+  // called `name` now; VALUE_ERROR for a bad name or `since`;
+  // WATCH_TOO_OLD for a `since` the server no longer keeps. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<Watch> WatchObject(absl::string_view name,
+                                    WatchOptions options = {});
+
+  // WatchNames follows the names under `prefix` ("" for all): events
+  // kCreated (value: the type name) and kDeleted, each naming its object
+  // in WatchEvent::object; with `options.initial`, initial().objects lists
+  // the objects there at the start. Anonymous objects ("_anon/...") are
+  // seen only when `prefix` starts with "_anon/". Errors: VALUE_ERROR for
+  // a bad prefix or `since`; WATCH_TOO_OLD. Blocks for one round trip.
+  // Thread-safe.
+  absl::StatusOr<Watch> WatchNames(absl::string_view prefix = "",
+                                   WatchOptions options = {});
 
   // Close ends the session now (Goodbye: the server releases everything it
   // held) and stops the background thread; idempotent. Handles stay valid

@@ -46,6 +46,7 @@
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -155,6 +156,15 @@ class Dict {
   // value, or nullopt if the key was missing. Blocks for one round trip.
   absl::StatusOr<std::optional<Value>> GetAndSet(const Value& key,
                                                  const Value& value);
+
+  // Watch follows this dict's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the dict does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;

@@ -41,6 +41,7 @@
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -149,6 +150,15 @@ class List {
   // Repeat does l *= times (times <= 0 empties the list) and returns the new
   // length. Blocks for one round trip.
   absl::StatusOr<int64_t> Repeat(int64_t times);
+
+  // Watch follows this list's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the list does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;

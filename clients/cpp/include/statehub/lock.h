@@ -74,6 +74,7 @@
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -212,6 +213,15 @@ class BasicLock {
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& until) {
     return TryLockFor(ToAbsl(until - Clock::now()));
   }
+
+  // Watch follows this lock's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the lock does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  protected:
   explicit BasicLock(client_internal::HandleState state);

@@ -57,6 +57,7 @@
 #include "statehub/lock.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -133,6 +134,15 @@ class Queue {
   // State returns Size plus the parked getters, putters and joiners. Blocks
   // for one round trip.
   absl::StatusOr<QueueState> State() const;
+
+  // Watch follows this queue's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the queue does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;

@@ -2,8 +2,9 @@
 //
 // The whole statehub C++ client in one include: Client (client.h), the
 // object handles Dict, List, Namespace, ValueCell, Array, Lock, RLock,
-// Condition, Semaphore, Event, Barrier and Queue, the neutral
-// Value (value.h) and error kinds (status.h).
+// Condition, Semaphore, Event, Barrier and Queue, watches of their
+// changes (watch.h), the neutral Value (value.h) and error kinds
+// (status.h).
 //
 // Example:
 //
@@ -27,5 +28,6 @@
 #include "statehub/status.h"     // IWYU pragma: export
 #include "statehub/sync.h"       // IWYU pragma: export
 #include "statehub/value.h"      // IWYU pragma: export
+#include "statehub/watch.h"      // IWYU pragma: export
 
 #endif  // STATEHUB_STATEHUB_H_

@@ -64,6 +64,7 @@
 #include "statehub/lock.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
+#include "statehub/watch.h"
 
 namespace statehub {
 
@@ -119,6 +120,15 @@ class Semaphore {
   // round trip.
   absl::StatusOr<SemaphoreState> State() const;
 
+  // Watch follows this semaphore's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the semaphore does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
+
  private:
   friend class Client;
   explicit Semaphore(client_internal::HandleState state)
@@ -161,6 +171,15 @@ class Event {
   // negative timeout. Blocks until then.
   absl::StatusOr<bool> Wait(
       std::optional<absl::Duration> timeout = std::nullopt);
+
+  // Watch follows this event's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the event does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;
@@ -216,6 +235,15 @@ class Barrier {
   // State returns parties, n_waiting, broken and the waiters. Blocks for
   // one round trip.
   absl::StatusOr<BarrierState> State() const;
+
+  // Watch follows this barrier's changes, in order, none twice and with no
+  // gap (statehub/watch.h): `options.initial` fills the watch's initial()
+  // with the contents as of its start, `options.since` resumes after a
+  // previous watch's revision(). Errors: OBJECT_NOT_FOUND if the barrier does
+  // not exist; WATCH_TOO_OLD for a `since` the server no longer keeps;
+  // VALUE_ERROR for a `since` above the server's revision. Blocks for one
+  // round trip (the watch's start). Thread-safe.
+  absl::StatusOr<statehub::Watch> Watch(WatchOptions options = {}) const;
 
  private:
   friend class Client;
