@@ -1,5 +1,6 @@
 #include "server/engine/expirer.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "server/engine/dict.h"
@@ -62,15 +63,23 @@ void Expirer::Stop() {
 void Expirer::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   std::vector<std::weak_ptr<DictObject>> due;
+  // Rounds are kRound apart at least: deadlines that fall densely (a
+  // million over seconds) are reclaimed a round's worth at a time, in
+  // records of many keys, instead of waking for each.
+  absl::Time next_round = absl::InfinitePast();
   while (!stopped_) {
     if (paused_ || queue_.empty()) {
       wake_.wait(lock);
       continue;
     }
-    const absl::Time first = queue_.begin()->first;
+    const absl::Time first = std::max(queue_.begin()->first, next_round);
     const absl::Time now = absl::Now();
     if (first > now) {
-      wake_.wait_until(lock, absl::ToChronoTime(first));
+      // At most an hour at a time: a far deadline (a record's, which no
+      // longer went through the request's checks) never overflows the
+      // clock's arithmetic.
+      wake_.wait_until(
+          lock, absl::ToChronoTime(std::min(first, now + absl::Hours(1))));
       continue;
     }
     // Every request due now, taken out; each dict asks again (Schedule)
@@ -82,6 +91,7 @@ void Expirer::Run() {
       due.push_back(std::move(it->second.second));
       requests_.erase(it);
     }
+    next_round = now + kRound;
     lock.unlock();
     for (std::weak_ptr<DictObject>& weak : due) {
       if (std::shared_ptr<DictObject> dict = weak.lock()) dict->ExpireDue();

@@ -42,6 +42,11 @@ class DictObject;
 
 class Expirer {
  public:
+  // kRound is the least time between two rounds of expiries: the most an
+  // expiry waits beyond its deadline for the round, when deadlines are
+  // dense, besides the round's own work.
+  static constexpr absl::Duration kRound = absl::Milliseconds(1);
+
   Expirer() = default;
   Expirer(const Expirer&) = delete;
   Expirer& operator=(const Expirer&) = delete;
