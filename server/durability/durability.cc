@@ -39,6 +39,9 @@ absl::StatusOr<std::unique_ptr<Durability>> Durability::Open(
   if (!opened.ok()) return opened.status();
   durable->log_ = *std::move(opened);
   engine.changes().set_sink(durable.get());
+  // Entries whose ttl ran out while the server was down expire now, as
+  // records in the log.
+  engine.registry().expirer().Resume();
   if (options.snapshot_log_bytes > 0) {
     durable->snapshots_ =
         std::thread([d = durable.get()] { d->RunSnapshots(); });

@@ -30,11 +30,13 @@ void AddItems(absl::Span<const Value> items,
   for (const Value& item : items) internal::EncodeValue(item, out->Add());
 }
 
-v1::ChangeRecord EntrySet(const Value& key, const Value& value) {
+v1::ChangeRecord EntrySet(const Value& key, const Value& value,
+                          int64_t deadline) {
   v1::ChangeRecord record;
   v1::MapEntry* entry = record.mutable_entries_set()->add_entries();
   internal::EncodeValue(key, entry->mutable_key());
   internal::EncodeValue(value, entry->mutable_value());
+  if (deadline != 0) record.mutable_entries_set()->add_deadlines(deadline);
   return record;
 }
 

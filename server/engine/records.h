@@ -25,7 +25,10 @@
 namespace statehub::records {
 
 // Value records (the contents of dicts, namespaces, lists, arrays, cells).
-v1::ChangeRecord EntrySet(const Value& key, const Value& value);
+// EntrySet: `deadline` is the entry's ttl deadline after the change (unix
+// µs), 0 for none.
+v1::ChangeRecord EntrySet(const Value& key, const Value& value,
+                          int64_t deadline = 0);
 v1::ChangeRecord EntriesSet(const Value::Entries& entries);
 v1::ChangeRecord EntryRemoved(const Value& key);
 v1::ChangeRecord Cleared();

@@ -60,6 +60,7 @@ void Registry::PublishHoldsLocked(SessionId holder, absl::string_view name,
 }
 
 Registry::~Registry() {
+  expirer_.Stop();
   // Objects die with the registry; no refs need releasing any more.
   MutexLock lock(&mu_);
   objects_.clear();

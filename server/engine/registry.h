@@ -42,6 +42,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/engine/changes.h"
+#include "server/engine/expirer.h"
 #include "server/engine/limits.h"
 #include "server/engine/mutex.h"
 #include "server/engine/object.h"
@@ -114,6 +115,8 @@ class Registry {
   // (wait_for_graph.h).
   WaitForGraph& wait_for_graph() { return wait_for_graph_; }
   const WaitForGraph& wait_for_graph() const { return wait_for_graph_; }
+  // expirer reclaims dict entries whose ttl ran out (expirer.h).
+  Expirer& expirer() { return expirer_; }
 
   struct Opened {
     std::shared_ptr<Object> object;
@@ -243,6 +246,8 @@ class Registry {
   // hold on an anonymous object changes the holds).
   mutable ChangeStream changes_;
   WaitForGraph wait_for_graph_;
+  // Stopped first thing in ~Registry, before the objects it calls go.
+  Expirer expirer_;
   mutable Mutex mu_;
   // Sorted by name so List answers prefixes in order.
   absl::btree_map<std::string, Entry, std::less<>> objects_

@@ -266,6 +266,9 @@ void Registry::DumpHolds(std::vector<v1::ChangeRecord>* out) const {
 }
 
 absl::Status Engine::Replay(const v1::ChangeRecord& record) {
+  // The log holds the expiries that happened; the expirer makes none until
+  // the server serves (Expirer::Pause).
+  registry_.expirer().Pause();
   if (record.revision() <= log_revision_) {
     return DataLoss(
         record, absl::StrFormat("revision does not follow %d", log_revision_));
@@ -304,6 +307,7 @@ bool Engine::CoveredBySnapshot(const v1::ChangeRecord& record) const {
 
 absl::Status Engine::ReplaySnapshot(uint64_t snapshot_revision,
                                     const v1::ChangeRecord& record) {
+  registry_.expirer().Pause();
   snapshot_revision_ = snapshot_revision;
   log_revision_ = std::max(log_revision_, snapshot_revision);
   if (absl::Status s = ApplyRecord(record); !s.ok()) return s;

@@ -44,7 +44,9 @@ absl::Status DictHandlers::Set(const Caller&, const v1::DictSetRequest* req,
   STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
   STATEHUB_ASSIGN_OR_RETURN(Value key, t.decode(req->key()));
   STATEHUB_ASSIGN_OR_RETURN(Value value, t.decode(req->value()));
-  return t.dict->Set(key, std::move(value));
+  std::optional<double> ttl;
+  if (req->has_ttl_seconds()) ttl = req->ttl_seconds();
+  return t.dict->Set(key, std::move(value), ttl);
 }
 
 absl::Status DictHandlers::Delete(const Caller&,
@@ -196,6 +198,26 @@ absl::Status DictHandlers::GetAndSet(const Caller& caller,
   STATEHUB_ASSIGN_OR_RETURN(std::optional<Value> previous,
                             t.dict->GetAndSet(caller, key, std::move(value)));
   if (previous) EncodeValue(*previous, resp->mutable_previous());
+  return absl::OkStatus();
+}
+
+absl::Status DictHandlers::Expire(const Caller&,
+                                  const v1::DictExpireRequest* req,
+                                  v1::DictExpireResponse* resp) {
+  STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
+  STATEHUB_ASSIGN_OR_RETURN(Value key, t.decode(req->key()));
+  STATEHUB_ASSIGN_OR_RETURN(bool existed, t.dict->Expire(key, req->seconds()));
+  resp->set_existed(existed);
+  return absl::OkStatus();
+}
+
+absl::Status DictHandlers::Ttl(const Caller&, const v1::DictTtlRequest* req,
+                               v1::DictTtlResponse* resp) {
+  STATEHUB_ASSIGN_OR_RETURN(Target t, Open(engine_, req->name()));
+  STATEHUB_ASSIGN_OR_RETURN(Value key, t.decode(req->key()));
+  STATEHUB_ASSIGN_OR_RETURN(std::optional<absl::Duration> left,
+                            t.dict->Ttl(key));
+  if (left) resp->set_seconds(absl::ToDoubleSeconds(*left));
   return absl::OkStatus();
 }
 

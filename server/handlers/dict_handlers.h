@@ -49,6 +49,10 @@ class DictHandlers final {
   absl::Status GetAndSet(const Caller& caller,
                          const v1::DictGetAndSetRequest* req,
                          v1::DictGetAndSetResponse* resp);
+  absl::Status Expire(const Caller& caller, const v1::DictExpireRequest* req,
+                      v1::DictExpireResponse* resp);
+  absl::Status Ttl(const Caller& caller, const v1::DictTtlRequest* req,
+                   v1::DictTtlResponse* resp);
 
  private:
   Engine& engine_;

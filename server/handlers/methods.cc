@@ -126,6 +126,8 @@ MethodTable::MethodTable(Engine& engine)
   Add("statehub.v1.Dicts.CompareAndSet", &h.dicts,
       &DictHandlers::CompareAndSet);
   Add("statehub.v1.Dicts.GetAndSet", &h.dicts, &DictHandlers::GetAndSet);
+  Add("statehub.v1.Dicts.Expire", &h.dicts, &DictHandlers::Expire);
+  Add("statehub.v1.Dicts.Ttl", &h.dicts, &DictHandlers::Ttl);
   Add("statehub.v1.Lists.Len", &h.lists, &ListHandlers::Len);
   Add("statehub.v1.Lists.Get", &h.lists, &ListHandlers::Get);
   Add("statehub.v1.Lists.Set", &h.lists, &ListHandlers::Set);

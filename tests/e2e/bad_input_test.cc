@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <cmath>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -106,6 +107,46 @@ TEST_F(BadInputTest, WrongTypeOnOpenNamesBothTypes) {
   auto info = client_->Describe("typed");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->type, ObjectType::kDict);
+}
+
+TEST_F(BadInputTest, BadTtlsAreValueErrorsNamingDictAndKey) {
+  auto dict = client_->OpenDict("ttls");
+  ASSERT_TRUE(dict.ok()) << dict.status();
+  ASSERT_TRUE(dict->Set("k", 1).ok());
+  const absl::Duration bad[] = {
+      absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration(),
+      -absl::InfiniteDuration(), absl::Hours(24 * 366 * 101)};
+  for (absl::Duration ttl : bad) {
+    ExpectError(dict->Set("x", 1, ttl), absl::StatusCode::kInvalidArgument,
+                ErrorKind::kValueError, "dict \"ttls\": key 'x': a ttl must");
+    ExpectError(dict->Expire("k", ttl).status(),
+                absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                "dict \"ttls\": key 'k': a ttl must");
+  }
+  // NaN only comes raw: absl::Duration has none.
+  auto stub = v1::Dicts::NewStub(channel_);
+  v1::DictSetRequest set;
+  set.set_name("ttls");
+  set.mutable_key()->set_string_value("x");
+  set.set_ttl_seconds(std::nan(""));
+  v1::DictSetResponse set_response;
+  ExpectError(Raw(&v1::Dicts::Stub::Set, stub, set, &set_response),
+              absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+              "not nan");
+  EXPECT_EQ(GetErrorKind(dict->Get("x").status()), ErrorKind::kKeyError);
+  // A missing key: Expire says so, Ttl is a KEY_ERROR.
+  absl::StatusOr<bool> expired = dict->Expire("missing", absl::Seconds(1));
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_FALSE(*expired);
+  ExpectError(dict->Ttl("missing").status(), absl::StatusCode::kNotFound,
+              ErrorKind::kKeyError, "dict \"ttls\": key 'missing' not found");
+  // A ttl on a list: the TYPE_ERROR of any dict call on a non-dict.
+  ASSERT_TRUE(client_->OpenList("ttl-list").ok());
+  set.set_name("ttl-list");
+  set.set_ttl_seconds(5);
+  ExpectError(Raw(&v1::Dicts::Stub::Set, stub, set, &set_response),
+              absl::StatusCode::kFailedPrecondition, ErrorKind::kTypeError,
+              "ttl-list");
 }
 
 TEST_F(BadInputTest, OutOfRangeIndexLeavesTheListUnchanged) {

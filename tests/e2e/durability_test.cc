@@ -104,6 +104,49 @@ TEST_F(DurabilityE2eTest, ClientKeepsItsLockAndDataAcrossASigkill) {
   EXPECT_GT(next->fencing_token, held->fencing_token);
 }
 
+TEST_F(DurabilityE2eTest, TtlDeadlinesSurviveASigkillAndExpireWhileDown) {
+  std::unique_ptr<Client> client = Connect();
+  ASSERT_NE(client, nullptr);
+  absl::StatusOr<Dict> d = client->OpenDict("ttl");
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(d->Set("soon", 1, absl::Milliseconds(500)).ok());
+  ASSERT_TRUE(d->Set("later", 2, absl::Hours(1)).ok());
+  ASSERT_TRUE(d->Set("plain", 3).ok());
+  absl::StatusOr<std::optional<absl::Duration>> before = d->Ttl("later");
+  ASSERT_TRUE(before.ok() && before->has_value()) << before.status();
+
+  // Down past "soon"'s deadline: it expires once the server is back.
+  ASSERT_TRUE(server_->KillAndRestart().ok());
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  absl::StatusOr<bool> soon = d->Contains("soon");
+  while ((!soon.ok() || *soon) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+    soon = d->Contains("soon");
+  }
+  ASSERT_TRUE(soon.ok()) << soon.status();
+  EXPECT_FALSE(*soon);
+  // The deadline is absolute: "later" kept its own, it did not start over.
+  absl::StatusOr<std::optional<absl::Duration>> after = d->Ttl("later");
+  ASSERT_TRUE(after.ok() && after->has_value()) << after.status();
+  EXPECT_LT(**after, **before);
+  EXPECT_GT(**after, absl::Minutes(59));
+  absl::StatusOr<std::optional<absl::Duration>> plain = d->Ttl("plain");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->has_value());
+  EXPECT_EQ(*d->Len(), 2);
+
+  // The expiry was recorded: a second restart does not bring "soon" back.
+  ASSERT_TRUE(server_->KillAndRestart().ok());
+  absl::StatusOr<bool> again = d->Contains("soon");
+  for (int i = 0; i < 200 && !again.ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+    again = d->Contains("soon");
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+}
+
 // Errors collects what calls on several threads failed with.
 class Errors {
  public:

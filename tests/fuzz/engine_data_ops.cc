@@ -1,6 +1,7 @@
 // The data ops: dicts, lists, namespaces, value cells and arrays.
 
 #include "absl/strings/match.h"
+#include "server/engine/dict.h"
 #include "tests/fuzz/check.h"
 #include "tests/fuzz/encoding.h"
 #include "tests/fuzz/engine_harness.h"
@@ -43,8 +44,17 @@ void Harness::DictOp(Op op, Input& in) {
       req.set_name(name);
       BuildValue(in, req.mutable_key(), 0);
       BuildValue(in, req.mutable_value(), 0);
+      // A ttl, half the time: 0, negatives, NaN, infinities and huge ones
+      // must be refused, tiny ones expire at once.
+      if (in.Bit()) req.set_ttl_seconds(in.Pick(kDoubles));
       if (!Call(dicts_, &S::Set, who, req, "dict set").ok()) break;
-      // What was stored reads back.
+      FUZZ_CHECK(!req.has_ttl_seconds() ||
+                     (req.ttl_seconds() > 0 &&
+                      req.ttl_seconds() <= DictObject::kMaxTtlSeconds),
+                 "dict \"%s\": a ttl of %g was taken", name,
+                 req.ttl_seconds());
+      // What was stored reads back (unless its ttl may have run out).
+      if (req.has_ttl_seconds() && req.ttl_seconds() < 1) break;
       v1::DictGetRequest get;
       get.set_name(name);
       *get.mutable_key() = req.key();

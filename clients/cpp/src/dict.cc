@@ -70,6 +70,38 @@ absl::Status Dict::Set(const Value& key, const Value& value) {
   return CallOn(state_, &Dicts::Set, request, &response).status();
 }
 
+absl::Status Dict::Set(const Value& key, const Value& value,
+                       absl::Duration ttl) {
+  v1::DictSetRequest request;
+  EncodeValue(key, request.mutable_key());
+  EncodeValue(value, request.mutable_value());
+  // An infinite ttl goes as inf, for the server to refuse.
+  request.set_ttl_seconds(absl::ToDoubleSeconds(ttl));
+  v1::DictSetResponse response;
+  return CallOn(state_, &Dicts::Set, request, &response).status();
+}
+
+absl::StatusOr<bool> Dict::Expire(const Value& key, absl::Duration ttl) {
+  v1::DictExpireRequest request;
+  EncodeValue(key, request.mutable_key());
+  request.set_seconds(absl::ToDoubleSeconds(ttl));
+  v1::DictExpireResponse response;
+  STATEHUB_RETURN_IF_ERROR(
+      CallOn(state_, &Dicts::Expire, request, &response).status());
+  return response.existed();
+}
+
+absl::StatusOr<std::optional<absl::Duration>> Dict::Ttl(
+    const Value& key) const {
+  v1::DictTtlRequest request;
+  EncodeValue(key, request.mutable_key());
+  v1::DictTtlResponse response;
+  STATEHUB_RETURN_IF_ERROR(
+      CallOn(state_, &Dicts::Ttl, request, &response).status());
+  if (!response.has_seconds()) return std::optional<absl::Duration>();
+  return std::optional<absl::Duration>(absl::Seconds(response.seconds()));
+}
+
 absl::Status Dict::Delete(const Value& key) {
   v1::DictDeleteRequest request;
   EncodeValue(key, request.mutable_key());

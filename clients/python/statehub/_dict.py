@@ -35,7 +35,9 @@ ITER_PAGE = 1000
 @register(value_pb2.DICT)
 class DictProxy(Watchable, BaseProxy, Generic[K, V]):
     """A shared dict. Supports every method of Manager's DictProxy, plus
-    atomic :meth:`increment`, :meth:`compare_and_set` and :meth:`get_and_set`.
+    atomic :meth:`increment`, :meth:`compare_and_set` and :meth:`get_and_set`,
+    and entries that expire (:meth:`set` with a ``ttl``, :meth:`expire`,
+    :meth:`ttl`).
 
     Safe to use from several threads and processes; each method is one atomic
     server operation. Compound expressions are not: ``d[k] += 1`` is a read
@@ -300,6 +302,55 @@ class DictProxy(Watchable, BaseProxy, Generic[K, V]):
             return default
         return self._dec(response.previous)
 
+    # -- entries with a ttl (statehub) --------------------------------------
+
+    def set(self, key: K, value: V, ttl: float | None = None) -> None:
+        """Sets d[key] = value. With ``ttl`` (seconds) the entry expires that
+        long from now and is never returned after; without it, any ttl the
+        key had is cleared, as ``d[key] = value`` clears it.
+
+        ValueError unless ``ttl`` is a finite number of seconds > 0 and at
+        most 100 years; TypeError if it is not a number. Which other writes
+        keep a ttl: docs/methods.md, "TTL".
+        """
+        if ttl is None:
+            self[key] = value
+            return
+        self._call(
+            "Set",
+            dict_pb2.DictSetRequest(
+                name=self._token.name,
+                key=encode_key(key),
+                value=self._enc(value),
+                ttl_seconds=_seconds(ttl),
+            ),
+        )
+
+    def expire(self, key: K, seconds: float) -> bool:
+        """Makes the entry under ``key`` expire ``seconds`` from now (its
+        value and place stay; a ttl it had is replaced). Returns True, or
+        False if ``key`` is missing (then nothing changes). ValueError and
+        TypeError for a bad ``seconds``, as :meth:`set`'s ``ttl``."""
+        response = self._call(
+            "Expire",
+            dict_pb2.DictExpireRequest(
+                name=self._token.name, key=encode_key(key), seconds=_seconds(seconds)
+            ),
+        )
+        return bool(response.existed)
+
+    def ttl(self, key: K) -> float | None:
+        """The seconds left before the entry under ``key`` expires, or None
+        if it has no ttl. KeyError if ``key`` is missing (or expired)."""
+        response = self._call(
+            "Ttl",
+            dict_pb2.DictTtlRequest(name=self._token.name, key=encode_key(key)),
+            key=key,
+        )
+        if not response.HasField("seconds"):
+            return None
+        return float(response.seconds)
+
     # -- Manager's extras ---------------------------------------------------
 
     def _getvalue(self) -> dict[K, V]:
@@ -360,6 +411,21 @@ class KeyIterator(Generic[K]):
             )
             self._cursor = page.next_cursor or None
         return self._keys.popleft()
+
+
+def _seconds(ttl: object) -> float:
+    """A ttl as the float the server checks (it refuses 0, negatives, NaN,
+    infinities and more than 100 years with ValueError)."""
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(
+            f"a ttl must be a number of seconds, not {type(ttl).__name__!r}"
+        )
+    try:
+        return float(ttl)
+    except OverflowError:
+        raise ValueError(
+            f"a ttl must be at most 100 years of seconds, not {ttl}"
+        ) from None
 
 
 def _plain(other: Any) -> Any:

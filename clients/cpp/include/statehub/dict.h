@@ -2,7 +2,8 @@
 //
 // `statehub::Dict` is a handle on a shared dict: Manager's DictProxy, with
 // every operation one atomic server call, plus the atomic compound operations
-// that `d[k] += 1` needs (Increment, CompareAndSet, SetDefault, GetAndSet).
+// that `d[k] += 1` needs (Increment, CompareAndSet, SetDefault, GetAndSet),
+// and entries that expire (Set with a ttl, Expire, Ttl).
 //
 // Keys are scalars (null, bool, int, double, string, bytes) or tuples of
 // them, compared as Python compares them: 1, 1.0 and true are one key (the
@@ -15,6 +16,7 @@
 //   if (!jobs.ok()) return jobs.status();
 //   absl::Status s = jobs->Set("x", statehub::Value::List({1, 2}));
 //   absl::StatusOr<statehub::Value> hits = jobs->Increment("hits");
+//   s = jobs->Set("lease", "worker-3", absl::Seconds(30));  // expires
 //   absl::StatusOr<statehub::Value> v = jobs->Get("missing");
 //   // statehub::GetErrorKind(v.status()) == statehub::ErrorKind::kKeyError
 //
@@ -43,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -76,8 +79,22 @@ class Dict {
   // (d.get(key, default)). Blocks for one round trip.
   absl::StatusOr<Value> Get(const Value& key, const Value& default_value) const;
 
-  // Set does d[key] = value. Blocks for one round trip.
+  // Set does d[key] = value; a ttl the key had is cleared. Blocks for one
+  // round trip.
   absl::Status Set(const Value& key, const Value& value);
+  // Set does d[key] = value with a ttl: the entry expires `ttl` from now and
+  // is never returned after (docs/methods.md, "TTL": which other writes
+  // keep a ttl). Errors: VALUE_ERROR (nothing stored) unless `ttl` is > 0,
+  // finite and at most 100 years. Blocks for one round trip.
+  absl::Status Set(const Value& key, const Value& value, absl::Duration ttl);
+  // Expire makes the entry under `key` expire `ttl` from now, its value and
+  // place unchanged; returns false, changing nothing, if the key is missing.
+  // Errors: VALUE_ERROR for a bad `ttl`, as Set. Blocks for one round trip.
+  absl::StatusOr<bool> Expire(const Value& key, absl::Duration ttl);
+  // Ttl returns the time left before the entry under `key` expires, or
+  // nullopt if it has no ttl. Errors: KEY_ERROR if the key is missing.
+  // Blocks for one round trip.
+  absl::StatusOr<std::optional<absl::Duration>> Ttl(const Value& key) const;
 
   // Delete does del d[key]. Errors: KEY_ERROR if the key is missing.
   // Blocks for one round trip.
