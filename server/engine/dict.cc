@@ -144,7 +144,7 @@ absl::StatusOr<DictObject::Found> DictObject::Get(const Caller& caller,
   Reclaim(&dropped);
   if (const Value* v = map_.Find(key)) {
     Hold(caller, *v);
-    return Found{*v, true};
+    return Found{*v, true, deadlines_.empty() ? 0 : deadlines_.Get(key)};
   }
   if (default_value == nullptr) return MissingKey(key);
   // Every returned ref takes a hold, a default's too (the client releases

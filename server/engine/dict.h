@@ -35,11 +35,13 @@ class DictObject final : public Object {
  public:
   static constexpr ObjectType kType = ObjectType::kDict;
 
-  // Found is a looked-up value and whether the key was present (false when
-  // a default was returned).
+  // Found is a looked-up value, whether the key was present (false when
+  // a default was returned) and, from Get, the entry's ttl deadline (unix
+  // µs; 0 for none).
   struct Found {
     Value value;
     bool found = false;
+    int64_t deadline = 0;
   };
   struct ItemsPage {
     Value::Entries entries;

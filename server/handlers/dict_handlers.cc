@@ -1,5 +1,8 @@
 #include "server/handlers/dict_handlers.h"
 
+#include <algorithm>
+
+#include "absl/time/time.h"
 #include "server/engine/dict.h"
 #include "server/handlers/call.h"
 
@@ -36,6 +39,12 @@ absl::Status DictHandlers::Get(const Caller& caller,
       t.dict->Get(caller, key, fallback ? &*fallback : nullptr));
   EncodeValue(found.value, resp->mutable_value());
   resp->set_found(found.found);
+  if (found.deadline != 0) {
+    const absl::Duration left =
+        absl::FromUnixMicros(found.deadline) - absl::Now();
+    resp->set_ttl_seconds(
+        absl::ToDoubleSeconds(std::max(left, absl::ZeroDuration())));
+  }
   return absl::OkStatus();
 }
 

@@ -157,6 +157,20 @@ TEST_F(WatchE2eTest, DictEventsComeInRevisionOrderWithWhoMadeThem) {
   ExpectQuiet(*watch);
 }
 
+TEST_F(WatchE2eTest, AnExpiredEntryIsAnExpireEventOfTheServer) {
+  absl::StatusOr<Dict> d = client_->OpenDict(Name("ttl"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<Watch> watch = d->Watch({});
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  ASSERT_TRUE(d->Set("k", "v", absl::Milliseconds(100)).ok());
+  std::vector<WatchEvent> events = Events(*watch, 2);
+  EXPECT_THAT(Reduce(events), ElementsAre(Seen{"set", "k", "v"},
+                                          Seen{"expire", "k", Value()}));
+  EXPECT_EQ(events[0].session, kLabel);
+  EXPECT_EQ(events[1].session, "");  // the server's own change
+  EXPECT_GT(events[1].revision, events[0].revision);
+}
+
 TEST_F(WatchE2eTest, WatchesWorkOverTcpAndWithoutASession) {
   ClientOptions options;
   options.open_session = false;

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import statehub
+from statehub._cache import _MISS
 from statehub._connection import close_all, connection_for
 from statehub._proto import change_pb2, dict_pb2, value_pb2
 
@@ -207,6 +208,76 @@ def test_many_short_ttls_all_expire(m: statehub.SyncManager) -> None:
     d["stays"] = True
     assert wait_until(lambda: len(d) == 1)
     assert d.copy() == {"stays": True}
+
+
+# -- watches and the near cache -------------------------------------------------
+
+
+def test_an_expiry_is_a_watch_event_of_the_server(m: statehub.SyncManager) -> None:
+    d = m.dict()
+    with d.watch() as watch:
+        d.set("k", "v", ttl=0.2)
+        d.expire("k", 0.2)  # a new ttl: the entry's value again
+        events = []
+        while len(events) < 3:
+            event = watch.next(10)
+            assert event is not None, f"only {events}"
+            events.append(event)
+    assert [(e.op, e.key, e.value) for e in events] == [
+        ("set", "k", "v"),
+        ("set", "k", "v"),
+        ("expire", "k", None),
+    ]
+    assert events[0].session and events[2].session is None  # the server's own
+    assert events[0].revision < events[1].revision < events[2].revision
+
+
+def _cached_live(m: statehub.SyncManager) -> Any:
+    d = m.dict(cache=True)
+    d["_warm"] = 0
+    assert wait_until(lambda: (d.get("_warm"), d.cache_info().size > 0)[1])
+    return d
+
+
+def test_a_cached_entry_is_not_served_past_its_ttl(m: statehub.SyncManager) -> None:
+    d = _cached_live(m)
+    d.set("k", "v", ttl=0.3)
+    assert d["k"] == "v"
+    assert d["k"] == "v"  # from memory, with the entry's deadline
+    near = d._near
+    assert "k" in near.entries and "k" in near.deadlines
+    started = time.monotonic()
+    assert near.deadlines["k"] <= started + 0.3
+    # The kept copy's deadline is at or before the server's: past it, the
+    # copy is dropped by this process's own clock, before the server's
+    # expiry (and its invalidation) can have come.
+    deadline = near.deadlines["k"]
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert near.lookup("k") is _MISS
+    assert "k" not in near.entries
+    assert gone(d, "k")
+    assert d.get("k") is None
+
+
+def test_a_write_without_a_ttl_keeps_the_cached_entry_for_good(
+    m: statehub.SyncManager,
+) -> None:
+    d = _cached_live(m)
+    d.set("k", 1, ttl=60)
+    assert d["k"] == 1 and "k" in d._near.deadlines
+    d["k"] = 2  # clears the ttl
+    assert d["k"] == 2
+    assert "k" in d._near.entries and "k" not in d._near.deadlines
+    assert d.ttl("k") is None
+
+
+def test_expire_drops_the_cached_copy(m: statehub.SyncManager) -> None:
+    d = _cached_live(m)
+    d["k"] = 1
+    assert d["k"] == 1 and "k" in d._near.entries
+    assert d.expire("k", 0.2)
+    assert gone(d, "k")
 
 
 # -- with a data dir: the log and restarts ------------------------------------

@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core.h"
-#include "google/protobuf/descriptor.h"
 #include "statehub/internal/value_codec.h"
 #include "statehub/status.h"
 #include "statehub/v1/change.pb.h"
@@ -52,22 +51,6 @@ Value TypeValue(v1::ObjectType type) {
   return Value(std::string(ObjectTypeName(internal::FromWire(type))));
 }
 
-// Expired is whether an EntriesRemoved says that the keys' time to live
-// ran out. Read by name: the field comes with entry TTLs (issue 22), and a
-// client built before it sees every removal as a delete.
-bool Expired(const v1::EntriesRemoved& removed) {
-  static const google::protobuf::FieldDescriptor* const field = [] {
-    const google::protobuf::FieldDescriptor* f =
-        v1::EntriesRemoved::descriptor()->FindFieldByName("expired");
-    return f != nullptr &&
-                   f->type() == google::protobuf::FieldDescriptor::TYPE_BOOL &&
-                   !f->is_repeated()
-               ? f
-               : nullptr;
-  }();
-  return field != nullptr && removed.GetReflection()->GetBool(removed, field);
-}
-
 // AppendEvents turns one change record into the events it means (as the
 // Python client's _Decoder.events does), appended to `out`.
 absl::Status AppendEvents(const v1::ChangeRecord& record,
@@ -88,8 +71,8 @@ absl::Status AppendEvents(const v1::ChangeRecord& record,
       }
       break;
     case v1::ChangeRecord::kEntriesRemoved: {
-      const WatchOp op = Expired(record.entries_removed()) ? WatchOp::kExpire
-                                                           : WatchOp::kDelete;
+      const WatchOp op = record.entries_removed().expired() ? WatchOp::kExpire
+                                                            : WatchOp::kDelete;
       for (const v1::Value& wire : record.entries_removed().keys()) {
         STATEHUB_ASSIGN_OR_RETURN(Value key, Decode(wire));
         event(op, std::move(key));

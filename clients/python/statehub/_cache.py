@@ -88,10 +88,11 @@ class _Placeholder:
     """A read in flight; ``valid`` is False once an invalidation spoilt
     it. Compared by identity."""
 
-    __slots__ = ("valid",)
+    __slots__ = ("sent", "valid")
 
     def __init__(self) -> None:
         self.valid = True
+        self.sent = time.monotonic()  # before the read went out
 
 
 class CacheInfo(NamedTuple):
@@ -113,6 +114,9 @@ class NearCache:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, not {max_entries}")
         self.entries: dict[Any, Any] = {}
+        # The kept entries that expire (a dict's entries with a ttl): when,
+        # by time.monotonic(); never served from then on.
+        self.deadlines: dict[Any, float] = {}
         self.hits = 0
         self.misses = 0
         self.invalidations = 0
@@ -205,6 +209,7 @@ class NearCache:
 
     def _drop_all_locked(self) -> None:
         self.entries.clear()
+        self.deadlines.clear()
         for cells in self._inflight.values():
             for cell in cells:
                 cell.valid = False
@@ -225,6 +230,7 @@ class NearCache:
             return
         with self._lock:
             self.entries.pop(key, None)
+            self.deadlines.pop(key, None)
             for cell in self._inflight.get(key, ()):
                 cell.valid = False
             self.invalidations += 1
@@ -246,8 +252,13 @@ class NearCache:
             self._inflight.setdefault(key, []).append(cell)
         return cell
 
-    def finish(self, key: Any, cell: _Placeholder | None, value: Any) -> None:
-        """Keeps a read's reply unless an invalidation spoilt it."""
+    def finish(
+        self, key: Any, cell: _Placeholder | None, value: Any,
+        ttl: float | None = None,
+    ) -> None:
+        """Keeps a read's reply unless an invalidation spoilt it; with
+        ``ttl`` (the seconds the entry had left when the server answered)
+        only until then, counted from when the read went out."""
         if cell is None:
             return
         with self._lock:
@@ -264,8 +275,14 @@ class NearCache:
                 value = copy.deepcopy(value)  # the caller may change its own
             entries = self.entries
             if key not in entries and len(entries) >= self.max_entries:
-                del entries[next(iter(entries))]
+                oldest = next(iter(entries))
+                del entries[oldest]
+                self.deadlines.pop(oldest, None)
             entries[key] = value
+            if ttl is not None:
+                self.deadlines[key] = cell.sent + ttl
+            elif self.deadlines:
+                self.deadlines.pop(key, None)
 
     def lookup(self, key: Any) -> Any:
         """The kept value, _ABSENT, or _MISS."""
@@ -275,10 +292,23 @@ class NearCache:
             return _MISS
         if value is _MISS:
             return _MISS
+        if self.deadlines and self._expired(key):
+            return _MISS
         self.hits += 1
         if isinstance(value, _SCALARS) or value is _ABSENT:
             return value
         return copy.deepcopy(value)
+
+    def _expired(self, key: Any) -> bool:
+        """Drops ``key`` if its ttl ran out (by this process's clock)."""
+        deadline = self.deadlines.get(key)
+        if deadline is None or time.monotonic() < deadline:
+            return False
+        with self._lock:
+            if self.deadlines.get(key) == deadline:
+                del self.deadlines[key]
+                self.entries.pop(key, None)
+        return True
 
     def info(self) -> CacheInfo:
         return CacheInfo(
@@ -332,22 +362,24 @@ os.register_at_fork(after_in_child=_forget_in_child)
 def read_through(
     cache: NearCache, key: Any, fetch: Any, absent: type[Exception]
 ) -> Any:
-    """``fetch()`` served from ``cache`` under ``key``: a hit from memory, a
-    miss from the server (kept unless spoilt). ``absent`` is the exception
-    by which ``fetch`` says the key is not there (remembered too, and raised
-    again by the server's own call, for its message)."""
+    """The value of ``fetch()`` served from ``cache`` under ``key``: a hit
+    from memory, a miss from the server (kept unless spoilt). ``fetch``
+    returns the value and the seconds it has left (None: no ttl);
+    ``absent`` is the exception by which it says the key is not there
+    (remembered too, and raised again by the server's own call, for its
+    message)."""
     value = cache.lookup(key)
     if value is _MISS:
         cell = cache.begin(key)
         try:
-            value = fetch()
+            value, ttl = fetch()
         except absent:
             cache.finish(key, cell, _ABSENT)
             raise
-        cache.finish(key, cell, value)
+        cache.finish(key, cell, value, ttl)
         return value
     if value is _ABSENT:
-        return fetch()
+        return fetch()[0]
     return value
 
 
@@ -420,9 +452,12 @@ class CachedDictProxy(_Cached, DictProxy[Any, Any]):
     _manager_class = "DictProxy"
 
     def __getitem__(self, key: Any) -> Any:
-        return read_through(
-            self._near, key, lambda: DictProxy.__getitem__(self, key), KeyError
-        )
+        return read_through(self._near, key, lambda: self._timed_get(key), KeyError)
+
+    def _timed_get(self, key: Any) -> tuple[Any, float | None]:
+        reply = self._get_reply(key)
+        ttl = reply.ttl_seconds if reply.HasField("ttl_seconds") else None
+        return self._dec(reply.value), ttl
 
     def get(self, key: Any, default: Any = None, /) -> Any:
         try:
@@ -462,7 +497,9 @@ class CachedValueProxy(_Cached, ValueProxy[Any]):
     _entries_default = 1  # one value: nothing else to keep
 
     def get(self) -> Any:
-        return read_through(self._near, None, lambda: ValueProxy.get(self), LookupError)
+        return read_through(
+            self._near, None, lambda: (ValueProxy.get(self), None), LookupError
+        )
 
     set = _around(ValueProxy.set, _drop_all)
     value = property(get, set, doc="The value (from memory once read).")
@@ -484,7 +521,7 @@ class CachedNamespaceProxy(_Cached, NamespaceProxy):
         return read_through(
             self._near,
             name,
-            lambda: NamespaceProxy.__getattr__(self, name),
+            lambda: (NamespaceProxy.__getattr__(self, name), None),
             AttributeError,
         )
 

@@ -74,13 +74,16 @@ class DictProxy(Watchable, BaseProxy, Generic[K, V]):
     # -- the mapping protocol -----------------------------------------------
 
     def __getitem__(self, key: K) -> V:
-        response = self._call(
+        return self._dec(self._get_reply(key).value)  # type: ignore[no-any-return]
+
+    def _get_reply(self, key: K) -> Any:
+        """The server's DictGetResponse for d[key] (KeyError if missing)."""
+        return self._call(
             "Get",
             self._encoded(dict_pb2.DictGetRequest, value_field(_KEY, key))
             or dict_pb2.DictGetRequest(name=self._token.name, key=encode_key(key)),
             key=key,
         )
-        return self._dec(response.value)  # type: ignore[no-any-return]
 
     def __setitem__(self, key: K, value: V) -> None:
         self._call(

@@ -115,11 +115,7 @@ class _Decoder:
                 for e in record.entries_set.entries
             ]
         if change == "entries_removed":
-            op = (
-                "expire"
-                if getattr(record.entries_removed, "expired", False)
-                else "delete"
-            )
+            op = "expire" if record.entries_removed.expired else "delete"
             return [event(op, decode(k)) for k in record.entries_removed.keys]
         if change == "items_spliced":
             s = record.items_spliced
