@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import statehub
-from statehub._connection import close_all
+from statehub._connection import close_all, connections
 
 from conftest import RunningServer, start_server, wait_until
 
@@ -317,3 +317,23 @@ def test_only_dicts_values_and_namespaces_are_cached(
 ) -> None:
     with pytest.raises(TypeError, match="ListProxy"):
         statehub.cached(manager.list())
+
+
+def test_closing_the_connection_stops_the_watch_until_the_next_read(
+    server: RunningServer,
+) -> None:
+    """close_all() (or a program's last manager shutting down) leaves no
+    connection behind: the cache's watch does not open a new one; the next
+    read does, and the cache follows the dict again."""
+    close_all()
+    m = statehub.Manager(server.unix)
+    d = m.named.dict(_name(), {"a": 1}, cache=True)
+    _live(d)
+    close_all()
+    assert wait_until(lambda: not d._near._running, 10)
+    assert connections() == []
+    assert d["a"] == 1  # a new connection, and the watch starts again
+    _live(d)
+    assert d["a"] == 1 and d.cache_info().size > 0
+    m.shutdown()
+    close_all()

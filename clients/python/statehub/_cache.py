@@ -128,6 +128,7 @@ class NearCache:
         self._inflight: dict[Any, list[_Placeholder]] = {}
         self._live = False  # the watch runs: what is kept stays right
         self._closed = False
+        self._running = False  # a thread runs the watch (or will again)
         self._stream: Any = None
         self._pid = 0
         _caches.add(self)
@@ -137,6 +138,7 @@ class NearCache:
 
     def _start(self) -> None:
         self._pid = os.getpid()
+        self._running = True
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
         threading.Thread(
@@ -151,7 +153,8 @@ class NearCache:
         pid = self._pid
         while pid == os.getpid() and not self.closed():
             try:
-                stream = connection_for(self._token.address).open_watch(request)
+                conn = connection_for(self._token.address)
+                stream = conn.open_watch(request)
             except errors.StatehubError:
                 time.sleep(pause)
                 pause = min(pause * 2, _MAX_PAUSE)
@@ -171,6 +174,13 @@ class NearCache:
             finally:
                 stream.close()
                 self._go_dark()
+            if conn.closed:
+                # The program closed the connection (close_all, the last
+                # manager's shutdown): no new one from here; the next read
+                # that misses starts the watch again.
+                with self._lock:
+                    self._running = False
+                return
 
     def _follow(self, stream: Any) -> None:
         started = stream.next(None)
@@ -242,6 +252,8 @@ class NearCache:
         if self._pid != os.getpid():
             self._after_fork()
         if not self._live:
+            if not self._running:
+                self._restart()
             return None
         try:
             hash(key)
@@ -315,6 +327,13 @@ class NearCache:
             self.hits, self.misses, self.invalidations, len(self.entries),
             self.max_entries,
         )
+
+    def _restart(self) -> None:
+        """Starts the watch again after its connection was closed."""
+        with self._lock:
+            if self._running or self._closed:
+                return
+            self._start()
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's watch thread did not come along."""
