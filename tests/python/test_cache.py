@@ -337,3 +337,27 @@ def test_closing_the_connection_stops_the_watch_until_the_next_read(
     assert d["a"] == 1 and d.cache_info().size > 0
     m.shutdown()
     close_all()
+
+
+def _delete(address: str, name: str) -> None:
+    with statehub.Manager(address) as m:
+        m.named.delete(name)
+
+
+def test_a_cached_key_goes_with_its_dict(
+    server: RunningServer, manager: statehub.SyncManager
+) -> None:
+    name = _name()
+    d = manager.named.dict(name, {"a": 1}, cache=True)
+    _live(d)
+    assert d["a"] == 1
+    _in_a_spawned_child(_delete, server.unix, name)
+    # The deletion drops every kept entry: the reads go to the server, which
+    # says the dict is gone.
+    assert wait_until(lambda: d.cache_info().size == 0, 10)
+    with pytest.raises(statehub.ObjectNotFound, match=name):
+        d["a"]
+    assert d.cache_info().size == 0
+    # A new dict under the name is followed as the watch follows the name.
+    manager.named.dict(name, {"a": 2})
+    assert d["a"] == 2
