@@ -21,8 +21,8 @@
 //   // statehub::GetErrorKind(v.status()) == statehub::ErrorKind::kKeyError
 //
 // Blocking: every method makes one round trip to the server (ForEach one per
-// page) and blocks until the reply, at most ClientOptions::call_timeout per
-// call (then DEADLINE_EXCEEDED).
+// page; a read a near cache serves, none) and blocks until the reply, at
+// most ClientOptions::call_timeout per call (then DEADLINE_EXCEEDED).
 //
 // Thread safety: a Dict may be used from several threads at once; each call
 // is atomic on the server. Handles are movable, not copyable; a moved-from
