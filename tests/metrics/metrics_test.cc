@@ -509,6 +509,40 @@ TEST_F(MetricsTest, ClientMetricsLandInTheApplicationsRegistry) {
             1);
 }
 
+// A near cache's counts (Dict::Cached) in the application's registry,
+// under the Python client's names.
+TEST_F(MetricsTest, NearCacheCountsLandInTheApplicationsRegistry) {
+  prometheus::Registry registry;
+  ClientOptions options;
+  options.observer = std::make_shared<PrometheusObserver>(registry);
+  auto client = Client::Connect(server_->unix_address(), options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto d = (*client)->OpenDict("client-cache-metrics", {{"k", 1}});
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto cached = d->Cached();
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cached->Get("k").ok());
+
+  std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  const std::string object = R"({object="client-cache-metrics"})";
+  EXPECT_EQ(MetricValue(text, "statehub_client_cache_hits_total" + object), 2)
+      << text;
+  EXPECT_EQ(MetricValue(text, "statehub_client_cache_misses_total" + object),
+            1);
+  EXPECT_EQ(MetricValue(text, "statehub_client_cache_entries" + object), 1);
+  EXPECT_EQ(
+      MetricValue(text, "statehub_client_cache_invalidations_total" + object),
+      0);
+
+  // The handle's own write drops the key as it is sent and when answered.
+  ASSERT_TRUE(cached->Set("k", 2).ok());
+  text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_EQ(MetricValue(text, "statehub_client_cache_entries" + object), 0);
+  EXPECT_GE(
+      MetricValue(text, "statehub_client_cache_invalidations_total" + object),
+      2);
+}
+
 TEST_F(MetricsTest, ErrorsAreCountedByCode) {
   v1::LockReleaseRequest req;
   req.set_name("contended");

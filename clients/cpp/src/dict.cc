@@ -2,12 +2,16 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core.h"
+#include "near_cache.h"
+#include "statehub/internal/cache_testing.h"
 #include "statehub/v1/dict.grpc.pb.h"
 
 namespace statehub {
 
 using client_internal::CallOn;
+using client_internal::NearCache;
 using client_internal::SessionTag;
 using internal::EncodeValue;
 
@@ -39,15 +43,89 @@ absl::Status Page(const client_internal::HandleState& h, bool keys_only,
   }
 }
 
+// Dropping brackets a write of a handle with a near cache: it drops what
+// the write changes (`key`, or with none everything) as the write is sent
+// and again once it is answered, so that the writer's next read goes to
+// the server (read-your-writes) even if a read in flight meanwhile kept the
+// old value. Does nothing without a cache.
+class Dropping {
+ public:
+  Dropping(NearCache* cache, const Value* key) : cache_(cache), key_(key) {
+    Drop();
+  }
+  Dropping(const Dropping&) = delete;
+  Dropping& operator=(const Dropping&) = delete;
+  ~Dropping() { Drop(); }
+
+ private:
+  void Drop() {
+    if (cache_ == nullptr) return;
+    if (key_ != nullptr) {
+      cache_->Invalidate(*key_);
+    } else {
+      cache_->Flush();
+    }
+  }
+
+  NearCache* const cache_;
+  const Value* const key_;
+};
+
 }  // namespace
 
-absl::StatusOr<Value> Dict::Get(const Value& key) const {
+Dict::Dict(client_internal::HandleState state) : state_(std::move(state)) {}
+Dict::Dict(Dict&&) noexcept = default;
+Dict& Dict::operator=(Dict&&) noexcept = default;
+Dict::~Dict() = default;
+
+absl::StatusOr<Dict> Dict::Cached(CacheOptions options) const {
+  if (state_.core == nullptr) return client_internal::MovedFromError();
+  if (options.max_entries < 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                     absl::StrCat("max_entries must be at least 1, not ",
+                                  options.max_entries),
+                     state_.name);
+  }
+  Dict cached(state_);
+  STATEHUB_ASSIGN_OR_RETURN(
+      cached.cache_, NearCache::Start(state_.core, state_.name, options));
+  return cached;
+}
+
+std::optional<CacheInfo> Dict::cache_info() const {
+  if (cache_ == nullptr) return std::nullopt;
+  return cache_->Info();
+}
+
+void Dict::ClearCache() const {
+  if (cache_ != nullptr) cache_->Flush();
+}
+
+absl::StatusOr<Value> Dict::Fetch(const Value& key,
+                                  std::optional<double>* ttl) const {
   v1::DictGetRequest request;
   EncodeValue(key, request.mutable_key());
   v1::DictGetResponse response;
   STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
                             CallOn(state_, &Dicts::Get, request, &response));
+  if (response.has_ttl_seconds()) *ttl = response.ttl_seconds();
   return state_.core->Decode(response.value(), tag);
+}
+
+absl::StatusOr<Value> Dict::Get(const Value& key) const {
+  std::optional<double> ttl;
+  if (cache_ == nullptr) return Fetch(key, &ttl);
+  if (std::optional<absl::StatusOr<Value>> kept = cache_->Lookup(key)) {
+    return *std::move(kept);
+  }
+  NearCache::Placeholder read;
+  const bool keep = cache_->Begin(key, &read);
+  absl::StatusOr<Value> value = Fetch(key, &ttl);
+  if (keep) {
+    cache_->RunReplyHook(key);
+    cache_->Finish(key, &read, value, ttl);
+  }
+  return value;
 }
 
 // The default is applied here rather than sent: the server's reply then only
@@ -63,6 +141,7 @@ absl::StatusOr<Value> Dict::Get(const Value& key,
 }
 
 absl::Status Dict::Set(const Value& key, const Value& value) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictSetRequest request;
   EncodeValue(key, request.mutable_key());
   EncodeValue(value, request.mutable_value());
@@ -72,6 +151,7 @@ absl::Status Dict::Set(const Value& key, const Value& value) {
 
 absl::Status Dict::Set(const Value& key, const Value& value,
                        absl::Duration ttl) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictSetRequest request;
   EncodeValue(key, request.mutable_key());
   EncodeValue(value, request.mutable_value());
@@ -82,6 +162,7 @@ absl::Status Dict::Set(const Value& key, const Value& value,
 }
 
 absl::StatusOr<bool> Dict::Expire(const Value& key, absl::Duration ttl) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictExpireRequest request;
   EncodeValue(key, request.mutable_key());
   request.set_seconds(absl::ToDoubleSeconds(ttl));
@@ -103,6 +184,7 @@ absl::StatusOr<std::optional<absl::Duration>> Dict::Ttl(
 }
 
 absl::Status Dict::Delete(const Value& key) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictDeleteRequest request;
   EncodeValue(key, request.mutable_key());
   v1::DictDeleteResponse response;
@@ -110,6 +192,13 @@ absl::Status Dict::Delete(const Value& key) {
 }
 
 absl::StatusOr<bool> Dict::Contains(const Value& key) const {
+  if (cache_ != nullptr) {
+    // A Get, so that a miss fills the entry Get and Contains share.
+    absl::StatusOr<Value> value = Get(key);
+    if (value.ok()) return true;
+    if (GetErrorKind(value.status()) == ErrorKind::kKeyError) return false;
+    return value.status();
+  }
   v1::DictContainsRequest request;
   EncodeValue(key, request.mutable_key());
   v1::DictContainsResponse response;
@@ -164,6 +253,7 @@ absl::Status Dict::ForEach(
 }
 
 absl::StatusOr<Value> Dict::Pop(const Value& key) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictPopRequest request;
   EncodeValue(key, request.mutable_key());
   v1::DictPopResponse response;
@@ -182,6 +272,7 @@ absl::StatusOr<Value> Dict::Pop(const Value& key, const Value& default_value) {
 }
 
 absl::StatusOr<std::pair<Value, Value>> Dict::PopItem() {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::DictPopItemRequest request;
   v1::DictPopItemResponse response;
   STATEHUB_ASSIGN_OR_RETURN(
@@ -196,6 +287,7 @@ absl::StatusOr<std::pair<Value, Value>> Dict::PopItem() {
 
 absl::StatusOr<Value> Dict::SetDefault(const Value& key,
                                        const Value& default_value) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictSetDefaultRequest request;
   EncodeValue(key, request.mutable_key());
   EncodeValue(default_value, request.mutable_default_());
@@ -207,6 +299,7 @@ absl::StatusOr<Value> Dict::SetDefault(const Value& key,
 }
 
 absl::Status Dict::Update(const Value::Entries& entries) {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::DictUpdateRequest request;
   request.mutable_entries()->Reserve(static_cast<int>(entries.size()));
   for (const auto& [key, value] : entries) {
@@ -219,12 +312,14 @@ absl::Status Dict::Update(const Value::Entries& entries) {
 }
 
 absl::Status Dict::Clear() {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::DictClearRequest request;
   v1::DictClearResponse response;
   return CallOn(state_, &Dicts::Clear, request, &response).status();
 }
 
 absl::StatusOr<Value> Dict::Increment(const Value& key, const Value& delta) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictIncrementRequest request;
   EncodeValue(key, request.mutable_key());
   EncodeValue(delta, request.mutable_delta());
@@ -238,6 +333,7 @@ absl::StatusOr<Value> Dict::Increment(const Value& key, const Value& delta) {
 absl::StatusOr<bool> Dict::CompareAndSet(const Value& key,
                                          const std::optional<Value>& expected,
                                          const Value& desired, Value* current) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictCompareAndSetRequest request;
   EncodeValue(key, request.mutable_key());
   if (expected.has_value()) EncodeValue(*expected, request.mutable_expected());
@@ -256,6 +352,7 @@ absl::StatusOr<bool> Dict::CompareAndSet(const Value& key,
 
 absl::StatusOr<std::optional<Value>> Dict::GetAndSet(const Value& key,
                                                      const Value& value) {
+  const Dropping dropping(cache_.get(), &key);
   v1::DictGetAndSetRequest request;
   EncodeValue(key, request.mutable_key());
   EncodeValue(value, request.mutable_value());
@@ -274,4 +371,12 @@ absl::StatusOr<statehub::Watch> Dict::Watch(WatchOptions options) const {
                                      /*by_prefix=*/false, options);
 }
 
+namespace client_internal {
+
+void CacheTesting::SetReplyHook(Dict& dict,
+                                std::function<void(const Value&)> hook) {
+  dict.cache_->SetReplyHook(std::move(hook));
+}
+
+}  // namespace client_internal
 }  // namespace statehub

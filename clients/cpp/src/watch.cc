@@ -418,6 +418,18 @@ absl::StatusOr<Watch> StartWatch(const std::shared_ptr<Core>& core,
                                  absl::string_view name, bool by_prefix,
                                  const WatchOptions& options) {
   if (core == nullptr) return MovedFromError();
+  const absl::Duration timeout = core->options().call_timeout;
+  return StartWatch(core, name, by_prefix, options,
+                    timeout == absl::InfiniteDuration()
+                        ? absl::InfiniteFuture()
+                        : absl::Now() + timeout);
+}
+
+absl::StatusOr<Watch> StartWatch(const std::shared_ptr<Core>& core,
+                                 absl::string_view name, bool by_prefix,
+                                 const WatchOptions& options,
+                                 absl::Time deadline) {
+  if (core == nullptr) return MovedFromError();
   v1::WatchRequest request;
   if (by_prefix) {
     request.set_prefix(std::string(name));
@@ -428,10 +440,6 @@ absl::StatusOr<Watch> StartWatch(const std::shared_ptr<Core>& core,
   request.set_initial(options.initial);
   auto state = std::make_unique<WatchState>(core, std::move(request),
                                             options.resume_for);
-  const absl::Duration timeout = core->options().call_timeout;
-  const absl::Time deadline = timeout == absl::InfiniteDuration()
-                                  ? absl::InfiniteFuture()
-                                  : absl::Now() + timeout;
   STATEHUB_RETURN_IF_ERROR(state->Start(deadline));
   return Watch(std::move(state));
 }

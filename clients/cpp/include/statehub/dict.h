@@ -21,12 +21,46 @@
 //   // statehub::GetErrorKind(v.status()) == statehub::ErrorKind::kKeyError
 //
 // Blocking: every method makes one round trip to the server (ForEach one per
-// page) and blocks until the reply, at most ClientOptions::call_timeout per
-// call (then DEADLINE_EXCEEDED).
+// page; a read a near cache serves, none) and blocks until the reply, at
+// most ClientOptions::call_timeout per call (then DEADLINE_EXCEEDED).
 //
 // Thread safety: a Dict may be used from several threads at once; each call
 // is atomic on the server. Handles are movable, not copyable; a moved-from
 // handle fails every call with FAILED_PRECONDITION.
+//
+// Near cache (opt-in): `Cached()` returns a handle on the same dict whose
+// Get and Contains are served from this process's memory after the first
+// read of a key (a missing key is remembered too), kept correct by a watch
+// of the dict that drops each key the server says changed (docs/watches.md,
+// "The near cache"). Every other method still makes its round trip; a
+// handle made without Cached() keeps nothing.
+//
+//   absl::StatusOr<statehub::Dict> config = client->OpenDict("config");
+//   absl::StatusOr<statehub::Dict> cached = config->Cached();
+//   cached->Get("mode");   // the first read goes to the server...
+//   cached->Get("mode");   // ...the next ones are served from memory
+//   cached->cache_info();  // hits, misses, invalidations, entries
+//
+// What it guarantees:
+// - Nothing is kept before the cache's watch has started or while it is
+//   broken; a broken watch empties the cache, which refills as it is read
+//   once the watch runs again (it retries, backing off up to a second).
+// - No stale reply is kept: a read that misses leaves a placeholder for its
+//   key before it is sent; an invalidation of that key (or of everything)
+//   arriving while the read is in flight spoils it, and the reply is then
+//   returned but not kept.
+// - Read-your-writes: this handle's own writes drop the key (Update, Clear
+//   and PopItem: everything) before they are sent and again when answered.
+// - At most CacheOptions::max_entries keys are kept; the oldest kept goes
+//   first.
+// - An entry with a ttl is kept only until the time its read was sent plus
+//   the ttl the server said it had left (by a monotonic clock): never
+//   served after the server's deadline.
+// - Values holding refs are not kept (their holds belong to the reply).
+// Another process's write is seen here once its invalidation arrives, not
+// the moment the writer's call returns. The cache costs a watch (a
+// connection on the lane, a stream on gRPC) and a thread per cached handle;
+// destroying the handle stops and joins the thread.
 //
 // Errors every method may return besides those listed: OBJECT_NOT_FOUND if
 // the dict was deleted, TYPE_ERROR if the name now holds another type,
@@ -39,6 +73,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -54,14 +89,47 @@
 namespace statehub {
 
 class Client;
+class Dict;
+
+namespace client_internal {
+class NearCache;
+struct CacheTesting;
+}  // namespace client_internal
+
+// CacheOptions configures a near cache (Dict::Cached).
+struct CacheOptions {
+  // max_entries is how many keys the cache keeps at most (>= 1); past it,
+  // the key kept first is dropped.
+  int64_t max_entries = 100000;
+};
+
+// CacheInfo is a near cache's counters (Dict::cache_info), as Python's
+// cache_info() has them.
+struct CacheInfo {
+  // hits is the reads served from memory.
+  int64_t hits = 0;
+  // misses is the reads that went to the server.
+  int64_t misses = 0;
+  // invalidations is the drops: a key changed (by anyone, this handle's
+  // writes included: twice each, when sent and when answered), or
+  // everything at once (a clear, a deletion, a broken or restarted watch).
+  int64_t invalidations = 0;
+  // entries is the keys kept now.
+  int64_t entries = 0;
+  // max_entries is CacheOptions::max_entries.
+  int64_t max_entries = 0;
+};
 
 class Dict {
  public:
-  Dict(Dict&&) noexcept = default;
-  Dict& operator=(Dict&&) noexcept = default;
+  Dict(Dict&&) noexcept;
+  Dict& operator=(Dict&&) noexcept;
   Dict(const Dict&) = delete;
   Dict& operator=(const Dict&) = delete;
-  ~Dict() = default;
+  // ~Dict stops the near cache, if any: closes its watch and joins its
+  // thread (which may take up to about a second if the cache is between
+  // attempts to start a watch).
+  ~Dict();
 
   // name returns the dict's name (server-made, "_anon/...", if anonymous).
   const std::string& name() const { return state_.name; }
@@ -71,12 +139,31 @@ class Dict {
   // keeps an anonymous dict alive while it lives. Makes no call.
   Value ref() const { return state_.MakeRef(); }
 
+  // Cached returns a new handle on this dict with a near cache (see the
+  // file comment); this handle is left as it was. It starts the cache's
+  // watch and its thread before it returns, so the second read of a key
+  // through the new handle is already served from memory. Errors:
+  // VALUE_ERROR if options.max_entries < 1; FAILED_PRECONDITION for a
+  // moved-from handle; OBJECT_NOT_FOUND if the dict does not exist; the
+  // transport's errors. Blocks for one round trip (the watch's start).
+  // Thread-safe.
+  absl::StatusOr<Dict> Cached(CacheOptions options = {}) const;
+
+  // cache_info returns the near cache's counters, or nullopt for a handle
+  // without one. Makes no call. Thread-safe.
+  std::optional<CacheInfo> cache_info() const;
+
+  // ClearCache drops every entry of the near cache (the next reads go to
+  // the server); does nothing without one. Makes no call. Thread-safe.
+  void ClearCache() const;
+
   // Get returns d[key]. Errors: KEY_ERROR if the key is missing.
-  // Blocks for one round trip.
+  // Blocks for one round trip, or none when the near cache has the key.
   absl::StatusOr<Value> Get(const Value& key) const;
 
   // Get returns d[key], or `default_value` if the key is missing
-  // (d.get(key, default)). Blocks for one round trip.
+  // (d.get(key, default)). Blocks for one round trip, or none when the
+  // near cache has the key.
   absl::StatusOr<Value> Get(const Value& key, const Value& default_value) const;
 
   // Set does d[key] = value; a ttl the key had is cleared. Blocks for one
@@ -100,7 +187,9 @@ class Dict {
   // Blocks for one round trip.
   absl::Status Delete(const Value& key);
 
-  // Contains returns key in d. Blocks for one round trip.
+  // Contains returns key in d. Blocks for one round trip, or none when the
+  // near cache has the key. (With a near cache a miss reads the entry, as
+  // Get does, and keeps it.)
   absl::StatusOr<bool> Contains(const Value& key) const;
 
   // Len returns len(d). Blocks for one round trip.
@@ -185,10 +274,17 @@ class Dict {
 
  private:
   friend class Client;
-  explicit Dict(client_internal::HandleState state)
-      : state_(std::move(state)) {}
+  friend struct client_internal::CacheTesting;
+  explicit Dict(client_internal::HandleState state);
+
+  // Fetch is Get(key) from the server; *ttl receives the seconds the entry
+  // has left, if it has a ttl.
+  absl::StatusOr<Value> Fetch(const Value& key,
+                              std::optional<double>* ttl) const;
 
   client_internal::HandleState state_;
+  // cache_ is the near cache; null without one.
+  std::unique_ptr<client_internal::NearCache> cache_;
 };
 
 }  // namespace statehub

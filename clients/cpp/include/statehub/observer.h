@@ -6,18 +6,43 @@
 // ClientOptions::observer; statehub/prometheus.h has one that records into
 // a prometheus-cpp registry.
 //
+// A near cache (Dict::Cached) asks the observer once, as it starts, for a
+// CacheObserver that then counts its hits, misses, invalidations and
+// entries.
+//
 // Thread safety: implementations are called from every thread that makes
 // calls, concurrently, after each call returns; they must be thread-safe and
-// quick.
+// quick. A CacheObserver's counts come from the threads that read the cached
+// handle and from the cache's own thread, some under the cache's lock.
 
 #ifndef STATEHUB_OBSERVER_H_
 #define STATEHUB_OBSERVER_H_
+
+#include <cstdint>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace statehub {
+
+// CacheObserver counts the work of one near cache (Dict::Cached).
+class CacheObserver {
+ public:
+  virtual ~CacheObserver() = default;
+
+  // Hit: a read served from memory.
+  virtual void Hit() = 0;
+  // Miss: a read that went to the server.
+  virtual void Miss() = 0;
+  // Invalidated: a key dropped because it changed, or everything dropped
+  // at once (counted once).
+  virtual void Invalidated() = 0;
+  // EntriesChanged: the cache keeps `delta` more keys (fewer if negative).
+  // What a cache keeps is taken back as it stops.
+  virtual void EntriesChanged(int64_t delta) = 0;
+};
 
 class CallObserver {
  public:
@@ -33,6 +58,14 @@ class CallObserver {
   // (`acquired`) or did not get the lock or unit. Called after CallDone.
   virtual void AcquireDone(absl::string_view rpc, absl::Duration waited,
                            bool acquired) = 0;
+
+  // CacheOpened: a near cache of dict `object` starts; returns what counts
+  // its work, or null (the default) to count nothing. Called once per
+  // cached handle, on the thread that calls Dict::Cached.
+  virtual std::shared_ptr<CacheObserver> CacheOpened(
+      [[maybe_unused]] absl::string_view object) {
+    return nullptr;
+  }
 };
 
 }  // namespace statehub

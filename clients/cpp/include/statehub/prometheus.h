@@ -9,7 +9,14 @@
 //   statehub_client_calls_total{rpc, code}       counter: calls by status;
 //   statehub_client_acquire_wait_seconds{rpc, result}
 //       histogram: how long lock and semaphore acquires waited, result
-//       "acquired" or "not_acquired" (timed out or would block).
+//       "acquired" or "not_acquired" (timed out or would block);
+//   statehub_client_cache_hits_total{object}, _misses_total{object} and
+//   _invalidations_total{object}   counters: near caches' reads served from
+//       memory, reads sent to the server, and drops (Dict::Cached);
+//   statehub_client_cache_entries{object}   gauge: the keys near caches
+//       keep (summed over this client's cached handles of one dict).
+//
+// The names are the Python client's (docs/metrics.md).
 //
 // Header-only, so the statehub client library does not depend on
 // prometheus-cpp: a program that includes this links prometheus-cpp::core
@@ -27,13 +34,16 @@
 // Handles: one per rpc (and per status code, and per acquire result),
 // created the first time it is seen and kept in one entry per rpc; each
 // callback then costs one hash lookup under a mutex, no allocation, and its
-// observations.
+// observations. A near cache's handles are looked up once, as it starts: a
+// hit then costs one counter increment.
 //
 // Thread safety: thread-safe. The registry must outlive the observer.
 
 #ifndef STATEHUB_PROMETHEUS_H_
 #define STATEHUB_PROMETHEUS_H_
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -42,6 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "statehub/observer.h"
@@ -63,7 +74,26 @@ class PrometheusObserver final : public CallObserver {
                           .Name("statehub_client_acquire_wait_seconds")
                           .Help("How long lock and semaphore acquires "
                                 "waited, as the client sees it.")
-                          .Register(registry)) {}
+                          .Register(registry)),
+        cache_hits_(prometheus::BuildCounter()
+                        .Name("statehub_client_cache_hits_total")
+                        .Help("Reads served from a near cache.")
+                        .Register(registry)),
+        cache_misses_(prometheus::BuildCounter()
+                          .Name("statehub_client_cache_misses_total")
+                          .Help("Reads of a near-cached object that went to "
+                                "the server.")
+                          .Register(registry)),
+        cache_invalidations_(
+            prometheus::BuildCounter()
+                .Name("statehub_client_cache_invalidations_total")
+                .Help("Near-cache entries dropped because the server said "
+                      "they changed.")
+                .Register(registry)),
+        cache_entries_(prometheus::BuildGauge()
+                           .Name("statehub_client_cache_entries")
+                           .Help("Entries a near cache keeps.")
+                           .Register(registry)) {}
 
   void CallDone(absl::string_view rpc, absl::Duration latency,
                 absl::StatusCode code) override {
@@ -107,7 +137,40 @@ class PrometheusObserver final : public CallObserver {
     wait->Observe(absl::ToDoubleSeconds(waited));
   }
 
+  std::shared_ptr<CacheObserver> CacheOpened(
+      absl::string_view object) override {
+    const prometheus::Labels labels = {{"object", std::string(object)}};
+    // Family::Add returns the series these labels already have, if any:
+    // two cached handles of one dict count into the same series.
+    return std::make_shared<CacheSeries>(
+        cache_hits_.Add(labels), cache_misses_.Add(labels),
+        cache_invalidations_.Add(labels), cache_entries_.Add(labels));
+  }
+
  private:
+  // CacheSeries is one near cache's series.
+  class CacheSeries final : public CacheObserver {
+   public:
+    CacheSeries(prometheus::Counter& hits, prometheus::Counter& misses,
+                prometheus::Counter& invalidations, prometheus::Gauge& entries)
+        : hits_(hits),
+          misses_(misses),
+          invalidations_(invalidations),
+          entries_(entries) {}
+    void Hit() override { hits_.Increment(); }
+    void Miss() override { misses_.Increment(); }
+    void Invalidated() override { invalidations_.Increment(); }
+    void EntriesChanged(int64_t delta) override {
+      entries_.Increment(static_cast<double>(delta));
+    }
+
+   private:
+    prometheus::Counter& hits_;
+    prometheus::Counter& misses_;
+    prometheus::Counter& invalidations_;
+    prometheus::Gauge& entries_;
+  };
+
   // kCodes is the number of status codes (OK = 0 to UNAUTHENTICATED = 16).
   static constexpr int kCodes = 17;
 
@@ -142,6 +205,10 @@ class PrometheusObserver final : public CallObserver {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& acquire_wait_;
+  prometheus::Family<prometheus::Counter>& cache_hits_;
+  prometheus::Family<prometheus::Counter>& cache_misses_;
+  prometheus::Family<prometheus::Counter>& cache_invalidations_;
+  prometheus::Family<prometheus::Gauge>& cache_entries_;
   absl::Mutex mu_;
   // rpcs_ is keyed by rpc name; a lookup by string_view allocates nothing.
   absl::flat_hash_map<std::string, Rpc> rpcs_ ABSL_GUARDED_BY(mu_);

@@ -190,6 +190,13 @@ class WatchState;
 absl::StatusOr<Watch> StartWatch(const std::shared_ptr<Core>& core,
                                  absl::string_view name, bool by_prefix,
                                  const WatchOptions& options);
+// StartWatch with a deadline for the start of its own, not call_timeout:
+// for a watch started where a long wait would hold up a Close (a near
+// cache's thread).
+absl::StatusOr<Watch> StartWatch(const std::shared_ptr<Core>& core,
+                                 absl::string_view name, bool by_prefix,
+                                 const WatchOptions& options,
+                                 absl::Time deadline);
 }  // namespace client_internal
 
 class Watch {
@@ -238,7 +245,8 @@ class Watch {
  private:
   friend absl::StatusOr<Watch> client_internal::StartWatch(
       const std::shared_ptr<client_internal::Core>& core,
-      absl::string_view name, bool by_prefix, const WatchOptions& options);
+      absl::string_view name, bool by_prefix, const WatchOptions& options,
+      absl::Time deadline);
   explicit Watch(std::unique_ptr<client_internal::WatchState> state);
 
   std::unique_ptr<client_internal::WatchState> state_;
