@@ -20,7 +20,7 @@ How it stays correct:
   the server (read-your-writes).
 - The cache holds at most ``max_entries`` keys (the oldest go first).
 - A process with a cache switches threads at least every
-  :data:`SWITCH_INTERVAL` (0.5 ms, not CPython's 5 ms), so that a thread
+  :data:`SWITCH_INTERVAL` (0.2 ms, not CPython's 5 ms), so that a thread
   reading the cache in a tight loop does not keep an invalidation waiting
   for the GIL.
 
@@ -59,7 +59,7 @@ _MAX_PAUSE = 1.0
 #: (sys.setswitchinterval; CPython's default is 5 ms). A thread that reads
 #: a cached dict in a loop holds the GIL; the cache's watch thread, woken by
 #: an invalidation, gets it after at most this long.
-SWITCH_INTERVAL = 0.0005
+SWITCH_INTERVAL = 0.0002
 
 _MISS: Any = object()
 _ABSENT: Any = object()  # a key the server said is not there
