@@ -81,6 +81,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "statehub/cache.h"
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -95,30 +96,6 @@ namespace client_internal {
 class NearCache;
 struct CacheTesting;
 }  // namespace client_internal
-
-// CacheOptions configures a near cache (Dict::Cached).
-struct CacheOptions {
-  // max_entries is how many keys the cache keeps at most (>= 1); past it,
-  // the key kept first is dropped.
-  int64_t max_entries = 100000;
-};
-
-// CacheInfo is a near cache's counters (Dict::cache_info), as Python's
-// cache_info() has them.
-struct CacheInfo {
-  // hits is the reads served from memory.
-  int64_t hits = 0;
-  // misses is the reads that went to the server.
-  int64_t misses = 0;
-  // invalidations is the drops: a key changed (by anyone, this handle's
-  // writes included: twice each, when sent and when answered), or
-  // everything at once (a clear, a deletion, a broken or restarted watch).
-  int64_t invalidations = 0;
-  // entries is the keys kept now.
-  int64_t entries = 0;
-  // max_entries is CacheOptions::max_entries.
-  int64_t max_entries = 0;
-};
 
 class Dict {
  public:
