@@ -46,25 +46,12 @@ absl::Status Page(const client_internal::HandleState& h, bool keys_only,
 }  // namespace
 
 Dict::Dict(client_internal::HandleState state) : state_(std::move(state)) {}
-Dict::Dict(Dict&&) noexcept = default;
-Dict& Dict::operator=(Dict&&) noexcept = default;
-Dict::~Dict() = default;
 
 absl::StatusOr<Dict> Dict::Cached(CacheOptions options) const {
   Dict cached(state_);
-  STATEHUB_ASSIGN_OR_RETURN(
-      cached.cache_, NearCache::Start(state_.core, state_.name,
-                                      client_internal::kCachedDict, options));
+  STATEHUB_RETURN_IF_ERROR(
+      cached.cache_.Start(state_, client_internal::kCachedDict, options));
   return cached;
-}
-
-std::optional<CacheInfo> Dict::cache_info() const {
-  if (cache_ == nullptr) return std::nullopt;
-  return cache_->Info();
-}
-
-void Dict::ClearCache() const {
-  if (cache_ != nullptr) cache_->Flush();
 }
 
 absl::StatusOr<Value> Dict::Fetch(const Value& key,
@@ -79,12 +66,9 @@ absl::StatusOr<Value> Dict::Fetch(const Value& key,
 }
 
 absl::StatusOr<Value> Dict::Get(const Value& key) const {
-  auto fetch = [&](std::optional<double>* ttl) { return Fetch(key, ttl); };
-  if (cache_ == nullptr) {
-    std::optional<double> ttl;
-    return fetch(&ttl);
-  }
-  return cache_->Read(key, fetch);
+  return NearCache::Read(cache_.get(), key, [&](std::optional<double>* ttl) {
+    return Fetch(key, ttl);
+  });
 }
 
 // The default is applied here rather than sent: the server's reply then only
@@ -151,7 +135,7 @@ absl::Status Dict::Delete(const Value& key) {
 }
 
 absl::StatusOr<bool> Dict::Contains(const Value& key) const {
-  if (cache_ != nullptr) {
+  if (cache_.get() != nullptr) {
     // A Get, so that a miss fills the entry Get and Contains share.
     absl::StatusOr<Value> value = Get(key);
     if (value.ok()) return true;
@@ -334,7 +318,7 @@ namespace client_internal {
 
 void CacheTesting::SetReplyHook(Dict& dict,
                                 std::function<void(const Value&)> hook) {
-  dict.cache_->SetReplyHook(std::move(hook));
+  dict.cache_.get()->SetReplyHook(std::move(hook));
 }
 
 }  // namespace client_internal

@@ -166,19 +166,43 @@ bool NearCache::Pause(absl::Duration pause) {
   return open;
 }
 
-absl::StatusOr<Value> NearCache::Read(const Value& key, Fetch fetch) {
-  if (std::optional<absl::StatusOr<Value>> kept = Lookup(key)) {
+absl::StatusOr<Value> NearCache::Read(NearCache* cache, const Value& key,
+                                      Fetch fetch) {
+  std::optional<double> ttl;
+  if (cache == nullptr) return fetch(&ttl);
+  if (std::optional<absl::StatusOr<Value>> kept = cache->Lookup(key)) {
     return *std::move(kept);
   }
   Placeholder read;
-  const bool keep = Begin(key, &read);
-  std::optional<double> ttl;
+  const bool keep = cache->Begin(key, &read);
   absl::StatusOr<Value> reply = fetch(&ttl);
   if (keep) {
-    RunReplyHook(key);
-    Finish(key, &read, reply, ttl);
+    cache->RunReplyHook(key);
+    cache->Finish(key, &read, reply, ttl);
   }
   return reply;
+}
+
+CacheSlot::CacheSlot() = default;
+CacheSlot::CacheSlot(CacheSlot&&) noexcept = default;
+CacheSlot& CacheSlot::operator=(CacheSlot&&) noexcept = default;
+CacheSlot::~CacheSlot() = default;
+
+absl::Status CacheSlot::Start(const HandleState& state,
+                              const CachedObject& type,
+                              const CacheOptions& options) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      cache_, NearCache::Start(state.core, state.name, type, options));
+  return absl::OkStatus();
+}
+
+std::optional<CacheInfo> CacheSlot::Info() const {
+  if (cache_ == nullptr) return std::nullopt;
+  return cache_->Info();
+}
+
+void CacheSlot::Clear() const {
+  if (cache_ != nullptr) cache_->Flush();
 }
 
 std::optional<absl::StatusOr<Value>> NearCache::Lookup(const Value& key) const {

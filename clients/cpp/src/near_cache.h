@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "statehub/cache.h"
+#include "statehub/internal/cache_slot.h"
 #include "statehub/observer.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -92,9 +93,11 @@ class NearCache {
   // ~NearCache closes the watch and joins the thread.
   ~NearCache();
 
-  // Read returns the reply of a read of `key`: the one kept (a hit), or
-  // fetch's (a miss), kept if it may be.
-  absl::StatusOr<Value> Read(const Value& key, Fetch fetch);
+  // Read returns the reply of a read of `key` through `cache`: the one kept
+  // (a hit), or fetch's (a miss), kept if it may be. With a null `cache`
+  // (a handle without one), fetch's.
+  static absl::StatusOr<Value> Read(NearCache* cache, const Value& key,
+                                    Fetch fetch);
 
   // Invalidate drops `key` and spoils the reads of it in flight.
   void Invalidate(const Value& key);

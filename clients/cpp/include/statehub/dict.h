@@ -73,7 +73,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -82,6 +81,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "statehub/cache.h"
+#include "statehub/internal/cache_slot.h"
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -93,20 +93,19 @@ class Client;
 class Dict;
 
 namespace client_internal {
-class NearCache;
 struct CacheTesting;
 }  // namespace client_internal
 
 class Dict {
  public:
-  Dict(Dict&&) noexcept;
-  Dict& operator=(Dict&&) noexcept;
+  Dict(Dict&&) noexcept = default;
+  Dict& operator=(Dict&&) noexcept = default;
   Dict(const Dict&) = delete;
   Dict& operator=(const Dict&) = delete;
   // ~Dict stops the near cache, if any: closes its watch and joins its
   // thread (which may take up to about a second if the cache is between
   // attempts to start a watch).
-  ~Dict();
+  ~Dict() = default;
 
   // name returns the dict's name (server-made, "_anon/...", if anonymous).
   const std::string& name() const { return state_.name; }
@@ -128,11 +127,11 @@ class Dict {
 
   // cache_info returns the near cache's counters, or nullopt for a handle
   // without one. Makes no call. Thread-safe.
-  std::optional<CacheInfo> cache_info() const;
+  std::optional<CacheInfo> cache_info() const { return cache_.Info(); }
 
   // ClearCache drops every entry of the near cache (the next reads go to
   // the server); does nothing without one. Makes no call. Thread-safe.
-  void ClearCache() const;
+  void ClearCache() const { cache_.Clear(); }
 
   // Get returns d[key]. Errors: KEY_ERROR if the key is missing.
   // Blocks for one round trip, or none when the near cache has the key.
@@ -260,8 +259,8 @@ class Dict {
                               std::optional<double>* ttl) const;
 
   client_internal::HandleState state_;
-  // cache_ is the near cache; null without one.
-  std::unique_ptr<client_internal::NearCache> cache_;
+  // cache_ is the near cache; empty without one.
+  client_internal::CacheSlot cache_;
 };
 
 }  // namespace statehub
