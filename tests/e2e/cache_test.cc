@@ -1,11 +1,13 @@
-// The C++ near cache (Dict::Cached, statehub/dict.h) against the real
-// server, over the transport the test run chooses (testing/transport.h):
-// hits served from memory (counted, and no rpc sent), another client's
-// writes seen once their invalidation arrives, this handle's own writes
-// read at once, the placeholder race made deterministic by a test hook and
-// raced for real by threads, Clear/Update/deletion, the eviction bound,
-// ttl deadlines, handles without a cache, moves and destruction, and a
-// server restart that empties the cache until the watch is back.
+// The C++ near cache (Dict::Cached, statehub/dict.h; ValueCell::Cached and
+// Namespace::Cached) against the real server, over the transport the test run
+// chooses (testing/transport.h): hits served from memory (counted, and no rpc
+// sent), another client's writes seen once their invalidation arrives, this
+// handle's own writes read at once, the placeholder race made deterministic by
+// a test hook and raced for real by threads, Clear/Update/deletion, the
+// eviction bound, ttl deadlines, handles without a cache, moves and
+// destruction, and a server restart that empties the cache until the watch is
+// back; for value cells and namespaces, hits, another client's writes and
+// deletion, own writes, handles without a cache, and moves.
 //
 // Nothing here asserts timing: what another client changes is polled for
 // with a deadline of 10 s.
@@ -51,14 +53,16 @@ bool Eventually(const std::function<bool()>& ok) {
 // Counts is what CountingObserver counts.
 struct Counts {
   std::atomic<int64_t> dict_gets{0};
+  std::atomic<int64_t> value_gets{0};
+  std::atomic<int64_t> namespace_gets{0};
   std::atomic<int64_t> hits{0};
   std::atomic<int64_t> misses{0};
   std::atomic<int64_t> invalidations{0};
   std::atomic<int64_t> entries{0};
 };
 
-// CountingObserver counts the DictGet rpcs a client sends and what its
-// near caches report.
+// CountingObserver counts the DictGet, ValueGet and NamespaceGet rpcs a
+// client sends and what its near caches report.
 class CountingObserver final : public CallObserver {
  public:
   explicit CountingObserver(std::shared_ptr<Counts> counts)
@@ -67,6 +71,8 @@ class CountingObserver final : public CallObserver {
   void CallDone(absl::string_view rpc, absl::Duration,
                 absl::StatusCode) override {
     if (rpc == "DictGet") counts_->dict_gets++;
+    if (rpc == "ValueGet") counts_->value_gets++;
+    if (rpc == "NamespaceGet") counts_->namespace_gets++;
   }
   void AcquireDone(absl::string_view, absl::Duration, bool) override {}
   std::shared_ptr<CacheObserver> CacheOpened(absl::string_view) override {
@@ -144,6 +150,23 @@ class CacheE2eTest : public ::testing::Test {
     return {*std::move(cached), *std::move(theirs)};
   }
 
+  // ExpectCounted checks a cached handle's `info` and what the client's
+  // observer counted: `hits`, `misses` and `entries`, and that only the
+  // misses made a call (`calls` is the get rpcs the reads sent).
+  void ExpectCounted(const std::optional<CacheInfo>& info, int64_t hits,
+                     int64_t misses, int64_t entries, int64_t calls) {
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ(info->hits, hits);
+    EXPECT_EQ(info->misses, misses);
+    EXPECT_EQ(info->entries, entries);
+    EXPECT_EQ(info->invalidations, 0);
+    EXPECT_EQ(info->max_entries, 100000);
+    EXPECT_EQ(calls, misses);
+    EXPECT_EQ(counts_->hits, hits);
+    EXPECT_EQ(counts_->misses, misses);
+    EXPECT_EQ(counts_->entries, entries);
+  }
+
   static testing::ServerProcess* server_;
   std::shared_ptr<Counts> counts_;
   std::unique_ptr<Client> client_;
@@ -174,19 +197,8 @@ TEST_F(CacheE2eTest, ReadsAfterTheFirstAreServedFromMemory) {
   EXPECT_EQ(*cached.Get(1.0, "none"), Value("none"));
   EXPECT_EQ(*cached.Get(1, "none"), Value("none"));
 
-  std::optional<CacheInfo> info = cached.cache_info();
-  ASSERT_TRUE(info.has_value());
-  EXPECT_EQ(info->misses, 3);
-  EXPECT_EQ(info->hits, 7);
-  EXPECT_EQ(info->entries, 3);
-  EXPECT_EQ(info->max_entries, 100000);
-  EXPECT_EQ(info->invalidations, 0);
-  // Only the misses made a call.
-  EXPECT_EQ(counts_->dict_gets - gets, 3);
-  // The client's observer saw the same.
-  EXPECT_EQ(counts_->hits, 7);
-  EXPECT_EQ(counts_->misses, 3);
-  EXPECT_EQ(counts_->entries, 3);
+  ExpectCounted(cached.cache_info(), /*hits=*/7, /*misses=*/3, /*entries=*/3,
+                counts_->dict_gets - gets);
 
   cached.ClearCache();
   EXPECT_EQ(cached.cache_info()->entries, 0);
@@ -536,6 +548,251 @@ TEST_F(CacheE2eTest, AMovedHandleTakesItsCacheAndDestructionStopsIt) {
     absl::StatusOr<Dict> c = moved.Cached();
     ASSERT_TRUE(c.ok()) << c.status();
     if (i % 2 == 0) EXPECT_EQ(*c->Get("k"), Value(2));
+  }
+  EXPECT_EQ(counts_->entries, 0);
+}
+
+TEST_F(CacheE2eTest, AValueCellsReadsAfterTheFirstAreServedFromMemory) {
+  absl::StatusOr<ValueCell> plain = client_->OpenValue(Name("v"), 1);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  absl::StatusOr<ValueCell> cached = plain->Cached();
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  const int64_t gets = counts_->value_gets;
+
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(*cached->Get(), Value(1));
+  ExpectCounted(cached->cache_info(), /*hits=*/3, /*misses=*/1, /*entries=*/1,
+                counts_->value_gets - gets);
+
+  cached->ClearCache();
+  EXPECT_EQ(cached->cache_info()->entries, 0);
+  EXPECT_EQ(counts_->entries, 0);
+  EXPECT_EQ(*cached->Get(), Value(1));
+  EXPECT_EQ(cached->cache_info()->misses, 2);
+}
+
+TEST_F(CacheE2eTest, AValueCellSeesOthersWritesAndDeletionAndItsOwnAtOnce) {
+  const std::string name = Name("v");
+  absl::StatusOr<ValueCell> plain = client_->OpenValue(name, 0);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  absl::StatusOr<ValueCell> cached = plain->Cached();
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  absl::StatusOr<ValueCell> theirs = other_->OpenValue(name);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+
+  // Another client's write, seen once its invalidation arrives.
+  ASSERT_EQ(*cached->Get(), Value(0));
+  ASSERT_TRUE(theirs->Set("theirs").ok());
+  EXPECT_TRUE(Eventually([&] { return *cached->Get() == Value("theirs"); }));
+  EXPECT_GE(cached->cache_info()->invalidations, 1);
+
+  // This handle's own writes, read at once (each after a read that kept
+  // the value before).
+  ASSERT_TRUE(cached->Set(0).ok());
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_EQ(*cached->Get(), Value(i - 1));
+    ASSERT_EQ(*cached->Increment(), Value(i));
+  }
+  EXPECT_EQ(*cached->Get(), Value(20));
+  EXPECT_TRUE(*cached->CompareAndSet(20, "cas"));
+  EXPECT_EQ(*cached->Get(), Value("cas"));
+  EXPECT_EQ(*cached->GetAndSet("swapped"), Value("cas"));
+  EXPECT_EQ(*cached->Get(), Value("swapped"));
+  ASSERT_TRUE(cached->Set("set").ok());
+  EXPECT_EQ(*cached->Get(), Value("set"));
+  EXPECT_EQ(*cached->Get(), Value("set"));
+
+  // Deletion drops everything; reads then fail as the server says.
+  ASSERT_TRUE(other_->Delete(name).ok());
+  EXPECT_TRUE(Eventually([&] {
+    return GetErrorKind(cached->Get().status()) == ErrorKind::kObjectNotFound;
+  }));
+  EXPECT_EQ(cached->cache_info()->entries, 0);
+  // A cell made again under the name is followed too.
+  absl::StatusOr<ValueCell> again = other_->OpenValue(name, "new");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<Value> v = cached->Get();
+    return v.ok() && *v == Value("new");
+  }));
+  ASSERT_TRUE(again->Set("newer").ok());
+  EXPECT_TRUE(Eventually([&] { return *cached->Get() == Value("newer"); }));
+}
+
+TEST_F(CacheE2eTest, ANamespacesReadsAfterTheFirstAreServedFromMemory) {
+  absl::StatusOr<Namespace> plain =
+      client_->OpenNamespace(Name("ns"), {{"a", 1}, {"b", "two"}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  absl::StatusOr<Namespace> cached = plain->Cached();
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  const int64_t gets = counts_->namespace_gets;
+
+  EXPECT_EQ(*cached->Get("a"), Value(1));
+  EXPECT_EQ(*cached->Get("a"), Value(1));
+  EXPECT_EQ(*cached->Get("b"), Value("two"));
+  EXPECT_EQ(*cached->Get("b"), Value("two"));
+  // An unset attribute is remembered too, with the server's error.
+  absl::StatusOr<Value> unset = cached->Get("unset");
+  EXPECT_EQ(GetErrorKind(unset.status()), ErrorKind::kAttributeError);
+  absl::StatusOr<Value> again = cached->Get("unset");
+  EXPECT_EQ(GetErrorKind(again.status()), ErrorKind::kAttributeError);
+  EXPECT_EQ(again.status().message(), unset.status().message());
+  // A bad attribute name is the server's VALUE_ERROR, every time: not kept.
+  EXPECT_EQ(GetErrorKind(cached->Get("_private").status()),
+            ErrorKind::kValueError);
+  EXPECT_EQ(GetErrorKind(cached->Get("_private").status()),
+            ErrorKind::kValueError);
+
+  ExpectCounted(cached->cache_info(), /*hits=*/3, /*misses=*/5, /*entries=*/3,
+                counts_->namespace_gets - gets);
+
+  cached->ClearCache();
+  EXPECT_EQ(cached->cache_info()->entries, 0);
+  EXPECT_EQ(counts_->entries, 0);
+  EXPECT_EQ(*cached->Get("a"), Value(1));
+  EXPECT_EQ(cached->cache_info()->misses, 6);
+}
+
+TEST_F(CacheE2eTest, ANamespaceSeesOthersWritesAndDeletionAndItsOwnAtOnce) {
+  const std::string name = Name("ns");
+  absl::StatusOr<Namespace> plain =
+      client_->OpenNamespace(name, {{"a", 1}, {"b", 2}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  absl::StatusOr<Namespace> cached = plain->Cached();
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  absl::StatusOr<Namespace> theirs = other_->OpenNamespace(name);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  ASSERT_EQ(*cached->Get("a"), Value(1));
+  ASSERT_EQ(*cached->Get("b"), Value(2));
+  ASSERT_EQ(GetErrorKind(cached->Get("c").status()),
+            ErrorKind::kAttributeError);
+
+  // Another client's set and delete drop the attribute they name, and
+  // only it.
+  ASSERT_TRUE(theirs->Set("b", 20).ok());
+  ASSERT_TRUE(theirs->Set("c", 30).ok());
+  EXPECT_TRUE(Eventually([&] { return *cached->Get("b") == Value(20); }));
+  EXPECT_TRUE(Eventually([&] { return cached->Get("c").ok(); }));
+  EXPECT_EQ(*cached->Get("c"), Value(30));
+  const int64_t hits = cached->cache_info()->hits;
+  EXPECT_EQ(*cached->Get("a"), Value(1));
+  EXPECT_EQ(cached->cache_info()->hits, hits + 1);  // "a" was kept
+  ASSERT_TRUE(theirs->Delete("a").ok());
+  EXPECT_TRUE(Eventually([&] {
+    return GetErrorKind(cached->Get("a").status()) ==
+           ErrorKind::kAttributeError;
+  }));
+
+  // This handle's own writes, read at once.
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_EQ(*cached->Get("b"), Value(i == 1 ? 20 : i - 1));
+    ASSERT_TRUE(cached->Set("b", i).ok());
+  }
+  EXPECT_EQ(*cached->Get("b"), Value(20));
+  ASSERT_TRUE(cached->Delete("b").ok());
+  EXPECT_EQ(GetErrorKind(cached->Get("b").status()),
+            ErrorKind::kAttributeError);
+  ASSERT_TRUE(cached->Set("b", "back").ok());
+  EXPECT_EQ(*cached->Get("b"), Value("back"));
+
+  // Deletion of the namespace drops everything.
+  ASSERT_TRUE(cached->Get("c").ok());
+  ASSERT_GE(cached->cache_info()->entries, 2);
+  ASSERT_TRUE(other_->Delete(name).ok());
+  EXPECT_TRUE(Eventually([&] {
+    return GetErrorKind(cached->Get("b").status()) ==
+               ErrorKind::kObjectNotFound &&
+           GetErrorKind(cached->Get("c").status()) ==
+               ErrorKind::kObjectNotFound;
+  }));
+  EXPECT_EQ(cached->cache_info()->entries, 0);
+}
+
+TEST_F(CacheE2eTest, ValueCellAndNamespaceHandlesWithoutACacheKeepNothing) {
+  absl::StatusOr<ValueCell> value = client_->OpenValue(Name("v"), 1);
+  ASSERT_TRUE(value.ok()) << value.status();
+  absl::StatusOr<Namespace> ns = client_->OpenNamespace(Name("ns"), {{"a", 1}});
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  EXPECT_FALSE(value->cache_info().has_value());
+  EXPECT_FALSE(ns->cache_info().has_value());
+  const int64_t value_gets = counts_->value_gets;
+  const int64_t namespace_gets = counts_->namespace_gets;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(*value->Get(), Value(1));
+    EXPECT_EQ(*ns->Get("a"), Value(1));
+  }
+  EXPECT_EQ(counts_->value_gets - value_gets, 3);
+  EXPECT_EQ(counts_->namespace_gets - namespace_gets, 3);
+  EXPECT_EQ(counts_->hits + counts_->misses, 0);
+  value->ClearCache();  // nothing to clear
+  ns->ClearCache();
+
+  // Cached() leaves the handle it was called on as it was.
+  absl::StatusOr<ValueCell> cached_value = value->Cached();
+  ASSERT_TRUE(cached_value.ok()) << cached_value.status();
+  absl::StatusOr<Namespace> cached_ns = ns->Cached({.max_entries = 1});
+  ASSERT_TRUE(cached_ns.ok()) << cached_ns.status();
+  EXPECT_FALSE(value->cache_info().has_value());
+  EXPECT_FALSE(ns->cache_info().has_value());
+  EXPECT_EQ(cached_ns->cache_info()->max_entries, 1);
+
+  EXPECT_EQ(GetErrorKind(value->Cached({.max_entries = 0}).status()),
+            ErrorKind::kValueError);
+  EXPECT_EQ(GetErrorKind(ns->Cached({.max_entries = -1}).status()),
+            ErrorKind::kValueError);
+  absl::StatusOr<ValueCell> gone_value = client_->ValueFromRef(
+      Value(Ref{Name("never-made"), ObjectType::kValue, nullptr}));
+  ASSERT_TRUE(gone_value.ok());
+  EXPECT_EQ(GetErrorKind(gone_value->Cached().status()),
+            ErrorKind::kObjectNotFound);
+  absl::StatusOr<Namespace> gone_ns = client_->NamespaceFromRef(
+      Value(Ref{Name("never-made"), ObjectType::kNamespace, nullptr}));
+  ASSERT_TRUE(gone_ns.ok());
+  EXPECT_EQ(GetErrorKind(gone_ns->Cached().status()),
+            ErrorKind::kObjectNotFound);
+}
+
+TEST_F(CacheE2eTest, AMovedValueCellOrNamespaceTakesItsCache) {
+  absl::StatusOr<ValueCell> value = client_->OpenValue(Name("v"), 1);
+  ASSERT_TRUE(value.ok()) << value.status();
+  absl::StatusOr<Namespace> ns = client_->OpenNamespace(Name("ns"), {{"a", 1}});
+  ASSERT_TRUE(ns.ok()) << ns.status();
+  absl::StatusOr<ValueCell> cached_value = value->Cached();
+  ASSERT_TRUE(cached_value.ok()) << cached_value.status();
+  absl::StatusOr<Namespace> cached_ns = ns->Cached();
+  ASSERT_TRUE(cached_ns.ok()) << cached_ns.status();
+  ASSERT_EQ(*cached_value->Get(), Value(1));
+  ASSERT_EQ(*cached_ns->Get("a"), Value(1));
+
+  ValueCell moved_value = *std::move(cached_value);
+  Namespace moved_ns = *std::move(cached_ns);
+  // NOLINTBEGIN: moved from
+  EXPECT_FALSE(cached_value->cache_info().has_value());
+  EXPECT_TRUE(absl::IsFailedPrecondition(cached_value->Get().status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(cached_value->Cached().status()));
+  EXPECT_FALSE(cached_ns->cache_info().has_value());
+  EXPECT_TRUE(absl::IsFailedPrecondition(cached_ns->Get("a").status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(cached_ns->Cached().status()));
+  // NOLINTEND
+  EXPECT_EQ(*moved_value.Get(), Value(1));
+  EXPECT_EQ(*moved_ns.Get("a"), Value(1));
+  EXPECT_EQ(moved_value.cache_info()->hits, 1);
+  EXPECT_EQ(moved_ns.cache_info()->hits, 1);
+
+  // Assigning over a cached handle stops its cache; so does destruction,
+  // many times over.
+  moved_value = *std::move(value);
+  moved_ns = *std::move(ns);
+  EXPECT_FALSE(moved_value.cache_info().has_value());
+  EXPECT_FALSE(moved_ns.cache_info().has_value());
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<ValueCell> v = moved_value.Cached();
+    ASSERT_TRUE(v.ok()) << v.status();
+    absl::StatusOr<Namespace> n = moved_ns.Cached();
+    ASSERT_TRUE(n.ok()) << n.status();
+    if (i % 2 == 0) {
+      EXPECT_EQ(*v->Get(), Value(1));
+      EXPECT_EQ(*n->Get("a"), Value(1));
+    }
   }
   EXPECT_EQ(counts_->entries, 0);
 }

@@ -3,13 +3,16 @@
 #include <utility>
 
 #include "core.h"
+#include "near_cache.h"
 #include "statehub/v1/cell.grpc.pb.h"
 
 namespace statehub {
 
 using client_internal::CallOn;
+using client_internal::Dropping;
 using client_internal::EncodeItems;
 using client_internal::EncodeSlice;
+using client_internal::NearCache;
 using client_internal::SessionTag;
 using client_internal::ToItems;
 using internal::EncodeValue;
@@ -19,15 +22,29 @@ using Arrays = v1::Arrays::Stub;
 using Values = v1::Values::Stub;
 }  // namespace
 
+absl::StatusOr<ValueCell> ValueCell::Cached(CacheOptions options) const {
+  ValueCell cached(state_);
+  STATEHUB_RETURN_IF_ERROR(
+      cached.cache_.Start(state_, client_internal::kCachedValueCell, options));
+  return cached;
+}
+
 absl::StatusOr<Value> ValueCell::Get() const {
-  v1::ValueGetRequest request;
-  v1::ValueGetResponse response;
-  STATEHUB_ASSIGN_OR_RETURN(const SessionTag tag,
-                            CallOn(state_, &Values::Get, request, &response));
-  return state_.core->Decode(response.value(), tag);
+  // The cache keeps the one value under the key null.
+  return NearCache::Read(
+      cache_.get(), Value(),
+      [&](std::optional<double>*) -> absl::StatusOr<Value> {
+        v1::ValueGetRequest request;
+        v1::ValueGetResponse response;
+        STATEHUB_ASSIGN_OR_RETURN(
+            const SessionTag tag,
+            CallOn(state_, &Values::Get, request, &response));
+        return state_.core->Decode(response.value(), tag);
+      });
 }
 
 absl::Status ValueCell::Set(const Value& value) {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::ValueSetRequest request;
   EncodeValue(value, request.mutable_value());
   v1::ValueSetResponse response;
@@ -35,6 +52,7 @@ absl::Status ValueCell::Set(const Value& value) {
 }
 
 absl::StatusOr<Value> ValueCell::Increment(const Value& delta) {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::ValueIncrementRequest request;
   EncodeValue(delta, request.mutable_delta());
   v1::ValueIncrementResponse response;
@@ -47,6 +65,7 @@ absl::StatusOr<Value> ValueCell::Increment(const Value& delta) {
 absl::StatusOr<bool> ValueCell::CompareAndSet(const Value& expected,
                                               const Value& desired,
                                               Value* current) {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::ValueCompareAndSetRequest request;
   EncodeValue(expected, request.mutable_expected());
   EncodeValue(desired, request.mutable_desired());
@@ -62,6 +81,7 @@ absl::StatusOr<bool> ValueCell::CompareAndSet(const Value& expected,
 }
 
 absl::StatusOr<Value> ValueCell::GetAndSet(const Value& value) {
+  const Dropping dropping(cache_.get(), nullptr);
   v1::ValueGetAndSetRequest request;
   EncodeValue(value, request.mutable_value());
   v1::ValueGetAndSetResponse response;

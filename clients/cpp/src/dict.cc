@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "core.h"
 #include "near_cache.h"
 #include "statehub/internal/cache_testing.h"
@@ -11,6 +10,7 @@
 namespace statehub {
 
 using client_internal::CallOn;
+using client_internal::Dropping;
 using client_internal::NearCache;
 using client_internal::SessionTag;
 using internal::EncodeValue;
@@ -43,62 +43,15 @@ absl::Status Page(const client_internal::HandleState& h, bool keys_only,
   }
 }
 
-// Dropping brackets a write of a handle with a near cache: it drops what
-// the write changes (`key`, or with none everything) as the write is sent
-// and again once it is answered, so that the writer's next read goes to
-// the server (read-your-writes) even if a read in flight meanwhile kept the
-// old value. Does nothing without a cache.
-class Dropping {
- public:
-  Dropping(NearCache* cache, const Value* key) : cache_(cache), key_(key) {
-    Drop();
-  }
-  Dropping(const Dropping&) = delete;
-  Dropping& operator=(const Dropping&) = delete;
-  ~Dropping() { Drop(); }
-
- private:
-  void Drop() {
-    if (cache_ == nullptr) return;
-    if (key_ != nullptr) {
-      cache_->Invalidate(*key_);
-    } else {
-      cache_->Flush();
-    }
-  }
-
-  NearCache* const cache_;
-  const Value* const key_;
-};
-
 }  // namespace
 
 Dict::Dict(client_internal::HandleState state) : state_(std::move(state)) {}
-Dict::Dict(Dict&&) noexcept = default;
-Dict& Dict::operator=(Dict&&) noexcept = default;
-Dict::~Dict() = default;
 
 absl::StatusOr<Dict> Dict::Cached(CacheOptions options) const {
-  if (state_.core == nullptr) return client_internal::MovedFromError();
-  if (options.max_entries < 1) {
-    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
-                     absl::StrCat("max_entries must be at least 1, not ",
-                                  options.max_entries),
-                     state_.name);
-  }
   Dict cached(state_);
-  STATEHUB_ASSIGN_OR_RETURN(
-      cached.cache_, NearCache::Start(state_.core, state_.name, options));
+  STATEHUB_RETURN_IF_ERROR(
+      cached.cache_.Start(state_, client_internal::kCachedDict, options));
   return cached;
-}
-
-std::optional<CacheInfo> Dict::cache_info() const {
-  if (cache_ == nullptr) return std::nullopt;
-  return cache_->Info();
-}
-
-void Dict::ClearCache() const {
-  if (cache_ != nullptr) cache_->Flush();
 }
 
 absl::StatusOr<Value> Dict::Fetch(const Value& key,
@@ -113,19 +66,9 @@ absl::StatusOr<Value> Dict::Fetch(const Value& key,
 }
 
 absl::StatusOr<Value> Dict::Get(const Value& key) const {
-  std::optional<double> ttl;
-  if (cache_ == nullptr) return Fetch(key, &ttl);
-  if (std::optional<absl::StatusOr<Value>> kept = cache_->Lookup(key)) {
-    return *std::move(kept);
-  }
-  NearCache::Placeholder read;
-  const bool keep = cache_->Begin(key, &read);
-  absl::StatusOr<Value> value = Fetch(key, &ttl);
-  if (keep) {
-    cache_->RunReplyHook(key);
-    cache_->Finish(key, &read, value, ttl);
-  }
-  return value;
+  return NearCache::Read(cache_.get(), key, [&](std::optional<double>* ttl) {
+    return Fetch(key, ttl);
+  });
 }
 
 // The default is applied here rather than sent: the server's reply then only
@@ -192,7 +135,7 @@ absl::Status Dict::Delete(const Value& key) {
 }
 
 absl::StatusOr<bool> Dict::Contains(const Value& key) const {
-  if (cache_ != nullptr) {
+  if (cache_.get() != nullptr) {
     // A Get, so that a miss fills the entry Get and Contains share.
     absl::StatusOr<Value> value = Get(key);
     if (value.ok()) return true;
@@ -375,7 +318,7 @@ namespace client_internal {
 
 void CacheTesting::SetReplyHook(Dict& dict,
                                 std::function<void(const Value&)> hook) {
-  dict.cache_->SetReplyHook(std::move(hook));
+  dict.cache_.get()->SetReplyHook(std::move(hook));
 }
 
 }  // namespace client_internal

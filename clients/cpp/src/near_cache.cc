@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core.h"
 #include "statehub/status.h"
@@ -35,10 +36,17 @@ WatchOptions CacheWatchOptions() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<NearCache>> NearCache::Start(
-    std::shared_ptr<Core> core, std::string name, const CacheOptions& options) {
+    std::shared_ptr<Core> core, std::string name, CachedObject type,
+    const CacheOptions& options) {
   if (core == nullptr) return MovedFromError();
+  if (options.max_entries < 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
+                     absl::StrCat("max_entries must be at least 1, not ",
+                                  options.max_entries),
+                     name);
+  }
   std::unique_ptr<NearCache> cache(
-      new NearCache(core, std::move(name), options));
+      new NearCache(core, std::move(name), type, options));
   STATEHUB_ASSIGN_OR_RETURN(
       Watch watch,
       StartWatch(core, cache->name_, /*by_prefix=*/false, CacheWatchOptions()));
@@ -56,9 +64,10 @@ absl::StatusOr<std::unique_ptr<NearCache>> NearCache::Start(
 }
 
 NearCache::NearCache(std::shared_ptr<Core> core, std::string name,
-                     const CacheOptions& options)
+                     CachedObject type, const CacheOptions& options)
     : core_(std::move(core)),
       name_(std::move(name)),
+      type_(type),
       max_entries_(options.max_entries),
       observer_(core_->options().observer
                     ? core_->options().observer->CacheOpened(name_)
@@ -124,13 +133,17 @@ void NearCache::Follow(Watch& watch) {
     // Broken, too old, or closed: the caller starts over.
     if (!event.ok()) return;
     if (!event->has_value()) continue;
+    if (!type_.keyed) {
+      Flush();
+      continue;
+    }
     switch ((*event)->op) {
       case WatchOp::kSet:
       case WatchOp::kDelete:
       case WatchOp::kExpire:
         Invalidate((*event)->key);
         break;
-      default:  // a clear, a deletion, a new dict of the name: everything
+      default:  // a clear, a deletion, a new object of the name: everything
         Flush();
         break;
     }
@@ -151,6 +164,45 @@ bool NearCache::Pause(absl::Duration pause) {
   const bool open = !closed_;
   mu_.Unlock();
   return open;
+}
+
+absl::StatusOr<Value> NearCache::Read(NearCache* cache, const Value& key,
+                                      Fetch fetch) {
+  std::optional<double> ttl;
+  if (cache == nullptr) return fetch(&ttl);
+  if (std::optional<absl::StatusOr<Value>> kept = cache->Lookup(key)) {
+    return *std::move(kept);
+  }
+  Placeholder read;
+  const bool keep = cache->Begin(key, &read);
+  absl::StatusOr<Value> reply = fetch(&ttl);
+  if (keep) {
+    cache->RunReplyHook(key);
+    cache->Finish(key, &read, reply, ttl);
+  }
+  return reply;
+}
+
+CacheSlot::CacheSlot() = default;
+CacheSlot::CacheSlot(CacheSlot&&) noexcept = default;
+CacheSlot& CacheSlot::operator=(CacheSlot&&) noexcept = default;
+CacheSlot::~CacheSlot() = default;
+
+absl::Status CacheSlot::Start(const HandleState& state,
+                              const CachedObject& type,
+                              const CacheOptions& options) {
+  STATEHUB_ASSIGN_OR_RETURN(
+      cache_, NearCache::Start(state.core, state.name, type, options));
+  return absl::OkStatus();
+}
+
+std::optional<CacheInfo> CacheSlot::Info() const {
+  if (cache_ == nullptr) return std::nullopt;
+  return cache_->Info();
+}
+
+void CacheSlot::Clear() const {
+  if (cache_ != nullptr) cache_->Flush();
 }
 
 std::optional<absl::StatusOr<Value>> NearCache::Lookup(const Value& key) const {
@@ -191,7 +243,7 @@ void NearCache::Finish(const Value& key, Placeholder* read,
   }
   if (!read->valid || !live_) return;
   if (reply.ok() ? reply->HasRefs()
-                 : GetErrorKind(reply.status()) != ErrorKind::kKeyError) {
+                 : GetErrorKind(reply.status()) != type_.missing) {
     return;
   }
   std::optional<Clock::time_point> deadline;

@@ -20,12 +20,30 @@
 //       client->OpenArray("weights", "d", {0.0, 0.0, 0.0});
 //   absl::Status s = weights->Set(1, 0.5);
 //
-// Blocking: every method makes one round trip to the server and blocks until
-// the reply, at most ClientOptions::call_timeout (then DEADLINE_EXCEEDED).
+// Blocking: every method makes one round trip to the server (a read a near
+// cache serves, none) and blocks until the reply, at most
+// ClientOptions::call_timeout (then DEADLINE_EXCEEDED).
 //
 // Thread safety: handles may be used from several threads at once; each call
 // is atomic on the server. Handles are movable, not copyable; a moved-from
 // handle fails every call with FAILED_PRECONDITION.
+//
+// Near cache (opt-in, ValueCell only): `ValueCell::Cached()` returns a
+// handle on the same cell whose Get is served from this process's memory
+// after the first, kept correct by a watch of the cell: any change the
+// server reports (a set by anyone, a deletion) drops the value, and this
+// handle's own writes (Set, Increment, CompareAndSet, GetAndSet) drop it
+// before they are sent and again when answered. The guarantees are
+// Dict's (statehub/dict.h, "Near cache"; docs/watches.md, "The near
+// cache"): nothing kept while the watch is not running, no stale reply
+// kept by a read racing a change, another process's write seen once its
+// invalidation arrives. It costs a watch and a thread per cached handle;
+// destroying the handle stops and joins the thread.
+//
+//   absl::StatusOr<statehub::ValueCell> mode = client->OpenValue("mode");
+//   absl::StatusOr<statehub::ValueCell> cached = mode->Cached();
+//   cached->Get();  // to the server...
+//   cached->Get();  // ...then from memory until the value changes
 //
 // Errors every method may return besides those listed: OBJECT_NOT_FOUND if
 // the object was deleted, TYPE_ERROR if the name now holds another type,
@@ -36,11 +54,14 @@
 #define STATEHUB_CELL_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "statehub/cache.h"
+#include "statehub/internal/cache_slot.h"
 #include "statehub/internal/handle.h"
 #include "statehub/list.h"
 #include "statehub/status.h"
@@ -57,6 +78,7 @@ class ValueCell {
   ValueCell& operator=(ValueCell&&) noexcept = default;
   ValueCell(const ValueCell&) = delete;
   ValueCell& operator=(const ValueCell&) = delete;
+  // ~ValueCell stops the near cache, if any, as ~Dict does.
   ~ValueCell() = default;
 
   // name returns the cell's name ("_anon/..." if anonymous).
@@ -66,7 +88,24 @@ class ValueCell {
   // The ref shares this handle's hold. Makes no call.
   Value ref() const { return state_.MakeRef(); }
 
-  // Get returns the value (v.value). Blocks for one round trip.
+  // Cached returns a new handle on this cell with a near cache (see the
+  // file comment); this handle is left as it was. It starts the cache's
+  // watch and its thread before it returns. Errors: VALUE_ERROR if
+  // options.max_entries < 1; FAILED_PRECONDITION for a moved-from handle;
+  // OBJECT_NOT_FOUND if the cell does not exist; the transport's errors.
+  // Blocks for one round trip (the watch's start). Thread-safe.
+  absl::StatusOr<ValueCell> Cached(CacheOptions options = {}) const;
+
+  // cache_info returns the near cache's counters (entries is 0 or 1), or
+  // nullopt for a handle without one. Makes no call. Thread-safe.
+  std::optional<CacheInfo> cache_info() const { return cache_.Info(); }
+
+  // ClearCache drops the value the near cache keeps (the next Get goes to
+  // the server); does nothing without one. Makes no call. Thread-safe.
+  void ClearCache() const { cache_.Clear(); }
+
+  // Get returns the value (v.value). Blocks for one round trip, or none
+  // when the near cache has the value.
   absl::StatusOr<Value> Get() const;
 
   // Set replaces the value (v.value = value). Blocks for one round trip.
@@ -103,6 +142,8 @@ class ValueCell {
       : state_(std::move(state)) {}
 
   client_internal::HandleState state_;
+  // cache_ is the near cache; empty without one.
+  client_internal::CacheSlot cache_;
 };
 
 class Array {

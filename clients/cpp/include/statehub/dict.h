@@ -73,7 +73,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -81,6 +80,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "statehub/cache.h"
+#include "statehub/internal/cache_slot.h"
 #include "statehub/internal/handle.h"
 #include "statehub/status.h"
 #include "statehub/value.h"
@@ -92,44 +93,19 @@ class Client;
 class Dict;
 
 namespace client_internal {
-class NearCache;
 struct CacheTesting;
 }  // namespace client_internal
 
-// CacheOptions configures a near cache (Dict::Cached).
-struct CacheOptions {
-  // max_entries is how many keys the cache keeps at most (>= 1); past it,
-  // the key kept first is dropped.
-  int64_t max_entries = 100000;
-};
-
-// CacheInfo is a near cache's counters (Dict::cache_info), as Python's
-// cache_info() has them.
-struct CacheInfo {
-  // hits is the reads served from memory.
-  int64_t hits = 0;
-  // misses is the reads that went to the server.
-  int64_t misses = 0;
-  // invalidations is the drops: a key changed (by anyone, this handle's
-  // writes included: twice each, when sent and when answered), or
-  // everything at once (a clear, a deletion, a broken or restarted watch).
-  int64_t invalidations = 0;
-  // entries is the keys kept now.
-  int64_t entries = 0;
-  // max_entries is CacheOptions::max_entries.
-  int64_t max_entries = 0;
-};
-
 class Dict {
  public:
-  Dict(Dict&&) noexcept;
-  Dict& operator=(Dict&&) noexcept;
+  Dict(Dict&&) noexcept = default;
+  Dict& operator=(Dict&&) noexcept = default;
   Dict(const Dict&) = delete;
   Dict& operator=(const Dict&) = delete;
   // ~Dict stops the near cache, if any: closes its watch and joins its
   // thread (which may take up to about a second if the cache is between
   // attempts to start a watch).
-  ~Dict();
+  ~Dict() = default;
 
   // name returns the dict's name (server-made, "_anon/...", if anonymous).
   const std::string& name() const { return state_.name; }
@@ -151,11 +127,11 @@ class Dict {
 
   // cache_info returns the near cache's counters, or nullopt for a handle
   // without one. Makes no call. Thread-safe.
-  std::optional<CacheInfo> cache_info() const;
+  std::optional<CacheInfo> cache_info() const { return cache_.Info(); }
 
   // ClearCache drops every entry of the near cache (the next reads go to
   // the server); does nothing without one. Makes no call. Thread-safe.
-  void ClearCache() const;
+  void ClearCache() const { cache_.Clear(); }
 
   // Get returns d[key]. Errors: KEY_ERROR if the key is missing.
   // Blocks for one round trip, or none when the near cache has the key.
@@ -283,8 +259,8 @@ class Dict {
                               std::optional<double>* ttl) const;
 
   client_internal::HandleState state_;
-  // cache_ is the near cache; null without one.
-  std::unique_ptr<client_internal::NearCache> cache_;
+  // cache_ is the near cache; empty without one.
+  client_internal::CacheSlot cache_;
 };
 
 }  // namespace statehub

@@ -6,9 +6,9 @@
 // ClientOptions::observer; statehub/prometheus.h has one that records into
 // a prometheus-cpp registry.
 //
-// A near cache (Dict::Cached) asks the observer once, as it starts, for a
-// CacheObserver that then counts its hits, misses, invalidations and
-// entries.
+// A near cache (Cached() of a Dict, ValueCell or Namespace) asks the
+// observer once, as it starts, for a CacheObserver that then counts its
+// hits, misses, invalidations and entries.
 //
 // Thread safety: implementations are called from every thread that makes
 // calls, concurrently, after each call returns; they must be thread-safe and
@@ -27,7 +27,7 @@
 
 namespace statehub {
 
-// CacheObserver counts the work of one near cache (Dict::Cached).
+// CacheObserver counts the work of one near cache (a cached handle's).
 class CacheObserver {
  public:
   virtual ~CacheObserver() = default;
@@ -59,9 +59,10 @@ class CallObserver {
   virtual void AcquireDone(absl::string_view rpc, absl::Duration waited,
                            bool acquired) = 0;
 
-  // CacheOpened: a near cache of dict `object` starts; returns what counts
-  // its work, or null (the default) to count nothing. Called once per
-  // cached handle, on the thread that calls Dict::Cached.
+  // CacheOpened: a near cache of `object` (a dict, value cell or
+  // namespace) starts; returns what counts its work, or null (the default)
+  // to count nothing. Called once per cached handle, on the thread that
+  // calls Cached().
   virtual std::shared_ptr<CacheObserver> CacheOpened(
       [[maybe_unused]] absl::string_view object) {
     return nullptr;

@@ -12,9 +12,10 @@
 //       "acquired" or "not_acquired" (timed out or would block);
 //   statehub_client_cache_hits_total{object}, _misses_total{object} and
 //   _invalidations_total{object}   counters: near caches' reads served from
-//       memory, reads sent to the server, and drops (Dict::Cached);
+//       memory, reads sent to the server, and drops (Cached() of a Dict,
+//       ValueCell or Namespace);
 //   statehub_client_cache_entries{object}   gauge: the keys near caches
-//       keep (summed over this client's cached handles of one dict).
+//       keep (summed over this client's cached handles of one object).
 //
 // The names are the Python client's (docs/metrics.md).
 //
@@ -141,7 +142,7 @@ class PrometheusObserver final : public CallObserver {
       absl::string_view object) override {
     const prometheus::Labels labels = {{"object", std::string(object)}};
     // Family::Add returns the series these labels already have, if any:
-    // two cached handles of one dict count into the same series.
+    // two cached handles of one object count into the same series.
     return std::make_shared<CacheSeries>(
         cache_hits_.Add(labels), cache_misses_.Add(labels),
         cache_invalidations_.Add(labels), cache_entries_.Add(labels));

@@ -18,6 +18,7 @@
 #ifndef STATEHUB_STATEHUB_H_
 #define STATEHUB_STATEHUB_H_
 
+#include "statehub/cache.h"      // IWYU pragma: export
 #include "statehub/cell.h"       // IWYU pragma: export
 #include "statehub/client.h"     // IWYU pragma: export
 #include "statehub/dict.h"       // IWYU pragma: export
