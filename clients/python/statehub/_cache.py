@@ -19,10 +19,12 @@ How it stays correct:
   when they are answered, so a thread's next read after its write goes to
   the server (read-your-writes).
 - The cache holds at most ``max_entries`` keys (the oldest go first).
-- A process with a cache switches threads at least every
-  :data:`SWITCH_INTERVAL` (0.2 ms, not CPython's 5 ms), so that a thread
-  reading the cache in a tight loop does not keep an invalidation waiting
-  for the GIL.
+- A thread that reads the cache applies the events waiting on the watch's
+  connection itself every :data:`_CATCH_UP_EVERY` lookups (lane only), so
+  that an invalidation does not wait for the watch thread to get the GIL
+  from a thread reading in a tight loop; and a process with a cache
+  switches threads at least every :data:`SWITCH_INTERVAL` (0.2 ms, not
+  CPython's 5 ms).
 
 Only scalar values and plain containers of them are kept (a hit returns a
 copy of a container, as Manager returns a fresh object each time); a value
@@ -60,6 +62,10 @@ _MAX_PAUSE = 1.0
 #: a cached dict in a loop holds the GIL; the cache's watch thread, woken by
 #: an invalidation, gets it after at most this long.
 SWITCH_INTERVAL = 0.0002
+#: A thread that reads the cache applies the events that have arrived
+#: every this many lookups (a poll(2) each), rather than leave them to the
+#: watch thread, which must first get the GIL from it.
+_CATCH_UP_EVERY = 32
 
 _MISS: Any = object()
 _ABSENT: Any = object()  # a key the server said is not there
@@ -130,6 +136,11 @@ class NearCache:
         self._closed = False
         self._running = False  # a thread runs the watch (or will again)
         self._stream: Any = None
+        # The lane watch stream that a reading thread may drain itself
+        # (_catch_up), and the lock that lets one thread at a time read it.
+        self._drainable: Any = None
+        self._drain_lock = threading.Lock()
+        self._countdown = _CATCH_UP_EVERY
         self._pid = 0
         _caches.add(self)
         self._start()
@@ -187,10 +198,43 @@ class NearCache:
         if started is None or not started.started:
             return
         self.flush(live=True)
+        if not hasattr(stream, "ready"):  # gRPC: a thread of its own reads
+            while True:
+                self._apply_all(stream.next(None))
+        with self._lock:
+            self._drainable = stream
         while True:
-            response = stream.next(None)
-            if response is None:
-                continue
+            # Waits without reading, so that a reading thread that finds
+            # the events first applies them at once (_catch_up) instead of
+            # waiting for this thread to get the GIL.
+            stream.ready(None)
+            with self._drain_lock:
+                self._drain(stream)
+
+    def _drain(self, stream: Any) -> None:
+        """Applies every event that can be read without waiting."""
+        while stream.ready(0):
+            self._apply_all(stream.next(None))
+
+    def _catch_up(self) -> None:
+        """From a reading thread, every few dozen lookups: applies the
+        events that have arrived, unless the watch thread is at it."""
+        self._countdown = _CATCH_UP_EVERY
+        stream = self._drainable
+        if stream is None or not stream.ready(0):
+            return
+        if not self._drain_lock.acquire(blocking=False):
+            return
+        try:
+            if stream is self._drainable:
+                self._drain(stream)
+        except errors.StatehubError:
+            self._go_dark()  # the watch thread finds it broken and starts over
+        finally:
+            self._drain_lock.release()
+
+    def _apply_all(self, response: Any) -> None:
+        if response is not None:
             for event in response.events:
                 self._apply(event.change)
 
@@ -213,6 +257,7 @@ class NearCache:
         with self._lock:
             self._live = False
             self._stream = None
+            self._drainable = None
             self._drop_all_locked()
 
     # -- entries ----------------------------------------------------------------
@@ -298,6 +343,10 @@ class NearCache:
 
     def lookup(self, key: Any) -> Any:
         """The kept value, _ABSENT, or _MISS."""
+        if self._drainable is not None:
+            self._countdown -= 1
+            if self._countdown <= 0:
+                self._catch_up()
         try:
             value = self.entries.get(key, _MISS)
         except TypeError:  # unhashable: the server says why
@@ -342,6 +391,7 @@ class NearCache:
                 return
             self._live = False
             self._stream = None
+            self._drainable = None
             self._drop_all_locked()
             self._inflight.clear()
             self._start()
@@ -353,6 +403,7 @@ class NearCache:
         with self._lock:
             self._closed = True
             self._live = False
+            self._drainable = None
             self._drop_all_locked()
             stream = self._stream
         if stream is not None:
@@ -371,7 +422,15 @@ _metrics.cache_counters.append(_counters)
 
 def _forget_in_child() -> None:
     for cache in list(_caches):
+        # Only the forking thread came along: a lock the parent's watch
+        # thread held stays held here, and the watch's socket is the
+        # parent's (reading it would take the parent's events).
+        cache._lock = threading.Lock()
+        cache._drain_lock = threading.Lock()
+        cache._drainable = None
+        cache._stream = None
         cache.entries.clear()
+        cache.deadlines.clear()
         cache._live = False
 
 

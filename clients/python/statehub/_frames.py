@@ -277,6 +277,10 @@ class Link:
             HEADER.pack(len(body), request_id, 0, kind, 0) + body, SEND_FLAGS
         )
 
+    def buffered(self) -> int:
+        """How many received bytes wait in the buffer, not read yet."""
+        return self._end - self._start
+
     def read_frame(self) -> tuple[int, int, bytes]:
         """Reads the next frame: (request id, kind, body). The body is a
         memoryview of the receive buffer (protobuf parses it as it parses

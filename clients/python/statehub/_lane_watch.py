@@ -9,6 +9,7 @@ holds up a call, and closing the link ends the watch on the server.
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 from typing import Any
 
@@ -32,6 +33,8 @@ class LaneWatchStream:
         self._id = link.next_id()
         self._closed = False
         self._lock = threading.Lock()
+        self._poll = select.poll()
+        self._poll.register(link.sock, select.POLLIN)
         body = request.SerializeToString()
         try:
             link.sock.sendall(
@@ -69,6 +72,23 @@ class LaneWatchStream:
                 self.close()
                 raise self._connection._translate(failure)
             # A PONG, or a frame kind this client does not know: not ours.
+
+    def ready(self, timeout: float | None = 0) -> bool:
+        """Whether :meth:`next` has something to read (a frame, or the end
+        of the connection) without waiting for the server, after waiting up
+        to ``timeout`` seconds (None: until there is). Reads nothing: a
+        thread that reads a near cache asks this every few dozen hits.
+        Only one thread may wait (a timeout other than 0) at a time."""
+        if self._link.buffered():
+            return True
+        try:
+            if timeout == 0:  # any thread: a poll object of its own
+                poll = select.poll()
+                poll.register(self._link.sock, select.POLLIN)
+                return bool(poll.poll(0))
+            return bool(self._poll.poll(None if timeout is None else timeout * 1000))
+        except (OSError, ValueError):  # closed meanwhile: next() says how
+            return True
 
     def close(self) -> None:
         with self._lock:
