@@ -228,8 +228,10 @@ class NearCache:
         try:
             if stream is self._drainable:
                 self._drain(stream)
-        except errors.StatehubError:
-            self._go_dark()  # the watch thread finds it broken and starts over
+        except Exception:  # whatever broke it, the read goes on
+            # The watch thread finds the stream closed and starts over.
+            stream.close()
+            self._go_dark()
         finally:
             self._drain_lock.release()
 

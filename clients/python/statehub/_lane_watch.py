@@ -79,7 +79,7 @@ class LaneWatchStream:
         to ``timeout`` seconds (None: until there is). Reads nothing: a
         thread that reads a near cache asks this every few dozen hits.
         Only one thread may wait (a timeout other than 0) at a time."""
-        if self._link.buffered():
+        if self._closed or self._link.buffered():
             return True
         try:
             if timeout == 0:  # any thread: a poll object of its own
