@@ -32,6 +32,7 @@
 #include "gtest/gtest.h"
 #include "statehub/internal/cache_testing.h"
 #include "statehub/statehub.h"
+#include "tests/e2e/shared_server.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/transport.h"
 
@@ -96,18 +97,8 @@ class CountingObserver final : public CallObserver {
   std::shared_ptr<Counts> counts_;
 };
 
-class CacheE2eTest : public ::testing::Test {
+class CacheE2eTest : public testing::SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
     counts_ = std::make_shared<Counts>();
@@ -120,20 +111,6 @@ class CacheE2eTest : public ::testing::Test {
     options.label = "cache-test:other";
     other_ = Connect(server_->unix_address(), options);
     ASSERT_NE(other_, nullptr);
-  }
-
-  static std::unique_ptr<Client> Connect(const std::string& address,
-                                         ClientOptions options = {}) {
-    auto client = Client::Connect(address, testing::TestOptions(options));
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? *std::move(client) : nullptr;
-  }
-
-  // Name is a fresh object name for this test.
-  static std::string Name(absl::string_view what) {
-    const ::testing::TestInfo* info =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    return absl::StrCat("cache/", info->name(), "/", what);
   }
 
   // Open returns a cached handle on dict `name` (made with `initial`) of
@@ -167,13 +144,10 @@ class CacheE2eTest : public ::testing::Test {
     EXPECT_EQ(counts_->entries, entries);
   }
 
-  static testing::ServerProcess* server_;
   std::shared_ptr<Counts> counts_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<Client> other_;
 };
-
-testing::ServerProcess* CacheE2eTest::server_ = nullptr;
 
 TEST_F(CacheE2eTest, ReadsAfterTheFirstAreServedFromMemory) {
   auto opened = Open(Name("d"), {{"k", 1}});

@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "statehub/statehub.h"
+#include "tests/e2e/shared_server.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/shell.h"
 #include "tests/testing/transport.h"
@@ -81,44 +82,23 @@ void ExpectQuiet(Watch& watch) {
                                    << " " << (*event)->key.Repr();
 }
 
-class WatchE2eTest : public ::testing::Test {
+class WatchE2eTest : public testing::SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
     client_ = Connect(server_->unix_address());
     ASSERT_NE(client_, nullptr);
   }
 
+  // Connect returns a client labelled kLabel, or null.
   static std::unique_ptr<Client> Connect(const std::string& address) {
     ClientOptions options;
     options.label = kLabel;
-    auto client = Client::Connect(address, testing::TestOptions(options));
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? *std::move(client) : nullptr;
+    return SharedServerTest::Connect(address, options);
   }
 
-  // Name is a fresh object name for this test.
-  static std::string Name(absl::string_view what) {
-    const ::testing::TestInfo* info =
-        ::testing::UnitTest::GetInstance()->current_test_info();
-    return absl::StrCat("watch/", info->name(), "/", what);
-  }
-
-  static testing::ServerProcess* server_;
   std::unique_ptr<Client> client_;
 };
-
-testing::ServerProcess* WatchE2eTest::server_ = nullptr;
 
 TEST_F(WatchE2eTest, DictEventsComeInRevisionOrderWithWhoMadeThem) {
   absl::StatusOr<Dict> d = client_->OpenDict(Name("d"));
@@ -164,8 +144,8 @@ TEST_F(WatchE2eTest, AnExpiredEntryIsAnExpireEventOfTheServer) {
   ASSERT_TRUE(watch.ok()) << watch.status();
   ASSERT_TRUE(d->Set("k", "v", absl::Milliseconds(100)).ok());
   std::vector<WatchEvent> events = Events(*watch, 2);
-  EXPECT_THAT(Reduce(events), ElementsAre(Seen{"set", "k", "v"},
-                                          Seen{"expire", "k", Value()}));
+  EXPECT_THAT(Reduce(events),
+              ElementsAre(Seen{"set", "k", "v"}, Seen{"expire", "k", Value()}));
   EXPECT_EQ(events[0].session, kLabel);
   EXPECT_EQ(events[1].session, "");  // the server's own change
   EXPECT_GT(events[1].revision, events[0].revision);
