@@ -15,7 +15,15 @@ import statehub
 from statehub import _codec
 from statehub._proto import cell_pb2, dict_pb2, namespace_pb2, value_pb2
 from statehub._proxy import Options
-from statehub._wire import Encoded, scalar_value, string_field, value_field, varint
+from statehub._wire import (
+    NOT_SCALAR,
+    Encoded,
+    scalar_reply,
+    scalar_value,
+    string_field,
+    value_field,
+    varint,
+)
 
 OPTIONS = Options(allow_pickle=False, timeout=None)
 
@@ -182,3 +190,70 @@ def test_values_that_take_the_ordinary_path(either: statehub.SyncManager) -> Non
     ns = either.Namespace()
     with pytest.raises((ValueError, UnicodeEncodeError)):
         ns.x = "\udc80"
+
+
+REPLY_TYPES = [
+    dict_pb2.DictGetResponse,
+    cell_pb2.ValueGetResponse,
+    namespace_pb2.NamespaceGetResponse,
+]
+
+
+@pytest.mark.parametrize("obj", SCALARS, ids=repr)
+def test_a_scalar_reply_is_read_as_protobuf_reads_it(obj: Any) -> None:
+    value = _codec.encode(obj, "unix:///unused", OPTIONS)
+    replies = [t(value=value).SerializeToString() for t in REPLY_TYPES]
+    # The fields after the value are not read.
+    replies.append(
+        dict_pb2.DictGetResponse(
+            value=value, found=True, ttl_seconds=2.5
+        ).SerializeToString()
+    )
+    for reply in replies:
+        got = scalar_reply(reply)
+        assert type(got) is type(obj) and got == obj, reply
+        if type(obj) is float:
+            assert math.copysign(1.0, got) == math.copysign(1.0, obj)
+
+
+def test_a_reply_without_a_value_is_none() -> None:
+    assert scalar_reply(b"") is None
+    assert scalar_reply(dict_pb2.DictGetResponse().SerializeToString()) is None
+
+
+def test_other_replies_are_left_to_protobuf() -> None:
+    ref = value_pb2.Value()
+    ref.ref_value.name = "_anon/dict/1"
+    blob = value_pb2.Value()
+    blob.blob_value.codec = "pickle"
+    blob.blob_value.data = b"\x80"
+    for value in [
+        _codec.encode([1, "a"], "unix:///unused", OPTIONS),
+        _codec.encode((1,), "unix:///unused", OPTIONS),
+        _codec.encode({"a": 1}, "unix:///unused", OPTIONS),
+        ref,
+        blob,
+    ]:
+        reply = dict_pb2.DictGetResponse(value=value).SerializeToString()
+        assert scalar_reply(reply) is NOT_SCALAR
+    whole = dict_pb2.DictGetResponse(
+        value=_codec.encode("ключ" * 100, "unix:///unused", OPTIONS), found=True
+    ).SerializeToString()
+    for cut in (1, 2, 3, 5, 50, len(whole) - 3):
+        assert scalar_reply(whole[:cut]) is NOT_SCALAR, cut
+    # Not the order the server writes: found before the value.
+    assert scalar_reply(b"\x10\x01\x0a\x02\x18\x05") is NOT_SCALAR
+    # Two kinds in one Value, or a string that is not UTF-8.
+    assert scalar_reply(b"\x0a\x04\x18\x05\x18\x06") is NOT_SCALAR
+    assert scalar_reply(b"\x0a\x04\x2a\x02\xff\xfe") is NOT_SCALAR
+    assert scalar_reply(b"\x0a\x84\x01\x2a\x81\x01" + b"\xff" * 129) is NOT_SCALAR
+
+
+def test_a_reply_bigger_than_a_links_buffer(either: statehub.SyncManager) -> None:
+    # Its first receive holds part of it: the rest is read after.
+    d = either.dict()
+    big = "ключ" * 100_000
+    d["big"] = big
+    assert d["big"] == big
+    d["small"] = 1
+    assert d["small"] == 1

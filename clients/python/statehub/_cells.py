@@ -74,21 +74,29 @@ class ValueProxy(_TypecodeMixin, Generic[T]):
 
     def get(self) -> T:
         """Returns the value."""
-        response = self._call(
-            "Get",
-            self._encoded(cell_pb2.ValueGetRequest)
-            or cell_pb2.ValueGetRequest(name=self._token.name),
+        reply = self._call_wire("Get", cell_pb2.ValueGetRequest)
+        if reply is None:
+            response = self._call(
+                "Get", cell_pb2.ValueGetRequest(name=self._token.name)
+            )
+            return self._dec(response.value)  # type: ignore[no-any-return]
+        return _codec.reply_value(  # type: ignore[no-any-return]
+            reply, cell_pb2.ValueGetResponse, self._token.address, self._options
         )
-        return self._dec(response.value)  # type: ignore[no-any-return]
 
     def set(self, value: T) -> None:
         """Replaces the value."""
-        self._call(
-            "Set",
-            # ValueSetRequest.value is field 2.
-            self._encoded(cell_pb2.ValueSetRequest, value_field(b"\x12", value))
-            or cell_pb2.ValueSetRequest(name=self._token.name, value=self._enc(value)),
-        )
+        # ValueSetRequest.value is field 2.
+        if (
+            self._call_wire(
+                "Set", cell_pb2.ValueSetRequest, value_field(b"\x12", value)
+            )
+            is None
+        ):
+            self._call(
+                "Set",
+                cell_pb2.ValueSetRequest(name=self._token.name, value=self._enc(value)),
+            )
 
     value = property(get, set, doc="The value (one read or one write).")
 

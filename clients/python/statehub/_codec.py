@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from ._proto import value_pb2
 from ._proxy import ANONYMOUS_PREFIX, BaseProxy, Options, Token, make_proxy
+from ._wire import NOT_SCALAR, scalar_reply
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -431,6 +432,17 @@ def decode(value: Value, address: str, options: Options) -> Any:
     if decoder.error is not None:
         raise decoder.error
     return result
+
+
+def reply_value(
+    reply: bytes, response_type: Any, address: str, options: Options
+) -> Any:
+    """The decoded ``value`` (field 1) of a ``response_type`` reply in wire
+    form, read without protobuf when it is a scalar (statehub._wire)."""
+    value = scalar_reply(reply)
+    if value is NOT_SCALAR:
+        return decode(response_type.FromString(reply).value, address, options)
+    return value
 
 
 def decode_many(values: Any, address: str, options: Options) -> list[Any]:

@@ -74,7 +74,14 @@ class DictProxy(Watchable, BaseProxy, Generic[K, V]):
     # -- the mapping protocol -----------------------------------------------
 
     def __getitem__(self, key: K) -> V:
-        return self._dec(self._get_reply(key).value)  # type: ignore[no-any-return]
+        reply = self._call_wire(
+            "Get", dict_pb2.DictGetRequest, value_field(_KEY, key), key=key
+        )
+        if reply is None:
+            return self._dec(self._get_reply(key).value)  # type: ignore[no-any-return]
+        return _codec.reply_value(  # type: ignore[no-any-return]
+            reply, dict_pb2.DictGetResponse, self._token.address, self._options
+        )
 
     def _get_reply(self, key: K) -> Any:
         """The server's DictGetResponse for d[key] (KeyError if missing)."""
@@ -86,17 +93,21 @@ class DictProxy(Watchable, BaseProxy, Generic[K, V]):
         )
 
     def __setitem__(self, key: K, value: V) -> None:
-        self._call(
-            "Set",
-            self._encoded(
+        if (
+            self._call_wire(
+                "Set",
                 dict_pb2.DictSetRequest,
                 value_field(_KEY, key),
                 value_field(_VALUE, value),
             )
-            or dict_pb2.DictSetRequest(
-                name=self._token.name, key=encode_key(key), value=self._enc(value)
-            ),
-        )
+            is None
+        ):
+            self._call(
+                "Set",
+                dict_pb2.DictSetRequest(
+                    name=self._token.name, key=encode_key(key), value=self._enc(value)
+                ),
+            )
 
     def __delitem__(self, key: K) -> None:
         self._call(

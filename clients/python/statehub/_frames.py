@@ -319,6 +319,30 @@ class Link:
                 raise Refused(lane_pb2.LaneError.FromString(body))
             # EVENT and later kinds, a PONG, a stale reply: not ours.
 
+    def quick_reply(self, request_id: int) -> bytes | None:
+        """With nothing buffered: receives once, and returns the body of
+        call ``request_id``'s RESPONSE if that came whole and alone, as a
+        reply to the only call on a link almost always does; otherwise None,
+        with what was received buffered for :meth:`read_reply`. Raises as
+        :meth:`read_frame` does."""
+        try:
+            received = self.sock.recv_into(self._view)
+        except BlockingIOError:
+            raise TimeoutError("timed out") from None  # SO_RCVTIMEO
+        if not received:
+            raise LinkError("the server closed the connection")
+        if received >= HEADER_SIZE:
+            length, rid, _method, kind, _flags = HEADER.unpack_from(self._buf)
+            if (
+                received == HEADER_SIZE + length
+                and rid == request_id
+                and kind == RESPONSE
+            ):
+                return bytes(self._view[HEADER_SIZE:received])
+        self._start = 0
+        self._end = received
+        return None
+
     def _fill(self, need: int) -> None:
         """Receives until ``need`` bytes are buffered from ``_start``."""
         start, end = self._start, self._end

@@ -317,6 +317,30 @@ class GrpcConnection(ManagerCount):
 
     # -- the funnel ---------------------------------------------------------
 
+    def call_wire(
+        self,
+        service: str,
+        method: str,
+        message_type: Any,
+        name: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        key: Any = NO_KEY,
+        attribute: str | None = None,
+    ) -> bytes:
+        """``call`` of a request in wire form, returning the response in
+        wire form (gRPC parses and serializes both)."""
+        response = self.call(
+            service,
+            method,
+            Encoded(message_type, name, body),
+            timeout=timeout,
+            key=key,
+            attribute=attribute,
+        )
+        return response.SerializeToString()  # type: ignore[no-any-return]
+
     def call(
         self,
         service: str,

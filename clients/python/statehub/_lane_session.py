@@ -97,6 +97,8 @@ class LaneSession:
         self._holds = Holds()
         # Releases not sent yet, and ("stop",) for the timer thread.
         self._releases = ReleaseQueue()
+        #: Its outbox, for the quick path's look (empty: nothing to send).
+        self.outbox = self._releases.outbox
         self._thread: threading.Thread | None = None
         self._watcher: Watcher | None = None
 

@@ -55,15 +55,27 @@ class NamespaceProxy(BaseProxy):
                     name=name,
                     obj=self,
                 ) from None
-        response = self._call(
+        reply = self._call_wire(
             "Get",
-            self._encoded(
-                namespace_pb2.NamespaceGetRequest, string_field(_ATTRIBUTE, name)
-            )
-            or namespace_pb2.NamespaceGetRequest(name=self._token.name, attribute=name),
+            namespace_pb2.NamespaceGetRequest,
+            string_field(_ATTRIBUTE, name),
             attribute=name,
         )
-        return _codec.decode(response.value, self._token.address, self._options)
+        if reply is None:
+            response = self._call(
+                "Get",
+                namespace_pb2.NamespaceGetRequest(
+                    name=self._token.name, attribute=name
+                ),
+                attribute=name,
+            )
+            return _codec.decode(response.value, self._token.address, self._options)
+        return _codec.reply_value(
+            reply,
+            namespace_pb2.NamespaceGetResponse,
+            self._token.address,
+            self._options,
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_"):
@@ -73,19 +85,23 @@ class NamespaceProxy(BaseProxy):
             else:
                 self._local[name] = value
             return
-        self._call(
-            "Set",
-            self._encoded(
+        if (
+            self._call_wire(
+                "Set",
                 namespace_pb2.NamespaceSetRequest,
                 string_field(_ATTRIBUTE, name),
                 value_field(_VALUE, value),
             )
-            or namespace_pb2.NamespaceSetRequest(
-                name=self._token.name,
-                attribute=name,
-                value=_codec.encode(value, self._token.address, self._options),
-            ),
-        )
+            is None
+        ):
+            self._call(
+                "Set",
+                namespace_pb2.NamespaceSetRequest(
+                    name=self._token.name,
+                    attribute=name,
+                    value=_codec.encode(value, self._token.address, self._options),
+                ),
+            )
 
     def __delattr__(self, name: str) -> None:
         if name.startswith("_"):

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 from . import _connection, _transport, errors
 from ._connection import Connection, Credentials, connection_for, use_credentials
 from ._proto import objects_pb2, value_pb2
+from ._status import NO_KEY
 from ._waits import caller, duration
 from ._wire import Encoded, string_field
 
@@ -233,6 +234,33 @@ class BaseProxy:
             message_type,
             self._token.name,
             self._wire_name + b"".join(fields),  # type: ignore[arg-type]
+        )
+
+    def _call_wire(
+        self,
+        method: str,
+        message_type: Any,
+        *fields: bytes | None,
+        key: Any = NO_KEY,
+        attribute: str | None = None,
+    ) -> bytes | None:
+        """Runs rpc ``method`` (one that does not park) with a request in
+        wire form, a ``message_type`` naming this object with ``fields``
+        after the name (see :meth:`_encoded`), and returns its response in
+        wire form; None, and nothing sent, when the request cannot be
+        encoded so: the caller then builds the message."""
+        wire_name = self._wire_name
+        if wire_name is None or None in fields:
+            return None
+        return connection_for(self._token.address).call_wire(
+            self._service,
+            method,
+            message_type,
+            self._token.name,
+            wire_name + b"".join(fields),  # type: ignore[arg-type]
+            timeout=self._options.timeout,
+            key=key,
+            attribute=attribute,
         )
 
     def _park(

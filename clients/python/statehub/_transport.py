@@ -199,6 +199,25 @@ class Connection(Protocol):
         """
         ...
 
+    def call_wire(
+        self,
+        service: str,
+        method: str,
+        message_type: Any,
+        name: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        key: Any = _NO_KEY,
+        attribute: str | None = None,
+    ) -> bytes:
+        """:meth:`call` of an rpc that does not park, with its request in
+        wire form (``body``: a ``message_type`` message naming object
+        ``name``, see statehub._wire) and its response returned in wire
+        form, for the hot calls that statehub._wire reads without building
+        messages."""
+        ...
+
     def add_hold(self, name: str, object_type: value_pb2.ObjectType) -> None:
         """Notes one server hold of this process's session on ``name``."""
         ...

@@ -88,11 +88,33 @@ def scalar_value(obj: Any) -> bytes | None:
 def value_field(tag: bytes, obj: object) -> bytes | None:
     """A Value field (``tag`` its key byte) holding the exact scalar
     ``obj``; None if ``obj`` is not one."""
+    # The commonest first, ready made: a str under 126 bytes, an int 0..127.
+    # (No typing.cast: a call to it costs as much as a line here.)
+    t = type(obj)
+    if t is str:
+        text: str = obj  # type: ignore[assignment]
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:
+            return None
+        n = len(data)
+        if n < 126:
+            return tag + _SHORT_STRING_HEADS[n] + data
+    elif t is int:
+        i: int = obj  # type: ignore[assignment]
+        if 0 <= i < 0x80:
+            return tag + _SMALL_INT_FIELDS[i]
     inner = scalar_value(obj)
     if inner is None:
         return None
     n = len(inner)
     return tag + (_BYTES[n] if n < 0x80 else varint(n)) + inner
+
+
+# A Value field's length and then Value{string_value: n bytes}'s head, for
+# n < 126; and the length and Value{int_value: i}, for 0 <= i < 128.
+_SHORT_STRING_HEADS: Final = tuple(bytes((n + 2, 0x2A, n)) for n in range(126))
+_SMALL_INT_FIELDS: Final = tuple(b"\x02" + _SMALL_INTS[i] for i in range(128))
 
 
 class Encoded:
@@ -109,3 +131,80 @@ class Encoded:
     def message(self) -> Any:
         """The request as a message (for a transport that needs one)."""
         return self.message_type.FromString(self.body)
+
+
+#: What :func:`scalar_reply` returns for a reply it leaves to protobuf.
+NOT_SCALAR: Final = object()
+_DOUBLE_AT = struct.Struct("<d").unpack_from
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``data[pos]`` and the position after it."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def scalar_reply(reply: bytes) -> Any:
+    """The exact scalar that field 1 (a ``Value``) of a serialized reply
+    holds (a DictGetResponse, ValueGetResponse, NamespaceGetResponse; the
+    fields after it are not read), as statehub._codec would decode it.
+    NOT_SCALAR for any other Value (a container, a ref, a blob) or bytes
+    not in the form the server writes (field 1 first, each field once):
+    the caller then parses the message."""
+    # The commonest first: an int 0..127, a str under 126 bytes.
+    if len(reply) > 3 and reply[0] == 0x0A:
+        size = reply[1]
+        if size < 0x80:
+            tag = reply[2]
+            if tag == 0x18 and size == 2 and reply[3] < 0x80:
+                return reply[3]
+            if tag == 0x2A and reply[3] == size - 2 and len(reply) >= size + 2:
+                try:
+                    return reply[4 : size + 2].decode()
+                except UnicodeDecodeError:
+                    return NOT_SCALAR
+    return _any_scalar_reply(reply)
+
+
+def _any_scalar_reply(reply: bytes) -> Any:
+    """scalar_reply for every scalar kind and size."""
+    try:
+        if not reply:
+            return None  # no field 1: an empty Value
+        if reply[0] != 0x0A:
+            return NOT_SCALAR
+        size, pos = _varint_at(reply, 1)
+        end = pos + size
+        if size == 0:
+            return None
+        if end > len(reply):
+            return NOT_SCALAR
+        tag = reply[pos]
+        if tag == 0x18:  # int_value (int64, two's complement)
+            n, after = _varint_at(reply, pos + 1)
+            if after != end:
+                return NOT_SCALAR
+            return n - _UINT64 if n > _INT64_MAX else n
+        if tag in {0x2A, 0x32}:  # string_value, bytes_value
+            n, after = _varint_at(reply, pos + 1)
+            if after + n != end:
+                return NOT_SCALAR
+            data = reply[after:end]
+            return data.decode() if tag == 0x2A else data
+        if tag == 0x21:  # double_value
+            if pos + 9 != end:
+                return NOT_SCALAR
+            return _DOUBLE_AT(reply, pos + 1)[0]
+        if tag == 0x10:  # bool_value
+            if pos + 2 != end or reply[pos + 1] > 1:
+                return NOT_SCALAR
+            return reply[pos + 1] == 1
+    except (IndexError, UnicodeDecodeError):
+        pass  # cut short or not UTF-8: protobuf says what is wrong
+    return NOT_SCALAR
