@@ -45,6 +45,10 @@ SCALARS: list[Any] = [
     127,
     128,
     300,
+    2**14 - 1,
+    2**14,
+    2**21 - 1,
+    2**21,
     2**31,
     2**63 - 1,
     -1,
@@ -241,6 +245,12 @@ def test_other_replies_are_left_to_protobuf() -> None:
     ).SerializeToString()
     for cut in (1, 2, 3, 5, 50, len(whole) - 3):
         assert scalar_reply(whole[:cut]) is NOT_SCALAR, cut
+    for n in (300, 2**21 - 1, 2**40):
+        whole = dict_pb2.DictGetResponse(
+            value=value_pb2.Value(int_value=n)
+        ).SerializeToString()
+        for cut in range(1, len(whole)):
+            assert scalar_reply(whole[:cut]) is NOT_SCALAR, (n, cut)
     # Not the order the server writes: found before the value.
     assert scalar_reply(b"\x10\x01\x0a\x02\x18\x05") is NOT_SCALAR
     # Two kinds in one Value, or a string that is not UTF-8.

@@ -102,8 +102,14 @@ def value_field(tag: bytes, obj: object) -> bytes | None:
             return tag + _SHORT_STRING_HEADS[n] + data
     elif t is int:
         i: int = obj  # type: ignore[assignment]
-        if 0 <= i < 0x80:
-            return tag + _SMALL_INT_FIELDS[i]
+        if 0 <= i < 0x200000:  # a varint of one to three bytes
+            if i < 0x80:
+                return tag + _SMALL_INT_FIELDS[i]
+            if i < 0x4000:
+                return tag + bytes((3, 0x18, i & 0x7F | 0x80, i >> 7))
+            return tag + bytes(
+                (4, 0x18, i & 0x7F | 0x80, i >> 7 & 0x7F | 0x80, i >> 14)
+            )
     inner = scalar_value(obj)
     if inner is None:
         return None
@@ -157,14 +163,20 @@ def scalar_reply(reply: bytes) -> Any:
     NOT_SCALAR for any other Value (a container, a ref, a blob) or bytes
     not in the form the server writes (field 1 first, each field once):
     the caller then parses the message."""
-    # The commonest first: an int 0..127, a str under 126 bytes.
+    # The commonest first: an int 0 .. 2**21 - 1, a str under 126 bytes.
     if len(reply) > 3 and reply[0] == 0x0A:
         size = reply[1]
-        if size < 0x80:
+        if size < 0x80 and size + 2 <= len(reply):
             tag = reply[2]
-            if tag == 0x18 and size == 2 and reply[3] < 0x80:
-                return reply[3]
-            if tag == 0x2A and reply[3] == size - 2 and len(reply) >= size + 2:
+            if tag == 0x18:
+                low = reply[3]
+                if size == 2 and low < 0x80:
+                    return low
+                if size == 3 and low >= 0x80 and reply[4] < 0x80:
+                    return low & 0x7F | reply[4] << 7
+                if size == 4 and low >= 0x80 and reply[4] >= 0x80 and reply[5] < 0x80:
+                    return low & 0x7F | (reply[4] & 0x7F) << 7 | reply[5] << 14
+            elif tag == 0x2A and reply[3] == size - 2:
                 try:
                     return reply[4 : size + 2].decode()
                 except UnicodeDecodeError:
