@@ -28,7 +28,7 @@ from statehub._proto import lane_pb2, queue_pb2, session_pb2, sync_pb2, value_pb
 from statehub._proxy import Options
 
 import workers
-from conftest import REPO, RunningServer, wait_until
+from conftest import REPO, RunningServer, start_server, wait_until
 
 HEADER = struct.Struct("<IIHBB")
 HELLO, WELCOME, REQUEST, RESPONSE, ERROR, CANCEL, PING, PONG = range(1, 9)
@@ -651,3 +651,56 @@ def test_the_normalized_address_is_the_servers(server: RunningServer) -> None:
         assert m.dict(a=1)["a"] == 1
     finally:
         m.shutdown()
+
+
+def test_the_main_thread_waits_out_a_slow_reply_in_slices() -> None:
+    # The main thread reads a reply in 0.1 s slices (so that Ctrl-C is
+    # seen); a reply that takes several slices is still its call's.
+    running = start_server()
+    try:
+        m = statehub.Manager(running.unix, transport="lane")
+        d = m.dict()
+        d["k"] = 1
+        os.kill(running.process.pid, signal.SIGSTOP)
+        waker = threading.Timer(
+            0.45, os.kill, args=(running.process.pid, signal.SIGCONT)
+        )
+        waker.start()
+        started = time.monotonic()
+        assert d["k"] == 1
+        d["k"] = 2
+        assert time.monotonic() - started >= 0.4
+        waker.join()
+        assert d["k"] == 2
+        m.shutdown()
+    finally:
+        os.kill(running.process.pid, signal.SIGCONT)
+        running.stop()
+
+
+def test_a_parked_call_on_the_main_thread_waits_in_slices(
+    manager: statehub.SyncManager,
+) -> None:
+    lock = manager.Lock()
+    held = threading.Event()
+    let_go = threading.Event()
+
+    def holder() -> None:
+        lock.acquire()
+        held.set()
+        let_go.wait(10)
+        lock.release()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    # A timeout of several slices runs out as the acquire's own: False.
+    started = time.monotonic()
+    assert lock.acquire(timeout=0.35) is False
+    assert time.monotonic() - started >= 0.3
+    # No timeout: it waits as long as it takes.
+    threading.Timer(0.45, let_go.set).start()
+    assert lock.acquire() is True
+    assert time.monotonic() - started >= 0.7
+    lock.release()
+    thread.join(10)

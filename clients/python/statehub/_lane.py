@@ -158,6 +158,24 @@ def _await_reply(
                 raise
 
 
+#: METHODS with ``bytes`` for each response class: call_wire's replies.
+_RAW_METHODS = {rpc: (entry[0], bytes) for rpc, entry in METHODS.items()}
+
+
+class _GoOn(Exception):
+    """Raised by LaneConnection._quick when its exchange needs the funnel
+    to go on: ``first`` is what the exchange came to (an ERROR's LaneError,
+    or LinkBroken, ConnectionError, SessionError), in session
+    ``session_id``."""
+
+    def __init__(
+        self, first: BaseException | lane_pb2.LaneError, session_id: str
+    ) -> None:
+        super().__init__()
+        self.first = first
+        self.session_id = session_id
+
+
 def _parse(response_class: Any, payload: bytes) -> Any:
     """A RESPONSE's body as a ``response_class`` message, or as bytes when
     that is ``bytes`` (the payload is a view of the link's buffer)."""
@@ -221,9 +239,39 @@ class LaneConnection(ManagerCount):
         raise SessionLost in a thread not yet told of a lost session (off
         for the client's own calls while it recovers).
         """
-        entry = METHODS.get((service, method))
+        rpc = (service, method)
+        entry = METHODS.get(rpc)
         if entry is None:
             raise errors.StatehubError(f"{service}.{method} has no lane method id")
+        if checked:
+            if timeout is None and not parked:
+                timeout = _transport.DEFAULT_TIMEOUT
+            try:
+                response = self._quick(
+                    entry,
+                    request.body
+                    if type(request) is Encoded
+                    else request.SerializeToString(),
+                    timeout,
+                    parked=parked,
+                    rpc=rpc,
+                    request=request,
+                )
+            except _GoOn as go_on:
+                return self._funnel(
+                    entry,
+                    service,
+                    method,
+                    request,
+                    first=go_on.first,
+                    session_id=go_on.session_id,
+                    timeout=timeout,
+                    key=key,
+                    attribute=attribute,
+                    parked=parked,
+                )
+            if response is not None:
+                return response
         return self._funnel(
             entry,
             service,
@@ -259,45 +307,33 @@ class LaneConnection(ManagerCount):
         stands. The fewer lines a call runs, the less CPU it costs: between
         a request and its reply the server's run evicts the client's
         caches, so each line runs cold."""
-        entry = METHODS.get((service, method))
-        if entry is None:
+        rpc = (service, method)
+        raw = _RAW_METHODS.get(rpc)
+        if raw is None:
             raise errors.StatehubError(f"{service}.{method} has no lane method id")
         if timeout is None:
             timeout = _transport.DEFAULT_TIMEOUT
-        session = self.session
-        pool = self._pool
-        outcome: Any = None
-        # One plain exchange will do: a session in place, nothing to number,
-        # time or release first, a deadline ahead, a pooled link.
-        if (
-            pool
-            and timeout > 0
-            and session.primary is not None
-            and not session.number_calls
-            and _metrics.current is None
-            and session.outbox.empty()
-        ):
-            self.held.check()
-            link = pool.pop()
-            if link.generation == self._generation and not link.buffered():
-                outcome = self._quick(link, entry[0], body, timeout, session.id)
-                if type(outcome) is bytes:
-                    return outcome
-            else:
-                pool.append(link)
-        request = Encoded(message_type, name, body)
-        if outcome is None:
-            response = self.call(
-                service, method, request, timeout=timeout, key=key, attribute=attribute
-            )
-        else:
+        try:
+            reply = self._quick(raw, body, timeout, rpc=rpc, request=None)
+        except _GoOn as go_on:
             response = self._funnel(
-                entry,
+                METHODS[rpc],
                 service,
                 method,
-                request,
-                first=outcome[0],
-                session_id=outcome[1],
+                Encoded(message_type, name, body),
+                first=go_on.first,
+                session_id=go_on.session_id,
+                timeout=timeout,
+                key=key,
+                attribute=attribute,
+            )
+        else:
+            if reply is not None:
+                return reply  # type: ignore[no-any-return]
+            response = self.call(
+                service,
+                method,
+                Encoded(message_type, name, body),
                 timeout=timeout,
                 key=key,
                 attribute=attribute,
@@ -305,22 +341,51 @@ class LaneConnection(ManagerCount):
         return response.SerializeToString()  # type: ignore[no-any-return]
 
     def _quick(
-        self, link: Link, method_id: int, body: bytes, timeout: float, session_id: str
-    ) -> bytes | tuple[BaseException | lane_pb2.LaneError, str] | None:
-        """Sends a REQUEST on ``link`` (pooled, in step, nothing buffered)
-        in session ``session_id`` and reads its reply: the RESPONSE's body;
-        (what the exchange came to, the session id) for the general funnel
-        to go on from; None if the frame could not be sent (nothing ran:
-        the funnel makes the call afresh)."""
+        self,
+        entry: tuple[int, Any],
+        body: bytes,
+        timeout: float | None,
+        *,
+        parked: bool = False,
+        rpc: tuple[str, str],
+        request: Any,
+    ) -> Any:
+        """Makes a call as one plain exchange, when that will do: a session
+        in place, nothing to number, time or release first, a deadline
+        ahead (or none, for a parked call), a pooled link with nothing
+        buffered. Sends its REQUEST and reads its reply with one receive
+        where it can. Returns the response (of ``entry``'s class, which may
+        be ``bytes``: the response as it came), or None if the call was not
+        made (the funnel makes it afresh); raises _GoOn for the funnel to go
+        on from what the exchange came to (an ERROR, a broken link, ...)."""
+        session = self.session
+        pool = self._pool
+        if not (
+            pool
+            and (parked if timeout is None else timeout > 0)
+            and session.primary is not None
+            and not session.number_calls
+            and _metrics.current is None
+            and session.outbox.empty()
+        ):
+            return None
+        self.held.check()
+        link = pool.pop()
+        if link.generation != self._generation or link.buffered():
+            pool.append(link)
+            return None
+        session_id = session.id
         request_id = link.next_id()
         # As in _exchange: the main thread waits in slices.
         wait = _SLICE if threading.get_ident() == _MAIN_THREAD else _LONG_SLICE
-        wait = min(wait, timeout)
-        if link.send_timeout != timeout or link.receive_timeout != wait:
-            link.set_timeouts(timeout, wait)
+        if timeout is not None and timeout < wait:
+            wait = timeout
+        send = _transport.DEFAULT_TIMEOUT if timeout is None else timeout
+        if link.send_timeout != send or link.receive_timeout != wait:
+            link.set_timeouts(send, wait)
         try:
             link.sock.sendall(
-                HEADER.pack(len(body), request_id, method_id, REQUEST, 0) + body,
+                HEADER.pack(len(body), request_id, entry[0], REQUEST, 0) + body,
                 SEND_FLAGS,
             )
         except OSError:
@@ -329,42 +394,44 @@ class LaneConnection(ManagerCount):
         except BaseException:
             self._drop(link)  # interrupted in the middle of the frame
             raise
-        deadline = None
         interrupt: BaseException | None = None
         try:
             reply = link.quick_reply(request_id)
-        except TimeoutError as waited:
-            reply = None
-            if wait == timeout:
-                interrupt = waited
-            else:  # a slice of the wait went by: wait on in slices
-                deadline = time.monotonic() + timeout - wait
         except BaseException as raised:
             reply = None
             interrupt = raised
         if reply is not None:
+            response_class = entry[1]
+            if response_class is not bytes:
+                reply = response_class.FromString(reply)
             self._give_back(link)
             return reply
-        if deadline is None and wait != timeout:
-            deadline = time.monotonic() + timeout
+        deadline = None
+        if wait != timeout:  # waiting in slices
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+            if isinstance(interrupt, TimeoutError):  # a slice went by: wait on
+                interrupt = None
+                if deadline is not None:
+                    deadline -= wait
         try:
             response, failure = self._receive(
                 link,
                 request_id,
-                bytes,
+                entry[1],
                 timeout=timeout,
                 wait=wait,
                 deadline=deadline,
-                parked=False,
-                rpc=("", ""),
-                request=None,
+                parked=parked,
+                rpc=rpc,
+                request=request,
                 interrupt=interrupt,
             )
         except (LinkBroken, errors.ConnectionError, errors.SessionError) as raised:
-            return raised, session_id
+            raise _GoOn(raised, session_id) from None
         if failure is None:
-            return response  # type: ignore[no-any-return]
-        return failure, session_id
+            return response
+        raise _GoOn(failure, session_id)
 
     def _funnel(  # noqa: PLR0915 - every retry rule in one loop
         self,
@@ -598,11 +665,22 @@ class LaneConnection(ManagerCount):
         try:
             if interrupt is not None:
                 raise interrupt
-            kind, payload = (
-                link.read_reply(request_id)
-                if wait == timeout
-                else _await_reply(link, request_id, deadline)
-            )
+            payload = None
+            if not link.buffered():
+                # Most replies come whole with one receive (Link.quick_reply).
+                try:
+                    payload = link.quick_reply(request_id)
+                except TimeoutError:
+                    if wait == timeout:
+                        raise
+            if payload is not None:
+                kind = RESPONSE
+            else:
+                kind, payload = (
+                    link.read_reply(request_id)
+                    if wait == timeout
+                    else _await_reply(link, request_id, deadline)
+                )
         except BaseException as raised:
             return self._interrupted(
                 link,
