@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import statehub
 from statehub import _codec
-from statehub._proto import cell_pb2, dict_pb2, namespace_pb2, value_pb2
+from statehub._proto import cell_pb2, dict_pb2, list_pb2, namespace_pb2, value_pb2
 from statehub._proxy import Options
 from statehub._wire import (
     NOT_SCALAR,
@@ -113,6 +113,10 @@ def test_a_request_is_the_message_serialized(obj: Any) -> None:
             [value_field(b"\x12", obj), b"\x1a\x00"],
         ),
         (cell_pb2.ValueSetRequest(name=name, value=value), [value_field(b"\x12", obj)]),
+        (
+            list_pb2.ListAppendRequest(name=name, value=value),
+            [value_field(b"\x12", obj)],
+        ),
         (
             namespace_pb2.NamespaceSetRequest(name=name, attribute="a", value=value),
             [string_field(b"\x12", "a"), value_field(b"\x1a", obj)],

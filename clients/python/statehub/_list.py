@@ -18,6 +18,7 @@ from ._codec import _INT64_MAX, _INT64_MIN, MISSING
 from ._proto import list_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._watch import Watchable
+from ._wire import value_field
 
 T = TypeVar("T")
 
@@ -157,10 +158,19 @@ class ListProxy(Watchable, BaseProxy, Generic[T]):
 
     def append(self, value: T) -> None:
         """Appends value."""
-        self._call(
-            "Append",
-            list_pb2.ListAppendRequest(name=self._token.name, value=self._enc(value)),
-        )
+        # ListAppendRequest.value is field 2.
+        if (
+            self._call_wire(
+                "Append", list_pb2.ListAppendRequest, value_field(b"\x12", value)
+            )
+            is None
+        ):
+            self._call(
+                "Append",
+                list_pb2.ListAppendRequest(
+                    name=self._token.name, value=self._enc(value)
+                ),
+            )
 
     def extend(self, values: Iterable[T]) -> None:
         """Appends every item of values, in one atomic operation."""
