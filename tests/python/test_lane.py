@@ -704,3 +704,29 @@ def test_a_parked_call_on_the_main_thread_waits_in_slices(
     assert time.monotonic() - started >= 0.7
     lock.release()
     thread.join(10)
+
+
+def test_a_pooled_link_taken_by_another_thread_meanwhile(
+    manager: statehub.SyncManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between a call's look at the pool and its pop, another thread may take
+    # the last link: the call then opens one of its own.
+    d = manager.dict()
+    d["k"] = 1
+    conn = connection_for(d._token.address)
+    assert conn._pool
+    taken: list[Any] = []
+    check = type(conn.held).check
+
+    def another_thread_takes_the_links(self: Any) -> None:
+        while conn._pool:
+            taken.append(conn._pool.pop())
+        check(self)
+
+    monkeypatch.setattr(type(conn.held), "check", another_thread_takes_the_links)
+    assert d["k"] == 1
+    d["k"] = 2
+    monkeypatch.undo()
+    conn._pool.extend(taken)
+    assert taken
+    assert d["k"] == 2

@@ -166,14 +166,15 @@ class _GoOn(Exception):
     """Raised by LaneConnection._quick when its exchange needs the funnel
     to go on: ``first`` is what the exchange came to (an ERROR's LaneError,
     or LinkBroken, ConnectionError, SessionError), in session
-    ``session_id``."""
+    ``session_id``, for a call made at ``started`` (time.monotonic)."""
 
     def __init__(
-        self, first: BaseException | lane_pb2.LaneError, session_id: str
+        self, first: BaseException | lane_pb2.LaneError, session_id: str, started: float
     ) -> None:
         super().__init__()
         self.first = first
         self.session_id = session_id
+        self.started = started
 
 
 def _parse(response_class: Any, payload: bytes) -> Any:
@@ -263,8 +264,7 @@ class LaneConnection(ManagerCount):
                     service,
                     method,
                     request,
-                    first=go_on.first,
-                    session_id=go_on.session_id,
+                    first=go_on,
                     timeout=timeout,
                     key=key,
                     attribute=attribute,
@@ -321,8 +321,7 @@ class LaneConnection(ManagerCount):
                 service,
                 method,
                 Encoded(message_type, name, body),
-                first=go_on.first,
-                session_id=go_on.session_id,
+                first=go_on,
                 timeout=timeout,
                 key=key,
                 attribute=attribute,
@@ -340,7 +339,7 @@ class LaneConnection(ManagerCount):
             )
         return response.SerializeToString()  # type: ignore[no-any-return]
 
-    def _quick(
+    def _quick(  # noqa: PLR0915 - one frame on purpose: a call costs its lines
         self,
         entry: tuple[int, Any],
         body: bytes,
@@ -370,10 +369,14 @@ class LaneConnection(ManagerCount):
         ):
             return None
         self.held.check()
-        link = pool.pop()
+        try:
+            link = pool.pop()
+        except IndexError:  # another thread took the last one
+            return None
         if link.generation != self._generation or link.buffered():
             pool.append(link)
             return None
+        started = time.monotonic()
         session_id = session.id
         request_id = link.next_id()
         # As in _exchange: the main thread waits in slices.
@@ -428,10 +431,10 @@ class LaneConnection(ManagerCount):
                 interrupt=interrupt,
             )
         except (LinkBroken, errors.ConnectionError, errors.SessionError) as raised:
-            raise _GoOn(raised, session_id) from None
+            raise _GoOn(raised, session_id, started) from None
         if failure is None:
             return response
-        raise _GoOn(failure, session_id)
+        raise _GoOn(failure, session_id, started)
 
     def _funnel(  # noqa: PLR0915 - every retry rule in one loop
         self,
@@ -440,8 +443,7 @@ class LaneConnection(ManagerCount):
         method: str,
         request: Any,
         *,
-        first: BaseException | lane_pb2.LaneError | None = None,
-        session_id: str = "",
+        first: _GoOn | None = None,
         timeout: float | None,
         key: Any,
         attribute: str | None,
@@ -449,9 +451,9 @@ class LaneConnection(ManagerCount):
         checked: bool = True,
     ) -> Any:
         """The funnel, every retry rule in one loop: :meth:`call`, and the
-        rest of a :meth:`call_wire` whose ``first`` exchange (in session
-        ``session_id``, unnumbered) broke, found no link or session, or was
-        answered with an ERROR: handled as if this loop had made it."""
+        rest of a call whose ``first`` exchange, made by :meth:`_quick`
+        (unnumbered), broke, found no link or session, or was answered with
+        an ERROR: handled as if this loop had made it."""
         session = self.session
         if timeout is None:
             if not parked:
@@ -468,7 +470,12 @@ class LaneConnection(ManagerCount):
         started = time.monotonic() if metrics is not None else 0.0
         body = request.body if type(request) is Encoded else request.SerializeToString()
         rpc = (service, method)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = (
+            None
+            if timeout is None
+            else (time.monotonic() if first is None else first.started) + timeout
+        )
+        session_id = "" if first is None else first.session_id
         renewed = resent = redialed = False
         number = 0
         numbered_in = ""  # the session a numbered call was first sent in
@@ -478,7 +485,7 @@ class LaneConnection(ManagerCount):
                     if first is not None:
                         # What the first exchange came to, handled as if
                         # this loop had made it.
-                        outcome, first = first, None
+                        outcome, first = first.first, None
                         if isinstance(outcome, BaseException):
                             raise outcome
                         error = self._translate(outcome, key, attribute)
