@@ -99,6 +99,8 @@ _WatchesStub: Callable[[grpc.Channel], Any] = watch_pb2_grpc.WatchesStub
 #: How many times a numbered call is sent again when its connection keeps
 #: breaking while the server looks up (a restart costs one or two).
 _MAX_RESENDS = 10
+#: Between a call made again that broke again and the next try.
+_AGAIN_PAUSE = 0.05
 
 
 def _check_fork_support() -> None:
@@ -370,7 +372,11 @@ class GrpcConnection(ManagerCount):
         metrics = _metrics.current
         started = time.monotonic() if metrics is not None else 0.0
         number = 0
-        renewed = resent = False
+        renewed = False
+        # Set at the first break: until when a call made again may break
+        # again while the server comes back (its channel can report ready a
+        # moment before the server's restart refuses the connection).
+        back_by: float | None = None
         try:
             while True:
                 session_id = self._session.ensure()
@@ -404,12 +410,17 @@ class GrpcConnection(ManagerCount):
                             key=key,
                             attribute=attribute,
                         )
-                    if broke and not resent and made_again((service, method), parked):
+                    if (
+                        broke
+                        and made_again((service, method), parked)
+                        and (back_by is None or time.monotonic() < back_by)
+                    ):
                         # Safe to make again once the server is back: a read,
                         # or a wait its proxy parks again for the rest of its
                         # timeout (after asking whether it was served).
-                        resent = True
-                        self._await_server(deadline, rpc_error, key, attribute)
+                        back_by = self._await_server(
+                            deadline, rpc_error, key, attribute, back_by
+                        )
                         if parked:
                             raise _transport.Reconnected() from None
                         continue
@@ -433,15 +444,24 @@ class GrpcConnection(ManagerCount):
         failure: grpc.RpcError,
         key: Any,
         attribute: str | None,
-    ) -> None:
+        back_by: float | None = None,
+    ) -> float:
         """Waits for the channel to reach the server again, within
         RECONNECT_WAIT and the call's ``deadline`` (seconds); raises the
-        call's ``failure`` if it does not."""
+        call's ``failure`` if it does not. ``back_by``: None at a call's
+        first break, which this sets to now + RECONNECT_WAIT and returns;
+        at a later one (the channel was ready a moment before the server's
+        restart refused it) the value returned then, after a short pause."""
+        if back_by is None:
+            back_by = time.monotonic() + RECONNECT_WAIT
+        else:
+            time.sleep(_AGAIN_PAUSE)
         wait = RECONNECT_WAIT if deadline is None else min(RECONNECT_WAIT, deadline)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=wait)
         except grpc.FutureTimeoutError:
             _raise(self._translate(failure, key, attribute), failure)
+        return back_by
 
     def _invoke(
         self,
