@@ -298,45 +298,34 @@ class LaneConnection(ManagerCount):
     ) -> bytes:
         """``call`` of a call that does not park, with its request in wire
         form (``body``, a ``message_type`` naming object ``name``), returning
-        the response in wire form (see statehub._transport.Connection).
-
-        The quick path: a call that needs one plain exchange on a pooled
-        link sends its frame and reads its reply with one
-        receive; anything else, from a partial reply to an ERROR or a
-        broken link, goes on through the general funnel from where it
-        stands. The fewer lines a call runs, the less CPU it costs: between
-        a request and its reply the server's run evicts the client's
-        caches, so each line runs cold."""
+        the response in wire form (see statehub._transport.Connection). The
+        request is built as an Encoded only if the quick path (:meth:`_quick`)
+        hands the call to the funnel."""
         rpc = (service, method)
         raw = _RAW_METHODS.get(rpc)
         if raw is None:
             raise errors.StatehubError(f"{service}.{method} has no lane method id")
         if timeout is None:
             timeout = _transport.DEFAULT_TIMEOUT
+        first = None
         try:
             reply = self._quick(raw, body, timeout, rpc=rpc, request=None)
         except _GoOn as go_on:
-            response = self._funnel(
-                METHODS[rpc],
-                service,
-                method,
-                Encoded(message_type, name, body),
-                first=go_on,
-                timeout=timeout,
-                key=key,
-                attribute=attribute,
-            )
+            first = go_on
         else:
             if reply is not None:
                 return reply  # type: ignore[no-any-return]
-            response = self.call(
-                service,
-                method,
-                Encoded(message_type, name, body),
-                timeout=timeout,
-                key=key,
-                attribute=attribute,
-            )
+        # Not made (None: the funnel makes it afresh) or to be gone on with.
+        response = self._funnel(
+            METHODS[rpc],
+            service,
+            method,
+            Encoded(message_type, name, body),
+            first=first,
+            timeout=timeout,
+            key=key,
+            attribute=attribute,
+        )
         return response.SerializeToString()  # type: ignore[no-any-return]
 
     def _quick(  # noqa: PLR0915 - one frame on purpose: a call costs its lines

@@ -224,17 +224,21 @@ class BaseProxy:
             **kwargs,
         )
 
-    def _encoded(self, message_type: Any, *fields: bytes | None) -> Any:
-        """A ``message_type`` request naming this object with ``fields``
-        after the name, each already in wire form (statehub._wire) or None
-        for "not encodable": then None."""
+    def _wire_body(self, *fields: bytes | None) -> bytes | None:
+        """A request's bytes: this object's name, then ``fields``, each
+        already in wire form (statehub._wire) or None for "not encodable":
+        then None."""
         if self._wire_name is None or None in fields:
             return None
-        return Encoded(
-            message_type,
-            self._token.name,
-            self._wire_name + b"".join(fields),  # type: ignore[arg-type]
-        )
+        return self._wire_name + b"".join(fields)  # type: ignore[arg-type]
+
+    def _encoded(self, message_type: Any, *fields: bytes | None) -> Any:
+        """A ``message_type`` request of :meth:`_wire_body`'s bytes, or
+        None."""
+        body = self._wire_body(*fields)
+        if body is None:
+            return None
+        return Encoded(message_type, self._token.name, body)
 
     def _call_wire(
         self,
@@ -245,19 +249,18 @@ class BaseProxy:
         attribute: str | None = None,
     ) -> bytes | None:
         """Runs rpc ``method`` (one that does not park) with a request in
-        wire form, a ``message_type`` naming this object with ``fields``
-        after the name (see :meth:`_encoded`), and returns its response in
-        wire form; None, and nothing sent, when the request cannot be
-        encoded so: the caller then builds the message."""
-        wire_name = self._wire_name
-        if wire_name is None or None in fields:
+        wire form, a ``message_type`` of :meth:`_wire_body`'s bytes, and
+        returns its response in wire form; None, and nothing sent, when the
+        request cannot be encoded so: the caller then builds the message."""
+        body = self._wire_body(*fields)
+        if body is None:
             return None
         return connection_for(self._token.address).call_wire(
             self._service,
             method,
             message_type,
             self._token.name,
-            wire_name + b"".join(fields),  # type: ignore[arg-type]
+            body,
             timeout=self._options.timeout,
             key=key,
             attribute=attribute,
