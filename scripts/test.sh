@@ -29,41 +29,55 @@ run_ctest() {
   return "${PIPESTATUS[0]}"
 }
 
+# Each step's time, printed as it starts and summed up at the end: the
+# whole command must stay under an hour on a fresh 2-core machine.
+timings=()
+phase_name="setup"
+phase_start=$SECONDS
+phase() {
+  timings+=("$(printf '%5ds  %s' $((SECONDS - phase_start)) "$phase_name")")
+  phase_name="$1"
+  phase_start=$SECONDS
+  echo "== $1 (at $((SECONDS / 60))m$((SECONDS % 60))s)"
+}
+
 scripts/setup.sh
 
-echo "== build and test (release)"
+phase "build (release)"
 scripts/build.sh release
+phase "ctest (release)"
 run_ctest release --test-dir build
 
-echo "== build and test (ASan + UBSan)"
+phase "build (ASan + UBSan)"
 scripts/build.sh asan
+phase "ctest (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
   run_ctest asan --test-dir build-asan
 
-echo "== build and test the engine (TSan)"
+phase "build and test the engine (TSan)"
 scripts/build.sh tsan statehub_engine_test
 TSAN_OPTIONS=halt_on_error=1 build-tsan/server/statehub_engine_test \
   --gtest_brief=1 2>&1 | tee "$logs/tsan.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
-echo "== fuzz: each libFuzzer target for 30 s on its seed corpus"
+phase "fuzz: each libFuzzer target for 30 s on its seed corpus"
 tests/fuzz/run.sh 30 2>&1 | tee "$logs/fuzz.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
-echo "== the example builds against the installed package"
+phase "the example builds against the installed package"
 prefix="$logs/prefix"
 cmake --install build --prefix "$prefix" >/dev/null
 cmake -S clients/cpp/examples -B "$prefix/example-build" -G Ninja \
   -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 ninja -C "$prefix/example-build"
 
-echo "== container image: the runtime stage installs what the binaries link"
+phase "container image: the runtime stage installs what the binaries link"
 .venv/bin/python -m pytest tests/container -q -p no:cacheprovider 2>&1 \
   | tee "$logs/container.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
-echo "== Helm chart: lint, render both modes, tests"
+phase "Helm chart: lint, render both modes, tests"
 # scripts/setup.sh builds the pinned helm into Go's bin directory.
 go_cmd="$(command -v go || echo /usr/local/go/bin/go)"
 HELM="$("$go_cmd" env GOPATH)/bin/helm"
@@ -76,7 +90,7 @@ done
   | tee "$logs/chart.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
-echo "== Python client: pytest, ruff, mypy"
+phase "Python client: pytest, ruff, mypy"
 .venv/bin/python -m pytest tests/python -q -p no:cacheprovider 2>&1 \
   | tee "$logs/python.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
@@ -84,7 +98,7 @@ echo "== Python client: pytest, ruff, mypy"
   tests/container tests/wheel
 (cd clients/python && ../../.venv/bin/mypy --no-incremental)
 
-echo "== the binary wheel: build, install into a fresh venv, run"
+phase "the binary wheel: build, install into a fresh venv, run"
 # scripts/build.sh wheel takes build/'s statehub-server and statehub-cli,
 # which the release build above made: it compiles nothing, and costs the
 # packaging (pip wheel, auditwheel repair) and the install, under a minute.
@@ -92,6 +106,9 @@ scripts/build.sh wheel
 .venv/bin/python -m pytest tests/wheel -q -p no:cacheprovider 2>&1 \
   | tee "$logs/wheel.log"
 [ "${PIPESTATUS[0]}" -eq 0 ]
+
+phase "done"
+printf '%s\n' "${timings[@]}"
 
 # One closing line that counts every test run above.
 passed=$(cat "$logs"/release.log "$logs"/asan.log \
