@@ -235,45 +235,46 @@ def _deadline(start: float, lead: float, spread: float, i: int) -> float:
 
 
 def _set_with_ttls(address: str, name: str, part: int, parts: int, entries: int,
-                   start: float, lead: float, spread: float, late: Any) -> None:
+                   start: float, lead: float, spread: float) -> None:
     with statehub.Manager(address) as m:
         d = m.named.dict(name)
-        missed = 0
         for i in range(part, entries, parts):
             ttl = _deadline(start, lead, spread, i) - time.time()
-            if ttl <= 0:
-                missed += 1
-                continue
-            d.set(i, 0, ttl=ttl)
-        with late.get_lock():
-            late.value += missed
+            if ttl > 0:  # else too late: the watcher counts it as not watched
+                d.set(i, 0, ttl=ttl)
 
 
 def expiry_events(ctx: Any, address: str, m: Any, entries: int,
                   spread: float) -> list[list[str]]:
     name = f"bench-ttl-{time.monotonic_ns()}"
     d = m.named.dict(name)
-    lead = 10.0 + entries / 20_000  # time to set them all, with room
+    lead = 10.0 + entries / 10_000  # time to set them all, with room
     start = time.time()
-    late = ctx.Value("q", 0)
     writers = [ctx.Process(target=_set_with_ttls, args=(address, name, part, 2, entries,
-                                                        start, lead, spread, late))
+                                                        start, lead, spread))
                for part in range(2)]
     lags = []
     for w in writers:
         w.start()
     for w in writers:
         w.join(lead + 60)
-    # Watched from here: the sets are done, the first deadline still ahead.
+    # Watched from here: the sets are done and, unless they took longer
+    # than the lead, the first deadline is still ahead. An entry whose
+    # deadline passed before the watch began is not watched: it counts
+    # with those set too late, not as an event lost.
     with d.watch() as watch:
-        expected = entries - late.value
+        opened = time.time()
+        unwatched = sum(1 for i in range(entries) if _deadline(start, lead, spread, i) <= opened)
+        expected = entries - unwatched  # any set too late among them
         until = start + lead + spread + 30
         while len(lags) < expected and time.time() < until:
             event = watch.next(1)
             if event is not None and event.op == "expire":
-                lags.append(time.time() - _deadline(start, lead, spread, event.key))
+                deadline = _deadline(start, lead, spread, event.key)
+                if deadline > opened:
+                    lags.append(time.time() - deadline)
     s = sorted(lag * 1e9 for lag in lags)
-    return [[f"{entries:,}", str(late.value), str(len(s)),
+    return [[f"{entries:,}", str(unwatched), str(len(s)),
              micros(percentile(s, 50)), micros(percentile(s, 99)), micros(s[-1])]]
 
 
@@ -346,7 +347,7 @@ def main() -> None:
             print(f"\n5. expiry events of {ttl_entries:,} entries with ttls in one dict, "
                   f"deadlines over {args.ttl_spread:g} s")
             rows = expiry_events(ctx, address, m, ttl_entries, args.ttl_spread)
-            print(format_table(["entries", "set too late", "expire events", "lag p50 us",
+            print(format_table(["entries", "not watched", "expire events", "lag p50 us",
                                 "lag p99 us", "max us"], rows))
             print("target: p99 <= 100 ms (100000 us) after the deadline")
 
