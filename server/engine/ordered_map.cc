@@ -1,5 +1,7 @@
 #include "server/engine/ordered_map.h"
 
+#include <utility>
+
 namespace statehub {
 
 OrderedMap::OrderedMap() : index_(0, SlotHash{&slots_}, SlotEq{&slots_}) {}
@@ -14,19 +16,24 @@ Value* OrderedMap::Find(const Value& key) {
   return it == index_.end() ? nullptr : &slots_[*it].value;
 }
 
-std::optional<Value> OrderedMap::Set(Value key, Value value) {
-  auto it = index_.find(key);
-  if (it != index_.end()) {
-    Value previous = std::move(slots_[*it].value);
-    slots_[*it].value = std::move(value);
-    return previous;
-  }
+std::optional<Value> OrderedMap::Set(const Value& key, Value value) {
+  if (Value* slot = Find(key)) return std::exchange(*slot, std::move(value));
+  Insert(key, std::move(value));
+  return std::nullopt;
+}
+
+std::optional<Value> OrderedMap::Set(Value&& key, Value value) {
+  if (Value* slot = Find(key)) return std::exchange(*slot, std::move(value));
+  Insert(std::move(key), std::move(value));
+  return std::nullopt;
+}
+
+void OrderedMap::Insert(Value key, Value value) {
   slots_.push_back(Slot{std::move(key), std::move(value)});
   live_slots_.push_back(true);
   index_.insert(static_cast<SlotNumber>(slots_.size() - 1));
   ++live_;
   ++size_version_;
-  return std::nullopt;
 }
 
 std::optional<Value> OrderedMap::Erase(const Value& key) {

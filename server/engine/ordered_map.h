@@ -37,8 +37,10 @@ class OrderedMap {
   Value* Find(const Value& key);
 
   // Set stores value under key and returns the previous value, if any. An
-  // existing key keeps its first spelling (d[1] = x after d[1.0] keeps 1.0).
-  std::optional<Value> Set(Value key, Value value);
+  // existing key keeps its first spelling (d[1] = x after d[1.0] keeps 1.0);
+  // the key is copied or moved in only when it is new.
+  std::optional<Value> Set(const Value& key, Value value);
+  std::optional<Value> Set(Value&& key, Value value);
 
   // Erase removes `key` and returns its value, or nullopt if absent.
   std::optional<Value> Erase(const Value& key);
@@ -56,6 +58,9 @@ class OrderedMap {
   std::vector<Value> TakeValues();
 
  private:
+  // Insert appends a new entry. REQUIRES: `key` is not in the map.
+  void Insert(Value key, Value value);
+
   // A slot is an entry in insertion order; erased ones stay (empty, not
   // live) until MaybeCompact drops them. Liveness is kept apart, one bit a
   // slot, so that a slot is two Values: 80 bytes.

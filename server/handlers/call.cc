@@ -1,7 +1,13 @@
 #include "server/handlers/call.h"
 
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <string>
+#include <tuple>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "server/engine/object.h"
@@ -102,61 +108,168 @@ absl::Status Decoder::CheckStringSize(size_t size) const {
       1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size));
 }
 
+namespace {
+
+// A value column of an EntryColumns or ItemColumns batch (value.proto):
+// the kind of its values (kNull when no column is in use) and its bytes.
+struct Column {
+  Value::Kind kind = Value::Kind::kNull;
+  absl::string_view data;
+};
+
+Column ValueColumn(const v1::EntryColumns& wire) {
+  switch (wire.values_case()) {
+    case v1::EntryColumns::kInts:
+      return {Value::Kind::kInt, wire.ints()};
+    case v1::EntryColumns::kDoubles:
+      return {Value::Kind::kDouble, wire.doubles()};
+    case v1::EntryColumns::kStrings:
+      return {Value::Kind::kString, wire.strings()};
+    case v1::EntryColumns::VALUES_NOT_SET:
+      break;
+  }
+  return {};
+}
+
+Column ValueColumn(const v1::ItemColumns& wire) {
+  switch (wire.items_case()) {
+    case v1::ItemColumns::kInts:
+      return {Value::Kind::kInt, wire.ints()};
+    case v1::ItemColumns::kDoubles:
+      return {Value::Kind::kDouble, wire.doubles()};
+    case v1::ItemColumns::kStrings:
+      return {Value::Kind::kString, wire.strings()};
+    case v1::ItemColumns::ITEMS_NOT_SET:
+      break;
+  }
+  return {};
+}
+
+constexpr char kTerminator = '\0';
+constexpr size_t kNumberBytes = 8;
+
+// Count is the number of values in `column`, or -1 when its bytes do not
+// divide into values of its kind: strings each followed by U+0000, numbers
+// of 8 bytes.
+int64_t Count(const Column& column) {
+  switch (column.kind) {
+    case Value::Kind::kInt:
+    case Value::Kind::kDouble:
+      if (column.data.size() % kNumberBytes != 0) return -1;
+      return static_cast<int64_t>(column.data.size() / kNumberBytes);
+    case Value::Kind::kString:
+      if (!column.data.empty() && column.data.back() != kTerminator) return -1;
+      return std::count(column.data.begin(), column.data.end(), kTerminator);
+    default:
+      return 0;
+  }
+}
+
+uint64_t LoadLittleEndian64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) {
+    v = __builtin_bswap64(v);
+  }
+  return v;
+}
+
+void StoreLittleEndian64(uint64_t v, char* p) {
+  if constexpr (std::endian::native == std::endian::big) {
+    v = __builtin_bswap64(v);
+  }
+  std::memcpy(p, &v, sizeof v);
+}
+
+// ColumnReader reads the values of a column whose Count is not -1, in
+// order, as many as Count says.
+class ColumnReader {
+ public:
+  explicit ColumnReader(const Column& column)
+      : kind_(column.kind), rest_(column.data) {}
+
+  // NextString returns the next string of a column of strings.
+  absl::string_view NextString() {
+    const size_t end = rest_.find(kTerminator);
+    const absl::string_view s = rest_.substr(0, end);
+    rest_.remove_prefix(end + 1);
+    return s;
+  }
+
+  Value Next() {
+    if (kind_ == Value::Kind::kString) return Value(NextString());
+    const uint64_t bits = LoadLittleEndian64(rest_.data());
+    rest_.remove_prefix(kNumberBytes);
+    if (kind_ == Value::Kind::kInt) return Value(static_cast<int64_t>(bits));
+    return Value(std::bit_cast<double>(bits));
+  }
+
+ private:
+  const Value::Kind kind_;
+  absl::string_view rest_;
+};
+
+// CountText says how many values a column holds, for an error.
+std::string CountText(int64_t count) {
+  return count < 0 ? "malformed" : absl::StrCat(count);
+}
+
+}  // namespace
+
 absl::Status Decoder::Columns(const v1::EntryColumns& wire,
                               Value::Entries* out) const {
-  const int n = wire.keys_size();
-  const int ints = wire.int_values_size();
-  const int doubles = wire.double_values_size();
-  const int strings = wire.string_values_size();
+  const Column keys{Value::Kind::kString, wire.keys()};
+  const Column values = ValueColumn(wire);
+  const int64_t n = Count(keys);
+  const int64_t m = Count(values);
   // Exactly one value column, as long as the keys (none for no keys).
-  const int columns = (ints > 0) + (doubles > 0) + (strings > 0);
-  if (columns > 1 || (n > 0 && ints + doubles + strings != n) ||
-      (n == 0 && columns > 0)) {
+  if (n < 0 || m != n || (n > 0 && values.kind == Value::Kind::kNull)) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
-        absl::StrFormat("%s: entry columns hold %d keys and %d int, %d "
-                        "float and %d str values; one value column must be "
-                        "as long as the keys",
-                        ObjectLabel(type_, name_), n, ints, doubles, strings),
+        absl::StrFormat("%s: entry columns hold %s keys and %s values; one "
+                        "value column must be as long as the keys (strings "
+                        "each followed by U+0000, numbers 8 bytes each)",
+                        ObjectLabel(type_, name_), CountText(n), CountText(m)),
         name_);
   }
   out->reserve(out->size() + n);
-  for (int i = 0; i < n; ++i) {
-    const std::string& key = wire.keys(i);
+  ColumnReader key_reader(keys);
+  ColumnReader value_reader(values);
+  for (int64_t i = 0; i < n; ++i) {
+    const absl::string_view key = key_reader.NextString();
     STATEHUB_RETURN_IF_ERROR(CheckStringSize(key.size()));
-    Value value;
-    if (ints > 0) {
-      value = Value(static_cast<int64_t>(wire.int_values(i)));
-    } else if (doubles > 0) {
-      value = Value(wire.double_values(i));
-    } else {
-      STATEHUB_RETURN_IF_ERROR(CheckStringSize(wire.string_values(i).size()));
-      value = Value(wire.string_values(i));
+    const Value& value =
+        out->emplace_back(std::piecewise_construct, std::forward_as_tuple(key),
+                          std::forward_as_tuple(value_reader.Next()))
+            .second;
+    if (value.is_string()) {
+      STATEHUB_RETURN_IF_ERROR(CheckStringSize(value.AsString().size()));
     }
-    out->emplace_back(Value(key), std::move(value));
   }
   return absl::OkStatus();
 }
 
 absl::Status Decoder::Columns(const v1::ItemColumns& wire,
                               Value::Items* out) const {
-  const int ints = wire.int_values_size();
-  const int doubles = wire.double_values_size();
-  const int strings = wire.string_values_size();
-  if ((ints > 0) + (doubles > 0) + (strings > 0) > 1) {
+  const Column items = ValueColumn(wire);
+  const int64_t n = Count(items);
+  if (n < 0) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
-        absl::StrFormat("%s: item columns hold %d int, %d float and %d str "
-                        "values; one column may be in use",
-                        ObjectLabel(type_, name_), ints, doubles, strings),
+        absl::StrFormat("%s: an item column of %d bytes holds no whole "
+                        "number of items (strings each followed by U+0000, "
+                        "numbers 8 bytes each)",
+                        ObjectLabel(type_, name_), items.data.size()),
         name_);
   }
-  out->reserve(out->size() + ints + doubles + strings);
-  for (const int64_t v : wire.int_values()) out->emplace_back(v);
-  for (const double v : wire.double_values()) out->emplace_back(v);
-  for (const std::string& v : wire.string_values()) {
-    STATEHUB_RETURN_IF_ERROR(CheckStringSize(v.size()));
-    out->emplace_back(v);
+  out->reserve(out->size() + n);
+  ColumnReader reader(items);
+  for (int64_t i = 0; i < n; ++i) {
+    Value item = reader.Next();
+    if (item.is_string()) {
+      STATEHUB_RETURN_IF_ERROR(CheckStringSize(item.AsString().size()));
+    }
+    out->push_back(std::move(item));
   }
   return absl::OkStatus();
 }
@@ -169,30 +282,59 @@ bool IsColumnKind(Value::Kind kind) {
          kind == Value::Kind::kString;
 }
 
-// AppendColumn appends value_of(x) for every x of `range`, all values of
-// `kind` (IsColumnKind), to the column of that kind of `wire`: an
-// EntryColumns or an ItemColumns, whose value columns have the same names.
-template <typename Wire, typename Range, typename ValueOf>
-void AppendColumn(Value::Kind kind, const Range& range, ValueOf value_of,
-                  Wire* wire) {
-  const int n = static_cast<int>(range.size());
+// Fits is whether `value` may travel in a column of `kind`: of that kind,
+// and a string without U+0000.
+bool Fits(const Value& value, Value::Kind kind) {
+  if (value.kind() != kind) return false;
+  return kind != Value::Kind::kString ||
+         value.AsString().find(kTerminator) == std::string::npos;
+}
+
+// StoreValue writes `value`, which Fits a column of its kind, at `p` as
+// that column holds it, and returns the end of what it wrote.
+char* StoreValue(const Value& value, char* p) {
+  switch (value.kind()) {
+    case Value::Kind::kInt:
+      StoreLittleEndian64(static_cast<uint64_t>(value.AsInt()), p);
+      return p + kNumberBytes;
+    case Value::Kind::kDouble:
+      StoreLittleEndian64(std::bit_cast<uint64_t>(value.AsDouble()), p);
+      return p + kNumberBytes;
+    default: {
+      const std::string& s = value.AsString();
+      std::memcpy(p, s.data(), s.size());
+      p[s.size()] = kTerminator;
+      return p + s.size() + 1;
+    }
+  }
+}
+
+// MutableColumn is the value column of `kind` of `wire`.
+template <typename Wire>
+std::string* MutableColumn(Value::Kind kind, Wire* wire) {
   switch (kind) {
     case Value::Kind::kInt:
-      wire->mutable_int_values()->Reserve(n);
-      for (const auto& x : range) wire->add_int_values(value_of(x).AsInt());
-      break;
+      return wire->mutable_ints();
     case Value::Kind::kDouble:
-      wire->mutable_double_values()->Reserve(n);
-      for (const auto& x : range) {
-        wire->add_double_values(value_of(x).AsDouble());
-      }
-      break;
+      return wire->mutable_doubles();
     default:
-      wire->mutable_string_values()->Reserve(n);
-      for (const auto& x : range) {
-        wire->add_string_values(value_of(x).AsString());
-      }
+      return wire->mutable_strings();
   }
+}
+
+// WriteColumn writes value_of(x) for every x of `range`, values that Fit
+// `kind`, to `column`, sized once and written in place.
+template <typename Range, typename ValueOf>
+void WriteColumn(Value::Kind kind, const Range& range, ValueOf value_of,
+                 std::string* column) {
+  size_t bytes = kNumberBytes * range.size();
+  if (kind == Value::Kind::kString) {
+    bytes = 0;
+    for (const auto& x : range) bytes += value_of(x).AsString().size() + 1;
+  }
+  column->resize(bytes);
+  char* p = column->data();
+  for (const auto& x : range) p = StoreValue(value_of(x), p);
 }
 
 }  // namespace
@@ -202,11 +344,11 @@ bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire) {
   const Value::Kind kind = items.front().kind();
   if (!IsColumnKind(kind)) return false;
   for (const Value& item : items) {
-    if (item.kind() != kind) return false;
+    if (!Fits(item, kind)) return false;
   }
-  AppendColumn(
+  WriteColumn(
       kind, items, [](const Value& item) -> const Value& { return item; },
-      wire);
+      MutableColumn(kind, wire));
   return true;
 }
 
@@ -216,14 +358,20 @@ bool EncodeColumns(const Value::Entries& entries, bool keys_only,
   const Value::Kind kind = entries.front().second.kind();
   if (!keys_only && !IsColumnKind(kind)) return false;
   for (const auto& [key, value] : entries) {
-    if (!key.is_string() || (!keys_only && value.kind() != kind)) return false;
+    if (!Fits(key, Value::Kind::kString) ||
+        (!keys_only && !Fits(value, kind))) {
+      return false;
+    }
   }
-  wire->mutable_keys()->Reserve(static_cast<int>(entries.size()));
-  for (const auto& [key, value] : entries) wire->add_keys(key.AsString());
+  WriteColumn(
+      Value::Kind::kString, entries,
+      [](const auto& entry) -> const Value& { return entry.first; },
+      wire->mutable_keys());
   if (keys_only) return true;
-  AppendColumn(
+  WriteColumn(
       kind, entries,
-      [](const auto& entry) -> const Value& { return entry.second; }, wire);
+      [](const auto& entry) -> const Value& { return entry.second; },
+      MutableColumn(kind, wire));
   return true;
 }
 

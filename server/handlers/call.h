@@ -211,8 +211,8 @@ class Decoder {
   // --max_value_bytes.
   absl::Status Columns(const v1::EntryColumns& wire, Value::Entries* out) const;
   // Columns appends the items of an ItemColumns batch (value.proto) to
-  // `out`. Errors: VALUE_ERROR for more than one column in use,
-  // LIMIT_EXCEEDED for a str over --max_value_bytes.
+  // `out`. Errors: VALUE_ERROR for a column that holds no whole number of
+  // items, LIMIT_EXCEEDED for a str over --max_value_bytes.
   absl::Status Columns(const v1::ItemColumns& wire, Value::Items* out) const;
 
  private:
@@ -236,12 +236,13 @@ void EncodeEntries(const Value::Entries& entries,
                    google::protobuf::RepeatedPtrField<v1::MapEntry>* wire);
 // EncodeColumns lays `entries` out as an EntryColumns batch (only keys when
 // `keys_only`) if they fit its shape: string keys, and values all ints, all
-// doubles or all strings. Returns false, writing nothing, if they do not.
+// doubles or all strings, no string holding U+0000. Returns false, writing
+// nothing, if they do not.
 bool EncodeColumns(const Value::Entries& entries, bool keys_only,
                    v1::EntryColumns* wire);
 // EncodeColumns lays `items` out as an ItemColumns batch if they fit its
-// shape: at least one, and all ints, all doubles or all strings. Returns
-// false, writing nothing, if they do not.
+// shape: at least one, and all ints, all doubles or all strings without
+// U+0000. Returns false, writing nothing, if they do not.
 bool EncodeColumns(const Value::Items& items, v1::ItemColumns* wire);
 
 }  // namespace statehub::handlers

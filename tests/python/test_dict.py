@@ -278,6 +278,8 @@ _BULK_CONTENTS = {
     "ints": {f"k{i}": i for i in range(1000)} | {"min": -(2**63), "max": 2**63 - 1},
     "floats": {f"k{i}": i / 7 for i in range(100)} | {"inf": float("inf")},
     "strs": {f"k{i}": f"v{i}é" for i in range(100)} | {"": ""},
+    "a key holding U+0000": {"a\0": 1, "b": 2},
+    "a str holding U+0000": {"a": "x\0", "b": ""},
     "mixed values": {"a": 1, "b": 2.5, "c": "x"},
     "bools are not ints": {"a": True, "b": 1},
     "a non-str key": {1: "x", "b": "y"},
@@ -315,12 +317,23 @@ def test_bulk_update_beyond_int64_is_overflow_error(
 @pytest.mark.parametrize(
     "columns",
     [
-        {"keys": ["a", "b"], "int_values": [1]},
-        {"keys": ["a"], "int_values": [1], "double_values": [1.0]},
-        {"keys": ["a", "b"]},
-        {"int_values": [1]},
+        {"keys": "a\0b\0", "ints": bytes(8)},
+        {"keys": "a\0", "ints": bytes(7)},
+        {"keys": "a\0", "doubles": bytes(16)},
+        {"keys": "a\0", "strings": "x"},
+        {"keys": "a", "ints": bytes(8)},
+        {"keys": "a\0b\0"},
+        {"ints": bytes(8)},
     ],
-    ids=["short value column", "two value columns", "no values", "no keys"],
+    ids=[
+        "short value column",
+        "ints not 8 bytes each",
+        "long value column",
+        "unterminated value",
+        "unterminated key",
+        "no values",
+        "no keys",
+    ],
 )
 def test_malformed_entry_columns_are_a_value_error_and_change_nothing(
     manager: statehub.SyncManager, columns: dict[str, Any]

@@ -235,11 +235,21 @@ def test_iterator_sees_changes_made_while_it_runs(
         [-(2**63), 2**63 - 1, 0],
         [0.5, -0.0, float("inf"), 1e300],
         ["a", "", "ключ", "x" * 300],
+        ["a\0b", "", "\0"],  # U+0000 ends a str in a column: one Value each
         [1, 2.5, "three"],  # a mix: one Value each
         [True, 1, False],  # bools are not ints here
         [2**63, 1],  # beyond int64
     ],
-    ids=["ints", "int64 bounds", "floats", "strs", "mixed", "bools", "big int"],
+    ids=[
+        "ints",
+        "int64 bounds",
+        "floats",
+        "strs",
+        "strs holding U+0000",
+        "mixed",
+        "bools",
+        "big int",
+    ],
 )
 def test_extend_keeps_every_item_and_its_type(
     manager: statehub.SyncManager, items: list[Any]
@@ -259,17 +269,21 @@ def test_extend_keeps_every_item_and_its_type(
     assert [type(x) for x in got] == [str] + [type(x) for x in items]
 
 
+@pytest.mark.parametrize(
+    "columns",
+    [{"ints": b"\1" * 7}, {"doubles": b"\0" * 9}, {"strings": "a\0b"}],
+    ids=["ints not 8 bytes each", "doubles not 8 bytes each", "unterminated str"],
+)
 def test_malformed_item_columns_are_a_value_error_and_change_nothing(
-    manager: statehub.SyncManager,
+    manager: statehub.SyncManager, columns: dict[str, Any]
 ) -> None:
     lst = manager.list([0])
     request = list_pb2.ListExtendRequest(
-        name=lst._token.name,
-        columns=value_pb2.ItemColumns(int_values=[1], string_values=["a"]),
+        name=lst._token.name, columns=value_pb2.ItemColumns(**columns)
     )
     with pytest.raises(statehub.StatehubValueError) as caught:
         connection_for(lst._token.address).call("Lists", "Extend", request)
-    assert "item columns" in str(caught.value)
+    assert "item column" in str(caught.value)
     assert lst._token.name in str(caught.value)
     assert lst[:] == [0]
 
@@ -296,10 +310,11 @@ def test_item_columns_count_against_max_value_bytes() -> None:
         list(range(-5, 1000)),
         [0.5, -0.0, float("inf")],
         ["a", "", "ключ"],
+        ["a", "b\0"],  # U+0000: one Value each
         [True, False],  # bools: not ints, one Value each
         [1, 2.5, "three", None, b"x", (1, 2)],
     ],
-    ids=["ints", "floats", "strs", "bools", "mixed"],
+    ids=["ints", "floats", "strs", "strs holding U+0000", "bools", "mixed"],
 )
 def test_reads_of_a_slice_keep_every_item_and_its_type(
     manager: statehub.SyncManager, items: list[Any]
