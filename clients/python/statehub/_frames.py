@@ -161,6 +161,14 @@ class Refused(Exception):
         self.error = error
 
 
+def parse_reply(response_class: Any, payload: Any) -> Any:
+    """A RESPONSE's body as a ``response_class`` message, or as bytes when
+    that is ``bytes`` (the payload may be a view of a link's buffer)."""
+    if response_class is bytes:
+        return bytes(payload)
+    return response_class.FromString(payload)
+
+
 def _timeval(timeout: float | None) -> bytes:
     """A socket timeout as SO_RCVTIMEO/SO_SNDTIMEO take it (None: block)."""
     if timeout is None:

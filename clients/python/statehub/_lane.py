@@ -31,7 +31,8 @@ Layout of one process's :class:`LaneConnection` to one server:
 A call interrupted while it waits (KeyboardInterrupt from Ctrl-C, any other
 exception) sends CANCEL for its request id and reads until its reply comes:
 ERROR CANCELLED, or the real reply if the server answered first, in which
-case what an acquire got is given back before the exception propagates.
+case what an acquire got is given back before the exception propagates
+(``_lane_cancel.py``). Links are dialed and welcomed by ``_lane_dial.py``.
 
 Fork: a forked child never uses these sockets; it closes its inherited
 copies of the descriptors (no I/O) and connects afresh on first use.
@@ -43,39 +44,35 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import sys
 import threading
 import time
 from typing import Any
 
 from . import _metrics, _transport, errors
 from ._frames import (
-    CANCEL,
     HEADER,
     METHODS,
     NUMBER,
     NUMBERED,
-    PROTOCOL_VERSION,
     REQUEST,
     RESPONSE,
     SEND_FLAGS,
     CallNumbers,
     Link,
     LinkError,
-    Refused,
+    parse_reply,
 )
 from ._held import Held
-from ._lane_session import CONNECT_TIMEOUT, LaneSession
+from ._lane_cancel import interrupted
+from ._lane_dial import Dialer
+from ._lane_session import LaneSession
 from ._lane_watch import LaneWatchStream
-from ._proto import lane_pb2, session_pb2, sync_pb2, value_pb2
+from ._proto import lane_pb2, session_pb2, value_pb2
 from ._reconnect import LinkBroken, after_break, await_reconnect
 from ._status import NO_KEY, code_name, error_from_status
 from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
 
-#: How long an interrupted call waits for its reply after CANCEL.
-_DRAIN_WAIT = 10.0
 #: Idle links kept in the pool; more are closed when given back.
 _MAX_IDLE = 64
 #: The slices in which the main thread waits for a reply.
@@ -84,65 +81,6 @@ _SLICE = 0.1
 _LONG_SLICE = _transport.DEFAULT_TIMEOUT
 
 _MAIN_THREAD = threading.main_thread().ident
-
-_host = socket.gethostname()
-
-
-def _target(address: str) -> tuple[int, Any]:
-    """The socket family and address of a normalized target."""
-    if address.startswith("unix-abstract:"):
-        return socket.AF_UNIX, "\0" + address[len("unix-abstract:") :]
-    if address.startswith("unix:"):
-        path = address[len("unix:") :]
-        if path.startswith("//"):
-            path = path[2:]  # unix:///abs/path
-        return socket.AF_UNIX, path
-    for prefix in ("dns:///", "dns:", "ipv4:", "ipv6:"):
-        if address.startswith(prefix):
-            address = address[len(prefix) :]
-            break
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(
-            f"cannot reach {address!r} on the lane: a statehub address is "
-            "'unix:///path' or 'host:port'"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return socket.AF_INET, (host or "127.0.0.1", int(port))
-
-
-def _undo_lock(request: Any, response: Any) -> tuple[str, Any] | None:
-    if not response.acquired:
-        return None
-    return "Locks", sync_pb2.LockReleaseRequest(
-        name=request.name, thread_id=request.thread_id
-    )
-
-
-def _undo_semaphore(request: Any, response: Any) -> tuple[str, Any] | None:
-    if not response.acquired:
-        return None
-    return "Semaphores", sync_pb2.SemaphoreReleaseRequest(name=request.name, n=1)
-
-
-def _undo_barrier(request: Any, response: Any) -> tuple[str, Any] | None:
-    if not response.run_action:
-        return None
-    # Told to run the action, which now never runs: the barrier breaks
-    # rather than hold the other parties.
-    return "Barriers", sync_pb2.BarrierActionDoneRequest(name=request.name, failed=True)
-
-
-# What gives back the result of an interrupted call that the server served
-# before the CANCEL reached it (api/LANE.md, "Cancel"): the caller never
-# learns it acquired, so it must not keep the lock or unit (nor leave the
-# other parties of a barrier waiting for an action it will not run).
-_UNDO = {
-    ("Locks", "Acquire"): _undo_lock,
-    ("Semaphores", "Acquire"): _undo_semaphore,
-    ("Barriers", "Wait"): _undo_barrier,
-}
 
 
 def _await_reply(
@@ -177,14 +115,6 @@ class _GoOn(Exception):
         self.started = started
 
 
-def _parse(response_class: Any, payload: bytes) -> Any:
-    """A RESPONSE's body as a ``response_class`` message, or as bytes when
-    that is ``bytes`` (the payload is a view of the link's buffer)."""
-    if response_class is bytes:
-        return bytes(payload)
-    return response_class.FromString(payload)
-
-
 class LaneConnection(ManagerCount):
     """A process's session and links to one server over the lane."""
 
@@ -194,14 +124,12 @@ class LaneConnection(ManagerCount):
         self.credentials = credentials
         self.closed = False
         self._managers = 0
-        self._family, self._sockaddr = _target(address)
+        self._dialer = Dialer(address, credentials, self.pid)
         # Guards the manager count, closing, and session changes (shared
         # with the session, so that a close waits for a session opening).
         self._lock = threading.RLock()
         #: The primary link, the session it owns, its holds and releases.
-        self.session = LaneSession(
-            self, self._lock, unix=self._family == socket.AF_UNIX
-        )
+        self.session = LaneSession(self, self._lock, unix=self._dialer.unix)
         # Bumps when the session is replaced or comes back: links of before
         # are closed rather than pooled.
         self._generation = 0
@@ -212,8 +140,6 @@ class LaneConnection(ManagerCount):
         # number, and the numbers whose answers were not seen yet.
         self._numbers = CallNumbers()
         self.held = Held(address)
-        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-        self._label = f"{_host}:{self.pid}:{program or 'python'}"
 
     # -- the funnel ---------------------------------------------------------
 
@@ -678,7 +604,8 @@ class LaneConnection(ManagerCount):
                     else _await_reply(link, request_id, deadline)
                 )
         except BaseException as raised:
-            return self._interrupted(
+            return interrupted(
+                self,
                 link,
                 request_id,
                 raised,
@@ -693,7 +620,7 @@ class LaneConnection(ManagerCount):
         pooled = False
         try:
             if kind == RESPONSE:
-                response = _parse(response_class, payload)
+                response = parse_reply(response_class, payload)
                 pooled = True
                 self._give_back(link)
                 return response, None
@@ -704,91 +631,6 @@ class LaneConnection(ManagerCount):
             raise
         self._finish(link, failure)
         return None, failure
-
-    def _interrupted(
-        self,
-        link: Link,
-        request_id: int,
-        interrupt: BaseException,
-        *,
-        timeout: float | None,
-        parked: bool,
-        response_class: Any,
-        rpc: tuple[str, str],
-        request: Any,
-    ) -> tuple[Any, lane_pb2.LaneError | None]:
-        """The call on ``link`` was sent and its reply is still owed when
-        ``interrupt`` was raised. Raises the exception the call ends with,
-        or returns the reply when a parked call's deadline passed but the
-        server answered after all."""
-        if isinstance(interrupt, Refused):
-            self._drop(link)
-            raise self._translate(interrupt.error) from None
-        timed_out = isinstance(interrupt, TimeoutError)
-        if isinstance(interrupt, (OSError, LinkError)) and not timed_out:
-            self._drop(link)
-            raise LinkBroken(interrupt, sent=True) from interrupt
-        if timed_out and not parked:
-            # The server is still working on it: no CANCEL applies.
-            self._drop(link)
-            raise errors.DeadlineExceeded(
-                f"statehub-server at {self.address}: no reply within {timeout:g}s",
-                code="DEADLINE_EXCEEDED",
-            ) from None
-        reply = self._withdraw(link, request_id, parked, response_class)
-        if timed_out:
-            if reply is not None and reply[1] is None:
-                return reply  # served just as the deadline passed
-            raise errors.DeadlineExceeded(
-                f"statehub-server at {self.address}: no reply within {timeout:g}s",
-                code="DEADLINE_EXCEEDED",
-            ) from None
-        if reply is not None and reply[1] is None:
-            self._undo(rpc, request, reply[0])
-        raise interrupt
-
-    def _withdraw(
-        self, link: Link, request_id: int, parked: bool, response_class: Any
-    ) -> tuple[Any, lane_pb2.LaneError | None] | None:
-        """Cancels a parked call and reads until its reply, so the link stays
-        in step; returns the reply, or None if the link was lost."""
-        deadline = time.monotonic() + _DRAIN_WAIT
-        try:
-            if parked:
-                link.set_timeout(_DRAIN_WAIT)
-                link.send(CANCEL, request_id)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("no reply after CANCEL")
-                link.set_timeout(remaining)
-                try:
-                    kind, payload = link.read_reply(request_id)
-                except KeyboardInterrupt:
-                    continue  # another Ctrl-C: the reply is on its way
-                break
-            if kind == RESPONSE:
-                response = _parse(response_class, payload)
-                self._give_back(link)
-                return response, None
-            failure = lane_pb2.LaneError.FromString(payload)
-        except BaseException:
-            self._drop(link)
-            return None
-        self._finish(link, failure)
-        return None, failure
-
-    def _undo(self, rpc: tuple[str, str], request: Any, response: Any) -> None:
-        undo = _UNDO.get(rpc)
-        if undo is None:
-            return
-        given_back = undo(request, response)
-        if given_back is None:
-            return
-        # Best effort: the interrupt matters more, and the session's end
-        # frees it anyway.
-        with contextlib.suppress(BaseException):
-            self.call(given_back[0], "Release", given_back[1])
 
     def _broken(self, cause: BaseException) -> errors.StatehubError:
         if self.closed:
@@ -834,49 +676,9 @@ class LaneConnection(ManagerCount):
         ConnectionError."""
         if self.closed:
             raise self._broken(LinkError("closed"))
-        hello.protocol_version = PROTOCOL_VERSION
-        hello.label = self._label
-        if self.credentials.token:
-            hello.token = self.credentials.token
-        try:
-            link = Link.dial(self._family, self._sockaddr, CONNECT_TIMEOUT)
-        except OSError as failed:
-            raise self._unreachable(failed) from None
-        try:
-            welcome = link.hello(hello)
-        except Refused as refused:
-            link.close()
-            raise self._refusal(refused.error) from None
-        except (OSError, LinkError) as failed:
-            link.close()
-            raise self._unreachable(failed) from None
-        except BaseException:
-            link.close()
-            raise
+        link, welcome = self._dialer.dial(hello)
         self._links.add(link)
         return link, welcome
-
-    def _unreachable(self, failed: BaseException) -> errors.ConnectionError:
-        return errors.ConnectionError(
-            _transport.cannot_open_session(self.address, failed), code="UNAVAILABLE"
-        )
-
-    def _refusal(self, failure: lane_pb2.LaneError) -> errors.StatehubError:
-        """The exception for a refused HELLO, as the gRPC session says it."""
-        error = self._translate(failure)
-        message = (
-            f"cannot open a session with statehub-server at {self.address}: "
-            f"{failure.message}"
-        )
-        if error.kind:
-            return errors.error_for_kind(
-                error.kind,
-                message,
-                object=error.object,
-                limit=getattr(error, "limit", ""),
-                code=error.code,
-            )
-        return type(error)(message, code=error.code)
 
     def _open_link(self) -> Link:
         """A new link that joins the current session. Raises SessionError if
