@@ -97,16 +97,8 @@ class Dialer:
             failure.detail if failure.HasField("detail") else None,
             self.address,
         )
-        message = (
+        return errors.restated(
+            error,
             f"cannot open a session with statehub-server at {self.address}: "
-            f"{failure.message}"
+            f"{failure.message}",
         )
-        if error.kind:
-            return errors.error_for_kind(
-                error.kind,
-                message,
-                object=error.object,
-                limit=getattr(error, "limit", ""),
-                code=error.code,
-            )
-        return type(error)(message, code=error.code)

@@ -123,19 +123,10 @@ class Session:
                     message = _transport.cannot_open_session(
                         self._conn.address, self._last_details
                     )
-                    if last.kind:
-                        # The server's verdict (a wrong token, a limit):
-                        # the same kind, object and limit.
-                        raise errors.error_for_kind(
-                            last.kind,
-                            message,
-                            object=last.object,
-                            limit=getattr(last, "limit", ""),
-                            code=last.code,
-                        )
-                    # Same class (a ConnectionError, say), saying what was
-                    # being done.
-                    raise type(last)(message, code=last.code)
+                    # The server's verdict (a wrong token, a limit) or
+                    # the same class (a ConnectionError, say), saying what
+                    # was being done.
+                    raise errors.restated(last, message)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise errors.DeadlineExceeded(

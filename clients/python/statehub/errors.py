@@ -342,3 +342,18 @@ def error_for_kind(
     if cls is None:
         return StatehubError(message, object=object, kind=kind, code=code)
     return cls(message, object=object, kind=kind, code=code)
+
+
+def restated(error: StatehubError, message: str) -> StatehubError:
+    """An exception like ``error`` that says ``message`` instead: the same
+    kind, object, limit and code when the server gave a kind, else the same
+    class and code."""
+    if error.kind:
+        return error_for_kind(
+            error.kind,
+            message,
+            object=error.object,
+            limit=getattr(error, "limit", ""),
+            code=error.code,
+        )
+    return type(error)(message, code=error.code)
