@@ -38,11 +38,19 @@ CANCELLED, UNIMPLEMENTED = 1, 12
 LOCKS_ACQUIRE = 80
 
 
+# A child started from a process that ignores SIGINT (anything run in the
+# background by a non-interactive shell) inherits that, and Python then
+# installs no KeyboardInterrupt handler: the Ctrl-C tests would wait forever.
+_CTRL_C_RAISES = (
+    "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+)
+
+
 def _child_python(code: str, **kwargs: Any) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("STATEHUB_TRANSPORT", None)
     return subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", _CTRL_C_RAISES + code],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
