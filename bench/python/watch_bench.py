@@ -264,7 +264,12 @@ def expiry_events(ctx: Any, address: str, m: Any, entries: int,
     # with those set too late, not as an event lost.
     with d.watch() as watch:
         opened = time.time()
-        unwatched = sum(1 for i in range(entries) if _deadline(start, lead, spread, i) <= opened)
+        # No deadline comes before start + lead: count only when late.
+        unwatched = 0
+        if opened > start + lead:
+            unwatched = sum(
+                1 for i in range(entries) if _deadline(start, lead, spread, i) <= opened
+            )
         expected = entries - unwatched  # any set too late among them
         until = start + lead + spread + 30
         while len(lags) < expected and time.time() < until:

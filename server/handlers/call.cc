@@ -117,31 +117,13 @@ struct Column {
   absl::string_view data;
 };
 
-Column ValueColumn(const v1::EntryColumns& wire) {
-  switch (wire.values_case()) {
-    case v1::EntryColumns::kInts:
-      return {Value::Kind::kInt, wire.ints()};
-    case v1::EntryColumns::kDoubles:
-      return {Value::Kind::kDouble, wire.doubles()};
-    case v1::EntryColumns::kStrings:
-      return {Value::Kind::kString, wire.strings()};
-    case v1::EntryColumns::VALUES_NOT_SET:
-      break;
-  }
-  return {};
-}
-
-Column ValueColumn(const v1::ItemColumns& wire) {
-  switch (wire.items_case()) {
-    case v1::ItemColumns::kInts:
-      return {Value::Kind::kInt, wire.ints()};
-    case v1::ItemColumns::kDoubles:
-      return {Value::Kind::kDouble, wire.doubles()};
-    case v1::ItemColumns::kStrings:
-      return {Value::Kind::kString, wire.strings()};
-    case v1::ItemColumns::ITEMS_NOT_SET:
-      break;
-  }
+// ValueColumn is the value column in use of `wire`, an EntryColumns or an
+// ItemColumns: both name theirs ints, doubles and strings.
+template <typename Wire>
+Column ValueColumn(const Wire& wire) {
+  if (wire.has_ints()) return {Value::Kind::kInt, wire.ints()};
+  if (wire.has_doubles()) return {Value::Kind::kDouble, wire.doubles()};
+  if (wire.has_strings()) return {Value::Kind::kString, wire.strings()};
   return {};
 }
 
@@ -222,8 +204,8 @@ absl::Status Decoder::Columns(const v1::EntryColumns& wire,
   const Column values = ValueColumn(wire);
   const int64_t n = Count(keys);
   const int64_t m = Count(values);
-  // Exactly one value column, as long as the keys (none for no keys).
-  if (n < 0 || m != n || (n > 0 && values.kind == Value::Kind::kNull)) {
+  // One value column as long as the keys (none counts 0 values).
+  if (n < 0 || m != n) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, ErrorKind::kValueError,
         absl::StrFormat("%s: entry columns hold %s keys and %s values; one "

@@ -69,7 +69,7 @@ from ._lane_session import LaneSession
 from ._lane_watch import LaneWatchStream
 from ._proto import lane_pb2, session_pb2, value_pb2
 from ._reconnect import LinkBroken, after_break, await_reconnect
-from ._status import NO_KEY, code_name, error_from_status
+from ._status import NO_KEY, code_name, lane_error
 from ._transport import Credentials, ManagerCount
 from ._wire import Encoded
 
@@ -476,14 +476,7 @@ class LaneConnection(ManagerCount):
         key: Any = NO_KEY,
         attribute: str | None = None,
     ) -> errors.StatehubError:
-        return error_from_status(
-            code_name(failure.code),
-            failure.message,
-            failure.detail if failure.HasField("detail") else None,
-            self.address,
-            key=key,
-            attribute=attribute,
-        )
+        return lane_error(failure, self.address, key, attribute)
 
     def _exchange(
         self,

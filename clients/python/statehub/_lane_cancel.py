@@ -83,12 +83,12 @@ def interrupted(
     if timed_out and not parked:
         # The server is still working on it: no CANCEL applies.
         conn._drop(link)
-        raise _deadline_exceeded(conn, timeout)
+        raise _deadline_exceeded(conn, timeout) from None
     reply = _withdraw(conn, link, request_id, parked, response_class)
     if timed_out:
         if reply is not None and reply[1] is None:
             return reply  # served just as the deadline passed
-        raise _deadline_exceeded(conn, timeout)
+        raise _deadline_exceeded(conn, timeout) from None
     if reply is not None and reply[1] is None:
         _undo(conn, rpc, request, reply[0])
     raise interrupt

@@ -13,7 +13,7 @@ from . import _transport, errors
 from ._frames import PROTOCOL_VERSION, Link, LinkError, Refused
 from ._lane_session import CONNECT_TIMEOUT
 from ._proto import lane_pb2, session_pb2
-from ._status import code_name, error_from_status
+from ._status import lane_error
 from ._transport import Credentials
 
 _host = socket.gethostname()
@@ -91,14 +91,8 @@ class Dialer:
 
     def _refusal(self, failure: lane_pb2.LaneError) -> errors.StatehubError:
         """The exception for a refused HELLO, as the gRPC session says it."""
-        error = error_from_status(
-            code_name(failure.code),
-            failure.message,
-            failure.detail if failure.HasField("detail") else None,
-            self.address,
-        )
         return errors.restated(
-            error,
+            lane_error(failure, self.address),
             f"cannot open a session with statehub-server at {self.address}: "
             f"{failure.message}",
         )

@@ -111,6 +111,22 @@ def error_from_status(
     return transport_error(code, message, address)
 
 
+def lane_error(
+    failure: Any, address: str, key: Any = NO_KEY, attribute: str | None = None
+) -> errors.StatehubError:
+    """The exception for a lane ERROR frame's LaneError ``failure`` from the
+    server at ``address`` (``key`` and ``attribute``: see
+    error_from_status)."""
+    return error_from_status(
+        code_name(failure.code),
+        failure.message,
+        failure.detail if failure.HasField("detail") else None,
+        address,
+        key=key,
+        attribute=attribute,
+    )
+
+
 def transport_error(code: str, message: str, address: str) -> errors.StatehubError:
     """The exception for a failed call that carries no statehub error kind."""
     text = f"statehub-server at {address}: {message}" if message else address
