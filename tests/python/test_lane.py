@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import statehub
-from statehub import _connection
+from statehub import _connection, _lane_cancel
 from statehub._connection import connection_for, normalize_address
 from statehub._proto import lane_pb2, queue_pb2, session_pb2, sync_pb2, value_pb2
 from statehub._proxy import Options
@@ -422,6 +422,47 @@ def test_ctrl_c_cancels_a_parked_get(
         child.kill()
         child.communicate(timeout=30)
         manager.named.delete("test-lane-ctrl-c-queue")
+
+
+def test_a_served_wait_given_back_after_an_interrupt(
+    manager: statehub.SyncManager,
+) -> None:
+    """What an interrupted call gives back when the server had served it
+    before the CANCEL arrived (_lane_cancel._undo): a lock acquired is
+    released; a barrier wait told to run the action breaks the barrier,
+    so that the other parties do not wait for an action that never runs."""
+    conn = connection_for(manager.address or "")
+    lock = manager.Lock()
+    request = lock._parked_request(
+        sync_pb2.LockAcquireRequest, None, b"", {"blocking": True}
+    )
+    response = conn.call("Locks", "Acquire", request, parked=True)
+    assert response.acquired and lock.locked()
+    _lane_cancel._undo(conn, ("Locks", "Acquire"), request, response)
+    assert not lock.locked()
+
+    barrier = manager.Barrier(2)
+    outcome: list[BaseException | int] = []
+
+    def other_party() -> None:
+        try:
+            outcome.append(barrier.wait(timeout=60))
+        except BaseException as e:
+            outcome.append(e)
+
+    waiter = threading.Thread(target=other_party)
+    waiter.start()
+    assert wait_until(lambda: barrier.n_waiting == 1)
+    request = barrier._parked_request(
+        sync_pb2.BarrierWaitRequest, None, b"", {"run_action": True}
+    )
+    response = conn.call("Barriers", "Wait", request, parked=True)
+    assert response.run_action
+    _lane_cancel._undo(conn, ("Barriers", "Wait"), request, response)
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], threading.BrokenBarrierError)
+    assert barrier.broken
 
 
 # -- children -----------------------------------------------------------------------

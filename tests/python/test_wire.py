@@ -1,5 +1,6 @@
 """Requests written straight in wire form (statehub._wire) are the bytes
-protobuf would serialize for the same message, and the proxies that use
+protobuf would serialize for the same message (a parked call's parse to
+it), and the proxies that use
 them behave as before on both transports, including for the values that
 must take the ordinary path (subclasses, containers, big ints, strings
 with lone surrogates)."""
@@ -8,13 +9,23 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 from typing import Any
 
 import pytest
 import statehub
 from statehub import _codec
-from statehub._proto import cell_pb2, dict_pb2, list_pb2, namespace_pb2, value_pb2
+from statehub._proto import (
+    cell_pb2,
+    dict_pb2,
+    list_pb2,
+    namespace_pb2,
+    queue_pb2,
+    sync_pb2,
+    value_pb2,
+)
 from statehub._proxy import Options
+from statehub._waits import caller, duration
 from statehub._wire import (
     NOT_SCALAR,
     Encoded,
@@ -271,3 +282,89 @@ def test_a_reply_bigger_than_a_links_buffer(either: statehub.SyncManager) -> Non
     assert d["big"] == big
     d["small"] = 1
     assert d["small"] == 1
+
+
+# -- parked calls, list bulk calls ---------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [None, 0.0, 0.25, 1.0, 3.000000001, 86400 * 365.0])
+def test_a_parked_request_parses_to_the_message(
+    manager: statehub.SyncManager, seconds: float | None
+) -> None:
+    lock, queue, barrier = manager.Lock(), manager.Queue(), manager.Barrier(2)
+    thread_id, label = caller()
+    cases = [
+        (lock, sync_pb2.LockAcquireRequest, b"", {"blocking": True}),
+        (queue, queue_pb2.QueueGetRequest, b"", {"block": False}),
+        (
+            queue,
+            queue_pb2.QueuePutRequest,
+            value_field(b"\x12", "job") + b"\x18\x01",
+            {},
+        ),
+        (barrier, sync_pb2.BarrierWaitRequest, b"", {"run_action": True}),
+    ]
+    for proxy, request_type, wire, fields in cases:
+        request = proxy._parked_request(request_type, seconds, wire, fields)
+        assert type(request) is Encoded
+        expected = request_type(
+            name=proxy._token.name, thread_id=thread_id, label=label, **fields
+        )
+        expected.MergeFromString(wire)
+        if seconds is not None:
+            expected.timeout.CopyFrom(duration(seconds))
+        assert request.message() == expected
+        assert request.message().HasField("timeout") == (seconds is not None)
+    # In field order where the fields allow it: the bytes are protobuf's.
+    request = lock._parked_request(
+        sync_pb2.LockAcquireRequest, seconds, b"", {"blocking": True}
+    )
+    assert request.body == request.message().SerializeToString()
+
+
+def test_a_thread_renamed_sends_its_new_label(manager: statehub.SyncManager) -> None:
+    lock = manager.Lock()
+    thread = threading.current_thread()
+    before = thread.name
+    try:
+        thread.name = "renamed-for-the-test"
+        request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"", {})
+        assert request.message().label.endswith(":renamed-for-the-test")
+    finally:
+        thread.name = before
+    request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"", {})
+    assert request.message().label.endswith(f":{before}")
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[1, -2, 2**63 - 1], [1.5, -0.0, math.inf], ["a", "ключ", ""], list(range(1000))],
+    ids=["ints", "floats", "strs", "1000 ints"],
+)
+def test_item_columns_in_wire_form_are_the_message_serialized(items: list[Any]) -> None:
+    message = list_pb2.ListExtendRequest(name="l")
+    assert _codec.encode_item_columns(items, message.columns)
+    assert _codec.item_columns_form(items) == message.columns.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "items", [[], [True, 1], [2**63], ["a\0"], ["\ud800"], [1, "a"], [Text("t")]]
+)
+def test_items_that_fit_no_column_are_left_to_the_message(items: list[Any]) -> None:
+    assert _codec.item_columns_form(items) is None
+
+
+def test_list_bulk_calls_in_wire_form(either: statehub.SyncManager) -> None:
+    items = either.list()
+    items.extend(range(1000))
+    items.extend(["a", "b"])
+    items.extend([0.5])
+    items.extend([True, 7, "x"])  # a bool and a mix: the message
+    assert len(items) == 1006
+    assert items[999] == 999 and items[1000:1003] == ["a", "b", 0.5]
+    assert items[1003] is True and items[1004:] == [7, "x"]
+    del items[:]
+    assert len(items) == 0
+    items.extend([1, 2, 3])
+    items.clear()
+    assert items.copy() == []

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from ._proto import value_pb2
 from ._proxy import ANONYMOUS_PREFIX, BaseProxy, Options, Token, make_proxy
-from ._wire import NOT_SCALAR, scalar_reply
+from ._wire import NOT_SCALAR, scalar_reply, varint
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -214,31 +214,63 @@ def _from_numbers(code: str, column: bytes) -> list[Any]:
     return numbers.tolist()
 
 
-def _fill_column(values: list[Any], out: Any) -> bool:
-    """Sets the value column of ``out`` (an EntryColumns or ItemColumns
-    message: both name theirs ints, doubles and strings) to ``values`` when
-    they are all ints within int64, all floats or all strs without U+0000,
-    exactly (not a bool, not a subclass); False, with ``out`` untouched,
-    when they are none of these."""
+def _column(values: list[Any]) -> tuple[str, Any] | None:
+    """The value column of ``values`` (its field's name in EntryColumns and
+    ItemColumns, and its data: bytes of numbers, or a joined str) when they
+    are all ints within int64, all floats or all strs without U+0000,
+    exactly (not a bool, not a subclass); None when they are none of
+    these."""
     types = list(map(type, values))  # counted, not put in a set: faster
     t = types[0]
     if types.count(t) != len(types):
-        return False
+        return None
     try:
         if t is int:
-            out.ints = _numbers("q", values)
-        elif t is float:
-            out.doubles = _numbers("d", values)
-        elif t is str:
-            joined = _joined(values)
-            if joined is None:
-                return False
-            out.strings = joined
-        else:
-            return False
-    except (struct.error, ValueError):  # beyond int64; a str not UTF-8
+            return "ints", _numbers("q", values)
+        if t is float:
+            return "doubles", _numbers("d", values)
+    except struct.error:  # beyond int64
+        return None
+    if t is str:
+        joined = _joined(values)
+        return None if joined is None else ("strings", joined)
+    return None
+
+
+def _fill_column(values: list[Any], out: Any) -> bool:
+    """Sets the value column of ``out`` (an EntryColumns or ItemColumns
+    message) to ``values`` (:func:`_column`); False, with ``out``
+    untouched, when they do not fit one."""
+    column = _column(values)
+    if column is None:
+        return False
+    try:
+        setattr(out, *column)
+    except ValueError:  # a str not UTF-8 (a lone surrogate)
         return False
     return True
+
+
+# ItemColumns' key bytes, by column (ints 4, doubles 5, strings 6: bytes and
+# string fields).
+_ITEM_COLUMN_KEYS: Final = {"ints": b"\x22", "doubles": b"\x2a", "strings": b"\x32"}
+
+
+def item_columns_form(items: list[Any]) -> bytes | None:
+    """``items`` as a serialized ItemColumns message, as
+    :func:`encode_item_columns` would lay them out; None when they do not
+    fit a column (or there are none)."""
+    column = _column(items) if items else None
+    if column is None:
+        return None
+    which, data = column
+    raw: bytes = data
+    if which == "strings":
+        try:
+            raw = data.encode()
+        except UnicodeEncodeError:  # a lone surrogate
+            return None
+    return _ITEM_COLUMN_KEYS[which] + varint(len(raw)) + raw
 
 
 def _column_values(columns: Any, which: str | None) -> list[Any]:

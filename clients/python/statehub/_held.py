@@ -124,6 +124,8 @@ class Held:
     def take_lost(self, key: Key, n: int = 1) -> tuple[int, errors.SessionLost | None]:
         """Consumes up to ``n`` lost acquisitions of ``key``: how many, and
         the SessionLost to raise for them (None when there were none)."""
+        if not self._lost:  # the usual case, without the lock
+            return 0, None
         with self._lock:
             entry = self._lost.get(key)
             if entry is None:

@@ -16,6 +16,7 @@ from . import errors
 from ._frames import CANCEL, RESPONSE, Link, LinkError, Refused, parse_reply
 from ._proto import lane_pb2, sync_pb2
 from ._reconnect import LinkBroken
+from ._wire import as_message
 
 if TYPE_CHECKING:
     from ._lane import LaneConnection
@@ -24,26 +25,36 @@ if TYPE_CHECKING:
 DRAIN_WAIT = 10.0
 
 
-def _undo_lock(request: Any, response: Any) -> tuple[str, Any] | None:
+def _undo_lock(request: Any, response: Any) -> tuple[str, str, Any] | None:
     if not response.acquired:
         return None
-    return "Locks", sync_pb2.LockReleaseRequest(
-        name=request.name, thread_id=request.thread_id
+    return (
+        "Locks",
+        "Release",
+        sync_pb2.LockReleaseRequest(name=request.name, thread_id=request.thread_id),
     )
 
 
-def _undo_semaphore(request: Any, response: Any) -> tuple[str, Any] | None:
+def _undo_semaphore(request: Any, response: Any) -> tuple[str, str, Any] | None:
     if not response.acquired:
         return None
-    return "Semaphores", sync_pb2.SemaphoreReleaseRequest(name=request.name, n=1)
+    return (
+        "Semaphores",
+        "Release",
+        sync_pb2.SemaphoreReleaseRequest(name=request.name, n=1),
+    )
 
 
-def _undo_barrier(request: Any, response: Any) -> tuple[str, Any] | None:
+def _undo_barrier(request: Any, response: Any) -> tuple[str, str, Any] | None:
     if not response.run_action:
         return None
     # Told to run the action, which now never runs: the barrier breaks
     # rather than hold the other parties.
-    return "Barriers", sync_pb2.BarrierActionDoneRequest(name=request.name, failed=True)
+    return (
+        "Barriers",
+        "ActionDone",
+        sync_pb2.BarrierActionDoneRequest(name=request.name, failed=True),
+    )
 
 
 # What gives back the result of an interrupted call that the server served
@@ -145,10 +156,10 @@ def _undo(
     undo = _UNDO.get(rpc)
     if undo is None:
         return
-    given_back = undo(request, response)
+    given_back = undo(as_message(request), response)
     if given_back is None:
         return
     # Best effort: the interrupt matters more, and the session's end frees
     # it anyway.
     with contextlib.suppress(BaseException):
-        conn.call(given_back[0], "Release", given_back[1])
+        conn.call(*given_back)

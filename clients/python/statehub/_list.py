@@ -11,16 +11,19 @@ from __future__ import annotations
 import operator
 import sys
 from collections.abc import Callable, Iterable, Iterator, MutableSequence
-from typing import Any, Generic, SupportsIndex, TypeVar, overload
+from typing import Any, Final, Generic, SupportsIndex, TypeVar, overload
 
 from . import _codec
 from ._codec import _INT64_MAX, _INT64_MIN, MISSING
 from ._proto import list_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._watch import Watchable
-from ._wire import value_field
+from ._wire import value_field, varint
 
 T = TypeVar("T")
+
+# A Subscript field (ListDeleteRequest.at, field 2) holding the slice [:].
+_WHOLE_SLICE: Final = b"\x12\x02\x12\x00"
 
 
 def _int64(value: int) -> int:
@@ -132,6 +135,17 @@ class ListProxy(Watchable, BaseProxy, Generic[T]):
         self._call("Set", request)
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
+        # del l[:] as ListDeleteRequest{at: {slice: {}}} (field 2, its
+        # field 2), in wire form.
+        if (
+            type(index) is slice
+            and index.start is None
+            and index.stop is None
+            and index.step is None
+            and self._call_wire("Delete", list_pb2.ListDeleteRequest, _WHOLE_SLICE)
+            is not None
+        ):
+            return
         self._call(
             "Delete",
             list_pb2.ListDeleteRequest(name=self._token.name, at=subscript(index)),
@@ -174,8 +188,20 @@ class ListProxy(Watchable, BaseProxy, Generic[T]):
 
     def extend(self, values: Iterable[T]) -> None:
         """Appends every item of values, in one atomic operation."""
-        request = list_pb2.ListExtendRequest(name=self._token.name)
         items = list(_items(values))
+        columns = _codec.item_columns_form(items)
+        # ListExtendRequest.columns is field 3.
+        if (
+            columns is not None
+            and self._call_wire(
+                "Extend",
+                list_pb2.ListExtendRequest,
+                b"\x1a" + varint(len(columns)) + columns,
+            )
+            is not None
+        ):
+            return
+        request = list_pb2.ListExtendRequest(name=self._token.name)
         if not _codec.encode_item_columns(items, request.columns):
             _codec.encode_items(
                 items, request.items, self._token.address, self._options
@@ -260,7 +286,8 @@ class ListProxy(Watchable, BaseProxy, Generic[T]):
 
     def clear(self) -> None:
         """Removes every item."""
-        self._call("Clear", list_pb2.ListClearRequest(name=self._token.name))
+        if self._call_wire("Clear", list_pb2.ListClearRequest) is None:
+            self._call("Clear", list_pb2.ListClearRequest(name=self._token.name))
 
     def copy(self) -> list[T]:
         """A plain list with the current items (one atomic snapshot)."""

@@ -39,7 +39,7 @@ from ._connection import Withdrawn, connection_for
 from ._held import Held, Key
 from ._proto import objects_pb2, sync_pb2, value_pb2
 from ._proxy import BaseProxy, Options, Token, _open_anonymous, make_proxy, register
-from ._waits import call_deadline, clamp, lock_timeout
+from ._waits import call_deadline, caller_fields, clamp, lock_timeout
 from ._watch import Watchable
 
 T = TypeVar("T")
@@ -156,16 +156,17 @@ class AcquirerProxy(Watchable, BaseProxy):
     def _held(self) -> Held:
         return connection_for(self._token.address).held
 
-    def _release_held(self, key: Key, request: Any, n: int = 1) -> None:
-        """Sends ``request`` (a release of ``n`` of ``key``) and counts it;
-        raises SessionLost, without sending, for what a lost session held."""
+    def _release_held(
+        self, key: Key, send: Callable[[int], object], n: int = 1
+    ) -> None:
+        """Releases ``n`` of ``key``: ``send(count)`` sends the release of
+        ``count`` of them, counted once it is answered; raises SessionLost,
+        without sending, for what a lost session held."""
         held = self._held()
         taken, lost = held.take_lost(key, n)
         if taken < n:
-            if taken:
-                request.n = n - taken  # a semaphore's other units
             try:
-                self._call("Release", request)
+                send(n - taken)
             except errors.SessionLost:
                 held.take_lost(key, n - taken)
                 raise
@@ -183,7 +184,8 @@ class AcquirerProxy(Watchable, BaseProxy):
             request_type,
             seconds,
             call_deadline(seconds if blocking else 0),
-            blocking=bool(blocking),
+            # blocking is field 2 of both request types.
+            wire=b"\x10\x01" if blocking else b"",
         )
         metrics = _metrics.current
         if blocking and metrics is not None:
@@ -271,12 +273,22 @@ class LockProxy(AcquirerProxy):
         not held by this thread); SessionLost if this process's acquisition
         was lost with its session (then nothing is sent: the lock may be
         another process's by now)."""
-        self._release_held(
-            self._key(),
-            sync_pb2.LockReleaseRequest(
-                name=self._token.name, thread_id=threading.get_ident()
-            ),
-        )
+        self._release_held(self._key(), self._send_release)
+
+    def _send_release(self, _count: int) -> None:
+        # LockReleaseRequest.thread_id is field 2.
+        if (
+            self._call_wire(
+                "Release", sync_pb2.LockReleaseRequest, caller_fields(b"\x10")
+            )
+            is None
+        ):
+            self._call(
+                "Release",
+                sync_pb2.LockReleaseRequest(
+                    name=self._token.name, thread_id=threading.get_ident()
+                ),
+            )
 
     @property
     def fencing_token(self) -> int:
@@ -371,7 +383,12 @@ class SemaphoreProxy(AcquirerProxy):
         if n < 1:
             raise ValueError("n must be one or more")
         self._release_held(
-            self._key(), sync_pb2.SemaphoreReleaseRequest(name=self._token.name, n=n), n
+            self._key(),
+            lambda count: self._call(
+                "Release",
+                sync_pb2.SemaphoreReleaseRequest(name=self._token.name, n=count),
+            ),
+            n,
         )
 
     def get_value(self) -> int:

@@ -16,6 +16,7 @@ new type (a lock, a queue) is a new subclass with ``@register(...)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 import weakref
@@ -26,10 +27,43 @@ from . import _connection, _transport, errors
 from ._connection import Connection, Credentials, connection_for, use_credentials
 from ._proto import objects_pb2, value_pb2
 from ._status import NO_KEY
-from ._waits import caller, duration
-from ._wire import Encoded, string_field
+from ._waits import caller, caller_fields, duration
+from ._wire import Encoded, as_message, duration_field, string_field, varint
 
 ANONYMOUS_PREFIX = "_anon/"
+
+
+@functools.cache
+def _parked_tags(request_type: Any) -> tuple[bytes, bytes, bytes]:
+    """The key bytes of the ``timeout``, ``thread_id`` and ``label`` fields
+    of a request of a call that parks (every one has them)."""
+    fields = request_type.DESCRIPTOR.fields_by_name
+
+    def key(name: str, wire_type: int) -> bytes:
+        return varint(fields[name].number << 3 | wire_type)
+
+    return key("timeout", 2), key("thread_id", 0), key("label", 2)
+
+
+# The serialized ``fields`` of parked requests (flags such as blocking=True),
+# by request type and fields: a handful in any program.
+_FIELD_FORMS: dict[tuple[Any, ...], bytes] = {}
+
+
+def _fields_form(request_type: Any, fields: dict[str, Any]) -> bytes:
+    """``request_type(**fields)`` serialized, kept when the fields are
+    hashable scalars (a Value message is not hashable: made each time)."""
+    try:
+        key = (request_type, *fields.items())
+        form = _FIELD_FORMS.get(key)
+    except TypeError:
+        return request_type(**fields).SerializeToString()  # type: ignore[no-any-return]
+    if form is None:
+        form = request_type(**fields).SerializeToString()
+        if len(_FIELD_FORMS) < 256:
+            _FIELD_FORMS[key] = form
+    return form
+
 
 #: Manager's typeid for each object type (what repr() shows).
 TYPEIDS: dict[value_pb2.ObjectType, str] = {
@@ -274,27 +308,29 @@ class BaseProxy:
         deadline: float | None,
         *,
         retry_after_fork: bool = True,
+        wire: bytes = b"",
         **fields: Any,
     ) -> Any:
         """Runs rpc ``method``, which may wait on the server: its request (of
-        ``request_type``, with ``fields``) names this object and the calling
-        thread and asks the server to wait up to ``seconds`` (None: until
-        served); the call's deadline is ``deadline`` seconds (None: none).
+        ``request_type``, with ``fields``, and ``wire``: more fields already
+        in wire form) names this object and the calling thread and asks the
+        server to wait up to ``seconds`` (None: until served); the call's
+        deadline is ``deadline`` seconds (None: none).
         See the funnel's ``parked``. A call withdrawn by the transport (for
         a fork on gRPC; on the lane, because the server went away and came
         back) is made again, unless ``retry_after_fork`` is False: then the
         Withdrawn exception is raised. Before a call is made again after a
         reconnect, :meth:`_served_before_break` may say that the server had
         served it already."""
-        thread_id, label = caller()
-        request = request_type(
-            name=self._token.name, thread_id=thread_id, label=label, **fields
-        )
         started = time.monotonic()
         elapsed = 0.0
         while True:
-            if seconds is not None:
-                request.timeout.CopyFrom(duration(max(seconds - elapsed, 0.0)))
+            request = self._parked_request(
+                request_type,
+                None if seconds is None else max(seconds - elapsed, 0.0),
+                wire,
+                fields,
+            )
             try:
                 return connection_for(self._token.address).call(
                     self._service,
@@ -307,12 +343,41 @@ class BaseProxy:
                 if not retry_after_fork:
                     raise
                 if isinstance(withdrawn, _connection.Reconnected):
-                    served = self._served_before_break(request)
+                    served = self._served_before_break(as_message(request))
                     if served is not None:
                         return served
                 # Cancelled so that the process could fork, or cut by a
                 # reconnect: made again for what is left of its timeout.
                 elapsed = time.monotonic() - started
+
+    def _parked_request(
+        self, request_type: Any, seconds: float | None, wire: bytes, fields: Any
+    ) -> Any:
+        """The request of :meth:`_park`: in wire form (an Encoded) where the
+        name and the caller encode, else a message. Either way the bytes
+        parse to the same message; fields after the first come in the order
+        name, ``fields``, ``wire``, timeout, caller."""
+        timeout_tag, id_tag, label_tag = _parked_tags(request_type)
+        who = caller_fields(id_tag, label_tag)
+        if self._wire_name is not None and who is not None:
+            return Encoded(
+                request_type,
+                self._token.name,
+                self._wire_name
+                + (_fields_form(request_type, fields) if fields else b"")
+                + wire
+                + (b"" if seconds is None else duration_field(timeout_tag, seconds))
+                + who,
+            )
+        thread_id, label = caller()
+        request = request_type(
+            name=self._token.name, thread_id=thread_id, label=label, **fields
+        )
+        if wire:
+            request.MergeFromString(wire)
+        if seconds is not None:
+            request.timeout.CopyFrom(duration(seconds))
+        return request
 
     def _served_before_break(self, request: Any) -> Any:
         """After a parked call's connection broke and its session came back:

@@ -30,6 +30,7 @@ from ._proto import queue_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._waits import call_deadline, queue_timeout
 from ._watch import Watchable
+from ._wire import value_field
 
 T = TypeVar("T")
 
@@ -50,13 +51,25 @@ class QueueProxy(Watchable, BaseProxy, Generic[T]):
         if given). Raises queue.Full when it stays full; ValueError for a
         negative timeout."""
         seconds = queue_timeout(block, timeout)
+        # QueuePutRequest: item is field 2, block field 3.
+        item_field = value_field(b"\x12", item)
+        fields: dict[str, Any]
+        if item_field is None:
+            fields = {
+                "item": _codec.encode(item, self._token.address, self._options),
+                "block": bool(block),
+            }
+            wire = b""
+        else:
+            fields = {}
+            wire = item_field + (b"\x18\x01" if block else b"")
         response = self._park(
             "Put",
             queue_pb2.QueuePutRequest,
             seconds,
             call_deadline(seconds if block else 0),
-            block=bool(block),
-            item=_codec.encode(item, self._token.address, self._options),
+            wire=wire,
+            **fields,
         )
         if not response.stored:
             raise queue.Full
@@ -71,7 +84,7 @@ class QueueProxy(Watchable, BaseProxy, Generic[T]):
             queue_pb2.QueueGetRequest,
             seconds,
             call_deadline(seconds if block else 0),
-            block=bool(block),
+            wire=b"\x10\x01" if block else b"",  # block is field 2
         )
         if not response.got:
             raise queue.Empty

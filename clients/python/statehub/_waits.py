@@ -17,6 +17,8 @@ import threading
 
 from google.protobuf import duration_pb2
 
+from ._wire import string_field, varint
+
 #: A wait's call deadline is its timeout plus this, so the server's answer
 #: ("timed out") arrives before the client gives up on the call.
 DEADLINE_MARGIN = 5.0
@@ -35,6 +37,54 @@ def caller() -> tuple[int, str]:
         threading.get_ident(),
         f"{_host}:{os.getpid()}:{threading.current_thread().name}",
     )
+
+
+class _CallerForms(threading.local):
+    """The calling thread's :func:`caller` in wire form, by field tags,
+    while the thread keeps its name."""
+
+    def __init__(self) -> None:
+        # Run in each thread on its first use: the thread is its own.
+        self.thread = threading.current_thread()
+        self.name = self.thread.name
+        self.forms: dict[tuple[bytes, bytes | None], bytes | None] = {}
+
+
+_caller_forms = _CallerForms()
+
+
+def _forget_caller_forms() -> None:
+    # A forked child's labels carry its own pid.
+    global _caller_forms
+    _caller_forms = _CallerForms()
+
+
+os.register_at_fork(after_in_child=_forget_caller_forms)
+
+
+def caller_fields(id_tag: bytes, label_tag: bytes | None = None) -> bytes | None:
+    """The calling thread's id as a uint64 field (``id_tag`` its key byte)
+    and, with ``label_tag``, its label as a string field after it: the
+    bytes a request's ``thread_id`` and ``label`` serialize to, made once
+    per thread (a varint of a thread id and the label's f-string cost more
+    than the rest of a parked call's request). None if the label cannot be
+    encoded (a thread name with lone surrogates)."""
+    cache = _caller_forms
+    if cache.name != cache.thread.name:  # renamed since
+        cache.name = cache.thread.name
+        cache.forms = {}
+    tags = (id_tag, label_tag)
+    try:
+        return cache.forms[tags]
+    except KeyError:
+        pass
+    thread_id, label = caller()
+    form: bytes | None = id_tag + varint(thread_id)
+    if label_tag is not None:
+        text = string_field(label_tag, label)
+        form = None if text is None else id_tag + varint(thread_id) + text
+    cache.forms[tags] = form
+    return form
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

@@ -123,6 +123,16 @@ _SHORT_STRING_HEADS: Final = tuple(bytes((n + 2, 0x2A, n)) for n in range(126))
 _SMALL_INT_FIELDS: Final = tuple(b"\x02" + _SMALL_INTS[i] for i in range(128))
 
 
+def duration_field(tag: bytes, seconds: float) -> bytes:
+    """A ``google.protobuf.Duration`` field (``tag`` its key byte) of
+    ``seconds`` (>= 0), present even when zero, as ``CopyFrom`` makes it."""
+    whole, nanos = divmod(round(seconds * 1e9), 1_000_000_000)
+    body = (b"\x08" + varint(whole) if whole else b"") + (
+        b"\x10" + varint(nanos) if nanos else b""
+    )
+    return tag + _BYTES[len(body)] + body  # at most 16 bytes
+
+
 class Encoded:
     """A request already serialized: ``body``, the bytes of a
     ``message_type`` message whose ``name`` (the object's) errors quote."""
@@ -137,6 +147,12 @@ class Encoded:
     def message(self) -> Any:
         """The request as a message (for a transport that needs one)."""
         return self.message_type.FromString(self.body)
+
+
+def as_message(request: Any) -> Any:
+    """``request`` as a message, whether it is one or an :class:`Encoded`
+    (for the few paths that read a request's fields)."""
+    return request.message() if type(request) is Encoded else request
 
 
 #: What :func:`scalar_reply` returns for a reply it leaves to protobuf.
