@@ -14,7 +14,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "asio/post.hpp"
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -107,7 +106,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->sessions_ = std::make_unique<grpc_transport::SessionService>(engine);
   server->watches_ = std::make_unique<grpc_transport::WatchService>(
       engine, [loop = server->loop_.get()](std::function<void()> fn) {
-        asio::post(loop->Next(), std::move(fn));
+        loop->Next().Post(std::move(fn));
       });
   lane::ListenerOptions listener_options;
   listener_options.max_message_bytes =

@@ -1,10 +1,16 @@
 #include "server/lane/listener.h"
 
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -13,12 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "asio/dispatch.hpp"
 #include "asio/generic/stream_protocol.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/local/stream_protocol.hpp"
 #include "asio/post.hpp"
-#include "asio/write.hpp"
 #include "grpcpp/server_posix.h"
 #include "server/lane/lane_session.h"
 #include "spdlog/spdlog.h"
@@ -33,6 +37,9 @@ constexpr absl::string_view kUnixScheme = "unix://";
 // sent: a client that does not read its replies cannot grow the server
 // without bound (cf. Redis's client output buffer limit).
 constexpr size_t kMaxPendingOutput = 8 << 20;
+// What a lane connection's socket is watched for, besides output while a
+// reply waits for room.
+constexpr uint32_t kInput = EPOLLIN | EPOLLRDHUP;
 
 }  // namespace
 
@@ -103,21 +110,49 @@ class Listener::Acceptor final : public std::enable_shared_from_this<Acceptor> {
 // speaks the protocol on it. All of it lives on one of the event loops
 // (EventLoop::Next) and is touched only on that loop's thread, the
 // LaneSession's serial context.
+//
+// The socket is registered with the loop's epoll once, edge-triggered for
+// input and output. A read that returns less than its buffer has drained
+// the socket, so the next edge is waited for with no further read: a call
+// that arrives alone costs the wait, one read and one write
+// (docs/decisions.md, "Reads go through the loop's own epoll").
 class Listener::Connection final
     : public LaneSession::Link,
+      public EventLoop::Watcher,
       public std::enable_shared_from_this<Connection> {
  public:
-  Connection(Listener& listener, Socket socket, asio::io_context& loop)
-      : listener_(listener),
-        socket_(std::move(socket)),
-        executor_(loop.get_executor()) {}
+  Connection(Listener& listener, int fd, EventLoop::Loop& loop)
+      : listener_(listener), fd_(fd), loop_(loop) {}
+  ~Connection() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
 
+  // Start registers the socket, on the loop's thread.
   void Start(std::shared_ptr<LaneSession> session) {
     session_ = std::move(session);
-    std::error_code ignored;
-    socket_.non_blocking(true, ignored);
-    asio::dispatch(executor_,
-                   [self = shared_from_this()] { self->WaitRead(); });
+    loop_.Post([self = shared_from_this()] {
+      if (self->closed_) return;
+      if (!self->loop_.Watch(self->fd_, kInput, self.get())) {
+        SPDLOG_WARN("lane: cannot watch a connection: {}",
+                    std::strerror(errno));
+        return self->Shut();
+      }
+      self->watched_ = true;
+      // Whatever came before the registration.
+      self->Read();
+    });
+  }
+
+  // EventLoop::Watcher:
+  void OnEvents(uint32_t events) override {
+    if (closed_) return;
+    if ((events & EPOLLOUT) != 0 && waiting_writable_) {
+      waiting_writable_ = false;
+      if (!loop_.Rewatch(fd_, kInput, this)) return Shut();
+      Flush(/*after_wait=*/true);
+      if (closed_) return;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) Read();
   }
 
   // LaneSession::Link:
@@ -132,55 +167,53 @@ class Listener::Connection final
   }
   void Close() override {
     close_after_write_ = true;
-    if (!writing_ && out_.empty()) Shut();
+    if (pending_output() == 0) Shut();
   }
   void Dispatch(std::function<void()> fn) override {
-    asio::dispatch(executor_, std::move(fn));
+    if (loop_.RunsHere()) return fn();
+    loop_.Post(std::move(fn));
   }
-  void Post(std::function<void()> fn) override {
-    asio::post(executor_, std::move(fn));
-  }
-  size_t pending_output() const override {
-    return out_.size() + sending_.size();
-  }
+  void Post(std::function<void()> fn) override { loop_.Post(std::move(fn)); }
+  size_t pending_output() const override { return out_.size() - sent_; }
   void Defer(std::function<void()> fn) override {
-    // Posted from the loop's own thread: it runs after the handlers that
-    // are ready now, with no wakeup (EventLoop).
-    asio::post(executor_, std::move(fn));
+    // From the loop's own thread: it runs after the handlers of the other
+    // connections ready now, before the loop waits again (EventLoop).
+    loop_.Defer(std::move(fn));
   }
 
   // Closes at once, from any thread (server shutdown).
   void Abort() {
-    asio::dispatch(executor_, [self = shared_from_this()] { self->Shut(); });
+    Dispatch([self = shared_from_this()] { self->Shut(); });
   }
 
  private:
-  // WaitRead reads with the reactor: Asio registers the socket once,
-  // edge-triggered, and reads it when the edge comes, with no re-arming of
-  // the descriptor (async_wait would re-arm it each time). Asio first
-  // tries a speculative read, which finds nothing after a call served
-  // alone (docs/decisions.md, "Reads go through the reactor").
-  void WaitRead() {
-    if (closed_ || reading_) return;
-    reading_ = true;
-    socket_.async_read_some(
-        asio::buffer(first_),
-        [self = shared_from_this()](const std::error_code& ec, size_t n) {
-          self->reading_ = false;
-          if (ec) return self->Shut();  // end of stream, or reset
-          self->OnRead(n);
-        });
-  }
-
-  // OnRead serves the `n` bytes read into first_ and what follows them,
-  // then writes the replies of the whole batch at once.
-  void OnRead(size_t n) {
-    in_read_ = true;
+  // Read serves what the socket holds, then writes the replies of the
+  // whole batch at once.
+  void Read() {
+    if (closed_) return;
+    if (pending_output() >= kMaxPendingOutput) {
+      // Stopped while the client does not read its replies; Flush reads
+      // again once they are sent.
+      read_paused_ = true;
+      return;
+    }
+    read_paused_ = false;
     // Feed may close the connection, dropping session_: keep it alive.
     std::shared_ptr<LaneSession> session = session_;
-    session->Feed(absl::string_view(first_.data(), n));
+    in_read_ = true;
     bool gone = false;
-    if (n == first_.size()) {
+    bool more = false;
+    const ssize_t n = ::recv(fd_, first_.data(), first_.size(), 0);
+    if (n > 0) {
+      session->Feed(absl::string_view(first_.data(), n));
+      if (static_cast<size_t>(n) == first_.size()) more = true;
+    } else if (n == 0 ||
+               (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      gone = true;  // end of stream, or reset
+    } else if (errno == EINTR) {
+      more = true;
+    }
+    if (more && !closed_) {
       // More may wait. Drained through a buffer per thread, not per
       // connection: an idle connection costs only first_. On the heap:
       // glibc carves static TLS out of every thread's stack in the
@@ -189,79 +222,86 @@ class Listener::Connection final
       thread_local const std::unique_ptr<std::array<char, 64 << 10>> storage =
           std::make_unique<std::array<char, 64 << 10>>();
       std::array<char, 64 << 10>& buffer = *storage;
+      more = false;
       for (int i = 0; i < 4 && !closed_; ++i) {
-        std::error_code ec;
-        const size_t more = socket_.read_some(asio::buffer(buffer), ec);
-        if (ec == asio::error::would_block) break;
-        if (ec) {
+        const ssize_t got = ::recv(fd_, buffer.data(), buffer.size(), 0);
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
           gone = true;
           break;
         }
-        session->Feed(absl::string_view(buffer.data(), more));
-        if (more < buffer.size()) break;
+        session->Feed(absl::string_view(buffer.data(), got));
+        if (static_cast<size_t>(got) < buffer.size()) break;
+        more = i == 3;
       }
     }
     in_read_ = false;
     if (gone) return Shut();
     Flush();
-    if (out_.size() < kMaxPendingOutput) WaitRead();
+    // Still unread after a long batch: the next pass reads on, after the
+    // other connections had theirs (no edge comes for bytes already there).
+    if (more && !closed_)
+      loop_.Post([self = shared_from_this()] { self->Read(); });
   }
 
-  void Flush() {
-    if (closed_ || writing_) return;
-    if (out_.empty()) {
-      if (close_after_write_) Shut();
-      return;
+  // Flush sends what was written; `after_wait`: the socket had been full,
+  // and the session hears when it is not any more.
+  void Flush(bool after_wait = false) {
+    if (closed_ || waiting_writable_) return;
+    while (sent_ < out_.size()) {
+      const ssize_t n = ::send(fd_, out_.data() + sent_, out_.size() - sent_,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          // The socket's buffer is full: the output edge goes on. Output
+          // is watched for only meanwhile, or every reply the client read
+          // would wake the loop once more.
+          waiting_writable_ = true;
+          if (!loop_.Rewatch(fd_, kInput | EPOLLOUT, this)) return Shut();
+          return;
+        }
+        return Shut();
+      }
+      sent_ += static_cast<size_t>(n);
     }
-    // Most replies fit the socket buffer: try to send at once, and only
-    // wait for writability with what is left.
-    std::error_code ec;
-    const size_t n = socket_.write_some(asio::buffer(out_), ec);
-    if (ec && ec != asio::error::would_block) return Shut();
-    out_.erase(0, n);
-    if (out_.empty()) {
-      if (close_after_write_) Shut();
-      return;
-    }
-    writing_ = true;
-    sending_.swap(out_);
-    asio::async_write(
-        socket_, asio::buffer(sending_),
-        [self = shared_from_this()](const std::error_code& ec, size_t) {
-          self->writing_ = false;
-          self->sending_.clear();
-          if (ec) return self->Shut();
-          self->Flush();
-          if (!self->writing_ && self->session_ != nullptr) {
-            self->session_->OutputDrained();
-          }
-          self->WaitRead();
-        });
+    out_.clear();
+    sent_ = 0;
+    if (close_after_write_) return Shut();
+    if (after_wait && session_ != nullptr) session_->OutputDrained();
+    if (read_paused_ && !closed_) Read();
   }
 
   void Shut() {
     if (closed_) return;
     closed_ = true;
-    std::error_code ignored;
-    socket_.shutdown(Socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    if (watched_) loop_.Unwatch(fd_);
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    fd_ = -1;
     out_.clear();
+    sent_ = 0;
+    // The loop may hold this connection's events of the same wait: it
+    // stays alive until the pass ends.
+    loop_.Defer([keep = shared_from_this()] {});
     std::shared_ptr<LaneSession> session = std::move(session_);
     if (session != nullptr) session->Closed();
     listener_.Forget(this);
   }
 
   Listener& listener_;
-  Socket socket_;
-  const asio::io_context::executor_type executor_;
+  int fd_;  // -1 once shut
+  EventLoop::Loop& loop_;
   std::shared_ptr<LaneSession> session_;
   // Loop-thread state.
-  // first_ takes each read the reactor makes: a small call fits whole.
+  // first_ takes each read: a small call fits whole.
   std::array<char, 4096> first_;
   std::string out_;
-  std::string sending_;
-  bool writing_ = false;
-  bool reading_ = false;
+  size_t sent_ = 0;  // of out_
+  bool watched_ = false;
+  bool waiting_writable_ = false;
+  bool read_paused_ = false;
   bool in_read_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;
@@ -354,20 +394,17 @@ void Listener::HandToGrpc(int fd) {
 }
 
 void Listener::Adopt(int fd, bool unix_socket) {
-  asio::io_context& loop = loop_.Next();
-  Socket socket(loop);
-  std::error_code ec;
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  socket.assign(asio::generic::stream_protocol(addr.ss_family, 0), fd, ec);
-  if (ec) {
+  EventLoop::Loop& loop = loop_.Next();
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
     ::close(fd);
     return;
   }
-  if (!unix_socket) socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  auto connection =
-      std::make_shared<Connection>(*this, std::move(socket), loop);
+  if (!unix_socket) {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  auto connection = std::make_shared<Connection>(*this, fd, loop);
   {
     MutexLock lock(&mu_);
     if (stopped_) return;
