@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -21,11 +23,33 @@ namespace {
 
 constexpr absl::Duration kLong = absl::Seconds(30);
 
+// Notification over std::mutex: Debian's Abseil is not built for
+// ThreadSanitizer, which would not see its synchronization
+// (server/engine/mutex.h).
+class Notification {
+ public:
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+    cv_.notify_all();
+  }
+  bool WaitForNotificationWithTimeout(absl::Duration timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                        [this] { return notified_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
 TEST(EventLoopTest, PostedWorkRunsOnTheLoopsThread) {
   EventLoop loops(2);
   EventLoop::Loop& loop = loops.Next();
   EXPECT_FALSE(loop.RunsHere());
-  absl::Notification ran;
+  Notification ran;
   std::atomic<bool> here{false};
   loop.Post([&] {
     here = loop.RunsHere();
@@ -40,7 +64,7 @@ TEST(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
   const absl::Time start = absl::Now();
   std::vector<int> order;
   absl::Time first_fired;
-  absl::Notification done;
+  Notification done;
   // Armed from this thread, which runs no loop: the loop is woken for
   // each new first deadline.
   auto late = loops.At(start + absl::Milliseconds(60), [&] {
@@ -66,7 +90,7 @@ TEST(EventLoopTest, ACancelledTimerNeverFiresAndIsLetGoOnTheLoop) {
   EventLoop loops(1);
   EventLoop::Loop& loop = loops.Next();
   std::atomic<std::thread::id> loop_thread;
-  absl::Notification known;
+  Notification known;
   loop.Post([&] {
     loop_thread = std::this_thread::get_id();
     known.Notify();
@@ -80,7 +104,7 @@ TEST(EventLoopTest, ACancelledTimerNeverFiresAndIsLetGoOnTheLoop) {
                         [&fired, witness] { fired = true; });
   witness.reset();
   timer.reset();  // cancels, from this thread
-  absl::Notification later;
+  Notification later;
   auto after =
       loops.At(absl::Now() + absl::Milliseconds(100), [&] { later.Notify(); });
   ASSERT_TRUE(later.WaitForNotificationWithTimeout(kLong));
@@ -91,7 +115,7 @@ TEST(EventLoopTest, ACancelledTimerNeverFiresAndIsLetGoOnTheLoop) {
 TEST(EventLoopTest, ATimerMayBeDestroyedByItsOwnFunction) {
   EventLoop loops(1);
   std::unique_ptr<handlers::Timer> timer;
-  absl::Notification done;
+  Notification done;
   EventLoop::Loop& loop = loops.Next();
   loop.Post([&] {
     // Armed on the loop's own thread, so it lands on the same loop.
@@ -107,7 +131,7 @@ TEST(EventLoopTest, DeferredWorkRunsAfterThePassBeforeTheNextWait) {
   EventLoop loops(1);
   EventLoop::Loop& loop = loops.Next();
   std::vector<int> order;
-  absl::Notification done;
+  Notification done;
   loop.Post([&] {
     loop.Defer([&] {
       order.push_back(2);
@@ -130,7 +154,7 @@ class Reader final : public EventLoop::Watcher {
       if (++reads_ == 2) both.Notify();
     }
   }
-  absl::Notification both;
+  Notification both;
 
  private:
   const int fd_;
@@ -143,7 +167,7 @@ TEST(EventLoopTest, AWatchedSocketIsReadOnEachEdge) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   Reader reader(fds[0]);
-  absl::Notification watched;
+  Notification watched;
   loop.Post([&] {
     EXPECT_TRUE(loop.Watch(fds[0], EPOLLIN, &reader));
     watched.Notify();
@@ -153,7 +177,7 @@ TEST(EventLoopTest, AWatchedSocketIsReadOnEachEdge) {
   absl::SleepFor(absl::Milliseconds(20));
   ASSERT_EQ(::send(fds[1], "b", 1, 0), 1);
   EXPECT_TRUE(reader.both.WaitForNotificationWithTimeout(kLong));
-  absl::Notification unwatched;
+  Notification unwatched;
   loop.Post([&] {
     loop.Unwatch(fds[0]);
     unwatched.Notify();
