@@ -3,7 +3,7 @@
 #   1. the C++ tests (engine units, Value units, end-to-end against the real
 #      server, the Python-derived conformance suite) with CTest;
 #   2. the same C++ tests built with ASan + UBSan;
-#   3. the engine tests built with TSan;
+#   3. the engine tests and the lane's (its event loops) built with TSan;
 #   4. the libFuzzer targets (tests/fuzz), 30 s each;
 #   5. the example that builds against the installed CMake package;
 #   6. server/Dockerfile's runtime stage against what the release binaries
@@ -55,11 +55,14 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
   run_ctest asan --test-dir build-asan
 
-phase "build and test the engine (TSan)"
-scripts/build.sh tsan statehub_engine_test
-TSAN_OPTIONS=halt_on_error=1 build-tsan/server/statehub_engine_test \
-  --gtest_brief=1 2>&1 | tee "$logs/tsan.log"
-[ "${PIPESTATUS[0]}" -eq 0 ]
+phase "build and test the engine and the lane's loops (TSan)"
+scripts/build.sh tsan statehub_engine_test statehub_lane_test
+: >"$logs/tsan.log"
+for test in statehub_engine_test statehub_lane_test; do
+  TSAN_OPTIONS=halt_on_error=1 "build-tsan/server/$test" \
+    --gtest_brief=1 2>&1 | tee -a "$logs/tsan.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ]
+done
 
 phase "fuzz: each libFuzzer target for 30 s on its seed corpus"
 tests/fuzz/run.sh 30 2>&1 | tee "$logs/fuzz.log"
@@ -114,7 +117,8 @@ printf '%s\n' "${timings[@]}"
 passed=$(cat "$logs"/release.log "$logs"/asan.log \
   | sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' \
   | awk '{s += $1} END {print s + 0}')
-tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log")
+tsan=$(sed -n 's/.*\[  PASSED  \] \([0-9]*\) tests.*/\1/p' "$logs/tsan.log" \
+  | awk '{s += $1} END {print s + 0}')
 pytest_passed() { sed -n 's/^\([0-9]*\) passed.*/\1/p' "$logs/$1.log" | tail -1; }
 python=$(pytest_passed python)
 chart=$(pytest_passed chart)
