@@ -601,8 +601,11 @@ class GrpcConnection(ManagerCount):
         """After the server replaced an expired session with a new one, takes
         the holds this process had again; the objects that are gone count as
         lost (statehub._held)."""
-        gone = take_again(self.call, self._holds.copy())
-        self.held.objects_gone(new, gone)
+        gone: list[str] = []
+        try:
+            gone = take_again(self.call, self._holds.copy())
+        finally:  # settles the loss even when the readoption failed
+            self.held.objects_gone(new, gone)
 
     # -- life cycle ---------------------------------------------------------
 

@@ -32,6 +32,10 @@ from . import errors
 #: or a semaphore unit may be released by any thread of the process).
 Key = tuple[str, str, int]
 
+#: How long a thread told of a lost session waits for the new session to
+#: take back the anonymous objects before it raises without naming them.
+_SETTLE_WAIT = 10.0
+
 
 @dataclasses.dataclass
 class _Loss:
@@ -43,6 +47,9 @@ class _Loss:
     holds: list[str] = dataclasses.field(default_factory=list)
     names: list[str] = dataclasses.field(default_factory=list)
     objects: list[str] = dataclasses.field(default_factory=list)
+    # Set once the new session took back what it could (objects_gone):
+    # until then the anonymous objects that are gone are not known.
+    settled: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def error(self) -> errors.SessionLost:
         lease = f"the lease of {self.ttl:g} s" if self.ttl else "its lease"
@@ -163,14 +170,14 @@ class Held:
     def objects_gone(self, new: str, names: list[str]) -> None:
         """The anonymous objects ``names``, which the session that ``new``
         replaced held, no longer exist."""
-        if not names:
-            return
         with self._lock:
             loss = self._loss
             if loss is None or loss.new != new:
                 return
-            loss.objects.extend(names)
-            self._tell_everyone()
+            if names:
+                loss.objects.extend(names)
+                self._tell_everyone()
+        loss.settled.set()
 
     def _tell_everyone(self) -> None:
         self._untold = self._untold | {
@@ -187,6 +194,13 @@ class Held:
         ident = threading.get_ident()
         if ident not in self._untold:
             return
+        with self._lock:
+            loss = self._loss
+        if loss is None:
+            return
+        # The thread that opened the new session is taking the anonymous
+        # objects back: the error names those that are gone.
+        loss.settled.wait(_SETTLE_WAIT)
         with self._lock:
             if ident not in self._untold or self._loss is None:
                 return

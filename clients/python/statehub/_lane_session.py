@@ -160,7 +160,11 @@ class LaneSession:
         if had_session and metrics is not None:
             metrics.reconnected(resumed=welcome.resumed)
         if had_session and new_session:
-            conn.held.objects_gone(welcome.session_id, self._readopt(holds))
+            gone: list[str] = []
+            try:
+                gone = self._readopt(holds)
+            finally:  # settles the loss even when the readoption failed
+                conn.held.objects_gone(welcome.session_id, gone)
         return welcome.session_id
 
     def renew(self, stale: str) -> None:
