@@ -104,15 +104,24 @@ class _GoOn(Exception):
     """Raised by LaneConnection._quick when its exchange needs the funnel
     to go on: ``first`` is what the exchange came to (an ERROR's LaneError,
     or LinkBroken, ConnectionError, SessionError), in session
-    ``session_id``, for a call made at ``started`` (time.monotonic)."""
+    ``session_id``, for a call made at ``started`` (time.monotonic). A
+    numbered call hands on its ``number`` and ``body`` (the number in
+    front): a retry must carry the same."""
 
     def __init__(
-        self, first: BaseException | lane_pb2.LaneError, session_id: str, started: float
+        self,
+        first: BaseException | lane_pb2.LaneError,
+        session_id: str,
+        started: float,
+        number: int = 0,
+        body: bytes = b"",
     ) -> None:
         super().__init__()
         self.first = first
         self.session_id = session_id
         self.started = started
+        self.number = number
+        self.body = body
 
 
 class LaneConnection(ManagerCount):
@@ -265,20 +274,21 @@ class LaneConnection(ManagerCount):
         request: Any,
     ) -> Any:
         """Makes a call as one plain exchange, when that will do: a session
-        in place, nothing to number, time or release first, a deadline
-        ahead (or none, for a parked call), a pooled link with nothing
-        buffered. Sends its REQUEST and reads its reply with one receive
-        where it can. Returns the response (of ``entry``'s class, which may
-        be ``bytes``: the response as it came), or None if the call was not
-        made (the funnel makes it afresh); raises _GoOn for the funnel to go
-        on from what the exchange came to (an ERROR, a broken link, ...)."""
+        in place, nothing to time or release first, a deadline ahead (or
+        none, for a parked call), a pooled link with nothing buffered; a
+        call that changes state is numbered here where the server advises
+        it, as the funnel would number it. Sends its REQUEST and reads its
+        reply with one receive where it can. Returns the response (of
+        ``entry``'s class, which may be ``bytes``: the response as it
+        came), or None if the call was not made (the funnel makes it
+        afresh); raises _GoOn for the funnel to go on from what the
+        exchange came to (an ERROR, a broken link, ...)."""
         session = self.session
         pool = self._pool
         if not (
             pool
             and (parked if timeout is None else timeout > 0)
             and session.primary is not None
-            and not session.number_calls
             and _metrics.current is None
             and session.outbox.empty()
         ):
@@ -293,6 +303,11 @@ class LaneConnection(ManagerCount):
             return None
         started = time.monotonic()
         session_id = session.id
+        number = 0
+        if session.number_calls:
+            number, seen = self._numbers.take(rpc, parked)
+            if number:
+                body = NUMBER.pack(number, seen) + body
         request_id = link.next_id()
         # As in _exchange: the main thread waits in slices.
         wait = _SLICE if threading.get_ident() == _MAIN_THREAD else _LONG_SLICE
@@ -303,14 +318,23 @@ class LaneConnection(ManagerCount):
             link.set_timeouts(send, wait)
         try:
             link.sock.sendall(
-                HEADER.pack(len(body), request_id, entry[0], REQUEST, 0) + body,
+                HEADER.pack(
+                    len(body), request_id, entry[0], REQUEST, NUMBERED if number else 0
+                )
+                + body,
                 SEND_FLAGS,
             )
         except OSError:
+            # Not all of the frame went out: the server cannot have run it,
+            # and the funnel makes it afresh (under a number of its own).
             self._drop(link)
+            if number:
+                self._numbers.done(number)
             return None
         except BaseException:
             self._drop(link)  # interrupted in the middle of the frame
+            if number:
+                self._numbers.done(number)
             raise
         interrupt: BaseException | None = None
         try:
@@ -319,6 +343,8 @@ class LaneConnection(ManagerCount):
             reply = None
             interrupt = raised
         if reply is not None:
+            if number:
+                self._numbers.done(number)
             response_class = entry[1]
             if response_class is not bytes:
                 reply = response_class.FromString(reply)
@@ -332,6 +358,7 @@ class LaneConnection(ManagerCount):
                 interrupt = None
                 if deadline is not None:
                     deadline -= wait
+        handed_on = False
         try:
             response, failure = self._receive(
                 link,
@@ -345,11 +372,17 @@ class LaneConnection(ManagerCount):
                 request=request,
                 interrupt=interrupt,
             )
+            if failure is None:
+                return response
+            handed_on = True
+            raise _GoOn(failure, session_id, started, number, body)
         except (LinkBroken, errors.ConnectionError, errors.SessionError) as raised:
-            raise _GoOn(raised, session_id, started) from None
-        if failure is None:
-            return response
-        raise _GoOn(failure, session_id, started)
+            handed_on = True
+            raise _GoOn(raised, session_id, started, number, body) from None
+        finally:
+            # The funnel marks a number it goes on with when it is done.
+            if number and not handed_on:
+                self._numbers.done(number)
 
     def _funnel(  # noqa: PLR0915 - every retry rule in one loop
         self,
@@ -394,6 +427,9 @@ class LaneConnection(ManagerCount):
         renewed = resent = redialed = False
         number = 0
         numbered_in = ""  # the session a numbered call was first sent in
+        if first is not None and first.number:
+            # Numbered by the quick path: retried under the same number.
+            number, body, numbered_in = first.number, first.body, first.session_id
         try:
             while True:
                 try:
