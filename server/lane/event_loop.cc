@@ -15,9 +15,8 @@
 namespace statehub::lane {
 namespace {
 
-// The loop this thread runs, and whose it is, if it is a loop's thread.
+// The loop this thread runs, if it is a loop's thread.
 thread_local EventLoop::Loop* current_loop = nullptr;
-thread_local const EventLoop* current_owner = nullptr;
 
 // Runs `fn`, logging what it throws: a handler that throws is a bug, and
 // the loop keeps serving.
@@ -52,8 +51,9 @@ class EventLoop::Loop::LoopTimer final : public handlers::Timer {
   const std::shared_ptr<TimerState> state_;
 };
 
-EventLoop::Loop::Loop()
-    : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
+EventLoop::Loop::Loop(const EventLoop* owner)
+    : owner_(owner),
+      epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (epoll_fd_ < 0 || wake_fd_ < 0) {
     SPDLOG_CRITICAL("event loop: epoll or eventfd failed: {}",
@@ -96,23 +96,24 @@ void EventLoop::Loop::Defer(std::function<void()> fn) {
   deferred_.push_back(std::move(fn));
 }
 
-bool EventLoop::Loop::Watch(int fd, uint32_t events, Watcher* watcher) {
+bool EventLoop::Loop::Control(int op, int fd, uint32_t events,
+                              Watcher* watcher) {
   epoll_event ev{};
   ev.events = events | EPOLLET;
   ev.data.ptr = watcher;
-  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  return ::epoll_ctl(epoll_fd_, op, fd, &ev) == 0;
+}
+
+bool EventLoop::Loop::Watch(int fd, uint32_t events, Watcher* watcher) {
+  return Control(EPOLL_CTL_ADD, fd, events, watcher);
 }
 
 bool EventLoop::Loop::Rewatch(int fd, uint32_t events, Watcher* watcher) {
-  epoll_event ev{};
-  ev.events = events | EPOLLET;
-  ev.data.ptr = watcher;
-  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+  return Control(EPOLL_CTL_MOD, fd, events, watcher);
 }
 
 void EventLoop::Loop::Unwatch(int fd) {
-  epoll_event ev{};
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev);
+  Control(EPOLL_CTL_DEL, fd, 0, nullptr);
 }
 
 std::unique_ptr<handlers::Timer> EventLoop::Loop::At(
@@ -231,13 +232,10 @@ void EventLoop::Loop::Stop() {
 EventLoop::EventLoop(int threads) : work_(asio::make_work_guard(io_)) {
   threads = std::max(threads, 1);
   for (int i = 0; i < threads; ++i) {
-    loops_.push_back(std::make_unique<Loop>());
+    loops_.push_back(std::make_unique<Loop>(this));
   }
   for (const std::unique_ptr<Loop>& loop : loops_) {
-    loop->thread_ = std::thread([this, loop = loop.get()] {
-      current_owner = this;
-      loop->Run();
-    });
+    loop->thread_ = std::thread([loop = loop.get()] { loop->Run(); });
   }
   io_thread_ = std::thread([this] {
     for (;;) {
@@ -259,8 +257,9 @@ EventLoop::Loop& EventLoop::Next() {
 
 std::unique_ptr<handlers::Timer> EventLoop::At(absl::Time deadline,
                                                std::function<void()> fire) {
-  Loop& loop =
-      current_owner == this && current_loop != nullptr ? *current_loop : Next();
+  Loop& loop = current_loop != nullptr && current_loop->owner_ == this
+                   ? *current_loop
+                   : Next();
   return loop.At(deadline, std::move(fire));
 }
 

@@ -60,7 +60,7 @@ class EventLoop final : public handlers::Timers {
   // Loop is one loop and its thread.
   class Loop {
    public:
-    Loop();
+    explicit Loop(const EventLoop* owner);
     Loop(const Loop&) = delete;
     Loop& operator=(const Loop&) = delete;
     ~Loop();
@@ -88,6 +88,7 @@ class EventLoop final : public handlers::Timers {
     struct TimerState;
     class LoopTimer;
 
+    bool Control(int op, int fd, uint32_t events, Watcher* watcher);
     void Run();
     void Wake();
     void RunPosted();
@@ -98,6 +99,7 @@ class EventLoop final : public handlers::Timers {
     void Cancel(const std::shared_ptr<TimerState>& state);
     void Stop();
 
+    const EventLoop* const owner_;
     const int epoll_fd_;
     const int wake_fd_;
     std::thread thread_;
@@ -105,7 +107,6 @@ class EventLoop final : public handlers::Timers {
 
     // The loop's thread only.
     std::vector<std::function<void()>> deferred_;
-    bool in_pass_ = false;
 
     mutable Mutex mu_;
     std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);

@@ -433,9 +433,7 @@ def test_a_served_wait_given_back_after_an_interrupt(
     so that the other parties do not wait for an action that never runs."""
     conn = connection_for(manager.address or "")
     lock = manager.Lock()
-    request = lock._parked_request(
-        sync_pb2.LockAcquireRequest, None, b"", {"blocking": True}
-    )
+    request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"\x10\x01")
     response = conn.call("Locks", "Acquire", request, parked=True)
     assert response.acquired and lock.locked()
     _lane_cancel._undo(conn, ("Locks", "Acquire"), request, response)
@@ -453,9 +451,7 @@ def test_a_served_wait_given_back_after_an_interrupt(
     waiter = threading.Thread(target=other_party)
     waiter.start()
     assert wait_until(lambda: barrier.n_waiting == 1)
-    request = barrier._parked_request(
-        sync_pb2.BarrierWaitRequest, None, b"", {"run_action": True}
-    )
+    request = barrier._parked_request(sync_pb2.BarrierWaitRequest, None, b"\x28\x01")
     response = conn.call("Barriers", "Wait", request, parked=True)
     assert response.run_action
     _lane_cancel._undo(conn, ("Barriers", "Wait"), request, response)

@@ -293,32 +293,30 @@ def test_a_parked_request_parses_to_the_message(
 ) -> None:
     lock, queue, barrier = manager.Lock(), manager.Queue(), manager.Barrier(2)
     thread_id, label = caller()
+    # (proxy, request type, the fields in wire form, the same as a message's)
     cases = [
-        (lock, sync_pb2.LockAcquireRequest, b"", {"blocking": True}),
+        (lock, sync_pb2.LockAcquireRequest, b"\x10\x01", {"blocking": True}),
         (queue, queue_pb2.QueueGetRequest, b"", {"block": False}),
         (
             queue,
             queue_pb2.QueuePutRequest,
             value_field(b"\x12", "job") + b"\x18\x01",
-            {},
+            {"item": value_pb2.Value(string_value="job"), "block": True},
         ),
-        (barrier, sync_pb2.BarrierWaitRequest, b"", {"run_action": True}),
+        (barrier, sync_pb2.BarrierWaitRequest, b"\x28\x01", {"run_action": True}),
     ]
     for proxy, request_type, wire, fields in cases:
-        request = proxy._parked_request(request_type, seconds, wire, fields)
+        request = proxy._parked_request(request_type, seconds, wire)
         assert type(request) is Encoded
         expected = request_type(
             name=proxy._token.name, thread_id=thread_id, label=label, **fields
         )
-        expected.MergeFromString(wire)
         if seconds is not None:
             expected.timeout.CopyFrom(duration(seconds))
         assert request.message() == expected
         assert request.message().HasField("timeout") == (seconds is not None)
     # In field order where the fields allow it: the bytes are protobuf's.
-    request = lock._parked_request(
-        sync_pb2.LockAcquireRequest, seconds, b"", {"blocking": True}
-    )
+    request = lock._parked_request(sync_pb2.LockAcquireRequest, seconds, b"\x10\x01")
     assert request.body == request.message().SerializeToString()
 
 
@@ -328,11 +326,11 @@ def test_a_thread_renamed_sends_its_new_label(manager: statehub.SyncManager) -> 
     before = thread.name
     try:
         thread.name = "renamed-for-the-test"
-        request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"", {})
+        request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"")
         assert request.message().label.endswith(":renamed-for-the-test")
     finally:
         thread.name = before
-    request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"", {})
+    request = lock._parked_request(sync_pb2.LockAcquireRequest, None, b"")
     assert request.message().label.endswith(f":{before}")
 
 

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from ._proto import value_pb2
 from ._proxy import ANONYMOUS_PREFIX, BaseProxy, Options, Token, make_proxy
-from ._wire import NOT_SCALAR, scalar_reply, varint
+from ._wire import NOT_SCALAR, bytes_field, scalar_reply
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -270,7 +270,7 @@ def item_columns_form(items: list[Any]) -> bytes | None:
             raw = data.encode()
         except UnicodeEncodeError:  # a lone surrogate
             return None
-    return _ITEM_COLUMN_KEYS[which] + varint(len(raw)) + raw
+    return bytes_field(_ITEM_COLUMN_KEYS[which], raw)
 
 
 def _column_values(columns: Any, which: str | None) -> list[Any]:

@@ -114,7 +114,8 @@ class BarrierProxy(Watchable, BaseProxy):
             sync_pb2.BarrierWaitRequest,
             seconds,
             call_deadline(seconds),
-            run_action=self._action is not None,
+            # BarrierWaitRequest.run_action is field 5.
+            wire=b"\x28\x01" if self._action is not None else b"",
         )
         if response.run_action:
             assert self._action is not None

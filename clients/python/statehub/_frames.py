@@ -142,6 +142,14 @@ class CallNumbers:
             self._unseen.add(number)
             return number, min(self._unseen)
 
+    def stamp(
+        self, rpc: tuple[str, str], parked: bool, body: bytes
+    ) -> tuple[int, bytes]:
+        """:meth:`take`, and ``body`` with the number in front (``NUMBER``)
+        when the call is numbered: (0, ``body``) when it is not."""
+        number, seen = self.take(rpc, parked)
+        return number, NUMBER.pack(number, seen) + body if number else body
+
     def done(self, number: int) -> None:
         """The call numbered ``number`` returned or failed for good."""
         with self._lock:

@@ -52,7 +52,6 @@ from . import _metrics, _transport, errors
 from ._frames import (
     HEADER,
     METHODS,
-    NUMBER,
     NUMBERED,
     REQUEST,
     RESPONSE,
@@ -305,82 +304,80 @@ class LaneConnection(ManagerCount):
         session_id = session.id
         number = 0
         if session.number_calls:
-            number, seen = self._numbers.take(rpc, parked)
-            if number:
-                body = NUMBER.pack(number, seen) + body
-        request_id = link.next_id()
-        # As in _exchange: the main thread waits in slices.
-        wait = _SLICE if threading.get_ident() == _MAIN_THREAD else _LONG_SLICE
-        if timeout is not None and timeout < wait:
-            wait = timeout
-        send = _transport.DEFAULT_TIMEOUT if timeout is None else timeout
-        if link.send_timeout != send or link.receive_timeout != wait:
-            link.set_timeouts(send, wait)
-        try:
-            link.sock.sendall(
-                HEADER.pack(
-                    len(body), request_id, entry[0], REQUEST, NUMBERED if number else 0
-                )
-                + body,
-                SEND_FLAGS,
-            )
-        except OSError:
-            # Not all of the frame went out: the server cannot have run it,
-            # and the funnel makes it afresh (under a number of its own).
-            self._drop(link)
-            if number:
-                self._numbers.done(number)
-            return None
-        except BaseException:
-            self._drop(link)  # interrupted in the middle of the frame
-            if number:
-                self._numbers.done(number)
-            raise
-        interrupt: BaseException | None = None
-        try:
-            reply = link.quick_reply(request_id)
-        except BaseException as raised:
-            reply = None
-            interrupt = raised
-        if reply is not None:
-            if number:
-                self._numbers.done(number)
-            response_class = entry[1]
-            if response_class is not bytes:
-                reply = response_class.FromString(reply)
-            self._give_back(link)
-            return reply
-        deadline = None
-        if wait != timeout:  # waiting in slices
-            if timeout is not None:
-                deadline = time.monotonic() + timeout
-            if isinstance(interrupt, TimeoutError):  # a slice went by: wait on
-                interrupt = None
-                if deadline is not None:
-                    deadline -= wait
+            number, body = self._numbers.stamp(rpc, parked, body)
+        # Set when the funnel goes on with the call: it then owns the number.
         handed_on = False
         try:
-            response, failure = self._receive(
-                link,
-                request_id,
-                entry[1],
-                timeout=timeout,
-                wait=wait,
-                deadline=deadline,
-                parked=parked,
-                rpc=rpc,
-                request=request,
-                interrupt=interrupt,
-            )
+            request_id = link.next_id()
+            # As in _exchange: the main thread waits in slices.
+            wait = _SLICE if threading.get_ident() == _MAIN_THREAD else _LONG_SLICE
+            if timeout is not None and timeout < wait:
+                wait = timeout
+            send = _transport.DEFAULT_TIMEOUT if timeout is None else timeout
+            if link.send_timeout != send or link.receive_timeout != wait:
+                link.set_timeouts(send, wait)
+            try:
+                link.sock.sendall(
+                    HEADER.pack(
+                        len(body),
+                        request_id,
+                        entry[0],
+                        REQUEST,
+                        NUMBERED if number else 0,
+                    )
+                    + body,
+                    SEND_FLAGS,
+                )
+            except OSError:
+                # Not all of the frame went out: the server cannot have run
+                # it, and the funnel makes it afresh (under a number of its
+                # own).
+                self._drop(link)
+                return None
+            except BaseException:
+                self._drop(link)  # interrupted in the middle of the frame
+                raise
+            interrupt: BaseException | None = None
+            try:
+                reply = link.quick_reply(request_id)
+            except BaseException as raised:
+                reply = None
+                interrupt = raised
+            if reply is not None:
+                response_class = entry[1]
+                if response_class is not bytes:
+                    reply = response_class.FromString(reply)
+                self._give_back(link)
+                return reply
+            deadline = None
+            if wait != timeout:  # waiting in slices
+                if timeout is not None:
+                    deadline = time.monotonic() + timeout
+                if isinstance(interrupt, TimeoutError):  # a slice went by
+                    interrupt = None
+                    if deadline is not None:
+                        deadline -= wait
+            try:
+                response, failure = self._receive(
+                    link,
+                    request_id,
+                    entry[1],
+                    timeout=timeout,
+                    wait=wait,
+                    deadline=deadline,
+                    parked=parked,
+                    rpc=rpc,
+                    request=request,
+                    interrupt=interrupt,
+                )
+            except (LinkBroken, errors.ConnectionError, errors.SessionError) as raised:
+                handed_on = True
+                raise _GoOn(raised, session_id, started, number, body) from None
             if failure is None:
                 return response
             handed_on = True
             raise _GoOn(failure, session_id, started, number, body)
-        except (LinkBroken, errors.ConnectionError, errors.SessionError) as raised:
-            handed_on = True
-            raise _GoOn(raised, session_id, started, number, body) from None
         finally:
-            # The funnel marks a number it goes on with when it is done.
             if number and not handed_on:
                 self._numbers.done(number)
 
@@ -447,9 +444,7 @@ class LaneConnection(ManagerCount):
                             else session.ensure()
                         )
                         if not number and session.number_calls:
-                            number, seen = self._numbers.take(rpc, parked)
-                            if number:
-                                body = NUMBER.pack(number, seen) + body
+                            number, body = self._numbers.stamp(rpc, parked, body)
                             numbered_in = session_id if number else ""
                         response, failure = self._exchange(
                             entry[0],

@@ -18,7 +18,7 @@ from ._codec import _INT64_MAX, _INT64_MIN, MISSING
 from ._proto import list_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._watch import Watchable
-from ._wire import value_field, varint
+from ._wire import bytes_field, value_field
 
 T = TypeVar("T")
 
@@ -194,9 +194,7 @@ class ListProxy(Watchable, BaseProxy, Generic[T]):
         if (
             columns is not None
             and self._call_wire(
-                "Extend",
-                list_pb2.ListExtendRequest,
-                b"\x1a" + varint(len(columns)) + columns,
+                "Extend", list_pb2.ListExtendRequest, bytes_field(b"\x1a", columns)
             )
             is not None
         ):

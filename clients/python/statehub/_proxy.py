@@ -45,26 +45,6 @@ def _parked_tags(request_type: Any) -> tuple[bytes, bytes, bytes]:
     return key("timeout", 2), key("thread_id", 0), key("label", 2)
 
 
-# The serialized ``fields`` of parked requests (flags such as blocking=True),
-# by request type and fields: a handful in any program.
-_FIELD_FORMS: dict[tuple[Any, ...], bytes] = {}
-
-
-def _fields_form(request_type: Any, fields: dict[str, Any]) -> bytes:
-    """``request_type(**fields)`` serialized, kept when the fields are
-    hashable scalars (a Value message is not hashable: made each time)."""
-    try:
-        key = (request_type, *fields.items())
-        form = _FIELD_FORMS.get(key)
-    except TypeError:
-        return request_type(**fields).SerializeToString()  # type: ignore[no-any-return]
-    if form is None:
-        form = request_type(**fields).SerializeToString()
-        if len(_FIELD_FORMS) < 256:
-            _FIELD_FORMS[key] = form
-    return form
-
-
 #: Manager's typeid for each object type (what repr() shows).
 TYPEIDS: dict[value_pb2.ObjectType, str] = {
     value_pb2.DICT: "dict",
@@ -309,13 +289,12 @@ class BaseProxy:
         *,
         retry_after_fork: bool = True,
         wire: bytes = b"",
-        **fields: Any,
     ) -> Any:
         """Runs rpc ``method``, which may wait on the server: its request (of
-        ``request_type``, with ``fields``, and ``wire``: more fields already
-        in wire form) names this object and the calling thread and asks the
-        server to wait up to ``seconds`` (None: until served); the call's
-        deadline is ``deadline`` seconds (None: none).
+        ``request_type``, with ``wire``: its other fields, in wire form)
+        names this object and the calling thread and asks the server to
+        wait up to ``seconds`` (None: until served); the call's deadline is
+        ``deadline`` seconds (None: none).
         See the funnel's ``parked``. A call withdrawn by the transport (for
         a fork on gRPC; on the lane, because the server went away and came
         back) is made again, unless ``retry_after_fork`` is False: then the
@@ -329,7 +308,6 @@ class BaseProxy:
                 request_type,
                 None if seconds is None else max(seconds - elapsed, 0.0),
                 wire,
-                fields,
             )
             try:
                 return connection_for(self._token.address).call(
@@ -351,12 +329,12 @@ class BaseProxy:
                 elapsed = time.monotonic() - started
 
     def _parked_request(
-        self, request_type: Any, seconds: float | None, wire: bytes, fields: Any
+        self, request_type: Any, seconds: float | None, wire: bytes
     ) -> Any:
         """The request of :meth:`_park`: in wire form (an Encoded) where the
         name and the caller encode, else a message. Either way the bytes
-        parse to the same message; fields after the first come in the order
-        name, ``fields``, ``wire``, timeout, caller."""
+        parse to the same message; the fields come in the order name,
+        ``wire``, timeout, caller."""
         timeout_tag, id_tag, label_tag = _parked_tags(request_type)
         who = caller_fields(id_tag, label_tag)
         if self._wire_name is not None and who is not None:
@@ -364,17 +342,13 @@ class BaseProxy:
                 request_type,
                 self._token.name,
                 self._wire_name
-                + (_fields_form(request_type, fields) if fields else b"")
                 + wire
                 + (b"" if seconds is None else duration_field(timeout_tag, seconds))
                 + who,
             )
         thread_id, label = caller()
-        request = request_type(
-            name=self._token.name, thread_id=thread_id, label=label, **fields
-        )
-        if wire:
-            request.MergeFromString(wire)
+        request = request_type(name=self._token.name, thread_id=thread_id, label=label)
+        request.MergeFromString(wire)
         if seconds is not None:
             request.timeout.CopyFrom(duration(seconds))
         return request

@@ -30,7 +30,7 @@ from ._proto import queue_pb2, value_pb2
 from ._proxy import BaseProxy, register
 from ._waits import call_deadline, queue_timeout
 from ._watch import Watchable
-from ._wire import value_field
+from ._wire import bytes_field, value_field
 
 T = TypeVar("T")
 
@@ -53,23 +53,19 @@ class QueueProxy(Watchable, BaseProxy, Generic[T]):
         seconds = queue_timeout(block, timeout)
         # QueuePutRequest: item is field 2, block field 3.
         item_field = value_field(b"\x12", item)
-        fields: dict[str, Any]
-        if item_field is None:
-            fields = {
-                "item": _codec.encode(item, self._token.address, self._options),
-                "block": bool(block),
-            }
-            wire = b""
-        else:
-            fields = {}
-            wire = item_field + (b"\x18\x01" if block else b"")
+        if item_field is None:  # not a scalar: the Value message
+            item_field = bytes_field(
+                b"\x12",
+                _codec.encode(
+                    item, self._token.address, self._options
+                ).SerializeToString(),
+            )
         response = self._park(
             "Put",
             queue_pb2.QueuePutRequest,
             seconds,
             call_deadline(seconds if block else 0),
-            wire=wire,
-            **fields,
+            wire=item_field + (b"\x18\x01" if block else b""),
         )
         if not response.stored:
             raise queue.Full

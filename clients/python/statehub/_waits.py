@@ -79,10 +79,8 @@ def caller_fields(id_tag: bytes, label_tag: bytes | None = None) -> bytes | None
     except KeyError:
         pass
     thread_id, label = caller()
-    form: bytes | None = id_tag + varint(thread_id)
-    if label_tag is not None:
-        text = string_field(label_tag, label)
-        form = None if text is None else id_tag + varint(thread_id) + text
+    text = b"" if label_tag is None else string_field(label_tag, label)
+    form = None if text is None else id_tag + varint(thread_id) + text
     cache.forms[tags] = form
     return form
 

@@ -43,6 +43,12 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
+def bytes_field(tag: bytes, data: bytes) -> bytes:
+    """A length-delimited field (``tag`` its key byte) holding ``data``: a
+    bytes or string field, or a message serialized."""
+    return tag + varint(len(data)) + data
+
+
 def string_field(tag: bytes, text: str) -> bytes | None:
     """A string field (``tag`` its key byte) holding ``text``; None if
     ``text`` is not valid Unicode (lone surrogates), which protobuf refuses
@@ -51,7 +57,7 @@ def string_field(tag: bytes, text: str) -> bytes | None:
         data = text.encode()
     except UnicodeEncodeError:
         return None
-    return tag + varint(len(data)) + data if data else b""
+    return bytes_field(tag, data) if data else b""
 
 
 def scalar_value(obj: Any) -> bytes | None:
@@ -130,7 +136,7 @@ def duration_field(tag: bytes, seconds: float) -> bytes:
     body = (b"\x08" + varint(whole) if whole else b"") + (
         b"\x10" + varint(nanos) if nanos else b""
     )
-    return tag + _BYTES[len(body)] + body  # at most 16 bytes
+    return bytes_field(tag, body)
 
 
 class Encoded:
